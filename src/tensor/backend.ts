@@ -1,0 +1,112 @@
+import type { WeightMatrix } from './tensor.js';
+
+/**
+ * The compute kernels. Two implementations share this interface: `ref` (pure TypeScript, the
+ * readable truth, src/tensor/ref.ts) and `native` (the C++ addon, src/tensor/native.ts).
+ * Every kernel works on contiguous row-major buffers; shapes are passed explicitly.
+ * Kernels write into `out` buffers they are given and allocate nothing in hot paths.
+ */
+export interface Backend {
+  readonly name: 'ref' | 'native';
+  /** SIMD level in use: 'avx512' | 'avx512-vnni' | 'avx2' | 'scalar' for native, 'js' for ref. */
+  readonly simd: string;
+  readonly threads: number;
+
+  /**
+   * General f32 GEMM: C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C.
+   * op(A) = A (row-major [m,k], leading dimension lda) or Aᵀ when transA (A stored [k,m]);
+   * likewise B ([k,n], or [n,k] when transB). beta = 0 ignores C's old contents (even NaN).
+   */
+  gemm(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+    a: Float32Array, lda: number, b: Float32Array, ldb: number,
+    beta: number, c: Float32Array, ldc: number,
+  ): void;
+
+  /**
+   * out[m, w.rows] = x[m, w.cols] · Wᵀ for a weight in any storage dtype (f32, f16, bf16, q8_0,
+   * q4_0, q4_1, q5_0, q4_k, q5_k, q6_k, fp8_e4m3 with block scales). m = 1 is matrix x vector.
+   */
+  matmul(out: Float32Array, x: Float32Array, m: number, w: WeightMatrix): void;
+
+  /** Dequantize rows [rowStart, rowStart + rowCount) of w into out (rowCount · w.cols values). */
+  dequantizeRows(out: Float32Array, w: WeightMatrix, rowStart: number, rowCount: number): void;
+
+  /** out[i, :] = row ids[i] of the table, dequantized (token embedding lookup). */
+  embeddingGather(out: Float32Array, table: WeightMatrix, ids: Int32Array): void;
+
+  /** out[r, :] = x[r, :] / sqrt(mean(x[r, :]²) + eps) · weight, for rows r. out may alias x. */
+  rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
+
+  /** In-place numerically stable softmax over each of `rows` rows of `cols` values. */
+  softmax(x: Float32Array, rows: number, cols: number): void;
+
+  /** In-place rotary embedding; see RopeParams. */
+  rope(x: Float32Array, params: RopeParams): void;
+
+  /** out[i] = silu(gate[i]) · up[i] for i < n, silu(v) = v / (1 + e^-v). out may alias gate or up. */
+  siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+
+  /** out[i] = a[i] + b[i]. */
+  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
+  /** out[i] = a[i] · b[i]. */
+  mul(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
+  /** out[i] += alpha · x[i] (MoE combine, residuals). */
+  axpy(out: Float32Array, alpha: number, x: Float32Array, n: number): void;
+
+  /**
+   * For each of `rows` rows of `cols` values: the indices and values of the k largest, in
+   * descending order of value (ties: lower index first).
+   */
+  topK(outIndices: Int32Array, outValues: Float32Array, x: Float32Array, rows: number, cols: number, k: number): void;
+
+  /** Scaled dot-product attention with a causal mask and grouped KV heads; see AttentionParams. */
+  attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, params: AttentionParams): void;
+}
+
+/**
+ * Rotary embedding over x laid out as [tokens, heads, headStride] (element strides below).
+ * In each head, the rotated part is the `ropeDim` values starting at `offset`.
+ * Pair i (0 ≤ i < ropeDim/2) rotates by angle positions[t] · invFreq[i]:
+ *  - 'interleaved' (GPT-J, DeepSeek's MLA rope part in HF/V3 code): pairs (2i, 2i+1);
+ *  - 'neox' (half-split, Llama/Qwen2 in HF layout): pairs (i, i + ropeDim/2).
+ * cos and sin are multiplied by `attentionFactor` (YaRN's mscale; 1 otherwise).
+ */
+export interface RopeParams {
+  tokens: number;
+  heads: number;
+  /** Elements between consecutive tokens. */
+  tokenStride: number;
+  /** Elements between consecutive heads of one token. */
+  headStride: number;
+  /** Index of the first rotated value inside a head. */
+  offset: number;
+  ropeDim: number;
+  positions: Int32Array;
+  invFreq: Float32Array;
+  style: 'interleaved' | 'neox';
+  attentionFactor: number;
+}
+
+/**
+ * out[t, h, :] = softmax(scale · q[t, h, :] · K[s, g(h), :]ᵀ over s ≤ startPos + t) · V[s, g(h), :]
+ * with g(h) = floor(h / (heads / kvHeads)) (grouped-query attention).
+ * q: [queries, heads, headDimK] contiguous; out: [queries, heads, headDimV] contiguous.
+ * k and v rows are addressed with strides so that one cache can hold both (MLA's absorbed form:
+ * K = [latent | rope key], V = the latent at offset 0 of the same row):
+ *   K[s, g, d] = k[s · kTokenStride + g · kHeadStride + d], V likewise with v, vTokenStride, vHeadStride.
+ * Keys s range over 0 .. startPos + queries - 1; query t sits at absolute position startPos + t.
+ */
+export interface AttentionParams {
+  queries: number;
+  heads: number;
+  kvHeads: number;
+  headDimK: number;
+  headDimV: number;
+  startPos: number;
+  scale: number;
+  kTokenStride: number;
+  kHeadStride: number;
+  vTokenStride: number;
+  vHeadStride: number;
+}
