@@ -1,0 +1,79 @@
+/**
+ * Child-process worker that runs llama.cpp (node-llama-cpp 3.21.1, prebuilt CPU library) on a GGUF
+ * file. It reads one JSON request on stdin and writes one JSON line, prefixed with RESULT_MARKER,
+ * on stdout. Run only through ./llama-cpp.ts, which kills it after a timeout (a malformed file can
+ * make llama.cpp hang, ../shared/spec/llama-cpp-oracle.md).
+ */
+import type { LlamaOracleRequest, LlamaOracleResult } from './llama-cpp.js';
+
+export const RESULT_MARKER = 'LLAMA_ORACLE_RESULT ';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function topLogProbs(probabilities: Map<number, number>, top: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [token, p] of probabilities) {
+    if (out.length >= top) break;
+    out.push([token, Math.log(p)]);
+  }
+  return out;
+}
+
+async function run(request: LlamaOracleRequest): Promise<LlamaOracleResult[]> {
+  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, logger: (_level, message) => process.stderr.write(`${message}\n`) });
+  const model = await llama.loadModel({ modelPath: request.modelPath });
+  const longest = Math.max(16, ...request.jobs.map((j) => j.tokens.length + (j.kind === 'greedy' ? j.count : 0)));
+  const context = await model.createContext({ contextSize: Math.max(longest + 8, 64), batchSize: Math.max(longest + 8, 64), threads: request.threads ?? 1, sequences: 1 });
+  const sequence = context.getSequence();
+  const results: LlamaOracleResult[] = [];
+  const nextOptions = (probabilities: boolean) => ({ generateNext: { token: true, probabilities, options: { temperature: 0 } } });
+  for (const job of request.jobs) {
+    await sequence.clearHistory();
+    if (job.kind === 'logprobs') {
+      const all = job.allPositions ?? false;
+      const input = job.tokens.map((t, i) => (all || i === job.tokens.length - 1 ? ([t, nextOptions(true)] as const) : t));
+      const output = await sequence.controlledEvaluate(input as Parameters<typeof sequence.controlledEvaluate>[0]);
+      const positions: [number, number][][] = [];
+      const argmax: number[] = [];
+      for (let i = 0; i < job.tokens.length; i++) {
+        if (!all && i !== job.tokens.length - 1) continue;
+        const next = output[i]?.next;
+        if (!next?.probabilities) throw new Error(`no probabilities for position ${i}`);
+        positions.push(topLogProbs(next.probabilities, job.top ?? 64));
+        argmax.push(next.token ?? -1);
+      }
+      results.push({ kind: 'logprobs', positions, argmax });
+    } else {
+      const generated: number[] = [];
+      type Input = Parameters<typeof sequence.controlledEvaluate>[0];
+      let input = job.tokens.map((t, i) => (i === job.tokens.length - 1 ? [t, nextOptions(false)] : t)) as Input;
+      while (generated.length < job.count) {
+        const output = await sequence.controlledEvaluate(input);
+        const token = output[input.length - 1]?.next.token;
+        if (token === undefined || token === null) throw new Error(`no token generated after ${generated.length} steps`);
+        generated.push(token);
+        input = [[token, nextOptions(false)]] as Input;
+      }
+      results.push({ kind: 'greedy', tokens: generated });
+    }
+  }
+  await context.dispose();
+  await model.dispose();
+  await llama.dispose();
+  return results;
+}
+
+try {
+  const request = JSON.parse(await readStdin()) as LlamaOracleRequest;
+  const results = await run(request);
+  process.stdout.write(`${RESULT_MARKER}${JSON.stringify({ ok: true, results })}\n`);
+  process.exit(0);
+} catch (error) {
+  process.stdout.write(`${RESULT_MARKER}${JSON.stringify({ ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) })}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,110 @@
+/**
+ * llama.cpp as an oracle (../shared/spec/llama-cpp-oracle.md): next-token log-probabilities and
+ * greedy continuations for a GGUF file, computed by node-llama-cpp in a child process
+ * (./llama-cpp-worker.ts) that is killed after a timeout. Every failure throws: an oracle test
+ * must fail loudly, never skip, when llama.cpp cannot run.
+ *
+ * llama.cpp exposes probabilities, not logits: compare log-softmax with log-softmax
+ * (see logSoftmax and compareLogProbs below). Probabilities below ~e^-87 of the top underflow to 0.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export type LlamaOracleJob =
+  /** Log-probabilities of the top `top` tokens (default 64) after the last token, or after every token. */
+  | { kind: 'logprobs'; tokens: number[]; top?: number; allPositions?: boolean }
+  /** `count` tokens chosen greedily (temperature 0) after `tokens`. */
+  | { kind: 'greedy'; tokens: number[]; count: number };
+
+export interface LlamaOracleRequest {
+  modelPath: string;
+  jobs: LlamaOracleJob[];
+  threads?: number;
+}
+
+export type LlamaOracleResult =
+  /** positions[p] = [token, log p] in descending order of probability; argmax[p] = the greedy token. */
+  | { kind: 'logprobs'; positions: [number, number][][]; argmax: number[] }
+  | { kind: 'greedy'; tokens: number[] };
+
+const RESULT_MARKER = 'LLAMA_ORACLE_RESULT ';
+const workerPath = fileURLToPath(new URL('./llama-cpp-worker.js', import.meta.url));
+
+/** Runs the jobs in one llama.cpp process (one model load). Throws on failure or after timeoutMs. */
+export function runLlamaCpp(request: LlamaOracleRequest, timeoutMs = 120_000): Promise<LlamaOracleResult[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [workerPath], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let settled = false;
+    const finish = (error: Error | undefined, value?: LlamaOracleResult[]) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve(value!);
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish(new Error(`llama.cpp worker timed out after ${timeoutMs} ms on ${request.modelPath}\n${stderr.slice(-2000)}`));
+    }, timeoutMs);
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+    child.on('error', (e) => finish(e));
+    child.on('close', (code, signal) => {
+      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARKER));
+      if (!line) {
+        finish(new Error(`llama.cpp worker exited (code ${code}, signal ${signal}) without a result on ${request.modelPath}\n${stderr.slice(-2000)}`));
+        return;
+      }
+      const reply = JSON.parse(line.slice(RESULT_MARKER.length)) as { ok: true; results: LlamaOracleResult[] } | { ok: false; error: string };
+      if (!reply.ok) finish(new Error(`llama.cpp failed on ${request.modelPath}: ${reply.error}\n${stderr.slice(-2000)}`));
+      else finish(undefined, reply.results);
+    });
+    child.stdin.end(JSON.stringify(request));
+  });
+}
+
+/** llama.cpp's log-probabilities of the `top` most likely next tokens after `tokens`, most likely first. */
+export async function llamaCppNextTokenLogProbs(modelPath: string, tokens: number[], top = 64): Promise<[number, number][]> {
+  const [result] = await runLlamaCpp({ modelPath, jobs: [{ kind: 'logprobs', tokens, top }] });
+  if (result?.kind !== 'logprobs') throw new Error('llama.cpp oracle: unexpected reply');
+  return result.positions[0]!;
+}
+
+/** llama.cpp's greedy (temperature 0) continuation of `tokens`, `count` tokens long. */
+export async function llamaCppGreedy(modelPath: string, tokens: number[], count: number): Promise<number[]> {
+  const [result] = await runLlamaCpp({ modelPath, jobs: [{ kind: 'greedy', tokens, count }] });
+  if (result?.kind !== 'greedy') throw new Error('llama.cpp oracle: unexpected reply');
+  return result.tokens;
+}
+
+/** log-softmax of one row of logits, in double precision. */
+export function logSoftmax(logits: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]!);
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  const lse = max + Math.log(sum);
+  const out = new Float64Array(logits.length);
+  for (let i = 0; i < logits.length; i++) out[i] = logits[i]! - lse;
+  return out;
+}
+
+/**
+ * Largest |ours - theirs| over llama.cpp's listed tokens (their top tokens, p > 0), with our
+ * log-softmax of `logits`; also whether the two argmaxes agree.
+ */
+export function compareLogProbs(logits: ArrayLike<number>, theirs: [number, number][]): { maxError: number; worstToken: number; sameTop: boolean } {
+  const ours = logSoftmax(logits);
+  let maxError = 0;
+  let worstToken = -1;
+  for (const [token, lp] of theirs) {
+    if (!Number.isFinite(lp)) continue;
+    const e = Math.abs(ours[token]! - lp);
+    if (e > maxError) { maxError = e; worstToken = token; }
+  }
+  let best = 0;
+  for (let i = 1; i < ours.length; i++) if (ours[i]! > ours[best]!) best = i;
+  return { maxError, worstToken, sameTop: theirs.length > 0 && best === theirs[0]![0] };
+}
