@@ -1,0 +1,56 @@
+import type { Backend } from '../tensor/backend.js';
+
+/**
+ * The GEMM that autograd ops use for their heavy math (forward and backward). By default it is
+ * the plain-loop GEMM below; `useBackend(getBackend())` routes it to a kernel backend (the native
+ * addon in training). Everything else in autograd is TypeScript loops, one function per op, so
+ * that native kernels can take over op by op.
+ */
+let backend: Pick<Backend, 'gemm'> | null = null;
+
+/** Route autograd's GEMMs to `b` (null: back to the built-in loops). */
+export function useBackend(b: Pick<Backend, 'gemm'> | null): void {
+  backend = b;
+}
+
+/**
+ * C[m,n] = alpha · op(A)[m,k] · op(B)[k,n] + beta · C, row-major with leading dimensions (the
+ * Backend.gemm contract: op(A) = Aᵀ when transA, A then stored [k, m]; beta = 0 ignores C).
+ */
+export function gemm(
+  transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+  a: Float32Array, lda: number, b: Float32Array, ldb: number,
+  beta: number, c: Float32Array, ldc: number,
+): void {
+  if (m === 0 || n === 0) return;
+  if (backend !== null) {
+    backend.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  loopGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/** The reference GEMM: float64 accumulation of each output row. */
+export function loopGemm(
+  transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+  a: Float32Array, lda: number, b: Float32Array, ldb: number,
+  beta: number, c: Float32Array, ldc: number,
+): void {
+  const row = new Float64Array(n);
+  for (let i = 0; i < m; i++) {
+    row.fill(0);
+    for (let p = 0; p < k; p++) {
+      const aip = transA ? a[p * lda + i]! : a[i * lda + p]!;
+      if (transB) {
+        for (let j = 0; j < n; j++) row[j]! += aip * b[j * ldb + p]!;
+      } else {
+        const base = p * ldb;
+        for (let j = 0; j < n; j++) row[j]! += aip * b[base + j]!;
+      }
+    }
+    const base = i * ldc;
+    for (let j = 0; j < n; j++) {
+      c[base + j] = beta === 0 ? alpha * row[j]! : alpha * row[j]! + beta * c[base + j]!;
+    }
+  }
+}

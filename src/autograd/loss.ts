@@ -1,0 +1,89 @@
+import { type Var, result } from './var.js';
+
+/** Targets equal to this are skipped by crossEntropy (PyTorch's default ignore_index). */
+export const IGNORE_INDEX = -100;
+
+function checkTargets(op: string, logits: Var, targets: Int32Array, ignoreIndex: number | null): { rows: number; vocab: number } {
+  const vocab = logits.shape[logits.rank - 1];
+  if (vocab === undefined || vocab === 0) throw new Error(`${op}: logits ${logits.toString()} have no vocabulary axis`);
+  const rows = logits.size / vocab;
+  if (targets.length !== rows) throw new Error(`${op}: ${targets.length} targets for ${rows} rows of logits ${logits.toString()}`);
+  for (let r = 0; r < rows; r++) {
+    const t = targets[r]!;
+    if (t === ignoreIndex) continue;
+    if (t < 0 || t >= vocab) throw new Error(`${op}: target ${t} at row ${r} is outside the vocabulary of ${vocab}`);
+  }
+  return { rows, vocab };
+}
+
+/** log Σ_c exp(x[c]) of each row, in float64. */
+export function rowLogSumExp(out: Float64Array, x: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    let max = -Infinity;
+    for (let c = 0; c < cols; c++) if (x[base + c]! > max) max = x[base + c]!;
+    let total = 0;
+    for (let c = 0; c < cols; c++) total += Math.exp(x[base + c]! - max);
+    out[r] = max + Math.log(total);
+  }
+}
+
+/**
+ * Mean next-token cross-entropy: logits [..., vocab], targets one per row; rows whose target is
+ * `ignoreIndex` are skipped and the mean is over the remaining rows (0 when none remain).
+ * Fused log-softmax: the forward keeps only each row's log-sum-exp; the backward is
+ * dlogits = g / valid · (softmax − onehot(target)).
+ */
+export function crossEntropy(logits: Var, targets: Int32Array, ignoreIndex: number = IGNORE_INDEX): Var {
+  const { rows, vocab } = checkTargets('crossEntropy', logits, targets, ignoreIndex);
+  const lse = new Float64Array(rows);
+  rowLogSumExp(lse, logits.value, rows, vocab);
+  let total = 0;
+  let valid = 0;
+  for (let r = 0; r < rows; r++) {
+    const t = targets[r]!;
+    if (t === ignoreIndex) continue;
+    total += lse[r]! - logits.value[r * vocab + t]!;
+    valid++;
+  }
+  const loss = valid === 0 ? 0 : total / valid;
+  return result(Float32Array.of(loss), [], [logits], (out) => () => {
+    if (valid === 0) return;
+    const g = out.grad![0]! / valid;
+    const gx = logits.gradBuffer();
+    const x = logits.value;
+    for (let r = 0; r < rows; r++) {
+      const t = targets[r]!;
+      if (t === ignoreIndex) continue;
+      const base = r * vocab;
+      const l = lse[r]!;
+      for (let c = 0; c < vocab; c++) gx[base + c]! += g * Math.exp(x[base + c]! - l);
+      gx[base + t]! -= g;
+    }
+  });
+}
+
+/**
+ * log softmax(logits)[target] per row: logits [..., vocab] → [...] (the policy log-probabilities
+ * of GRPO). Backward: dlogits[r] = g[r] · (onehot(target) − softmax).
+ */
+export function tokenLogProbs(logits: Var, targets: Int32Array): Var {
+  const { rows, vocab } = checkTargets('tokenLogProbs', logits, targets, null);
+  const lse = new Float64Array(rows);
+  rowLogSumExp(lse, logits.value, rows, vocab);
+  const value = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) value[r] = logits.value[r * vocab + targets[r]!]! - lse[r]!;
+  return result(value, logits.shape.slice(0, -1), [logits], (out) => () => {
+    const g = out.grad!;
+    const gx = logits.gradBuffer();
+    const x = logits.value;
+    for (let r = 0; r < rows; r++) {
+      const gr = g[r]!;
+      if (gr === 0) continue;
+      const base = r * vocab;
+      const l = lse[r]!;
+      for (let c = 0; c < vocab; c++) gx[base + c]! -= gr * Math.exp(x[base + c]! - l);
+      gx[base + targets[r]!]! += gr;
+    }
+  });
+}
