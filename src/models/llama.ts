@@ -1,0 +1,293 @@
+/**
+ * The dense decoder shared by Llama and Qwen2 (GGUF architectures `llama` and `qwen2`):
+ * token embedding; per layer h += Attention(RMSNorm(h)), h += SwiGLU(RMSNorm(h)); final RMSNorm;
+ * output projection (or the tied embedding). Qwen2 differs only by q/k/v biases and NEOX RoPE
+ * (./qwen2.ts). GGUF llama files hold Q/K rows permuted by the converter so that adjacent pairs
+ * rotate (ggml NORM = 'interleaved'); HF Llama checkpoints rotate half-split pairs ('neox').
+ *
+ * Weights stay in their storage dtype; all math goes through the backend, into scratch buffers
+ * sized for the largest chunk seen and reused across calls.
+ */
+import type { Backend } from '../tensor/backend.js';
+import { getBackend } from '../tensor/index.js';
+import type { WeightMatrix } from '../tensor/tensor.js';
+import type { CausalLM, KvCache, ModelInfo } from './model.js';
+import {
+  type AttentionConfig, type AttentionScratch, type AttentionWeights, DenseKvCache,
+  attentionForward, attentionParameters, attentionScratch, checkAttentionShapes,
+} from '../nn/attention.js';
+import { type Linear, linear, linearForward } from '../nn/linear.js';
+import { type RmsNorm, rmsNorm, rmsNormForward } from '../nn/rmsnorm.js';
+import { type RopeScaling, ropeTables } from '../nn/rope.js';
+import { type SwiGlu, type SwiGluScratch, swiGlu, swiGluForward, swiGluParameters, swiGluScratch } from '../nn/swiglu.js';
+import type { ModelSource } from './load.js';
+
+export interface DenseConfig {
+  readonly architecture: 'llama' | 'qwen2';
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly ffSize: number;
+  readonly rmsNormEps: number;
+  readonly contextLength: number;
+  readonly ropeDim: number;
+  readonly ropeBase: number;
+  readonly ropeScaling: RopeScaling;
+  readonly ropeStyle: 'interleaved' | 'neox';
+  /** q/k/v projections carry biases (Qwen2). */
+  readonly attentionBias: boolean;
+}
+
+export interface DenseLayer {
+  readonly attnNorm: RmsNorm;
+  readonly attention: AttentionWeights;
+  readonly ffnNorm: RmsNorm;
+  readonly ffn: SwiGlu;
+}
+
+export interface DenseWeights {
+  readonly embedding: WeightMatrix;
+  readonly layers: readonly DenseLayer[];
+  readonly outputNorm: RmsNorm;
+  /** The output projection; the embedding itself when tied. */
+  readonly output: WeightMatrix;
+  readonly tiedOutput: boolean;
+}
+
+function positiveInt(value: number | undefined, what: string, origin: string): number {
+  if (value === undefined || !Number.isInteger(value) || value <= 0) {
+    throw new Error(`${origin}: ${what} must be a positive integer, got ${value === undefined ? 'nothing' : value}`);
+  }
+  return value;
+}
+
+/** Reads the `{arch}.*` GGUF keys (../shared/spec/formats-and-api.md §2.2-2.3). */
+export function denseConfigFromGguf(source: ModelSource, architecture: 'llama' | 'qwen2'): DenseConfig {
+  const a = architecture;
+  const origin = source.path;
+  const num = (key: string) => source.number(`${a}.${key}`);
+  const hiddenSize = positiveInt(num('embedding_length'), `${a}.embedding_length`, origin);
+  const heads = positiveInt(num('attention.head_count'), `${a}.attention.head_count`, origin);
+  const kvHeads = positiveInt(num('attention.head_count_kv') ?? heads, `${a}.attention.head_count_kv`, origin);
+  const headDim = positiveInt(num('attention.key_length') ?? hiddenSize / heads, `${a}.attention.key_length (or embedding_length / head_count)`, origin);
+  const valueLength = num('attention.value_length');
+  if (valueLength !== undefined && valueLength !== headDim) {
+    throw new Error(`${origin}: ${a}.attention.value_length ${valueLength} differs from key_length ${headDim} (not supported for ${a})`);
+  }
+  const ropeDim = positiveInt(num('rope.dimension_count') ?? headDim, `${a}.rope.dimension_count`, origin);
+  const ropeBase = num('rope.freq_base') ?? 10000;
+  const embedding = source.tensorShape('token_embd.weight');
+  const vocabSize = positiveInt(num('vocab_size') ?? embedding?.[1], `${a}.vocab_size (or token_embd rows)`, origin);
+  return {
+    architecture: a,
+    vocabSize,
+    hiddenSize,
+    layers: positiveInt(num('block_count'), `${a}.block_count`, origin),
+    heads,
+    kvHeads,
+    headDim,
+    ffSize: positiveInt(num('feed_forward_length'), `${a}.feed_forward_length`, origin),
+    rmsNormEps: num('attention.layer_norm_rms_epsilon') ?? 1e-5,
+    contextLength: positiveInt(num('context_length'), `${a}.context_length`, origin),
+    ropeDim,
+    ropeBase,
+    ropeScaling: ggufRopeScaling(source, a, ropeDim),
+    ropeStyle: a === 'llama' ? 'interleaved' : 'neox',
+    attentionBias: a === 'qwen2',
+  };
+}
+
+/** GGUF rope scaling: `rope_freqs.weight` (llama3) or the `{arch}.rope.scaling.*` keys. */
+function ggufRopeScaling(source: ModelSource, a: string, ropeDim: number): RopeScaling {
+  if (source.hasTensor('rope_freqs.weight')) {
+    return { type: 'freq_factors', factors: source.vector('rope_freqs.weight', ropeDim / 2) };
+  }
+  const type = source.string(`${a}.rope.scaling.type`);
+  const factor = source.number(`${a}.rope.scaling.factor`);
+  if (type === undefined || type === 'none' || factor === undefined || factor === 1 || factor === 0) return { type: 'none' };
+  if (type === 'linear') return { type: 'linear', factor };
+  if (type === 'yarn') {
+    const originalContext = source.number(`${a}.rope.scaling.original_context_length`);
+    if (originalContext === undefined) throw new Error(`${source.path}: yarn rope scaling needs ${a}.rope.scaling.original_context_length`);
+    return {
+      type: 'yarn', factor, originalContext,
+      betaFast: source.number(`${a}.rope.scaling.yarn_beta_fast`) ?? 32,
+      betaSlow: source.number(`${a}.rope.scaling.yarn_beta_slow`) ?? 1,
+    };
+  }
+  throw new Error(`${source.path}: unsupported rope scaling type '${type}' for ${a}`);
+}
+
+/** Loads and shape-checks every tensor (GGUF names; see ModelSource for HF checkpoints). */
+export function loadDenseWeights(config: DenseConfig, source: ModelSource): DenseWeights {
+  const { hiddenSize: d, heads, kvHeads, headDim, ffSize, vocabSize, rmsNormEps: eps } = config;
+  const qDim = heads * headDim;
+  const kvDim = kvHeads * headDim;
+  const proj = (name: string, rows: number, cols: number, bias: boolean): Linear =>
+    linear(source.matrix(`${name}.weight`, rows, cols), bias ? source.vector(`${name}.bias`, rows) : undefined);
+  const layers: DenseLayer[] = [];
+  for (let i = 0; i < config.layers; i++) {
+    const p = `blk.${i}`;
+    layers.push({
+      attnNorm: rmsNorm(source.vector(`${p}.attn_norm.weight`, d), eps),
+      attention: {
+        q: proj(`${p}.attn_q`, qDim, d, config.attentionBias),
+        k: proj(`${p}.attn_k`, kvDim, d, config.attentionBias),
+        v: proj(`${p}.attn_v`, kvDim, d, config.attentionBias),
+        o: proj(`${p}.attn_output`, d, qDim, false),
+      },
+      ffnNorm: rmsNorm(source.vector(`${p}.ffn_norm.weight`, d), eps),
+      ffn: swiGlu(proj(`${p}.ffn_gate`, ffSize, d, false), proj(`${p}.ffn_up`, ffSize, d, false), proj(`${p}.ffn_down`, d, ffSize, false)),
+    });
+  }
+  const embedding = source.matrix('token_embd.weight', vocabSize, d);
+  const tiedOutput = !source.hasTensor('output.weight');
+  return {
+    embedding,
+    layers,
+    outputNorm: rmsNorm(source.vector('output_norm.weight', d), eps),
+    output: tiedOutput ? embedding : source.matrix('output.weight', vocabSize, d),
+    tiedOutput,
+  };
+}
+
+interface Scratch {
+  tokens: number;
+  hidden: Float32Array;
+  normed: Float32Array;
+  delta: Float32Array;
+  positions: Int32Array;
+  attention: AttentionScratch;
+  ffn: SwiGluScratch;
+}
+
+export interface DenseModelOptions {
+  backend?: Backend;
+  /** Most tokens run through the layers at once; longer inputs go in chunks. Default 512. */
+  maxBatch?: number;
+}
+
+export class DenseModel implements CausalLM {
+  readonly info: ModelInfo;
+  readonly attention: AttentionConfig;
+  private readonly backend: Backend;
+  private readonly maxBatch: number;
+  private scratch: Scratch | undefined;
+
+  constructor(readonly config: DenseConfig, readonly weights: DenseWeights, options: DenseModelOptions = {}) {
+    this.backend = options.backend ?? getBackend();
+    this.maxBatch = options.maxBatch ?? 512;
+    const rope = ropeTables(config.ropeDim, config.ropeBase, config.ropeScaling);
+    this.attention = {
+      heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim, ropeDim: config.ropeDim,
+      ropeStyle: config.ropeStyle, invFreq: rope.invFreq, ropeAttentionFactor: rope.attentionFactor,
+      scale: 1 / Math.sqrt(config.headDim),
+    };
+    if (weights.layers.length !== config.layers) throw new Error(`model has ${weights.layers.length} layers, config says ${config.layers}`);
+    for (const layer of weights.layers) checkAttentionShapes(this.attention, layer.attention, config.hiddenSize);
+    let parameters = weights.embedding.rows * weights.embedding.cols + config.hiddenSize;
+    if (!weights.tiedOutput) parameters += weights.output.rows * weights.output.cols;
+    for (const layer of weights.layers) {
+      parameters += 2 * config.hiddenSize + attentionParameters(layer.attention) + swiGluParameters(layer.ffn);
+    }
+    this.info = {
+      architecture: config.architecture,
+      vocabSize: config.vocabSize,
+      contextLength: config.contextLength,
+      parameterCount: parameters,
+      cacheValuesPerToken: config.layers * 2 * config.kvHeads * config.headDim,
+    };
+  }
+
+  newCache(capacity?: number): DenseKvCache {
+    const cap = capacity ?? this.config.contextLength;
+    if (cap > this.config.contextLength) throw new Error(`cache capacity ${cap} exceeds the model's context length ${this.config.contextLength}`);
+    return new DenseKvCache(this.config.layers, cap, this.config.kvHeads * this.config.headDim);
+  }
+
+  private scratchFor(m: number): Scratch {
+    if (this.scratch && this.scratch.tokens >= m) return this.scratch;
+    const d = this.config.hiddenSize;
+    const ffn = this.weights.layers[0]?.ffn;
+    this.scratch = {
+      tokens: m,
+      hidden: new Float32Array(m * d),
+      normed: new Float32Array(m * d),
+      delta: new Float32Array(m * d),
+      positions: new Int32Array(m),
+      attention: attentionScratch(this.attention, m),
+      ffn: ffn ? swiGluScratch(ffn, m) : { gate: new Float32Array(0), up: new Float32Array(0) },
+    };
+    return this.scratch;
+  }
+
+  forward(tokens: Int32Array, cache: KvCache, options: { allLogits?: boolean } = {}): Float32Array {
+    if (!(cache instanceof DenseKvCache) || cache.keys.length !== this.config.layers || cache.kvDim !== this.config.kvHeads * this.config.headDim) {
+      throw new Error('forward: the cache was not made by this model (use model.newCache())');
+    }
+    const n = tokens.length;
+    if (n === 0) throw new Error('forward: no tokens');
+    const vocab = this.config.vocabSize;
+    for (let i = 0; i < n; i++) {
+      const t = tokens[i]!;
+      if (!(t >= 0 && t < vocab)) throw new Error(`forward: token id ${t} at index ${i} is outside the vocabulary [0, ${vocab})`);
+    }
+    if (cache.length + n > cache.capacity) {
+      throw new Error(`forward: ${n} tokens after ${cache.length} cached exceed the cache capacity ${cache.capacity}`);
+    }
+    const allLogits = options.allLogits ?? false;
+    const logits = new Float32Array(allLogits ? n * vocab : vocab);
+    cache.reserve(cache.length + n);
+    for (let start = 0; start < n; start += this.maxBatch) {
+      const m = Math.min(this.maxBatch, n - start);
+      const s = this.runLayers(tokens.subarray(start, start + m), cache);
+      if (allLogits) this.project(logits.subarray(start * vocab, (start + m) * vocab), s.hidden, m);
+      else if (start + m === n) this.project(logits, s.hidden.subarray((m - 1) * this.config.hiddenSize), 1);
+    }
+    return logits;
+  }
+
+  /** Embeds `ids`, runs every layer (appending to the cache) and leaves the final hidden states in scratch.hidden. */
+  private runLayers(ids: Int32Array, cache: DenseKvCache): Scratch {
+    const b = this.backend;
+    const m = ids.length;
+    const d = this.config.hiddenSize;
+    const s = this.scratchFor(m);
+    const hidden = s.hidden.subarray(0, m * d);
+    const normed = s.normed.subarray(0, m * d);
+    const delta = s.delta.subarray(0, m * d);
+    const positions = s.positions.subarray(0, m);
+    const startPos = cache.length;
+    for (let i = 0; i < m; i++) positions[i] = startPos + i;
+    b.embeddingGather(hidden, this.weights.embedding, ids);
+    for (let l = 0; l < this.weights.layers.length; l++) {
+      const layer = this.weights.layers[l]!;
+      rmsNormForward(b, normed, hidden, m, layer.attnNorm);
+      attentionForward(b, delta, normed, m, startPos, positions, this.attention, layer.attention, cache.keys[l]!, cache.values[l]!, s.attention);
+      b.add(hidden, hidden, delta, m * d);
+      rmsNormForward(b, normed, hidden, m, layer.ffnNorm);
+      swiGluForward(b, delta, normed, m, layer.ffn, s.ffn);
+      b.add(hidden, hidden, delta, m * d);
+    }
+    cache.advance(m);
+    return s;
+  }
+
+  /** logits[m, vocab] = output(RMSNorm(hidden[m, d])). */
+  private project(out: Float32Array, hidden: Float32Array, m: number): void {
+    const d = this.config.hiddenSize;
+    const normed = this.scratchFor(m).normed.subarray(0, m * d);
+    rmsNormForward(this.backend, normed, hidden.subarray(0, m * d), m, this.weights.outputNorm);
+    linearForward(this.backend, out, normed, m, { weight: this.weights.output });
+  }
+}
+
+/** Builds a llama model from a GGUF (or HF-mapped) source. */
+export function loadLlama(source: ModelSource, options: DenseModelOptions & { ropeStyle?: 'interleaved' | 'neox' } = {}): DenseModel {
+  const base = denseConfigFromGguf(source, 'llama');
+  const config = options.ropeStyle ? { ...base, ropeStyle: options.ropeStyle } : base;
+  return new DenseModel(config, loadDenseWeights(config, source), options);
+}
