@@ -1,10 +1,20 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** Where temporary test files go: memory-backed /dev/shm when present (writes to disk here cost ~3 ms each). */
+function tempRoot(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
+}
+
 /** A fresh temporary directory, removed by the returned cleanup. */
 export function tempDir(prefix = 'frugal-formats-'): { dir: string; path: (name: string) => string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tempRoot(), prefix));
   return { dir, path: (name) => join(dir, name), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -77,4 +87,23 @@ export function randomBytes(rand: () => number, n: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = Math.floor(rand() * 256);
   return out;
+}
+
+/**
+ * A file rewritten in place many times (fuzzing): truncate + write on one open descriptor is
+ * about 100x faster than writeFileSync on some filesystems.
+ */
+export class ScratchFile {
+  private readonly fd: number;
+  constructor(readonly path: string) {
+    this.fd = openSync(path, 'w');
+  }
+  write(bytes: Uint8Array): void {
+    ftruncateSync(this.fd, 0);
+    let done = 0;
+    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, done);
+  }
+  close(): void {
+    closeSync(this.fd);
+  }
 }
