@@ -1,0 +1,265 @@
+/**
+ * Multi-head Latent Attention (DeepSeek-V2/V3), named after the paper and the official
+ * `inference/model.py` (../shared/spec/model-and-training.md §2):
+ *
+ *   c_q  = RMSNorm(W_DQ x)              (q_lora_rank > 0; else q = W_Q x)
+ *   q    = W_UQ c_q, per head [q_nope | q_pe]
+ *   a    = W_DKV x = [c_kv | k_pe]      (k_pe: one rope key shared by every head)
+ *   c_kv = RMSNorm(c_kv); q_pe, k_pe = RoPE(interleaved, YaRN)
+ *
+ * Two equivalent ways to attend, both reading the same cache, which stores per token and per
+ * layer only the normalized latent and the rotated rope key (kv_lora_rank + qk_rope_head_dim values):
+ *  - absorbed (decoding): q_lat[h] = W_UK[h]ᵀ q_nope[h]; attention over rows [c_kv | k_pe] with
+ *    one KV head (K dim kvLora + rope, V = c_kv); o[h] = W_UV[h] o_lat[h].
+ *  - plain (what training uses): materialise k_nope, v = W_UKV c_kv for every cached token and run
+ *    ordinary multi-head attention with K = [k_nope | k_pe], V = v.
+ */
+import type { Backend } from '../tensor/backend.js';
+import type { WeightMatrix } from '../tensor/tensor.js';
+import { byteSize } from '../tensor/dtype.js';
+
+export interface MlaConfig {
+  readonly hiddenSize: number;
+  readonly heads: number;
+  /** 0 = no query compression (V2-Lite): q = W_Q x. */
+  readonly qLoraRank: number;
+  readonly kvLoraRank: number;
+  readonly qkNopeHeadDim: number;
+  readonly qkRopeHeadDim: number;
+  readonly vHeadDim: number;
+  readonly rmsNormEps: number;
+  /** qkRopeHeadDim / 2 inverse frequencies (YaRN-corrected when rope scaling is on). */
+  readonly invFreq: Float32Array;
+  /** Multiplies cos and sin (YaRN's rope attention factor; 1 for DeepSeek-V3). */
+  readonly ropeAttentionFactor: number;
+  /** Softmax scale: qk_head_dim^-0.5 · mscale² (§2.3). */
+  readonly softmaxScale: number;
+}
+
+/**
+ * The weights of one MLA layer. The up-projection of the latent is held per head:
+ * `kUpT[h]` = W_UK[h]ᵀ ([kvLora rows, nope cols], GGUF's attn_k_b slice) and
+ * `vUp[h]` = W_UV[h] ([v rows, kvLora cols]).
+ */
+export interface MlaWeights {
+  readonly qA?: WeightMatrix;
+  readonly qANorm?: Float32Array;
+  readonly qB?: WeightMatrix;
+  readonly q?: WeightMatrix;
+  readonly kvA: WeightMatrix;
+  readonly kvANorm: Float32Array;
+  readonly kUpT: readonly WeightMatrix[];
+  readonly vUp: readonly WeightMatrix[];
+  readonly o: WeightMatrix;
+}
+
+export type MlaMode = 'absorbed' | 'plain';
+
+/** Values the MLA cache keeps per token per layer. */
+export function mlaCacheWidth(cfg: Pick<MlaConfig, 'kvLoraRank' | 'qkRopeHeadDim'>): number {
+  return cfg.kvLoraRank + cfg.qkRopeHeadDim;
+}
+
+/** Values full multi-head attention would cache per token per layer with the same head sizes. */
+export function mhaCacheWidth(cfg: Pick<MlaConfig, 'heads' | 'qkNopeHeadDim' | 'qkRopeHeadDim' | 'vHeadDim'>): number {
+  return cfg.heads * (cfg.qkNopeHeadDim + cfg.qkRopeHeadDim) + cfg.heads * cfg.vHeadDim;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Per-layer MLA cache: `capacity` rows of [c_kv (kvLora) | k_pe (rope)], in f32. */
+export class MlaLayerCache {
+  readonly width: number;
+  readonly rows: Float32Array;
+  constructor(readonly capacity: number, cfg: Pick<MlaConfig, 'kvLoraRank' | 'qkRopeHeadDim'>) {
+    this.width = mlaCacheWidth(cfg);
+    this.rows = new Float32Array(capacity * this.width);
+  }
+}
+
+/** Weight rows [start, start + count) as a WeightMatrix sharing storage (fp8 slices must start on a 128-row block). */
+export function sliceRows(w: WeightMatrix, start: number, count: number): WeightMatrix {
+  if (start < 0 || count < 0 || start + count > w.rows) {
+    throw new Error(`row slice [${start}, ${start + count}) outside a weight of ${w.rows} rows`);
+  }
+  const bytes = byteSize(w.dtype, w.cols);
+  const data = w.data.subarray(start * bytes, (start + count) * bytes);
+  if (w.dtype !== 'fp8_e4m3') return { dtype: w.dtype, rows: count, cols: w.cols, data };
+  if (start % 128 !== 0) throw new Error(`fp8 row slice must start on a 128-row block, got row ${start}`);
+  const blockCols = Math.ceil(w.cols / 128);
+  const scales = w.blockScales!.subarray((start / 128) * blockCols, Math.ceil((start + count) / 128) * blockCols);
+  return { dtype: w.dtype, rows: count, cols: w.cols, data, blockScales: scales };
+}
+
+/** A dense f32 WeightMatrix over `values` ([rows, cols], row-major). */
+export function f32Weight(values: Float32Array, rows: number, cols: number): WeightMatrix {
+  if (values.length !== rows * cols) throw new Error(`f32 weight [${rows}, ${cols}] needs ${rows * cols} values, got ${values.length}`);
+  return { dtype: 'f32', rows, cols, data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+}
+
+/** Dequantizes a whole weight to f32 values [rows, cols]. */
+export function dequantizeAll(backend: Backend, w: WeightMatrix): Float32Array {
+  const out = new Float32Array(w.rows * w.cols);
+  backend.dequantizeRows(out, w, 0, w.rows);
+  return out;
+}
+
+/**
+ * Splits HF's kv_b_proj ([heads·(nope + v), kvLora]) into the per-head matrices MLA uses:
+ * kUpT[h] = W_UK[h]ᵀ in f32, vUp[h] = W_UV[h] (a view when the dtype allows, else f32).
+ */
+export function splitKvB(backend: Backend, kvB: WeightMatrix, cfg: Pick<MlaConfig, 'heads' | 'kvLoraRank' | 'qkNopeHeadDim' | 'vHeadDim'>): {
+  kUpT: WeightMatrix[];
+  vUp: WeightMatrix[];
+} {
+  const { heads, kvLoraRank: r, qkNopeHeadDim: nope, vHeadDim: v } = cfg;
+  if (kvB.rows !== heads * (nope + v) || kvB.cols !== r) {
+    throw new Error(`kv_b weight is [${kvB.rows}, ${kvB.cols}], expected [${heads * (nope + v)}, ${r}]`);
+  }
+  const viewable = kvB.dtype !== 'fp8_e4m3' || ((nope + v) % 128 === 0 && nope % 128 === 0);
+  const all = viewable ? undefined : dequantizeAll(backend, kvB);
+  const kUpT: WeightMatrix[] = [];
+  const vUp: WeightMatrix[] = [];
+  const uk = new Float32Array(nope * r);
+  for (let h = 0; h < heads; h++) {
+    const base = h * (nope + v);
+    backend.dequantizeRows(uk, kvB, base, nope);
+    const t = new Float32Array(r * nope);
+    for (let i = 0; i < nope; i++) for (let j = 0; j < r; j++) t[j * nope + i] = uk[i * r + j]!;
+    kUpT.push(f32Weight(t, r, nope));
+    vUp.push(all ? f32Weight(all.slice((base + nope) * r, (base + nope + v) * r), v, r) : sliceRows(kvB, base + nope, v));
+  }
+  return { kUpT, vUp };
+}
+
+/** Per-head views of a stacked 3-D weight [heads, rows, cols] given as one WeightMatrix [heads·rows, cols]. */
+export function splitHeads(w: WeightMatrix, heads: number, rowsPerHead: number, backend: Backend): WeightMatrix[] {
+  if (w.rows !== heads * rowsPerHead) throw new Error(`stacked weight has ${w.rows} rows, expected ${heads}·${rowsPerHead}`);
+  const out: WeightMatrix[] = [];
+  const aligned = w.dtype !== 'fp8_e4m3' || rowsPerHead % 128 === 0;
+  const all = aligned ? undefined : dequantizeAll(backend, w);
+  for (let h = 0; h < heads; h++) {
+    out.push(all ? f32Weight(all.slice(h * rowsPerHead * w.cols, (h + 1) * rowsPerHead * w.cols), rowsPerHead, w.cols) : sliceRows(w, h * rowsPerHead, rowsPerHead));
+  }
+  return out;
+}
+
+/** W_UKV ([heads·(nope + v), kvLora], f32) rebuilt from the per-head matrices (for the plain form). */
+export function mergedKvUp(backend: Backend, weights: MlaWeights, cfg: MlaConfig): Float32Array {
+  const { heads, kvLoraRank: r, qkNopeHeadDim: nope, vHeadDim: v } = cfg;
+  const out = new Float32Array(heads * (nope + v) * r);
+  const kt = new Float32Array(r * nope);
+  for (let h = 0; h < heads; h++) {
+    const base = h * (nope + v) * r;
+    backend.dequantizeRows(kt, weights.kUpT[h]!, 0, r);
+    for (let j = 0; j < r; j++) for (let i = 0; i < nope; i++) out[base + i * r + j] = kt[j * nope + i]!;
+    backend.dequantizeRows(out.subarray(base + nope * r, base + (nope + v) * r), weights.vUp[h]!, 0, v);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * One MLA layer over `tokens` new tokens x ([tokens, hidden], already RMS-normalized) at
+ * positions startPos.. ; appends their latents to `cache` (rows startPos..) and returns the
+ * attention output [tokens, hidden]. `plainKvUp` (from mergedKvUp) is needed only in plain mode.
+ */
+export function mlaForward(
+  backend: Backend, cfg: MlaConfig, w: MlaWeights, x: Float32Array, tokens: number, startPos: number,
+  cache: MlaLayerCache, mode: MlaMode = 'absorbed', plainKvUp?: Float32Array,
+): Float32Array {
+  const { heads: H, kvLoraRank: r, qkNopeHeadDim: nope, qkRopeHeadDim: rope, vHeadDim: vDim } = cfg;
+  const qk = nope + rope;
+  const width = r + rope;
+  if (startPos + tokens > cache.capacity) {
+    throw new Error(`MLA cache overflow: ${startPos + tokens} tokens exceed its capacity of ${cache.capacity}`);
+  }
+  const positions = new Int32Array(tokens);
+  for (let t = 0; t < tokens; t++) positions[t] = startPos + t;
+
+  // Queries: [tokens, H, nope + rope].
+  const q = new Float32Array(tokens * H * qk);
+  if (w.qA && w.qB && w.qANorm) {
+    const cq = new Float32Array(tokens * w.qA.rows);
+    backend.matmul(cq, x, tokens, w.qA);
+    backend.rmsNorm(cq, cq, w.qANorm, tokens, w.qA.rows, cfg.rmsNormEps);
+    backend.matmul(q, cq, tokens, w.qB);
+  } else if (w.q) {
+    backend.matmul(q, x, tokens, w.q);
+  } else {
+    throw new Error('MLA layer has neither q_a/q_b nor q weights');
+  }
+  backend.rope(q, {
+    tokens, heads: H, tokenStride: H * qk, headStride: qk, offset: nope, ropeDim: rope,
+    positions, invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
+  });
+
+  // Latent and rope key straight into the cache rows.
+  const rows = cache.rows.subarray(startPos * width, (startPos + tokens) * width);
+  backend.matmul(rows, x, tokens, w.kvA);
+  for (let t = 0; t < tokens; t++) {
+    const latent = rows.subarray(t * width, t * width + r);
+    backend.rmsNorm(latent, latent, w.kvANorm, 1, r, cfg.rmsNormEps);
+  }
+  backend.rope(rows, {
+    tokens, heads: 1, tokenStride: width, headStride: width, offset: r, ropeDim: rope,
+    positions, invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
+  });
+
+  const keys = startPos + tokens;
+  const attnOut = new Float32Array(tokens * H * vDim);
+  if (mode === 'absorbed') {
+    // q' = [W_UK[h]ᵀ q_nope | q_pe] per head.
+    const qAbs = new Float32Array(tokens * H * width);
+    const qNope = new Float32Array(tokens * nope);
+    const qLat = new Float32Array(tokens * r);
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < tokens; t++) qNope.set(q.subarray((t * H + h) * qk, (t * H + h) * qk + nope), t * nope);
+      backend.matmul(qLat, qNope, tokens, w.kUpT[h]!);
+      for (let t = 0; t < tokens; t++) {
+        const dst = (t * H + h) * width;
+        qAbs.set(qLat.subarray(t * r, (t + 1) * r), dst);
+        qAbs.set(q.subarray((t * H + h) * qk + nope, (t * H + h + 1) * qk), dst + r);
+      }
+    }
+    const oLat = new Float32Array(tokens * H * r);
+    backend.attention(oLat, qAbs, cache.rows, cache.rows, {
+      queries: tokens, heads: H, kvHeads: 1, headDimK: width, headDimV: r, startPos, scale: cfg.softmaxScale,
+      kTokenStride: width, kHeadStride: 0, vTokenStride: width, vHeadStride: 0,
+    });
+    const oHead = new Float32Array(tokens * r);
+    const vHead = new Float32Array(tokens * vDim);
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < tokens; t++) oHead.set(oLat.subarray((t * H + h) * r, (t * H + h + 1) * r), t * r);
+      backend.matmul(vHead, oHead, tokens, w.vUp[h]!);
+      for (let t = 0; t < tokens; t++) attnOut.set(vHead.subarray(t * vDim, (t + 1) * vDim), (t * H + h) * vDim);
+    }
+  } else {
+    if (!plainKvUp) throw new Error('plain MLA needs the merged kv up-projection (mergedKvUp)');
+    // Materialise K = [k_nope | k_pe] and V per head for every cached token.
+    const kvw = H * (nope + vDim);
+    const latents = new Float32Array(keys * r);
+    for (let s = 0; s < keys; s++) latents.set(cache.rows.subarray(s * width, s * width + r), s * r);
+    const kv = new Float32Array(keys * kvw);
+    backend.gemm(false, true, keys, kvw, r, 1, latents, r, plainKvUp, r, 0, kv, kvw);
+    const k = new Float32Array(keys * H * qk);
+    const v = new Float32Array(keys * H * vDim);
+    for (let s = 0; s < keys; s++) {
+      const kPe = cache.rows.subarray(s * width + r, (s + 1) * width);
+      for (let h = 0; h < H; h++) {
+        const src = s * kvw + h * (nope + vDim);
+        k.set(kv.subarray(src, src + nope), (s * H + h) * qk);
+        k.set(kPe, (s * H + h) * qk + nope);
+        v.set(kv.subarray(src + nope, src + nope + vDim), (s * H + h) * vDim);
+      }
+    }
+    backend.attention(attnOut, q, k, v, {
+      queries: tokens, heads: H, kvHeads: H, headDimK: qk, headDimV: vDim, startPos, scale: cfg.softmaxScale,
+      kTokenStride: H * qk, kHeadStride: qk, vTokenStride: H * vDim, vHeadStride: vDim,
+    });
+  }
+  const out = new Float32Array(tokens * cfg.hiddenSize);
+  backend.matmul(out, attnOut, tokens, w.o);
+  return out;
+}

@@ -1,0 +1,68 @@
+/**
+ * DeepSeek-V3 Multi-Token Prediction module, depth 1 (../shared/spec/model-and-training.md §4):
+ *
+ *   h'_i = eh_proj( concat( enorm(Emb(t_{i+1})), hnorm(h_i) ) )    -- embedding first
+ *   h''  = TRM(h')                                                 -- one full decoder block, own cache
+ *   P    = softmax( head( shared_head.norm(h'') ) )                 -- predicts t_{i+2}
+ *
+ * `h_i` is the main model's final-normalized hidden state at position i (what llama.cpp and
+ * vLLM hand to the MTP block). The embedding and head default to the main model's when the
+ * checkpoint has no copies.
+ */
+import type { Backend } from '../tensor/backend.js';
+import type { WeightMatrix } from '../tensor/tensor.js';
+
+export interface MtpWeights {
+  readonly enorm: Float32Array;
+  readonly hnorm: Float32Array;
+  /** [hidden, 2·hidden]. */
+  readonly ehProj: WeightMatrix;
+  /** shared_head.norm (falls back to the main output norm). */
+  readonly headNorm?: Float32Array;
+  /** shared_head.head (falls back to the main lm_head). */
+  readonly head?: WeightMatrix;
+  /** embed_tokens copy (falls back to the main embedding). */
+  readonly embed?: WeightMatrix;
+}
+
+export interface MtpContext {
+  readonly backend: Backend;
+  readonly hiddenSize: number;
+  readonly rmsNormEps: number;
+  readonly embed: WeightMatrix;
+  readonly outputNorm: Float32Array;
+  readonly output: WeightMatrix;
+  /** Runs the module's decoder block in place on x [tokens, hidden] at positions startPos... */
+  readonly block: (x: Float32Array, tokens: number) => void;
+}
+
+/**
+ * Draft logits [n, vocab] for n positions: hidden [n, hidden] (main model, final-normalized)
+ * and nextTokens [n] (the token that follows each of those positions).
+ */
+export function mtpForward(ctx: MtpContext, w: MtpWeights, hidden: Float32Array, nextTokens: Int32Array): Float32Array {
+  const { backend, hiddenSize: d, rmsNormEps: eps } = ctx;
+  const n = nextTokens.length;
+  if (hidden.length !== n * d) throw new Error(`MTP hidden states hold ${hidden.length} values, expected ${n}·${d}`);
+  if (w.ehProj.rows !== d || w.ehProj.cols !== 2 * d) {
+    throw new Error(`MTP eh_proj is [${w.ehProj.rows}, ${w.ehProj.cols}], expected [${d}, ${2 * d}]`);
+  }
+  const emb = new Float32Array(n * d);
+  backend.embeddingGather(emb, w.embed ?? ctx.embed, nextTokens);
+  backend.rmsNorm(emb, emb, w.enorm, n, d, eps);
+  const h = new Float32Array(n * d);
+  backend.rmsNorm(h, hidden, w.hnorm, n, d, eps);
+  const cat = new Float32Array(n * 2 * d);
+  for (let i = 0; i < n; i++) {
+    cat.set(emb.subarray(i * d, (i + 1) * d), i * 2 * d);
+    cat.set(h.subarray(i * d, (i + 1) * d), i * 2 * d + d);
+  }
+  const x = new Float32Array(n * d);
+  backend.matmul(x, cat, n, w.ehProj);
+  ctx.block(x, n);
+  backend.rmsNorm(x, x, w.headNorm ?? ctx.outputNorm, n, d, eps);
+  const head = w.head ?? ctx.output;
+  const logits = new Float32Array(n * head.rows);
+  backend.matmul(logits, x, n, head);
+  return logits;
+}
