@@ -1,16 +1,27 @@
 import type { Backend } from '../tensor/backend.js';
+import { getBackend } from '../tensor/index.js';
 
 /**
  * The GEMM that autograd ops use for their heavy math (forward and backward). By default it is
- * the plain-loop GEMM below; `useBackend(getBackend())` routes it to a kernel backend (the native
- * addon in training). Everything else in autograd is TypeScript loops, one function per op, so
- * that native kernels can take over op by op.
+ * the process backend's (getBackend(): the native addon when it is built); when that is the
+ * pure-TypeScript ref backend, the loop GEMM below is used instead (same contract, row-oriented
+ * and faster in JS). `useBackend` overrides the choice. Everything else in autograd is
+ * TypeScript loops, one function per op, so that native kernels can take over op by op.
  */
-let backend: Pick<Backend, 'gemm'> | null = null;
+let backend: Pick<Backend, 'gemm'> | null | undefined;
 
-/** Route autograd's GEMMs to `b` (null: back to the built-in loops). */
-export function useBackend(b: Pick<Backend, 'gemm'> | null): void {
+/** Route autograd's GEMMs to `b` (null: the built-in loops; undefined: back to the default). */
+export function useBackend(b: Pick<Backend, 'gemm'> | null | undefined): void {
   backend = b;
+}
+
+/** The GEMM provider in use: a backend, or null for the loops. */
+export function gemmBackend(): Pick<Backend, 'gemm'> | null {
+  if (backend === undefined) {
+    const b = getBackend();
+    backend = b.name === 'ref' ? null : b;
+  }
+  return backend;
 }
 
 /**
@@ -23,8 +34,9 @@ export function gemm(
   beta: number, c: Float32Array, ldc: number,
 ): void {
   if (m === 0 || n === 0) return;
-  if (backend !== null) {
-    backend.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  const provider = gemmBackend();
+  if (provider !== null) {
+    provider.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
   loopGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);

@@ -1,6 +1,6 @@
 /** Reverse-mode autograd: Var, backward, and the ops (one concept per file). */
 export { Var, parameter, constant, backward, noGrad, isGradEnabled, topologicalOrder } from './var.js';
-export { gemm, useBackend } from './compute.js';
+export { gemm, useBackend, gemmBackend, loopGemm } from './compute.js';
 export { add, sub, mul, div, minimum, maximum, addN } from './arith.js';
 export { scale, addScalar, neg, exp, log, square, sqrt, sigmoid, silu, relu, clamp, swiglu } from './unary.js';
 export { sum, mean, sumAxis, meanAxis } from './reduce.js';

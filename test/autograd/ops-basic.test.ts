@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parameter, constant, backward, noGrad, Var } from '../../src/autograd/var.js';
+import { parameter, constant, backward, noGrad, result, Var } from '../../src/autograd/var.js';
+import { gemm, loopGemm } from '../../src/autograd/compute.js';
+import { refBackend } from '../../src/tensor/index.js';
 import { add, sub, mul, div, minimum, maximum, addN } from '../../src/autograd/arith.js';
 import { scale, addScalar, exp, log, square, sqrt, sigmoid, silu, relu, clamp, swiglu } from '../../src/autograd/unary.js';
 import { sum, mean, sumAxis, meanAxis } from '../../src/autograd/reduce.js';
@@ -127,4 +129,37 @@ test('backward accumulates leaf gradients across calls and frees intermediates',
   assert.equal(frozen.requiresGrad, false);
   assert.throws(() => backward(frozen), /does not require a gradient/);
   assert.throws(() => backward(mul(w, w)), /not a scalar/);
+});
+
+test('the gradient check catches a wrong backward', () => {
+  const x = p([3, 4]);
+  // y = x², with a backward that is off by 2 % (2.04 x instead of 2 x).
+  const wrong = (): Var => result(Float32Array.from(x.value, (v) => v * v), x.shape, [x], (out) => () => {
+    const gx = x.gradBuffer();
+    for (let i = 0; i < gx.length; i++) gx[i]! += out.grad![i]! * 2.04 * x.value[i]!;
+  });
+  const r = gradCheck([x], wrong);
+  assert.ok(r.worst > TOL, `error ${r.worst} should exceed ${TOL}`);
+  assert.throws(() => expectGradOk({ diagnostic() {} }, 'wrong', r, TOL), /not below/);
+});
+
+test('autograd GEMM (backend or loops) agrees with the ref backend on strided, transposed operands', () => {
+  for (const transA of [false, true]) {
+    for (const transB of [false, true]) {
+      const [m, n, k] = [5, 7, 6];
+      const lda = (transA ? m : k) + 3;
+      const ldb = (transB ? k : n) + 2;
+      const ldc = n + 1;
+      const a = rng.normalArray((transA ? k : m) * lda);
+      const b = rng.normalArray((transB ? n : k) * ldb);
+      const c0 = rng.normalArray(m * ldc);
+      for (const gemmImpl of [gemm, loopGemm]) {
+        const c = Float32Array.from(c0);
+        const expected = Float32Array.from(c0);
+        gemmImpl(transA, transB, m, n, k, 0.7, a, lda, b, ldb, 0.5, c, ldc);
+        refBackend.gemm(transA, transB, m, n, k, 0.7, a, lda, b, ldb, 0.5, expected, ldc);
+        c.forEach((v, i) => assert.ok(Math.abs(v - expected[i]!) < 1e-4, `gemm transA=${transA} transB=${transB} at ${i}: ${v} vs ${expected[i]}`));
+      }
+    }
+  }
 });
