@@ -31,7 +31,7 @@ export function quantizeQ4_0(values: Float32Array, out: Uint8Array): void {
       const v = values[o + j]!;
       if (Math.abs(v) > Math.abs(max)) max = v;
     }
-    const d = writeScale(out, p, max / -8, 'q4_0', b);
+    const d = writeScale(out, p, max / -8 + 0, 'q4_0', b);
     const id = d !== 0 ? 1 / d : 0;
     for (let j = 0; j < 16; j++) {
       const lo = clampNibble(Math.round(values[o + j]! * id) + 8);

@@ -36,7 +36,7 @@ export function quantizeQ5_0(values: Float32Array, out: Uint8Array): void {
       const v = values[o + j]!;
       if (Math.abs(v) > Math.abs(max)) max = v;
     }
-    const d = writeScale(out, p, max / -16, 'q5_0', b);
+    const d = writeScale(out, p, max / -16 + 0, 'q5_0', b);
     const id = d !== 0 ? 1 / d : 0;
     let qh = 0;
     for (let j = 0; j < 16; j++) {

@@ -56,7 +56,7 @@ export function quantizeQ6_K(values: Float32Array, out: Uint8Array): void {
       subScales[ib] = fitSymmetric(values, o, 16, 32, weights);
       if (Math.abs(subScales[ib]!) > Math.abs(maxScale)) maxScale = subScales[ib]!;
     }
-    const d = writeScale(out, p + 208, maxScale / -128, 'q6_k', b);
+    const d = writeScale(out, p + 208, maxScale / -128 + 0, 'q6_k', b);
     const invD = d !== 0 ? 1 / d : 0;
     for (let ib = 0; ib < 16; ib++) {
       const sc = clamp(Math.round(subScales[ib]! * invD), -128, 127);
