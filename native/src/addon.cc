@@ -1,0 +1,319 @@
+// N-API glue: unpacks typed arrays and numbers and calls the kernel table of the current SIMD
+// level. Shapes are validated in TypeScript (src/tensor/native.ts) before every call; here we
+// only check that each argument has the expected JavaScript type.
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "cpu.h"
+#include "kernels.h"
+#include "probes.h"
+
+namespace frugal {
+namespace {
+
+SimdLevel currentLevel = SIMD_SCALAR;
+Kernels current;
+
+void selectLevel(SimdLevel wanted) {
+  SimdLevel best = detectedSimd();
+  if (wanted > best) wanted = best;
+  currentLevel = wanted;
+  current = kernelsFor(wanted);
+}
+
+struct Args {
+  napi_env env;
+  napi_value argv[16];
+  size_t argc = 16;
+  bool ok = true;
+
+  Args(napi_env e, napi_callback_info info, size_t expected) : env(e) {
+    if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < expected) {
+      fail("expected " + std::to_string(expected) + " arguments");
+    }
+  }
+
+  void fail(const std::string& message) {
+    if (ok) napi_throw_type_error(env, nullptr, ("frugal native: " + message).c_str());
+    ok = false;
+  }
+
+  double num(size_t i) {
+    double v = 0;
+    if (ok && napi_get_value_double(env, argv[i], &v) != napi_ok) fail("argument " + std::to_string(i) + " must be a number");
+    return v;
+  }
+  int64_t i64(size_t i) { return static_cast<int64_t>(num(i)); }
+  bool boolean(size_t i) {
+    bool v = false;
+    if (ok && napi_get_value_bool(env, argv[i], &v) != napi_ok) fail("argument " + std::to_string(i) + " must be a boolean");
+    return v;
+  }
+  void* typed(size_t i, napi_typedarray_type want, const char* what, bool optional = false) {
+    if (!ok) return nullptr;
+    napi_valuetype vt;
+    napi_typeof(env, argv[i], &vt);
+    if (optional && (vt == napi_undefined || vt == napi_null)) return nullptr;
+    bool isTyped = false;
+    napi_is_typedarray(env, argv[i], &isTyped);
+    napi_typedarray_type type;
+    size_t length;
+    void* data = nullptr;
+    if (!isTyped || napi_get_typedarray_info(env, argv[i], &type, &length, &data, nullptr, nullptr) != napi_ok || type != want) {
+      fail("argument " + std::to_string(i) + " must be a " + what);
+      return nullptr;
+    }
+    return data;
+  }
+  float* f32(size_t i) { return static_cast<float*>(typed(i, napi_float32_array, "Float32Array")); }
+  const uint8_t* u8(size_t i) { return static_cast<const uint8_t*>(typed(i, napi_uint8_array, "Uint8Array")); }
+  int32_t* i32(size_t i) { return static_cast<int32_t*>(typed(i, napi_int32_array, "Int32Array")); }
+
+  /** A weight from (dtype, rows, cols, data, blockScales) at argv[i..i+4]. */
+  Weight weight(size_t i) {
+    Weight w{};
+    w.dtype = static_cast<int>(i64(i));
+    w.rows = i64(i + 1);
+    w.cols = i64(i + 2);
+    w.data = u8(i + 3);
+    w.blockScales = static_cast<const float*>(typed(i + 4, napi_float32_array, "Float32Array or undefined", true));
+    if (ok && w.dtype == DT_FP8 && !w.blockScales) fail("fp8 weights need block scales");
+    return w;
+  }
+};
+
+napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  Args a(env, info, 13);
+  bool ta = a.boolean(0), tb = a.boolean(1);
+  int64_t m = a.i64(2), n = a.i64(3), k = a.i64(4);
+  float alpha = static_cast<float>(a.num(5));
+  const float* A = a.f32(6);
+  int64_t lda = a.i64(7);
+  const float* B = a.f32(8);
+  int64_t ldb = a.i64(9);
+  float beta = static_cast<float>(a.num(10));
+  float* C = a.f32(11);
+  int64_t ldc = a.i64(12);
+  if (a.ok) current.gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  return undefined(env);
+}
+
+napi_value Matmul(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8);
+  float* out = a.f32(0);
+  const float* x = a.f32(1);
+  int64_t m = a.i64(2);
+  Weight w = a.weight(3);
+  if (a.ok) current.matmul(out, x, m, w);
+  return undefined(env);
+}
+
+napi_value DequantizeRows(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8);
+  float* out = a.f32(0);
+  Weight w = a.weight(1);
+  int64_t start = a.i64(6), count = a.i64(7);
+  if (a.ok) current.dequantizeRows(out, w, start, count);
+  return undefined(env);
+}
+
+napi_value EmbeddingGather(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8);
+  float* out = a.f32(0);
+  Weight w = a.weight(1);
+  const int32_t* ids = a.i32(6);
+  int64_t count = a.i64(7);
+  if (a.ok) current.embeddingGather(out, w, ids, count);
+  return undefined(env);
+}
+
+napi_value RmsNorm(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  float* out = a.f32(0);
+  const float* x = a.f32(1);
+  const float* weight = a.f32(2);
+  int64_t rows = a.i64(3), dim = a.i64(4);
+  float eps = static_cast<float>(a.num(5));
+  if (a.ok) current.rmsNorm(out, x, weight, rows, dim, eps);
+  return undefined(env);
+}
+
+napi_value Softmax(napi_env env, napi_callback_info info) {
+  Args a(env, info, 3);
+  float* x = a.f32(0);
+  int64_t rows = a.i64(1), cols = a.i64(2);
+  if (a.ok) current.softmax(x, rows, cols);
+  return undefined(env);
+}
+
+napi_value Rope(napi_env env, napi_callback_info info) {
+  Args a(env, info, 11);
+  float* x = a.f32(0);
+  RopeArgs r{};
+  r.tokens = a.i64(1);
+  r.heads = a.i64(2);
+  r.tokenStride = a.i64(3);
+  r.headStride = a.i64(4);
+  r.offset = a.i64(5);
+  r.ropeDim = a.i64(6);
+  r.positions = a.i32(7);
+  r.invFreq = a.f32(8);
+  r.neox = a.boolean(9);
+  r.attentionFactor = static_cast<float>(a.num(10));
+  if (a.ok) current.rope(x, r);
+  return undefined(env);
+}
+
+napi_value Elementwise(napi_env env, napi_callback_info info, int op) {
+  Args a(env, info, 4);
+  float* out = a.f32(0);
+  if (op == 3) {
+    float alpha = static_cast<float>(a.num(1));
+    const float* x = a.f32(2);
+    int64_t n = a.i64(3);
+    if (a.ok) current.axpy(out, alpha, x, n);
+    return undefined(env);
+  }
+  const float* x = a.f32(1);
+  const float* y = a.f32(2);
+  int64_t n = a.i64(3);
+  if (!a.ok) return undefined(env);
+  if (op == 0) current.siluMul(out, x, y, n);
+  if (op == 1) current.add(out, x, y, n);
+  if (op == 2) current.mul(out, x, y, n);
+  return undefined(env);
+}
+napi_value SiluMul(napi_env env, napi_callback_info info) { return Elementwise(env, info, 0); }
+napi_value Add(napi_env env, napi_callback_info info) { return Elementwise(env, info, 1); }
+napi_value Mul(napi_env env, napi_callback_info info) { return Elementwise(env, info, 2); }
+napi_value Axpy(napi_env env, napi_callback_info info) { return Elementwise(env, info, 3); }
+
+napi_value TopK(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  int32_t* idx = a.i32(0);
+  float* val = a.f32(1);
+  const float* x = a.f32(2);
+  int64_t rows = a.i64(3), cols = a.i64(4), k = a.i64(5);
+  if (a.ok) current.topK(idx, val, x, rows, cols, k);
+  return undefined(env);
+}
+
+napi_value Attention(napi_env env, napi_callback_info info) {
+  Args a(env, info, 15);
+  float* out = a.f32(0);
+  const float* q = a.f32(1);
+  const float* k = a.f32(2);
+  const float* v = a.f32(3);
+  AttentionArgs p{};
+  p.queries = a.i64(4);
+  p.heads = a.i64(5);
+  p.kvHeads = a.i64(6);
+  p.headDimK = a.i64(7);
+  p.headDimV = a.i64(8);
+  p.startPos = a.i64(9);
+  p.scale = static_cast<float>(a.num(10));
+  p.kTokenStride = a.i64(11);
+  p.kHeadStride = a.i64(12);
+  p.vTokenStride = a.i64(13);
+  p.vHeadStride = a.i64(14);
+  if (a.ok) current.attention(out, q, k, v, p);
+  return undefined(env);
+}
+
+napi_value makeString(napi_env env, const char* s) {
+  napi_value v;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+napi_value makeNumber(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value o;
+  napi_create_object(env, &o);
+  napi_set_named_property(env, o, "simd", makeString(env, simdName(currentLevel)));
+  napi_set_named_property(env, o, "detected", makeString(env, simdName(detectedSimd())));
+  napi_set_named_property(env, o, "threads", makeNumber(env, threadCount()));
+  return o;
+}
+
+/** setSimd(name): switch to that level (capped at what the CPU supports); returns the level now in use. */
+napi_value SetSimd(napi_env env, napi_callback_info info) {
+  Args a(env, info, 1);
+  char name[32] = {0};
+  size_t len = 0;
+  if (a.ok && napi_get_value_string_utf8(env, a.argv[0], name, sizeof(name), &len) != napi_ok) a.fail("setSimd needs a string");
+  if (!a.ok) return undefined(env);
+  SimdLevel wanted = parseSimd(name, SIMD_AVX512_VNNI);
+  if (std::strcmp(name, simdName(wanted)) != 0) {
+    a.fail(std::string("unknown SIMD level '") + name + "' (scalar | avx2 | avx512 | avx512-vnni)");
+    return undefined(env);
+  }
+  selectLevel(wanted);
+  return makeString(env, simdName(currentLevel));
+}
+
+napi_value ProbeFma(napi_env env, napi_callback_info info) {
+  Args a(env, info, 2);
+  int threads = static_cast<int>(a.i64(0));
+  int64_t iterations = a.i64(1);
+  if (!a.ok) return undefined(env);
+  ProbeResult r = probeFma(current, threads, iterations);
+  napi_value o;
+  napi_create_object(env, &o);
+  napi_set_named_property(env, o, "seconds", makeNumber(env, r.seconds));
+  napi_set_named_property(env, o, "flops", makeNumber(env, r.amount));
+  return o;
+}
+
+napi_value ProbeRead(napi_env env, napi_callback_info info) {
+  Args a(env, info, 3);
+  int64_t bytes = a.i64(0);
+  int threads = static_cast<int>(a.i64(1));
+  int repeats = static_cast<int>(a.i64(2));
+  if (!a.ok) return undefined(env);
+  ProbeResult r = probeRead(bytes, threads, repeats);
+  napi_value o;
+  napi_create_object(env, &o);
+  napi_set_named_property(env, o, "seconds", makeNumber(env, r.seconds));
+  napi_set_named_property(env, o, "bytes", makeNumber(env, r.amount));
+  return o;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  selectLevel(parseSimd(std::getenv("FRUGAL_SIMD"), SIMD_AVX512_VNNI));
+  struct Entry {
+    const char* name;
+    napi_callback fn;
+  } entries[] = {
+      {"gemm", Gemm}, {"matmul", Matmul}, {"dequantizeRows", DequantizeRows}, {"embeddingGather", EmbeddingGather},
+      {"rmsNorm", RmsNorm}, {"softmax", Softmax}, {"rope", Rope}, {"siluMul", SiluMul}, {"add", Add}, {"mul", Mul},
+      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"info", Info}, {"setSimd", SetSimd},
+      {"probeFma", ProbeFma}, {"probeRead", ProbeRead},
+  };
+  for (const Entry& e : entries) {
+    napi_value fn;
+    napi_create_function(env, e.name, NAPI_AUTO_LENGTH, e.fn, nullptr, &fn);
+    napi_set_named_property(env, exports, e.name, fn);
+  }
+  return exports;
+}
+
+}  // namespace
+}  // namespace frugal
+
+NAPI_MODULE_INIT() { return frugal::Init(env, exports); }

@@ -1,0 +1,75 @@
+// The kernel table: one instance per SIMD level (scalar, avx2, avx512), each compiled in its own
+// translation unit with its own target flags, chosen at run time from CPUID (see cpu.cc).
+// Everything here works on raw buffers; argument checking happens in TypeScript before the call.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace frugal {
+
+enum DTypeCode : int {
+  DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_1 = 5, DT_Q5_0 = 6,
+  DT_Q4_K = 7, DT_Q5_K = 8, DT_Q6_K = 9, DT_FP8 = 10,
+};
+
+struct Weight {
+  int dtype;
+  int64_t rows;
+  int64_t cols;
+  const uint8_t* data;
+  const float* blockScales;  // fp8 only: [ceil(rows/128), ceil(cols/128)]
+};
+
+struct RopeArgs {
+  int64_t tokens, heads, tokenStride, headStride, offset, ropeDim;
+  const int32_t* positions;
+  const float* invFreq;
+  bool neox;
+  float attentionFactor;
+};
+
+struct AttentionArgs {
+  int64_t queries, heads, kvHeads, headDimK, headDimV, startPos;
+  float scale;
+  int64_t kTokenStride, kHeadStride, vTokenStride, vHeadStride;
+};
+
+struct Kernels {
+  const char* name;
+  void (*gemm)(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+  void (*matmul)(float* out, const float* x, int64_t m, const Weight& w);
+  void (*dequantizeRows)(float* out, const Weight& w, int64_t rowStart, int64_t rowCount);
+  void (*embeddingGather)(float* out, const Weight& w, const int32_t* ids, int64_t count);
+  void (*rmsNorm)(float* out, const float* x, const float* weight, int64_t rows, int64_t dim, float eps);
+  void (*softmax)(float* x, int64_t rows, int64_t cols);
+  void (*rope)(float* x, const RopeArgs& args);
+  void (*siluMul)(float* out, const float* gate, const float* up, int64_t n);
+  void (*add)(float* out, const float* a, const float* b, int64_t n);
+  void (*mul)(float* out, const float* a, const float* b, int64_t n);
+  void (*axpy)(float* out, float alpha, const float* x, int64_t n);
+  void (*topK)(int32_t* outIndices, float* outValues, const float* x, int64_t rows, int64_t cols, int64_t k);
+  void (*attention)(float* out, const float* q, const float* k, const float* v, const AttentionArgs& args);
+  /** Register-only FMA loop: returns the flops done by this thread in `iterations` rounds. */
+  double (*fmaProbe)(int64_t iterations);
+};
+
+Kernels kernelsScalar();
+Kernels kernelsAvx2();
+Kernels kernelsAvx512(bool vnni);
+
+// Shared services implemented in the baseline translation units (pool.cc), called through plain
+// functions so that no inline code is shared between translation units built for different CPUs.
+typedef void (*RangeFn)(void* ctx, int64_t begin, int64_t end, int thread);
+/** Split [0, n) into one contiguous range per thread (at most ceil(n / grain) ranges). */
+void parallelStatic(int64_t n, int64_t grain, RangeFn fn, void* ctx);
+/** Hand out items of [0, n) one at a time to whichever thread is free. */
+void parallelDynamic(int64_t n, RangeFn fn, void* ctx);
+/** Run fn(ctx, 0, 0, t) on threads t < active (the probes). */
+void parallelThreads(int active, RangeFn fn, void* ctx);
+int threadCount();
+int currentThread();
+/** A per-thread scratch buffer of at least `floats` floats (slot 0..3), 64-byte aligned, grown as needed. */
+float* scratch(int slot, size_t floats);
+
+}  // namespace frugal

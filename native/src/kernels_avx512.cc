@@ -1,0 +1,15 @@
+// AVX-512 (F/BW/DQ/VL) kernels; only called when CPUID and XGETBV say the CPU and OS support them.
+#define FRUGAL_NS avx512
+#include "kernels_impl.h"
+
+namespace frugal {
+Kernels kernelsAvx512(bool vnni) {
+#if defined(__AVX512F__)
+  Kernels t = avx512::table(vnni ? "avx512-vnni" : "avx512");
+  return t;
+#else
+  (void)vnni;
+  return kernelsScalar();
+#endif
+}
+}  // namespace frugal

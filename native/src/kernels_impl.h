@@ -1,0 +1,819 @@
+// The kernels, written once and compiled once per SIMD level: kernels_scalar.cc (baseline
+// x86-64 or any CPU), kernels_avx2.cc (-mavx2 -mfma -mf16c) and kernels_avx512.cc (-mavx512*).
+// The including file defines FRUGAL_NS. Hand-written intrinsics cover the GEMM microkernel and
+// the dot products; the rest is plain loops that the compiler vectorizes for the level's flags.
+// Everything below sits in an anonymous namespace so that no code is shared (and possibly
+// picked by the linker from the wrong translation unit) between levels.
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels.h"
+
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace frugal {
+namespace FRUGAL_NS {
+namespace {
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+
+inline float bitsToFloat(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline uint16_t read16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+inline uint32_t read32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+inline float halfToFloat(uint16_t h) {
+#if defined(__F16C__)
+  return _cvtsh_ss(h);
+#else
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  if (exp == 0) {
+    float v = static_cast<float>(mant) * 5.9604644775390625e-8f;  // 2^-24
+    return sign ? -v : v;
+  }
+  if (exp == 31) return bitsToFloat(sign | 0x7f800000u | (mant << 13));
+  return bitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
+#endif
+}
+
+inline float fp8ToFloat(uint8_t b) {
+  uint32_t mag = b & 0x7f;
+  float v = bitsToFloat(mag << 20) * 1.329227995784916e36f;  // 2^120 rebiases exponent 7 -> 127
+  if (mag == 0x7f) v = NAN;
+  return (b & 0x80) ? -v : v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vector helpers
+
+float dot(const float* a, const float* b, int64_t n) {
+#if defined(__AVX512F__)
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+    s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+  }
+  for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+  if (i < n) {
+    __mmask16 mask = static_cast<__mmask16>((1u << (n - i)) - 1);
+    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, b + i), s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+#elif defined(__AVX2__)
+  __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  __m256 s = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_movehdup_ps(h));
+  float sum = _mm_cvtss_f32(h);
+  for (; i < n; i++) sum += a[i] * b[i];
+  return sum;
+#else
+  float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; l++) s[l] += a[i + l] * b[i + l];
+  float sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (; i < n; i++) sum += a[i] * b[i];
+  return sum;
+#endif
+}
+
+inline void axpyLoop(float* y, float alpha, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight decoding (exact ggml layouts; see ../shared/spec/formats-and-api.md §1.5)
+
+struct BlockShape {
+  int64_t elements;
+  int64_t bytes;
+};
+
+BlockShape blockShape(int dtype) {
+  switch (dtype) {
+    case DT_F32: return {1, 4};
+    case DT_F16: return {1, 2};
+    case DT_BF16: return {1, 2};
+    case DT_Q8_0: return {32, 34};
+    case DT_Q4_0: return {32, 18};
+    case DT_Q4_1: return {32, 20};
+    case DT_Q5_0: return {32, 22};
+    case DT_Q4_K: return {256, 144};
+    case DT_Q5_K: return {256, 176};
+    case DT_Q6_K: return {256, 210};
+    default: return {1, 1};  // fp8
+  }
+}
+
+int64_t rowBytes(const Weight& w) {
+  BlockShape s = blockShape(w.dtype);
+  return w.cols / s.elements * s.bytes;
+}
+
+void decodeF16(const uint8_t* src, int64_t n, float* out) {
+  int64_t i = 0;
+#if defined(__F16C__)
+  for (; i + 8 <= n; i += 8) {
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i));
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+  }
+#endif
+  for (; i < n; i++) out[i] = halfToFloat(read16(src + 2 * i));
+}
+
+void decodeBf16(const uint8_t* src, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i++) out[i] = bitsToFloat(static_cast<uint32_t>(read16(src + 2 * i)) << 16);
+}
+
+void decodeQ8_0(const uint8_t* src, int64_t blocks, float* out) {
+  for (int64_t b = 0; b < blocks; b++, src += 34, out += 32) {
+    const float d = halfToFloat(read16(src));
+    const int8_t* q = reinterpret_cast<const int8_t*>(src + 2);
+    for (int j = 0; j < 32; j++) out[j] = d * static_cast<float>(q[j]);
+  }
+}
+
+void decodeQ4_0(const uint8_t* src, int64_t blocks, float* out) {
+  for (int64_t b = 0; b < blocks; b++, src += 18, out += 32) {
+    const float d = halfToFloat(read16(src));
+    const uint8_t* q = src + 2;
+    for (int j = 0; j < 16; j++) {
+      out[j] = d * static_cast<float>((q[j] & 15) - 8);
+      out[j + 16] = d * static_cast<float>((q[j] >> 4) - 8);
+    }
+  }
+}
+
+void decodeQ4_1(const uint8_t* src, int64_t blocks, float* out) {
+  for (int64_t b = 0; b < blocks; b++, src += 20, out += 32) {
+    const float d = halfToFloat(read16(src)), m = halfToFloat(read16(src + 2));
+    const uint8_t* q = src + 4;
+    for (int j = 0; j < 16; j++) {
+      out[j] = d * static_cast<float>(q[j] & 15) + m;
+      out[j + 16] = d * static_cast<float>(q[j] >> 4) + m;
+    }
+  }
+}
+
+void decodeQ5_0(const uint8_t* src, int64_t blocks, float* out) {
+  for (int64_t b = 0; b < blocks; b++, src += 22, out += 32) {
+    const float d = halfToFloat(read16(src));
+    const uint32_t qh = read32(src + 2);
+    const uint8_t* q = src + 6;
+    for (int j = 0; j < 16; j++) {
+      int lo = (q[j] & 15) | static_cast<int>(((qh >> j) & 1) << 4);
+      int hi = (q[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1) << 4);
+      out[j] = d * static_cast<float>(lo - 16);
+      out[j + 16] = d * static_cast<float>(hi - 16);
+    }
+  }
+}
+
+inline void kScaleMin(int j, const uint8_t* s, int* sc, int* mn) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *mn = s[j + 4] & 63;
+  } else {
+    *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+    *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+void decodeQ4_K(const uint8_t* src, int64_t blocks, float* out) {
+  for (int64_t b = 0; b < blocks; b++, src += 144, out += 256) {
+    const float d = halfToFloat(read16(src)), dmin = halfToFloat(read16(src + 2));
+    const uint8_t* scales = src + 4;
+    for (int c = 0; c < 4; c++) {
+      const uint8_t* q = src + 16 + 32 * c;
+      int sc1, mn1, sc2, mn2;
+      kScaleMin(2 * c, scales, &sc1, &mn1);
+      kScaleMin(2 * c + 1, scales, &sc2, &mn2);
+      const float d1 = d * sc1, m1 = dmin * mn1, d2 = d * sc2, m2 = dmin * mn2;
+      float* y = out + 64 * c;
+      for (int l = 0; l < 32; l++) y[l] = d1 * static_cast<float>(q[l] & 15) - m1;
+      for (int l = 0; l < 32; l++) y[32 + l] = d2 * static_cast<float>(q[l] >> 4) - m2;
+    }
+  }
+}
+
+void decodeQ5_K(const uint8_t* src, int64_t blocks, float* out) {
+  for (int64_t b = 0; b < blocks; b++, src += 176, out += 256) {
+    const float d = halfToFloat(read16(src)), dmin = halfToFloat(read16(src + 2));
+    const uint8_t* scales = src + 4;
+    const uint8_t* qh = src + 16;
+    for (int c = 0; c < 4; c++) {
+      const uint8_t* q = src + 48 + 32 * c;
+      int sc1, mn1, sc2, mn2;
+      kScaleMin(2 * c, scales, &sc1, &mn1);
+      kScaleMin(2 * c + 1, scales, &sc2, &mn2);
+      const float d1 = d * sc1, m1 = dmin * mn1, d2 = d * sc2, m2 = dmin * mn2;
+      const int bit1 = 2 * c, bit2 = 2 * c + 1;
+      float* y = out + 64 * c;
+      for (int l = 0; l < 32; l++) y[l] = d1 * static_cast<float>((q[l] & 15) | (((qh[l] >> bit1) & 1) << 4)) - m1;
+      for (int l = 0; l < 32; l++) y[32 + l] = d2 * static_cast<float>((q[l] >> 4) | (((qh[l] >> bit2) & 1) << 4)) - m2;
+    }
+  }
+}
+
+void decodeQ6_K(const uint8_t* src, int64_t blocks, float* out) {
+  for (int64_t b = 0; b < blocks; b++, src += 210, out += 256) {
+    const float d = halfToFloat(read16(src + 208));
+    for (int h = 0; h < 2; h++) {
+      const uint8_t* L = src + 64 * h;
+      const uint8_t* H = src + 128 + 32 * h;
+      const int8_t* S = reinterpret_cast<const int8_t*>(src + 192) + 8 * h;
+      float* Y = out + 128 * h;
+      for (int half = 0; half < 2; half++) {
+        const float s0 = d * S[half], s2 = d * S[half + 2], s4 = d * S[half + 4], s6 = d * S[half + 6];
+        for (int l = 16 * half; l < 16 * half + 16; l++) {
+          Y[l] = s0 * static_cast<float>(((L[l] & 15) | (((H[l] >> 0) & 3) << 4)) - 32);
+          Y[l + 32] = s2 * static_cast<float>(((L[l + 32] & 15) | (((H[l] >> 2) & 3) << 4)) - 32);
+          Y[l + 64] = s4 * static_cast<float>(((L[l] >> 4) | (((H[l] >> 4) & 3) << 4)) - 32);
+          Y[l + 96] = s6 * static_cast<float>(((L[l + 32] >> 4) | (((H[l] >> 6) & 3) << 4)) - 32);
+        }
+      }
+    }
+  }
+}
+
+/** Values [c0, c0 + len) of row `row` of w into out; c0 and len are whole blocks (any for fp8). */
+void decodeRow(const Weight& w, int64_t row, int64_t c0, int64_t len, float* out) {
+  const BlockShape s = blockShape(w.dtype);
+  const uint8_t* src = w.data + row * rowBytes(w) + c0 / s.elements * s.bytes;
+  const int64_t blocks = len / s.elements;
+  switch (w.dtype) {
+    case DT_F32: std::memcpy(out, src, static_cast<size_t>(len) * 4); break;
+    case DT_F16: decodeF16(src, len, out); break;
+    case DT_BF16: decodeBf16(src, len, out); break;
+    case DT_Q8_0: decodeQ8_0(src, blocks, out); break;
+    case DT_Q4_0: decodeQ4_0(src, blocks, out); break;
+    case DT_Q4_1: decodeQ4_1(src, blocks, out); break;
+    case DT_Q5_0: decodeQ5_0(src, blocks, out); break;
+    case DT_Q4_K: decodeQ4_K(src, blocks, out); break;
+    case DT_Q5_K: decodeQ5_K(src, blocks, out); break;
+    case DT_Q6_K: decodeQ6_K(src, blocks, out); break;
+    case DT_FP8: {
+      const float* scales = w.blockScales + (row / 128) * ((w.cols + 127) / 128);
+      int64_t c = 0;
+      while (c < len) {
+        const int64_t col = c0 + c;
+        const int64_t end = imin(len, c + (128 - col % 128));
+        const float scale = scales[col / 128];
+        for (int64_t i = c; i < end; i++) out[i] = fp8ToFloat(src[i]) * scale;
+        c = end;
+      }
+      break;
+    }
+    default: break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// f32 GEMM: packed panels, register-blocked microkernel, cache blocking (KC x MC x NC).
+
+#if defined(__AVX512F__)
+constexpr int MR = 6, NR = 32;
+#elif defined(__AVX2__)
+constexpr int MR = 6, NR = 16;
+#else
+constexpr int MR = 4, NR = 8;
+#endif
+constexpr int64_t KC = 256;
+constexpr int64_t MC = 96;   // rows of A per packed block (multiple of MR)
+constexpr int64_t NCH = 256; // columns per task inside a packed B panel (multiple of NR)
+constexpr int64_t NC = 4096; // columns per packed B panel
+
+/** C[rows, cols] = alpha * tile + beta * C (beta 0: C is not read). */
+inline void storeTile(const float* tile, float* c, int64_t ldc, float alpha, float beta, int rows, int cols) {
+  for (int r = 0; r < rows; r++)
+    for (int j = 0; j < cols; j++) c[r * ldc + j] = alpha * tile[r * NR + j] + (beta == 0.0f ? 0.0f : beta * c[r * ldc + j]);
+}
+
+void microkernel(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, float alpha, float beta, int rows, int cols) {
+#if defined(__AVX512F__)
+  __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+  __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+  __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+  for (int64_t p = 0; p < kc; p++, A += MR, B += NR) {
+    const __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+    __m512 a = _mm512_set1_ps(A[0]);
+    c00 = _mm512_fmadd_ps(a, b0, c00); c01 = _mm512_fmadd_ps(a, b1, c01);
+    a = _mm512_set1_ps(A[1]);
+    c10 = _mm512_fmadd_ps(a, b0, c10); c11 = _mm512_fmadd_ps(a, b1, c11);
+    a = _mm512_set1_ps(A[2]);
+    c20 = _mm512_fmadd_ps(a, b0, c20); c21 = _mm512_fmadd_ps(a, b1, c21);
+    a = _mm512_set1_ps(A[3]);
+    c30 = _mm512_fmadd_ps(a, b0, c30); c31 = _mm512_fmadd_ps(a, b1, c31);
+    a = _mm512_set1_ps(A[4]);
+    c40 = _mm512_fmadd_ps(a, b0, c40); c41 = _mm512_fmadd_ps(a, b1, c41);
+    a = _mm512_set1_ps(A[5]);
+    c50 = _mm512_fmadd_ps(a, b0, c50); c51 = _mm512_fmadd_ps(a, b1, c51);
+  }
+  const __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (rows == MR && cols == NR) {
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int r = 0; r < MR; r++) {
+      for (int h = 0; h < 2; h++) {
+        float* dst = C + r * ldc + 16 * h;
+        __m512 v = _mm512_mul_ps(acc[r][h], va);
+        if (beta != 0.0f) v = _mm512_fmadd_ps(vb, _mm512_loadu_ps(dst), v);
+        _mm512_storeu_ps(dst, v);
+      }
+    }
+    return;
+  }
+  alignas(64) float tile[MR * NR];
+  for (int r = 0; r < MR; r++) {
+    _mm512_store_ps(tile + r * NR, acc[r][0]);
+    _mm512_store_ps(tile + r * NR + 16, acc[r][1]);
+  }
+  storeTile(tile, C, ldc, alpha, beta, rows, cols);
+#elif defined(__AVX2__)
+  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+  for (int64_t p = 0; p < kc; p++, A += MR, B += NR) {
+    const __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
+    __m256 a = _mm256_broadcast_ss(A + 0);
+    c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(A + 1);
+    c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(A + 2);
+    c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(A + 3);
+    c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(A + 4);
+    c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(A + 5);
+    c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+  }
+  const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (rows == MR && cols == NR) {
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    for (int r = 0; r < MR; r++) {
+      for (int h = 0; h < 2; h++) {
+        float* dst = C + r * ldc + 8 * h;
+        __m256 v = _mm256_mul_ps(acc[r][h], va);
+        if (beta != 0.0f) v = _mm256_fmadd_ps(vb, _mm256_loadu_ps(dst), v);
+        _mm256_storeu_ps(dst, v);
+      }
+    }
+    return;
+  }
+  alignas(64) float tile[MR * NR];
+  for (int r = 0; r < MR; r++) {
+    _mm256_store_ps(tile + r * NR, acc[r][0]);
+    _mm256_store_ps(tile + r * NR + 8, acc[r][1]);
+  }
+  storeTile(tile, C, ldc, alpha, beta, rows, cols);
+#else
+  float tile[MR * NR];
+  for (int i = 0; i < MR * NR; i++) tile[i] = 0.0f;
+  for (int64_t p = 0; p < kc; p++, A += MR, B += NR)
+    for (int r = 0; r < MR; r++)
+      for (int j = 0; j < NR; j++) tile[r * NR + j] += A[r] * B[j];
+  storeTile(tile, C, ldc, alpha, beta, rows, cols);
+#endif
+}
+
+struct GemmJob {
+  bool transA, transB;
+  int64_t m, n, k;
+  float alpha, beta;
+  const float* a;
+  int64_t lda;
+  const float* b;
+  int64_t ldb;
+  float* c;
+  int64_t ldc;
+  // current panel
+  int64_t jc, nc, pc, kc;
+  float betaNow;
+  float* Bp;
+  int64_t chunks;  // column chunks per panel
+  uint64_t stamp;  // identifies the (call, pc) for per-thread A-pack reuse
+};
+
+thread_local uint64_t packedStamp = 0;
+thread_local int64_t packedBlock = -1;
+uint64_t stampCounter = 0;  // only touched by the calling thread
+
+void packBRange(void* ctx, int64_t s0, int64_t s1, int) {
+  const GemmJob& g = *static_cast<const GemmJob*>(ctx);
+  for (int64_t s = s0; s < s1; s++) {
+    float* dst = g.Bp + s * NR * g.kc;
+    const int64_t j0 = g.jc + s * NR;
+    const int cols = static_cast<int>(imin(NR, g.jc + g.nc - j0));
+    if (!g.transB) {
+      for (int64_t p = 0; p < g.kc; p++) {
+        const float* src = g.b + (g.pc + p) * g.ldb + j0;
+        float* d = dst + p * NR;
+        for (int j = 0; j < cols; j++) d[j] = src[j];
+        for (int j = cols; j < NR; j++) d[j] = 0.0f;
+      }
+    } else {
+      for (int j = 0; j < cols; j++) {
+        const float* src = g.b + (j0 + j) * g.ldb + g.pc;
+        for (int64_t p = 0; p < g.kc; p++) dst[p * NR + j] = src[p];
+      }
+      for (int j = cols; j < NR; j++)
+        for (int64_t p = 0; p < g.kc; p++) dst[p * NR + j] = 0.0f;
+    }
+  }
+}
+
+void packA(const GemmJob& g, int64_t i0, int64_t mc, float* Ap) {
+  for (int64_t s = 0; s * MR < mc; s++) {
+    float* dst = Ap + s * MR * g.kc;
+    const int64_t r0 = i0 + s * MR;
+    const int rows = static_cast<int>(imin(MR, i0 + mc - r0));
+    if (!g.transA) {
+      for (int r = 0; r < rows; r++) {
+        const float* src = g.a + (r0 + r) * g.lda + g.pc;
+        for (int64_t p = 0; p < g.kc; p++) dst[p * MR + r] = src[p];
+      }
+      for (int r = rows; r < MR; r++)
+        for (int64_t p = 0; p < g.kc; p++) dst[p * MR + r] = 0.0f;
+    } else {
+      for (int64_t p = 0; p < g.kc; p++) {
+        const float* src = g.a + (g.pc + p) * g.lda + r0;
+        float* d = dst + p * MR;
+        for (int r = 0; r < rows; r++) d[r] = src[r];
+        for (int r = rows; r < MR; r++) d[r] = 0.0f;
+      }
+    }
+  }
+}
+
+void gemmTasks(void* ctx, int64_t t0, int64_t t1, int) {
+  const GemmJob& g = *static_cast<const GemmJob*>(ctx);
+  float* Ap = scratch(2, MC * KC);
+  for (int64_t t = t0; t < t1; t++) {
+    const int64_t ib = t / g.chunks, jb = t % g.chunks;
+    const int64_t i0 = ib * MC, mc = imin(MC, g.m - i0);
+    if (packedStamp != g.stamp || packedBlock != ib) {
+      packA(g, i0, mc, Ap);
+      packedStamp = g.stamp;
+      packedBlock = ib;
+    }
+    const int64_t j0 = jb * NCH, ncc = imin(NCH, g.nc - j0);
+    for (int64_t js = 0; js * NR < ncc; js++) {
+      const float* Bs = g.Bp + (j0 / NR + js) * NR * g.kc;
+      const int cols = static_cast<int>(imin(NR, ncc - js * NR));
+      for (int64_t is = 0; is * MR < mc; is++) {
+        const int rows = static_cast<int>(imin(MR, mc - is * MR));
+        float* C = g.c + (i0 + is * MR) * g.ldc + g.jc + j0 + js * NR;
+        microkernel(g.kc, Ap + is * MR * g.kc, Bs, C, g.ldc, g.alpha, g.betaNow, rows, cols);
+      }
+    }
+  }
+}
+
+void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0 || alpha == 0.0f) {
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return;
+  }
+  GemmJob g{transA, transB, m, n, k, alpha, beta, a, lda, b, ldb, c, ldc, 0, 0, 0, 0, beta, nullptr, 0, 0};
+  const int64_t panelCols = (imin(n, NC) + NR - 1) / NR * NR;
+  g.Bp = scratch(1, static_cast<size_t>(KC * panelCols));
+  for (g.jc = 0; g.jc < n; g.jc += NC) {
+    g.nc = imin(NC, n - g.jc);
+    g.chunks = (g.nc + NCH - 1) / NCH;
+    for (g.pc = 0; g.pc < k; g.pc += KC) {
+      g.kc = imin(KC, k - g.pc);
+      g.betaNow = g.pc == 0 ? beta : 1.0f;
+      g.stamp = ++stampCounter;
+      parallelStatic((g.nc + NR - 1) / NR, 1, packBRange, &g);
+      parallelDynamic((m + MC - 1) / MC * g.chunks, gemmTasks, &g);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// matmul: out[m, rows] = x[m, cols] · Wᵀ
+
+constexpr int64_t SMALL_M = 16;
+constexpr int64_t SEGMENT = 1024;  // columns decoded at a time (multiple of every block size)
+
+struct MatvecJob {
+  float* out;
+  const float* x;
+  int64_t m;
+  const Weight* w;
+};
+
+void matvecRows(void* ctx, int64_t r0, int64_t r1, int) {
+  const MatvecJob& j = *static_cast<const MatvecJob*>(ctx);
+  const Weight& w = *j.w;
+  float* tmp = scratch(0, SEGMENT);
+  float acc[SMALL_M];
+  for (int64_t r = r0; r < r1; r++) {
+    for (int64_t i = 0; i < j.m; i++) acc[i] = 0.0f;
+    for (int64_t c0 = 0; c0 < w.cols; c0 += SEGMENT) {
+      const int64_t len = imin(SEGMENT, w.cols - c0);
+      const float* seg;
+      if (w.dtype == DT_F32) {
+        seg = reinterpret_cast<const float*>(w.data + (r * w.cols + c0) * 4);
+      } else {
+        decodeRow(w, r, c0, len, tmp);
+        seg = tmp;
+      }
+      for (int64_t i = 0; i < j.m; i++) acc[i] += dot(seg, j.x + i * w.cols + c0, len);
+    }
+    for (int64_t i = 0; i < j.m; i++) j.out[i * w.rows + r] = acc[i];
+  }
+}
+
+struct DequantJob {
+  float* out;
+  const Weight* w;
+  int64_t rowStart;
+};
+
+void dequantRange(void* ctx, int64_t r0, int64_t r1, int) {
+  const DequantJob& j = *static_cast<const DequantJob*>(ctx);
+  for (int64_t r = r0; r < r1; r++) decodeRow(*j.w, j.rowStart + r, 0, j.w->cols, j.out + r * j.w->cols);
+}
+
+void dequantizeRows(float* out, const Weight& w, int64_t rowStart, int64_t rowCount) {
+  DequantJob j{out, &w, rowStart};
+  parallelStatic(rowCount, imin(rowCount, 1 + 65536 / (w.cols + 1)), dequantRange, &j);
+}
+
+void matmul(float* out, const float* x, int64_t m, const Weight& w) {
+  if (m == 0 || w.rows == 0) return;
+  if (w.cols == 0) {
+    for (int64_t i = 0; i < m * w.rows; i++) out[i] = 0.0f;
+    return;
+  }
+  if (m <= SMALL_M) {
+    MatvecJob j{out, x, m, &w};
+    parallelStatic(w.rows, 8, matvecRows, &j);
+    return;
+  }
+  if (w.dtype == DT_F32) {
+    gemm(false, true, m, w.rows, w.cols, 1.0f, x, w.cols, reinterpret_cast<const float*>(w.data), w.cols, 0.0f, out, w.rows);
+    return;
+  }
+  // Prefill: dequantize panels of weight rows to f32, then GEMM against them.
+  const int64_t panel = imin(w.rows, 256);
+  float* tile = scratch(3, static_cast<size_t>(panel * w.cols));
+  for (int64_t r0 = 0; r0 < w.rows; r0 += panel) {
+    const int64_t nr = imin(panel, w.rows - r0);
+    dequantizeRows(tile, w, r0, nr);
+    gemm(false, true, m, nr, w.cols, 1.0f, x, w.cols, tile, w.cols, 0.0f, out + r0, w.rows);
+  }
+}
+
+void embeddingGather(float* out, const Weight& w, const int32_t* ids, int64_t count) {
+  for (int64_t i = 0; i < count; i++) decodeRow(w, ids[i], 0, w.cols, out + i * w.cols);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row-wise and element-wise kernels
+
+void rmsNorm(float* out, const float* x, const float* weight, int64_t rows, int64_t dim, float eps) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float* xr = x + r * dim;
+    float* o = out + r * dim;
+    const double squares = dot(xr, xr, dim);
+    const float inv = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(dim) + eps));
+    for (int64_t i = 0; i < dim; i++) o[i] = xr[i] * inv * weight[i];
+  }
+}
+
+void softmax(float* x, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    float* row = x + r * cols;
+    float max = -INFINITY;
+    for (int64_t i = 0; i < cols; i++) max = row[i] > max ? row[i] : max;
+    double sum = 0;
+    for (int64_t i = 0; i < cols; i++) {
+      row[i] = std::exp(row[i] - max);
+      sum += row[i];
+    }
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t i = 0; i < cols; i++) row[i] *= inv;
+  }
+}
+
+void rope(float* x, const RopeArgs& p) {
+  const int64_t half = p.ropeDim / 2;
+  float* cs = scratch(0, static_cast<size_t>(2 * half + 2));
+  float* sn = cs + half;
+  for (int64_t t = 0; t < p.tokens; t++) {
+    for (int64_t i = 0; i < half; i++) {
+      const double angle = static_cast<double>(p.positions[t]) * static_cast<double>(p.invFreq[i]);
+      cs[i] = static_cast<float>(std::cos(angle) * p.attentionFactor);
+      sn[i] = static_cast<float>(std::sin(angle) * p.attentionFactor);
+    }
+    for (int64_t h = 0; h < p.heads; h++) {
+      float* base = x + t * p.tokenStride + h * p.headStride + p.offset;
+      if (p.neox) {
+        for (int64_t i = 0; i < half; i++) {
+          const float x0 = base[i], x1 = base[i + half];
+          base[i] = x0 * cs[i] - x1 * sn[i];
+          base[i + half] = x0 * sn[i] + x1 * cs[i];
+        }
+      } else {
+        for (int64_t i = 0; i < half; i++) {
+          const float x0 = base[2 * i], x1 = base[2 * i + 1];
+          base[2 * i] = x0 * cs[i] - x1 * sn[i];
+          base[2 * i + 1] = x0 * sn[i] + x1 * cs[i];
+        }
+      }
+    }
+  }
+}
+
+void siluMul(float* out, const float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; i++) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void add(float* out, const float* a, const float* b, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void mul(float* out, const float* a, const float* b, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+}
+
+void axpy(float* out, float alpha, const float* x, int64_t n) { axpyLoop(out, alpha, x, n); }
+
+struct TopKJob {
+  int32_t* idx;
+  float* val;
+  const float* x;
+  int64_t cols, k;
+};
+
+void topKRows(void* ctx, int64_t r0, int64_t r1, int) {
+  const TopKJob& j = *static_cast<const TopKJob*>(ctx);
+  for (int64_t r = r0; r < r1; r++) {
+    const float* row = j.x + r * j.cols;
+    int32_t* idx = j.idx + r * j.k;
+    float* val = j.val + r * j.k;
+    int64_t count = 0;
+    for (int64_t c = 0; c < j.cols; c++) {
+      const float v = row[c];
+      if (count == j.k && !(v > val[j.k - 1])) continue;  // ties keep the lower index
+      int64_t p = count < j.k ? count++ : j.k - 1;
+      while (p > 0 && val[p - 1] < v) {
+        val[p] = val[p - 1];
+        idx[p] = idx[p - 1];
+        p--;
+      }
+      val[p] = v;
+      idx[p] = static_cast<int32_t>(c);
+    }
+  }
+}
+
+void topK(int32_t* outIndices, float* outValues, const float* x, int64_t rows, int64_t cols, int64_t k) {
+  if (k == 0) return;
+  TopKJob j{outIndices, outValues, x, cols, k};
+  parallelStatic(rows, imin(rows, 1 + 262144 / (cols + 1)), topKRows, &j);
+}
+
+struct AttentionJob {
+  float* out;
+  const float* q;
+  const float* k;
+  const float* v;
+  const AttentionArgs* p;
+};
+
+void attentionTasks(void* ctx, int64_t t0, int64_t t1, int) {
+  const AttentionJob& j = *static_cast<const AttentionJob*>(ctx);
+  const AttentionArgs& p = *j.p;
+  const int64_t group = p.heads / p.kvHeads;
+  float* scores = scratch(0, static_cast<size_t>(p.startPos + p.queries));
+  float* acc = scratch(1, static_cast<size_t>(p.headDimV));
+  for (int64_t task = t0; task < t1; task++) {
+    const int64_t t = task / p.heads, h = task % p.heads, g = h / group;
+    const int64_t keys = p.startPos + t + 1;
+    const float* qv = j.q + (t * p.heads + h) * p.headDimK;
+    float max = -INFINITY;
+    for (int64_t s = 0; s < keys; s++) {
+      const float sc = dot(qv, j.k + s * p.kTokenStride + g * p.kHeadStride, p.headDimK) * p.scale;
+      scores[s] = sc;
+      max = sc > max ? sc : max;
+    }
+    double sum = 0;
+    for (int64_t s = 0; s < keys; s++) {
+      scores[s] = std::exp(scores[s] - max);
+      sum += scores[s];
+    }
+    for (int64_t d = 0; d < p.headDimV; d++) acc[d] = 0.0f;
+    for (int64_t s = 0; s < keys; s++) axpyLoop(acc, scores[s], j.v + s * p.vTokenStride + g * p.vHeadStride, p.headDimV);
+    const float inv = static_cast<float>(1.0 / sum);
+    float* o = j.out + (t * p.heads + h) * p.headDimV;
+    for (int64_t d = 0; d < p.headDimV; d++) o[d] = acc[d] * inv;
+  }
+}
+
+void attention(float* out, const float* q, const float* k, const float* v, const AttentionArgs& p) {
+  AttentionJob j{out, q, k, v, &p};
+  parallelDynamic(p.queries * p.heads, attentionTasks, &j);
+}
+
+double fmaProbe(int64_t iterations) {
+#if defined(__AVX512F__)
+  __m512 acc[12];
+  for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iterations; it++)
+    for (int i = 0; i < 12; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  __m512 s = acc[0];
+  for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, acc[i]);
+  volatile float sink = _mm512_reduce_add_ps(s);
+  (void)sink;
+  return static_cast<double>(iterations) * 12 * 16 * 2;
+#elif defined(__AVX2__)
+  __m256 acc[12];
+  for (int i = 0; i < 12; i++) acc[i] = _mm256_set1_ps(static_cast<float>(i));
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iterations; it++)
+    for (int i = 0; i < 12; i++) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  __m256 s = acc[0];
+  for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, acc[i]);
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, s);
+  volatile float sink = lanes[0];
+  (void)sink;
+  return static_cast<double>(iterations) * 12 * 8 * 2;
+#else
+  float acc[16];
+  for (int i = 0; i < 16; i++) acc[i] = static_cast<float>(i);
+  for (int64_t it = 0; it < iterations; it++)
+    for (int i = 0; i < 16; i++) acc[i] = acc[i] * 0.999999f + 1e-7f;
+  float s = 0;
+  for (int i = 0; i < 16; i++) s += acc[i];
+  volatile float sink = s;
+  (void)sink;
+  return static_cast<double>(iterations) * 16 * 2;
+#endif
+}
+
+}  // namespace
+
+Kernels table(const char* name) {
+  Kernels t;
+  t.name = name;
+  t.gemm = gemm;
+  t.matmul = matmul;
+  t.dequantizeRows = dequantizeRows;
+  t.embeddingGather = embeddingGather;
+  t.rmsNorm = rmsNorm;
+  t.softmax = softmax;
+  t.rope = rope;
+  t.siluMul = siluMul;
+  t.add = add;
+  t.mul = mul;
+  t.axpy = axpy;
+  t.topK = topK;
+  t.attention = attention;
+  t.fmaProbe = fmaProbe;
+  return t;
+}
+
+}  // namespace FRUGAL_NS
+}  // namespace frugal

@@ -1,0 +1,53 @@
+/**
+ * Picks the compute backend once per process: the native addon when it loads (unless
+ * FRUGAL_BACKEND=ref), else the pure TypeScript ref backend, with one warning line on stderr.
+ * FRUGAL_SIMD=avx2|scalar lowers the addon's SIMD level; FRUGAL_THREADS sets its thread count.
+ */
+import type { Backend } from './backend.js';
+import { loadNativeAddon, nativeBackend } from './native.js';
+import { refBackend } from './ref.js';
+
+export type { AttentionParams, Backend, RopeParams } from './backend.js';
+export { refBackend } from './ref.js';
+
+let cached: Backend | undefined;
+let nativeCached: { backend: Backend | undefined; reason: string } | undefined;
+
+function tryNative(): { backend: Backend | undefined; reason: string } {
+  if (!nativeCached) {
+    try {
+      nativeCached = { backend: nativeBackend(loadNativeAddon()), reason: '' };
+    } catch (error) {
+      nativeCached = { backend: undefined, reason: error instanceof Error ? error.message : String(error) };
+    }
+  }
+  return nativeCached;
+}
+
+/** The native backend, or undefined when the addon is not built or does not load. */
+export function loadNativeBackend(): Backend | undefined {
+  return tryNative().backend;
+}
+
+/** The backend to compute with (cached). */
+export function getBackend(): Backend {
+  if (cached) return cached;
+  if (process.env.FRUGAL_BACKEND === 'ref') {
+    cached = refBackend;
+    return cached;
+  }
+  const native = tryNative();
+  if (native.backend) {
+    cached = native.backend;
+  } else {
+    process.stderr.write(`frugal: native addon not available (${native.reason}); using the ref backend\n`);
+    cached = refBackend;
+  }
+  return cached;
+}
+
+/** One line describing the backend in use, e.g. "native avx512-vnni, 2 threads" or "ref (TypeScript), 1 thread". */
+export function describeBackend(backend: Backend = getBackend()): string {
+  if (backend.name === 'ref') return 'ref (TypeScript), 1 thread';
+  return `native ${backend.simd}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}`;
+}

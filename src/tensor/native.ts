@@ -1,0 +1,158 @@
+/**
+ * The `native` backend: the C++ addon of native/ (built by `npm install` with node-gyp into
+ * native/build/Release/frugal_native.node). Every call is checked here (the same checks as the
+ * ref backend, src/tensor/ref/checks.ts) before raw buffers go to C++, so bad shapes give an
+ * Error naming the kernel and argument rather than a crash.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AttentionParams, Backend, RopeParams } from './backend.js';
+import {
+  checkAttention, checkCount, checkGemm, checkIds, checkLength, checkMatmul, checkRope, checkRows, checkWeight,
+} from './ref/checks.js';
+import type { WeightMatrix } from './tensor.js';
+
+/** The functions the addon exports (native/src/addon.cc). */
+export interface NativeAddon {
+  gemm(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, a: Float32Array, lda: number,
+    b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number): void;
+  matmul(out: Float32Array, x: Float32Array, m: number, dtype: number, rows: number, cols: number, data: Uint8Array, scales: Float32Array | undefined): void;
+  dequantizeRows(out: Float32Array, dtype: number, rows: number, cols: number, data: Uint8Array, scales: Float32Array | undefined, rowStart: number, rowCount: number): void;
+  embeddingGather(out: Float32Array, dtype: number, rows: number, cols: number, data: Uint8Array, scales: Float32Array | undefined, ids: Int32Array, count: number): void;
+  rmsNorm(out: Float32Array, x: Float32Array, weight: Float32Array, rows: number, dim: number, eps: number): void;
+  softmax(x: Float32Array, rows: number, cols: number): void;
+  rope(x: Float32Array, tokens: number, heads: number, tokenStride: number, headStride: number, offset: number, ropeDim: number,
+    positions: Int32Array, invFreq: Float32Array, neox: boolean, attentionFactor: number): void;
+  siluMul(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void;
+  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
+  mul(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
+  axpy(out: Float32Array, alpha: number, x: Float32Array, n: number): void;
+  topK(outIndices: Int32Array, outValues: Float32Array, x: Float32Array, rows: number, cols: number, k: number): void;
+  attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, queries: number, heads: number, kvHeads: number,
+    headDimK: number, headDimV: number, startPos: number, scale: number, kTokenStride: number, kHeadStride: number,
+    vTokenStride: number, vHeadStride: number): void;
+  info(): { simd: string; detected: string; threads: number };
+  /** Switch the kernel table to that level (capped at what the CPU supports); returns the level in use. */
+  setSimd(level: string): string;
+  probeFma(threads: number, iterations: number): { seconds: number; flops: number };
+  probeRead(bytes: number, threads: number, repeats: number): { seconds: number; bytes: number };
+}
+
+/** dtype codes of native/src/kernels.h (DTypeCode). */
+const DTYPE_CODES: Readonly<Record<string, number>> = {
+  f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_1: 5, q5_0: 6, q4_k: 7, q5_k: 8, q6_k: 9, fp8_e4m3: 10,
+};
+
+/** The SIMD levels from best to worst; the addon can run any level at or below the detected one. */
+export const SIMD_LEVELS = ['avx512-vnni', 'avx512', 'avx2', 'scalar'] as const;
+
+/** Path of the built addon: <package root>/native/build/Release/frugal_native.node. */
+export function nativeAddonPath(): string {
+  // This file runs as dist/src/tensor/native.js (package root three levels up) or src/tensor/native.ts (two).
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '..', '..'), join(here, '..', '..', '..')];
+  const root = candidates.find((dir) => existsSync(join(dir, 'package.json'))) ?? candidates[1]!;
+  return join(root, 'native', 'build', 'Release', 'frugal_native.node');
+}
+
+/** Loads the addon; throws an Error saying why when it cannot. */
+export function loadNativeAddon(): NativeAddon {
+  const path = nativeAddonPath();
+  if (!existsSync(path)) throw new Error(`${path} is not built (run npm install, or node scripts/build-native.mjs)`);
+  const require = createRequire(import.meta.url);
+  return require(path) as NativeAddon;
+}
+
+function code(w: WeightMatrix): number {
+  return DTYPE_CODES[w.dtype]!;
+}
+
+/** A Backend over the addon. `simd` reflects the addon's current level (see NativeAddon.setSimd). */
+export function nativeBackend(addon: NativeAddon): Backend {
+  return {
+    name: 'native',
+    get simd() {
+      return addon.info().simd;
+    },
+    threads: addon.info().threads,
+
+    gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) {
+      checkGemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc);
+      addon.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    },
+    matmul(out, x, m, w) {
+      checkMatmul(out, x, m, w);
+      addon.matmul(out, x, m, code(w), w.rows, w.cols, w.data, w.blockScales);
+    },
+    dequantizeRows(out, w, rowStart, rowCount) {
+      checkWeight('dequantizeRows', w);
+      checkRows('dequantizeRows', w, rowStart, rowCount);
+      checkLength('dequantizeRows', 'out', out, rowCount * w.cols);
+      addon.dequantizeRows(out, code(w), w.rows, w.cols, w.data, w.blockScales, rowStart, rowCount);
+    },
+    embeddingGather(out, table, ids) {
+      checkWeight('embeddingGather', table);
+      checkIds('embeddingGather', ids, table.rows);
+      checkLength('embeddingGather', 'out', out, ids.length * table.cols);
+      addon.embeddingGather(out, code(table), table.rows, table.cols, table.data, table.blockScales, ids, ids.length);
+    },
+    rmsNorm(out, x, weight, rows, dim, eps) {
+      checkCount('rmsNorm: rows', rows);
+      checkCount('rmsNorm: dim', dim);
+      checkLength('rmsNorm', 'x', x, rows * dim);
+      checkLength('rmsNorm', 'out', out, rows * dim);
+      checkLength('rmsNorm', 'weight', weight, dim);
+      addon.rmsNorm(out, x, weight, rows, dim, eps);
+    },
+    softmax(x, rows, cols) {
+      checkCount('softmax: rows', rows);
+      checkCount('softmax: cols', cols);
+      checkLength('softmax', 'x', x, rows * cols);
+      addon.softmax(x, rows, cols);
+    },
+    rope(x: Float32Array, p: RopeParams) {
+      checkRope(x, p);
+      addon.rope(x, p.tokens, p.heads, p.tokenStride, p.headStride, p.offset, p.ropeDim, p.positions, p.invFreq, p.style === 'neox', p.attentionFactor);
+    },
+    siluMul(out, gate, up, n) {
+      elementwise('siluMul', n, out, gate, up);
+      addon.siluMul(out, gate, up, n);
+    },
+    add(out, a, b, n) {
+      elementwise('add', n, out, a, b);
+      addon.add(out, a, b, n);
+    },
+    mul(out, a, b, n) {
+      elementwise('mul', n, out, a, b);
+      addon.mul(out, a, b, n);
+    },
+    axpy(out, alpha, x, n) {
+      elementwise('axpy', n, out, x, x);
+      addon.axpy(out, alpha, x, n);
+    },
+    topK(outIndices, outValues, x, rows, cols, k) {
+      checkCount('topK: rows', rows);
+      checkCount('topK: cols', cols);
+      checkCount('topK: k', k);
+      if (k > cols) throw new Error(`topK: k ${k} is larger than cols ${cols}`);
+      checkLength('topK', 'x', x, rows * cols);
+      checkLength('topK', 'outIndices', outIndices, rows * k);
+      checkLength('topK', 'outValues', outValues, rows * k);
+      addon.topK(outIndices, outValues, x, rows, cols, k);
+    },
+    attention(out, q, k, v, p: AttentionParams) {
+      checkAttention(out, q, k, v, p);
+      addon.attention(out, q, k, v, p.queries, p.heads, p.kvHeads, p.headDimK, p.headDimV, p.startPos, p.scale,
+        p.kTokenStride, p.kHeadStride, p.vTokenStride, p.vHeadStride);
+    },
+  };
+}
+
+function elementwise(kernel: string, n: number, out: Float32Array, a: Float32Array, b: Float32Array): void {
+  checkCount(`${kernel}: n`, n);
+  checkLength(kernel, 'out', out, n);
+  checkLength(kernel, 'a', a, n);
+  checkLength(kernel, 'b', b, n);
+}

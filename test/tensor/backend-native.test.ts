@@ -1,0 +1,311 @@
+// Every native kernel against the ref backend (in the spirit of llama.cpp's test-backend-ops):
+// random data, awkward shapes, every SIMD level this CPU can run (switched in-process with the
+// addon's setSimd). Tolerances, per kernel:
+//  - gemm and matmul (all weight dtypes): |native - ref| <= 2e-5 · ‖row of op(A)‖ · ‖column of op(B)‖.
+//    The native kernels accumulate in f32 with FMA (error ~ sqrt(k) · 6e-8 relative to that
+//    Cauchy-Schwarz bound for random data, worst case k · 6e-8); ref sums in doubles. Quantized
+//    weights are compared with ref's dequantize-then-multiply, and the native kernels also
+//    dequantize to f32 in registers (activations are not quantized), so the same bound holds.
+//  - dequantizeRows / embeddingGather: 1e-6 of the row's largest magnitude (the native decoders
+//    round d·scale to f32 before multiplying by q; ref rounds once).
+//  - rmsNorm, softmax, rope, siluMul, axpy, attention: 1e-5 relative (f32 vs double arithmetic).
+//  - add, mul, topK: exact (one correctly rounded operation; selection is exact).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Backend } from '../../src/tensor/backend.js';
+import { type DType } from '../../src/tensor/dtype.js';
+import { loadNativeAddon, nativeBackend, type NativeAddon, SIMD_LEVELS } from '../../src/tensor/native.js';
+import { quantize, quantizeFp8BlockScaled } from '../../src/tensor/quant/index.js';
+import { refBackend as ref } from '../../src/tensor/ref.js';
+import { type WeightMatrix, weightMatrix } from '../../src/tensor/tensor.js';
+
+let addon: NativeAddon | undefined;
+let skip: string | false = false;
+try {
+  addon = loadNativeAddon();
+} catch (error) {
+  skip = `native addon not built: ${(error as Error).message}`;
+}
+const native: Backend | undefined = addon && nativeBackend(addon);
+const detected = addon?.info().detected ?? 'scalar';
+const levels = SIMD_LEVELS.slice(SIMD_LEVELS.indexOf(detected as (typeof SIMD_LEVELS)[number]));
+
+/** Run `body` once per SIMD level the CPU supports, restoring the detected level afterwards. */
+function eachLevel(body: (level: string) => void): void {
+  try {
+    for (const level of levels) {
+      assert.equal(addon!.setSimd(level), level);
+      body(level);
+    }
+  } finally {
+    addon!.setSimd(detected);
+  }
+}
+
+function random(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32 - 0.5) * 2 * scale;
+  }
+  return out;
+}
+
+function assertNear(actual: ArrayLike<number>, expected: ArrayLike<number>, bound: (i: number) => number, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) {
+    const diff = Math.abs(actual[i]! - expected[i]!);
+    if (!(diff <= bound(i))) assert.fail(`${what}: index ${i}: native ${actual[i]}, ref ${expected[i]}, |diff| ${diff} > ${bound(i)}`);
+  }
+}
+
+function relative(expected: ArrayLike<number>, tol: number): (i: number) => number {
+  return (i) => tol * (1 + Math.abs(expected[i]!));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+test('native gemm equals ref: awkward shapes x transA/transB x alpha/beta x leading dimensions', { skip }, () => {
+  const shapes: [number, number, number][] = [[1, 1, 1], [7, 33, 64], [33, 7, 4097], [64, 97, 300], [100, 300, 50], [3, 4097, 5], [13, 1, 7]];
+  let seed = 10;
+  for (const [m, n, k] of shapes) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        for (const [alpha, beta] of [[1, 0], [0.5, 1]] as const) {
+          const lda = (transA ? m : k) + 3;
+          const ldb = (transB ? k : n) + 1;
+          const ldc = n + 2;
+          const a = random((transA ? k : m) * lda, seed++);
+          const b = random((transB ? n : k) * ldb, seed++);
+          const c0 = random(m * ldc, seed++);
+          for (let idx = 0; idx < c0.length; idx++) if (idx % ldc >= n) c0[idx] = 12345; else if (beta === 0) c0[idx] = NaN;
+          const expected = c0.slice();
+          ref.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, expected, ldc);
+          const aNorm = (i: number) => Math.hypot(...Array.from({ length: k }, (_, p) => (transA ? a[p * lda + i]! : a[i * lda + p]!)));
+          const bNorm = (j: number) => Math.hypot(...Array.from({ length: k }, (_, p) => (transB ? b[j * ldb + p]! : b[p * ldb + j]!)));
+          const an = Array.from({ length: m }, (_, i) => aNorm(i));
+          const bn = Array.from({ length: n }, (_, j) => bNorm(j));
+          eachLevel((level) => {
+            const c = c0.slice();
+            native!.gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            const what = `${level} gemm m${m} n${n} k${k} tA ${transA} tB ${transB} alpha ${alpha} beta ${beta}`;
+            assertNear(c, expected, (idx) => {
+              const i = Math.floor(idx / ldc), j = idx % ldc;
+              if (j >= n) return 0; // padding between rows must stay untouched
+              return 2e-5 * alpha * an[i]! * bn[j]! + 1e-6 * Math.abs(expected[idx]!);
+            }, what);
+          });
+        }
+      }
+    }
+  }
+});
+
+test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip }, () => {
+  eachLevel((level) => {
+    const c = Float32Array.from([1, 2, 3, 4]);
+    native!.gemm(false, false, 2, 2, 0, 1, new Float32Array(0), 0, new Float32Array(0), 2, 0.5, c, 2);
+    assert.deepEqual([...c], [0.5, 1, 1.5, 2], level);
+    const d = Float32Array.from([NaN, NaN]);
+    native!.gemm(false, false, 1, 2, 0, 1, new Float32Array(0), 0, new Float32Array(0), 2, 0, d, 2);
+    assert.deepEqual([...d], [0, 0], level);
+    native!.gemm(false, false, 0, 2, 3, 1, new Float32Array(0), 3, new Float32Array(6), 2, 0, d, 2);
+    assert.deepEqual([...d], [0, 0], level);
+  });
+});
+
+const MATMUL_DTYPES: DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q4_k', 'q5_k', 'q6_k', 'fp8_e4m3'];
+
+function makeWeight(dtype: DType, rows: number, cols: number, seed: number): WeightMatrix {
+  const values = random(rows * cols, seed);
+  if (dtype === 'fp8_e4m3') {
+    const { data, blockScales } = quantizeFp8BlockScaled(values, rows, cols);
+    return weightMatrix(dtype, rows, cols, data, blockScales);
+  }
+  return weightMatrix(dtype, rows, cols, quantize(dtype, values));
+}
+
+function colsFor(dtype: DType): number {
+  if (dtype === 'fp8_e4m3') return 300; // not a multiple of 128: partial scale blocks
+  if (dtype.endsWith('_k')) return 256 * 5; // 1280: more than one 1024-column segment, not a multiple of it
+  if (dtype.startsWith('q')) return 32 * 41;
+  return 1031;
+}
+
+test('native matmul equals ref for every weight dtype, m in {1, 3, 16, 17, 40}', { skip }, () => {
+  let seed = 100;
+  for (const dtype of MATMUL_DTYPES) {
+    const cols = colsFor(dtype);
+    for (const [m, rows] of [[1, 37], [3, 130], [16, 9], [17, 300], [40, 33]] as const) {
+      const w = makeWeight(dtype, rows, cols, seed++);
+      const x = random(m * cols, seed++);
+      const dense = new Float32Array(rows * cols);
+      ref.dequantizeRows(dense, w, 0, rows);
+      const expected = new Float32Array(m * rows);
+      ref.matmul(expected, x, m, w);
+      const xn = Array.from({ length: m }, (_, i) => Math.hypot(...x.subarray(i * cols, (i + 1) * cols)));
+      const wn = Array.from({ length: rows }, (_, r) => Math.hypot(...dense.subarray(r * cols, (r + 1) * cols)));
+      eachLevel((level) => {
+        const out = new Float32Array(m * rows).fill(NaN);
+        native!.matmul(out, x, m, w);
+        assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]!, `${level} matmul ${dtype} m${m} [${rows}, ${cols}]`);
+      });
+    }
+  }
+});
+
+test('native dequantizeRows and embeddingGather equal ref for every weight dtype', { skip }, () => {
+  let seed = 300;
+  for (const dtype of MATMUL_DTYPES) {
+    const cols = colsFor(dtype);
+    const rows = 131;
+    const w = makeWeight(dtype, rows, cols, seed++);
+    const expected = new Float32Array((rows - 2) * cols);
+    ref.dequantizeRows(expected, w, 1, rows - 2);
+    const ids = Int32Array.from([0, 130, 5, 5, 129, 64]);
+    const gathered = new Float32Array(ids.length * cols);
+    ref.embeddingGather(gathered, w, ids);
+    const rowMax = (values: Float32Array, i: number) => Math.max(...values.subarray(Math.floor(i / cols) * cols, (Math.floor(i / cols) + 1) * cols).map(Math.abs));
+    const rowMaxes = Array.from({ length: rows - 2 }, (_, r) => rowMax(expected, r * cols));
+    const gatherMaxes = Array.from({ length: ids.length }, (_, r) => rowMax(gathered, r * cols));
+    eachLevel((level) => {
+      const out = new Float32Array(expected.length);
+      native!.dequantizeRows(out, w, 1, rows - 2);
+      assertNear(out, expected, (i) => 1e-6 * rowMaxes[Math.floor(i / cols)]!, `${level} dequantizeRows ${dtype}`);
+      const g = new Float32Array(gathered.length);
+      native!.embeddingGather(g, w, ids);
+      assertNear(g, gathered, (i) => 1e-6 * gatherMaxes[Math.floor(i / cols)]!, `${level} embeddingGather ${dtype}`);
+    });
+  }
+});
+
+test('native rmsNorm and softmax equal ref (odd sizes, in place, large logits)', { skip }, () => {
+  for (const [rows, dim] of [[1, 1], [3, 4097], [5, 17]] as const) {
+    const x = random(rows * dim, rows * 7 + dim, 3);
+    const weight = random(dim, dim + 1);
+    const expected = new Float32Array(rows * dim);
+    ref.rmsNorm(expected, x, weight, rows, dim, 1e-6);
+    for (const [r, c] of [[rows, dim], [2, 1000]] as const) {
+      const logits = random(r * c, r + c, 40);
+      const soft = logits.slice();
+      ref.softmax(soft, r, c);
+      eachLevel((level) => {
+        const got = logits.slice();
+        native!.softmax(got, r, c);
+        assertNear(got, soft, (i) => 1e-6 + 1e-5 * soft[i]!, `${level} softmax [${r}, ${c}]`);
+      });
+    }
+    eachLevel((level) => {
+      const inPlace = x.slice();
+      native!.rmsNorm(inPlace, inPlace, weight, rows, dim, 1e-6);
+      assertNear(inPlace, expected, relative(expected, 1e-5), `${level} rmsNorm [${rows}, ${dim}]`);
+    });
+  }
+});
+
+test('native rope equals ref: interleaved and neox, strided heads, offset, large positions, attention factor', { skip }, () => {
+  const invFreq = Float32Array.from({ length: 8 }, (_, i) => 10000 ** (-i / 8));
+  for (const style of ['interleaved', 'neox'] as const) {
+    const params = {
+      tokens: 3, heads: 5, tokenStride: 131, headStride: 24, offset: 4, ropeDim: 16,
+      positions: Int32Array.from([0, 17, 100000]), invFreq, style, attentionFactor: 1.25,
+    };
+    const x = random(3 * 131, 55);
+    const expected = x.slice();
+    ref.rope(expected, params);
+    eachLevel((level) => {
+      const got = x.slice();
+      native!.rope(got, params);
+      assertNear(got, expected, relative(expected, 1e-5), `${level} rope ${style}`);
+    });
+  }
+});
+
+test('native element-wise kernels equal ref (siluMul with aliasing, add, mul, axpy)', { skip }, () => {
+  for (const n of [1, 17, 1000]) {
+    const a = random(n, n, 8);
+    const b = random(n, n + 1, 2);
+    const silu = new Float32Array(n);
+    ref.siluMul(silu, a, b, n);
+    const sum = new Float32Array(n);
+    ref.add(sum, a, b, n);
+    const prod = new Float32Array(n);
+    ref.mul(prod, a, b, n);
+    const ax = a.slice();
+    ref.axpy(ax, -0.75, b, n);
+    eachLevel((level) => {
+      const gate = a.slice();
+      native!.siluMul(gate, gate, b, n);
+      assertNear(gate, silu, relative(silu, 1e-5), `${level} siluMul n${n}`);
+      const out = new Float32Array(n);
+      native!.add(out, a, b, n);
+      assert.deepEqual(out, sum, `${level} add n${n}`);
+      native!.mul(out, a, b, n);
+      assert.deepEqual(out, prod, `${level} mul n${n}`);
+      const y = a.slice();
+      native!.axpy(y, -0.75, b, n);
+      assertNear(y, ax, relative(ax, 1e-6), `${level} axpy n${n}`);
+    });
+  }
+});
+
+test('native topK equals ref, with ties, k = 1, k = cols', { skip }, () => {
+  const [rows, cols] = [4, 300];
+  const x = random(rows * cols, 77).map((v) => Math.round(v * 20) / 4); // coarse grid: many ties
+  for (const k of [1, 8, cols]) {
+    const idx = new Int32Array(rows * k);
+    const val = new Float32Array(rows * k);
+    ref.topK(idx, val, x, rows, cols, k);
+    eachLevel((level) => {
+      const gi = new Int32Array(rows * k).fill(-1);
+      const gv = new Float32Array(rows * k);
+      native!.topK(gi, gv, x, rows, cols, k);
+      assert.deepEqual(gi, idx, `${level} topK indices k${k}`);
+      assert.deepEqual(gv, val, `${level} topK values k${k}`);
+    });
+  }
+});
+
+test('native attention equals ref: causal, GQA groupings, startPos > 0, MLA-style shared strided K/V', { skip }, () => {
+  const cases = [
+    { queries: 1, heads: 8, kvHeads: 2, headDimK: 64, headDimV: 64, startPos: 37, kTokenStride: 128, kHeadStride: 64, vTokenStride: 128, vHeadStride: 64 },
+    { queries: 5, heads: 4, kvHeads: 4, headDimK: 17, headDimV: 9, startPos: 0, kTokenStride: 68, kHeadStride: 17, vTokenStride: 36, vHeadStride: 9 },
+    // MLA absorbed form: one cache row [latent 32 | rope 8]; K = the whole row, V = the latent at offset 0.
+    { queries: 3, heads: 16, kvHeads: 1, headDimK: 40, headDimV: 32, startPos: 6, kTokenStride: 40, kHeadStride: 0, vTokenStride: 40, vHeadStride: 0 },
+  ];
+  let seed = 900;
+  for (const c of cases) {
+    const p = { ...c, scale: 1 / Math.sqrt(c.headDimK) };
+    const keys = p.startPos + p.queries;
+    const q = random(p.queries * p.heads * p.headDimK, seed++, 2);
+    const k = random(keys * p.kTokenStride, seed++);
+    const v = p.vTokenStride === p.kTokenStride && p.vHeadStride === p.kHeadStride ? k : random(keys * p.vTokenStride, seed++);
+    const expected = new Float32Array(p.queries * p.heads * p.headDimV);
+    ref.attention(expected, q, k, v, p);
+    eachLevel((level) => {
+      const out = new Float32Array(expected.length).fill(NaN);
+      native!.attention(out, q, k, v, p);
+      assertNear(out, expected, () => 1e-5, `${level} attention ${JSON.stringify(c)}`);
+    });
+  }
+});
+
+test('native backend rejects bad shapes with the same errors as ref; the addon rejects wrong argument types', { skip }, () => {
+  const w = weightMatrix('q8_0', 2, 32, new Uint8Array(68));
+  assert.throws(() => native!.matmul(new Float32Array(2), new Float32Array(31), 1, w), /matmul: x needs 32 elements, has 31/);
+  assert.throws(() => native!.gemm(false, false, 2, 2, 2, 1, new Float32Array(3), 2, new Float32Array(4), 2, 0, new Float32Array(4), 2), /gemm: A needs 4/);
+  assert.throws(() => native!.embeddingGather(new Float32Array(32), w, Int32Array.from([2])), /id 2 at index 0/);
+  assert.throws(() => native!.attention(new Float32Array(4), new Float32Array(4), new Float32Array(4), new Float32Array(4),
+    { queries: 1, heads: 1, kvHeads: 1, headDimK: 4, headDimV: 4, startPos: 1, scale: 1, kTokenStride: 4, kHeadStride: 0, vTokenStride: 4, vHeadStride: 0 }), /attention: k needs 8/);
+  assert.throws(() => addon!.softmax(new Float64Array(4) as unknown as Float32Array, 1, 4), /Float32Array/);
+  assert.throws(() => addon!.setSimd('avx9000'), /unknown SIMD level/);
+});
+
+test('native info: simd level and thread count', { skip }, (t) => {
+  const info = addon!.info();
+  t.diagnostic(`detected ${info.detected}, running ${info.simd}, ${info.threads} threads; levels tested: ${levels.join(', ')}`);
+  assert.ok(SIMD_LEVELS.includes(info.simd as (typeof SIMD_LEVELS)[number]));
+  assert.ok(info.threads >= 1);
+  assert.equal(native!.simd, info.simd);
+});
