@@ -5,14 +5,17 @@
  * layer `model.layers.{num_hidden_layers}`. The rope part stays in the checkpoint's interleaved
  * layout (no permutation), exactly like the GGUF path.
  */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { FormatError } from '../formats/format-error.js';
+import { type SafetensorsFile, openSafetensors } from '../formats/safetensors.js';
 import { type MlaWeights, splitKvB } from '../nn/mla.js';
 import type { MoeWeights, RouterConfig } from '../nn/moe.js';
 import type { YarnScaling } from '../nn/rope.js';
 import { yarnAttentionFactor, yarnSoftmaxScale } from '../nn/rope.js';
 import type { Backend } from '../tensor/backend.js';
 import { getBackend } from '../tensor/index.js';
-import { quantize } from '../tensor/quant/index.js';
+import { dequantize, quantize } from '../tensor/quant/index.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import {
   type DeepseekConfig, type DeepseekLayerWeights, type DeepseekLoadOptions, type DeepseekMtpWeights, DeepseekModel,
@@ -200,4 +203,103 @@ export function deepseekFromHfTensors(configJson: Json, src: HfTensorSource, opt
     }
   }
   return new DeepseekModel(cfg, { embed, layers, norm: t.vector('model.norm.weight', d), output, mtp }, { ...options, backend });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoint directory
+
+/**
+ * The tensors of an HF checkpoint directory: `model.safetensors.index.json` (weight_map) when
+ * present, else every `*.safetensors` file in it. FP8 weights are paired with `<name>_scale_inv`.
+ */
+export function safetensorsCheckpointSource(dir: string): HfTensorSource & { close(): void } {
+  const indexPath = join(dir, 'model.safetensors.index.json');
+  const files = new Map<string, SafetensorsFile>();
+  const owner = new Map<string, SafetensorsFile>();
+  const open = (name: string): SafetensorsFile => {
+    let f = files.get(name);
+    if (!f) files.set(name, (f = openSafetensors(join(dir, name))));
+    return f;
+  };
+  try {
+    if (existsSync(indexPath)) {
+      const index = parseJson(indexPath) as { weight_map?: Record<string, string> };
+      if (!index.weight_map || typeof index.weight_map !== 'object') fail(indexPath, 'weight_map', 'missing or not an object');
+      for (const [tensor, file] of Object.entries(index.weight_map)) {
+        if (typeof file !== 'string' || file.includes('/') || file.includes('\\')) fail(indexPath, `weight_map['${tensor}']`, `bad shard name ${JSON.stringify(file)}`);
+        const f = open(file);
+        if (!f.tensor(tensor)) fail(f.path, `tensor '${tensor}'`, `listed in model.safetensors.index.json but not in the shard`);
+        owner.set(tensor, f);
+      }
+    } else {
+      const shards = readdirSync(dir).filter((n) => n.endsWith('.safetensors')).sort();
+      if (shards.length === 0) fail(dir, 'checkpoint', 'no model.safetensors.index.json and no *.safetensors file');
+      for (const shard of shards) for (const t of open(shard).tensors) owner.set(t.name, files.get(shard)!);
+    }
+  } catch (error) {
+    for (const f of files.values()) f.close();
+    throw error;
+  }
+  const info = (name: string) => {
+    const f = owner.get(name);
+    const t = f?.tensor(name);
+    if (!f || !t) fail(dir, `tensor '${name}'`, 'missing from the checkpoint');
+    return { f, t };
+  };
+  const f32 = (name: string): Float32Array => {
+    const { f, t } = info(name);
+    if (!t.computeDtype || t.computeDtype === 'fp8_e4m3' || t.computeDtype.startsWith('i')) fail(f.path, `tensor '${name}'`, `dtype ${t.dtype} cannot be read as values`);
+    return dequantize(t.computeDtype, f.readTensorBytes(t), t.elements);
+  };
+  return {
+    where: dir,
+    has: (name) => owner.has(name),
+    shape: (name) => owner.get(name)?.tensor(name)?.shape,
+    matrix(name): WeightMatrix {
+      const { f, t } = info(name);
+      if (t.shape.length !== 2) fail(f.path, `tensor '${name}'`, `has shape [${t.shape.join(', ')}], expected a matrix`);
+      const [rows, cols] = t.shape as [number, number];
+      const dtype = t.computeDtype;
+      if (dtype === 'fp8_e4m3') {
+        const scaleName = `${name}_scale_inv`;
+        if (!owner.has(scaleName)) fail(f.path, `tensor '${name}'`, `is F8_E4M3 but '${scaleName}' is missing`);
+        const scales = f32(scaleName);
+        const want = Math.ceil(rows / 128) * Math.ceil(cols / 128);
+        if (scales.length !== want) fail(f.path, `tensor '${scaleName}'`, `has ${scales.length} values, expected ${want} (ceil(${rows}/128)·ceil(${cols}/128))`);
+        return { dtype, rows, cols, data: f.readTensorBytes(t), blockScales: scales };
+      }
+      if (dtype !== 'f32' && dtype !== 'f16' && dtype !== 'bf16') fail(f.path, `tensor '${name}'`, `dtype ${t.dtype} is not supported for weights`);
+      return { dtype, rows, cols, data: f.readTensorBytes(t) };
+    },
+    values: f32,
+    close() {
+      for (const f of files.values()) f.close();
+    },
+  };
+}
+
+function parseJson(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new FormatError(path, 'file', undefined, `cannot read (${error instanceof Error ? error.message : String(error)})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new FormatError(path, 'JSON', undefined, error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** Loads a DeepseekV3ForCausalLM / DeepseekV2ForCausalLM checkpoint directory (config.json + safetensors). */
+export function loadDeepseekFromHf(dir: string, options: DeepseekHfLoadOptions = {}): DeepseekModel {
+  const config = parseJson(join(dir, 'config.json'));
+  if (!config || typeof config !== 'object' || Array.isArray(config)) fail(join(dir, 'config.json'), 'JSON', 'expected an object');
+  const src = safetensorsCheckpointSource(dir);
+  try {
+    return deepseekFromHfTensors(config as Json, src, options);
+  } finally {
+    src.close();
+  }
 }
