@@ -7,16 +7,9 @@
 const SWEEP_LOW = -1;
 const SWEEP_STEP = 0.1;
 const SWEEP_COUNT = 20;
+const POLISH_STEPS = 2;
 
 const candidate = new Uint8Array(32);
-
-/** Weighted sums of the sub-block being fitted (module state: fitting is synchronous). */
-let sumW = 0;
-let sumX = 0;
-let sumX2 = 0;
-let bestErr = Infinity;
-let bestScale = 0;
-let bestMin = 0;
 
 /**
  * Fit x[at..at+n) ≈ scale * q + min with integers q in 0..nmax, scale >= 0 and min <= 0,
@@ -28,9 +21,9 @@ export function fitAffine(
 ): void {
   let xmin = Infinity;
   let xmax = -Infinity;
-  sumW = 0;
-  sumX = 0;
-  sumX2 = 0;
+  let sumW = 0;
+  let sumX = 0;
+  let sumX2 = 0;
   for (let i = 0; i < n; i++) {
     const v = x[at + i]!;
     if (v < xmin) xmin = v;
@@ -47,52 +40,52 @@ export function fitAffine(
     return;
   }
   const range = xmax - xmin;
-  // Start from the plain min/max fit, then sweep candidate inverse scales around nmax/range.
-  bestScale = range / nmax;
-  bestMin = xmin;
+  // Start from the plain min/max fit, then sweep candidate inverse scales around nmax/range,
+  // then polish twice (re-quantize against the best fit so far and re-fit).
+  let bestScale = range / nmax;
+  let bestMin = xmin;
   quantizeAffine(x, at, n, nmax, 1 / bestScale, xmin, q);
-  bestErr = fitError(x, at, n, w, q, bestScale, bestMin);
-  for (let k = 0; k <= SWEEP_COUNT; k++) tryCandidate(x, at, n, nmax, w, q, (SWEEP_LOW + SWEEP_STEP * k + nmax) / range, xmin);
-  // Polish: re-quantize against the best fit so far and re-fit, twice.
-  for (let k = 0; k < 2; k++) tryCandidate(x, at, n, nmax, w, q, 1 / bestScale, bestMin);
+  let bestErr = fitError(x, at, n, w, q, bestScale, bestMin);
+  const steps = SWEEP_COUNT + 1 + POLISH_STEPS;
+  for (let k = 0; k < steps; k++) {
+    const polish = k > SWEEP_COUNT;
+    const iscale = polish ? 1 / bestScale : (SWEEP_LOW + SWEEP_STEP * k + nmax) / range;
+    const offset = polish ? bestMin : xmin;
+    let sumL = 0;
+    let sumL2 = 0;
+    let sumXL = 0;
+    for (let i = 0; i < n; i++) {
+      const v = x[at + i]!;
+      let l = Math.round(iscale * (v - offset));
+      l = l < 0 ? 0 : l > nmax ? nmax : l;
+      candidate[i] = l;
+      const wl = w[i]! * l;
+      sumL += wl;
+      sumL2 += wl * l;
+      sumXL += wl * v;
+    }
+    // Weighted least squares for (scale, min) given the levels; min is capped at 0.
+    const det = sumW * sumL2 - sumL * sumL;
+    if (!(det > 0)) continue;
+    let scale = (sumW * sumXL - sumX * sumL) / det;
+    let min = (sumL2 * sumX - sumL * sumXL) / det;
+    if (min > 0) {
+      min = 0;
+      scale = sumXL / sumL2;
+    }
+    if (!(scale > 0)) continue;
+    // Σ w (scale*l + min - x)² expanded over the sums.
+    const err = scale * scale * sumL2 + 2 * scale * min * sumL + min * min * sumW
+      - 2 * scale * sumXL - 2 * min * sumX + sumX2;
+    if (err < bestErr) {
+      bestErr = err;
+      bestScale = scale;
+      bestMin = min;
+      for (let i = 0; i < n; i++) q[i] = candidate[i]!;
+    }
+  }
   result[0] = bestScale;
   result[1] = bestMin;
-}
-
-/** Quantize with (iscale, offset), least-squares re-fit (scale, min) and keep it when it beats the best. */
-function tryCandidate(
-  x: Float32Array, at: number, n: number, nmax: number, w: Float64Array, q: Uint8Array,
-  iscale: number, offset: number,
-): void {
-  quantizeAffine(x, at, n, nmax, iscale, offset, candidate);
-  let sumL = 0;
-  let sumL2 = 0;
-  let sumXL = 0;
-  for (let i = 0; i < n; i++) {
-    const l = candidate[i]!;
-    const wl = w[i]! * l;
-    sumL += wl;
-    sumL2 += wl * l;
-    sumXL += wl * x[at + i]!;
-  }
-  const det = sumW * sumL2 - sumL * sumL;
-  if (!(det > 0)) return;
-  let scale = (sumW * sumXL - sumX * sumL) / det;
-  let min = (sumL2 * sumX - sumL * sumXL) / det;
-  if (min > 0) {
-    min = 0;
-    scale = sumXL / sumL2;
-  }
-  if (!(scale > 0)) return;
-  // Σ w (scale*l + min - x)² expanded over the sums.
-  const err = scale * scale * sumL2 + 2 * scale * min * sumL + min * min * sumW
-    - 2 * scale * sumXL - 2 * min * sumX + sumX2;
-  if (err < bestErr) {
-    bestErr = err;
-    bestScale = scale;
-    bestMin = min;
-    q.set(candidate.subarray(0, n));
-  }
 }
 
 function quantizeAffine(

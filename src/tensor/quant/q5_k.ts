@@ -27,14 +27,14 @@ export function dequantizeQ5_K(src: Uint8Array, blocks: number, out: Float32Arra
       const m1 = dmin * mn[2 * c]!;
       const d2 = d * sc[2 * c + 1]!;
       const m2 = dmin * mn[2 * c + 1]!;
-      const bitLo = 1 << (2 * c);
-      const bitHi = bitLo << 1;
+      const shiftLo = 2 * c;
+      const shiftHi = 2 * c + 1;
       const y = o + 64 * c;
       for (let l = 0; l < 32; l++) {
         const byte = src[q + l]!;
         const high = src[p + 16 + l]!;
-        out[y + l] = d1 * ((byte & 0xf) | (high & bitLo ? 16 : 0)) - m1;
-        out[y + 32 + l] = d2 * ((byte >> 4) | (high & bitHi ? 16 : 0)) - m2;
+        out[y + l] = d1 * ((byte & 0xf) | (((high >> shiftLo) & 1) << 4)) - m1;
+        out[y + 32 + l] = d2 * ((byte >> 4) | (((high >> shiftHi) & 1) << 4)) - m2;
       }
     }
   }
