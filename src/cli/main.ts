@@ -7,6 +7,9 @@ type CommandModule = { run(args: string[]): Promise<number>; summary: string };
 
 const commands: Record<string, () => Promise<CommandModule>> = {
   info: () => import('./info.js'),
+  logits: () => import('./logits.js'),
+  run: () => import('./run.js'),
+  chat: () => import('./chat.js'),
 };
 
 export async function main(argv: string[]): Promise<number> {

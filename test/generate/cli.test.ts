@@ -1,0 +1,103 @@
+/**
+ * `frugal run` and `frugal chat` end to end on a tiny random-weight GGUF (byte tokenizer), spawned
+ * as the user would run them.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { writeTinyDenseGguf } from '../../src/models/tiny.js';
+import { loadModel } from '../../src/models/load.js';
+import { DEFAULT_MODEL } from '../../src/cli/chat.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const bin = join(root, 'bin', 'frugal.js');
+let dir = '';
+let modelPath = '';
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'frugal-cli-'));
+  modelPath = join(dir, 'tiny.gguf');
+  writeTinyDenseGguf(modelPath, { architecture: 'qwen2', tokenizer: 'bytes', contextLength: 128, seed: 5 });
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function frugal(args: string[], input = ''): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { input, encoding: 'utf8', cwd: root, timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Greedy decoding written out directly against the model (independent of the engine). */
+function greedyReference(promptText: string, maxTokens: number): string {
+  const { model, tokenizer } = loadModel(modelPath);
+  const ids = tokenizer!.encode(promptText, { addSpecialTokens: true, parseSpecial: true });
+  const cache = model.newCache();
+  let logits = model.forward(Int32Array.from(ids), cache);
+  const out: number[] = [];
+  for (let step = 0; step < maxTokens; step++) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+    if (best === tokenizer!.eosId) break;
+    out.push(best);
+    logits = model.forward(Int32Array.of(best), cache);
+  }
+  return tokenizer!.decode(out);
+}
+
+test('frugal run --raw at temperature 0 prints the greedy continuation and stats', () => {
+  const r = frugal(['run', '--model', modelPath, '--prompt', 'Hello', '--raw', '--temperature', '0', '--max-tokens', '12']);
+  assert.equal(r.code, 0, r.stderr);
+  const expected = greedyReference('Hello', 12);
+  assert.equal(r.stdout, expected.endsWith('\n') ? expected : `${expected}\n`);
+  assert.match(r.stderr, /prompt \d+ tokens in \d+ ms, generated \d+ tokens at [\d.]+ tokens\/s/);
+});
+
+test('frugal run with the chat template starts inside the thought and honours --max-tokens', () => {
+  const r = frugal(['run', '--model', modelPath, '--prompt', 'Hi', '--seed', '7', '--max-tokens', '5']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.startsWith('Thinking:\n'), JSON.stringify(r.stdout));
+  assert.match(r.stderr, /generated 5 tokens \(5 reasoning\) at [\d.]+ tokens\/s \[length\]/);
+  // same seed, same output
+  const again = frugal(['run', '--model', modelPath, '--prompt', 'Hi', '--seed', '7', '--max-tokens', '5']);
+  assert.equal(again.stdout, r.stdout);
+  const hidden = frugal(['run', '--model', modelPath, '--prompt', 'Hi', '--seed', '7', '--max-tokens', '5', '--hide-thinking']);
+  assert.equal(hidden.code, 0);
+  assert.equal(hidden.stdout, '');
+});
+
+test('frugal run reports bad input clearly', () => {
+  const missing = frugal(['run', '--model', join(dir, 'nope.gguf'), '--prompt', 'x']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /frugal run: model not found: .*nope\.gguf/);
+  const noPrompt = frugal(['run', '--model', modelPath]);
+  assert.equal(noPrompt.code, 1);
+  assert.match(noPrompt.stderr, /--prompt TEXT is required/);
+  const badFlag = frugal(['run', '--model', modelPath, '--prompt', 'x', '--top-p', '2']);
+  assert.equal(badFlag.code, 1);
+  assert.match(badFlag.stderr, /--top-p must be in \(0, 1\], got '2'/);
+  const notNumber = frugal(['run', '--model', modelPath, '--prompt', 'x', '--max-tokens', 'lots']);
+  assert.match(notNumber.stderr, /--max-tokens must be an integer, got 'lots'/);
+});
+
+test('frugal chat keeps the conversation over stdin, reuses the cache, /reset and /exit', () => {
+  const r = frugal(['chat', '--model', modelPath, '--max-tokens', '4', '--seed', '1', '--collapse-thinking'], 'Hello\nAnd more\n/reset\nAgain\n/exit\nnever read\n');
+  assert.equal(r.code, 0, r.stderr);
+  const stats = r.stderr.split('\n').filter((l) => l.startsWith('prompt '));
+  assert.equal(stats.length, 3, r.stderr);
+  // the second turn's prompt extends the first: its shared prefix comes from the cache
+  assert.match(stats[1]!, /\(\d+ cached\)/);
+  const prompts = stats.map((l) => Number(/^prompt (\d+)/.exec(l)![1]));
+  assert.ok(prompts[1]! > prompts[0]!, 'second prompt holds the history');
+  assert.ok(prompts[2]! < prompts[1]!, 'after /reset the history is gone');
+  assert.match(r.stdout, /\(conversation cleared\)/);
+  assert.equal(r.stdout.match(/thought for 4 tokens/g)?.length, 3);
+});
+
+test('frugal chat without --model explains the missing default model', { skip: existsSync(DEFAULT_MODEL) }, () => {
+  const r = frugal(['chat'], '');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /default model .*frugal-r1-tiny\.gguf does not exist yet; pass --model FILE/);
+});
