@@ -20,7 +20,7 @@ import { type Linear, linear, linearForward } from '../nn/linear.js';
 import { type RmsNorm, rmsNorm, rmsNormForward } from '../nn/rmsnorm.js';
 import { type RopeScaling, ropeTables } from '../nn/rope.js';
 import { type SwiGlu, type SwiGluScratch, swiGlu, swiGluForward, swiGluParameters, swiGluScratch } from '../nn/swiglu.js';
-import type { ModelSource } from './load.js';
+import type { ArchitectureSummary, ModelSource } from './load.js';
 
 export interface DenseConfig {
   readonly architecture: 'llama' | 'qwen2';
@@ -290,4 +290,18 @@ export function loadLlama(source: ModelSource, options: DenseModelOptions & { ro
   const base = denseConfigFromGguf(source, 'llama');
   const config = options.ropeStyle ? { ...base, ropeStyle: options.ropeStyle } : base;
   return new DenseModel(config, loadDenseWeights(config, source), options);
+}
+
+/** `frugal info` lines for a dense model, from its metadata. */
+export function describeDense(source: ModelSource, architecture: 'llama' | 'qwen2'): ArchitectureSummary {
+  const c = denseConfigFromGguf(source, architecture);
+  const scaling = c.ropeScaling.type === 'none' ? '' : `, ${c.ropeScaling.type} scaling`;
+  return {
+    cacheValuesPerToken: c.layers * 2 * c.kvHeads * c.headDim,
+    lines: [
+      `layers: ${c.layers}, hidden ${c.hiddenSize}, feed-forward ${c.ffSize}, vocab ${c.vocabSize}`,
+      `attention: ${c.heads} heads, ${c.kvHeads} kv heads, head dim ${c.headDim}${c.attentionBias ? ', q/k/v bias' : ''}`,
+      `rope: ${c.ropeStyle}, dim ${c.ropeDim}, base ${c.ropeBase}${scaling}`,
+    ],
+  };
 }

@@ -14,7 +14,7 @@ import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import type { CausalLM } from './model.js';
-import { loadLlama } from './llama.js';
+import { describeDense, loadLlama } from './llama.js';
 import { loadQwen2 } from './qwen2.js';
 import { Tokenizer } from '../tokenizer/index.js';
 
@@ -49,6 +49,8 @@ export interface ModelSource {
   /** A tensor of exactly `length` values (any shape), dequantized to f32. */
   vector(name: string, length: number): Float32Array;
   tensors(): TensorSummary[];
+  /** Releases the open files (tensors already read stay valid). */
+  close(): void;
 }
 
 export class ModelFileError extends Error {
@@ -118,6 +120,7 @@ export function ggufSource(file: GgufFile): ModelSource {
       return readF32(file, name);
     },
     tensors: () => file.tensors.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, byteLength: t.byteLength })),
+    close: () => file.close(),
   };
 }
 
@@ -127,16 +130,23 @@ export interface LoadOptions {
   maxBatch?: number;
 }
 
+/** What `frugal info` shows about an architecture, computed from metadata alone (no weights read). */
+export interface ArchitectureSummary {
+  /** Values the KV cache holds per token, all layers together (f32 each). */
+  readonly cacheValuesPerToken: number;
+  /** Extra lines, e.g. the layer layout or the MLA cache shape. */
+  readonly lines: string[];
+}
+
 /** How one architecture is built from a source, and what it adds to `frugal info`. */
 export interface Architecture {
   load(source: ModelSource, options: LoadOptions & { ropeStyle?: 'interleaved' | 'neox' }): CausalLM;
-  /** Extra lines for `frugal info` (e.g. the MLA cache layout). */
-  describe?(model: CausalLM): string[];
+  describe(source: ModelSource): ArchitectureSummary;
 }
 
 export const architectures: Record<string, Architecture> = {
-  llama: { load: loadLlama },
-  qwen2: { load: loadQwen2 },
+  llama: { load: loadLlama, describe: (source) => describeDense(source, 'llama') },
+  qwen2: { load: loadQwen2, describe: (source) => describeDense(source, 'qwen2') },
 };
 
 /** The architecture registered under `name`, or an error listing those that are. */
@@ -161,6 +171,13 @@ export interface LoadedModel {
 export interface LoadModelOptions extends LoadOptions {
   /** Load the tokenizer too (default true); a file without one loads with tokenizer undefined. */
   tokenizer?: boolean;
+}
+
+/** Opens a model's metadata and tensor index without reading weights (close it when done). */
+export function openModelSource(path: string): ModelSource {
+  if (!existsSync(path)) throw new Error(`model not found: ${path}`);
+  if (statSync(path).isDirectory()) return openHfSource(path);
+  return ggufSource(openGguf(path));
 }
 
 /**
@@ -200,6 +217,10 @@ function loadGgufModel(path: string, options: LoadModelOptions): LoadedModel {
   }
 }
 
-function loadHfModel(path: string, _options: LoadModelOptions): LoadedModel {
+function openHfSource(path: string): ModelSource {
   throw new Error(`${path}: HF checkpoint directories are not supported yet`);
+}
+
+function loadHfModel(path: string, _options: LoadModelOptions): LoadedModel {
+  return { ...openHfSource(path) } as never;
 }

@@ -50,6 +50,14 @@ export class SeededRandom {
     return r * Math.cos(2 * Math.PI * v);
   }
 
+  /** n uniform values with standard deviation std around `mean` (cheaper than normals, as good for random weights). */
+  uniforms(n: number, std: number, mean = 0): Float32Array {
+    const out = new Float32Array(n);
+    const width = 2 * Math.sqrt(3) * std;
+    for (let i = 0; i < n; i++) out[i] = mean + width * (this.next() - 0.5);
+    return out;
+  }
+
   /** n normal values with standard deviation std (and mean `mean`). */
   normals(n: number, std: number, mean = 0): Float32Array {
     const out = new Float32Array(n);
@@ -183,9 +191,9 @@ export function tinyDenseModel(options: TinyDenseOptions): TinyDenseModel {
   const d = o.hiddenSize;
   const tensors = new Map<string, { shape: number[]; values: Float32Array }>();
   const matrix = (name: string, rows: number, cols: number, gain: number) =>
-    tensors.set(name, { shape: [rows, cols], values: rng.normals(rows * cols, gain / Math.sqrt(cols)) });
-  const vector = (name: string, n: number, std: number, mean: number) => tensors.set(name, { shape: [n], values: rng.normals(n, std, mean) });
-  tensors.set('model.embed_tokens.weight', { shape: [vocabSize, d], values: rng.normals(vocabSize * d, 1) });
+    tensors.set(name, { shape: [rows, cols], values: rng.uniforms(rows * cols, gain / Math.sqrt(cols)) });
+  const vector = (name: string, n: number, std: number, mean: number) => tensors.set(name, { shape: [n], values: rng.uniforms(n, std, mean) });
+  tensors.set('model.embed_tokens.weight', { shape: [vocabSize, d], values: rng.uniforms(vocabSize * d, 1) });
   for (let i = 0; i < o.layers; i++) {
     const p = `model.layers.${i}`;
     vector(`${p}.input_layernorm.weight`, d, 0.1, 1);

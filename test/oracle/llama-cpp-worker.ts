@@ -28,7 +28,9 @@ async function run(request: LlamaOracleRequest): Promise<LlamaOracleResult[]> {
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, logger: (_level, message) => process.stderr.write(`${message}\n`) });
   const model = await llama.loadModel({ modelPath: request.modelPath });
   const longest = Math.max(16, ...request.jobs.map((j) => j.tokens.length + (j.kind === 'greedy' ? j.count : 0)));
-  const context = await model.createContext({ contextSize: Math.max(longest + 8, 64), batchSize: Math.max(longest + 8, 64), threads: request.threads ?? 1, sequences: 1 });
+  const context = await model.createContext({ contextSize: Math.max(longest + 8, 64), batchSize: Math.max(longest + 8, 64), threads: request.threads ?? 1, sequences: 1,
+    // An f32 KV cache and no flash attention: llama.cpp's defaults (f16 cache) would round keys and values.
+    experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32', flashAttention: false });
   const sequence = context.getSequence();
   const results: LlamaOracleResult[] = [];
   const nextOptions = (probabilities: boolean) => ({ generateNext: { token: true, probabilities, options: { temperature: 0 } } });
