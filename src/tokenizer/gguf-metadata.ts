@@ -121,6 +121,9 @@ export function tokenizerGgufMetadata(tokenizer: Tokenizer, options: GgufTokeniz
   if (preSteps.ignoreMerges !== spec.ignoreMerges) {
     throw new Error(`tokenizerGgufMetadata: pre '${pre}' implies ignore_merges=${preSteps.ignoreMerges} but the tokenizer has ${spec.ignoreMerges}`);
   }
+  if (preSteps.normalizer !== spec.normalizer) {
+    throw new Error(`tokenizerGgufMetadata: pre '${pre}' implies normalizer ${preSteps.normalizer} but the tokenizer has ${spec.normalizer}`);
+  }
   const size = Math.max(options.vocabSize ?? 0, tokenizer.vocabSize);
   const tokens: string[] = new Array(size);
   const types: number[] = new Array(size).fill(TokenType.UNUSED);

