@@ -22,14 +22,14 @@ export function quantizeAffineSuperBlock(
   values: Float32Array, at: number, nmax: number, out: Uint8Array, p: number,
   levels: Uint8Array, format: string, block: number,
 ): void {
-  let sumX2 = 0;
-  for (let i = 0; i < QK_K; i++) sumX2 += values[at + i]! * values[at + i]!;
-  const avX = Math.sqrt(sumX2 / QK_K);
-
   let maxScale = 0;
   let maxMin = 0;
   for (let ib = 0; ib < 8; ib++) {
     const o = at + ib * SUB;
+    // Weights favour the larger values of the sub-block: rms(sub-block) + |x|.
+    let sumX2 = 0;
+    for (let l = 0; l < SUB; l++) sumX2 += values[o + l]! * values[o + l]!;
+    const avX = Math.sqrt(sumX2 / SUB);
     for (let l = 0; l < SUB; l++) weights[l] = avX + Math.abs(values[o + l]!);
     fitAffine(values, o, SUB, nmax, weights, levels.subarray(ib * SUB, ib * SUB + SUB), fitted);
     subScales[ib] = fitted[0]!;
