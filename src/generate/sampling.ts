@@ -96,6 +96,9 @@ export interface CandidateDistribution {
   probs: Float64Array;
 }
 
+/** Buckets of the nucleus search (see Sampler.nucleus). */
+const BUCKETS = 1024;
+
 export class Sampler {
   readonly options: ResolvedSamplingOptions;
   readonly seed: number;
@@ -107,13 +110,20 @@ export class Sampler {
   private readonly window: Int32Array | null;
   private windowStart = 0;
   private windowFill = 0;
-  // Work buffers, sized on first use.
+  // Work buffers, sized on first use (vocabulary-sized) and reused every step.
   private z = new Float32Array(0);
-  private heap = new Int32Array(0);
+  /** exp((z - max) / T) of every token (whole-vocabulary steps). */
+  private full = new Float64Array(0);
+  /** Candidate ids and their weights: ids[0..count), weights[0..count). */
+  private ids = new Int32Array(0);
   private weights = new Float64Array(0);
-  /** Candidates of the last prepared step: heap[0..count) sorted best first, or the whole vocabulary. */
+  private readonly bucketMass = new Float64Array(BUCKETS + 1);
+  private bucket = new Uint16Array(0);
   private count = 0;
+  /** The last step samples over `full` (no filter) rather than the candidate list. */
   private wholeVocab = false;
+  /** The argmax, when the last step was greedy (temperature 0), else -1. */
+  private greedyId = -1;
   private maxLogit = 0;
 
   constructor(options: SamplingOptions = {}, vocabSize?: number) {
@@ -139,36 +149,23 @@ export class Sampler {
 
   /** Picks the next token from `logits` (does not record it: call accept). */
   sample(logits: Float32Array): number {
-    if (this.prepare(logits)) return this.count; // greedy: prepare left the argmax in count
-    const invT = 1 / this.options.temperature;
-    const z = this.z;
-    const m = this.maxLogit;
-    if (this.wholeVocab) {
-      let total = 0;
-      for (let i = 0; i < z.length; i++) total += Math.exp((z[i]! - m) * invT);
-      const target = this.rng.nextFloat() * total;
-      let cum = 0;
-      let last = -1;
-      for (let i = 0; i < z.length; i++) {
-        const w = Math.exp((z[i]! - m) * invT);
-        if (w > 0) last = i;
-        cum += w;
-        if (cum > target && w > 0) return i;
-      }
-      return last;
-    }
+    this.prepare(logits);
+    if (this.greedyId >= 0) return this.greedyId;
+    const w = this.wholeVocab ? this.full : this.weights;
+    const n = this.wholeVocab ? this.full.length : this.count;
     let total = 0;
-    for (let j = 0; j < this.count; j++) total += this.weights[j]!;
+    for (let j = 0; j < n; j++) total += w[j]!;
     const target = this.rng.nextFloat() * total;
     let cum = 0;
-    let last = this.heap[0]!;
-    for (let j = 0; j < this.count; j++) {
-      const w = this.weights[j]!;
-      if (w > 0) last = this.heap[j]!;
-      cum += w;
-      if (cum > target && w > 0) return this.heap[j]!;
+    let last = -1;
+    for (let j = 0; j < n; j++) {
+      const wj = w[j]!;
+      if (wj <= 0) continue;
+      last = j;
+      cum += wj;
+      if (cum > target) break;
     }
-    return last;
+    return this.wholeVocab ? last : this.ids[last]!;
   }
 
   /**
@@ -176,23 +173,16 @@ export class Sampler {
    * tests and diagnostics; allocates). Greedy gives the argmax with probability 1.
    */
   distribution(logits: Float32Array): CandidateDistribution {
-    if (this.prepare(logits)) return { ids: Int32Array.of(this.count), probs: Float64Array.of(1) };
-    const invT = 1 / this.options.temperature;
-    if (this.wholeVocab) {
-      const probs = new Float64Array(this.z.length);
-      let total = 0;
-      for (let i = 0; i < probs.length; i++) total += probs[i] = Math.exp((this.z[i]! - this.maxLogit) * invT);
-      for (let i = 0; i < probs.length; i++) probs[i]! /= total;
-      return { ids: Int32Array.from({ length: probs.length }, (_, i) => i), probs };
-    }
-    const probs = new Float64Array(this.count);
+    this.prepare(logits);
+    if (this.greedyId >= 0) return { ids: Int32Array.of(this.greedyId), probs: Float64Array.of(1) };
+    const w = this.wholeVocab ? this.full : this.weights.subarray(0, this.count);
+    const ids = this.wholeVocab ? Int32Array.from({ length: w.length }, (_, i) => i) : this.ids.slice(0, this.count);
     let total = 0;
-    for (let j = 0; j < this.count; j++) total += probs[j] = this.weights[j]!;
-    for (let j = 0; j < this.count; j++) probs[j]! /= total;
-    return { ids: this.heap.slice(0, this.count), probs };
+    for (let j = 0; j < w.length; j++) total += w[j]!;
+    return { ids, probs: Float64Array.from(w, (x) => x / total) };
   }
 
-  /** The penalized, biased logits of the last prepared step (before temperature); a view. */
+  /** The penalized, biased logits of the last step (before temperature); a view. */
   get processedLogits(): Float32Array {
     return this.z;
   }
@@ -216,17 +206,16 @@ export class Sampler {
     this.windowCounts.set(id, (this.windowCounts.get(id) ?? 0) + 1);
   }
 
-  /**
-   * Applies bias and penalties into this.z and selects the candidate set. Returns true for greedy
-   * (argmax id left in this.count), else leaves candidates in heap/weights or sets wholeVocab.
-   */
-  private prepare(logits: Float32Array): boolean {
+  /** Bias and penalties into this.z; returns the argmax. */
+  private process(logits: Float32Array): number {
     const V = logits.length;
     if (V === 0) throw new Error('cannot sample from empty logits');
     if (this.z.length !== V) {
       this.z = new Float32Array(V);
-      this.heap = new Int32Array(V);
+      this.full = new Float64Array(V);
+      this.ids = new Int32Array(V);
       this.weights = new Float64Array(V);
+      this.bucket = new Uint16Array(V);
     }
     const z = this.z;
     z.set(logits);
@@ -242,8 +231,7 @@ export class Sampler {
     }
     if (o.frequencyPenalty !== 0 || o.presencePenalty !== 0) {
       for (const [id, c] of this.generatedCounts) {
-        if (id < 0 || id >= V) continue;
-        z[id] = z[id]! - c * o.frequencyPenalty - o.presencePenalty;
+        if (id >= 0 && id < V) z[id] = z[id]! - c * o.frequencyPenalty - o.presencePenalty;
       }
     }
     let best = -1;
@@ -253,86 +241,123 @@ export class Sampler {
       if (v > m) {
         m = v;
         best = i;
-      } else if (Number.isNaN(v)) {
+      } else if (v !== v) {
         throw new Error(`logits contain NaN (token ${i})`);
       }
     }
     if (best < 0 || m === Infinity) throw new Error('logits have no finite maximum: every token is banned or the model output is invalid');
     this.maxLogit = m;
-    if (o.temperature === 0) {
-      this.count = best;
-      return true;
-    }
-    const T = o.temperature;
-    const kTop = o.topK > 0 ? Math.min(o.topK, V) : V;
-    let kMin = V;
-    if (o.minP > 0) {
-      const threshold = m + T * Math.log(o.minP);
-      kMin = 0;
-      for (let i = 0; i < V; i++) if (z[i]! >= threshold) kMin++;
-    }
-    this.wholeVocab = false;
-    if (o.topP >= 1) {
-      const n = Math.min(kTop, kMin);
-      if (n === V) {
-        this.wholeVocab = true;
-        return false;
-      }
-      this.selectTop(n);
-      this.fillWeights(n);
-      return false;
-    }
-    if (kTop < V) {
-      this.selectTop(kTop);
-      this.fillWeights(kTop);
-      const n = this.nucleusSize(kTop, this.sumWeights(kTop)) || kTop;
-      this.count = Math.min(n, kMin);
-      return false;
-    }
-    // No top-k: grow the sorted prefix until it holds top-p of the whole mass (or reaches the
-    // min-p set, which bounds the answer anyway).
-    let total = 0;
-    const invT = 1 / T;
-    for (let i = 0; i < V; i++) total += Math.exp((z[i]! - m) * invT);
-    let M = Math.min(kMin, 128);
-    for (;;) {
-      this.selectTop(M);
-      this.fillWeights(M);
-      const n = this.nucleusSize(M, total);
-      if (n > 0 || M === kMin) {
-        this.count = n > 0 ? n : M;
-        return false;
-      }
-      M = Math.min(kMin, M * 2);
-    }
+    return best;
   }
 
-  /** Size of the smallest prefix of the sorted candidates whose mass reaches topP * mass; 0 if none of the first n does. */
-  private nucleusSize(n: number, mass: number): number {
-    const goal = this.options.topP * mass;
-    let cum = 0;
+  /** Processes the logits and selects the candidates (or greedy id) of this step. */
+  private prepare(logits: Float32Array): void {
+    const best = this.process(logits);
+    const o = this.options;
+    this.wholeVocab = false;
+    this.greedyId = -1;
+    if (o.temperature === 0) {
+      this.greedyId = best;
+      return;
+    }
+    const z = this.z;
+    const V = z.length;
+    const m = this.maxLogit;
+    const invT = 1 / o.temperature;
+    // min-p keeps z >= max + T ln(minP); the kept set is a prefix of the sorted order, so it
+    // intersects with the top-k/top-p prefixes by filtering.
+    const minThreshold = o.minP > 0 ? m + o.temperature * Math.log(o.minP) : -Infinity;
+    if (o.topK > 0 && o.topK < V) {
+      selectTopInto(z, o.topK, this.ids);
+      let n = o.topK;
+      let mass = 0;
+      for (let j = 0; j < n; j++) mass += this.weights[j] = Math.exp((z[this.ids[j]!]! - m) * invT);
+      if (o.topP < 1) n = this.prefixReaching(0, n, o.topP * mass, 0) || n;
+      while (n > 1 && z[this.ids[n - 1]!]! < minThreshold) n--;
+      this.count = n;
+      return;
+    }
+    if (o.topP >= 1 && o.minP === 0) {
+      const full = this.full;
+      for (let i = 0; i < V; i++) full[i] = Math.exp((z[i]! - m) * invT);
+      this.wholeVocab = true;
+      return;
+    }
+    if (o.topP >= 1) {
+      let n = 0;
+      for (let i = 0; i < V; i++) {
+        if (z[i]! >= minThreshold) {
+          this.ids[n] = i;
+          this.weights[n++] = Math.exp((z[i]! - m) * invT);
+        }
+      }
+      this.count = n;
+      return;
+    }
+    this.nucleus(invT);
+    let n = this.count;
+    let kept = 0;
     for (let j = 0; j < n; j++) {
+      if (z[this.ids[j]!]! >= minThreshold) {
+        this.ids[kept] = this.ids[j]!;
+        this.weights[kept++] = this.weights[j]!;
+      }
+    }
+    this.count = kept;
+  }
+
+  /**
+   * Top-p over the whole vocabulary without sorting it: tokens are bucketed by their log-ratio to
+   * the top token (1024 buckets spanning the actual range); whole buckets are taken from the top
+   * until the one where the mass reaches p, and only that bucket is sorted to find the exact cut.
+   * The result equals cutting the fully sorted list (ties broken by lower id).
+   */
+  private nucleus(invT: number): void {
+    const z = this.z;
+    const V = z.length;
+    const m = this.maxLogit;
+    const full = this.full;
+    let total = 0;
+    let minFinite = m;
+    for (let i = 0; i < V; i++) {
+      const v = z[i]!;
+      total += full[i] = Math.exp((v - m) * invT);
+      if (v < minFinite && v !== -Infinity) minFinite = v;
+    }
+    const span = (m - minFinite) * invT;
+    const scale = span > 0 ? BUCKETS / span : 0;
+    const mass = this.bucketMass;
+    const bucket = this.bucket;
+    mass.fill(0);
+    for (let i = 0; i < V; i++) {
+      const v = z[i]!;
+      const b = v === -Infinity ? BUCKETS : Math.min(BUCKETS - 1, Math.floor((m - v) * invT * scale));
+      bucket[i] = b;
+      mass[b]! += full[i]!;
+    }
+    const goal = this.options.topP * total;
+    let cum = 0;
+    let cross = 0;
+    while (cross < BUCKETS && cum + mass[cross]! < goal) cum += mass[cross++]!;
+    // Ids of the buckets above the crossing one (all kept), then the crossing bucket's ids.
+    let n = 0;
+    for (let i = 0; i < V; i++) if (bucket[i]! < cross) this.ids[n++] = i;
+    let c = n;
+    for (let i = 0; i < V; i++) if (bucket[i] === cross) this.ids[c++] = i;
+    const crossing = this.ids.subarray(n, c);
+    crossing.sort((a, b) => z[b]! - z[a]! || a - b);
+    for (let j = 0; j < c; j++) this.weights[j] = full[this.ids[j]!]!;
+    const cut = this.prefixReaching(n, c, goal, cum);
+    this.count = cut || c;
+  }
+
+  /** Smallest end in (from, to] with cum + sum(weights[from..end)) >= goal, or 0 if none. */
+  private prefixReaching(from: number, to: number, goal: number, cum: number): number {
+    for (let j = from; j < to; j++) {
       cum += this.weights[j]!;
       if (cum >= goal) return j + 1;
     }
     return 0;
-  }
-
-  private sumWeights(n: number): number {
-    let s = 0;
-    for (let j = 0; j < n; j++) s += this.weights[j]!;
-    return s;
-  }
-
-  private fillWeights(n: number): void {
-    const invT = 1 / this.options.temperature;
-    for (let j = 0; j < n; j++) this.weights[j] = Math.exp((this.z[this.heap[j]!]! - this.maxLogit) * invT);
-    this.count = n;
-  }
-
-  /** Puts the ids of the n best values of z into heap[0..n), best first (ties: lower id first). */
-  private selectTop(n: number): void {
-    selectTopInto(this.z, n, this.heap);
   }
 }
 

@@ -97,7 +97,7 @@ function referenceFilter(logits: Float32Array, o: { temperature: number; topK: n
   }
   if (o.minP > 0) order = order.filter((i) => p[i]! >= o.minP * p[order[0]!]!);
   const mass = order.reduce((s, i) => s + p[i]!, 0);
-  return new Map(order.map((i) => [i, p[i]! / mass]));
+  return new Map(order.filter((i) => p[i]! > 0).map((i) => [i, p[i]! / mass]));
 }
 
 test('filters on a 5000-token vocabulary match a full-sort reference', () => {
@@ -114,11 +114,18 @@ test('filters on a 5000-token vocabulary match a full-sort reference', () => {
     { temperature: 1.5, topK: 0, topP: 0.9, minP: 0.2 },
     { temperature: 1, topK: 300, topP: 1, minP: 0.01 },
   ];
-  for (const o of cases) {
-    const expected = referenceFilter(logits, o);
-    const actual = dist(new Sampler({ ...o, seed: 3 }), logits);
-    assert.equal(actual.size, expected.size, `candidate count for ${JSON.stringify(o)}`);
-    for (const [id, p] of expected) assert.ok(Math.abs(actual.get(id)! - p) < 1e-5, `${JSON.stringify(o)}: p(${id})`);
+  // Also: a peaked distribution (one dominant token), integer logits with many ties, banned tokens.
+  const peaked = logits.map((x, i) => (i === 1234 ? 30 : x));
+  const ties = logits.map((x) => Math.round(x));
+  const banned = logits.map((x, i) => (i % 3 === 0 ? -Infinity : x));
+  for (const [name, values] of [['uniform', logits], ['peaked', peaked], ['ties', ties], ['banned', banned]] as const) {
+    for (const o of cases) {
+      const expected = referenceFilter(values, o);
+      const actual = dist(new Sampler({ ...o, seed: 3 }), values);
+      const what = `${name} ${JSON.stringify(o)}`;
+      assert.equal(actual.size, expected.size, `candidate count for ${what}`);
+      for (const [id, p] of expected) assert.ok(Math.abs(actual.get(id)! - p) < 1e-5, `${what}: p(${id})`);
+    }
   }
 });
 
