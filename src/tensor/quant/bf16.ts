@@ -9,7 +9,11 @@ export function bf16ToF32(bits: number): number {
 }
 
 export function f32ToBf16(value: number): number {
-  const x = f32Bits(value);
+  return f32BitsToBf16(f32Bits(value));
+}
+
+/** bf16 bits of the float32 with bit pattern `x` (round to nearest even, NaN kept NaN). */
+export function f32BitsToBf16(x: number): number {
   if ((x & 0x7f800000) === 0x7f800000 && (x & 0x7fffff) !== 0) return (x >>> 16) | 0x40;
   return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
@@ -20,10 +24,9 @@ export function dequantizeBf16(src: Uint8Array, count: number, out: Float32Array
   for (let i = 0, p = 0; i < count; i++, p += 2) bits[i] = (src[p]! << 16) | (src[p + 1]! << 24);
 }
 
+/** `out` must be freshly allocated (its byteOffset even) and hold 2 bytes per value. */
 export function quantizeBf16(values: Float32Array, out: Uint8Array): void {
-  for (let i = 0, p = 0; i < values.length; i++, p += 2) {
-    const h = f32ToBf16(values[i]!);
-    out[p] = h & 0xff;
-    out[p + 1] = h >>> 8;
-  }
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const halves = new Uint16Array(out.buffer, out.byteOffset, values.length);
+  for (let i = 0; i < values.length; i++) halves[i] = f32BitsToBf16(bits[i]!);
 }

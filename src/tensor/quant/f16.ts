@@ -28,7 +28,11 @@ export function f16ToF32(bits: number): number {
 }
 
 export function f32ToF16(value: number): number {
-  const x = f32Bits(value);
+  return f32BitsToF16(f32Bits(value));
+}
+
+/** binary16 bits of the float32 with bit pattern `x` (round to nearest even). */
+export function f32BitsToF16(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   const mant = x & 0x7fffff;
@@ -48,13 +52,17 @@ export function f32ToF16(value: number): number {
 /** Decode `count` little-endian binary16 values starting at src[0] into out[0..count). */
 export function dequantizeF16(src: Uint8Array, count: number, out: Float32Array): void {
   const table = F16_TABLE;
+  if ((src.byteOffset & 1) === 0) {
+    const halves = new Uint16Array(src.buffer, src.byteOffset, count);
+    for (let i = 0; i < count; i++) out[i] = table[halves[i]!]!;
+    return;
+  }
   for (let i = 0, p = 0; i < count; i++, p += 2) out[i] = table[src[p]! | (src[p + 1]! << 8)]!;
 }
 
+/** `out` must be freshly allocated (its byteOffset even) and hold 2 bytes per value. */
 export function quantizeF16(values: Float32Array, out: Uint8Array): void {
-  for (let i = 0, p = 0; i < values.length; i++, p += 2) {
-    const h = f32ToF16(values[i]!);
-    out[p] = h & 0xff;
-    out[p + 1] = h >>> 8;
-  }
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const halves = new Uint16Array(out.buffer, out.byteOffset, values.length);
+  for (let i = 0; i < values.length; i++) halves[i] = f32BitsToF16(bits[i]!);
 }

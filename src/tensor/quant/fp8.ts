@@ -29,7 +29,11 @@ export function fp8E4M3ToF32(byte: number): number {
 }
 
 export function f32ToFp8E4M3(value: number): number {
-  const x = f32Bits(value);
+  return f32BitsToFp8E4M3(f32Bits(value));
+}
+
+/** E4M3FN byte of the float32 with bit pattern `x`. */
+export function f32BitsToFp8E4M3(x: number): number {
   const sign = (x >>> 24) & 0x80;
   const exp = (x >>> 23) & 0xff;
   const mant = x & 0x7fffff;
@@ -53,5 +57,6 @@ export function dequantizeFp8(src: Uint8Array, count: number, out: Float32Array)
 
 /** Encode values as raw E4M3 bytes (no scale). */
 export function quantizeFp8(values: Float32Array, out: Uint8Array): void {
-  for (let i = 0; i < values.length; i++) out[i] = f32ToFp8E4M3(values[i]!);
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  for (let i = 0; i < values.length; i++) out[i] = f32BitsToFp8E4M3(bits[i]!);
 }
