@@ -4,7 +4,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,11 +17,14 @@ const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'bin', 'frugal.js');
 let dir = '';
 let modelPath = '';
+let longModelPath = '';
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'frugal-cli-'));
   modelPath = join(dir, 'tiny.gguf');
   writeTinyDenseGguf(modelPath, { architecture: 'qwen2', tokenizer: 'bytes', contextLength: 128, seed: 5 });
+  longModelPath = join(dir, 'tiny-long.gguf');
+  writeTinyDenseGguf(longModelPath, { architecture: 'llama', tokenizer: 'bytes', contextLength: 2048, seed: 6 });
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -100,4 +103,47 @@ test('frugal chat without --model explains the missing default model', { skip: e
   const r = frugal(['chat'], '');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /default model .*frugal-r1-tiny\.gguf does not exist yet; pass --model FILE/);
+});
+
+/** Starts `frugal ARGS`, sends SIGINT once stdout shows `marker`, then writes `after` to stdin. */
+function interrupted(args: string[], input: string, marker: string, after = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root });
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+      if (!sent && stdout.includes(marker)) {
+        sent = true;
+        child.kill('SIGINT');
+        child.stdin.end(after);
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.write(input);
+  });
+}
+
+test('Ctrl-C (SIGINT) stops frugal run mid-generation with exit code 130', async () => {
+  const r = await interrupted(['run', '--model', longModelPath, '--prompt', 'Hi', '--max-tokens', '2000', '--seed', '1'], '', 'Thinking:');
+  assert.equal(r.code, 130, r.stderr);
+  const generated = Number(/generated (\d+) tokens/.exec(r.stderr)?.[1]);
+  assert.ok(generated < 2000, r.stderr);
+  assert.match(r.stderr, /\[abort\]/);
+});
+
+test('Ctrl-C in frugal chat stops the answer and returns to the prompt', async () => {
+  const r = await interrupted(['chat', '--model', longModelPath, '--max-tokens', '2000', '--seed', '1'], 'Hello\n', 'Thinking:', '/reset\n');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\(stopped\)\n/);
+  // the chat went on after the interrupted answer
+  assert.match(r.stdout, /\(conversation cleared\)/);
+  assert.match(r.stderr, /\[abort\]/);
 });
