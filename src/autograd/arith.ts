@@ -3,62 +3,124 @@ import { broadcastShapes, forEachBroadcast } from './broadcast.js';
 
 /**
  * Elementwise binary ops with NumPy broadcasting (a bias [d] over [n, d], per-row weights
- * [n, 1] over [n, d], a scalar [1] over anything). The gradient of a broadcast input is summed
- * over the axes it was repeated along.
+ * [n, 1] over [n, d], a scalar [] over anything). The gradient of a broadcast input is summed
+ * over the axes it was repeated along. When shapes differ, the element index of each input is
+ * precomputed once per op (Int32Array maps) so that the loops stay tight.
  */
-function binary(
-  op: string, a: Var, b: Var,
-  f: (x: number, y: number) => number,
-  dfdx: (x: number, y: number, out: number) => number,
-  dfdy: (x: number, y: number, out: number) => number,
-): Var {
+interface Operands {
+  shape: number[];
+  size: number;
+  /** Index into a / b of each output element; null when that input has the output's shape. */
+  ia: Int32Array | null;
+  ib: Int32Array | null;
+}
+
+function operands(op: string, a: Var, b: Var): Operands {
   const bc = broadcastShapes(op, a.shape, b.shape);
-  const av = a.value;
-  const bv = b.value;
-  const value = new Float32Array(bc.size);
-  forEachBroadcast(bc, (o, ia, ib) => {
-    value[o] = f(av[ia]!, bv[ib]!);
-  });
-  return result(value, bc.shape, [a, b], (out) => () => {
-    const g = out.grad!;
-    const ga = a.requiresGrad ? a.gradBuffer() : null;
-    const gb = b.requiresGrad ? b.gradBuffer() : null;
-    forEachBroadcast(bc, (o, ia, ib) => {
-      const go = g[o]!;
-      if (ga !== null) ga[ia]! += go * dfdx(av[ia]!, bv[ib]!, value[o]!);
-      if (gb !== null) gb[ib]! += go * dfdy(av[ia]!, bv[ib]!, value[o]!);
+  const aFull = a.size === bc.size;
+  const bFull = b.size === bc.size;
+  const ia = aFull ? null : new Int32Array(bc.size);
+  const ib = bFull ? null : new Int32Array(bc.size);
+  if (ia !== null || ib !== null) {
+    forEachBroadcast(bc, (o, x, y) => {
+      if (ia !== null) ia[o] = x;
+      if (ib !== null) ib[o] = y;
     });
+  }
+  return { shape: bc.shape, size: bc.size, ia, ib };
+}
+
+type Kernel = (out: Float32Array, a: Float32Array, b: Float32Array, ia: Int32Array | null, ib: Int32Array | null) => void;
+/** Accumulates the gradient of one input: da[ia[o]] += dy[o] · ∂f/∂a (or for b). */
+type GradKernel = (grad: Float32Array, dy: Float32Array, a: Float32Array, b: Float32Array, out: Float32Array, ia: Int32Array | null, ib: Int32Array | null, index: Int32Array | null) => void;
+
+function binary(op: string, a: Var, b: Var, forward: Kernel, gradA: GradKernel, gradB: GradKernel): Var {
+  const { shape, size, ia, ib } = operands(op, a, b);
+  const value = new Float32Array(size);
+  forward(value, a.value, b.value, ia, ib);
+  return result(value, shape, [a, b], (out) => () => {
+    const g = out.grad!;
+    if (a.requiresGrad) gradA(a.gradBuffer(), g, a.value, b.value, value, ia, ib, ia);
+    if (b.requiresGrad) gradB(b.gradBuffer(), g, a.value, b.value, value, ia, ib, ib);
   });
+}
+
+/** dx[index[o]] += dy[o] (the gradient of x in x ± y), summing over broadcast axes. */
+function passGrad(sign: 1 | -1): GradKernel {
+  return (grad, dy, _a, _b, _out, _ia, _ib, index) => {
+    if (index === null) for (let o = 0; o < dy.length; o++) grad[o]! += sign * dy[o]!;
+    else for (let o = 0; o < dy.length; o++) grad[index[o]!]! += sign * dy[o]!;
+  };
 }
 
 /** a + b (broadcasting). */
 export function add(a: Var, b: Var): Var {
-  return binary('add', a, b, (x, y) => x + y, () => 1, () => 1);
+  return binary('add', a, b, (out, x, y, ia, ib) => {
+    for (let o = 0; o < out.length; o++) out[o] = x[ia === null ? o : ia[o]!]! + y[ib === null ? o : ib[o]!]!;
+  }, passGrad(1), passGrad(1));
 }
 
 /** a − b (broadcasting). */
 export function sub(a: Var, b: Var): Var {
-  return binary('sub', a, b, (x, y) => x - y, () => 1, () => -1);
+  return binary('sub', a, b, (out, x, y, ia, ib) => {
+    for (let o = 0; o < out.length; o++) out[o] = x[ia === null ? o : ia[o]!]! - y[ib === null ? o : ib[o]!]!;
+  }, passGrad(1), passGrad(-1));
 }
 
 /** a · b elementwise (broadcasting). */
 export function mul(a: Var, b: Var): Var {
-  return binary('mul', a, b, (x, y) => x * y, (_x, y) => y, (x) => x);
+  return binary('mul', a, b, (out, x, y, ia, ib) => {
+    for (let o = 0; o < out.length; o++) out[o] = x[ia === null ? o : ia[o]!]! * y[ib === null ? o : ib[o]!]!;
+  }, (ga, dy, _x, y, _out, _ia, ib, index) => {
+    for (let o = 0; o < dy.length; o++) ga[index === null ? o : index[o]!]! += dy[o]! * y[ib === null ? o : ib[o]!]!;
+  }, (gb, dy, x, _y, _out, ia, _ib, index) => {
+    for (let o = 0; o < dy.length; o++) gb[index === null ? o : index[o]!]! += dy[o]! * x[ia === null ? o : ia[o]!]!;
+  });
 }
 
 /** a / b elementwise (broadcasting). */
 export function div(a: Var, b: Var): Var {
-  return binary('div', a, b, (x, y) => x / y, (_x, y) => 1 / y, (x, y) => -x / (y * y));
+  return binary('div', a, b, (out, x, y, ia, ib) => {
+    for (let o = 0; o < out.length; o++) out[o] = x[ia === null ? o : ia[o]!]! / y[ib === null ? o : ib[o]!]!;
+  }, (ga, dy, _x, y, _out, _ia, ib, index) => {
+    for (let o = 0; o < dy.length; o++) ga[index === null ? o : index[o]!]! += dy[o]! / y[ib === null ? o : ib[o]!]!;
+  }, (gb, dy, _x, y, out, _ia, ib, index) => {
+    // d(x/y)/dy = −(x/y)/y = −out/y.
+    for (let o = 0; o < dy.length; o++) gb[index === null ? o : index[o]!]! -= (dy[o]! * out[o]!) / y[ib === null ? o : ib[o]!]!;
+  });
+}
+
+/** Gradient of min/max: to a where pickA(x, y), else to b (ties go to a). */
+function selectGrad(pickA: (x: number, y: number) => boolean, toA: boolean): GradKernel {
+  return (grad, dy, x, y, _out, ia, ib, index) => {
+    for (let o = 0; o < dy.length; o++) {
+      if (pickA(x[ia === null ? o : ia[o]!]!, y[ib === null ? o : ib[o]!]!) === toA) grad[index === null ? o : index[o]!]! += dy[o]!;
+    }
+  };
 }
 
 /** min(a, b) elementwise (broadcasting); on ties the gradient goes to a. */
 export function minimum(a: Var, b: Var): Var {
-  return binary('minimum', a, b, (x, y) => (x <= y ? x : y), (x, y) => (x <= y ? 1 : 0), (x, y) => (x <= y ? 0 : 1));
+  const le = (x: number, y: number): boolean => x <= y;
+  return binary('minimum', a, b, (out, x, y, ia, ib) => {
+    for (let o = 0; o < out.length; o++) {
+      const u = x[ia === null ? o : ia[o]!]!;
+      const v = y[ib === null ? o : ib[o]!]!;
+      out[o] = u <= v ? u : v;
+    }
+  }, selectGrad(le, true), selectGrad(le, false));
 }
 
 /** max(a, b) elementwise (broadcasting); on ties the gradient goes to a. */
 export function maximum(a: Var, b: Var): Var {
-  return binary('maximum', a, b, (x, y) => (x >= y ? x : y), (x, y) => (x >= y ? 1 : 0), (x, y) => (x >= y ? 0 : 1));
+  const ge = (x: number, y: number): boolean => x >= y;
+  return binary('maximum', a, b, (out, x, y, ia, ib) => {
+    for (let o = 0; o < out.length; o++) {
+      const u = x[ia === null ? o : ia[o]!]!;
+      const v = y[ib === null ? o : ib[o]!]!;
+      out[o] = u >= v ? u : v;
+    }
+  }, selectGrad(ge, true), selectGrad(ge, false));
 }
 
 /** Sum of several Vars of one shape (residual streams, loss terms), one node. */

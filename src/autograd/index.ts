@@ -1,5 +1,5 @@
 /** Reverse-mode autograd: Var, backward, and the ops (one concept per file). */
-export { Var, parameter, constant, backward, noGrad, isGradEnabled, topologicalOrder } from './var.js';
+export { Var, parameter, constant, detach, backward, noGrad, isGradEnabled, topologicalOrder } from './var.js';
 export { gemm, useBackend, gemmBackend, loopGemm } from './compute.js';
 export { add, sub, mul, div, minimum, maximum, addN } from './arith.js';
 export { scale, addScalar, neg, exp, log, square, sqrt, sigmoid, silu, relu, clamp, swiglu } from './unary.js';
@@ -16,4 +16,5 @@ export {
   selectExperts, gatherColumns, routePlan, expertLoad, gatherRows, combineExperts, updateRoutingBias, sequenceBalanceLoss,
   type ExpertSelection, type ExpertRoute, type SelectOptions,
 } from './moe.js';
+export { fakeQuantTiles, fakeQuantBlocks, FP8_TILE } from './fp8.js';
 export { Random } from './random.js';

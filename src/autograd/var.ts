@@ -93,6 +93,14 @@ export function constant(value: Float32Array, shape: readonly number[], name = '
   return new Var(value, shape, { requiresGrad: false, name });
 }
 
+/**
+ * The same values cut from the graph (no gradient flows back through it): PyTorch's
+ * x.detach(), e.g. GRPO's exp(logp − detach(logp)).
+ */
+export function detach(x: Var): Var {
+  return new Var(x.value, x.shape, { requiresGrad: false, name: x.name });
+}
+
 let gradEnabled = true;
 
 /** Runs fn without recording the graph (evaluation, generation): results carry no backward. */
