@@ -118,7 +118,7 @@ export async function run(args: string[]): Promise<number> {
         continue;
       }
       history.push({ role: 'user', content: line });
-      const prompt = chatPromptTokens(tokenizer, history, chatTemplate);
+      const prompt = chatPromptTokens(tokenizer, history, chatTemplate !== undefined ? { template: chatTemplate } : {});
       if (prompt.length >= ctxSize) {
         history.pop();
         process.stdout.write(`(the conversation is ${prompt.length} tokens, more than the ${ctxSize}-token context: /reset to start over)\n`);

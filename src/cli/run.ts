@@ -64,7 +64,7 @@ export async function run(args: string[]): Promise<number> {
 
   const prompt = values.raw
     ? Array.from(tokenizer.encode(values.prompt, { addSpecialTokens: true, parseSpecial: true }))
-    : chatPromptTokens(tokenizer, [{ role: 'user', content: values.prompt }], chatTemplate);
+    : chatPromptTokens(tokenizer, [{ role: 'user', content: values.prompt }], chatTemplate !== undefined ? { template: chatTemplate } : {});
 
   const controller = new AbortController();
   const onInterrupt = (): void => controller.abort();

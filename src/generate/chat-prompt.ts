@@ -1,59 +1,43 @@
 /**
- * Chat messages -> prompt token ids for the CLI. Uses the tokenizer's own renderChat (src/tokenizer,
- * which runs the model's Jinja template) when it has one; otherwise the DeepSeek-R1 template's
- * rules for system/user/assistant turns (spec formats-and-api.md §4.6), written out here.
+ * Chat messages -> prompt token ids. Rendering is src/tokenizer's renderChat (the R1 template in
+ * TypeScript by default, or the model's own Jinja template); a tokenizer object that carries its
+ * own renderChat method (test fakes) is used as it is.
  */
-import type { ChatMessage } from './engine.js';
+import { renderChat, type ChatMessage, type RenderChatOptions } from '../tokenizer/chat-template.js';
 import type { GenerationTokenizer } from './events.js';
 
-export interface RenderOptions {
-  template?: string;
-  addGenerationPrompt: boolean;
-  bosToken?: string;
-  eosToken?: string;
-}
+export type { ChatMessage } from '../tokenizer/chat-template.js';
 
-type MaybeChatTokenizer = GenerationTokenizer & {
-  renderChat?: (messages: readonly ChatMessage[], options: RenderOptions) => string;
+type RenderingTokenizer = GenerationTokenizer & {
+  renderChat?: (messages: readonly ChatMessage[], options: RenderChatOptions) => string;
   bosId?: number;
   tokenText?: (id: number) => string | undefined;
   addedToken?: (id: number) => unknown;
 };
 
-const EOS_TEXT = '<｜end▁of▁sentence｜>';
-
-/**
- * The R1 template (Feb 2025 revision) for plain turns: BOS, the last system message verbatim,
- * `<｜User｜>` + user text, `<｜Assistant｜>` + answer (text after the last `</think>`) + `<｜end▁of▁sentence｜>`,
- * and `<｜Assistant｜><think>\n` as the generation prompt.
- */
-export function renderR1(messages: readonly ChatMessage[], options: RenderOptions): string {
-  let system = '';
-  for (const m of messages) if (m.role === 'system') system = String(m.content ?? '');
-  let out = (options.bosToken ?? '') + system;
-  for (const [i, m] of messages.entries()) {
-    const content = String(m.content ?? '');
-    if (m.role === 'system') continue;
-    if (m.role === 'user') out += `<｜User｜>${content}`;
-    else if (m.role === 'assistant') out += `<｜Assistant｜>${content.split('</think>').at(-1)}${EOS_TEXT}`;
-    else throw new Error(`message ${i}: role '${m.role}' is not supported by the built-in R1 template`);
-  }
-  if (options.addGenerationPrompt) out += '<｜Assistant｜><think>\n';
-  return out;
+export interface ChatPromptOptions {
+  /** Jinja chat template (e.g. the GGUF's `tokenizer.chat_template`); default: the R1 template. */
+  template?: string;
+  /** End with the assistant prefix (R1: `<｜Assistant｜><think>\n`). Default true. */
+  addGenerationPrompt?: boolean;
 }
 
-/** Renders `messages` with a generation prompt and encodes them (special tokens parsed, no extra BOS). */
-export function chatPromptTokens(tokenizer: GenerationTokenizer, messages: readonly ChatMessage[], template?: string): number[] {
-  const t = tokenizer as MaybeChatTokenizer;
-  const options: RenderOptions = { addGenerationPrompt: true };
-  if (template !== undefined) options.template = template;
-  // Only added tokens have a text that encodes back to the same id (a byte-level vocabulary entry does not).
+/**
+ * Renders `messages` and encodes them (special tokens parsed, no extra BOS: the template writes
+ * it). The BOS/EOS texts given to the template are the tokenizer's, when they are added tokens
+ * (a plain byte-level vocabulary entry would not encode back to the same id).
+ */
+export function chatPromptTokens(tokenizer: GenerationTokenizer, messages: readonly ChatMessage[], options: ChatPromptOptions = {}): number[] {
+  const t = tokenizer as RenderingTokenizer;
   const addedText = (id: number | undefined): string | undefined =>
     id !== undefined && t.tokenText && t.addedToken?.(id) !== undefined ? t.tokenText(id) : undefined;
-  const bos = addedText(t.bosId);
+  const render: RenderChatOptions = {
+    addGenerationPrompt: options.addGenerationPrompt ?? true,
+    bosToken: addedText(t.bosId) ?? '',
+  };
   const eos = addedText(t.eosId);
-  if (bos !== undefined) options.bosToken = bos;
-  if (eos !== undefined) options.eosToken = eos;
-  const text = typeof t.renderChat === 'function' ? t.renderChat(messages, options) : renderR1(messages, options);
+  if (eos !== undefined) render.eosToken = eos;
+  if (options.template !== undefined) render.template = options.template;
+  const text = typeof t.renderChat === 'function' ? t.renderChat(messages, render) : renderChat(messages, render);
   return Array.from(tokenizer.encode(text, { addSpecialTokens: false, parseSpecial: true }));
 }

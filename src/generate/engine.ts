@@ -7,18 +7,10 @@
  */
 import type { CausalLM, KvCache } from '../models/model.js';
 import type { DoneEvent, GenerationEvent, GenerationTokenizer } from './events.js';
+import { chatPromptTokens, type ChatMessage } from './chat-prompt.js';
 import { Sequence, type SequenceOptions } from './sequence.js';
 
-export interface ChatMessage {
-  role: string;
-  content: string | null;
-  [field: string]: unknown;
-}
-
-/** A tokenizer that can also render chat messages (src/tokenizer's Tokenizer). */
-export interface ChatTokenizer extends GenerationTokenizer {
-  renderChat(messages: readonly ChatMessage[], options: { template?: string; addGenerationPrompt: boolean }): string;
-}
+export type { ChatMessage } from './chat-prompt.js';
 
 /** Exactly one of prompt, text or messages. */
 export interface PromptSource {
@@ -26,9 +18,9 @@ export interface PromptSource {
   prompt?: ArrayLike<number>;
   /** Raw prompt text: encoded with the tokenizer's BOS and with special tokens parsed. */
   text?: string;
-  /** Chat messages, rendered with the tokenizer's chat template plus the generation prompt. */
+  /** Chat messages, rendered with the chat template plus the generation prompt. */
   messages?: readonly ChatMessage[];
-  /** Jinja chat template overriding the tokenizer's default (e.g. the GGUF's). */
+  /** Jinja chat template (e.g. the GGUF's); default: the DeepSeek-R1 template. */
   chatTemplate?: string;
 }
 
@@ -49,7 +41,7 @@ export interface GenerationRequest extends PromptSource, SequenceOptions {
 }
 
 /** Turns the request's prompt into token ids. Throws a clear Error on a malformed request. */
-export function preparePrompt(tokenizer: GenerationTokenizer | ChatTokenizer, source: PromptSource): Int32Array {
+export function preparePrompt(tokenizer: GenerationTokenizer, source: PromptSource): Int32Array {
   const given = [source.prompt !== undefined, source.text !== undefined, source.messages !== undefined].filter(Boolean).length;
   if (given !== 1) throw new Error('a generation request needs exactly one of prompt (token ids), text or messages');
   if (source.prompt !== undefined) {
@@ -60,13 +52,8 @@ export function preparePrompt(tokenizer: GenerationTokenizer | ChatTokenizer, so
     return ids;
   }
   if (source.text !== undefined) return Int32Array.from(tokenizer.encode(source.text, { addSpecialTokens: true, parseSpecial: true }));
-  if (!('renderChat' in tokenizer) || typeof tokenizer.renderChat !== 'function') {
-    throw new Error('this tokenizer cannot render chat messages; pass prompt token ids or text');
-  }
-  const options: { template?: string; addGenerationPrompt: boolean } = { addGenerationPrompt: true };
-  if (source.chatTemplate !== undefined) options.template = source.chatTemplate;
-  const rendered = tokenizer.renderChat(source.messages!, options);
-  return Int32Array.from(tokenizer.encode(rendered, { addSpecialTokens: false, parseSpecial: true }));
+  const options = source.chatTemplate !== undefined ? { template: source.chatTemplate } : {};
+  return Int32Array.from(chatPromptTokens(tokenizer, source.messages!, options));
 }
 
 /** Throws when a prompt of this length cannot run in the model's context. */
@@ -84,7 +71,7 @@ const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 
 export async function* generate(
   model: CausalLM,
-  tokenizer: GenerationTokenizer | ChatTokenizer,
+  tokenizer: GenerationTokenizer,
   request: GenerationRequest,
 ): AsyncGenerator<GenerationEvent, void, undefined> {
   const prompt = preparePrompt(tokenizer, request);

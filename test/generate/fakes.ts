@@ -4,10 +4,11 @@
  * function of the whole context.
  */
 import type { CausalLM, KvCache, ModelInfo } from '../../src/models/model.js';
-import type { ChatMessage, ChatTokenizer } from '../../src/generate/engine.js';
+import type { ChatMessage } from '../../src/generate/engine.js';
+import type { GenerationTokenizer } from '../../src/generate/events.js';
 
 /** Tokenizer over a fixed list of pieces; encoding is greedy longest match. Id 0 is EOS. */
-export class FakeTokenizer implements ChatTokenizer {
+export class FakeTokenizer implements GenerationTokenizer {
   readonly pieces: string[];
   readonly eosId = 0;
   private readonly byPiece = new Map<string, number>();
