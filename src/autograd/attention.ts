@@ -34,9 +34,9 @@ export function attention(q: Var, k: Var, v: Var, options: { scale?: number; cau
   };
   const value = new Float32Array(batch * seq * heads * headDimV);
   const probs = new Float32Array(batch * heads * seq * seq);
-  attentionForward(value, probs, q.value, k.value, v.value, shape);
+  attentionKernels.forward(value, probs, q.value, k.value, v.value, shape);
   return result(value, [batch, seq, heads, headDimV], [q, k, v], (out) => () => {
-    attentionBackward(
+    attentionKernels.backward(
       q.requiresGrad ? q.gradBuffer() : null, k.requiresGrad ? k.gradBuffer() : null, v.requiresGrad ? v.gradBuffer() : null,
       out.grad!, probs, q.value, k.value, v.value, shape,
     );
@@ -119,3 +119,9 @@ export function attentionBackward(
     }
   }
 }
+
+/**
+ * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
+ * the same signature can replace an entry, op by op, without touching the op.
+ */
+export const attentionKernels = { forward: attentionForward, backward: attentionBackward };

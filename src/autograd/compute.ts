@@ -48,6 +48,20 @@ export function loopGemm(
   a: Float32Array, lda: number, b: Float32Array, ldb: number,
   beta: number, c: Float32Array, ldc: number,
 ): void {
+  if (transB && !transA) {
+    // Rows of A against rows of B: contiguous dot products.
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let sum = 0;
+        const ai = i * lda;
+        const bj = j * ldb;
+        for (let p = 0; p < k; p++) sum += a[ai + p]! * b[bj + p]!;
+        const at = i * ldc + j;
+        c[at] = beta === 0 ? alpha * sum : alpha * sum + beta * c[at]!;
+      }
+    }
+    return;
+  }
   const row = new Float64Array(n);
   for (let i = 0; i < m; i++) {
     row.fill(0);

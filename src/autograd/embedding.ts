@@ -14,9 +14,9 @@ export function embedding(table: Var, ids: Int32Array, idsShape: readonly number
     if (id < 0 || id >= vocab) throw new Error(`embedding: id ${id} at position ${i} is outside the table's ${vocab} rows`);
   }
   const value = new Float32Array(ids.length * dim);
-  embeddingForward(value, table.value, ids, dim);
+  embeddingKernels.forward(value, table.value, ids, dim);
   return result(value, [...idsShape, dim], [table], (out) => () => {
-    embeddingBackward(table.gradBuffer(), out.grad!, ids, dim);
+    embeddingKernels.backward(table.gradBuffer(), out.grad!, ids, dim);
   });
 }
 
@@ -31,3 +31,9 @@ export function embeddingBackward(dtable: Float32Array, dy: Float32Array, ids: I
     for (let j = 0; j < dim; j++) dtable[dst + j]! += dy[src + j]!;
   }
 }
+
+/**
+ * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
+ * the same signature can replace an entry, op by op, without touching the op.
+ */
+export const embeddingKernels = { forward: embeddingForward, backward: embeddingBackward };

@@ -18,3 +18,4 @@ export {
 } from './moe.js';
 export { fakeQuantTiles, fakeQuantBlocks, FP8_TILE } from './fp8.js';
 export { Random } from './random.js';
+export * from './kernels.js';

@@ -15,11 +15,11 @@ export function linear(x: Var, w: Var, b?: Var): Var {
   if (b && (b.rank !== 1 || b.shape[0] !== outDim)) throw new Error(`linear: bias ${b.toString()} must be [${outDim}]`);
   const rows = x.size / inDim;
   const value = new Float32Array(rows * outDim);
-  linearForward(value, x.value, w.value, b ? b.value : null, rows, inDim, outDim);
+  linearKernels.forward(value, x.value, w.value, b ? b.value : null, rows, inDim, outDim);
   const shape = [...x.shape.slice(0, -1), outDim];
   const inputs = b ? [x, w, b] : [x, w];
   return result(value, shape, inputs, (out) => () => {
-    linearBackward(
+    linearKernels.backward(
       x.requiresGrad ? x.gradBuffer() : null, w.requiresGrad ? w.gradBuffer() : null, b && b.requiresGrad ? b.gradBuffer() : null,
       out.grad!, x.value, w.value, rows, inDim, outDim,
     );
@@ -98,3 +98,9 @@ export function matmul(a: Var, b: Var, options: { transA?: boolean; transB?: boo
     }
   });
 }
+
+/**
+ * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
+ * the same signature can replace an entry, op by op, without touching the op.
+ */
+export const linearKernels = { forward: linearForward, backward: linearBackward };

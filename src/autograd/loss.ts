@@ -37,30 +37,42 @@ export function rowLogSumExp(out: Float64Array, x: Float32Array, rows: number, c
 export function crossEntropy(logits: Var, targets: Int32Array, ignoreIndex: number = IGNORE_INDEX): Var {
   const { rows, vocab } = checkTargets('crossEntropy', logits, targets, ignoreIndex);
   const lse = new Float64Array(rows);
-  rowLogSumExp(lse, logits.value, rows, vocab);
+  const { total, valid } = crossEntropyKernels.forward(lse, logits.value, targets, rows, vocab, ignoreIndex);
+  const loss = valid === 0 ? 0 : total / valid;
+  return result(Float32Array.of(loss), [], [logits], (out) => () => {
+    if (valid === 0) return;
+    crossEntropyKernels.backward(logits.gradBuffer(), out.grad![0]! / valid, logits.value, lse, targets, rows, vocab, ignoreIndex);
+  });
+}
+
+/** Fills each row's log-sum-exp; returns the summed loss over valid rows and their count. */
+export function crossEntropyForward(
+  lse: Float64Array, x: Float32Array, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number,
+): { total: number; valid: number } {
+  rowLogSumExp(lse, x, rows, vocab);
   let total = 0;
   let valid = 0;
   for (let r = 0; r < rows; r++) {
     const t = targets[r]!;
     if (t === ignoreIndex) continue;
-    total += lse[r]! - logits.value[r * vocab + t]!;
+    total += lse[r]! - x[r * vocab + t]!;
     valid++;
   }
-  const loss = valid === 0 ? 0 : total / valid;
-  return result(Float32Array.of(loss), [], [logits], (out) => () => {
-    if (valid === 0) return;
-    const g = out.grad![0]! / valid;
-    const gx = logits.gradBuffer();
-    const x = logits.value;
-    for (let r = 0; r < rows; r++) {
-      const t = targets[r]!;
-      if (t === ignoreIndex) continue;
-      const base = r * vocab;
-      const l = lse[r]!;
-      for (let c = 0; c < vocab; c++) gx[base + c]! += g * Math.exp(x[base + c]! - l);
-      gx[base + t]! -= g;
-    }
-  });
+  return { total, valid };
+}
+
+/** dx[r] += g · (softmax(x[r]) − onehot(target[r])) for valid rows (g already divided by the count). */
+export function crossEntropyBackward(
+  dx: Float32Array, g: number, x: Float32Array, lse: Float64Array, targets: Int32Array, rows: number, vocab: number, ignoreIndex: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const t = targets[r]!;
+    if (t === ignoreIndex) continue;
+    const base = r * vocab;
+    const l = lse[r]!;
+    for (let c = 0; c < vocab; c++) dx[base + c]! += g * Math.exp(x[base + c]! - l);
+    dx[base + t]! -= g;
+  }
 }
 
 /**
@@ -87,3 +99,6 @@ export function tokenLogProbs(logits: Var, targets: Int32Array): Var {
     }
   });
 }
+
+/** The kernels crossEntropy runs; replaceable by native ones with the same signatures. */
+export const crossEntropyKernels = { forward: crossEntropyForward, backward: crossEntropyBackward };

@@ -13,10 +13,10 @@ export function rmsNorm(x: Var, weight: Var | null, eps: number): Var {
   const rows = x.size / dim;
   const value = new Float32Array(x.size);
   const rstd = new Float32Array(rows);
-  rmsNormForward(value, rstd, x.value, weight ? weight.value : null, rows, dim, eps);
+  rmsNormKernels.forward(value, rstd, x.value, weight ? weight.value : null, rows, dim, eps);
   const inputs = weight ? [x, weight] : [x];
   return result(value, x.shape, inputs, (out) => () => {
-    rmsNormBackward(
+    rmsNormKernels.backward(
       x.requiresGrad ? x.gradBuffer() : null, weight && weight.requiresGrad ? weight.gradBuffer() : null,
       out.grad!, x.value, weight ? weight.value : null, rstd, rows, dim,
     );
@@ -57,3 +57,9 @@ export function rmsNormBackward(
     }
   }
 }
+
+/**
+ * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
+ * the same signature can replace an entry, op by op, without touching the op.
+ */
+export const rmsNormKernels = { forward: rmsNormForward, backward: rmsNormBackward };

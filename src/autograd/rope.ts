@@ -27,9 +27,9 @@ export function rope(x: Var, positions: Int32Array, invFreq: Float32Array, style
     }
   }
   const value = new Float32Array(x.size);
-  ropeRotate(value, x.value, cos, sin, tokens, heads, dim, style, 1);
+  ropeKernels.rotate(value, x.value, cos, sin, tokens, heads, dim, style, 1);
   return result(value, x.shape, [x], (out) => () => {
-    ropeRotate(x.gradBuffer(), out.grad!, cos, sin, tokens, heads, dim, style, -1, true);
+    ropeKernels.rotate(x.gradBuffer(), out.grad!, cos, sin, tokens, heads, dim, style, -1, true);
   });
 }
 
@@ -71,3 +71,9 @@ export function ropeInvFreq(dim: number, base: number): Float32Array {
   for (let i = 0; i < dim / 2; i++) f[i] = Math.pow(base, (-2 * i) / dim);
   return f;
 }
+
+/**
+ * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
+ * the same signature can replace an entry, op by op, without touching the op.
+ */
+export const ropeKernels = { rotate: ropeRotate };

@@ -5,9 +5,9 @@ export function softmax(x: Var): Var {
   const cols = lastDim('softmax', x);
   const rows = x.size / cols;
   const value = new Float32Array(x.size);
-  softmaxForward(value, x.value, rows, cols);
+  softmaxKernels.forward(value, x.value, rows, cols);
   return result(value, x.shape, [x], (out) => () => {
-    softmaxBackward(x.gradBuffer(), out.grad!, value, rows, cols);
+    softmaxKernels.backward(x.gradBuffer(), out.grad!, value, rows, cols);
   });
 }
 
@@ -71,3 +71,9 @@ export function logSoftmaxForward(y: Float32Array, x: Float32Array, rows: number
     for (let c = 0; c < cols; c++) y[base + c] = x[base + c]! - lse;
   }
 }
+
+/**
+ * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
+ * the same signature can replace an entry, op by op, without touching the op.
+ */
+export const softmaxKernels = { forward: softmaxForward, backward: softmaxBackward };

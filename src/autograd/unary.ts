@@ -79,9 +79,9 @@ export function swiglu(gate: Var, up: Var): Var {
   const gv = gate.value;
   const uv = up.value;
   const value = new Float32Array(gv.length);
-  swigluForward(value, gv, uv, gv.length);
+  swigluKernels.forward(value, gv, uv, gv.length);
   return result(value, gate.shape, [gate, up], (out) => () => {
-    swigluBackward(gate.requiresGrad ? gate.gradBuffer() : null, up.requiresGrad ? up.gradBuffer() : null, out.grad!, gv, uv, gv.length);
+    swigluKernels.backward(gate.requiresGrad ? gate.gradBuffer() : null, up.requiresGrad ? up.gradBuffer() : null, out.grad!, gv, uv, gv.length);
   });
 }
 
@@ -101,3 +101,9 @@ export function swigluBackward(dgate: Float32Array | null, dup: Float32Array | n
     if (dup !== null) dup[i]! += dy[i]! * v * s;
   }
 }
+
+/**
+ * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
+ * the same signature can replace an entry, op by op, without touching the op.
+ */
+export const swigluKernels = { forward: swigluForward, backward: swigluBackward };

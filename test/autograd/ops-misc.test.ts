@@ -8,6 +8,7 @@ import { tokenLogProbs } from '../../src/autograd/loss.js';
 import { fakeQuantTiles, fakeQuantBlocks } from '../../src/autograd/fp8.js';
 import { FP8_TABLE } from '../../src/tensor/quant/fp8.js';
 import { Random } from '../../src/autograd/random.js';
+import { rmsNorm, rmsNormKernels } from '../../src/autograd/rmsnorm.js';
 
 const rng = new Random(31);
 const fp8Values = new Set(Array.from(FP8_TABLE).filter(Number.isFinite));
@@ -75,4 +76,28 @@ test('detach cuts the graph: the GRPO ratio exp(logp − detach(logp)) is 1 with
   backward(scale(mean(mul(tokenLogProbs(logits, targets), detach(adv))), -1));
   viaRatio.forEach((g, i) => assert.ok(Math.abs(g - logits.grad![i]!) < 1e-6));
   assert.equal(adv.grad, null);
+});
+
+test('an op runs whatever kernel its table holds (the hook for native kernels)', () => {
+  const x = parameter(rng.normalArray(2 * 8), [2, 8]);
+  const w = parameter(rng.normalArray(8), [8]);
+  const original = { ...rmsNormKernels };
+  let forwards = 0;
+  let backwards = 0;
+  rmsNormKernels.forward = (...args) => {
+    forwards++;
+    original.forward(...args);
+  };
+  rmsNormKernels.backward = (...args) => {
+    backwards++;
+    original.backward(...args);
+  };
+  try {
+    backward(sum(rmsNorm(x, w, 1e-6)));
+  } finally {
+    Object.assign(rmsNormKernels, original);
+  }
+  assert.deepEqual([forwards, backwards], [1, 1]);
+  backward(sum(rmsNorm(x, w, 1e-6)));
+  assert.deepEqual([forwards, backwards], [1, 1]);
 });
