@@ -4,6 +4,7 @@
  * Writes d @0, dmin @2, the packed scales @4 (bytes 0..15 of the block) and returns the
  * quants in `levels` (256 values) for the caller to pack.
  */
+import { roundNearest } from './bits.js';
 import { writeScale } from './half.js';
 import { fitAffine } from './k-fit.js';
 import { packScalesMins } from './k-scales.js';
@@ -43,8 +44,8 @@ export function quantizeAffineSuperBlock(
   const invD = d > 0 ? 1 / d : 0;
   const invMin = dmin > 0 ? 1 / dmin : 0;
   for (let ib = 0; ib < 8; ib++) {
-    sc[ib] = clamp(Math.round(subScales[ib]! * invD), 0, 63);
-    mn[ib] = clamp(Math.round(subMins[ib]! * invMin), 0, 63);
+    sc[ib] = clamp(roundNearest(subScales[ib]! * invD), 0, 63);
+    mn[ib] = clamp(roundNearest(subMins[ib]! * invMin), 0, 63);
   }
   packScalesMins(out, p + 4, sc, mn);
 
@@ -55,7 +56,7 @@ export function quantizeAffineSuperBlock(
     const offset = dmin * mn[ib]!;
     const inv = step > 0 ? 1 / step : 0;
     for (let l = 0; l < SUB; l++) {
-      levels[ib * SUB + l] = clamp(Math.round((values[o + l]! + offset) * inv), 0, nmax);
+      levels[ib * SUB + l] = clamp(roundNearest((values[o + l]! + offset) * inv), 0, nmax);
     }
   }
 }

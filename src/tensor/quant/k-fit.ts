@@ -4,6 +4,8 @@
  * keep the candidate with the smallest weighted squared error). Not bit-exact with ggml.
  */
 
+import { roundNearest } from './bits.js';
+
 const SWEEP_LOW = -1;
 const SWEEP_STEP = 0.1;
 const SWEEP_COUNT = 20;
@@ -56,7 +58,7 @@ export function fitAffine(
     let sumXL = 0;
     for (let i = 0; i < n; i++) {
       const v = x[at + i]!;
-      let l = Math.round(iscale * (v - offset));
+      let l = roundNearest(iscale * (v - offset));
       l = l < 0 ? 0 : l > nmax ? nmax : l;
       candidate[i] = l;
       const wl = w[i]! * l;
@@ -92,7 +94,7 @@ function quantizeAffine(
   x: Float32Array, at: number, n: number, nmax: number, iscale: number, offset: number, q: Uint8Array,
 ): void {
   for (let i = 0; i < n; i++) {
-    const l = Math.round(iscale * (x[at + i]! - offset));
+    const l = roundNearest(iscale * (x[at + i]! - offset));
     q[i] = l < 0 ? 0 : l > nmax ? nmax : l;
   }
 }
@@ -133,7 +135,7 @@ export function fitSymmetric(x: Float32Array, at: number, n: number, nmax: numbe
     let sumL2 = 0;
     for (let i = 0; i < n; i++) {
       const v = x[at + i]!;
-      let l = Math.round(iscale * v);
+      let l = roundNearest(iscale * v);
       if (l < -nmax) l = -nmax;
       else if (l > nmax - 1) l = nmax - 1;
       sumLX += w[i]! * v * l;

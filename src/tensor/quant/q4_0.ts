@@ -3,6 +3,7 @@
  * x[j] = ((qs[j] & 0xF) - 8) * d, x[j+16] = ((qs[j] >> 4) - 8) * d for j in 0..15.
  * Quantize: the value of largest magnitude maps to -8 (d = max / -8), others round to nearest.
  */
+import { roundNearest } from './bits.js';
 import { readHalf, writeScale } from './half.js';
 
 const QK = 32;
@@ -34,8 +35,8 @@ export function quantizeQ4_0(values: Float32Array, out: Uint8Array): void {
     const d = writeScale(out, p, max / -8 + 0, 'q4_0', b);
     const id = d !== 0 ? 1 / d : 0;
     for (let j = 0; j < 16; j++) {
-      const lo = clampNibble(Math.round(values[o + j]! * id) + 8);
-      const hi = clampNibble(Math.round(values[o + j + 16]! * id) + 8);
+      const lo = clampNibble(roundNearest(values[o + j]! * id) + 8);
+      const hi = clampNibble(roundNearest(values[o + j + 16]! * id) + 8);
       out[p + 2 + j] = lo | (hi << 4);
     }
   }

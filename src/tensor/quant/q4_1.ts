@@ -3,6 +3,7 @@
  * unsigned nibble, low nibbles holding x[0..15] and high nibbles x[16..31].
  * Quantize: m = min, d = (max - min) / 15, q = round((x - m) / d).
  */
+import { roundNearest } from './bits.js';
 import { readHalf, writeScale } from './half.js';
 
 const QK = 32;
@@ -38,8 +39,8 @@ export function quantizeQ4_1(values: Float32Array, out: Uint8Array): void {
     const m = writeScale(out, p + 2, min, 'q4_1', b);
     const id = d !== 0 ? 1 / d : 0;
     for (let j = 0; j < 16; j++) {
-      const lo = clampNibble(Math.round((values[o + j]! - m) * id));
-      const hi = clampNibble(Math.round((values[o + j + 16]! - m) * id));
+      const lo = clampNibble(roundNearest((values[o + j]! - m) * id));
+      const hi = clampNibble(roundNearest((values[o + j + 16]! - m) * id));
       out[p + 4 + j] = lo | (hi << 4);
     }
   }

@@ -4,7 +4,7 @@
  * x[j] = (lo - 16) * d, x[j+16] = (hi - 16) * d.
  * Quantize: the value of largest magnitude maps to -16 (d = max / -16).
  */
-import { readU32, writeU32 } from './bits.js';
+import { readU32, roundNearest, writeU32 } from './bits.js';
 import { readHalf, writeScale } from './half.js';
 
 const QK = 32;
@@ -40,8 +40,8 @@ export function quantizeQ5_0(values: Float32Array, out: Uint8Array): void {
     const id = d !== 0 ? 1 / d : 0;
     let qh = 0;
     for (let j = 0; j < 16; j++) {
-      const lo = clamp5(Math.round(values[o + j]! * id) + 16);
-      const hi = clamp5(Math.round(values[o + j + 16]! * id) + 16);
+      const lo = clamp5(roundNearest(values[o + j]! * id) + 16);
+      const hi = clamp5(roundNearest(values[o + j + 16]! * id) + 16);
       out[p + 6 + j] = (lo & 0xf) | ((hi & 0xf) << 4);
       qh |= ((lo >> 4) << j) | ((hi >> 4) << (j + 16));
     }

@@ -4,7 +4,7 @@
  * Quantize: m = min, d = (max - min) / 31.
  */
 import { readHalf, writeScale } from './half.js';
-import { readU32, writeU32 } from './bits.js';
+import { readU32, roundNearest, writeU32 } from './bits.js';
 
 const QK = 32;
 const BYTES = 24;
@@ -41,8 +41,8 @@ export function quantizeQ5_1(values: Float32Array, out: Uint8Array): void {
     const id = d !== 0 ? 1 / d : 0;
     let qh = 0;
     for (let j = 0; j < 16; j++) {
-      const lo = clamp5(Math.round((values[o + j]! - m) * id));
-      const hi = clamp5(Math.round((values[o + j + 16]! - m) * id));
+      const lo = clamp5(roundNearest((values[o + j]! - m) * id));
+      const hi = clamp5(roundNearest((values[o + j + 16]! - m) * id));
       out[p + 8 + j] = (lo & 0xf) | ((hi & 0xf) << 4);
       qh |= ((lo >> 4) << j) | ((hi >> 4) << (j + 16));
     }

@@ -8,6 +8,7 @@
  *   y[128h+l+96] low L[l+32] >> 4,  high (H[l] >> 6) & 3
  * q = (low | high << 4) - 32, y = d * scale * q.
  */
+import { roundNearest } from './bits.js';
 import { readHalf, writeScale } from './half.js';
 import { fitSymmetric } from './k-fit.js';
 
@@ -59,12 +60,12 @@ export function quantizeQ6_K(values: Float32Array, out: Uint8Array): void {
     const d = writeScale(out, p + 208, maxScale / -128 + 0, 'q6_k', b);
     const invD = d !== 0 ? 1 / d : 0;
     for (let ib = 0; ib < 16; ib++) {
-      const sc = clamp(Math.round(subScales[ib]! * invD), -128, 127);
+      const sc = clamp(roundNearest(subScales[ib]! * invD), -128, 127);
       out[p + 192 + ib] = sc & 0xff;
       const step = d * sc;
       const inv = step !== 0 ? 1 / step : 0;
       const o = at + 16 * ib;
-      for (let l = 0; l < 16; l++) levels[16 * ib + l] = clamp(Math.round(values[o + l]! * inv), -32, 31) + 32;
+      for (let l = 0; l < 16; l++) levels[16 * ib + l] = clamp(roundNearest(values[o + l]! * inv), -32, 31) + 32;
     }
     for (let h = 0; h < 2; h++) {
       const L = p + 64 * h;

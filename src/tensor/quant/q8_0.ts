@@ -2,6 +2,7 @@
  * Q8_0 (34 bytes / 32 values): @0 f16 d | @2 i8 qs[32]; x[j] = qs[j] * d.
  * Quantize: d = amax / 127, q = round(x / d) (computed with the stored f16 d, clamped to ±127).
  */
+import { roundNearest } from './bits.js';
 import { readHalf, writeScale } from './half.js';
 
 const QK = 32;
@@ -29,7 +30,7 @@ export function quantizeQ8_0(values: Float32Array, out: Uint8Array): void {
     const d = writeScale(out, p, amax / 127, 'q8_0', b);
     const id = d > 0 ? 1 / d : 0;
     for (let j = 0; j < QK; j++) {
-      let q = Math.round(values[o + j]! * id);
+      let q = roundNearest(values[o + j]! * id);
       if (q > 127) q = 127;
       else if (q < -127) q = -127;
       out[p + 2 + j] = q & 0xff;
