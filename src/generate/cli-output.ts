@@ -47,7 +47,7 @@ export class AnswerPrinter {
   }
 
   private write(text: string): void {
-    this.out.write(text);
+    this.out.write(this.color ? visibleControls(text) : text);
     this.wroteAny = true;
     this.endsWithNewline = text.endsWith('\n');
   }
@@ -81,6 +81,14 @@ export class AnswerPrinter {
     }
     this.phase = 'content';
   }
+}
+
+/**
+ * Control characters other than tab and newline in caret notation (ESC -> ^[), so that model
+ * output cannot move the cursor or send escape sequences to the terminal.
+ */
+export function visibleControls(text: string): string {
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => (c === '\x7f' ? '^?' : `^${String.fromCharCode(c.charCodeAt(0) + 64)}`));
 }
 
 /** One line of counts and speed: prompt tokens, generated tokens, tokens/s. */
