@@ -121,14 +121,21 @@ export class FileCursor {
   }
 
   /**
-   * A u64 count or length that must not exceed `max`; returned as a number. `what` names the
-   * quantity in the error ("string length", "array count", ...).
+   * A u64 count or length that must not exceed `max`, returned as a number. Errors name the
+   * field as `field + suffix` (the suffix is only concatenated on failure).
    */
-  count(field: string, max: number, why: string): number {
+  count(field: string, max: number, why: string, suffix = ''): number {
     const start = this.pos;
-    const value = this.u64(field);
-    if (value > BigInt(max)) this.fail(field, `${value} is too large (${why}, at most ${max})`, start);
-    return Number(value);
+    if (this.fileSize - this.pos < 8 || this.limit - this.pos < 8) this.ensure(8, field + suffix);
+    const at = this.ensure(8, field);
+    this.pos += 8;
+    const lo = this.buf.readUInt32LE(at);
+    const hi = this.buf.readUInt32LE(at + 4);
+    if (hi >= 0x200000 || hi * 0x100000000 + lo > max) {
+      const value = (BigInt(hi) << 32n) | BigInt(lo);
+      this.fail(field + suffix, `${value} is too large (${why}, at most ${max})`, start);
+    }
+    return hi * 0x100000000 + lo;
   }
 
   /** `n` raw bytes (a view that stays valid after later reads). */
@@ -144,18 +151,25 @@ export class FileCursor {
     const at = this.ensure(n, field);
     this.pos += n;
     const end = at + n;
+    const buf = this.buf;
     let ascii = true;
     for (let i = at; i < end; i++) {
-      if (this.buf[i]! >= 0x80) {
+      if (buf[i]! >= 0x80) {
         ascii = false;
         break;
       }
     }
-    if (ascii) return this.buf.toString('latin1', at, end);
-    try {
-      return utf8.decode(this.buf.subarray(at, end));
-    } catch {
-      return this.fail(field, `string of ${n} bytes is not valid UTF-8`, start);
+    if (ascii) return buf.toString('latin1', at, end);
+    const text = buf.toString('utf8', at, end);
+    // Node substitutes U+FFFD for invalid sequences: only then is a strict decode needed to tell
+    // an invalid string from one that really contains U+FFFD.
+    if (text.includes('\uFFFD')) {
+      try {
+        utf8.decode(buf.subarray(at, end));
+      } catch {
+        return this.fail(field, `string of ${n} bytes is not valid UTF-8`, start);
+      }
     }
+    return text;
   }
 }

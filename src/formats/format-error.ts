@@ -7,6 +7,8 @@ export class FormatError extends Error {
   readonly file: string;
   readonly field: string;
   readonly offset: number | undefined;
+  /** The message without the file/field/offset prefix. */
+  readonly problem: string;
 
   constructor(file: string, field: string, offset: number | undefined, problem: string, options?: { cause?: unknown }) {
     super(`${file}: ${field}${offset === undefined ? '' : ` at byte ${offset}`}: ${problem}`, options);
@@ -14,6 +16,7 @@ export class FormatError extends Error {
     this.file = file;
     this.field = field;
     this.offset = offset;
+    this.problem = problem;
   }
 }
 

@@ -145,9 +145,9 @@ const INTEGER_RANGES: Record<string, [number, number]> = {
 };
 const BIGINT_RANGES: Record<string, [bigint, bigint]> = { u64: [0n, (1n << 64n) - 1n], i64: [-(1n << 63n), (1n << 63n) - 1n] };
 
-function checkScalar(type: string, value: unknown, where: string): void {
+function checkScalar(type: string, value: unknown, where: string, index?: number): void {
   const bad = (why: string): never => {
-    throw new Error(`writeGguf: ${where}: ${why}`);
+    throw new Error(`writeGguf: ${where}${index === undefined ? '' : `[${index}]`}: ${why}`);
   };
   if (type in INTEGER_RANGES) {
     const [lo, hi] = INTEGER_RANGES[type]!;
@@ -162,7 +162,7 @@ function checkScalar(type: string, value: unknown, where: string): void {
   } else if (type === 'string') {
     if (typeof value !== 'string') bad('not a string');
     if (hasLoneSurrogate(value as string)) bad('string is not valid Unicode (lone surrogate)');
-    if (Buffer.byteLength(value as string, 'utf8') > GGUF_MAX_STRING_BYTES) bad('string longer than 1 GiB');
+    if ((value as string).length > GGUF_MAX_STRING_BYTES / 3 && Buffer.byteLength(value as string, 'utf8') > GGUF_MAX_STRING_BYTES) bad('string longer than 1 GiB');
   } else {
     bad(`unknown value type '${type}'`);
   }
@@ -181,7 +181,8 @@ function checkValue(value: GgufValue, where: string, depth: number): void {
     return;
   }
   const itemType = value.itemType;
-  (value.value as readonly unknown[]).forEach((item, i) => checkScalar(itemType, item, `${where}[${i}]`));
+  const items = value.value as readonly unknown[];
+  for (let i = 0; i < items.length; i++) checkScalar(itemType, items[i], where, i);
 }
 
 function encodeValue(e: Encoder, value: GgufValue): void {
@@ -218,11 +219,7 @@ class Encoder {
   length = 0;
 
   put(n: number, write: (buf: Buffer, at: number) => void): void {
-    if (this.length + n > this.buf.length) {
-      const next = Buffer.alloc(Math.max(this.buf.length * 2, this.length + n));
-      this.buf.copy(next, 0, 0, this.length);
-      this.buf = next;
-    }
+    this.reserve(n);
     write(this.buf, this.length);
     this.length += n;
   }
@@ -236,9 +233,20 @@ class Encoder {
   }
 
   string(s: string): void {
-    const n = Buffer.byteLength(s, 'utf8');
-    this.u64(BigInt(n));
-    this.put(n, (b, at) => b.write(s, at, 'utf8'));
+    // reserve the worst case (3 bytes per UTF-16 unit), write the text, then its length before it
+    this.reserve(8 + 3 * s.length);
+    const n = this.buf.write(s, this.length + 8, 'utf8');
+    this.buf.writeUInt32LE(n % 0x100000000, this.length);
+    this.buf.writeUInt32LE(Math.floor(n / 0x100000000), this.length + 4);
+    this.length += 8 + n;
+  }
+
+  private reserve(n: number): void {
+    if (this.length + n > this.buf.length) {
+      const next = Buffer.alloc(Math.max(this.buf.length * 2, this.length + n));
+      this.buf.copy(next, 0, 0, this.length);
+      this.buf = next;
+    }
   }
 
   bytes(): Uint8Array {
@@ -246,8 +254,9 @@ class Encoder {
   }
 }
 
+const SURROGATE = /[\uD800-\uDFFF]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function hasLoneSurrogate(s: string): boolean {
-  return LONE_SURROGATE.test(s);
+  return SURROGATE.test(s) && LONE_SURROGATE.test(s);
 }

@@ -4,7 +4,7 @@ import { dequantize } from '../tensor/quant/index.js';
 import { type WeightMatrix, weightMatrix } from '../tensor/tensor.js';
 import { FileCursor, readBytesAt } from './file-cursor.js';
 import { FormatError, wrapFormatErrors } from './format-error.js';
-import { type GgufNumberType, type GgufPlainValue, type GgufValue, plainValue } from './gguf-value.js';
+import { type GgufPlainValue, type GgufValue, plainValue } from './gguf-value.js';
 
 /**
  * GGUF reader (versions 2 and 3, little-endian; ../shared/spec/formats-and-api.md §1). Only the
@@ -211,8 +211,26 @@ function readCount(c: FileCursor, field: string, minBytes: number, what: string)
 
 function readString(c: FileCursor, field: string, maxBytes: number): string {
   const limit = Math.min(maxBytes, c.remaining() - 8);
-  const length = c.count(`${field} length`, Math.max(0, limit), limit < maxBytes ? 'beyond the end of the file or header limit' : 'string length limit');
+  const length = c.count(field, Math.max(0, limit), limit < maxBytes ? 'beyond the end of the file or header limit' : 'string length limit', ' length');
   return c.utf8(length, field);
+}
+
+/**
+ * Reads `count` array items with `read(i)`; an error inside item i is re-raised with the item
+ * index in its field name (built only on failure: tokenizer arrays hold ~10^5 items).
+ */
+function readItems<T>(c: FileCursor, field: string, count: number, read: () => T): T[] {
+  const out: T[] = new Array(count);
+  let i = 0;
+  try {
+    for (; i < count; i++) out[i] = read();
+  } catch (error) {
+    if (error instanceof FormatError && error.field.startsWith(field)) {
+      throw new FormatError(c.file, `${field}[${i}]${error.field.slice(field.length)}`, error.offset, error.problem, { cause: error.cause });
+    }
+    throw error;
+  }
+  return out;
 }
 
 function readValue(c: FileCursor, type: number, typeAt: number, field: string, depth: number): GgufValue {
@@ -250,42 +268,29 @@ function readArray(c: FileCursor, field: string, depth: number): GgufValue {
     c.fail(`${field} array item type`, `arrays nested deeper than ${GGUF_MAX_ARRAY_DEPTH} levels`, typeAt);
   }
   const maxCount = Math.min(GGUF_MAX_ARRAY_COUNT, Math.floor(Math.max(0, c.remaining() - 8) / MIN_VALUE_BYTES[itemType]));
-  const count = c.count(`${field} array count`, maxCount, `${itemType} items that fit in the bytes left, capped at ${GGUF_MAX_ARRAY_COUNT}`);
+  const count = c.count(field, maxCount, `${itemType} items that fit in the bytes left, capped at ${GGUF_MAX_ARRAY_COUNT}`, ' array count');
   switch (itemType) {
-    case 'string': {
-      const value: string[] = new Array(count);
-      for (let i = 0; i < count; i++) value[i] = readString(c, `${field}[${i}]`, GGUF_MAX_STRING_BYTES);
-      return { type: 'array', itemType, value };
-    }
-    case 'bool': {
-      const value: boolean[] = new Array(count);
-      for (let i = 0; i < count; i++) value[i] = readBool(c, `${field}[${i}]`);
-      return { type: 'array', itemType, value };
-    }
+    case 'string':
+      return { type: 'array', itemType, value: readItems(c, field, count, () => readString(c, field, GGUF_MAX_STRING_BYTES)) };
+    case 'bool':
+      return { type: 'array', itemType, value: readItems(c, field, count, () => readBool(c, field)) };
     case 'u64':
-    case 'i64': {
-      const value: bigint[] = new Array(count);
-      for (let i = 0; i < count; i++) value[i] = itemType === 'u64' ? c.u64(`${field}[${i}]`) : c.i64(`${field}[${i}]`);
-      return { type: 'array', itemType, value };
-    }
+      return { type: 'array', itemType, value: readItems(c, field, count, () => c.u64(field)) };
+    case 'i64':
+      return { type: 'array', itemType, value: readItems(c, field, count, () => c.i64(field)) };
     case 'array': {
       const value: GgufValue[] = new Array(count);
       for (let i = 0; i < count; i++) value[i] = readArray(c, `${field}[${i}]`, depth + 1);
       return { type: 'array', itemType, value };
     }
-    default:
-      return { type: 'array', itemType, value: readNumbers(c, itemType, count, field) };
+    default: {
+      const read = {
+        u8: () => c.u8(field), i8: () => c.i8(field), u16: () => c.u16(field), i16: () => c.i16(field),
+        u32: () => c.u32(field), i32: () => c.i32(field), f32: () => c.f32(field), f64: () => c.f64(field),
+      }[itemType];
+      return { type: 'array', itemType, value: readItems(c, field, count, read) };
+    }
   }
-}
-
-function readNumbers(c: FileCursor, itemType: GgufNumberType, count: number, field: string): number[] {
-  const value: number[] = new Array(count);
-  const read = {
-    u8: () => c.u8(field), i8: () => c.i8(field), u16: () => c.u16(field), i16: () => c.i16(field),
-    u32: () => c.u32(field), i32: () => c.i32(field), f32: () => c.f32(field), f64: () => c.f64(field),
-  }[itemType];
-  for (let i = 0; i < count; i++) value[i] = read();
-  return value;
 }
 
 function readAlignment(c: FileCursor, metadata: ReadonlyMap<string, GgufValue>): number {
