@@ -9,11 +9,12 @@ const QK = 32;
 const BYTES = 34;
 
 export function dequantizeQ8_0(src: Uint8Array, blocks: number, out: Float32Array): void {
+  const qs = new Int8Array(src.buffer, src.byteOffset, blocks * BYTES);
   for (let b = 0; b < blocks; b++) {
     const p = b * BYTES;
     const d = readHalf(src, p);
     const o = b * QK;
-    for (let j = 0; j < QK; j++) out[o + j] = ((src[p + 2 + j]! << 24) >> 24) * d;
+    for (let j = 0; j < QK; j++) out[o + j] = qs[p + 2 + j]! * d;
   }
 }
 
