@@ -1,5 +1,8 @@
 // AVX-512 (F/BW/DQ/VL) kernels; only called when CPUID and XGETBV say the CPU and OS support them.
 #define FRUGAL_NS avx512
+#ifndef FRUGAL_MR
+#define FRUGAL_MR 8
+#endif
 #include "kernels_impl.h"
 
 namespace frugal {

@@ -303,14 +303,20 @@ void decodeRow(const Weight& w, int64_t row, int64_t c0, int64_t len, float* out
 // f32 GEMM: packed panels, register-blocked microkernel, cache blocking (KC x MC x NC).
 
 #if defined(__AVX512F__)
-constexpr int MR = 6, NR = 32;
+constexpr int MR = FRUGAL_MR, NR = 32;
 #elif defined(__AVX2__)
 constexpr int MR = 6, NR = 16;
 #else
 constexpr int MR = 4, NR = 8;
 #endif
-constexpr int64_t KC = 256;
-constexpr int64_t MC = 96;   // rows of A per packed block (multiple of MR)
+#ifndef FRUGAL_KC
+#define FRUGAL_KC 256
+#endif
+#ifndef FRUGAL_MC
+#define FRUGAL_MC 96
+#endif
+constexpr int64_t KC = FRUGAL_KC;
+constexpr int64_t MC = FRUGAL_MC;   // rows of A per packed block (multiple of MR)
 constexpr int64_t NCH = 256; // columns per task inside a packed B panel (multiple of NR)
 constexpr int64_t NC = 4096; // columns per packed B panel
 
@@ -322,25 +328,18 @@ inline void storeTile(const float* tile, float* c, int64_t ldc, float alpha, flo
 
 void microkernel(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, float alpha, float beta, int rows, int cols) {
 #if defined(__AVX512F__)
-  __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
-  __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
-  __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+  __m512 acc[MR][2];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int64_t p = 0; p < kc; p++, A += MR, B += NR) {
     const __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
-    __m512 a = _mm512_set1_ps(A[0]);
-    c00 = _mm512_fmadd_ps(a, b0, c00); c01 = _mm512_fmadd_ps(a, b1, c01);
-    a = _mm512_set1_ps(A[1]);
-    c10 = _mm512_fmadd_ps(a, b0, c10); c11 = _mm512_fmadd_ps(a, b1, c11);
-    a = _mm512_set1_ps(A[2]);
-    c20 = _mm512_fmadd_ps(a, b0, c20); c21 = _mm512_fmadd_ps(a, b1, c21);
-    a = _mm512_set1_ps(A[3]);
-    c30 = _mm512_fmadd_ps(a, b0, c30); c31 = _mm512_fmadd_ps(a, b1, c31);
-    a = _mm512_set1_ps(A[4]);
-    c40 = _mm512_fmadd_ps(a, b0, c40); c41 = _mm512_fmadd_ps(a, b1, c41);
-    a = _mm512_set1_ps(A[5]);
-    c50 = _mm512_fmadd_ps(a, b0, c50); c51 = _mm512_fmadd_ps(a, b1, c51);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      const __m512 a = _mm512_set1_ps(A[r]);
+      acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+    }
   }
-  const __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
   if (rows == MR && cols == NR) {
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     for (int r = 0; r < MR; r++) {
@@ -532,31 +531,75 @@ constexpr int64_t SEGMENT = 1024;  // columns decoded at a time (multiple of eve
 
 struct MatvecJob {
   float* out;
-  const float* x;
+  const float* x;  // packed by segment: segment [c0, c0 + len) holds m rows of len values at x + m * c0
   int64_t m;
+  int64_t segment;
   const Weight* w;
 };
+
+#if defined(__AVX512F__)
+#include "matvec_avx512.h"
+#endif
+
+/**
+ * Rows [r0, r1) of out = x · Wᵀ for m <= SMALL_M: blocks of MATVEC_ROWS weight rows are walked one
+ * column segment at a time, so the activations' segment (m x SEGMENT floats) stays in L1 while
+ * each weight byte streams from memory once.
+ */
+constexpr int64_t MATVEC_ROWS = 8;
 
 void matvecRows(void* ctx, int64_t r0, int64_t r1, int) {
   const MatvecJob& j = *static_cast<const MatvecJob*>(ctx);
   const Weight& w = *j.w;
-  float* tmp = scratch(0, SEGMENT);
-  float acc[SMALL_M];
-  for (int64_t r = r0; r < r1; r++) {
-    for (int64_t i = 0; i < j.m; i++) acc[i] = 0.0f;
-    for (int64_t c0 = 0; c0 < w.cols; c0 += SEGMENT) {
-      const int64_t len = imin(SEGMENT, w.cols - c0);
-      const float* seg;
-      if (w.dtype == DT_F32) {
-        seg = reinterpret_cast<const float*>(w.data + (r * w.cols + c0) * 4);
-      } else {
-        decodeRow(w, r, c0, len, tmp);
-        seg = tmp;
+  float* tmp = scratch(0, static_cast<size_t>(j.segment));
+  float acc[MATVEC_ROWS][SMALL_M];
+  for (int64_t rb = r0; rb < r1; rb += MATVEC_ROWS) {
+    const int64_t nr = imin(MATVEC_ROWS, r1 - rb);
+    for (int64_t rr = 0; rr < nr; rr++)
+      for (int64_t i = 0; i < j.m; i++) acc[rr][i] = 0.0f;
+    for (int64_t c0 = 0; c0 < w.cols; c0 += j.segment) {
+      const int64_t len = imin(j.segment, w.cols - c0);
+      const float* xs = j.x + j.m * c0;
+      for (int64_t rr = 0; rr < nr; rr++) {
+        const int64_t r = rb + rr;
+#if defined(__AVX512F__)
+        dotSegmentMany(w, r, c0, len, xs, len, j.m, acc[rr], tmp);
+#else
+        const float* seg;
+        if (w.dtype == DT_F32) {
+          seg = reinterpret_cast<const float*>(w.data + (r * w.cols + c0) * 4);
+        } else {
+          decodeRow(w, r, c0, len, tmp);
+          seg = tmp;
+        }
+        for (int64_t i = 0; i < j.m; i++) acc[rr][i] += dot(seg, xs + i * len, len);
+#endif
       }
-      for (int64_t i = 0; i < j.m; i++) acc[i] += dot(seg, j.x + i * w.cols + c0, len);
     }
-    for (int64_t i = 0; i < j.m; i++) j.out[i * w.rows + r] = acc[i];
+    for (int64_t rr = 0; rr < nr; rr++)
+      for (int64_t i = 0; i < j.m; i++) j.out[i * w.rows + rb + rr] = acc[rr][i];
   }
+}
+
+/**
+ * Small-m matmul. The activations are repacked segment by segment (m rows of one segment stored
+ * together): rows of x that are a multiple of 4 KiB apart would otherwise compete for the same
+ * L1 sets. The segment shrinks as m grows so that m x segment floats stay well inside L1.
+ */
+void matvecSmall(float* out, const float* x, int64_t m, const Weight& w) {
+  int64_t segment = 16384 / m / 256 * 256;
+  segment = segment < 256 ? 256 : (segment > SEGMENT ? SEGMENT : segment);
+  const float* packed = x;
+  if (m > 1) {
+    float* p = scratch(3, static_cast<size_t>(m * w.cols));
+    for (int64_t c0 = 0; c0 < w.cols; c0 += segment) {
+      const int64_t len = imin(segment, w.cols - c0);
+      for (int64_t i = 0; i < m; i++) std::memcpy(p + m * c0 + i * len, x + i * w.cols + c0, static_cast<size_t>(len) * 4);
+    }
+    packed = p;
+  }
+  MatvecJob j{out, packed, m, segment, &w};
+  parallelStatic(w.rows, MATVEC_ROWS, matvecRows, &j);
 }
 
 struct DequantJob {
@@ -582,8 +625,7 @@ void matmul(float* out, const float* x, int64_t m, const Weight& w) {
     return;
   }
   if (m <= SMALL_M) {
-    MatvecJob j{out, x, m, &w};
-    parallelStatic(w.rows, 8, matvecRows, &j);
+    matvecSmall(out, x, m, w);
     return;
   }
   if (w.dtype == DT_F32) {

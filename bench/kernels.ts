@@ -1,0 +1,118 @@
+// Kernel benchmark (npm run bench:kernels): measures this machine's limits with small native
+// probes (FMA peak, memory read bandwidth), then the native f32 GEMM and the quantized matvec
+// kernels against those limits. Shared machines are noisy: each number is the best of a few reps.
+import { byteSize, type DType } from '../src/tensor/dtype.js';
+import { describeBackend } from '../src/tensor/index.js';
+import { loadNativeAddon, nativeBackend } from '../src/tensor/native.js';
+import { weightMatrix, type WeightMatrix } from '../src/tensor/tensor.js';
+
+const addon = loadNativeAddon();
+const native = nativeBackend(addon);
+const threads = native.threads;
+
+function best(reps: number, run: () => void): number {
+  run(); // warm-up
+  let bestSeconds = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const start = process.hrtime.bigint();
+    run();
+    bestSeconds = Math.min(bestSeconds, Number(process.hrtime.bigint() - start) / 1e9);
+  }
+  return bestSeconds;
+}
+
+function randomFloats(n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.random() - 0.5;
+  return out;
+}
+
+/** Random quantized bytes with sane f16 scales (0.0625) at the scale offsets of each block. */
+function randomWeight(dtype: DType, rows: number, cols: number): WeightMatrix {
+  const data = new Uint8Array(rows * byteSize(dtype, cols));
+  for (let i = 0; i < data.length; i += 65536) {
+    const chunk = data.subarray(i, i + 65536);
+    for (let j = 0; j < chunk.length; j++) chunk[j] = (Math.random() * 256) | 0;
+  }
+  const scaleOffsets: Partial<Record<DType, [number, number[]]>> = {
+    q8_0: [34, [0]], q4_0: [18, [0]], q4_1: [20, [0, 2]], q5_0: [22, [0]], q4_k: [144, [0, 2]], q5_k: [176, [0, 2]], q6_k: [210, [208]],
+  };
+  const layout = scaleOffsets[dtype];
+  if (layout) {
+    const [blockBytes, offsets] = layout;
+    for (let b = 0; b < data.length; b += blockBytes) for (const o of offsets) { data[b + o] = 0x00; data[b + o + 1] = 0x2c; }
+  }
+  if (dtype === 'fp8_e4m3') {
+    for (let i = 0; i < data.length; i++) if ((data[i]! & 0x7f) === 0x7f) data[i] = 0x38;
+    const scales = new Float32Array(Math.ceil(rows / 128) * Math.ceil(cols / 128)).fill(0.01);
+    return weightMatrix(dtype, rows, cols, data, scales);
+  }
+  return weightMatrix(dtype, rows, cols, data);
+}
+
+const rows: string[][] = [];
+const row = (...cells: string[]) => rows.push(cells);
+const f1 = (v: number) => v.toFixed(1);
+
+console.log(`frugal kernel benchmark: ${describeBackend(native)}`);
+// Optional section filter: node dist/bench/kernels.js [probes] [gemm] [matvec] [prefill]
+const sections = process.argv.slice(2);
+const want = (name: string) => sections.length === 0 || sections.includes(name);
+let peakAll = NaN;
+let bwAll = NaN;
+
+// Machine limits
+if (want('probes')) {
+const fma1 = addon.probeFma(1, 50_000_000);
+const fmaAll = addon.probeFma(threads, 50_000_000);
+const peak1 = fma1.flops / fma1.seconds / 1e9;
+peakAll = fmaAll.flops / fmaAll.seconds / 1e9;
+row('FMA peak, 1 thread', `${f1(peak1)} GFLOPS`, '', 'register-only FMA loop');
+row(`FMA peak, ${threads} threads`, `${f1(peakAll)} GFLOPS`, '', 'register-only FMA loop');
+const gib = 1024 ** 3;
+const read1 = addon.probeRead(gib, 1, 3);
+const readAll = addon.probeRead(gib, threads, 3);
+const bw1 = read1.bytes / read1.seconds / 1e9;
+bwAll = readAll.bytes / readAll.seconds / 1e9;
+row('read bandwidth, 1 thread', `${f1(bw1)} GB/s`, '', 'sum over 1 GiB');
+row(`read bandwidth, ${threads} threads`, `${f1(bwAll)} GB/s`, '', 'sum over 1 GiB');
+}
+
+// f32 GEMM
+for (const size of want('gemm') ? [512, 2048] : []) {
+  const a = randomFloats(size * size);
+  const b = randomFloats(size * size);
+  const c = new Float32Array(size * size);
+  const seconds = best(size > 1000 ? 4 : 10, () => native.gemm(false, false, size, size, size, 1, a, size, b, size, 0, c, size));
+  const gflops = (2 * size ** 3) / seconds / 1e9;
+  row(`sgemm ${size}^3`, `${f1(gflops)} GFLOPS`, `${f1((100 * gflops) / peakAll)}% of peak`, `${(seconds * 1000).toFixed(1)} ms`);
+}
+
+// Quantized matvec (m = 1) and a small batch (m = 8): bandwidth in bytes of weights read
+const n = 4096;
+for (const dtype of (want('matvec') ? ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'fp8_e4m3', 'f16'] : []) as DType[]) {
+  const w = randomWeight(dtype, n, n);
+  const bytes = w.rows * byteSize(dtype, w.cols);
+  for (const m of [1, 8]) {
+    const x = randomFloats(m * n);
+    const out = new Float32Array(m * n);
+    const seconds = best(15, () => native.matmul(out, x, m, w));
+    const gbs = bytes / seconds / 1e9;
+    row(`matmul ${dtype} 4096x4096, m=${m}`, `${f1(gbs)} GB/s`, `${f1((100 * gbs) / bwAll)}% of bandwidth`, `${(seconds * 1e6).toFixed(0)} us`);
+  }
+}
+
+// Prefill-shaped quantized matmul (dequantize panels + GEMM)
+if (want('prefill')) {
+  const m = 128;
+  const w = randomWeight('q4_k', n, n);
+  const x = randomFloats(m * n);
+  const out = new Float32Array(m * n);
+  const seconds = best(3, () => native.matmul(out, x, m, w));
+  const gflops = (2 * m * n * n) / seconds / 1e9;
+  row(`matmul q4_k 4096x4096, m=${m}`, `${f1(gflops)} GFLOPS`, `${f1((100 * gflops) / peakAll)}% of peak`, `${(seconds * 1000).toFixed(1)} ms`);
+}
+
+const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
+for (const r of rows) console.log(r.map((cell, i) => cell.padEnd(widths[i]!)).join('  '));
+console.log('(best of several reps; the machine is shared, so numbers vary by 10-25% between runs)');

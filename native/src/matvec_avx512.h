@@ -1,0 +1,291 @@
+// AVX-512 matrix x (few) vectors for quantized weights: each block is decoded to f32 in
+// registers (dequantize-in-register) and multiplied into up to 4 activation rows at once, so
+// every weight byte is read from memory once per group of rows (and from L1 for the next group).
+// Included by kernels_impl.h inside its anonymous namespace when __AVX512F__ is defined.
+
+inline __m512 cvtU8(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)); }
+inline __m512 cvtI8(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)); }
+inline __m128i load128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+
+// Each decoder yields its block as pieces of 32 weights (two zmm), in column order.
+struct DecF32 {
+  static constexpr int E = 32, B = 128;
+  struct State {};
+  static void prepare(const uint8_t*, State&) {}
+  static void piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
+    lo = _mm512_loadu_ps(reinterpret_cast<const float*>(blk));
+    hi = _mm512_loadu_ps(reinterpret_cast<const float*>(blk) + 16);
+  }
+};
+
+struct DecF16 {
+  static constexpr int E = 32, B = 64;
+  struct State {};
+  static void prepare(const uint8_t*, State&) {}
+  static void piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
+    lo = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
+    hi = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
+  }
+};
+
+struct DecBf16 {
+  static constexpr int E = 32, B = 64;
+  struct State {};
+  static void prepare(const uint8_t*, State&) {}
+  static void piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
+    lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk))), 16));
+    hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32))), 16));
+  }
+};
+
+struct DecQ8_0 {
+  static constexpr int E = 32, B = 34;
+  struct State { __m512 d; };
+  static void prepare(const uint8_t* blk, State& s) { s.d = _mm512_set1_ps(halfToFloat(read16(blk))); }
+  static void piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+    lo = _mm512_mul_ps(cvtI8(load128(blk + 2)), s.d);
+    hi = _mm512_mul_ps(cvtI8(load128(blk + 18)), s.d);
+  }
+};
+
+struct DecQ4_0 {
+  static constexpr int E = 32, B = 18;
+  struct State { __m512 d, off; };
+  static void prepare(const uint8_t* blk, State& s) {
+    const float d = halfToFloat(read16(blk));
+    s.d = _mm512_set1_ps(d);
+    s.off = _mm512_set1_ps(8.0f * d);
+  }
+  static void piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+    const __m128i q = load128(blk + 2), mask = _mm_set1_epi8(15);
+    lo = _mm512_fmsub_ps(cvtU8(_mm_and_si128(q, mask)), s.d, s.off);
+    hi = _mm512_fmsub_ps(cvtU8(_mm_and_si128(_mm_srli_epi16(q, 4), mask)), s.d, s.off);
+  }
+};
+
+struct DecQ4_1 {
+  static constexpr int E = 32, B = 20;
+  struct State { __m512 d, m; };
+  static void prepare(const uint8_t* blk, State& s) {
+    s.d = _mm512_set1_ps(halfToFloat(read16(blk)));
+    s.m = _mm512_set1_ps(halfToFloat(read16(blk + 2)));
+  }
+  static void piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+    const __m128i q = load128(blk + 4), mask = _mm_set1_epi8(15);
+    lo = _mm512_fmadd_ps(cvtU8(_mm_and_si128(q, mask)), s.d, s.m);
+    hi = _mm512_fmadd_ps(cvtU8(_mm_and_si128(_mm_srli_epi16(q, 4), mask)), s.d, s.m);
+  }
+};
+
+struct DecQ5_0 {
+  static constexpr int E = 32, B = 22;
+  struct State { __m512 d, off; uint32_t qh; };
+  static void prepare(const uint8_t* blk, State& s) {
+    const float d = halfToFloat(read16(blk));
+    s.d = _mm512_set1_ps(d);
+    s.off = _mm512_set1_ps(16.0f * d);
+    s.qh = read32(blk + 2);
+  }
+  static void piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+    const __m128i q = load128(blk + 6), mask = _mm_set1_epi8(15);
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    __m512i l = _mm512_cvtepu8_epi32(_mm_and_si128(q, mask));
+    __m512i h = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), mask));
+    l = _mm512_mask_add_epi32(l, static_cast<__mmask16>(s.qh), l, sixteen);
+    h = _mm512_mask_add_epi32(h, static_cast<__mmask16>(s.qh >> 16), h, sixteen);
+    lo = _mm512_fmsub_ps(_mm512_cvtepi32_ps(l), s.d, s.off);
+    hi = _mm512_fmsub_ps(_mm512_cvtepi32_ps(h), s.d, s.off);
+  }
+};
+
+/** Q4_K and Q5_K: scale and min of each of the 8 sub-blocks of 32, multiplied out. */
+inline void kScales(const uint8_t* blk, float* scale, float* min) {
+  const float d = halfToFloat(read16(blk)), dmin = halfToFloat(read16(blk + 2));
+  for (int j = 0; j < 8; j++) {
+    int sc, mn;
+    kScaleMin(j, blk + 4, &sc, &mn);
+    scale[j] = d * static_cast<float>(sc);
+    min[j] = dmin * static_cast<float>(mn);
+  }
+}
+
+struct DecQ4_K {
+  static constexpr int E = 256, B = 144;
+  struct State { float scale[8], min[8]; };
+  static void prepare(const uint8_t* blk, State& s) { kScales(blk, s.scale, s.min); }
+  static void piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
+    // piece p = sub-block p: low nibbles of qs[32(p/2) ..] when p is even, high nibbles when odd.
+    const uint8_t* q = blk + 16 + 32 * (p >> 1);
+    const __m128i mask = _mm_set1_epi8(15);
+    __m128i a = load128(q), b = load128(q + 16);
+    if (p & 1) {
+      a = _mm_srli_epi16(a, 4);
+      b = _mm_srli_epi16(b, 4);
+    }
+    const __m512 d = _mm512_set1_ps(s.scale[p]), m = _mm512_set1_ps(s.min[p]);
+    lo = _mm512_fmsub_ps(cvtU8(_mm_and_si128(a, mask)), d, m);
+    hi = _mm512_fmsub_ps(cvtU8(_mm_and_si128(b, mask)), d, m);
+  }
+};
+
+struct DecQ5_K {
+  static constexpr int E = 256, B = 176;
+  struct State { float scale[8], min[8]; };
+  static void prepare(const uint8_t* blk, State& s) { kScales(blk, s.scale, s.min); }
+  static void piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
+    const uint8_t* q = blk + 48 + 32 * (p >> 1);
+    const __m128i mask = _mm_set1_epi8(15);
+    __m128i a = load128(q), b = load128(q + 16);
+    if (p & 1) {
+      a = _mm_srli_epi16(a, 4);
+      b = _mm_srli_epi16(b, 4);
+    }
+    // The fifth bit of element l of sub-block p is bit p of qh[l].
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16));
+    const __mmask32 bits = _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(1 << p)));
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    __m512i l = _mm512_cvtepu8_epi32(_mm_and_si128(a, mask));
+    __m512i h = _mm512_cvtepu8_epi32(_mm_and_si128(b, mask));
+    l = _mm512_mask_add_epi32(l, static_cast<__mmask16>(bits), l, sixteen);
+    h = _mm512_mask_add_epi32(h, static_cast<__mmask16>(bits >> 16), h, sixteen);
+    const __m512 d = _mm512_set1_ps(s.scale[p]), m = _mm512_set1_ps(s.min[p]);
+    lo = _mm512_fmsub_ps(_mm512_cvtepi32_ps(l), d, m);
+    hi = _mm512_fmsub_ps(_mm512_cvtepi32_ps(h), d, m);
+  }
+};
+
+struct DecQ6_K {
+  static constexpr int E = 256, B = 210;
+  struct State { float scale[16]; };
+  static void prepare(const uint8_t* blk, State& s) {
+    const float d = halfToFloat(read16(blk + 208));
+    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+    for (int j = 0; j < 16; j++) s.scale[j] = d * static_cast<float>(sc[j]);
+  }
+  static void piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
+    // Piece p covers elements 32p .. 32p+31: half h = p/4, quarter k = p%4 (Y[l + 32k] of the spec's table).
+    const int h = p >> 2, k = p & 3;
+    const uint8_t* L = blk + 64 * h + ((k & 1) ? 32 : 0);
+    const uint8_t* H = blk + 128 + 32 * h;
+    const __m128i mask = _mm_set1_epi8(15), three = _mm_set1_epi8(3);
+    __m128i la = load128(L), lb = load128(L + 16);
+    if (k >= 2) {
+      la = _mm_srli_epi16(la, 4);
+      lb = _mm_srli_epi16(lb, 4);
+    }
+    __m128i ha = load128(H), hb = load128(H + 16);
+    const int shift = 2 * k;
+    ha = _mm_and_si128(_mm_srl_epi16(ha, _mm_cvtsi32_si128(shift)), three);
+    hb = _mm_and_si128(_mm_srl_epi16(hb, _mm_cvtsi32_si128(shift)), three);
+    const __m128i qa = _mm_or_si128(_mm_and_si128(la, mask), _mm_slli_epi16(ha, 4));
+    const __m128i qb = _mm_or_si128(_mm_and_si128(lb, mask), _mm_slli_epi16(hb, 4));
+    // Sub-block scales: S[s + 2k] with s = l / 16 (l < 16 -> s = 0), S = scales + 8h.
+    const float* S = s.scale + 8 * h + 2 * k;
+    const __m512 thirtyTwo = _mm512_set1_ps(32.0f);
+    lo = _mm512_mul_ps(_mm512_sub_ps(cvtU8(qa), thirtyTwo), _mm512_set1_ps(S[0]));
+    hi = _mm512_mul_ps(_mm512_sub_ps(cvtU8(qb), thirtyTwo), _mm512_set1_ps(S[1]));
+  }
+};
+
+/** fp8 E4M3 (no NaN handling: the 0x7F/0xFF NaN patterns decode as 480). Scale per 128 columns. */
+struct DecFp8 {
+  static constexpr int E = 32, B = 32;
+  struct State { __m512 scale; };
+  static void piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+    const __m512i keep = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
+    const __m512i a = _mm512_and_si512(_mm512_slli_epi32(_mm512_cvtepi8_epi32(load128(blk)), 20), keep);
+    const __m512i b = _mm512_and_si512(_mm512_slli_epi32(_mm512_cvtepi8_epi32(load128(blk + 16)), 20), keep);
+    lo = _mm512_mul_ps(_mm512_castsi512_ps(a), s.scale);
+    hi = _mm512_mul_ps(_mm512_castsi512_ps(b), s.scale);
+  }
+};
+
+/**
+ * res[g] += dot(columns [c0, ...) of weight row r, x + g * ldx) for g < G, over `blocks` blocks;
+ * c0 is a multiple of 256, and x points at the activations of column c0 of the first row.
+ */
+template <class D, int G>
+void dotSegment(const Weight& w, int64_t r, int64_t c0, int64_t blocks, const float* x, int64_t ldx, float* res) {
+  __m512 acc[G][2];
+  for (int g = 0; g < G; g++) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
+  const uint8_t* blk = w.data + r * rowBytes(w) + c0 / D::E * D::B;
+  for (int64_t b = 0; b < blocks; b++, blk += D::B) {
+    typename D::State s;
+    D::prepare(blk, s);
+    for (int p = 0; p < D::E / 32; p++) {
+      __m512 lo, hi;
+      D::piece(blk, s, p, lo, hi);
+      const float* xp = x + b * D::E + 32 * p;
+      for (int g = 0; g < G; g++) {
+        acc[g][0] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xp + g * ldx), acc[g][0]);
+        acc[g][1] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xp + g * ldx + 16), acc[g][1]);
+      }
+    }
+  }
+  for (int g = 0; g < G; g++) res[g] += _mm512_reduce_add_ps(_mm512_add_ps(acc[g][0], acc[g][1]));
+}
+
+template <int G>
+void dotSegmentFp8(const Weight& w, int64_t r, int64_t c0, int64_t pieces, const float* x, int64_t ldx, float* res) {
+  __m512 acc[G][2];
+  for (int g = 0; g < G; g++) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
+  const uint8_t* blk = w.data + r * w.cols + c0;
+  const float* scales = w.blockScales + (r / 128) * ((w.cols + 127) / 128) + c0 / 128;
+  for (int64_t b = 0; b < pieces; b++, blk += 32) {
+    DecFp8::State s;
+    s.scale = _mm512_set1_ps(scales[b / 4] * 1.329227995784916e36f);  // 2^120 rebias folded into the scale
+    __m512 lo, hi;
+    DecFp8::piece(blk, s, 0, lo, hi);
+    const float* xp = x + b * 32;
+    for (int g = 0; g < G; g++) {
+      acc[g][0] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xp + g * ldx), acc[g][0]);
+      acc[g][1] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xp + g * ldx + 16), acc[g][1]);
+    }
+  }
+  for (int g = 0; g < G; g++) res[g] += _mm512_reduce_add_ps(_mm512_add_ps(acc[g][0], acc[g][1]));
+}
+
+/** Returns how many columns from c0 were covered (whole 32-column pieces / whole blocks). */
+template <int G>
+int64_t dotSegmentFast(const Weight& w, int64_t r, int64_t c0, int64_t len, const float* x, int64_t ldx, float* res) {
+  const int64_t pieces = len / 32;
+  switch (w.dtype) {
+    case DT_F32: dotSegment<DecF32, G>(w, r, c0, pieces, x, ldx, res); return pieces * 32;
+    case DT_F16: dotSegment<DecF16, G>(w, r, c0, pieces, x, ldx, res); return pieces * 32;
+    case DT_BF16: dotSegment<DecBf16, G>(w, r, c0, pieces, x, ldx, res); return pieces * 32;
+    case DT_Q8_0: dotSegment<DecQ8_0, G>(w, r, c0, pieces, x, ldx, res); return len;
+    case DT_Q4_0: dotSegment<DecQ4_0, G>(w, r, c0, pieces, x, ldx, res); return len;
+    case DT_Q4_1: dotSegment<DecQ4_1, G>(w, r, c0, pieces, x, ldx, res); return len;
+    case DT_Q5_0: dotSegment<DecQ5_0, G>(w, r, c0, pieces, x, ldx, res); return len;
+    case DT_Q4_K: dotSegment<DecQ4_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
+    case DT_Q5_K: dotSegment<DecQ5_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
+    case DT_Q6_K: dotSegment<DecQ6_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
+    case DT_FP8: dotSegmentFp8<G>(w, r, c0, pieces, x, ldx, res); return pieces * 32;
+    default: return 0;
+  }
+}
+
+/**
+ * res[i] += dot(columns [c0, c0 + len) of weight row r, x + i * ldx) for i < m (x holds the
+ * activations of those columns, row after row).
+ * The register decoders cover whole 32-column pieces; a ragged tail (f32/f16/bf16/fp8 rows whose
+ * length is not a multiple of 32) is finished with the generic decoder.
+ */
+void dotSegmentMany(const Weight& w, int64_t r, int64_t c0, int64_t len, const float* x, int64_t ldx, int64_t m, float* res, float* tmp) {
+  int64_t done = 0;
+  for (int64_t i = 0; i < m;) {
+    const int64_t g = imin(4, m - i);
+    const float* xi = x + i * ldx;
+    switch (g) {
+      case 4: done = dotSegmentFast<4>(w, r, c0, len, xi, ldx, res + i); break;
+      case 3: done = dotSegmentFast<3>(w, r, c0, len, xi, ldx, res + i); break;
+      case 2: done = dotSegmentFast<2>(w, r, c0, len, xi, ldx, res + i); break;
+      default: done = dotSegmentFast<1>(w, r, c0, len, xi, ldx, res + i); break;
+    }
+    i += g;
+  }
+  if (done < len) {
+    decodeRow(w, r, c0 + done, len - done, tmp);
+    for (int64_t i = 0; i < m; i++) res[i] += dot(tmp, x + i * ldx + done, len - done);
+  }
+}
