@@ -26,6 +26,11 @@ export interface SequenceOptions {
   maxTokens?: number;
   /** Stop strings (never part of the output). */
   stop?: readonly string[];
+  /**
+   * Where stop strings are looked for: 'all' output text, the thought included (llama.cpp's
+   * behaviour; default), or only the 'content' after the thought.
+   */
+  stopScope?: 'all' | 'content';
   /** Token ids that end generation; default: the tokenizer's EOS and end-of-turn tokens. */
   stopTokenIds?: readonly number[];
   thinking?: ThinkingMode;
@@ -66,6 +71,7 @@ export class Sequence {
   private readonly stops: StopStringMatcher;
   private readonly parser: ReasoningParser | null;
   private readonly stopIds: Set<number>;
+  private readonly stopScope: 'all' | 'content';
   private readonly maxTokens: number;
   private readonly budget: number;
   private readonly closeTokens: Int32Array;
@@ -79,6 +85,8 @@ export class Sequence {
     this.decoder = tokenizer.streamDecoder();
     this.stops = new StopStringMatcher(options.stop ?? []);
     this.stopIds = new Set(options.stopTokenIds ?? defaultStopTokenIds(tokenizer));
+    this.stopScope = options.stopScope ?? 'all';
+    if (this.stopScope !== 'all' && this.stopScope !== 'content') throw new Error(`stopScope must be 'all' or 'content', got '${String(this.stopScope)}'`);
     this.maxTokens = checkCount('maxTokens', options.maxTokens, Infinity, 1);
     this.budget = checkCount('reasoningBudget', options.reasoningBudget, Infinity, 0);
     this.logprobs = options.logprobs ?? false;
@@ -154,13 +162,43 @@ export class Sequence {
   finish(reason: FinishReason, events: GenerationEvent[] = []): GenerationEvent[] {
     if (this.finished) return events;
     this.finishReason = reason;
-    const tail = this.decoder.flush();
-    const pushed = this.stops.push(tail);
-    if (pushed.stop !== undefined) this.stopString = pushed.stop;
-    const text = pushed.text + this.stops.flush();
-    const parts = this.parser ? [...this.parser.push(text), ...this.parser.flush()] : [{ channel: 'content' as const, text }];
+    const { parts, stop } = this.toParts(this.decoder.flush(), true);
+    if (stop !== undefined) this.stopString = stop;
     for (const part of parts) if (part.text) events.push({ type: 'text', channel: part.channel, text: part.text });
     return events;
+  }
+
+  /**
+   * Decoded text -> channel parts, through the stop matcher and the reasoning parser (in the
+   * order stopScope asks for). `final` releases everything held back.
+   */
+  private toParts(piece: string, final: boolean): { parts: ChannelText[]; stop?: string } {
+    const parser = this.parser;
+    if (this.stopScope === 'all' || parser === null) {
+      const pushed = this.stops.push(piece);
+      const text = pushed.text + (final && pushed.stop === undefined ? this.stops.flush() : '');
+      const parts = parser ? [...parser.push(text), ...(final ? parser.flush() : [])] : text ? [{ channel: 'content' as const, text }] : [];
+      return pushed.stop === undefined ? { parts } : { parts, stop: pushed.stop };
+    }
+    const parts: ChannelText[] = [];
+    let stop: string | undefined;
+    for (const part of [...parser.push(piece), ...(final ? parser.flush() : [])]) {
+      if (part.channel === 'reasoning') {
+        parts.push(part);
+        continue;
+      }
+      const pushed = this.stops.push(part.text);
+      if (pushed.text) parts.push({ channel: 'content', text: pushed.text });
+      if (pushed.stop !== undefined) {
+        stop = pushed.stop;
+        break;
+      }
+    }
+    if (final && stop === undefined) {
+      const held = this.stops.flush();
+      if (held) parts.push({ channel: 'content', text: held });
+    }
+    return stop === undefined ? { parts } : { parts, stop };
   }
 
   private emitToken(id: number, events: GenerationEvent[], extra: Pick<TokenEvent, 'logprob' | 'topLogprobs' | 'forced'>): void {
@@ -168,8 +206,7 @@ export class Sequence {
     if (extra.forced) this.sampler.accept(id);
     const piece = this.decoder.push(id);
     const wasReasoning = this.parser?.inReasoning ?? false;
-    const pushed = this.stops.push(piece);
-    const parts: ChannelText[] = this.parser ? this.parser.push(pushed.text) : pushed.text ? [{ channel: 'content', text: pushed.text }] : [];
+    const { parts, stop } = this.toParts(piece, false);
     const reasoning = wasReasoning || (this.parser?.inReasoning ?? false);
     if (reasoning) this.reasoningTokens++;
     const channel = reasoning ? 'reasoning' : 'content';
@@ -185,8 +222,8 @@ export class Sequence {
     if (extra.forced) event.forced = true;
     events.push(event);
     for (const part of rest) events.push({ type: 'text', channel: part.channel, text: part.text });
-    if (pushed.stop !== undefined) {
-      this.stopString = pushed.stop;
+    if (stop !== undefined) {
+      this.stopString = stop;
       this.finish('stop', events);
     }
   }

@@ -183,3 +183,13 @@ test('a cache slot is reused for the common prefix of the next prompt', async ()
   assert.equal(model.forwardedTokens - before, 2);
   assert.deepEqual(slot.tokens, next);
 });
+
+test("stopScope 'content' ignores stop strings inside the thought", async () => {
+  const run = (stopScope: 'all' | 'content') =>
+    collect(generate(scriptedModel(tok, prompt.length, answerScript, id('x')), tok, { prompt, sampling: greedy, stop: [' think', ' is'], stopScope }));
+  const all = await run('all');
+  assert.deepEqual([all.reasoning, all.content, all.done.stopString], ['Let me', '', ' think']);
+  const content = await run('content');
+  assert.deepEqual([content.reasoning, content.content, content.done.stopString], ['Let me think.', 'The answer', ' is']);
+  assert.equal(content.done.finishReason, 'stop');
+});
