@@ -77,6 +77,9 @@ export async function* generate(
   const prompt = preparePrompt(tokenizer, request);
   const slot = request.cacheSlot;
   checkPromptFits(model, prompt.length, slot ? Math.min(slot.cache.capacity, model.info.contextLength) : model.info.contextLength);
+  for (let i = 0; i < prompt.length; i++) {
+    if (prompt[i]! >= model.info.vocabSize) throw new Error(`prompt token ${i} is ${prompt[i]}, outside the model's vocabulary of ${model.info.vocabSize}`);
+  }
   const chunkSize = request.prefillChunkSize ?? 512;
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`prefillChunkSize must be an integer >= 1, got ${chunkSize}`);
   const seq = new Sequence(tokenizer, prompt, request, model.info.vocabSize);

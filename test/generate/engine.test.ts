@@ -104,6 +104,7 @@ test('a prompt longer than the context fails before any model work', async () =>
   await assert.rejects(collect(generate(model, tok, { prompt: [] })), /empty/);
   await assert.rejects(collect(generate(model, tok, { prompt: [1], text: 'x' })), /exactly one of/);
   await assert.rejects(collect(generate(model, tok, { prompt: [1, -3] })), /prompt token 1/);
+  await assert.rejects(collect(generate(model, tok, { prompt: [1, 5000] })), /prompt token 1 is 5000, outside the model's vocabulary/);
   assert.equal(model.calls.length, 0);
   // a prompt that fits runs until the context is full
   const r = await collect(generate(model, tok, { prompt: new Array(5).fill(id('x')), sampling: greedy }));
