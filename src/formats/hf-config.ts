@@ -294,7 +294,8 @@ function parseCommon(f: Fields, d: CommonDefaults): CommonConfig {
     initializer_range: f.number('initializer_range', 0.02),
     bos_token_id: f.intOrNull('bos_token_id', d.bos_token_id, 0),
     eos_token_id: f.tokenIds('eos_token_id', d.eos_token_id),
-    torch_dtype: f.stringOrNull('torch_dtype'),
+    // newer transformers write `dtype` instead of `torch_dtype`
+    torch_dtype: f.json.torch_dtype === undefined && f.json.dtype !== undefined ? f.stringOrNull('dtype') : f.stringOrNull('torch_dtype'),
   };
 }
 

@@ -63,6 +63,9 @@ describe('HF config parsing', () => {
     assert.deepEqual([c.rms_norm_eps, c.rope_theta, c.rope_scaling, c.tie_word_embeddings], [1e-6, 10000, null, false]);
     assert.deepEqual([c.use_sliding_window, c.sliding_window, c.max_window_layers], [false, 4096, 21]);
     assert.deepEqual([c.bos_token_id, c.eos_token_id, c.torch_dtype, c.max_position_embeddings], [151643, 151643, 'bfloat16', 131072]);
+    const { torch_dtype: _, ...rest } = qwenDistill15B;
+    assert.equal(parseHfConfig({ ...rest, dtype: 'float32' }).torch_dtype, 'float32');
+    assert.equal(parseHfConfig(rest).torch_dtype, null);
   });
 
   it('R1-Distill-Llama-8B with llama3 rope scaling', () => {
