@@ -310,6 +310,33 @@ export class DeepseekModel implements CausalLM {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Sizes from the config alone (for `frugal info` without reading weights)
+
+/** Parameter counts implied by a config: [total, active per token, MTP module] (main model excludes MTP). */
+export function deepseekParameterCounts(cfg: DeepseekConfig, options: { tiedEmbeddings?: boolean } = {}): { total: number; active: number; mtp: number } {
+  const d = cfg.hiddenSize;
+  const H = cfg.heads;
+  const qk = cfg.qkNopeHeadDim + cfg.qkRopeHeadDim;
+  const attn = (cfg.qLoraRank > 0 ? d * cfg.qLoraRank + cfg.qLoraRank + cfg.qLoraRank * H * qk : d * H * qk)
+    + d * (cfg.kvLoraRank + cfg.qkRopeHeadDim) + cfg.kvLoraRank + H * (cfg.qkNopeHeadDim + cfg.vHeadDim) * cfg.kvLoraRank + H * cfg.vHeadDim * d;
+  const norms = 2 * d;
+  const dense = 3 * d * cfg.intermediateSize;
+  const expert = 3 * d * cfg.moeIntermediateSize;
+  const moeFixed = cfg.nRoutedExperts * d + cfg.nSharedExperts * expert + (cfg.router.scoring === 'sigmoid' ? cfg.nRoutedExperts : 0);
+  const denseLayers = Math.min(cfg.firstKDenseReplace, cfg.numLayers);
+  const moeLayers = cfg.numLayers - denseLayers;
+  const embed = cfg.vocabSize * d;
+  const head = options.tiedEmbeddings ? 0 : cfg.vocabSize * d;
+  const base = embed + head + d + cfg.numLayers * (attn + norms) + denseLayers * dense + moeLayers * moeFixed;
+  const moeBlock = attn + norms + moeFixed + cfg.nRoutedExperts * expert;
+  return {
+    total: base + moeLayers * cfg.nRoutedExperts * expert,
+    active: base + moeLayers * cfg.router.topK * expert,
+    mtp: cfg.nextnLayers * (moeBlock + 2 * d + 2 * d * d + d),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Softmax scale and rope factor
 
 /**

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { route } from '../../src/nn/moe.js';
-import { deepseekFromHfTensors } from '../../src/models/deepseek-v3-hf.js';
-import { type DeepseekModel } from '../../src/models/deepseek-v3.js';
+import { deepseekConfigFromHf, deepseekFromHfTensors } from '../../src/models/deepseek-v3-hf.js';
+import { type DeepseekModel, deepseekParameterCounts } from '../../src/models/deepseek-v3.js';
 import { type HfTensors, type TinyDeepseekModel, memoryHfSource, tinyDeepseekModel } from '../../src/models/deepseek-v3-tiny.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -370,4 +370,29 @@ test('HF loading errors name the missing or misshapen tensor', () => {
   bad.set('model.layers.0.self_attn.kv_b_proj.weight', { shape: [t.shape[0]! / 2, t.shape[1]! * 2], values: t.values });
   assert.throws(() => deepseekFromHfTensors(m.hfConfig, memoryHfSource(bad, undefined, 'ckpt')), /kv_b_proj\.weight': has shape \[128, 64\], expected \[256, 32\]/);
   assert.throws(() => deepseekFromHfTensors({ ...m.hfConfig, kv_lora_rank: undefined }, memoryHfSource(m.tensors)), /kv_lora_rank/);
+});
+
+test('parameter counts from the config alone match the loaded weights (and V3 671B totals)', () => {
+  const m = tinyDeepseekModel({ mtp: true });
+  const model = load(m);
+  const info = model.describe();
+  const counts = deepseekParameterCounts(model.config);
+  assert.equal(counts.total, info.parameters);
+  assert.equal(counts.active, info.activeParametersPerToken);
+  // The MTP block's copies of the embedding and head are not counted by the config formula.
+  assert.equal(counts.mtp, info.mtpParameters - 2 * m.vocabSize * m.options.hiddenSize);
+  const v3 = deepseekConfigFromHf({
+    model_type: 'deepseek_v3', vocab_size: 129280, hidden_size: 7168, intermediate_size: 18432, moe_intermediate_size: 2048,
+    num_hidden_layers: 61, num_attention_heads: 128, q_lora_rank: 1536, kv_lora_rank: 512, qk_nope_head_dim: 128, qk_rope_head_dim: 64,
+    v_head_dim: 128, n_routed_experts: 256, n_shared_experts: 1, num_experts_per_tok: 8, n_group: 8, topk_group: 4, topk_method: 'noaux_tc',
+    scoring_func: 'sigmoid', norm_topk_prob: true, routed_scaling_factor: 2.5, first_k_dense_replace: 3, max_position_embeddings: 163840,
+    num_nextn_predict_layers: 1, rope_scaling: { type: 'yarn', factor: 40, original_max_position_embeddings: 4096, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 1 },
+  });
+  const c = deepseekParameterCounts(v3);
+  // Spec §1.2: 671.03B total recomputed from the config, ≈ 37.5B active, MTP 11.5B unique.
+  assert.ok(Math.abs(c.total / 1e9 - 671.03) < 0.01, `total ${c.total}`);
+  assert.ok(Math.abs(c.active / 1e9 - 37.5) < 0.1, `active ${c.active}`);
+  assert.ok(Math.abs(c.mtp / 1e9 - 11.5) < 0.15, `mtp ${c.mtp}`); // 11.61B here: the spec rounds (eh_proj alone is 0.1B)
+  assert.ok(Math.abs(v3.softmaxScale - 0.135234) < 1e-6);
+  assert.equal(v3.ropeAttentionFactor, 1);
 });
