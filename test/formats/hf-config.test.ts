@@ -207,3 +207,30 @@ describe('HF config errors', () => {
     assert.throws(() => writeHfConfig(tmp.path('bad.json'), { ...c, num_key_value_heads: 5 }), /num_key_value_heads: 5 does not divide/);
   });
 });
+
+describe('HF config fuzz', () => {
+  it('any field replaced by junk parses or fails with a FormatError', () => {
+    let seed = 12345;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const junk: unknown[] = [null, '', 'x', -1, 0, 0.5, 1e308, 2 ** 60, true, false, [], [1, 2], {}, { type: 'yarn' }, { rope_type: 'llama3', factor: 'a' }];
+    let failed = 0;
+    for (let i = 0; i < 2000; i++) {
+      const base = [qwenDistill15B, llamaDistill8B, deepseekR1, deepseekV2Lite][i % 4]! as Record<string, unknown>;
+      const json: Record<string, unknown> = structuredClone(base);
+      const keys = Object.keys(json);
+      for (let m = 0; m < 1 + Math.floor(rand() * 3); m++) {
+        const key = keys[Math.floor(rand() * keys.length)]!;
+        if (rand() < 0.2) delete json[key];
+        else json[key] = junk[Math.floor(rand() * junk.length)];
+      }
+      try {
+        const config = parseHfConfig(json);
+        assert.deepEqual(parseHfConfig(hfConfigToObject(config)), config);
+      } catch (error) {
+        assert.ok(error instanceof FormatError, `case ${i}: ${String(error)}`);
+        failed++;
+      }
+    }
+    assert.ok(failed > 500 && failed < 2000, `failed ${failed}`);
+  });
+});
