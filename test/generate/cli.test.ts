@@ -71,6 +71,14 @@ test('frugal run with the chat template starts inside the thought and honours --
   assert.equal(hidden.stdout, '');
 });
 
+test('frugal run --reasoning-budget closes the thought and the answer follows', () => {
+  // byte tokenizer: 3 sampled reasoning tokens, then "\n</think>" (9 tokens, reasoning) and "\n\n" (content)
+  const r = frugal(['run', '--model', modelPath, '--prompt', 'Hi', '--seed', '7', '--max-tokens', '20', '--reasoning-budget', '3']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^Thinking:\n[^]*\n\nAnswer:\n/);
+  assert.match(r.stderr, /generated 20 tokens \(12 reasoning\)/);
+});
+
 test('frugal run reports bad input clearly', () => {
   const missing = frugal(['run', '--model', join(dir, 'nope.gguf'), '--prompt', 'x']);
   assert.equal(missing.code, 1);
