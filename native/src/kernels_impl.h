@@ -642,6 +642,19 @@ void matmul(float* out, const float* x, int64_t m, const Weight& w) {
   }
 }
 
+#if defined(__AVX512F__)
+#include "matvec_vnni.h"
+
+/** matmul for CPUs with AVX-512 VNNI: Q4_K with few rows takes the int8 path. */
+void matmulVnni(float* out, const float* x, int64_t m, const Weight& w) {
+  if (w.dtype == DT_Q4_K && m >= 1 && m <= SMALL_M && w.rows > 0 && w.cols > 0) {
+    matvecQ4KVnni(out, x, m, w);
+    return;
+  }
+  matmul(out, x, m, w);
+}
+#endif
+
 void embeddingGather(float* out, const Weight& w, const int32_t* ids, int64_t count) {
   for (int64_t i = 0; i < count; i++) decodeRow(w, ids[i], 0, w.cols, out + i * w.cols);
 }
@@ -836,6 +849,10 @@ double fmaProbe(int64_t iterations) {
 }
 
 }  // namespace
+
+#if defined(__AVX512F__)
+decltype(Kernels::matmul) matmulVnniEntry() { return matmulVnni; }
+#endif
 
 Kernels table(const char* name) {
   Kernels t;

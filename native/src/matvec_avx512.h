@@ -205,44 +205,90 @@ struct DecFp8 {
  * c0 is a multiple of 256, and x points at the activations of column c0 of the first row.
  */
 template <class D, int G>
+inline void accumulatePiece(const uint8_t* blk, const typename D::State& s, int p, const float* xp, int64_t ldx, __m512 (&acc)[G][2]) {
+  __m512 lo, hi;
+  D::piece(blk, s, p, lo, hi);
+  for (int g = 0; g < G; g++) {
+    acc[g][0] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xp + g * ldx), acc[g][0]);
+    acc[g][1] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xp + g * ldx + 16), acc[g][1]);
+  }
+}
+
+/**
+ * res[g] += dot(columns [c0, ...) of weight row r, x + g * ldx) for g < G, over `blocks` blocks;
+ * c0 is a multiple of 256, and x points at the activations of column c0 of the first row.
+ * With few rows, U independent accumulator sets hide the FMA latency (4 cycles).
+ */
+template <class D, int G>
 void dotSegment(const Weight& w, int64_t r, int64_t c0, int64_t blocks, const float* x, int64_t ldx, float* res) {
-  __m512 acc[G][2];
-  for (int g = 0; g < G; g++) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
+  constexpr int P = D::E / 32;
+  constexpr int U = G == 1 ? 4 : (G == 2 ? 2 : 1);
+  __m512 acc[U][G][2];
+  for (int u = 0; u < U; u++)
+    for (int g = 0; g < G; g++) acc[u][g][0] = acc[u][g][1] = _mm512_setzero_ps();
   const uint8_t* blk = w.data + r * rowBytes(w) + c0 / D::E * D::B;
-  for (int64_t b = 0; b < blocks; b++, blk += D::B) {
-    typename D::State s;
-    D::prepare(blk, s);
-    for (int p = 0; p < D::E / 32; p++) {
-      __m512 lo, hi;
-      D::piece(blk, s, p, lo, hi);
-      const float* xp = x + b * D::E + 32 * p;
-      for (int g = 0; g < G; g++) {
-        acc[g][0] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xp + g * ldx), acc[g][0]);
-        acc[g][1] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xp + g * ldx + 16), acc[g][1]);
+  if constexpr (P >= U) {
+    for (int64_t b = 0; b < blocks; b++, blk += D::B) {
+      typename D::State s;
+      D::prepare(blk, s);
+#pragma GCC unroll 8
+      for (int p = 0; p < P; p++) accumulatePiece<D, G>(blk, s, p, x + b * D::E + 32 * p, ldx, acc[p % U]);
+    }
+  } else {
+    int64_t b = 0;
+    for (; b + U <= blocks; b += U, blk += U * D::B) {
+#pragma GCC unroll 4
+      for (int u = 0; u < U; u++) {
+        typename D::State s;
+        D::prepare(blk + u * D::B, s);
+        accumulatePiece<D, G>(blk + u * D::B, s, 0, x + (b + u) * 32, ldx, acc[u]);
       }
     }
+    for (; b < blocks; b++, blk += D::B) {
+      typename D::State s;
+      D::prepare(blk, s);
+      accumulatePiece<D, G>(blk, s, 0, x + b * 32, ldx, acc[0]);
+    }
   }
-  for (int g = 0; g < G; g++) res[g] += _mm512_reduce_add_ps(_mm512_add_ps(acc[g][0], acc[g][1]));
+  for (int g = 0; g < G; g++) {
+    __m512 sum = _mm512_add_ps(acc[0][g][0], acc[0][g][1]);
+    for (int u = 1; u < U; u++) sum = _mm512_add_ps(sum, _mm512_add_ps(acc[u][g][0], acc[u][g][1]));
+    res[g] += _mm512_reduce_add_ps(sum);
+  }
 }
+
+/** fp8 rows as 32-column pieces, the block scale changing every 4 pieces (128 columns). */
+struct DecFp8Piece {
+  static constexpr int E = 32, B = 32;
+  struct State { __m512 scale; };
+  static void piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) { DecFp8::piece(blk, DecFp8::State{s.scale}, p, lo, hi); }
+};
 
 template <int G>
 void dotSegmentFp8(const Weight& w, int64_t r, int64_t c0, int64_t pieces, const float* x, int64_t ldx, float* res) {
-  __m512 acc[G][2];
-  for (int g = 0; g < G; g++) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
+  constexpr int U = G == 1 ? 4 : (G == 2 ? 2 : 1);
+  __m512 acc[U][G][2];
+  for (int u = 0; u < U; u++)
+    for (int g = 0; g < G; g++) acc[u][g][0] = acc[u][g][1] = _mm512_setzero_ps();
   const uint8_t* blk = w.data + r * w.cols + c0;
   const float* scales = w.blockScales + (r / 128) * ((w.cols + 127) / 128) + c0 / 128;
-  for (int64_t b = 0; b < pieces; b++, blk += 32) {
-    DecFp8::State s;
-    s.scale = _mm512_set1_ps(scales[b / 4] * 1.329227995784916e36f);  // 2^120 rebias folded into the scale
-    __m512 lo, hi;
-    DecFp8::piece(blk, s, 0, lo, hi);
-    const float* xp = x + b * 32;
-    for (int g = 0; g < G; g++) {
-      acc[g][0] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xp + g * ldx), acc[g][0]);
-      acc[g][1] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xp + g * ldx + 16), acc[g][1]);
+  int64_t b = 0;
+  for (; b + U <= pieces; b += U) {
+#pragma GCC unroll 4
+    for (int u = 0; u < U; u++) {
+      DecFp8Piece::State s{_mm512_set1_ps(scales[(b + u) / 4] * 1.329227995784916e36f)};  // 2^120 rebias folded in
+      accumulatePiece<DecFp8Piece, G>(blk + (b + u) * 32, s, 0, x + (b + u) * 32, ldx, acc[u]);
     }
   }
-  for (int g = 0; g < G; g++) res[g] += _mm512_reduce_add_ps(_mm512_add_ps(acc[g][0], acc[g][1]));
+  for (; b < pieces; b++) {
+    DecFp8Piece::State s{_mm512_set1_ps(scales[b / 4] * 1.329227995784916e36f)};
+    accumulatePiece<DecFp8Piece, G>(blk + b * 32, s, 0, x + b * 32, ldx, acc[0]);
+  }
+  for (int g = 0; g < G; g++) {
+    __m512 sum = _mm512_add_ps(acc[0][g][0], acc[0][g][1]);
+    for (int u = 1; u < U; u++) sum = _mm512_add_ps(sum, _mm512_add_ps(acc[u][g][0], acc[u][g][1]));
+    res[g] += _mm512_reduce_add_ps(sum);
+  }
 }
 
 /** Returns how many columns from c0 were covered (whole 32-column pieces / whole blocks). */

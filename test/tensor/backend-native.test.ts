@@ -6,6 +6,9 @@
 //    Cauchy-Schwarz bound for random data, worst case k · 6e-8); ref sums in doubles. Quantized
 //    weights are compared with ref's dequantize-then-multiply, and the native kernels also
 //    dequantize to f32 in registers (activations are not quantized), so the same bound holds.
+//  - except where activations are quantized to int8 (at the 'avx512-vnni' level: q4_k with m <= 16):
+//    each x value is then rounded to within amax(its 32-block) / 254, so the bound adds
+//    sum over blocks of amax/254 · sum |w| over the block (exact worst case of that rounding).
 //  - dequantizeRows / embeddingGather: 1e-6 of the row's largest magnitude (the native decoders
 //    round d·scale to f32 before multiplying by q; ref rounds once).
 //  - rmsNorm, softmax, rope, siluMul, axpy, attention: 1e-5 relative (f32 vs double arithmetic).
@@ -115,6 +118,28 @@ test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip },
   });
 });
 
+/** (level, dtype) pairs whose small-m matmul quantizes the activations to int8 (see native/src/matvec_vnni.h). */
+function int8Activations(level: string, dtype: DType, m: number): boolean {
+  return level === 'avx512-vnni' && dtype === 'q4_k' && m <= 16;
+}
+
+/** bound[i * rows + r] = sum over 32-blocks of amax(x_i block) / 254 · sum |w_r| over the block. */
+function int8Bound(x: Float32Array, dense: Float32Array, m: number, rows: number, cols: number): Float64Array {
+  const bound = new Float64Array(m * rows);
+  for (let i = 0; i < m; i++) {
+    for (let b = 0; b < cols / 32; b++) {
+      let amax = 0;
+      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[i * cols + 32 * b + j]!));
+      for (let r = 0; r < rows; r++) {
+        let wsum = 0;
+        for (let j = 0; j < 32; j++) wsum += Math.abs(dense[r * cols + 32 * b + j]!);
+        bound[i * rows + r] += (amax / 254) * wsum;
+      }
+    }
+  }
+  return bound;
+}
+
 const MATMUL_DTYPES: DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q4_k', 'q5_k', 'q6_k', 'fp8_e4m3'];
 
 function makeWeight(dtype: DType, rows: number, cols: number, seed: number): WeightMatrix {
@@ -146,10 +171,13 @@ test('native matmul equals ref for every weight dtype, m in {1, 3, 16, 17, 40}',
       ref.matmul(expected, x, m, w);
       const xn = Array.from({ length: m }, (_, i) => Math.hypot(...x.subarray(i * cols, (i + 1) * cols)));
       const wn = Array.from({ length: rows }, (_, r) => Math.hypot(...dense.subarray(r * cols, (r + 1) * cols)));
+      let quantBound: Float64Array | undefined;
       eachLevel((level) => {
         const out = new Float32Array(m * rows).fill(NaN);
         native!.matmul(out, x, m, w);
-        assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]!, `${level} matmul ${dtype} m${m} [${rows}, ${cols}]`);
+        if (int8Activations(level, dtype, m)) quantBound ??= int8Bound(x, dense, m, rows, cols);
+        const extra = int8Activations(level, dtype, m) ? quantBound! : undefined;
+        assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level} matmul ${dtype} m${m} [${rows}, ${cols}]`);
       });
     }
   }

@@ -1,0 +1,155 @@
+// AVX-512 VNNI matrix x (few) vectors for Q4_K weights: the activations are quantized to int8
+// per 32-column block (one f32 scale each, like ggml's q8 activations), and each pair of Q4_K
+// sub-blocks (64 nibbles) is multiplied into them with one vpdpbusd. The sub-block minimums are
+// applied with the exact f32 column sums of x. Included by kernels_impl.h when __AVX512F__.
+// Error: x is rounded to within amax(block)/254 per value, so |error| <= sum over blocks of
+// amax/254 * sum |w| in that block (on top of f32 rounding); see the native tests.
+
+#define FRUGAL_VNNI __attribute__((target("avx512vnni,avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+
+/** Activations in int8: q is packed by segment like the f32 path (m rows of `len` bytes at q + m * c0). */
+struct Int8Activations {
+  const int8_t* q;
+  const float* scale;  // [m][cols / 32]
+  const float* sum;    // [m][cols / 32], exact f32 sums of each 32-block
+  int64_t blocksPerRow;
+};
+
+FRUGAL_VNNI void quantizeActivations(const float* x, int64_t m, int64_t cols, int64_t segment, int8_t* q, float* scale, float* sum) {
+  const int64_t blocks = cols / 32;
+  for (int64_t i = 0; i < m; i++) {
+    for (int64_t b = 0; b < blocks; b++) {
+      const float* xb = x + i * cols + 32 * b;
+      const __m512 lo = _mm512_loadu_ps(xb), hi = _mm512_loadu_ps(xb + 16);
+      const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+      const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(lo, absMask), _mm512_and_ps(hi, absMask)));
+      const float d = amax / 127.0f;
+      const __m512 inv = _mm512_set1_ps(d == 0.0f ? 0.0f : 1.0f / d);
+      const __m128i qlo = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(lo, inv)));
+      const __m128i qhi = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(hi, inv)));
+      const int64_t col = 32 * b;
+      const int64_t c0 = col / segment * segment;
+      const int64_t len = imin(segment, cols - c0);
+      int8_t* dst = q + m * c0 + i * len + (col - c0);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), qlo);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), qhi);
+      scale[i * blocks + b] = d;
+      sum[i * blocks + b] = _mm512_reduce_add_ps(_mm512_add_ps(lo, hi));
+    }
+  }
+}
+
+/** The 8 sub-block scales and mins of a Q4_K block as bytes: sc[0..7] then mn[0..7]. */
+inline void kScaleBytes(const uint8_t* s, uint8_t* out) {
+  uint32_t u0, u1, u2;
+  std::memcpy(&u0, s, 4);
+  std::memcpy(&u1, s + 4, 4);
+  std::memcpy(&u2, s + 8, 4);
+  const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0x03030303u;
+  const uint32_t sc03 = u0 & low6, mn03 = u1 & low6;
+  const uint32_t sc47 = (u2 & low4) | (((u0 >> 6) & top2) << 4);
+  const uint32_t mn47 = ((u2 >> 4) & low4) | (((u1 >> 6) & top2) << 4);
+  std::memcpy(out, &sc03, 4);
+  std::memcpy(out + 4, &sc47, 4);
+  std::memcpy(out + 8, &mn03, 4);
+  std::memcpy(out + 12, &mn47, 4);
+}
+
+template <int G>
+FRUGAL_VNNI void dotSegmentQ4KVnni(const Weight& w, int64_t r, int64_t c0, int64_t len, const Int8Activations& a, int64_t m, int64_t i0, float* res) {
+  const uint8_t* blk = w.data + r * rowBytes(w) + c0 / 256 * 144;
+  const int8_t* xq = a.q + m * c0 + i0 * len;
+  const __m512i nibble = _mm512_set1_epi8(15);
+  __m512 acc[G];
+  __m256 minAcc[G];
+  for (int g = 0; g < G; g++) {
+    acc[g] = _mm512_setzero_ps();
+    minAcc[g] = _mm256_setzero_ps();
+  }
+  const __m512i pick[4] = {
+      _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
+      _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2),
+      _mm512_set_epi32(5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 4),
+      _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6),
+  };
+  const int64_t blocks = len / 256;
+  for (int64_t b = 0; b < blocks; b++, blk += 144) {
+    alignas(16) uint8_t sm[16];
+    kScaleBytes(blk + 4, sm);
+    const __m256 d = _mm256_set1_ps(halfToFloat(read16(blk))), dmin = _mm256_set1_ps(halfToFloat(read16(blk + 2)));
+    const __m256 scales = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm)))));
+    const __m256 mins = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8)))));
+    const int64_t xb = (c0 + 256 * b) / 32;  // index of this block's first 32-column activation block
+    __m512 blockScale[G];
+    for (int g = 0; g < G; g++) {
+      const float* xs = a.scale + (i0 + g) * a.blocksPerRow + xb;
+      const float* xsum = a.sum + (i0 + g) * a.blocksPerRow + xb;
+      blockScale[g] = _mm512_castps256_ps512(_mm256_mul_ps(scales, _mm256_loadu_ps(xs)));
+      minAcc[g] = _mm256_fmadd_ps(mins, _mm256_loadu_ps(xsum), minAcc[g]);
+    }
+    for (int c = 0; c < 4; c++) {
+      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * c));
+      const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(qs), _mm256_srli_epi16(qs, 4), 1);
+      const __m512i wq = _mm512_and_si512(both, nibble);  // bytes 0..31: sub-block 2c, 32..63: sub-block 2c+1
+      for (int g = 0; g < G; g++) {
+        const __m512i xv = _mm512_loadu_si512(xq + g * len + 256 * b + 64 * c);
+        const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xv);
+        acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), _mm512_permutexvar_ps(pick[c], blockScale[g]), acc[g]);
+      }
+    }
+  }
+  for (int g = 0; g < G; g++) {
+    const __m256 mn = minAcc[g];
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(mn), _mm256_extractf128_ps(mn, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    res[g] += _mm512_reduce_add_ps(acc[g]) - _mm_cvtss_f32(h);
+  }
+}
+
+struct VnniJob {
+  float* out;
+  Int8Activations a;
+  int64_t m;
+  int64_t segment;
+  const Weight* w;
+};
+
+FRUGAL_VNNI void matvecRowsQ4KVnni(void* ctx, int64_t r0, int64_t r1, int) {
+  const VnniJob& j = *static_cast<const VnniJob*>(ctx);
+  const Weight& w = *j.w;
+  float acc[MATVEC_ROWS][SMALL_M];
+  for (int64_t rb = r0; rb < r1; rb += MATVEC_ROWS) {
+    const int64_t nr = imin(MATVEC_ROWS, r1 - rb);
+    for (int64_t rr = 0; rr < nr; rr++)
+      for (int64_t i = 0; i < j.m; i++) acc[rr][i] = 0.0f;
+    for (int64_t c0 = 0; c0 < w.cols; c0 += j.segment) {
+      const int64_t len = imin(j.segment, w.cols - c0);
+      for (int64_t rr = 0; rr < nr; rr++) {
+        for (int64_t i = 0; i < j.m;) {
+          const int64_t g = imin(4, j.m - i);
+          switch (g) {
+            case 4: dotSegmentQ4KVnni<4>(w, rb + rr, c0, len, j.a, j.m, i, acc[rr] + i); break;
+            case 3: dotSegmentQ4KVnni<3>(w, rb + rr, c0, len, j.a, j.m, i, acc[rr] + i); break;
+            case 2: dotSegmentQ4KVnni<2>(w, rb + rr, c0, len, j.a, j.m, i, acc[rr] + i); break;
+            default: dotSegmentQ4KVnni<1>(w, rb + rr, c0, len, j.a, j.m, i, acc[rr] + i); break;
+          }
+          i += g;
+        }
+      }
+    }
+    for (int64_t rr = 0; rr < nr; rr++)
+      for (int64_t i = 0; i < j.m; i++) j.out[i * w.rows + rb + rr] = acc[rr][i];
+  }
+}
+
+/** Q4_K x (m <= SMALL_M) rows with int8 activations and VNNI. */
+void matvecQ4KVnni(float* out, const float* x, int64_t m, const Weight& w) {
+  const int64_t segment = SEGMENT;
+  const int64_t blocks = w.cols / 32;
+  int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>((m * w.cols + 3) / 4)));
+  float* scale = scratch(1, static_cast<size_t>(2 * m * blocks));
+  quantizeActivations(x, m, w.cols, segment, q, scale, scale + m * blocks);
+  VnniJob j{out, Int8Activations{q, scale, scale + m * blocks, blocks}, m, segment, &w};
+  parallelStatic(w.rows, MATVEC_ROWS, matvecRowsQ4KVnni, &j);
+}
