@@ -171,7 +171,7 @@ for (const dtype of Object.keys(GGML) as DType[]) {
   });
 }
 
-const quantizers: DType[] = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q4_k', 'q5_k', 'q6_k'];
+const quantizers: DType[] = ['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
 for (const dtype of quantizers) {
   test(`${dtype}: quantization error matches ggml's reference quantizer (within 0.2%, k-quants 2%)`, (t) => {
     const ratios: string[] = [];

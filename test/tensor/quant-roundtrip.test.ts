@@ -52,6 +52,8 @@ const bounds: Record<string, { normal: number; heavy: number }> = {
   q4_1: { normal: 0.088, heavy: 0.11 },
   q5_0: { normal: 0.048, heavy: 0.074 },
   q5_1: { normal: 0.042, heavy: 0.056 },
+  q2_k: { normal: 0.31, heavy: 0.38 },
+  q3_k: { normal: 0.16, heavy: 0.21 },
   q4_k: { normal: 0.08, heavy: 0.104 },
   q5_k: { normal: 0.04, heavy: 0.053 },
   q6_k: { normal: 0.02, heavy: 0.028 },
@@ -93,7 +95,7 @@ test('fp8_e4m3 (raw, unscaled) round trip of unit-scale data: relative error per
   assert.ok(relativeRmse(x, y) < 0.03);
 });
 
-const allQuantizable: DType[] = ['f32', 'f16', 'bf16', 'fp8_e4m3', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k'];
+const allQuantizable: DType[] = ['f32', 'f16', 'bf16', 'fp8_e4m3', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
 
 test('all-zero input decodes to exact zeros for every quantizer', () => {
   for (const dtype of allQuantizable) {
@@ -120,7 +122,7 @@ test('constant blocks (positive and negative) come back within f16-scale roundin
 test('zero sub-blocks next to large values stay exactly zero', () => {
   const x = sample('normal', 4, 512, 5);
   x.fill(0, 32, 64); // one 32-value (sub-)block of zeros in the first super-block
-  for (const dtype of ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k'] as DType[]) {
+  for (const dtype of ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as DType[]) {
     const y = roundTrip(dtype, x);
     for (let i = 32; i < 64; i++) assert.ok(y[i] === 0, `${dtype} element ${i} = ${y[i]}`); // -0 allowed
   }
@@ -132,6 +134,7 @@ test('k-quant scale search beats the plain min/max formats of the same bit width
   assert.ok(err('q4_k') < err('q4_1'), 'q4_k should beat q4_1');
   assert.ok(err('q5_k') < err('q5_1'), 'q5_k should beat q5_1');
   assert.ok(err('q6_k') < err('q5_k'), 'q6_k should beat q5_k');
+  assert.ok(err('q3_k') < err('q2_k') && err('q4_k') < err('q3_k'), 'more bits, less error');
 });
 
 test('f32 quantize/dequantize is exact, including non-finite values', () => {

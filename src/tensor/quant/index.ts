@@ -7,8 +7,8 @@ import { dequantizeBf16, quantizeBf16 } from './bf16.js';
 import { dequantizeF16, quantizeF16 } from './f16.js';
 import { dequantizeF32, quantizeF32 } from './f32.js';
 import { dequantizeFp8, quantizeFp8 } from './fp8.js';
-import { dequantizeQ2_K } from './q2_k.js';
-import { dequantizeQ3_K } from './q3_k.js';
+import { dequantizeQ2_K, quantizeQ2_K } from './q2_k.js';
+import { dequantizeQ3_K, quantizeQ3_K } from './q3_k.js';
 import { dequantizeQ4_0, quantizeQ4_0 } from './q4_0.js';
 import { dequantizeQ4_1, quantizeQ4_1 } from './q4_1.js';
 import { dequantizeQ4_K, quantizeQ4_K } from './q4_k.js';
@@ -57,13 +57,15 @@ const encoders: Partial<Record<DType, BlockEncoder>> = {
   q5_0: quantizeQ5_0,
   q5_1: quantizeQ5_1,
   q8_0: quantizeQ8_0,
+  q2_k: quantizeQ2_K,
+  q3_k: quantizeQ3_K,
   q4_k: quantizeQ4_K,
   q5_k: quantizeQ5_K,
   q6_k: quantizeQ6_K,
 };
 
 /** Formats whose quantizer needs finite input (their block scales cannot carry inf/NaN). */
-const needsFinite = new Set<DType>(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q4_k', 'q5_k', 'q6_k']);
+const needsFinite = new Set<DType>(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k']);
 
 function infoOf(dtype: DType, what: string) {
   const info = DTYPES.get(dtype);
