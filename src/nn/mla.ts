@@ -67,13 +67,30 @@ export function mhaCacheWidth(cfg: Pick<MlaConfig, 'heads' | 'qkNopeHeadDim' | '
 
 // ---------------------------------------------------------------------------------------------
 
-/** Per-layer MLA cache: `capacity` rows of [c_kv (kvLora) | k_pe (rope)], in f32. */
+/**
+ * Per-layer MLA cache: up to `capacity` rows of [c_kv (kvLora) | k_pe (rope)], in f32. Storage
+ * grows (doubling) as tokens arrive, so a cache sized for a 160K context costs nothing up front.
+ */
 export class MlaLayerCache {
   readonly width: number;
-  readonly rows: Float32Array;
-  constructor(readonly capacity: number, cfg: Pick<MlaConfig, 'kvLoraRank' | 'qkRopeHeadDim'>) {
+  private buffer: Float32Array;
+  constructor(readonly capacity: number, cfg: Pick<MlaConfig, 'kvLoraRank' | 'qkRopeHeadDim'>, initialTokens = 256) {
     this.width = mlaCacheWidth(cfg);
-    this.rows = new Float32Array(capacity * this.width);
+    this.buffer = new Float32Array(Math.min(capacity, initialTokens) * this.width);
+  }
+  /** The rows stored so far (and spare room): row s starts at s · width. */
+  get rows(): Float32Array {
+    return this.buffer;
+  }
+  /** Makes room for `tokens` rows (at most capacity), keeping the stored ones. */
+  reserve(tokens: number): void {
+    if (tokens > this.capacity) throw new Error(`MLA cache overflow: ${tokens} tokens exceed its capacity of ${this.capacity}`);
+    if (tokens * this.width <= this.buffer.length) return;
+    let size = Math.max(1, this.buffer.length / this.width);
+    while (size < tokens) size *= 2;
+    const grown = new Float32Array(Math.min(size, this.capacity) * this.width);
+    grown.set(this.buffer);
+    this.buffer = grown;
   }
 }
 
@@ -172,9 +189,7 @@ export function mlaForward(
   const { heads: H, kvLoraRank: r, qkNopeHeadDim: nope, qkRopeHeadDim: rope, vHeadDim: vDim } = cfg;
   const qk = nope + rope;
   const width = r + rope;
-  if (startPos + tokens > cache.capacity) {
-    throw new Error(`MLA cache overflow: ${startPos + tokens} tokens exceed its capacity of ${cache.capacity}`);
-  }
+  cache.reserve(startPos + tokens);
   const positions = new Int32Array(tokens);
   for (let t = 0; t < tokens; t++) positions[t] = startPos + t;
 

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
+import { MlaLayerCache } from '../../src/nn/mla.js';
 import { route } from '../../src/nn/moe.js';
 import { deepseekConfigFromHf, deepseekFromHfTensors } from '../../src/models/deepseek-v3-hf.js';
 import { type DeepseekModel, deepseekParameterCounts } from '../../src/models/deepseek-v3.js';
@@ -395,4 +396,16 @@ test('parameter counts from the config alone match the loaded weights (and V3 67
   assert.ok(Math.abs(c.mtp / 1e9 - 11.5) < 0.15, `mtp ${c.mtp}`); // 11.61B here: the spec rounds (eh_proj alone is 0.1B)
   assert.ok(Math.abs(v3.softmaxScale - 0.135234) < 1e-6);
   assert.equal(v3.ropeAttentionFactor, 1);
+});
+
+test('MLA layer cache grows on demand up to its capacity, keeping stored rows', () => {
+  const cache = new MlaLayerCache(1000, { kvLoraRank: 32, qkRopeHeadDim: 16 });
+  assert.equal(cache.rows.length, 256 * 48);
+  cache.rows.fill(3, 0, 10 * 48);
+  cache.reserve(300);
+  assert.equal(cache.rows.length, 512 * 48);
+  assert.equal(cache.rows[10 * 48 - 1], 3);
+  cache.reserve(900);
+  assert.equal(cache.rows.length, 1000 * 48);
+  assert.throws(() => cache.reserve(1001), /overflow/);
 });
