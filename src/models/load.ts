@@ -8,7 +8,8 @@
  * `architectures` below by their GGUF `general.architecture` name.
  */
 import { existsSync, statSync } from 'node:fs';
-import type { GgufPlainValue } from '../formats/gguf-value.js';
+import { type GgufPlainValue, plainValue } from '../formats/gguf-value.js';
+import { join } from 'node:path';
 import { type GgufFile, type GgufTensorInfo, openGguf, readExpertMatrix, readF32, readWeightMatrix } from '../formats/gguf.js';
 import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
@@ -16,7 +17,14 @@ import type { WeightMatrix } from '../tensor/tensor.js';
 import type { CausalLM } from './model.js';
 import { describeDense, loadLlama } from './llama.js';
 import { loadQwen2 } from './qwen2.js';
-import { Tokenizer } from '../tokenizer/index.js';
+import { Tokenizer, tokenizerGgufMetadata } from '../tokenizer/index.js';
+import { type HfArchitecture, type LlamaConfig, type Qwen2Config, readHfConfig } from '../formats/hf-config.js';
+import { openCheckpoint, readTensorF32, readWeight } from '../formats/hf-checkpoint.js';
+import type { SafetensorsTensorInfo } from '../formats/safetensors.js';
+import { llama3FreqFactors } from '../nn/rope.js';
+import { deepseekConfigFromGguf, loadDeepseekFromGguf } from './deepseek-v3.js';
+import { loadDeepseekFromHf } from './deepseek-v3-hf.js';
+import { mlaCacheWidth } from '../nn/mla.js';
 
 /** One stored tensor: name, dtype, shape in ggml order (dims[0] = contiguous), bytes. */
 export interface TensorSummary {
@@ -147,6 +155,26 @@ export interface Architecture {
 export const architectures: Record<string, Architecture> = {
   llama: { load: loadLlama, describe: (source) => describeDense(source, 'llama') },
   qwen2: { load: loadQwen2, describe: (source) => describeDense(source, 'qwen2') },
+  deepseek2: {
+    load(source, options) {
+      if (!source.gguf) throw new ModelFileError(source.path, 'deepseek2 loads from GGUF files or DeepSeek HF checkpoint directories');
+      return loadDeepseekFromGguf(source.gguf, options);
+    },
+    describe(source) {
+      if (!source.gguf) throw new ModelFileError(source.path, 'deepseek2 description needs a GGUF file');
+      const c = deepseekConfigFromGguf(source.gguf);
+      const width = mlaCacheWidth(c);
+      return {
+        cacheValuesPerToken: c.numLayers * width,
+        lines: [
+          `layers: ${c.numLayers} (${c.firstKDenseReplace} dense), hidden ${c.hiddenSize}, heads ${c.heads}, vocab ${c.vocabSize}`,
+          `MLA: q_lora_rank ${c.qLoraRank || 'none'}, kv_lora_rank ${c.kvLoraRank}, head dims nope ${c.qkNopeHeadDim} + rope ${c.qkRopeHeadDim}, v ${c.vHeadDim}`,
+          `MLA cache: ${width} values per token per layer (latent ${c.kvLoraRank} + rope key ${c.qkRopeHeadDim})`,
+          `experts: ${c.nRoutedExperts} routed, ${c.router.topK} per token, ${c.nSharedExperts} shared`,
+        ],
+      };
+    },
+  },
 };
 
 /** The architecture registered under `name`, or an error listing those that are. */
@@ -161,8 +189,12 @@ export interface LoadedModel {
   readonly model: CausalLM;
   readonly tokenizer?: Tokenizer;
   readonly chatTemplate?: string;
-  /** The weights and metadata the model was built from (GGUF keys and names, also for HF checkpoints). */
-  readonly source: ModelSource;
+  /**
+   * The weights and metadata the model was built from (GGUF keys and names, also for dense HF
+   * checkpoints; undefined for DeepSeek HF checkpoints, which load through their own reader).
+   * Closed: its tensor index and metadata remain readable.
+   */
+  readonly source: ModelSource | undefined;
   /** GGUF-style metadata (`general.architecture`, `{arch}.*`, `tokenizer.*`), plain values. */
   readonly metadata: ReadonlyMap<string, GgufPlainValue>;
   readonly architecture: Architecture;
@@ -217,10 +249,211 @@ function loadGgufModel(path: string, options: LoadModelOptions): LoadedModel {
   }
 }
 
-function openHfSource(path: string): ModelSource {
-  throw new Error(`${path}: HF checkpoint directories are not supported yet`);
+// ---------------------------------------------------------------------------------------------
+// HF checkpoints: config.json + safetensors, presented under GGUF names and keys.
+
+/** HF <-> GGUF tensor names of the dense architectures (llama.cpp's tensor_mapping). */
+const DENSE_FIXED_NAMES: [string, string][] = [
+  ['model.embed_tokens.weight', 'token_embd.weight'],
+  ['model.norm.weight', 'output_norm.weight'],
+  ['lm_head.weight', 'output.weight'],
+];
+const DENSE_LAYER_NAMES: [string, string][] = [
+  ['input_layernorm.weight', 'attn_norm.weight'],
+  ['post_attention_layernorm.weight', 'ffn_norm.weight'],
+  ['self_attn.q_proj.weight', 'attn_q.weight'], ['self_attn.q_proj.bias', 'attn_q.bias'],
+  ['self_attn.k_proj.weight', 'attn_k.weight'], ['self_attn.k_proj.bias', 'attn_k.bias'],
+  ['self_attn.v_proj.weight', 'attn_v.weight'], ['self_attn.v_proj.bias', 'attn_v.bias'],
+  ['self_attn.o_proj.weight', 'attn_output.weight'],
+  ['mlp.gate_proj.weight', 'ffn_gate.weight'],
+  ['mlp.up_proj.weight', 'ffn_up.weight'],
+  ['mlp.down_proj.weight', 'ffn_down.weight'],
+];
+
+/** HF tensor name -> GGUF name for the dense architectures, or undefined for other names. */
+export function ggufNameOfHfDense(hfName: string): string | undefined {
+  const fixed = DENSE_FIXED_NAMES.find(([hf]) => hf === hfName);
+  if (fixed) return fixed[1];
+  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hfName);
+  const part = m ? DENSE_LAYER_NAMES.find(([hf]) => hf === m[2]) : undefined;
+  return m && part ? `blk.${m[1]}.${part[1]}` : undefined;
 }
 
-function loadHfModel(path: string, _options: LoadModelOptions): LoadedModel {
-  return { ...openHfSource(path) } as never;
+/** GGUF tensor name -> HF name for the dense architectures, or undefined for other names. */
+export function hfNameOfGgufDense(ggufName: string): string | undefined {
+  const fixed = DENSE_FIXED_NAMES.find(([, g]) => g === ggufName);
+  if (fixed) return fixed[0];
+  const m = /^blk\.(\d+)\.(.+)$/.exec(ggufName);
+  const part = m ? DENSE_LAYER_NAMES.find(([, g]) => g === m[2]) : undefined;
+  return m && part ? `model.layers.${m[1]}.${part[0]}` : undefined;
+}
+
+const HF_DENSE: Partial<Record<HfArchitecture, 'llama' | 'qwen2'>> = { LlamaForCausalLM: 'llama', Qwen2ForCausalLM: 'qwen2' };
+
+/** The GGUF keys llama.cpp's converter would write for a dense HF config. */
+function denseKeysOfHfConfig(config: LlamaConfig | Qwen2Config, a: 'llama' | 'qwen2', where: string): Map<string, GgufPlainValue> {
+  if (config.architecture === 'LlamaForCausalLM' && (config.attention_bias || config.mlp_bias)) {
+    throw new ModelFileError(where, 'Llama checkpoints with attention_bias or mlp_bias are not supported');
+  }
+  const keys = new Map<string, GgufPlainValue>([
+    ['general.architecture', a],
+    [`${a}.block_count`, config.num_hidden_layers],
+    [`${a}.context_length`, config.max_position_embeddings],
+    [`${a}.embedding_length`, config.hidden_size],
+    [`${a}.feed_forward_length`, config.intermediate_size],
+    [`${a}.attention.head_count`, config.num_attention_heads],
+    [`${a}.attention.head_count_kv`, config.num_key_value_heads],
+    [`${a}.attention.key_length`, config.head_dim],
+    [`${a}.attention.value_length`, config.head_dim],
+    [`${a}.attention.layer_norm_rms_epsilon`, config.rms_norm_eps],
+    [`${a}.rope.freq_base`, config.rope_theta],
+    [`${a}.rope.dimension_count`, config.head_dim],
+    [`${a}.vocab_size`, config.vocab_size],
+  ]);
+  const scaling = config.rope_scaling;
+  if (scaling && scaling.type === 'linear') {
+    keys.set(`${a}.rope.scaling.type`, 'linear');
+    keys.set(`${a}.rope.scaling.factor`, scaling.factor);
+  } else if (scaling && scaling.type === 'yarn') {
+    keys.set(`${a}.rope.scaling.type`, 'yarn');
+    keys.set(`${a}.rope.scaling.factor`, scaling.factor);
+    keys.set(`${a}.rope.scaling.original_context_length`, scaling.original_max_position_embeddings);
+    keys.set(`${a}.rope.scaling.yarn_beta_fast`, scaling.beta_fast);
+    keys.set(`${a}.rope.scaling.yarn_beta_slow`, scaling.beta_slow);
+  } else if (scaling && scaling.type !== 'llama3') {
+    throw new ModelFileError(where, `rope_scaling type '${scaling.type}' is not supported`);
+  }
+  return keys;
+}
+
+/**
+ * A dense HF checkpoint as a ModelSource: GGUF keys derived from config.json, tensors under their
+ * GGUF names (unpermuted: HF Llama must run with NEOX rope), llama3 rope scaling as the
+ * `rope_freqs.weight` the converter would compute, tokenizer keys from tokenizer.json.
+ */
+function openHfSource(dir: string): ModelSource {
+  const configPath = join(dir, 'config.json');
+  if (!existsSync(configPath)) throw new ModelFileError(dir, 'no config.json in this directory');
+  const config = readHfConfig(configPath);
+  const a = HF_DENSE[config.architecture];
+  if (!a) throw new ModelFileError(configPath, `architecture ${config.architecture} is not a dense model (use the DeepSeek loader)`);
+  const dense = config as LlamaConfig | Qwen2Config;
+  const keys = denseKeysOfHfConfig(dense, a, configPath);
+  const tokenizerPath = join(dir, 'tokenizer.json');
+  let tokenizer: Tokenizer | undefined;
+  const tokenizerKeys = (): void => {
+    if (tokenizer || !existsSync(tokenizerPath)) return;
+    tokenizer = Tokenizer.fromFile(tokenizerPath);
+    for (const [k, v] of tokenizerGgufMetadata(tokenizer)) keys.set(k, plainValue(v));
+  };
+  const checkpoint = openCheckpoint(dir);
+  const where = checkpoint.indexPath ?? checkpoint.files[0] ?? dir;
+  const hfName = new Map<string, string>();
+  for (const name of checkpoint.tensorNames()) {
+    const g = ggufNameOfHfDense(name);
+    if (g) hfName.set(g, name);
+  }
+  let ropeFreqs: Float32Array | undefined;
+  const scaling = dense.rope_scaling;
+  if (scaling && scaling.type === 'llama3') {
+    ropeFreqs = llama3FreqFactors(dense.head_dim, dense.rope_theta, {
+      type: 'llama3', factor: scaling.factor, lowFreqFactor: scaling.low_freq_factor,
+      highFreqFactor: scaling.high_freq_factor, originalContext: scaling.original_max_position_embeddings,
+    });
+  }
+  if (!config.tie_word_embeddings && !hfName.has('output.weight') && hfName.has('token_embd.weight')) {
+    throw new ModelFileError(where, "tensor 'lm_head.weight' is missing (tie_word_embeddings is false)");
+  }
+  const need = (name: string): SafetensorsTensorInfo => {
+    const hf = hfName.get(name);
+    const info = hf === undefined ? undefined : checkpoint.tensor(hf);
+    if (!info) throw new ModelFileError(where, `tensor '${hfNameOf(name)}' is missing`);
+    return info;
+  };
+  const hfNameOf = (name: string): string => hfName.get(name) ?? hfNameOfGgufDense(name) ?? name;
+  const get = (key: string): GgufPlainValue | undefined => {
+    if (key.startsWith('tokenizer.')) tokenizerKeys();
+    return keys.get(key);
+  };
+  const typed = <T>(key: string, type: string): T | undefined => {
+    const v = get(key);
+    if (v !== undefined && typeof v !== type) throw new ModelFileError(configPath, `${key} should be a ${type}`);
+    return v as T | undefined;
+  };
+  return {
+    path: dir,
+    format: 'hf',
+    value: get,
+    number: (key) => typed<number>(key, 'number'),
+    string: (key) => typed<string>(key, 'string'),
+    bool: (key) => typed<boolean>(key, 'boolean'),
+    keys: () => {
+      tokenizerKeys();
+      return [...keys.keys()];
+    },
+    hasTensor: (name) => (name === 'rope_freqs.weight' ? ropeFreqs !== undefined : hfName.has(name)),
+    tensorShape: (name) => {
+      if (name === 'rope_freqs.weight') return ropeFreqs ? [ropeFreqs.length] : undefined;
+      const hf = hfName.get(name);
+      const info = hf === undefined ? undefined : checkpoint.tensor(hf);
+      return info ? [...info.shape].reverse() : undefined;
+    },
+    matrix(name, rows, cols) {
+      const info = need(name);
+      const [r, c = undefined, ...rest] = info.shape;
+      if (r !== rows || c !== cols || rest.length > 0) {
+        throw new ModelFileError(where, `tensor '${info.name}' has shape [${info.shape.join(', ')}], expected [${rows}, ${cols}]`);
+      }
+      return readWeight(checkpoint, info.name);
+    },
+    expertMatrix(name) {
+      throw new ModelFileError(where, `tensor '${name}': expert stacks are not part of dense checkpoints`);
+    },
+    vector(name, length) {
+      if (name === 'rope_freqs.weight' && ropeFreqs) {
+        if (ropeFreqs.length !== length) throw new ModelFileError(where, `rope frequency table has ${ropeFreqs.length} values, expected ${length}`);
+        return ropeFreqs;
+      }
+      const info = need(name);
+      if (info.elements !== length) throw new ModelFileError(where, `tensor '${info.name}' has shape [${info.shape.join(', ')}], expected ${length} values`);
+      return readTensorF32(checkpoint, info.name);
+    },
+    tensors: () => checkpoint.tensorNames().map((name) => {
+      const info = checkpoint.tensor(name)!;
+      return { name, dtype: info.computeDtype ?? 'f32', dims: [...info.shape].reverse(), byteLength: info.byteLength };
+    }),
+    close: () => checkpoint.close(),
+  };
+}
+
+function isDeepseekHf(dir: string): boolean {
+  const configPath = join(dir, 'config.json');
+  if (!existsSync(configPath)) return false;
+  const architecture = readHfConfig(configPath).architecture;
+  return architecture === 'DeepseekV3ForCausalLM' || architecture === 'DeepseekV2ForCausalLM';
+}
+
+function loadHfModel(dir: string, options: LoadModelOptions): LoadedModel {
+  const tokenizerPath = join(dir, 'tokenizer.json');
+  const tokenizer = options.tokenizer !== false && existsSync(tokenizerPath) ? Tokenizer.fromFile(tokenizerPath) : undefined;
+  if (isDeepseekHf(dir)) {
+    const model = loadDeepseekFromHf(dir, options);
+    const metadata = new Map<string, GgufPlainValue>([['general.architecture', 'deepseek2']]);
+    return { model, tokenizer, chatTemplate: tokenizer?.chatTemplate, source: undefined, metadata, architecture: architectures.deepseek2! };
+  }
+  const source = openHfSource(dir);
+  try {
+    const name = source.string('general.architecture')!;
+    const arch = architecture(name, dir);
+    // HF Llama q/k rows are not permuted: rotate half-split pairs, as the HF modeling code does.
+    const model = arch.load(source, { ...options, ropeStyle: 'neox' });
+    if (tokenizer && tokenizer.vocabSize > model.info.vocabSize) {
+      throw new ModelFileError(dir, `the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${model.info.vocabSize} logits`);
+    }
+    const metadata = new Map<string, GgufPlainValue>();
+    for (const key of source.keys()) metadata.set(key, source.value(key)!);
+    return { model, tokenizer, chatTemplate: tokenizer?.chatTemplate, source, metadata, architecture: arch };
+  } finally {
+    source.close();
+  }
 }

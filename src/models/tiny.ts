@@ -9,14 +9,19 @@
  * a whole number of blocks. The building blocks (SeededRandom, ggufTensor, tinyTokenizerMetadata,
  * storageDtype) serve other architectures' builders too.
  */
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { type DType, dtypeInfo } from '../tensor/dtype.js';
 import { quantize } from '../tensor/quant/index.js';
 import { type GgufValue, gguf } from '../formats/gguf-value.js';
 import { type GgufTensorInput, writeGguf } from '../formats/gguf-write.js';
+import { writeSafetensors } from '../formats/safetensors-write.js';
+import { writeSafetensorsIndex } from '../formats/hf-checkpoint.js';
 import { BYTE_TO_CHAR } from '../tokenizer/byte-level.js';
 import { Tokenizer, tokenizerGgufMetadata } from '../tokenizer/index.js';
 import { llama3FreqFactors } from '../nn/rope.js';
+import { ggufNameOfHfDense } from './load.js';
 
 /** Deterministic pseudo-random numbers (mulberry32) with a Box-Muller normal. */
 export class SeededRandom {
@@ -260,27 +265,9 @@ export function permuteRopeRows(values: Float32Array, heads: number, rows: numbe
 
 /** HF tensor name -> GGUF name (dense llama/qwen2 naming, formats-and-api.md §2.2). */
 export function ggufDenseName(hfName: string): string {
-  const fixed: Record<string, string> = {
-    'model.embed_tokens.weight': 'token_embd.weight',
-    'model.norm.weight': 'output_norm.weight',
-    'lm_head.weight': 'output.weight',
-  };
-  if (fixed[hfName]) return fixed[hfName]!;
-  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hfName);
-  const parts: Record<string, string> = {
-    'input_layernorm.weight': 'attn_norm.weight',
-    'post_attention_layernorm.weight': 'ffn_norm.weight',
-    'self_attn.q_proj.weight': 'attn_q.weight', 'self_attn.q_proj.bias': 'attn_q.bias',
-    'self_attn.k_proj.weight': 'attn_k.weight', 'self_attn.k_proj.bias': 'attn_k.bias',
-    'self_attn.v_proj.weight': 'attn_v.weight', 'self_attn.v_proj.bias': 'attn_v.bias',
-    'self_attn.o_proj.weight': 'attn_output.weight',
-    'mlp.gate_proj.weight': 'ffn_gate.weight',
-    'mlp.up_proj.weight': 'ffn_up.weight',
-    'mlp.down_proj.weight': 'ffn_down.weight',
-  };
-  const part = m ? parts[m[2]!] : undefined;
-  if (!m || !part) throw new Error(`no GGUF name for HF tensor '${hfName}'`);
-  return `blk.${m[1]}.${part}`;
+  const name = ggufNameOfHfDense(hfName);
+  if (!name) throw new Error(`no GGUF name for HF tensor '${hfName}'`);
+  return name;
 }
 
 /** `general.*` and `{arch}.*` keys of a dense model. */
@@ -329,4 +316,47 @@ export function writeTinyDenseGguf(path: string, model: TinyDenseModel | TinyDen
   const metadata = [...denseGgufMetadata(m), ...tinyTokenizerMetadata(m.options.tokenizer).entries];
   writeGguf(path, { metadata, tensors: denseGgufTensors(m) });
   return m;
+}
+
+export interface TinyHfOptions {
+  /** Storage dtype of every tensor: F32 (default) or BF16 (values rounded to bf16). */
+  dtype?: 'F32' | 'BF16';
+  /** Split the tensors over this many safetensors shards with an index (default 1: model.safetensors). */
+  shards?: number;
+}
+
+/**
+ * Writes the model as an HF checkpoint directory: config.json, model.safetensors (or shards and
+ * model.safetensors.index.json), and the tokenizer's tokenizer.json / tokenizer_config.json
+ * (real tokenizers only).
+ */
+export function writeTinyDenseHf(dir: string, model: TinyDenseModel, options: TinyHfOptions = {}): void {
+  const dtype = options.dtype ?? 'F32';
+  const shards = options.shards ?? 1;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), `${JSON.stringify(model.hfConfig, null, 2)}\n`);
+  const tensors = [...model.tensors].map(([name, { shape, values }]) => ({
+    name, dtype, shape, data: quantize(dtype === 'F32' ? 'f32' : 'bf16', values),
+  }));
+  if (shards === 1) {
+    writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  } else {
+    const weightMap = new Map<string, string>();
+    let total = 0;
+    const per = Math.ceil(tensors.length / shards);
+    for (let s = 0; s < shards; s++) {
+      const file = `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
+      const part = tensors.slice(s * per, (s + 1) * per);
+      total += writeSafetensors(join(dir, file), part, { format: 'pt' }).dataBytes;
+      for (const t of part) weightMap.set(t.name, file);
+    }
+    writeSafetensorsIndex(dir, weightMap, total);
+  }
+  const tokenizer = model.options.tokenizer;
+  if (tokenizer !== 'bytes') {
+    const path = tinyTokenizerPath(tokenizer);
+    copyFileSync(path, join(dir, 'tokenizer.json'));
+    const config = join(dirname(path), 'tokenizer_config.json');
+    if (existsSync(config)) copyFileSync(config, join(dir, 'tokenizer_config.json'));
+  }
 }
