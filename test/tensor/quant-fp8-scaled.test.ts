@@ -127,6 +127,35 @@ test('tile quantizer: one scale per row per 128 columns, max(amax, 1e-4)/448', (
   for (let c = 0; c < cols; c++) assert.equal(y[2 * cols + c], 0);
 });
 
+test('power-of-two scales (ue8m0): 2^ceil(log2(amax/448)), and the round trip stays within tolerance', () => {
+  const rows = 130;
+  const cols = 260;
+  const x = matrix(rows, cols, 4);
+  x[5] = 448 * 2 ** -3; // a block whose amax/448 is exactly a power of two keeps it
+  for (const [what, result, perRow] of [
+    ['blocks', quantizeFp8BlockScaled(x, rows, cols, { pow2Scales: true }), false],
+    ['tiles', quantizeFp8Tiles(x, rows, cols, { pow2Scales: true }), true],
+  ] as const) {
+    const scales = 'blockScales' in result ? result.blockScales : result.tileScales;
+    const plain = perRow ? quantizeFp8Tiles(x, rows, cols).tileScales : quantizeFp8BlockScaled(x, rows, cols).blockScales;
+    for (let i = 0; i < scales.length; i++) {
+      const s = scales[i]!;
+      assert.equal(Math.log2(s), Math.round(Math.log2(s)), `${what} scale ${i} = ${s} is a power of two`);
+      assert.ok(s >= plain[i]! && s < 2 * plain[i]!, `${what} scale ${i}: ${s} vs ${plain[i]}`);
+    }
+    const y = perRow
+      ? dequantizeFp8Tiles(result.data, scales, rows, cols)
+      : dequantizeFp8BlockScaled(result.data, scales, rows, cols);
+    for (let i = 0; i < x.length; i++) {
+      const scale = perRow
+        ? scales[Math.floor(i / cols) * 3 + Math.floor((i % cols) / 128)]!
+        : scales[Math.floor(i / cols / 128) * 3 + Math.floor((i % cols) / 128)]!;
+      assert.ok(Math.abs(y[i]! - x[i]!) <= Math.max(Math.abs(x[i]!) / 16, scale * 2 ** -10) * (1 + 1e-6), `${what} element ${i}`);
+    }
+  }
+  assert.equal(quantizeFp8BlockScaled(x, rows, cols, { pow2Scales: true }).blockScales[0], 2 ** -3, 'exact power kept');
+});
+
 test('scaled fp8 rejects bad shapes and non-finite values with clear errors', () => {
   assert.throws(() => quantizeFp8BlockScaled(new Float32Array(10), 3, 3), /values has 10 elements, expected rows\*cols/);
   assert.throws(() => quantizeFp8BlockScaled(new Float32Array(0), -1, 0), /non-negative integers/);

@@ -4,8 +4,28 @@
  *   (HF `weight_scale_inv`), value ≈ fp8 * scale, scale = amax / 448 per block;
  * - activations: one f32 scale per 1x128 tile, [rows, ceil(cols/128)], scale = max(amax, 1e-4) / 448.
  * Edge blocks/tiles are partial (as if zero-padded). An all-zero weight block gets scale 0.
+ * With `{ pow2Scales: true }` each scale is rounded up to a power of two (DeepSeek-V3.1's
+ * `scale_fmt="ue8m0"`, and the power-of-2 scales of the V3 FP8 training recipe).
  */
+import { bitsToF32, f32Bits } from './bits.js';
 import { FP8_E4M3_MAX, FP8_TABLE, f32ToFp8E4M3 } from './fp8.js';
+
+export interface Fp8ScaleOptions {
+  /** Round every scale up to a power of two (2^ceil(log2(scale))). */
+  readonly pow2Scales?: boolean;
+}
+
+/** The smallest power of two >= a positive normal float32 (0 stays 0). */
+export function ceilPow2(scale: number): number {
+  const bits = f32Bits(scale);
+  if ((bits & 0x7fffff) === 0) return scale;
+  return bitsToF32(((bits & 0x7f800000) + 0x800000) >>> 0);
+}
+
+function blockScale(amax: number, options: Fp8ScaleOptions | undefined): number {
+  const scale = Math.fround(amax / FP8_E4M3_MAX);
+  return options?.pow2Scales ? ceilPow2(scale) : scale;
+}
 
 export const FP8_BLOCK = 128;
 const TILE_MIN_AMAX = 1e-4;
@@ -48,7 +68,7 @@ function rangeAmax(values: Float32Array, cols: number, r0: number, r1: number, c
 }
 
 export function quantizeFp8BlockScaled(
-  values: Float32Array, rows: number, cols: number,
+  values: Float32Array, rows: number, cols: number, options?: Fp8ScaleOptions,
 ): { data: Uint8Array; blockScales: Float32Array } {
   const what = 'quantizeFp8BlockScaled';
   checkShape(what, rows, cols, values.length, 'values');
@@ -62,7 +82,7 @@ export function quantizeFp8BlockScaled(
     for (let bc = 0; bc < blockCols; bc++) {
       const c0 = bc * FP8_BLOCK;
       const c1 = Math.min(cols, c0 + FP8_BLOCK);
-      const scale = Math.fround(rangeAmax(values, cols, r0, r1, c0, c1, what) / FP8_E4M3_MAX);
+      const scale = blockScale(rangeAmax(values, cols, r0, r1, c0, c1, what), options);
       blockScales[br * blockCols + bc] = scale;
       encodeRange(values, data, cols, r0, r1, c0, c1, scale);
     }
@@ -95,7 +115,7 @@ export function dequantizeFp8BlockScaled(
 }
 
 export function quantizeFp8Tiles(
-  values: Float32Array, rows: number, cols: number,
+  values: Float32Array, rows: number, cols: number, options?: Fp8ScaleOptions,
 ): { data: Uint8Array; tileScales: Float32Array } {
   const what = 'quantizeFp8Tiles';
   checkShape(what, rows, cols, values.length, 'values');
@@ -107,7 +127,7 @@ export function quantizeFp8Tiles(
       const c0 = t * FP8_BLOCK;
       const c1 = Math.min(cols, c0 + FP8_BLOCK);
       const amax = Math.max(rangeAmax(values, cols, r, r + 1, c0, c1, what), TILE_MIN_AMAX);
-      const scale = Math.fround(amax / FP8_E4M3_MAX);
+      const scale = blockScale(amax, options);
       tileScales[r * tileCols + t] = scale;
       encodeRange(values, data, cols, r, r + 1, c0, c1, scale);
     }

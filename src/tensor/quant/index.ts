@@ -22,7 +22,9 @@ import { dequantizeQ8_K } from './q8_k.js';
 export { bf16ToF32, f32ToBf16 } from './bf16.js';
 export { F16_TABLE, f16ToF32, f32ToF16 } from './f16.js';
 export { FP8_E4M3_MAX, FP8_TABLE, f32ToFp8E4M3, fp8E4M3ToF32 } from './fp8.js';
-export { dequantizeFp8BlockScaled, dequantizeFp8Tiles, quantizeFp8BlockScaled, quantizeFp8Tiles } from './fp8-scaled.js';
+export {
+  type Fp8ScaleOptions, dequantizeFp8BlockScaled, dequantizeFp8Tiles, quantizeFp8BlockScaled, quantizeFp8Tiles,
+} from './fp8-scaled.js';
 
 /** Decodes `blocks` whole blocks from src[0..] into out[0..blocks*blockElements). */
 type BlockDecoder = (src: Uint8Array, blocks: number, out: Float32Array) => void;
