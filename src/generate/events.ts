@@ -72,5 +72,7 @@ export interface GenerationTokenizer {
   decode(ids: ArrayLike<number>): string;
   streamDecoder(): { push(id: number): string; flush(): string };
   readonly eosId?: number | undefined;
+  /** Ids the tokenizer knows (model vocabularies may be padded beyond it). */
+  readonly vocabSize?: number;
   tokenId(text: string): number | undefined;
 }

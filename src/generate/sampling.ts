@@ -125,6 +125,7 @@ export class Sampler {
   /** The argmax, when the last step was greedy (temperature 0), else -1. */
   private greedyId = -1;
   private maxLogit = 0;
+  private vocabLimit = Infinity;
 
   constructor(options: SamplingOptions = {}, vocabSize?: number) {
     this.options = resolveSamplingOptions(options, vocabSize);
@@ -132,6 +133,12 @@ export class Sampler {
     this.rng = new Rng(this.seed);
     const w = this.options.repetitionWindow;
     this.window = w > 0 && this.options.repetitionPenalty !== 1 ? new Int32Array(w) : null;
+  }
+
+  /** Ids at or above `n` are never sampled (the model's padding rows beyond the tokenizer's vocabulary). */
+  limitVocabulary(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`vocabulary limit must be an integer >= 1, got ${n}`);
+    this.vocabLimit = n;
   }
 
   /** Records prompt tokens: they count for the repetition penalty, not for frequency/presence. */
@@ -219,6 +226,7 @@ export class Sampler {
     }
     const z = this.z;
     z.set(logits);
+    if (this.vocabLimit < V) z.fill(-Infinity, this.vocabLimit);
     const o = this.options;
     for (const [id, b] of o.logitBias) if (id < V) z[id] = z[id]! + b;
     if (o.repetitionPenalty !== 1) {

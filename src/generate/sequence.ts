@@ -82,6 +82,7 @@ export class Sequence {
     this.promptTokens = Int32Array.from(promptTokens);
     this.sampler = new Sampler(options.sampling, vocabSize);
     this.sampler.observeContext(this.promptTokens);
+    if (tokenizer.vocabSize !== undefined && (vocabSize === undefined || tokenizer.vocabSize < vocabSize)) this.sampler.limitVocabulary(tokenizer.vocabSize);
     this.decoder = tokenizer.streamDecoder();
     this.stops = new StopStringMatcher(options.stop ?? []);
     this.stopIds = new Set(options.stopTokenIds ?? defaultStopTokenIds(tokenizer));

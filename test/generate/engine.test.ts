@@ -194,3 +194,11 @@ test("stopScope 'content' ignores stop strings inside the thought", async () => 
   assert.deepEqual([content.reasoning, content.content, content.done.stopString], ['Let me think.', 'The answer', ' is']);
   assert.equal(content.done.finishReason, 'stop');
 });
+
+test("the model's padding rows beyond the tokenizer's vocabulary are never sampled", async () => {
+  const V = tok.pieces.length;
+  const padded = new FakeModel(V + 5, () => Float32Array.from({ length: V + 5 }, (_, i) => (i >= V ? 50 : i === id('z') ? 1 : 0)));
+  const sized = Object.assign(Object.create(tok) as FakeTokenizer, { vocabSize: V });
+  const r = await collect(generate(padded, sized, { prompt: [1], sampling: greedy, maxTokens: 3, thinking: 'off' }));
+  assert.deepEqual(r.tokens, ids('z', 'z', 'z'));
+});

@@ -250,3 +250,12 @@ test('rng floats are uniform in [0, 1)', () => {
   }
   assert.ok(chiSquare(bins, new Array(10).fill(0.1), n) < 27.88); // df 9, 99.9%
 });
+
+test('ids beyond the tokenizer vocabulary (model padding rows) are never sampled', () => {
+  const s = new Sampler({ temperature: 0, seed: 1 });
+  s.limitVocabulary(3);
+  assert.equal(s.sample(f32([0, 1, 2, 9, 9])), 2);
+  const t = new Sampler({ seed: 1 });
+  t.limitVocabulary(2);
+  for (let i = 0; i < 100; i++) assert.ok(t.sample(f32([0, 0, 5, 5])) < 2);
+});
