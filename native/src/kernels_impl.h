@@ -428,6 +428,49 @@ thread_local uint64_t packedStamp = 0;
 thread_local int64_t packedBlock = -1;
 uint64_t stampCounter = 0;  // only touched by the calling thread
 
+#if defined(__AVX512F__)
+/** In-register transpose of a 16x16 tile: r[i] holds row i; afterwards r[c] holds column c. */
+inline void transpose16(__m512 (&r)[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+  // u[4i + k] holds, in 128-bit lane L, column 4L + k of rows 4i .. 4i+3.
+  for (int k = 0; k < 4; k++) {
+    const __m512 w0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88), w1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
+    const __m512 w2 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88), w3 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
+    r[k] = _mm512_shuffle_f32x4(w0, w2, 0x88);
+    r[8 + k] = _mm512_shuffle_f32x4(w0, w2, 0xDD);
+    r[4 + k] = _mm512_shuffle_f32x4(w1, w3, 0x88);
+    r[12 + k] = _mm512_shuffle_f32x4(w1, w3, 0xDD);
+  }
+}
+
+/** dst[p * 32 + j] = src[j * ld + p] for j < cols (zero for cols <= j < 32), p < kc. */
+void packTransposedSliver(const float* src, int64_t ld, int cols, int64_t kc, float* dst) {
+  for (int64_t p = 0; p < kc; p += 16) {
+    const int64_t left = imin(16, kc - p);
+    const __mmask16 mask = static_cast<__mmask16>((1u << left) - 1);
+    for (int half = 0; half < 2; half++) {
+      __m512 r[16];
+      for (int i = 0; i < 16; i++) {
+        const int j = 16 * half + i;
+        r[i] = j < cols ? _mm512_maskz_loadu_ps(mask, src + j * ld + p) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (int64_t q = 0; q < left; q++) _mm512_store_ps(dst + (p + q) * 32 + 16 * half, r[q]);
+    }
+  }
+}
+#endif
+
 void packBRange(void* ctx, int64_t s0, int64_t s1, int) {
   const GemmJob& g = *static_cast<const GemmJob*>(ctx);
   for (int64_t s = s0; s < s1; s++) {
@@ -442,12 +485,16 @@ void packBRange(void* ctx, int64_t s0, int64_t s1, int) {
         for (int j = cols; j < NR; j++) d[j] = 0.0f;
       }
     } else {
+#if defined(__AVX512F__)
+      packTransposedSliver(g.b + j0 * g.ldb + g.pc, g.ldb, cols, g.kc, dst);
+#else
       for (int j = 0; j < cols; j++) {
         const float* src = g.b + (j0 + j) * g.ldb + g.pc;
         for (int64_t p = 0; p < g.kc; p++) dst[p * NR + j] = src[p];
       }
       for (int j = cols; j < NR; j++)
         for (int64_t p = 0; p < g.kc; p++) dst[p * NR + j] = 0.0f;
+#endif
     }
   }
 }
