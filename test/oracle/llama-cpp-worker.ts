@@ -23,9 +23,9 @@ function topLogProbs(probabilities: Map<number, number>, top: number): [number, 
   return out;
 }
 
-async function run(request: LlamaOracleRequest): Promise<LlamaOracleResult[]> {
-  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, logger: (_level, message) => process.stderr.write(`${message}\n`) });
+type Llama = Awaited<ReturnType<typeof import('node-llama-cpp').getLlama>>;
+
+async function runModel(llama: Llama, request: LlamaOracleRequest): Promise<LlamaOracleResult[]> {
   const model = await llama.loadModel({ modelPath: request.modelPath });
   const longest = Math.max(16, ...request.jobs.map((j) => j.tokens.length + (j.kind === 'greedy' ? j.count : 0)));
   const context = await model.createContext({ contextSize: Math.max(longest + 8, 64), batchSize: Math.max(longest + 8, 64), threads: request.threads ?? 1, sequences: 1,
@@ -37,13 +37,13 @@ async function run(request: LlamaOracleRequest): Promise<LlamaOracleResult[]> {
   for (const job of request.jobs) {
     await sequence.clearHistory();
     if (job.kind === 'logprobs') {
-      const all = job.allPositions ?? false;
-      const input = job.tokens.map((t, i) => (all || i === job.tokens.length - 1 ? ([t, nextOptions(true)] as const) : t));
+      const wanted = new Set(job.positions ?? (job.allPositions ? job.tokens.map((_, i) => i) : [job.tokens.length - 1]));
+      const input = job.tokens.map((t, i) => (wanted.has(i) ? ([t, nextOptions(true)] as const) : t));
       const output = await sequence.controlledEvaluate(input as Parameters<typeof sequence.controlledEvaluate>[0]);
       const positions: [number, number][][] = [];
       const argmax: number[] = [];
       for (let i = 0; i < job.tokens.length; i++) {
-        if (!all && i !== job.tokens.length - 1) continue;
+        if (!wanted.has(i)) continue;
         const next = output[i]?.next;
         if (!next?.probabilities) throw new Error(`no probabilities for position ${i}`);
         positions.push(topLogProbs(next.probabilities, job.top ?? 64));
@@ -66,16 +66,27 @@ async function run(request: LlamaOracleRequest): Promise<LlamaOracleResult[]> {
   }
   await context.dispose();
   await model.dispose();
+  return results;
+}
+
+/** Runs each model's jobs in turn, loading the llama.cpp library once. */
+async function run(requests: LlamaOracleRequest[]): Promise<LlamaOracleResult[][]> {
+  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, logger: (_level, message) => process.stderr.write(`${message}\n`) });
+  const results: LlamaOracleResult[][] = [];
+  for (const request of requests) results.push(await runModel(llama, request));
   await llama.dispose();
   return results;
 }
 
+/** Writes the reply and exits once stdout (a pipe, written asynchronously) has taken all of it. */
+function reply(body: unknown, code: number): void {
+  process.stdout.write(`${RESULT_MARKER}${JSON.stringify(body)}\n`, () => process.exit(code));
+}
+
 try {
-  const request = JSON.parse(await readStdin()) as LlamaOracleRequest;
-  const results = await run(request);
-  process.stdout.write(`${RESULT_MARKER}${JSON.stringify({ ok: true, results })}\n`);
-  process.exit(0);
+  const requests = JSON.parse(await readStdin()) as LlamaOracleRequest[];
+  reply({ ok: true, results: await run(requests) }, 0);
 } catch (error) {
-  process.stdout.write(`${RESULT_MARKER}${JSON.stringify({ ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) })}\n`);
-  process.exit(1);
+  reply({ ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) }, 1);
 }

@@ -11,8 +11,11 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export type LlamaOracleJob =
-  /** Log-probabilities of the top `top` tokens (default 64) after the last token, or after every token. */
-  | { kind: 'logprobs'; tokens: number[]; top?: number; allPositions?: boolean }
+  /**
+   * Log-probabilities of the top `top` tokens (default 64) after the token at each of `positions`
+   * (ascending), or after every token (allPositions), else after the last token.
+   */
+  | { kind: 'logprobs'; tokens: number[]; top?: number; allPositions?: boolean; positions?: number[] }
   /** `count` tokens chosen greedily (temperature 0) after `tokens`. */
   | { kind: 'greedy'; tokens: number[]; count: number };
 
@@ -23,21 +26,30 @@ export interface LlamaOracleRequest {
 }
 
 export type LlamaOracleResult =
-  /** positions[p] = [token, log p] in descending order of probability; argmax[p] = the greedy token. */
+  /** positions[k] = [token, log p] for the k-th requested position, most likely first; argmax[k] = the greedy token. */
   | { kind: 'logprobs'; positions: [number, number][][]; argmax: number[] }
   | { kind: 'greedy'; tokens: number[] };
 
 const RESULT_MARKER = 'LLAMA_ORACLE_RESULT ';
 const workerPath = fileURLToPath(new URL('./llama-cpp-worker.js', import.meta.url));
 
-/** Runs the jobs in one llama.cpp process (one model load). Throws on failure or after timeoutMs. */
-export function runLlamaCpp(request: LlamaOracleRequest, timeoutMs = 120_000): Promise<LlamaOracleResult[]> {
+/** Runs the jobs in one llama.cpp process. Throws on failure or after timeoutMs. */
+export async function runLlamaCpp(request: LlamaOracleRequest, timeoutMs = 120_000): Promise<LlamaOracleResult[]> {
+  return (await runLlamaCppModels([request], timeoutMs))[0]!;
+}
+
+/**
+ * Runs several models' jobs in one llama.cpp process (the library loads once), in order; the
+ * results are per request. Throws on any failure or after timeoutMs.
+ */
+export function runLlamaCppModels(requests: LlamaOracleRequest[], timeoutMs = 300_000): Promise<LlamaOracleResult[][]> {
+  const what = requests.map((r) => r.modelPath).join(', ');
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [workerPath], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let settled = false;
-    const finish = (error: Error | undefined, value?: LlamaOracleResult[]) => {
+    const finish = (error: Error | undefined, value?: LlamaOracleResult[][]) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -46,7 +58,7 @@ export function runLlamaCpp(request: LlamaOracleRequest, timeoutMs = 120_000): P
     };
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      finish(new Error(`llama.cpp worker timed out after ${timeoutMs} ms on ${request.modelPath}\n${stderr.slice(-2000)}`));
+      finish(new Error(`llama.cpp worker timed out after ${timeoutMs} ms on ${what}\n${stderr.slice(-2000)}`));
     }, timeoutMs);
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
@@ -54,14 +66,20 @@ export function runLlamaCpp(request: LlamaOracleRequest, timeoutMs = 120_000): P
     child.on('close', (code, signal) => {
       const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARKER));
       if (!line) {
-        finish(new Error(`llama.cpp worker exited (code ${code}, signal ${signal}) without a result on ${request.modelPath}\n${stderr.slice(-2000)}`));
+        finish(new Error(`llama.cpp worker exited (code ${code}, signal ${signal}) without a result on ${what}\n${stderr.slice(-2000)}`));
         return;
       }
-      const reply = JSON.parse(line.slice(RESULT_MARKER.length)) as { ok: true; results: LlamaOracleResult[] } | { ok: false; error: string };
-      if (!reply.ok) finish(new Error(`llama.cpp failed on ${request.modelPath}: ${reply.error}\n${stderr.slice(-2000)}`));
+      let reply: { ok: true; results: LlamaOracleResult[][] } | { ok: false; error: string };
+      try {
+        reply = JSON.parse(line.slice(RESULT_MARKER.length)) as typeof reply;
+      } catch (error) {
+        finish(new Error(`llama.cpp worker sent an unreadable result (${(error as Error).message}) on ${what}`));
+        return;
+      }
+      if (!reply.ok) finish(new Error(`llama.cpp failed on ${what}: ${reply.error}\n${stderr.slice(-2000)}`));
       else finish(undefined, reply.results);
     });
-    child.stdin.end(JSON.stringify(request));
+    child.stdin.end(JSON.stringify(requests));
   });
 }
 
