@@ -409,3 +409,16 @@ test('MLA layer cache grows on demand up to its capacity, keeping stored rows', 
   assert.equal(cache.rows.length, 1000 * 48);
   assert.throws(() => cache.reserve(1001), /overflow/);
 });
+
+test('V2 (236B-style) routing: softmax, group_limited_greedy with max group score, scale 16, matches the reference', () => {
+  const m = tinyDeepseekModel({ scoring: 'softmax', scoreBias: false, nGroup: 4, topkGroup: 2, normTopkProb: false, routedScalingFactor: 16, seed: 8 });
+  assert.equal(m.hfConfig['topk_method'], 'group_limited_greedy');
+  const model = load(m);
+  assert.equal(model.config.router.groupScore, 'max');
+  const ref = refModel(m).forward(PROMPT);
+  const logits = model.forward(Int32Array.from(PROMPT), model.newCache(32), { allLogits: true });
+  const V = model.info.vocabSize;
+  let worst = 0;
+  PROMPT.forEach((_, t) => { worst = Math.max(worst, maxAbsDiff(logits.subarray(t * V, (t + 1) * V), ref.logits[t]!)); });
+  assert.ok(worst < 2e-3, `max |logit - reference| = ${worst}`);
+});
