@@ -336,6 +336,26 @@ export function deepseekParameterCounts(cfg: DeepseekConfig, options: { tiedEmbe
   };
 }
 
+/** `frugal info` lines for a config (no weights read): MLA vs MHA cache, experts, total and active parameters. */
+export function describeDeepseekConfig(cfg: DeepseekConfig): { cacheValuesPerToken: number; lines: string[] } {
+  const mla = mlaCacheWidth(cfg);
+  const mha = mhaCacheWidth(cfg);
+  const p = deepseekParameterCounts(cfg);
+  const dense = Math.min(cfg.firstKDenseReplace, cfg.numLayers);
+  const fmt = (n: number): string => (n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(2)}K` : `${n}`);
+  const r = cfg.router;
+  return {
+    cacheValuesPerToken: cfg.numLayers * mla,
+    lines: [
+      `layers: ${cfg.numLayers} (${dense} dense, ${cfg.numLayers - dense} MoE)${cfg.nextnLayers ? ` + ${cfg.nextnLayers} MTP` : ''}, hidden ${cfg.hiddenSize}, heads ${cfg.heads}, vocab ${cfg.vocabSize}`,
+      `MLA: q_lora_rank ${cfg.qLoraRank || 'none'}, kv_lora_rank ${cfg.kvLoraRank}, head dims nope ${cfg.qkNopeHeadDim} + rope ${cfg.qkRopeHeadDim}, v ${cfg.vHeadDim}; softmax scale ${cfg.softmaxScale.toPrecision(6)}${cfg.yarn ? ` (YaRN x${cfg.yarn.factor})` : ''}`,
+      `MLA cache: ${mla} values per token per layer (latent ${cfg.kvLoraRank} + rope key ${cfg.qkRopeHeadDim}) vs ${mha} for full MHA (${(mha / mla).toFixed(1)}x smaller)`,
+      `experts: ${cfg.nRoutedExperts} routed, ${r.topK} per token (${r.scoring}${r.nGroup > 1 ? `, best ${r.topkGroup} of ${r.nGroup} groups` : ''}${r.normTopkProb ? ', normalized' : ''}, x${r.routedScalingFactor}), ${cfg.nSharedExperts} shared`,
+      `parameters (from the config): ${fmt(p.total)} total, ${fmt(p.active)} active per token${p.mtp ? `, MTP module ${fmt(p.mtp)}` : ''}`,
+    ],
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Softmax scale and rope factor
 

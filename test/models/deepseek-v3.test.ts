@@ -8,7 +8,7 @@ import test from 'node:test';
 import { MlaLayerCache } from '../../src/nn/mla.js';
 import { route } from '../../src/nn/moe.js';
 import { deepseekConfigFromHf, deepseekFromHfTensors } from '../../src/models/deepseek-v3-hf.js';
-import { type DeepseekModel, deepseekParameterCounts } from '../../src/models/deepseek-v3.js';
+import { type DeepseekModel, deepseekParameterCounts, describeDeepseekConfig } from '../../src/models/deepseek-v3.js';
 import { type HfTensors, type TinyDeepseekModel, memoryHfSource, tinyDeepseekModel } from '../../src/models/deepseek-v3-tiny.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -421,4 +421,12 @@ test('V2 (236B-style) routing: softmax, group_limited_greedy with max group scor
   let worst = 0;
   PROMPT.forEach((_, t) => { worst = Math.max(worst, maxAbsDiff(logits.subarray(t * V, (t + 1) * V), ref.logits[t]!)); });
   assert.ok(worst < 2e-3, `max |logit - reference| = ${worst}`);
+});
+
+test('describeDeepseekConfig: MLA vs MHA cache sizes and parameter lines for frugal info', () => {
+  const model = load(tinyDeepseekModel());
+  const d = describeDeepseekConfig(model.config);
+  assert.equal(d.cacheValuesPerToken, model.info.cacheValuesPerToken);
+  assert.ok(d.lines.some((l) => l.includes('48 values per token per layer') && l.includes('vs 320 for full MHA (6.7x smaller)')), d.lines.join('\n'));
+  assert.ok(d.lines.some((l) => l.includes(`active per token`)));
 });
