@@ -11,6 +11,8 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   logits: () => import('./logits.js'),
   run: () => import('./run.js'),
   chat: () => import('./chat.js'),
+  train: () => import('./train.js'),
+  export: () => import('./export.js'),
 };
 
 export async function main(argv: string[]): Promise<number> {
