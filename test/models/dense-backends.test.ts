@@ -1,0 +1,45 @@
+/** The dense model computes the same logits on the native backend as on the ref (TypeScript) backend. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { loadModel } from '../../src/models/load.js';
+import { type TinyDType, writeTinyDenseGguf } from '../../src/models/tiny.js';
+import { loadNativeBackend, refBackend } from '../../src/tensor/index.js';
+
+const native = loadNativeBackend();
+const skip = native ? false : 'native addon not built';
+const dir = mkdtempSync(join(tmpdir(), 'frugal-dense-backends-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const tokens = Int32Array.from([3, 141, 59, 26, 53, 58, 97, 93, 238, 46, 17, 200, 5]);
+
+/**
+ * Bounds on |logit difference| (logits span about ±20 here). Most kernels differ from ref only in
+ * summation order; the native Q4_K path at the avx512-vnni level rounds activations to int8 per 32
+ * values (ggml-style), worth about 0.2 on these logits (measured 0.19).
+ */
+const cases: ['llama' | 'qwen2', TinyDType, number][] = [
+  ['llama', 'f32', 2e-3], ['qwen2', 'f16', 2e-3], ['llama', 'bf16', 2e-3], ['qwen2', 'q8_0', 2e-3], ['llama', 'q4_0', 2e-3],
+  ['qwen2', 'q4_k', native?.simd === 'avx512-vnni' ? 0.5 : 2e-3], ['llama', 'q6_k', 2e-3],
+];
+
+for (const [architecture, dtype, bound] of cases) {
+  test(`${architecture} ${dtype}: native and ref logits agree (batched prefill and decode)`, { skip }, () => {
+    const path = join(dir, `${architecture}-${dtype}.gguf`);
+    writeTinyDenseGguf(path, { architecture, dtype, tokenizer: 'bytes', seed: 77 });
+    const a = loadModel(path, { backend: refBackend, tokenizer: false }).model;
+    const b = loadModel(path, { backend: native!, tokenizer: false }).model;
+    const cacheA = a.newCache();
+    const cacheB = b.newCache();
+    const prefillA = a.forward(tokens, cacheA, { allLogits: true });
+    const prefillB = b.forward(tokens, cacheB, { allLogits: true });
+    const stepA = a.forward(Int32Array.from([9]), cacheA);
+    const stepB = b.forward(Int32Array.from([9]), cacheB);
+    let worst = 0;
+    for (const [x, y] of [[prefillA, prefillB], [stepA, stepB]] as const) {
+      for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!));
+    }
+    assert.ok(worst < bound, `max |logit difference| ${worst} (bound ${bound})`);
+  });
+}
