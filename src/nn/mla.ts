@@ -149,18 +149,6 @@ export function splitKvB(backend: Backend, kvB: WeightMatrix, cfg: Pick<MlaConfi
   return { kUpT, vUp };
 }
 
-/** Per-head views of a stacked 3-D weight [heads, rows, cols] given as one WeightMatrix [heads·rows, cols]. */
-export function splitHeads(w: WeightMatrix, heads: number, rowsPerHead: number, backend: Backend): WeightMatrix[] {
-  if (w.rows !== heads * rowsPerHead) throw new Error(`stacked weight has ${w.rows} rows, expected ${heads}·${rowsPerHead}`);
-  const out: WeightMatrix[] = [];
-  const aligned = w.dtype !== 'fp8_e4m3' || rowsPerHead % 128 === 0;
-  const all = aligned ? undefined : dequantizeAll(backend, w);
-  for (let h = 0; h < heads; h++) {
-    out.push(all ? f32Weight(all.slice(h * rowsPerHead * w.cols, (h + 1) * rowsPerHead * w.cols), rowsPerHead, w.cols) : sliceRows(w, h * rowsPerHead, rowsPerHead));
-  }
-  return out;
-}
-
 /** W_UKV ([heads·(nope + v), kvLora], f32) rebuilt from the per-head matrices (for the plain form). */
 export function mergedKvUp(backend: Backend, weights: MlaWeights, cfg: MlaConfig): Float32Array {
   const { heads, kvLoraRank: r, qkNopeHeadDim: nope, vHeadDim: v } = cfg;

@@ -9,7 +9,7 @@ import { MlaLayerCache } from '../../src/nn/mla.js';
 import { route } from '../../src/nn/moe.js';
 import { deepseekConfigFromHf, deepseekFromHfTensors } from '../../src/models/deepseek-v3-hf.js';
 import { type DeepseekModel, deepseekParameterCounts, describeDeepseekConfig } from '../../src/models/deepseek-v3.js';
-import { type HfTensors, type TinyDeepseekModel, memoryHfSource, tinyDeepseekModel } from '../../src/models/deepseek-v3-tiny.js';
+import { type HfTensors, type TinyDeepseekModel, fp8Checkpoint, memoryHfSource, tinyDeepseekModel } from '../../src/models/deepseek-v3-tiny.js';
 
 // ---------------------------------------------------------------------------------------------
 // Reference: plain loops in doubles over the HF tensors, written from the spec only.
@@ -429,4 +429,17 @@ test('describeDeepseekConfig: MLA vs MHA cache sizes and parameter lines for fru
   assert.equal(d.cacheValuesPerToken, model.info.cacheValuesPerToken);
   assert.ok(d.lines.some((l) => l.includes('48 values per token per layer') && l.includes('vs 320 for full MHA (6.7x smaller)')), d.lines.join('\n'));
   assert.ok(d.lines.some((l) => l.includes(`active per token`)));
+});
+
+test('FP8 kv_b with 128-aligned heads (V3 head dims) is used as per-head fp8 views and matches its dequantized values', () => {
+  const m = tinyDeepseekModel({ heads: 2, qkNopeHeadDim: 128, vHeadDim: 128, qkRopeHeadDim: 64, seed: 19 });
+  const fp8 = fp8Checkpoint(m.tensors);
+  const kept = deepseekFromHfTensors(m.hfConfig, memoryHfSource(m.tensors, fp8.fp8));
+  const vUp = kept.weights.layers[0]!.attn.vUp[1]!;
+  assert.equal(vUp.dtype, 'fp8_e4m3');
+  assert.equal(vUp.blockScales!.length, 1);
+  const exact = deepseekFromHfTensors(m.hfConfig, memoryHfSource(fp8.dequantized));
+  const a = kept.forward(Int32Array.from(PROMPT), kept.newCache(16), { allLogits: true });
+  const b = exact.forward(Int32Array.from(PROMPT), exact.newCache(16), { allLogits: true });
+  assert.ok(maxAbsDiff(a, b) < 1e-4, `fp8 views vs dequantized: ${maxAbsDiff(a, b)}`);
 });
