@@ -14,7 +14,14 @@ export function dequantizeQ8_0(src: Uint8Array, blocks: number, out: Float32Arra
     const p = b * BYTES;
     const d = readHalf(src, p);
     const o = b * QK;
-    for (let j = 0; j < QK; j++) out[o + j] = qs[p + 2 + j]! * d;
+    const q = p + 2;
+    for (let j = 0; j < QK; j += 4) {
+      // Unrolled by 4: measurably faster in V8 than the plain loop.
+      out[o + j] = qs[q + j]! * d;
+      out[o + j + 1] = qs[q + j + 1]! * d;
+      out[o + j + 2] = qs[q + j + 2]! * d;
+      out[o + j + 3] = qs[q + j + 3]! * d;
+    }
   }
 }
 
