@@ -19,6 +19,8 @@ export type Section = string | number;
 export class AddedTokenMatcher {
   /** First UTF-16 code unit -> candidates, longest first. */
   private readonly byFirst = new Map<number, { content: string; id: number }[]>();
+  /** Finds the next position whose code unit starts some token (a native scan, no per-char JS loop). */
+  private readonly firstUnits: RegExp;
 
   constructor(tokens: readonly { content: string; id: number }[]) {
     for (const token of tokens) {
@@ -29,6 +31,8 @@ export class AddedTokenMatcher {
       list.push(token);
     }
     for (const list of this.byFirst.values()) list.sort((a, b) => b.content.length - a.content.length);
+    const units = [...this.byFirst.keys()].map((unit) => `\\u${unit.toString(16).padStart(4, '0')}`).join('');
+    this.firstUnits = new RegExp(units.length > 0 ? `[${units}]` : '[^\\s\\S]', 'g');
   }
 
   get empty(): boolean {
@@ -43,7 +47,11 @@ export class AddedTokenMatcher {
     }
     let plainStart = 0;
     let i = 0;
+    const firstUnits = this.firstUnits;
     while (i < text.length) {
+      firstUnits.lastIndex = i;
+      if (firstUnits.exec(text) === null) break;
+      i = firstUnits.lastIndex - 1;
       const candidates = this.byFirst.get(text.charCodeAt(i));
       let matched: { content: string; id: number } | undefined;
       if (candidates) {
