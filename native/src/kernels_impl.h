@@ -54,11 +54,18 @@ inline float halfToFloat(uint16_t h) {
 #endif
 }
 
-inline float fp8ToFloat(uint8_t b) {
-  uint32_t mag = b & 0x7f;
-  float v = bitsToFloat(mag << 20) * 1.329227995784916e36f;  // 2^120 rebiases exponent 7 -> 127
-  if (mag == 0x7f) v = NAN;
-  return (b & 0x80) ? -v : v;
+/** f32 bits of an E4M3 byte times 2^-120 (the caller multiplies by 2^120 · scale); NaN for 0x7F/0xFF. */
+inline uint32_t fp8Bits(uint8_t b) {
+  // Sign-extend, shift the 4 exponent + 3 mantissa bits into place (keeping the sign).
+  const uint32_t bits = (static_cast<uint32_t>(static_cast<int32_t>(static_cast<int8_t>(b))) << 20) & 0x87F00000u;
+  return (b & 0x7f) == 0x7f ? 0x7fc00000u : bits;
+}
+
+constexpr float TWO_POW_120 = 1.329227995784916e36f;
+
+void decodeFp8(const uint8_t* __restrict src, int64_t n, float scale, float* __restrict out) {
+  const float k = scale * TWO_POW_120;
+  for (int64_t i = 0; i < n; i++) out[i] = bitsToFloat(fp8Bits(src[i])) * k;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,7 +148,7 @@ int64_t rowBytes(const Weight& w) {
   return w.cols / s.elements * s.bytes;
 }
 
-void decodeF16(const uint8_t* src, int64_t n, float* out) {
+void decodeF16(const uint8_t* __restrict src, int64_t n, float* __restrict out) {
   int64_t i = 0;
 #if defined(__F16C__)
   for (; i + 8 <= n; i += 8) {
@@ -152,11 +159,11 @@ void decodeF16(const uint8_t* src, int64_t n, float* out) {
   for (; i < n; i++) out[i] = halfToFloat(read16(src + 2 * i));
 }
 
-void decodeBf16(const uint8_t* src, int64_t n, float* out) {
+void decodeBf16(const uint8_t* __restrict src, int64_t n, float* __restrict out) {
   for (int64_t i = 0; i < n; i++) out[i] = bitsToFloat(static_cast<uint32_t>(read16(src + 2 * i)) << 16);
 }
 
-void decodeQ8_0(const uint8_t* src, int64_t blocks, float* out) {
+void decodeQ8_0(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
   for (int64_t b = 0; b < blocks; b++, src += 34, out += 32) {
     const float d = halfToFloat(read16(src));
     const int8_t* q = reinterpret_cast<const int8_t*>(src + 2);
@@ -164,7 +171,7 @@ void decodeQ8_0(const uint8_t* src, int64_t blocks, float* out) {
   }
 }
 
-void decodeQ4_0(const uint8_t* src, int64_t blocks, float* out) {
+void decodeQ4_0(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
   for (int64_t b = 0; b < blocks; b++, src += 18, out += 32) {
     const float d = halfToFloat(read16(src));
     const uint8_t* q = src + 2;
@@ -175,7 +182,7 @@ void decodeQ4_0(const uint8_t* src, int64_t blocks, float* out) {
   }
 }
 
-void decodeQ4_1(const uint8_t* src, int64_t blocks, float* out) {
+void decodeQ4_1(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
   for (int64_t b = 0; b < blocks; b++, src += 20, out += 32) {
     const float d = halfToFloat(read16(src)), m = halfToFloat(read16(src + 2));
     const uint8_t* q = src + 4;
@@ -186,7 +193,7 @@ void decodeQ4_1(const uint8_t* src, int64_t blocks, float* out) {
   }
 }
 
-void decodeQ5_0(const uint8_t* src, int64_t blocks, float* out) {
+void decodeQ5_0(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
   for (int64_t b = 0; b < blocks; b++, src += 22, out += 32) {
     const float d = halfToFloat(read16(src));
     const uint32_t qh = read32(src + 2);
@@ -210,7 +217,7 @@ inline void kScaleMin(int j, const uint8_t* s, int* sc, int* mn) {
   }
 }
 
-void decodeQ4_K(const uint8_t* src, int64_t blocks, float* out) {
+void decodeQ4_K(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
   for (int64_t b = 0; b < blocks; b++, src += 144, out += 256) {
     const float d = halfToFloat(read16(src)), dmin = halfToFloat(read16(src + 2));
     const uint8_t* scales = src + 4;
@@ -227,7 +234,7 @@ void decodeQ4_K(const uint8_t* src, int64_t blocks, float* out) {
   }
 }
 
-void decodeQ5_K(const uint8_t* src, int64_t blocks, float* out) {
+void decodeQ5_K(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
   for (int64_t b = 0; b < blocks; b++, src += 176, out += 256) {
     const float d = halfToFloat(read16(src)), dmin = halfToFloat(read16(src + 2));
     const uint8_t* scales = src + 4;
@@ -246,7 +253,7 @@ void decodeQ5_K(const uint8_t* src, int64_t blocks, float* out) {
   }
 }
 
-void decodeQ6_K(const uint8_t* src, int64_t blocks, float* out) {
+void decodeQ6_K(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
   for (int64_t b = 0; b < blocks; b++, src += 210, out += 256) {
     const float d = halfToFloat(read16(src + 208));
     for (int h = 0; h < 2; h++) {
@@ -285,12 +292,10 @@ void decodeRow(const Weight& w, int64_t row, int64_t c0, int64_t len, float* out
     case DT_Q6_K: decodeQ6_K(src, blocks, out); break;
     case DT_FP8: {
       const float* scales = w.blockScales + (row / 128) * ((w.cols + 127) / 128);
-      int64_t c = 0;
-      while (c < len) {
+      for (int64_t c = 0; c < len;) {
         const int64_t col = c0 + c;
         const int64_t end = imin(len, c + (128 - col % 128));
-        const float scale = scales[col / 128];
-        for (int64_t i = c; i < end; i++) out[i] = fp8ToFloat(src[i]) * scale;
+        decodeFp8(src + c, end - c, scales[col / 128], out + c);
         c = end;
       }
       break;

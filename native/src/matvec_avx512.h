@@ -276,12 +276,12 @@ void dotSegmentFp8(const Weight& w, int64_t r, int64_t c0, int64_t pieces, const
   for (; b + U <= pieces; b += U) {
 #pragma GCC unroll 4
     for (int u = 0; u < U; u++) {
-      DecFp8Piece::State s{_mm512_set1_ps(scales[(b + u) / 4] * 1.329227995784916e36f)};  // 2^120 rebias folded in
+      DecFp8Piece::State s{_mm512_set1_ps(scales[(b + u) / 4] * TWO_POW_120)};  // 2^120 rebias folded in
       accumulatePiece<DecFp8Piece, G>(blk + (b + u) * 32, s, 0, x + (b + u) * 32, ldx, acc[u]);
     }
   }
   for (; b < pieces; b++) {
-    DecFp8Piece::State s{_mm512_set1_ps(scales[b / 4] * 1.329227995784916e36f)};
+    DecFp8Piece::State s{_mm512_set1_ps(scales[b / 4] * TWO_POW_120)};
     accumulatePiece<DecFp8Piece, G>(blk + b * 32, s, 0, x + b * 32, ldx, acc[0]);
   }
   for (int g = 0; g < G; g++) {
