@@ -1,0 +1,113 @@
+// Train tiny models a few steps, export them to GGUF, and check that our engine on the GGUF and
+// llama.cpp (node-llama-cpp, child process) give the training forward's next-token distribution.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
+import { noGrad } from '../../src/autograd/var.js';
+import { runPretraining } from '../../src/train/pretrain.js';
+import { exportCheckpoint } from '../../src/train/export-gguf.js';
+import { TrainModel } from '../../src/train/model.js';
+import { loadModel } from '../../src/models/load.js';
+import type { DeepseekModel } from '../../src/models/deepseek-v3.js';
+import { Tokenizer } from '../../src/tokenizer/index.js';
+import { compareLogProbs, runLlamaCppModels } from '../oracle/llama-cpp.js';
+import { runFixture } from './run-fixture.js';
+import { tempDir } from './helpers.js';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const bin = fileURLToPath(new URL('../../../bin/frugal.js', import.meta.url));
+
+function trained(model?: Record<string, unknown>): { run: ReturnType<typeof runFixture>; model: TrainModel } {
+  const overrides: Record<string, unknown> = { schedule: { type: 'cosine', warmup: 1, steps: 4 }, eval_every: 0, checkpoint_every: 0 };
+  if (model) Object.assign(overrides, { model, mtp: { enabled: false, lambda: 0 }, moe: { gamma: 0, alpha: 0 } });
+  const run = runFixture(overrides);
+  dirs.push(run.dir);
+  return { run, model: runPretraining(run.run, { progress: () => {} }).model };
+}
+
+function relDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    m = Math.max(m, Math.abs(b[i]!));
+  }
+  return d / m;
+}
+
+const v3 = trained();
+const qwen = trained({
+  architectures: ['Qwen2ForCausalLM'], vocab_size: 300, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+  num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, rms_norm_eps: 1e-6, initializer_range: 0.05,
+});
+const PROMPT = Int32Array.from(Tokenizer.fromFile(join(v3.run.dir, 'tokenizer.json')).encode('the cat sat on the mat. a dog ran to the box.'));
+
+test('export to GGUF (deepseek2 with MTP, qwen2): our engine on the GGUF == the training forward', () => {
+  const T = PROMPT.length;
+  for (const { run, model } of [v3, qwen]) {
+    const out = join(run.dir, 'model.gguf');
+    exportCheckpoint(run.run.outDir, out, 'f32');
+    const loaded = loadModel(out);
+    assert.ok(loaded.tokenizer, 'the tokenizer is embedded');
+    assert.deepEqual(loaded.tokenizer!.encode('the cat sat on the mat.'), Tokenizer.fromFile(join(run.dir, 'tokenizer.json')).encode('the cat sat on the mat.'));
+    const engine = loaded.model;
+    const ours = engine.forward(PROMPT, engine.newCache(64), { allLogits: true });
+    const train = noGrad(() => model.logits(PROMPT, 1, T)).value;
+    assert.ok(relDiff(ours, train) < 2e-5, `${run.run.model.architecture}: GGUF logits differ by ${relDiff(ours, train)}`);
+    if (model.hasMtp) {
+      const ds = engine as DeepseekModel;
+      assert.equal(ds.weights.mtp.length, 1, 'the MTP module is exported (blk.N.nextn.*)');
+      const { hidden } = ds.forwardWithHidden(PROMPT, ds.newCache(64), { allLogits: true });
+      const mtp = ds.mtpForward(hidden.subarray(0, (T - 1) * model.config.hidden_size), PROMPT.subarray(1), ds.newMtpCache(64));
+      const mtpTrain = noGrad(() => model.mtpLogits(PROMPT, 1, T)).value;
+      assert.ok(relDiff(mtp, mtpTrain) < 2e-5, `MTP logits differ by ${relDiff(mtp, mtpTrain)}`);
+    }
+    // q8_0 export: close to f32 (the quantization error of 8-bit blocks), through the CLI.
+    const q8 = join(run.dir, 'model-q8.gguf');
+    execFileSync(process.execPath, [bin, 'export', '--checkpoint', run.run.outDir, '--to', 'gguf', '--out', q8, '--type', 'q8_0'], { stdio: 'pipe' });
+    const q = loadModel(q8).model;
+    const qLogits = q.forward(PROMPT, q.newCache(64), { allLogits: true });
+    const e = relDiff(qLogits, train);
+    assert.ok(e < 0.05 && e > 0, `q8_0 logits differ by ${e}`);
+  }
+  const bad = spawnSync(process.execPath, [bin, 'export', '--checkpoint', v3.run.run.outDir, '--out', 'x.gguf', '--type', 'q3'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--type: 'q3' is not one of f32, f16, q8_0/);
+  const missing = spawnSync(process.execPath, [bin, 'export', '--checkpoint', tempDir('empty'), '--out', 'x.gguf'], { encoding: 'utf8' });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /no model\.safetensors and no 'latest' pointer/);
+});
+
+test('llama.cpp loads the exported GGUFs and gives the training forward\'s next-token log-probs', { timeout: 300_000 }, async () => {
+  const models = [v3, qwen];
+  const paths = models.map(({ run }) => {
+    const out = join(run.dir, 'oracle.gguf');
+    exportCheckpoint(run.run.outDir, out, 'f32');
+    return out;
+  });
+  const results = await runLlamaCppModels(paths.map((modelPath) => ({ modelPath, jobs: [{ kind: 'logprobs' as const, tokens: [...PROMPT], allPositions: true, top: 32 }] })), 240_000);
+  models.forEach(({ model, run }, m) => {
+    const lp = results[m]![0]!;
+    assert.equal(lp.kind, 'logprobs');
+    if (lp.kind !== 'logprobs') return;
+    assert.equal(lp.positions.length, PROMPT.length, 'log-probs after every prompt token');
+    const logits = noGrad(() => model.logits(PROMPT, 1, PROMPT.length)).value;
+    const V = model.config.vocab_size;
+    const first = PROMPT.length - lp.positions.length;
+    let worst = 0;
+    lp.positions.forEach((theirs, i) => {
+      const t = first + i;
+      const c = compareLogProbs(logits.subarray(t * V, (t + 1) * V), theirs);
+      worst = Math.max(worst, c.maxError);
+      assert.ok(c.sameTop, `${run.run.model.architecture}: different top token at position ${t}`);
+    });
+    assert.ok(worst < 1e-3, `${run.run.model.architecture}: max |log p diff| vs llama.cpp = ${worst}`);
+  });
+});
