@@ -591,6 +591,8 @@ struct MatvecJob {
 
 #if defined(__AVX512F__)
 #include "matvec_avx512.h"
+#elif defined(__AVX2__)
+#include "matvec_avx2.h"
 #endif
 
 /**
@@ -616,6 +618,8 @@ void matvecRows(void* ctx, int64_t r0, int64_t r1, int) {
         const int64_t r = rb + rr;
 #if defined(__AVX512F__)
         dotSegmentMany(w, r, c0, len, xs, len, j.m, acc[rr], tmp);
+#elif defined(__AVX2__)
+        dotSegmentManyAvx2(w, r, c0, len, xs, len, j.m, acc[rr], tmp);
 #else
         const float* seg;
         if (w.dtype == DT_F32) {
