@@ -16,32 +16,52 @@ export interface AddedToken {
 /** A section of input: plain text to normalize and BPE, or the id of a matched added token. */
 export type Section = string | number;
 
+interface TrieNode {
+  id: number; // -1 where no token ends here
+  children: Map<number, TrieNode> | undefined;
+}
+
 export class AddedTokenMatcher {
-  /** First UTF-16 code unit -> candidates, longest first. */
-  private readonly byFirst = new Map<number, { content: string; id: number }[]>();
+  /** Code-unit trie of all token contents. */
+  private readonly root: TrieNode = { id: -1, children: undefined };
   /** Finds the next position whose code unit starts some token (a native scan, no per-char JS loop). */
   private readonly firstUnits: RegExp;
+  readonly empty: boolean;
 
   constructor(tokens: readonly { content: string; id: number }[]) {
     for (const token of tokens) {
       if (token.content.length === 0) continue;
-      const first = token.content.charCodeAt(0);
-      let list = this.byFirst.get(first);
-      if (!list) this.byFirst.set(first, (list = []));
-      list.push(token);
+      let node = this.root;
+      for (let i = 0; i < token.content.length; i++) {
+        const unit = token.content.charCodeAt(i);
+        node.children ??= new Map();
+        let child = node.children.get(unit);
+        if (!child) node.children.set(unit, (child = { id: -1, children: undefined }));
+        node = child;
+      }
+      if (node.id === -1) node.id = token.id; // the first token with this content wins
     }
-    for (const list of this.byFirst.values()) list.sort((a, b) => b.content.length - a.content.length);
-    const units = [...this.byFirst.keys()].map((unit) => `\\u${unit.toString(16).padStart(4, '0')}`).join('');
+    const firsts = [...(this.root.children?.keys() ?? [])];
+    this.empty = firsts.length === 0;
+    const units = firsts.map((unit) => `\\u${unit.toString(16).padStart(4, '0')}`).join('');
     this.firstUnits = new RegExp(units.length > 0 ? `[${units}]` : '[^\\s\\S]', 'g');
   }
 
-  get empty(): boolean {
-    return this.byFirst.size === 0;
+  /** Id and length of the longest token starting at `at`, or undefined. */
+  private longestAt(text: string, at: number): { id: number; length: number } | undefined {
+    let node: TrieNode | undefined = this.root;
+    let best: { id: number; length: number } | undefined;
+    for (let i = at; i < text.length; i++) {
+      node = node.children?.get(text.charCodeAt(i));
+      if (!node) break;
+      if (node.id !== -1) best = { id: node.id, length: i + 1 - at };
+    }
+    return best;
   }
 
   /** Splits `text` into plain-text sections and added-token ids, appending to `out`. */
   split(text: string, out: Section[]): void {
-    if (this.byFirst.size === 0) {
+    if (this.empty) {
       if (text.length > 0) out.push(text);
       return;
     }
@@ -52,20 +72,11 @@ export class AddedTokenMatcher {
       firstUnits.lastIndex = i;
       if (firstUnits.exec(text) === null) break;
       i = firstUnits.lastIndex - 1;
-      const candidates = this.byFirst.get(text.charCodeAt(i));
-      let matched: { content: string; id: number } | undefined;
-      if (candidates) {
-        for (const candidate of candidates) {
-          if (text.startsWith(candidate.content, i)) {
-            matched = candidate;
-            break;
-          }
-        }
-      }
+      const matched = this.longestAt(text, i);
       if (matched) {
         if (i > plainStart) out.push(text.slice(plainStart, i));
         out.push(matched.id);
-        i += matched.content.length;
+        i += matched.length;
         plainStart = i;
       } else {
         i++;

@@ -28,7 +28,7 @@ export interface BpeOptions {
 export class BpeModel {
   readonly vocab: ReadonlyMap<string, number>;
   readonly ignoreMerges: boolean;
-  private readonly merges = new Map<number, number>();
+  private readonly merges: MergeTable;
   private readonly byteIds = new Int32Array(256);
   private readonly unkId: number;
   private readonly cache = new Map<string, number[]>();
@@ -44,6 +44,7 @@ export class BpeModel {
     }
     if (options.merges.length >= ID_LIMIT) throw new Error(`too many merges (${options.merges.length})`);
     for (let byte = 0; byte < 256; byte++) this.byteIds[byte] = options.vocab.get(BYTE_TO_CHAR[byte]!) ?? -1;
+    this.merges = new MergeTable(options.merges.length);
     options.merges.forEach(([left, right], rank) => {
       const a = options.vocab.get(left);
       const b = options.vocab.get(right);
@@ -52,7 +53,7 @@ export class BpeModel {
         const missing = a === undefined ? left : b === undefined ? right : left + right;
         throw new Error(`merge #${rank} '${left} ${right}': token '${missing}' is not in the vocabulary`);
       }
-      this.merges.set(a * ID_LIMIT + b, rank * ID_LIMIT + merged); // a later duplicate wins, as in HF
+      this.merges.set(a, b, rank * ID_LIMIT + merged); // a later duplicate wins, as in HF
     });
   }
 
@@ -90,7 +91,7 @@ export class BpeModel {
 
   /** Value (rank-major) of merging a and b, or NO_MERGE. */
   private pairValue(a: number, b: number): number {
-    return this.merges.get(a * ID_LIMIT + b) ?? NO_MERGE;
+    return this.merges.get(a, b);
   }
 
   /** Repeated scans: O(n^2) but allocation-free, fastest for the short pieces that dominate text. */
@@ -215,5 +216,47 @@ class PairHeap {
       i = smallest;
     }
     return top;
+  }
+}
+
+/**
+ * Open-addressing hash table (left id, right id) -> packed merge value, in typed arrays: much
+ * faster to build and probe than a Map keyed by non-small-integer numbers.
+ */
+class MergeTable {
+  private readonly mask: number;
+  private readonly lefts: Int32Array;
+  private readonly rights: Int32Array;
+  private readonly values: Float64Array;
+
+  constructor(count: number) {
+    let size = 16;
+    while (size < count * 2) size *= 2;
+    this.mask = size - 1;
+    this.lefts = new Int32Array(size).fill(-1);
+    this.rights = new Int32Array(size);
+    this.values = new Float64Array(size);
+  }
+
+  private slot(a: number, b: number): number {
+    return (Math.imul(a, 0x9e3779b1) ^ Math.imul(b + 0x7f4a7c15, 0x85ebca77)) >>> 0;
+  }
+
+  set(a: number, b: number, value: number): void {
+    let i = this.slot(a, b) & this.mask;
+    while (this.lefts[i] !== -1 && !(this.lefts[i] === a && this.rights[i] === b)) i = (i + 1) & this.mask;
+    this.lefts[i] = a;
+    this.rights[i] = b;
+    this.values[i] = value;
+  }
+
+  get(a: number, b: number): number {
+    let i = this.slot(a, b) & this.mask;
+    for (;;) {
+      const left = this.lefts[i]!;
+      if (left === -1) return NO_MERGE;
+      if (left === a && this.rights[i] === b) return this.values[i]!;
+      i = (i + 1) & this.mask;
+    }
   }
 }
