@@ -8,6 +8,7 @@
  * (see logSoftmax and compareLogProbs below). Probabilities below ~e^-87 of the top underflow to 0.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export type LlamaOracleJob =
@@ -44,6 +45,8 @@ export async function runLlamaCpp(request: LlamaOracleRequest, timeoutMs = 120_0
  */
 export function runLlamaCppModels(requests: LlamaOracleRequest[], timeoutMs = 300_000): Promise<LlamaOracleResult[][]> {
   const what = requests.map((r) => r.modelPath).join(', ');
+  const missing = requests.find((r) => !existsSync(r.modelPath));
+  if (missing) return Promise.reject(new Error(`llama.cpp oracle: model file not found: ${missing.modelPath}`));
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [workerPath], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
