@@ -1,5 +1,5 @@
 // Shared fixtures for the training tests: tiny HF configs, a generated corpus and a small tokenizer.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type HfConfig, parseHfConfig } from '../../src/formats/hf-config.js';
@@ -33,8 +33,16 @@ export function tinyDense(architecture: 'LlamaForCausalLM' | 'Qwen2ForCausalLM',
   });
 }
 
+const created: string[] = [];
+process.on('exit', () => {
+  for (const dir of created) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A temporary directory, removed when the test process exits. */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `frugal-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `frugal-${prefix}-`));
+  created.push(dir);
+  return dir;
 }
 
 const WORDS = ['the', 'cat', 'dog', 'sat', 'on', 'a', 'mat', 'and', 'ran', 'to', 'red', 'big', 'box', 'sun', 'is', 'hot'];
