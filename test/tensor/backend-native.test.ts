@@ -337,3 +337,21 @@ test('native info: simd level and thread count', { skip }, (t) => {
   assert.ok(info.threads >= 1);
   assert.equal(native!.simd, info.simd);
 });
+
+test('native thread pool: many back-to-back parallel calls give identical results', { skip }, () => {
+  const w = makeWeight('q8_0', 64, 256, 4242);
+  const x = random(3 * 256, 4343);
+  const a = random(40 * 70, 1), b = random(70 * 50, 2);
+  const firstMatmul = new Float32Array(3 * 64);
+  native!.matmul(firstMatmul, x, 3, w);
+  const firstGemm = new Float32Array(40 * 50);
+  native!.gemm(false, false, 40, 50, 70, 1, a, 70, b, 50, 0, firstGemm, 50);
+  const out = new Float32Array(3 * 64);
+  const c = new Float32Array(40 * 50);
+  for (let i = 0; i < 300; i++) {
+    native!.matmul(out, x, 3, w);
+    native!.gemm(false, false, 40, 50, 70, 1, a, 70, b, 50, 0, c, 50);
+    assert.deepEqual(out, firstMatmul, `matmul, iteration ${i}`);
+    assert.deepEqual(c, firstGemm, `gemm, iteration ${i}`);
+  }
+});
