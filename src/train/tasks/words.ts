@@ -1,0 +1,28 @@
+/** Common lowercase English words for the sorting task (distinct; several share long prefixes). */
+export const WORDS: readonly string[] = `
+able about above accept across act actor add admit adult after again age agent agree ahead air alarm album alert alive allow alone along alpha also alter amber among anchor angel anger angle animal ankle answer apple april arch area argue arm army arrow art artist aside ask atom attic aunt autumn avoid awake award
+baby back bacon badge bag bake baker balance ball balloon band bank banner bar barn barrel base basket bat bath battle beach beam bean bear beard beast beat beauty bed bee beef before begin bell belt bench berry best bike bird birth bit bitter black blade blank blanket blast blind block blood bloom blue board boat body bone book boot border bottle bottom bowl box brain branch brave bread break brick bridge brief bright bring broad brother brown brush bubble bucket build bulb bull burn bus bush butter button
+cabin cable cake calm camel camera camp can canal candle candy cane cannon canoe canvas canyon cap cape capital captain car carbon card care career cargo carpet carrot carry cart carton case cash castle cat catch cattle cause cave cedar cell cellar center chain chair chalk change chapter charge chart chase cheap check cheese cherry chess chest chicken chief child chin chip circle city claim class clay clean clear clerk cliff climb clock close cloth cloud clover club coach coal coast coat code coffee coin cold collar color comb comet comic cook cool copper copy coral corn corner cotton couch count country course cousin cover cow crab craft crane crash cream creek crew crop cross crowd crown cube cup curve
+daisy dance danger dark dart data date dawn day deal dear debate deck deep deer delay desert desk detail dial diamond diary dinner dirt dish doctor dog doll dolphin door dot double dough dove down dragon drama draw dream dress drift drill drink drive drop drum duck dust
+eagle ear early earth east echo edge egg eight elbow elder element elephant elk elm ember empire empty end engine enjoy enter entry envy equal error escape even event exact exit expert extra eye
+fabric face fact factor fade fair faith fall family fan farm fast father fault feather fee fence fern ferry festival fever fiber field fig film final finger fire firm fish fist flag flame flash flat flavor fleet flight float flock floor flour flower fluid flute fly foam fog folk food foot force forest fork form fort fossil fox frame fresh friend frog front frost fruit fuel fun fur
+gallery game garage garden garlic gas gate gear gem giant gift ginger girl glass globe glove glue goat gold golf goose grain grape grass gravel great green grid grill ground group guard guess guest guide guitar gulf
+habit hair half hall hammer hand handle harbor hard harp hat hawk head heart heat hedge hello helmet herb hero hill hint hobby hole holiday honey hook hope horn horse host hotel hour house hunt hut
+ice icon idea image inch index ink input insect iron island item ivory
+jacket jam jar jazz jeans jelly jet jewel job joke journey joy judge juice jump jungle
+kettle key kick kid kind king kiss kit kitchen kite kitten knee knife knot
+label lace ladder lake lamb lamp land lane large laser laugh lawn layer leaf lemon lens letter level lever library lid light lily limb limit line lion lip list lizard load loaf lobster lock log loop lunch
+machine magnet maid mail main major mango map maple marble march margin market mask master match meadow meal meat medal melon member memory metal middle milk mill mind mint minute mirror mist mobile model monkey month moon morning moss mother motor mountain mouse mouth mud mug muscle museum music
+nail name napkin narrow nation nature neck needle nerve nest net never night noble noise noodle north nose note novel number nurse nut
+oak oasis ocean offer office oil olive onion open orange orbit orchard order organ otter outer oven owl owner oxygen
+paddle page paint pair palace palm pan panel paper parade parent park parrot party pass past path pause peach peak pear pearl pen pencil pepper piano picnic picture pie piece pig pilot pine pink pipe pizza planet plant plate play plum pocket poem point polar pond pony pool port post pot potato powder power press price prince prize proof pump pupil puppy purple puzzle
+quail quarter queen quest quick quiet quilt quiz
+rabbit race radar radio raft rail rain rainbow ranch range rare raven razor reader record red reef relay rest ribbon rice ridge ring river road robin robot rock rocket roof room root rope rose round royal rubber rug ruler
+saddle safe sail salad salt sand saddle satin sauce scale scarf school science scout screen sea seal season seat seed shade shadow shape shark sheep shelf shell shield ship shirt shoe shore silk silver singer sister skate sketch ski skirt sky sleep slice slope smile smoke snack snail snake snow soap sock sofa soil solar song soup south space spark spice spider spoon spring square squid stable stage stair stamp star station steam steel stem stick stone storm story stove straw stream street string sugar summer sun swan sweet swing
+table tail tale talent tank tape target taste taxi tea teacher team tent thumb ticket tiger timber toast today toe tomato tongue tool tooth topic torch tower town toy track trail train tree trick truck trumpet tulip tunnel turtle twin
+umbrella uncle under union unit upper urban
+valley value van vase velvet vessel victory village vine violin visit voice volcano vote voyage
+wagon waist walk wall walnut wave wax weather wheat wheel whale whistle window wing winter wire wolf wonder wood wool world worm
+yacht yard yarn year yellow yogurt young
+zebra zero zinc zone
+`.trim().split(/\s+/).filter((w, i, all) => all.indexOf(w) === i);
