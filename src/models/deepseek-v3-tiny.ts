@@ -357,8 +357,12 @@ export function writeTinyDeepseekGguf(path: string, model: TinyDeepseekModel, op
 // ---------------------------------------------------------------------------------------------
 // HF checkpoint (config.json + one model.safetensors)
 
-/** Writes config.json and model.safetensors; with `fp8`, linear weights are F8_E4M3 + `weight_scale_inv`. */
-export function writeTinyDeepseekHf(dir: string, model: TinyDeepseekModel, options: { fp8?: Fp8Checkpoint } = {}): void {
+/**
+ * Writes config.json and the weights; with `fp8`, linear weights are F8_E4M3 + `weight_scale_inv`.
+ * With `shards` > 1 the tensors are spread over model-0000i-of-0000n.safetensors files listed in
+ * model.safetensors.index.json (a weight and its scale may land in different shards).
+ */
+export function writeTinyDeepseekHf(dir: string, model: TinyDeepseekModel, options: { fp8?: Fp8Checkpoint; shards?: number } = {}): void {
   mkdirSync(dir, { recursive: true });
   const config = { ...model.hfConfig };
   if (options.fp8) config['quantization_config'] = { quant_method: 'fp8', fmt: 'e4m3', activation_scheme: 'dynamic', weight_block_size: [128, 128] };
@@ -375,7 +379,23 @@ export function writeTinyDeepseekHf(dir: string, model: TinyDeepseekModel, optio
       entries.push({ name, dtype: 'F32', shape: t.shape, bytes: f32Bytes(t.values) });
     }
   }
-  writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors(entries));
+  const shards = options.shards ?? 1;
+  if (shards <= 1) {
+    writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors(entries));
+    return;
+  }
+  const weightMap: Record<string, string> = {};
+  let totalSize = 0;
+  for (let s = 0; s < shards; s++) {
+    const file = `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
+    const mine = entries.filter((_, i) => i % shards === s);
+    for (const e of mine) {
+      weightMap[e.name] = file;
+      totalSize += e.bytes.byteLength;
+    }
+    writeFileSync(join(dir, file), encodeSafetensors(mine));
+  }
+  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
 }
 
 /** safetensors bytes: u64 header length, JSON header padded with spaces to 8 bytes, data (F32 first, so it stays aligned). */

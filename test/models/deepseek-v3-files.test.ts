@@ -132,6 +132,20 @@ test('HF checkpoint with FP8 block-scaled weights equals the GGUF of the dequant
   assert.ok(maxAbsDiff(drafts[0]!, drafts[1]!) < 1e-4);
 });
 
+test('sharded HF checkpoint (model.safetensors.index.json, scales in other shards) loads like the single file', () => {
+  const m = tinyDeepseekModel({ seed: 23 });
+  const fp8 = fp8Checkpoint(m.tensors);
+  const single = join(dir, 'hf-single');
+  const sharded = join(dir, 'hf-sharded');
+  writeTinyDeepseekHf(single, m, { fp8 });
+  writeTinyDeepseekHf(sharded, m, { fp8, shards: 3 });
+  const a = logitsOf(loadDeepseekFromHf(single));
+  const b = logitsOf(loadDeepseekFromHf(sharded));
+  assert.equal(maxAbsDiff(a, b), 0);
+  writeFileSync(join(sharded, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'model.norm.weight': 'model-00009-of-00009.safetensors' } }));
+  assert.throws(() => loadDeepseekFromHf(sharded), /model-00009-of-00009\.safetensors/);
+});
+
 test('corrupt inputs: errors name the missing tensor, the misshapen tensor or the missing key', () => {
   const m = tinyDeepseekModel({ seed: 2 });
   const metadata = [...deepseekGgufMetadata(m), ...tinyTokenizerMetadata('bytes').entries];
