@@ -210,10 +210,9 @@ export class DeepseekModel implements CausalLM {
     const c = this.checkCache(cache, this.config.numLayers);
     const n = tokens.length;
     if (n === 0) throw new Error('forward needs at least one token');
-    const { hiddenSize: d, vocabSize } = { hiddenSize: this.config.hiddenSize, vocabSize: this.info.vocabSize };
-    for (const t of tokens) {
-      if (!Number.isInteger(t) || t < 0 || t >= this.weights.embed.rows) throw new Error(`token id ${t} outside the vocabulary of ${this.weights.embed.rows}`);
-    }
+    const d = this.config.hiddenSize;
+    const vocabSize = this.info.vocabSize;
+    this.checkTokens(tokens);
     if (c.length + n > c.capacity) throw new Error(`cache full: ${c.length} + ${n} tokens exceed its capacity of ${c.capacity}`);
     const x = new Float32Array(n * d);
     this.backend.embeddingGather(x, this.weights.embed, tokens);
@@ -236,6 +235,7 @@ export class DeepseekModel implements CausalLM {
     if (!mtp) throw new Error('this model has no MTP module');
     const c = this.checkCache(mtpCache, 1);
     const n = nextTokens.length;
+    this.checkTokens(nextTokens);
     if (c.length + n > c.capacity) throw new Error(`MTP cache full: ${c.length} + ${n} tokens exceed its capacity of ${c.capacity}`);
     const logits = mtpForward({
       backend: this.backend, hiddenSize: this.config.hiddenSize, rmsNormEps: this.config.rmsNormEps,
@@ -263,6 +263,12 @@ export class DeepseekModel implements CausalLM {
     else if (layer.dense) f = ffnForward(b, layer.dense, h, tokens);
     else throw new Error(`layer ${index} has neither a dense FFN nor experts`);
     b.add(x, x, f, tokens * d);
+  }
+
+  private checkTokens(tokens: Int32Array): void {
+    for (const t of tokens) {
+      if (t < 0 || t >= this.weights.embed.rows) throw new Error(`token id ${t} outside the vocabulary of ${this.weights.embed.rows}`);
+    }
   }
 
   private checkCache(cache: KvCache, layers: number): DeepseekCache {
