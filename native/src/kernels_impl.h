@@ -431,7 +431,7 @@ struct GemmJob {
 
 thread_local uint64_t packedStamp = 0;
 thread_local int64_t packedBlock = -1;
-uint64_t stampCounter = 0;  // only touched by the calling thread
+uint64_t stampCounter = 0;  // shared by every thread that runs a GEMM: incremented atomically
 
 #if defined(__AVX512F__)
 /** In-register transpose of a 16x16 tile: r[i] holds row i; afterwards r[c] holds column c. */
@@ -551,8 +551,13 @@ void gemmTasks(void* ctx, int64_t t0, int64_t t1, int) {
   }
 }
 
-void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+/**
+ * The GEMM driver. parallel: the B panel of each (jc, pc) step is packed by all threads, then the
+ * threads share the (row block, column chunk) tasks. Serial (one thread does everything) is for
+ * callers that already run on a pool thread, such as the prefill matmul.
+ */
+void gemmCore(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+              const float* b, int64_t ldb, float beta, float* c, int64_t ldc, bool parallel) {
   if (m == 0 || n == 0) return;
   if (k == 0 || alpha == 0.0f) {
     for (int64_t i = 0; i < m; i++)
@@ -568,11 +573,22 @@ void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha
     for (g.pc = 0; g.pc < k; g.pc += KC) {
       g.kc = imin(KC, k - g.pc);
       g.betaNow = g.pc == 0 ? beta : 1.0f;
-      g.stamp = ++stampCounter;
-      parallelStatic((g.nc + NR - 1) / NR, 1, packBRange, &g);
-      parallelDynamic((m + MC - 1) / MC * g.chunks, gemmTasks, &g);
+      g.stamp = __atomic_add_fetch(&stampCounter, 1, __ATOMIC_RELAXED);
+      const int64_t slivers = (g.nc + NR - 1) / NR, tasks = (m + MC - 1) / MC * g.chunks;
+      if (parallel) {
+        parallelStatic(slivers, 1, packBRange, &g);
+        parallelDynamic(tasks, gemmTasks, &g);
+      } else {
+        packBRange(&g, 0, slivers, 0);
+        gemmTasks(&g, 0, tasks, 0);
+      }
     }
   }
+}
+
+void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  gemmCore(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -674,6 +690,31 @@ void dequantizeRows(float* out, const Weight& w, int64_t rowStart, int64_t rowCo
   parallelStatic(rowCount, imin(rowCount, 1 + 65536 / (w.cols + 1)), dequantRange, &j);
 }
 
+struct PrefillJob {
+  float* out;
+  const float* x;
+  int64_t m;
+  const Weight* w;
+  int64_t tileRows;
+};
+
+void prefillTiles(void* ctx, int64_t t0, int64_t t1, int) {
+  const PrefillJob& j = *static_cast<const PrefillJob*>(ctx);
+  const Weight& w = *j.w;
+  for (int64_t t = t0; t < t1; t++) {
+    const int64_t r0 = t * j.tileRows, nr = imin(j.tileRows, w.rows - r0);
+    const float* B;
+    if (w.dtype == DT_F32) {
+      B = reinterpret_cast<const float*>(w.data + r0 * w.cols * 4);
+    } else {
+      float* tile = scratch(3, static_cast<size_t>(j.tileRows * w.cols));
+      for (int64_t r = 0; r < nr; r++) decodeRow(w, r0 + r, 0, w.cols, tile + r * w.cols);
+      B = tile;
+    }
+    gemmCore(false, true, j.m, nr, w.cols, 1.0f, j.x, w.cols, B, w.cols, 0.0f, j.out + r0, w.rows, false);
+  }
+}
+
 void matmul(float* out, const float* x, int64_t m, const Weight& w) {
   if (m == 0 || w.rows == 0) return;
   if (w.cols == 0) {
@@ -684,18 +725,13 @@ void matmul(float* out, const float* x, int64_t m, const Weight& w) {
     matvecSmall(out, x, m, w);
     return;
   }
-  if (w.dtype == DT_F32) {
-    gemm(false, true, m, w.rows, w.cols, 1.0f, x, w.cols, reinterpret_cast<const float*>(w.data), w.cols, 0.0f, out, w.rows);
-    return;
-  }
-  // Prefill: dequantize panels of weight rows to f32, then GEMM against them.
-  const int64_t panel = imin(w.rows, 256);
-  float* tile = scratch(3, static_cast<size_t>(panel * w.cols));
-  for (int64_t r0 = 0; r0 < w.rows; r0 += panel) {
-    const int64_t nr = imin(panel, w.rows - r0);
-    dequantizeRows(tile, w, r0, nr);
-    gemm(false, true, m, nr, w.cols, 1.0f, x, w.cols, tile, w.cols, 0.0f, out + r0, w.rows);
-  }
+  // Prefill: each task dequantizes a tile of weight rows into its thread's scratch and multiplies
+  // x by it with a single-threaded GEMM (one parallel dispatch per call, no barriers).
+  const int64_t threads = threadCount();
+  int64_t tile = w.rows / (4 * threads) / 32 * 32;
+  tile = tile < 64 ? 64 : (tile > 256 ? 256 : tile);
+  PrefillJob j{out, x, m, &w, tile};
+  parallelDynamic((w.rows + tile - 1) / tile, prefillTiles, &j);
 }
 
 #if defined(__AVX512F__)
