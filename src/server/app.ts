@@ -1,0 +1,181 @@
+/**
+ * The HTTP service: Fastify with the OpenAI/DeepSeek routes, the Ollama routes, the account and
+ * UI routes, /health and /metrics, over one SQLite store and one batching scheduler.
+ *
+ *   const server = await createServer({ models: [{ path: 'model.gguf' }], dbPath: 'frugal.db' });
+ *   await server.listen({ host: '127.0.0.1', port: 8080 });
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { extname, join, normalize, sep } from 'node:path';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { ServerContext, type ServerSettings } from './context.js';
+import { ApiError, errorBody } from './errors.js';
+import { RateLimiter, type LimitOptions } from './limits.js';
+import { Metrics } from './metrics.js';
+import { ModelRegistry, type ModelConfig, type RegistryOptions } from './models.js';
+import { Scheduler, type SchedulerOptions } from './scheduler.js';
+import { Store } from './store.js';
+import { registerOpenAiRoutes } from './routes/openai.js';
+import { registerOllamaRoutes } from './routes/ollama.js';
+import { registerAccountRoutes } from './routes/accounts.js';
+import { registerUiRoutes } from './routes/ui.js';
+
+export interface ServerOptions {
+  models: ModelConfig[];
+  /** SQLite file (default ':memory:'). */
+  dbPath?: string;
+  registry?: RegistryOptions;
+  scheduler?: SchedulerOptions;
+  limits?: LimitOptions;
+  settings?: Partial<ServerSettings>;
+  /** Largest request body in bytes (default 1 MiB). */
+  bodyLimit?: number;
+  /** Idle connection timeout, and the time allowed to receive a request's headers (ms). */
+  connectionTimeoutMs?: number;
+  headersTimeoutMs?: number;
+  /** Whole non-streaming request time (ms; 0 = none). */
+  requestTimeoutMs?: number;
+  /** Folder of the built web UI (index.html, assets/); default dist/web next to this build. */
+  webDir?: string;
+  logger?: boolean;
+  processMetrics?: boolean;
+}
+
+export interface FrugalServer {
+  app: FastifyInstance;
+  ctx: ServerContext;
+  listen(options: { host: string; port: number }): Promise<string>;
+  close(): Promise<void>;
+}
+
+const DEFAULT_SETTINGS: ServerSettings = {
+  authRequired: false,
+  maxTokensCap: 32768,
+  defaultMaxTokens: 4096,
+  sessionTtlMs: 30 * 24 * 3600_000,
+  keepAliveMs: 5000,
+  secureCookies: false,
+};
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export async function createServer(options: ServerOptions): Promise<FrugalServer> {
+  const settings: ServerSettings = { ...DEFAULT_SETTINGS, ...options.settings };
+  const store = new Store(options.dbPath ?? ':memory:');
+  const registry = new ModelRegistry(options.models, options.registry);
+  const scheduler = new Scheduler(options.scheduler);
+  const metrics = new Metrics(scheduler, { processMetrics: options.processMetrics ?? false });
+  const ctx = new ServerContext(settings, registry, scheduler, store, new RateLimiter(options.limits), metrics);
+
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    connectionTimeout: options.connectionTimeoutMs ?? 0,
+    keepAliveTimeout: 5000,
+    requestTimeout: options.requestTimeoutMs ?? 0,
+    return503OnClosing: true,
+  });
+  app.server.headersTimeout = options.headersTimeoutMs ?? 30_000;
+
+  // JSON bodies: invalid UTF-8 and malformed JSON are 400 with a clear message
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+    const buffer = body as Buffer;
+    if (buffer.length === 0) return done(null, undefined);
+    let text: string;
+    try {
+      text = utf8.decode(buffer);
+    } catch {
+      return done(new ApiError(400, 'the request body is not valid UTF-8'), undefined);
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch (error) {
+      done(new ApiError(400, `the request body is not valid JSON: ${(error as Error).message}`), undefined);
+    }
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    const started = performance.now();
+    reply.raw.on('close', () => {
+      const route = request.routeOptions.url ?? 'unmatched';
+      const status = reply.raw.writableFinished ? reply.raw.statusCode : 499;
+      metrics.requests.inc({ route, status: String(status) });
+      void started;
+    });
+  });
+
+  app.setErrorHandler((error: unknown, _request, reply) => {
+    if (error instanceof ApiError) {
+      if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter));
+      if (error.status >= 500 && error.status !== 503) reply.header('x-should-retry', 'false');
+      return reply.status(error.status).send(error.body());
+    }
+    const e = error as { statusCode?: number; code?: string; message?: string };
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.status(413).send(errorBody(413, `the request body is larger than the limit of ${options.bodyLimit ?? 1024 * 1024} bytes`));
+    if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.status(415).send(errorBody(415, 'send the body as application/json'));
+    if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) return reply.status(e.statusCode).send(errorBody(e.statusCode, e.message ?? 'bad request'));
+    // an Error from the engine (bad option values reach it only through checks we missed): 422; anything else 500
+    const message = e.message ?? String(error);
+    if (/must be|must not|outside|not a token/.test(message)) return reply.status(422).send(errorBody(422, message));
+    reply.header('x-should-retry', 'false');
+    return reply.status(500).send(errorBody(500, `internal error: ${message}`));
+  });
+  app.setNotFoundHandler((request, reply) => reply.status(404).send(errorBody(404, `no route ${request.method} ${request.url.split('?')[0]}`)));
+
+  app.get('/health', async () => ({
+    status: store.pausedMessage() === undefined ? 'ok' : 'paused',
+    models: registry.ids(),
+    loaded: registry.loadedModels().map((m) => m.id),
+    active: scheduler.activeCount,
+    queued: scheduler.queueDepth,
+  }));
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+
+  registerOpenAiRoutes(app, ctx);
+  registerOllamaRoutes(app, ctx);
+  registerAccountRoutes(app, ctx);
+  registerUiRoutes(app, ctx);
+  registerStatic(app, options.webDir ?? new URL('../../web', import.meta.url).pathname);
+
+  return {
+    app,
+    ctx,
+    async listen({ host, port }) {
+      return app.listen({ host, port });
+    },
+    async close() {
+      await app.close();
+      store.close();
+    },
+  };
+}
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml', '.png': 'image/png', '.ico': 'image/x-icon', '.json': 'application/json', '.map': 'application/json',
+  '.woff2': 'font/woff2',
+};
+
+/** GET / (index.html) and /assets/* from the UI build, when it exists. */
+function registerStatic(app: FastifyInstance, dir: string): void {
+  const file = (path: string): Buffer | undefined => {
+    const full = normalize(join(dir, path));
+    if (!full.startsWith(normalize(dir) + sep) || !existsSync(full) || !statSync(full).isFile()) return undefined;
+    return readFileSync(full);
+  };
+  app.get('/', async (_req, reply) => {
+    const index = file('index.html');
+    if (!index) return reply.status(404).send(errorBody(404, 'the web UI is not built (npm run build:web)'));
+    return reply.header('content-type', MIME['.html']).header('x-frame-options', 'DENY').send(index);
+  });
+  app.get('/assets/*', async (request: FastifyRequest<{ Params: { '*': string } }>, reply) => {
+    const name = request.params['*'];
+    const data = file(join('assets', name));
+    if (!data) return reply.status(404).send(errorBody(404, `no asset ${name}`));
+    return reply.header('content-type', MIME[extname(name)] ?? 'application/octet-stream').header('cache-control', 'public, max-age=3600').send(data);
+  });
+}

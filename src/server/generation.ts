@@ -1,0 +1,95 @@
+/**
+ * One generation as the routes run it: checks the prompt against the context and max_tokens
+ * against the caps, admits the request (rate limits, then the scheduler's queue), runs it and
+ * settles the token count. A client that disconnects aborts its generation at once.
+ */
+import type { FastifyReply } from 'fastify';
+import type { GenerationEvent } from '../generate/events.js';
+import type { SamplingOptions } from '../generate/sampling.js';
+import type { ThinkingMode } from '../generate/sequence.js';
+import type { ServerContext, Principal } from './context.js';
+import { ApiError } from './errors.js';
+import type { ServedModel } from './models.js';
+import type { JobResult } from './scheduler.js';
+
+export interface GenerationPlan {
+  served: ServedModel;
+  prompt: Int32Array;
+  thinking: ThinkingMode;
+  maxTokens: number;
+  sampling: SamplingOptions;
+  stop?: string[] | undefined;
+  reasoningBudget?: number | undefined;
+  logprobs?: boolean;
+  topLogprobs?: number;
+  json?: boolean;
+}
+
+/** Checks that the prompt fits and resolves max_tokens (400 / 422 with the numbers). */
+export function resolveMaxTokens(ctx: ServerContext, served: ServedModel, promptTokens: number, requested: number | undefined, param = 'max_tokens'): number {
+  const context = served.contextLength;
+  if (promptTokens === 0) throw new ApiError(400, 'the prompt is empty');
+  if (promptTokens >= context) {
+    throw new ApiError(400, `This model's maximum context length is ${context} tokens. However, you requested ${promptTokens} tokens in the messages; shorten the prompt.`, 'messages', 'context_length_exceeded');
+  }
+  if (requested !== undefined && requested > ctx.settings.maxTokensCap) {
+    throw new ApiError(422, `${param} must be at most ${ctx.settings.maxTokensCap}, got ${requested}`, param);
+  }
+  return Math.min(requested ?? ctx.settings.defaultMaxTokens, context - promptTokens);
+}
+
+/** An AbortSignal that fires when the client goes away before the response is complete. */
+export function disconnectSignal(reply: FastifyReply): AbortController {
+  const controller = new AbortController();
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller;
+}
+
+export interface Admission {
+  /** Runs the admitted generation (call at once). */
+  run(handlers: { onEvent?: (e: GenerationEvent) => void; onStart?: () => void; signal?: AbortSignal }): Promise<JobResult>;
+}
+
+/**
+ * Admits a request now (throws 429/503 before any response is written), so that streaming
+ * routes can send their headers only once the request is accepted.
+ */
+export function admit(ctx: ServerContext, principal: Principal, plan: GenerationPlan): Admission {
+  ctx.checkPaused();
+  ctx.scheduler.assertCanAdmit();
+  const release = ctx.limiter.admit(principal.client, plan.prompt.length + plan.maxTokens);
+  let ran = false;
+  return {
+    async run(handlers) {
+      if (ran) throw new Error('an admission runs once');
+      ran = true;
+      let used: number | undefined;
+      try {
+        const result = await ctx.scheduler.run({
+          model: plan.served,
+          prompt: plan.prompt,
+          options: {
+            sampling: plan.sampling,
+            maxTokens: plan.maxTokens,
+            stop: plan.stop ?? [],
+            thinking: plan.thinking,
+            reasoningBudget: plan.reasoningBudget ?? ctx.settings.defaultReasoningBudget,
+            logprobs: plan.logprobs ?? false,
+            topLogprobs: plan.topLogprobs ?? 0,
+            stopTokenIds: plan.served.stopIds,
+          },
+          json: plan.json ?? false,
+          ...(handlers.signal ? { signal: handlers.signal } : {}),
+          ...(handlers.onEvent ? { onEvent: handlers.onEvent } : {}),
+          ...(handlers.onStart ? { onStart: handlers.onStart } : {}),
+        });
+        used = result.done.usage.promptTokens + result.done.usage.completionTokens;
+        return result;
+      } finally {
+        release(used);
+      }
+    },
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * Accounts for the web UI (contract in /tmp/server-contract.md): register (policy open / invite /
+ * closed, set with `frugal admin`), login, logout, me. Sessions are random tokens in an HttpOnly
+ * SameSite=Strict cookie (stored hashed); each carries a CSRF token that cookie-authenticated state
+ * changes must echo in `x-csrf-token`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { checkPassword, checkUsername, hashPassword, randomToken, sha256, verifyPassword } from '../auth.js';
+import { SESSION_COOKIE, type ServerContext } from '../context.js';
+import { ApiError } from '../errors.js';
+import type { UserRow } from '../store.js';
+import { bodyObject, optString } from '../validate.js';
+
+/** A fixed hash to verify against for unknown users (same time as a wrong password). */
+let dummyHash: Promise<string> | undefined;
+
+function publicUser(user: UserRow): { id: number; username: string } {
+  return { id: user.id, username: user.username };
+}
+
+function startSession(ctx: ServerContext, reply: FastifyReply, user: UserRow): string {
+  const token = randomToken();
+  const csrf = randomToken(24);
+  ctx.store.createSession(sha256(token), user.id, csrf, ctx.settings.sessionTtlMs);
+  const attributes = [`${SESSION_COOKIE}=${token}`, 'Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${Math.floor(ctx.settings.sessionTtlMs / 1000)}`];
+  if (ctx.settings.secureCookies) attributes.push('Secure');
+  reply.header('set-cookie', attributes.join('; '));
+  return csrf;
+}
+
+async function register(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const b = bodyObject(request.body);
+  const policy = ctx.store.registrationPolicy();
+  if (policy === 'closed') throw new ApiError(403, 'registration is closed on this server (ask an administrator)', null, 'registration_closed');
+  const usernameProblem = checkUsername(b.username);
+  if (usernameProblem) throw new ApiError(422, usernameProblem, 'username');
+  const passwordProblem = checkPassword(b.password);
+  if (passwordProblem) throw new ApiError(422, passwordProblem, 'password');
+  const invite = optString(b, 'invite_code');
+  if (policy === 'invite' && !invite) throw new ApiError(403, 'registration needs an invite code', 'invite_code', 'invite_required');
+  const username = b.username as string;
+  if (ctx.store.userByName(username)) throw new ApiError(409, `the username '${username}' is taken`, 'username', 'username_taken');
+  const hash = await hashPassword(b.password as string);
+  let user: UserRow | undefined;
+  try {
+    user = ctx.store.createUserWithInvite(username, hash, policy === 'invite' ? sha256(invite!) : undefined);
+  } catch (error) {
+    if (/UNIQUE/.test((error as Error).message)) throw new ApiError(409, `the username '${username}' is taken`, 'username', 'username_taken');
+    throw error;
+  }
+  if (!user) throw new ApiError(403, 'the invite code is invalid or already used', 'invite_code', 'invite_invalid');
+  const csrf = startSession(ctx, reply, user);
+  return reply.status(201).send({ user: publicUser(user), csrf_token: csrf });
+}
+
+async function login(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  const b = bodyObject(request.body);
+  const username = optString(b, 'username') ?? '';
+  const password = optString(b, 'password') ?? '';
+  const user = ctx.store.userByName(username);
+  dummyHash ??= hashPassword('not a password of anyone');
+  const ok = await verifyPassword(password, user?.password_hash ?? (await dummyHash));
+  if (!user || !ok) throw new ApiError(401, 'wrong username or password', null, 'invalid_credentials');
+  const csrf = startSession(ctx, reply, user);
+  return reply.send({ user: publicUser(user), csrf_token: csrf });
+}
+
+export function registerAccountRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post('/auth/register', (req, reply) => register(ctx, req, reply));
+  app.post('/auth/login', (req, reply) => login(ctx, req, reply));
+  app.post('/auth/logout', async (req, reply) => {
+    const p = ctx.principal(req, { requireAuth: false });
+    if (p.sessionHash) ctx.store.deleteSession(p.sessionHash);
+    reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
+    return reply.status(204).send();
+  });
+  app.get('/auth/me', async (req, reply) => {
+    const p = ctx.principal(req, { requireAuth: false });
+    const user = p.kind === 'session' && p.userId !== undefined ? ctx.store.userById(p.userId) : undefined;
+    if (!user) throw new ApiError(401, 'not logged in', null, 'not_logged_in');
+    return reply.send({ user: publicUser(user), csrf_token: p.csrfToken });
+  });
+}

@@ -1,0 +1,185 @@
+/**
+ * Ollama-compatible routes: POST /api/chat and /api/generate (NDJSON streaming by default,
+ * `think` and the `thinking` field), GET /api/tags, POST /api/show, GET /api/version
+ * (../shared/spec/formats-and-api.md §5.11). Durations are nanoseconds.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ChatMessage } from '../../tokenizer/chat-template.js';
+import type { SamplingOptions } from '../../generate/sampling.js';
+import type { ServerContext } from '../context.js';
+import { ApiError } from '../errors.js';
+import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
+import { buildChatPrompt, encodePrompt } from '../prompt.js';
+import { EventStream } from '../sse.js';
+import type { JobResult } from '../scheduler.js';
+import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
+
+export const OLLAMA_VERSION = '0.6.4';
+
+function optionsOf(b: Body): { sampling: SamplingOptions; maxTokens?: number; stop?: string[]; reasoningBudget?: number } {
+  const o = optObject(b, 'options') ?? {};
+  const sampling: SamplingOptions = {};
+  const set = <K extends keyof SamplingOptions>(key: K, value: SamplingOptions[K] | undefined): void => {
+    if (value !== undefined) sampling[key] = value;
+  };
+  set('temperature', optNumber(o, 'temperature', { min: 0, max: 2 }));
+  set('topP', optNumber(o, 'top_p', { min: 0, max: 1, above: true }));
+  set('topK', optNumber(o, 'top_k', { min: 0, integer: true }));
+  set('minP', optNumber(o, 'min_p', { min: 0, max: 1 }));
+  set('repetitionPenalty', optNumber(o, 'repeat_penalty', { min: 0, above: true }));
+  set('frequencyPenalty', optNumber(o, 'frequency_penalty', { min: -2, max: 2 }));
+  set('presencePenalty', optNumber(o, 'presence_penalty', { min: -2, max: 2 }));
+  const seed = optNumber(o, 'seed', { integer: true });
+  if (seed !== undefined) sampling.seed = seed >>> 0;
+  const numPredict = optNumber(o, 'num_predict', { integer: true });
+  const out: ReturnType<typeof optionsOf> = { sampling };
+  if (numPredict !== undefined && numPredict > 0) out.maxTokens = numPredict;
+  const stop = optStops(o);
+  if (stop) out.stop = stop;
+  const budget = optNumber(o, 'reasoning_budget', { integer: true, min: 0 });
+  if (budget !== undefined) out.reasoningBudget = budget;
+  return out;
+}
+
+/** `think`: true/false, or a level (any level means thinking); unset: the model's default (on). */
+function thinkOf(b: Body, fallback: boolean): boolean {
+  const t = b.think;
+  if (t === undefined || t === null) return fallback;
+  if (typeof t === 'boolean') return t;
+  if (t === 'low' || t === 'medium' || t === 'high') return true;
+  throw new ApiError(400, 'think must be true, false, "low", "medium" or "high"', 'think');
+}
+
+function parseMessages(value: unknown): ChatMessage[] {
+  if (!Array.isArray(value) || value.length === 0) throw new ApiError(400, 'messages must be a non-empty array', 'messages');
+  return value.map((raw, i) => {
+    const m = raw as Body | null;
+    if (!m || typeof m !== 'object' || !['system', 'user', 'assistant', 'tool'].includes(m.role as string)) {
+      throw new ApiError(400, `messages[${i}] must be an object with role system, user, assistant or tool`, `messages[${i}]`);
+    }
+    if (typeof m.content !== 'string') throw new ApiError(400, `messages[${i}].content must be a string`, `messages[${i}].content`);
+    return { role: m.role as ChatMessage['role'], content: m.content };
+  });
+}
+
+const ns = (ms: number): number => Math.round(ms * 1e6);
+
+function finalStats(result: JobResult, totalMs: number): Body {
+  const { usage, timings, finishReason } = result.done;
+  return {
+    done: true,
+    done_reason: finishReason === 'length' ? 'length' : 'stop',
+    total_duration: ns(totalMs),
+    load_duration: 0,
+    prompt_eval_count: usage.promptTokens,
+    prompt_eval_duration: ns(timings.prefillMs),
+    eval_count: usage.completionTokens,
+    eval_duration: ns(timings.decodeMs),
+  };
+}
+
+async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, kind: 'chat' | 'generate'): Promise<unknown> {
+  const started = performance.now();
+  ctx.checkPaused();
+  const principal = ctx.principal(request);
+  const b = bodyObject(request.body);
+  const modelName = b.model;
+  const resolved = ctx.registry.resolve(modelName);
+  const stream = optBool(b, 'stream') ?? true;
+  const opts = optionsOf(b);
+  const format = b.format;
+  if (format !== undefined && format !== null && format !== '' && format !== 'json' && typeof format !== 'object') throw new ApiError(400, 'format must be "json" or a JSON schema object', 'format');
+  const json = format === 'json' || (typeof format === 'object' && format !== null);
+  const served = ctx.registry.get(resolved.id);
+  const thinking = thinkOf(b, resolved.thinking);
+  let prompt: Int32Array;
+  let thinkingMode: GenerationPlan['thinking'];
+  if (kind === 'chat') {
+    const messages = parseMessages(b.messages);
+    const plan = buildChatPrompt(served.tokenizer, { messages, thinking });
+    prompt = encodePrompt(served.tokenizer, plan.text);
+    thinkingMode = plan.thinking;
+  } else {
+    const text = optString(b, 'prompt') ?? '';
+    const system = optString(b, 'system');
+    if (optBool(b, 'raw')) {
+      prompt = Int32Array.from(served.tokenizer.encode(text, { addSpecialTokens: true, parseSpecial: false }));
+      thinkingMode = 'off';
+    } else {
+      const messages: ChatMessage[] = system ? [{ role: 'system', content: system }] : [];
+      messages.push({ role: 'user', content: text });
+      const plan = buildChatPrompt(served.tokenizer, { messages, thinking });
+      prompt = encodePrompt(served.tokenizer, plan.text);
+      thinkingMode = plan.thinking;
+    }
+  }
+  const plan: GenerationPlan = {
+    served, prompt, thinking: thinkingMode, sampling: opts.sampling, stop: opts.stop, reasoningBudget: opts.reasoningBudget, json,
+    maxTokens: resolveMaxTokens(ctx, served, prompt.length, opts.maxTokens, 'options.num_predict'),
+  };
+  const admission = admit(ctx, principal, plan);
+  const controller = disconnectSignal(reply);
+  const createdAt = (): string => new Date().toISOString();
+  const piece = (channel: 'reasoning' | 'content', text: string): Body =>
+    kind === 'chat'
+      ? { model: modelName, created_at: createdAt(), message: { role: 'assistant', content: channel === 'content' ? text : '', ...(channel === 'reasoning' ? { thinking: text } : {}) }, done: false }
+      : { model: modelName, created_at: createdAt(), response: channel === 'content' ? text : '', ...(channel === 'reasoning' ? { thinking: text } : {}), done: false };
+  let reasoning = '';
+  let content = '';
+  const out = stream ? new EventStream(reply, 'ndjson') : undefined;
+  try {
+    const result = await admission.run({
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'done' || e.text === '') return;
+        if (e.channel === 'reasoning') reasoning += e.text;
+        else content += e.text;
+        out?.send(piece(e.channel, e.text));
+      },
+    });
+    const stats = finalStats(result, performance.now() - started);
+    const final: Body =
+      kind === 'chat'
+        ? { model: modelName, created_at: createdAt(), message: { role: 'assistant', content: out ? '' : content, ...(!out && reasoning ? { thinking: reasoning } : {}) }, ...stats }
+        : { model: modelName, created_at: createdAt(), response: out ? '' : content, ...(!out && reasoning ? { thinking: reasoning } : {}), ...stats, context: [] };
+    if (!out) return reply.send(final);
+    out.send(final);
+  } catch (error) {
+    if (!out) throw error;
+    out.send({ error: (error as Error).message });
+  }
+  out.end();
+  return reply;
+}
+
+export function registerOllamaRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post('/api/chat', (req, reply) => ollamaGenerate(ctx, req, reply, 'chat'));
+  app.post('/api/generate', (req, reply) => ollamaGenerate(ctx, req, reply, 'generate'));
+  app.get('/api/version', async () => ({ version: OLLAMA_VERSION }));
+  app.get('/api/tags', async (req) => {
+    ctx.principal(req);
+    return {
+      models: ctx.registry.ids().map((id) => {
+        const config = ctx.registry.config(id)!;
+        return {
+          name: `${id}:latest`, model: `${id}:latest`, modified_at: new Date(0).toISOString(), size: 0, digest: '',
+          details: { format: 'gguf', family: ctx.registry.isLoaded(id) ? ctx.registry.get(id).model.info.architecture : '', families: null, parameter_size: '', quantization_level: '' },
+          path: config.path,
+        };
+      }),
+    };
+  });
+  app.post('/api/show', async (req) => {
+    ctx.principal(req);
+    const b = bodyObject(req.body);
+    const resolved = ctx.registry.resolve(b.model ?? b.name);
+    const served = ctx.registry.get(resolved.id);
+    const info = served.model.info;
+    return {
+      modelfile: '', parameters: '', template: served.loaded.chatTemplate ?? '',
+      details: { format: 'gguf', family: info.architecture, parameter_size: `${(info.parameterCount / 1e6).toFixed(1)}M`, quantization_level: '' },
+      model_info: { 'general.architecture': info.architecture, 'general.parameter_count': info.parameterCount, [`${info.architecture}.context_length`]: info.contextLength, [`${info.architecture}.vocab_size`]: info.vocabSize },
+      capabilities: ['completion', 'thinking'],
+    };
+  });
+}

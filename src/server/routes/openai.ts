@@ -1,0 +1,398 @@
+/**
+ * OpenAI/DeepSeek-compatible routes: POST /chat/completions (also under /v1 and /beta), POST
+ * /beta/completions (FIM), GET /models. Reasoning goes to `reasoning_content` (message and stream
+ * deltas), usage carries DeepSeek's cache and reasoning counts (../shared/spec/formats-and-api.md §5).
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ChatMessage } from '../../tokenizer/chat-template.js';
+import type { DoneEvent, GenerationEvent, TokenEvent } from '../../generate/events.js';
+import type { SamplingOptions } from '../../generate/sampling.js';
+import type { ServerContext } from '../context.js';
+import { ApiError } from '../errors.js';
+import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
+import { buildChatPrompt, encodePrompt } from '../prompt.js';
+import { EventStream } from '../sse.js';
+import { parseToolCalls, toolCallId, type ToolDefinition } from '../tools.js';
+import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
+
+const FINGERPRINT = 'fp_frugal';
+const ROLES = new Set(['system', 'user', 'assistant', 'tool']);
+
+interface ChatRequest {
+  modelName: string;
+  plan: GenerationPlan;
+  stream: boolean;
+  includeUsage: boolean;
+  /** Parse tool calls out of the answer. */
+  tools: boolean;
+  forcedTool?: string | undefined;
+}
+
+/** Message content: a string, null, or an array of `{type: "text", text}` parts. */
+function contentText(value: unknown, index: number): string | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return value;
+  if (Array.isArray(value)) {
+    return value
+      .map((part, j) => {
+        if (part && typeof part === 'object' && (part as Body).type === 'text' && typeof (part as Body).text === 'string') return (part as Body).text as string;
+        throw new ApiError(400, `messages[${index}].content[${j}] must be a {"type": "text", "text": ...} part (only text is supported)`, `messages[${index}].content`);
+      })
+      .join('');
+  }
+  throw new ApiError(400, `messages[${index}].content must be a string, null or an array of text parts`, `messages[${index}].content`);
+}
+
+function parseMessages(value: unknown): { messages: ChatMessage[]; prefix?: { content: string; reasoning?: string } } {
+  if (!Array.isArray(value)) throw new ApiError(400, 'messages must be an array of message objects', 'messages');
+  if (value.length === 0) throw new ApiError(400, 'messages must not be empty', 'messages');
+  const messages: ChatMessage[] = [];
+  let prefix: { content: string; reasoning?: string } | undefined;
+  value.forEach((raw, i) => {
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ApiError(400, `messages[${i}] must be an object`, `messages[${i}]`);
+    const m = raw as Body;
+    if (typeof m.role !== 'string' || !ROLES.has(m.role)) {
+      throw new ApiError(400, `messages[${i}].role must be one of system, user, assistant, tool; got ${JSON.stringify(m.role)}`, `messages[${i}].role`);
+    }
+    const role = m.role as ChatMessage['role'];
+    const content = contentText(m.content, i);
+    if (role !== 'assistant' && content === null) throw new ApiError(400, `messages[${i}].content is required for role ${role}`, `messages[${i}].content`);
+    const reasoning = m.reasoning_content ?? m.reasoning;
+    if (reasoning !== undefined && reasoning !== null && typeof reasoning !== 'string') throw new ApiError(400, `messages[${i}].reasoning_content must be a string`, `messages[${i}].reasoning_content`);
+    if (m.prefix === true) {
+      if (role !== 'assistant' || i !== value.length - 1) throw new ApiError(400, `messages[${i}]: only the last message, an assistant one, may have "prefix": true`, `messages[${i}].prefix`);
+      prefix = { content: content ?? '' };
+      if (typeof reasoning === 'string') prefix.reasoning = reasoning;
+      return;
+    }
+    const message: ChatMessage = { role, content };
+    if (role === 'assistant' && Array.isArray(m.tool_calls)) {
+      message.tool_calls = (m.tool_calls as Body[]).map((call, j) => {
+        const fn = call?.function as Body | undefined;
+        if (!fn || typeof fn.name !== 'string') throw new ApiError(400, `messages[${i}].tool_calls[${j}].function.name must be a string`, `messages[${i}].tool_calls`);
+        const args = fn.arguments;
+        return { id: typeof call.id === 'string' ? call.id : toolCallId(), type: 'function', function: { name: fn.name, arguments: typeof args === 'string' ? args : JSON.stringify(args ?? {}) } };
+      });
+    }
+    if (role === 'tool' && typeof m.tool_call_id === 'string') message.tool_call_id = m.tool_call_id;
+    messages.push(message);
+  });
+  if (messages.length === 0 && prefix === undefined) throw new ApiError(400, 'messages must not be empty', 'messages');
+  return prefix ? { messages, prefix } : { messages };
+}
+
+function parseTools(b: Body): { tools?: ToolDefinition[]; forced?: string; use: boolean } {
+  const raw = b.tools;
+  if (raw === undefined || raw === null) {
+    if (b.tool_choice !== undefined && b.tool_choice !== null && b.tool_choice !== 'none') throw new ApiError(422, 'tool_choice needs tools', 'tool_choice');
+    return { use: false };
+  }
+  if (!Array.isArray(raw)) throw new ApiError(400, 'tools must be an array', 'tools');
+  if (raw.length > 128) throw new ApiError(422, `at most 128 tools, got ${raw.length}`, 'tools');
+  const tools = raw.map((t, i) => {
+    const fn = (t as Body | null)?.function as Body | undefined;
+    if ((t as Body | null)?.type !== 'function' || !fn || typeof fn.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(fn.name)) {
+      throw new ApiError(400, `tools[${i}] must be {"type": "function", "function": {"name": ..., "parameters": ...}} with a name of letters, digits, _ or -`, `tools[${i}]`);
+    }
+    return t as ToolDefinition;
+  });
+  const choice = b.tool_choice ?? 'auto';
+  if (choice === 'none') return { tools: [], use: false };
+  if (choice === 'auto') return { tools, use: true };
+  if (choice === 'required') return { tools, forced: tools[0]!.function.name, use: true };
+  const name = ((choice as Body | null)?.function as Body | undefined)?.name;
+  if (typeof name !== 'string') throw new ApiError(400, 'tool_choice must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}', 'tool_choice');
+  if (!tools.some((t) => t.function.name === name)) throw new ApiError(422, `tool_choice names '${name}', which is not among the tools`, 'tool_choice');
+  return { tools, forced: name, use: true };
+}
+
+export function samplingOf(b: Body): SamplingOptions {
+  const sampling: SamplingOptions = {};
+  const temperature = optNumber(b, 'temperature', { min: 0, max: 2 });
+  const topP = optNumber(b, 'top_p', { min: 0, max: 1, above: true });
+  const topK = optNumber(b, 'top_k', { min: 0, integer: true });
+  const frequency = optNumber(b, 'frequency_penalty', { min: -2, max: 2 });
+  const presence = optNumber(b, 'presence_penalty', { min: -2, max: 2 });
+  const seed = optNumber(b, 'seed', { integer: true });
+  if (temperature !== undefined) sampling.temperature = temperature;
+  if (topP !== undefined) sampling.topP = topP;
+  if (topK !== undefined) sampling.topK = topK;
+  if (frequency !== undefined) sampling.frequencyPenalty = frequency;
+  if (presence !== undefined) sampling.presencePenalty = presence;
+  if (seed !== undefined) sampling.seed = seed >>> 0;
+  return sampling;
+}
+
+function parseChatRequest(ctx: ServerContext, body: unknown): ChatRequest {
+  const b = bodyObject(body);
+  if (b.model === undefined) throw new ApiError(400, 'model is required', 'model');
+  const resolved = ctx.registry.resolve(b.model);
+  const { messages, prefix } = parseMessages(b.messages);
+  const stream = optBool(b, 'stream') ?? false;
+  const streamOptions = optObject(b, 'stream_options');
+  if (streamOptions && !stream) throw new ApiError(400, 'stream_options is only allowed with stream: true', 'stream_options');
+  const includeUsage = streamOptions ? optBool(streamOptions, 'include_usage') ?? false : false;
+  const n = optNumber(b, 'n', { integer: true, min: 1, max: 1 });
+  void n;
+  const maxTokens = optNumber(b, 'max_completion_tokens', { integer: true, min: 1 }) ?? optNumber(b, 'max_tokens', { integer: true, min: 1 });
+  const logprobs = optBool(b, 'logprobs') ?? false;
+  const topLogprobs = optNumber(b, 'top_logprobs', { integer: true, min: 0, max: 20 });
+  if (topLogprobs !== undefined && !logprobs) throw new ApiError(422, 'top_logprobs requires logprobs: true', 'top_logprobs');
+  const format = optObject(b, 'response_format');
+  const formatType = format ? optString(format, 'type') ?? 'text' : 'text';
+  if (formatType !== 'text' && formatType !== 'json_object') throw new ApiError(422, `response_format.type must be "text" or "json_object", got "${formatType}"`, 'response_format');
+  const thinkingField = optObject(b, 'thinking');
+  let thinking = resolved.thinking;
+  if (thinkingField) {
+    const type = optString(thinkingField, 'type');
+    if (type !== 'enabled' && type !== 'disabled') throw new ApiError(422, 'thinking.type must be "enabled" or "disabled"', 'thinking');
+    thinking = type === 'enabled';
+  }
+  const reasoningBudget = optNumber(b, 'reasoning_budget', { integer: true, min: 0 });
+  const tools = parseTools(b);
+
+  const served = ctx.registry.get(resolved.id);
+  const promptPlan = buildChatPrompt(served.tokenizer, {
+    messages,
+    thinking,
+    ...(tools.tools ? { tools: tools.tools } : {}),
+    ...(tools.forced !== undefined ? { forcedTool: tools.forced } : {}),
+    ...(prefix ? { prefix } : {}),
+    ...(served.loaded.chatTemplate !== undefined && !isR1Template(served.loaded.chatTemplate) ? { template: served.loaded.chatTemplate } : {}),
+  });
+  const prompt = encodePrompt(served.tokenizer, promptPlan.text);
+  const plan: GenerationPlan = {
+    served,
+    prompt,
+    thinking: promptPlan.thinking,
+    maxTokens: resolveMaxTokens(ctx, served, prompt.length, maxTokens, b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens'),
+    sampling: samplingOf(b),
+    stop: optStops(b),
+    reasoningBudget,
+    logprobs,
+    topLogprobs: topLogprobs ?? 0,
+    json: formatType === 'json_object' || tools.forced !== undefined,
+  };
+  return { modelName: b.model as string, plan, stream, includeUsage, tools: tools.use, forcedTool: tools.forced };
+}
+
+/** Models carrying the R1 template render with the built-in TypeScript version of it. */
+function isR1Template(template: string): boolean {
+  return template.includes('<｜Assistant｜>') && template.includes('<｜User｜>');
+}
+
+export function usageOf(done: DoneEvent): Body {
+  const u = done.usage;
+  return {
+    prompt_tokens: u.promptTokens,
+    completion_tokens: u.completionTokens,
+    total_tokens: u.promptTokens + u.completionTokens,
+    prompt_tokens_details: { cached_tokens: u.cachedTokens },
+    prompt_cache_hit_tokens: u.cachedTokens,
+    prompt_cache_miss_tokens: u.promptTokens - u.cachedTokens,
+    completion_tokens_details: { reasoning_tokens: u.reasoningTokens },
+  };
+}
+
+function logprobEntry(ctx: { decode(ids: number[]): string }, event: TokenEvent): Body {
+  const text = (id: number): string => ctx.decode([id]);
+  const token = text(event.id);
+  return {
+    token,
+    logprob: event.logprob ?? 0,
+    bytes: [...Buffer.from(token)],
+    top_logprobs: (event.topLogprobs ?? []).map((t) => {
+      const s = text(t.id);
+      return { token: s, logprob: t.logprob, bytes: [...Buffer.from(s)] };
+    }),
+  };
+}
+
+function finishReason(done: DoneEvent, toolCalls: boolean): string {
+  if (toolCalls) return 'tool_calls';
+  return done.finishReason === 'length' ? 'length' : 'stop';
+}
+
+/** Tool calls of a finished answer: the forced call's JSON, or calls parsed from the content. */
+function toolCallsOf(request: ChatRequest, content: string): { content: string; calls: Body[] } {
+  if (request.forcedTool !== undefined) {
+    try {
+      JSON.parse(content);
+    } catch {
+      return { content, calls: [] };
+    }
+    return { content: '', calls: [{ id: toolCallId(), type: 'function', function: { name: request.forcedTool, arguments: content.trim() } }] };
+  }
+  if (!request.tools) return { content, calls: [] };
+  const parsed = parseToolCalls(content);
+  return { content: parsed.content, calls: parsed.calls as unknown as Body[] };
+}
+
+async function chatCompletions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  ctx.checkPaused();
+  const principal = ctx.principal(request);
+  const chat = parseChatRequest(ctx, request.body);
+  const admission = admit(ctx, principal, chat.plan);
+  const id = randomUUID();
+  const created = Math.floor(Date.now() / 1000);
+  const tokenizer = chat.plan.served.tokenizer;
+  const controller = disconnectSignal(reply);
+  const wantLogprobs = chat.plan.logprobs === true;
+  const holdContent = chat.tools || chat.forcedTool !== undefined;
+
+  if (!chat.stream) {
+    let reasoning = '';
+    let content = '';
+    const logprobs: Body[] = [];
+    const result = await admission.run({
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'done') return;
+        if (e.channel === 'reasoning') reasoning += e.text;
+        else content += e.text;
+        if (wantLogprobs && e.type === 'token' && e.channel === 'content') logprobs.push(logprobEntry(tokenizer, e));
+      },
+    });
+    const { content: answer, calls } = toolCallsOf(chat, content);
+    const message: Body = { role: 'assistant', content: answer };
+    if (reasoning !== '' || chat.plan.thinking !== 'off') message.reasoning_content = reasoning;
+    if (calls.length > 0) message.tool_calls = calls;
+    return reply.send({
+      id, object: 'chat.completion', created, model: chat.modelName, system_fingerprint: FINGERPRINT,
+      choices: [{ index: 0, message, logprobs: wantLogprobs ? { content: logprobs } : null, finish_reason: finishReason(result.done, calls.length > 0) }],
+      usage: usageOf(result.done),
+    });
+  }
+
+  const stream = new EventStream(reply);
+  if (ctx.scheduler.activeCount >= ctx.scheduler.maxActive) stream.keepAlive(ctx.settings.keepAliveMs);
+  const chunk = (delta: Body, extra: Body = {}): Body => ({
+    id, object: 'chat.completion.chunk', created, model: chat.modelName, system_fingerprint: FINGERPRINT,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: null, ...extra }], usage: null,
+  });
+  let heldContent = '';
+  const onEvent = (e: GenerationEvent): void => {
+    if (e.type === 'done' || e.text === '') return;
+    if (e.channel === 'content' && holdContent) {
+      heldContent += e.text;
+      return;
+    }
+    const delta = e.channel === 'reasoning' ? { content: null, reasoning_content: e.text } : { content: e.text, reasoning_content: null };
+    const extra = wantLogprobs && e.type === 'token' && e.channel === 'content' ? { logprobs: { content: [logprobEntry(tokenizer, e)] } } : {};
+    stream.send(chunk(delta, extra));
+  };
+  try {
+    const result = await admission.run({
+      signal: controller.signal,
+      onStart: () => {
+        stream.stopKeepAlive();
+        stream.send(chunk({ role: 'assistant', content: null, reasoning_content: '' }));
+      },
+      onEvent,
+    });
+    if (result.done.finishReason === 'abort') return stream.end();
+    let calls: Body[] = [];
+    if (holdContent) {
+      const parsed = toolCallsOf(chat, heldContent);
+      calls = parsed.calls;
+      if (parsed.content) stream.send(chunk({ content: parsed.content, reasoning_content: null }));
+      if (calls.length > 0) stream.send(chunk({ tool_calls: calls.map((c, index) => ({ index, ...c })) }));
+    }
+    const usage = usageOf(result.done);
+    const last = chunk({ content: '', reasoning_content: null }, { finish_reason: finishReason(result.done, calls.length > 0) });
+    stream.send(last);
+    if (chat.includeUsage) stream.send({ id, object: 'chat.completion.chunk', created, model: chat.modelName, system_fingerprint: FINGERPRINT, choices: [], usage });
+    stream.sendRaw('data: [DONE]\n\n');
+  } catch (error) {
+    const e = error instanceof ApiError ? error : new ApiError(500, (error as Error).message);
+    stream.send(e.body());
+  }
+  stream.end();
+  return reply;
+}
+
+/** FIM: `<｜fim▁begin｜>prompt<｜fim▁hole｜>suffix<｜fim▁end｜>` (DeepSeek-V3's format), or a plain completion without suffix. */
+async function completions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  ctx.checkPaused();
+  const principal = ctx.principal(request);
+  const b = bodyObject(request.body);
+  if (b.model === undefined) throw new ApiError(400, 'model is required', 'model');
+  const resolved = ctx.registry.resolve(b.model);
+  const promptText = b.prompt;
+  if (typeof promptText !== 'string') throw new ApiError(400, 'prompt must be a string', 'prompt');
+  const suffix = optString(b, 'suffix');
+  const echo = optBool(b, 'echo') ?? false;
+  const stream = optBool(b, 'stream') ?? false;
+  const logprobsCount = optNumber(b, 'logprobs', { integer: true, min: 0, max: 20 });
+  const served = ctx.registry.get(resolved.id);
+  const tokenizer = served.tokenizer;
+  // the FIM markers are special tokens (parsed), the user's text is not
+  const plain = (text: string): number[] => Array.from(tokenizer.encode(text, { addSpecialTokens: false, parseSpecial: false }));
+  const special = (text: string): number[] => Array.from(tokenizer.encode(text, { addSpecialTokens: false, parseSpecial: true }));
+  const bos = Array.from(tokenizer.encode('', { addSpecialTokens: true }));
+  const prompt = Int32Array.from(
+    suffix !== undefined
+      ? [...bos, ...special('<｜fim▁begin｜>'), ...plain(promptText), ...special('<｜fim▁hole｜>'), ...plain(suffix), ...special('<｜fim▁end｜>')]
+      : [...bos, ...plain(promptText)],
+  );
+  const plan: GenerationPlan = {
+    served, prompt, thinking: 'off', sampling: samplingOf(b), stop: optStops(b),
+    maxTokens: resolveMaxTokens(ctx, served, prompt.length, optNumber(b, 'max_tokens', { integer: true, min: 1 })),
+    logprobs: logprobsCount !== undefined, topLogprobs: logprobsCount ?? 0,
+  };
+  const admission = admit(ctx, principal, plan);
+  const id = randomUUID();
+  const created = Math.floor(Date.now() / 1000);
+  const controller = disconnectSignal(reply);
+  const lp = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as Body[], text_offset: [] as number[] };
+  let out = echo ? promptText : '';
+  const choice = (textPart: string, finish: string | null): Body => ({ index: 0, text: textPart, logprobs: null, finish_reason: finish });
+  const events = stream ? new EventStream(reply) : undefined;
+  try {
+    const result = await admission.run({
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'done') return;
+        if (e.type === 'token' && plan.logprobs) {
+          const t = tokenizer.decode([e.id]);
+          lp.text_offset.push(out.length);
+          lp.tokens.push(t);
+          lp.token_logprobs.push(e.logprob ?? 0);
+          lp.top_logprobs.push(Object.fromEntries((e.topLogprobs ?? []).map((x) => [tokenizer.decode([x.id]), x.logprob])));
+        }
+        out += e.text;
+        if (events && e.text) events.send({ id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT, choices: [choice(e.text, null)] });
+      },
+    });
+    const finish = result.done.finishReason === 'length' ? 'length' : 'stop';
+    if (!events) {
+      return reply.send({
+        id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT,
+        choices: [{ ...choice(out, finish), logprobs: plan.logprobs ? lp : null }], usage: usageOf(result.done),
+      });
+    }
+    events.send({ id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT, choices: [choice('', finish)], usage: usageOf(result.done) });
+    events.sendRaw('data: [DONE]\n\n');
+  } catch (error) {
+    if (!events) throw error;
+    events.send((error instanceof ApiError ? error : new ApiError(500, (error as Error).message)).body());
+  }
+  events.end();
+  return reply;
+}
+
+export function registerOpenAiRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  for (const base of ['', '/v1', '/beta']) {
+    app.post(`${base}/chat/completions`, (req, reply) => chatCompletions(ctx, req, reply));
+  }
+  app.post('/beta/completions', (req, reply) => completions(ctx, req, reply));
+  app.post('/v1/completions', (req, reply) => completions(ctx, req, reply));
+  const models = (req: FastifyRequest): Body => {
+    ctx.principal(req);
+    const data = [...ctx.registry.ids(), ...ctx.registry.aliases()].map((id) => ({ id, object: 'model', created: 0, owned_by: 'frugal' }));
+    return { object: 'list', data };
+  };
+  app.get('/models', (req) => models(req));
+  app.get('/v1/models', (req) => models(req));
+}

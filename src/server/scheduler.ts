@@ -1,0 +1,353 @@
+/**
+ * Continuous batching. Admitted requests run together: each round, every active sequence gets one
+ * unit of work (a prefill chunk, or one decode step), then the loop yields to the event loop so
+ * new requests, cancellations and writes go on. A request that arrives while others decode joins
+ * at the next round; one that finishes leaves at once and frees its place for the queue.
+ *
+ * Decode steps of the same model run as one batched forward when the model provides
+ * `forwardBatch(items: {tokens, cache}[]): Float32Array[]`; otherwise the sequences are stepped one
+ * after another within the round (same scheduling, no shared matmul).
+ *
+ * Admission: at most `maxActive` sequences run; up to `maxQueue` more wait in FIFO order; beyond
+ * that a request is refused with 429 (Retry-After), and one that waited longer than
+ * `queueTimeoutMs` gets 503.
+ */
+import type { CausalLM, KvCache } from '../models/model.js';
+import type { DoneEvent, GenerationEvent } from '../generate/events.js';
+import { Sequence, type SequenceOptions } from '../generate/sequence.js';
+import { ApiError } from './errors.js';
+import { JsonValidator, maskJsonLogits } from './json-constraint.js';
+import type { ServedModel } from './models.js';
+
+export interface JobSpec {
+  model: ServedModel;
+  prompt: Int32Array;
+  options: SequenceOptions;
+  signal?: AbortSignal;
+  /** Constrain the content (after the thought, if any) to one JSON object. */
+  json?: boolean;
+  /** Token and text events as they happen (the done event is the promise's result). */
+  onEvent?: (event: GenerationEvent) => void;
+  /** Called when the request leaves the queue and starts running. */
+  onStart?: () => void;
+}
+
+export interface JobResult {
+  done: DoneEvent;
+  /** Milliseconds spent waiting in the queue. */
+  queueMs: number;
+  /** Milliseconds from admission to the first generated token (undefined when none). */
+  firstTokenMs: number | undefined;
+}
+
+export interface SchedulerOptions {
+  maxActive?: number;
+  maxQueue?: number;
+  queueTimeoutMs?: number;
+  /** Prompt tokens per prefill unit (a long prompt does not stall the others for long). */
+  prefillChunk?: number;
+  /** Total time one generation may run (ends it with finish 'length'). */
+  generationTimeoutMs?: number;
+}
+
+type ModelWithBatch = CausalLM & { forwardBatch?: (items: { tokens: Int32Array; cache: KvCache }[]) => Float32Array[] };
+
+interface Job {
+  spec: JobSpec;
+  seq: Sequence;
+  enqueuedAt: number;
+  startedAt: number;
+  prefillEnd: number;
+  firstTokenAt: number | undefined;
+  cached: number;
+  slot?: { cache: KvCache; tokens: number[] } | undefined;
+  pos: number;
+  logits?: Float32Array | undefined;
+  feed?: Int32Array | undefined;
+  json?: { state: JsonValidator; active: boolean; raw: string } | undefined;
+  resolve: (r: JobResult) => void;
+  reject: (e: unknown) => void;
+  timer?: NodeJS.Timeout | undefined;
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export class Scheduler {
+  readonly maxActive: number;
+  readonly maxQueue: number;
+  private readonly queueTimeoutMs: number;
+  private readonly prefillChunk: number;
+  private readonly generationTimeoutMs: number;
+  private readonly queue: Job[] = [];
+  private readonly active: Job[] = [];
+  private running = false;
+  /** Counters for tests and metrics. */
+  readonly stats = { started: 0, finished: 0, aborted: 0, rejected: 0, batchedForwards: 0, steps: 0 };
+  /** Called after each job ends (metrics). */
+  onFinish?: (result: JobResult, spec: JobSpec) => void;
+
+  constructor(options: SchedulerOptions = {}) {
+    this.maxActive = options.maxActive ?? 8;
+    this.maxQueue = options.maxQueue ?? 64;
+    this.queueTimeoutMs = options.queueTimeoutMs ?? 60_000;
+    this.prefillChunk = options.prefillChunk ?? 128;
+    this.generationTimeoutMs = options.generationTimeoutMs ?? 10 * 60_000;
+  }
+
+  get activeCount(): number {
+    return this.active.length;
+  }
+
+  get queueDepth(): number {
+    return this.queue.length;
+  }
+
+  /** Throws 429 (with Retry-After) when neither a place to run nor one in the queue is free. */
+  assertCanAdmit(): void {
+    if (this.active.length >= this.maxActive && this.queue.length >= this.maxQueue) {
+      this.stats.rejected++;
+      throw new ApiError(429, `the server is at capacity (${this.maxActive} running, ${this.maxQueue} queued); retry shortly`, null, 'rate_limit_exceeded', 1);
+    }
+  }
+
+  /** Runs one generation; rejects with ApiError 429/503 when it cannot be admitted. */
+  run(spec: JobSpec): Promise<JobResult> {
+    try {
+      this.assertCanAdmit();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Sequence validates the options (throws a clear Error before anything is queued)
+    const seq = new Sequence(spec.model.tokenizer, spec.prompt, spec.options, spec.model.model.info.vocabSize);
+    return new Promise<JobResult>((resolve, reject) => {
+      const job: Job = { spec, seq, enqueuedAt: performance.now(), startedAt: 0, prefillEnd: 0, firstTokenAt: undefined, cached: 0, pos: 0, resolve, reject };
+      if (spec.json) job.json = { state: new JsonValidator(), active: spec.options.thinking === 'off', raw: '' };
+      spec.model.active++;
+      if (this.active.length < this.maxActive) this.start(job);
+      else {
+        this.queue.push(job);
+        job.timer = setTimeout(() => this.expire(job), this.queueTimeoutMs);
+        spec.signal?.addEventListener('abort', () => this.dequeueAborted(job), { once: true });
+      }
+      this.kick();
+    });
+  }
+
+  private expire(job: Job): void {
+    const i = this.queue.indexOf(job);
+    if (i < 0) return;
+    this.queue.splice(i, 1);
+    job.spec.model.active--;
+    this.stats.rejected++;
+    job.reject(new ApiError(503, `the server is overloaded: the request waited ${Math.round(this.queueTimeoutMs / 1000)} s in the queue; retry later`, null, 'server_overloaded', 5));
+  }
+
+  private dequeueAborted(job: Job): void {
+    const i = this.queue.indexOf(job);
+    if (i < 0) return;
+    this.queue.splice(i, 1);
+    clearTimeout(job.timer);
+    this.stats.aborted++;
+    job.spec.model.active--;
+    job.seq.finish('abort');
+    job.resolve({ done: this.doneEvent(job), queueMs: performance.now() - job.enqueuedAt, firstTokenMs: undefined });
+  }
+
+  private start(job: Job): void {
+    clearTimeout(job.timer);
+    job.startedAt = performance.now();
+    const lease = job.spec.model.pool.acquire(job.spec.prompt);
+    job.slot = lease.slot;
+    job.cached = lease.cached;
+    job.pos = lease.cached;
+    this.active.push(job);
+    this.stats.started++;
+    try {
+      job.spec.onStart?.();
+    } catch {
+      /* a listener's failure does not stop the job */
+    }
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.loop().finally(() => {
+      this.running = false;
+      if (this.active.length > 0 || this.queue.length > 0) this.kick();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    while (this.active.length > 0) {
+      this.round();
+      while (this.active.length < this.maxActive && this.queue.length > 0) this.start(this.queue.shift()!);
+      await tick();
+    }
+  }
+
+  /** One unit of work for every active job. */
+  private round(): void {
+    const now = performance.now();
+    for (const job of [...this.active]) {
+      if (job.spec.signal?.aborted) this.end(job, 'abort');
+      else if (now - job.startedAt > this.generationTimeoutMs) this.end(job, 'length');
+    }
+    // prefill chunks and decode steps (sampling); decode steps leave a feed for the forward below
+    for (const job of [...this.active]) {
+      try {
+        if (job.logits === undefined) this.prefill(job);
+        else this.sample(job);
+      } catch (error) {
+        this.fail(job, error);
+      }
+    }
+    const decoding = this.active.filter((j) => j.feed !== undefined);
+    const byModel = new Map<ServedModel, Job[]>();
+    for (const job of decoding) {
+      const list = byModel.get(job.spec.model) ?? [];
+      list.push(job);
+      byModel.set(job.spec.model, list);
+    }
+    for (const [served, jobs] of byModel) {
+      const model = served.model as ModelWithBatch;
+      if (typeof model.forwardBatch === 'function' && jobs.length > 1) {
+        try {
+          const out = model.forwardBatch(jobs.map((j) => ({ tokens: j.feed!, cache: j.slot!.cache })));
+          this.stats.batchedForwards++;
+          jobs.forEach((j, i) => this.fed(j, out[i]!));
+        } catch (error) {
+          for (const j of jobs) this.fail(j, error);
+        }
+        continue;
+      }
+      for (const job of jobs) {
+        try {
+          this.fed(job, model.forward(job.feed!, job.slot!.cache));
+        } catch (error) {
+          this.fail(job, error);
+        }
+      }
+    }
+  }
+
+  private prefill(job: Job): void {
+    const prompt = job.spec.prompt;
+    const end = Math.min(prompt.length, job.pos + this.prefillChunk);
+    const chunk = prompt.subarray(job.pos, end);
+    const logits = job.spec.model.model.forward(chunk, job.slot!.cache);
+    for (const t of chunk) job.slot!.tokens.push(t);
+    job.pos = end;
+    if (end === prompt.length) {
+      job.logits = logits;
+      job.prefillEnd = performance.now();
+    }
+  }
+
+  private fed(job: Job, logits: Float32Array): void {
+    for (const t of job.feed!) job.slot!.tokens.push(t);
+    job.feed = undefined;
+    job.logits = logits;
+  }
+
+  private sample(job: Job): void {
+    const { seq } = job;
+    const logits = job.logits!;
+    const json = job.json;
+    if (json?.active) maskJsonLogits(logits, json.state, job.spec.model.maskVocabulary());
+    const before = seq.outputTokens.length;
+    const { events, feed } = seq.step(logits);
+    this.stats.steps++;
+    if (seq.outputTokens.length > before && job.firstTokenAt === undefined) job.firstTokenAt = performance.now();
+    if (json) this.trackJson(job, seq.outputTokens.slice(before));
+    for (const event of events) this.emit(job, event);
+    if (seq.finished) return this.end(job);
+    const cache = job.slot!.cache;
+    if (cache.length + feed.length > cache.capacity) return this.end(job, 'length');
+    job.feed = feed;
+  }
+
+  /** Follows the output for the JSON constraint: it applies after the thought closes. */
+  private trackJson(job: Job, ids: number[]): void {
+    const json = job.json!;
+    const tokenizer = job.spec.model.tokenizer;
+    for (const id of ids) {
+      const text = tokenizer.decode([id]);
+      if (json.active) {
+        json.state.push(text);
+        continue;
+      }
+      json.raw += text;
+      const close = json.raw.indexOf('</think>');
+      if (close >= 0) {
+        json.active = true;
+        json.state.push(json.raw.slice(close + '</think>'.length).trimStart());
+      }
+    }
+  }
+
+  private emit(job: Job, event: GenerationEvent): void {
+    try {
+      job.spec.onEvent?.(event);
+    } catch {
+      /* a failing writer (closed socket) must not break the batch */
+    }
+  }
+
+  private fail(job: Job, error: unknown): void {
+    this.remove(job);
+    job.spec.model.pool.release(job.slot!, false);
+    job.reject(error);
+  }
+
+  private remove(job: Job): void {
+    const i = this.active.indexOf(job);
+    if (i >= 0) this.active.splice(i, 1);
+    job.spec.model.active--;
+    job.feed = undefined;
+  }
+
+  private end(job: Job, reason?: 'abort' | 'length'): void {
+    if (reason) for (const event of job.seq.finish(reason)) this.emit(job, event);
+    this.remove(job);
+    if (job.seq.finishReason === 'abort') this.stats.aborted++;
+    this.stats.finished++;
+    job.spec.model.pool.release(job.slot!);
+    const result: JobResult = {
+      done: this.doneEvent(job),
+      queueMs: job.startedAt - job.enqueuedAt,
+      firstTokenMs: job.firstTokenAt === undefined ? undefined : job.firstTokenAt - job.startedAt,
+    };
+    try {
+      this.onFinish?.(result, job.spec);
+    } catch {
+      /* metrics must not break generation */
+    }
+    job.resolve(result);
+  }
+
+  private doneEvent(job: Job): DoneEvent {
+    const { seq } = job;
+    const end = performance.now();
+    const start = job.startedAt || end;
+    const prefillEnd = job.prefillEnd || end;
+    const prefillMs = prefillEnd - start;
+    const decodeMs = seq.completionTokens > 0 ? end - prefillEnd : 0;
+    const promptTokens = job.spec.prompt.length;
+    const event: DoneEvent = {
+      type: 'done',
+      finishReason: seq.finishReason ?? 'abort',
+      usage: { promptTokens, cachedTokens: job.cached, completionTokens: seq.completionTokens, reasoningTokens: seq.reasoningTokens },
+      timings: {
+        prefillMs,
+        decodeMs,
+        prefillTokensPerSecond: prefillMs > 0 ? ((promptTokens - job.cached) * 1000) / prefillMs : 0,
+        tokensPerSecond: decodeMs > 0 ? (seq.completionTokens * 1000) / decodeMs : 0,
+      },
+      seed: seq.sampler.seed,
+    };
+    if (seq.stopToken !== undefined) event.stopToken = seq.stopToken;
+    if (seq.stopString !== undefined) event.stopString = seq.stopString;
+    return event;
+  }
+}

@@ -1,0 +1,290 @@
+/**
+ * The server's SQLite database (better-sqlite3): users, login sessions, API keys, invite codes,
+ * settings (registration policy, pause), conversations and messages.
+ *
+ * WAL journal with synchronous=FULL: a write is on disk when its call returns, so a killed server
+ * loses nothing it acknowledged. Schema changes are versioned migrations recorded in the
+ * `migrations` table, each applied in its own transaction. Every write runs in a transaction.
+ */
+import Database from 'better-sqlite3';
+
+export type RegistrationPolicy = 'open' | 'invite' | 'closed';
+
+export interface UserRow {
+  id: number;
+  username: string;
+  password_hash: string;
+  is_admin: number;
+  created_at: number;
+}
+
+export interface ApiKeyRow {
+  id: number;
+  user_id: number | null;
+  name: string;
+  prefix: string;
+  hash: string;
+  created_at: number;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+export interface SessionRow {
+  id_hash: string;
+  user_id: number;
+  csrf_token: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface ConversationRow {
+  id: string;
+  user_id: number;
+  title: string;
+  model: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface MessageRow {
+  id: string;
+  conversation_id: string;
+  role: 'user' | 'assistant';
+  content: string;
+  reasoning_content: string;
+  reasoning_ms: number | null;
+  finish_reason: string | null;
+  created_at: number;
+}
+
+/** Versioned schema migrations: index + 1 = version. Never edit a released one; append. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE users (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     username TEXT NOT NULL UNIQUE,
+     password_hash TEXT NOT NULL,
+     is_admin INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL);
+   CREATE TABLE sessions (
+     id_hash TEXT PRIMARY KEY,
+     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     csrf_token TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL);
+   CREATE TABLE api_keys (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+     name TEXT NOT NULL,
+     prefix TEXT NOT NULL,
+     hash TEXT NOT NULL UNIQUE,
+     created_at INTEGER NOT NULL,
+     revoked_at INTEGER,
+     last_used_at INTEGER);
+   CREATE TABLE invites (
+     code_hash TEXT PRIMARY KEY,
+     created_at INTEGER NOT NULL,
+     used_by INTEGER REFERENCES users(id),
+     used_at INTEGER);
+   CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  `CREATE TABLE conversations (
+     id TEXT PRIMARY KEY,
+     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+     title TEXT NOT NULL,
+     model TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL);
+   CREATE INDEX conversations_by_user ON conversations(user_id, updated_at);
+   CREATE TABLE messages (
+     id TEXT PRIMARY KEY,
+     conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+     seq INTEGER NOT NULL,
+     role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+     content TEXT NOT NULL,
+     reasoning_content TEXT NOT NULL DEFAULT '',
+     reasoning_ms INTEGER,
+     finish_reason TEXT,
+     created_at INTEGER NOT NULL);
+   CREATE INDEX messages_by_conversation ON messages(conversation_id, seq);`,
+];
+
+export class Store {
+  readonly db: Database;
+
+  constructor(readonly path: string) {
+    try {
+      this.db = new Database(path);
+    } catch (error) {
+      throw new Error(`cannot open the database ${path}: ${(error as Error).message}`);
+    }
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  /** Applies the migrations the file does not have yet; returns the schema version. */
+  migrate(): number {
+    this.db.exec('CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    const current = (this.db.prepare<{ v: number | null }>('SELECT MAX(version) AS v FROM migrations').get()?.v ?? 0) as number;
+    if (current > MIGRATIONS.length) {
+      throw new Error(`${this.path}: the database has schema version ${current}, newer than this program's ${MIGRATIONS.length}`);
+    }
+    for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v - 1]!);
+        this.db.prepare('INSERT INTO migrations (version, applied_at) VALUES (?, ?)').run(v, Date.now());
+      })();
+    }
+    return MIGRATIONS.length;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private tx<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  // settings --------------------------------------------------------------------------------
+
+  setting(key: string): string | undefined {
+    return this.db.prepare<{ value: string }>('SELECT value FROM settings WHERE key = ?').get(key)?.value;
+  }
+
+  setSetting(key: string, value: string): void {
+    this.tx(() => this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value));
+  }
+
+  registrationPolicy(): RegistrationPolicy {
+    const value = this.setting('registration');
+    return value === 'open' || value === 'invite' ? value : 'closed';
+  }
+
+  /** The pause message, or undefined when the service runs. */
+  pausedMessage(): string | undefined {
+    return this.setting('paused') || undefined;
+  }
+
+  // users -----------------------------------------------------------------------------------
+
+  createUser(username: string, passwordHash: string, isAdmin = false): UserRow {
+    return this.tx(() => {
+      const info = this.db.prepare('INSERT INTO users (username, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)').run(username, passwordHash, isAdmin ? 1 : 0, Date.now());
+      return this.userById(Number(info.lastInsertRowid))!;
+    });
+  }
+
+  userByName(username: string): UserRow | undefined {
+    return this.db.prepare<UserRow>('SELECT * FROM users WHERE username = ?').get(username);
+  }
+
+  userById(id: number): UserRow | undefined {
+    return this.db.prepare<UserRow>('SELECT * FROM users WHERE id = ?').get(id);
+  }
+
+  users(): UserRow[] {
+    return this.db.prepare<UserRow>('SELECT * FROM users ORDER BY id').all();
+  }
+
+  // invites ---------------------------------------------------------------------------------
+
+  createInvite(codeHash: string): void {
+    this.tx(() => this.db.prepare('INSERT INTO invites (code_hash, created_at) VALUES (?, ?)').run(codeHash, Date.now()));
+  }
+
+  /** Registers a user, consuming the invite when one is needed; returns undefined if the invite is invalid. */
+  createUserWithInvite(username: string, passwordHash: string, inviteHash: string | undefined): UserRow | undefined {
+    return this.tx(() => {
+      if (inviteHash !== undefined) {
+        const invite = this.db.prepare<{ used_by: number | null }>('SELECT used_by FROM invites WHERE code_hash = ?').get(inviteHash);
+        if (!invite || invite.used_by !== null) return undefined;
+      }
+      const user = this.createUser(username, passwordHash);
+      if (inviteHash !== undefined) this.db.prepare('UPDATE invites SET used_by = ?, used_at = ? WHERE code_hash = ?').run(user.id, Date.now(), inviteHash);
+      return user;
+    });
+  }
+
+  // sessions --------------------------------------------------------------------------------
+
+  createSession(idHash: string, userId: number, csrf: string, ttlMs: number): void {
+    const now = Date.now();
+    this.tx(() => this.db.prepare('INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(idHash, userId, csrf, now, now + ttlMs));
+  }
+
+  session(idHash: string): SessionRow | undefined {
+    const row = this.db.prepare<SessionRow>('SELECT * FROM sessions WHERE id_hash = ?').get(idHash);
+    return row && row.expires_at > Date.now() ? row : undefined;
+  }
+
+  deleteSession(idHash: string): void {
+    this.tx(() => this.db.prepare('DELETE FROM sessions WHERE id_hash = ? OR expires_at < ?').run(idHash, Date.now()));
+  }
+
+  // API keys --------------------------------------------------------------------------------
+
+  createApiKey(userId: number | null, name: string, prefix: string, hash: string): ApiKeyRow {
+    return this.tx(() => {
+      const info = this.db.prepare('INSERT INTO api_keys (user_id, name, prefix, hash, created_at) VALUES (?, ?, ?, ?, ?)').run(userId, name, prefix, hash, Date.now());
+      return this.db.prepare<ApiKeyRow>('SELECT * FROM api_keys WHERE id = ?').get(Number(info.lastInsertRowid))!;
+    });
+  }
+
+  apiKeyByHash(hash: string): ApiKeyRow | undefined {
+    return this.db.prepare<ApiKeyRow>('SELECT * FROM api_keys WHERE hash = ?').get(hash);
+  }
+
+  apiKeys(): ApiKeyRow[] {
+    return this.db.prepare<ApiKeyRow>('SELECT * FROM api_keys ORDER BY id').all();
+  }
+
+  /** Revokes by id or prefix; returns how many keys were revoked. */
+  revokeApiKey(idOrPrefix: string): number {
+    return this.tx(() => {
+      const asId = /^\d+$/.test(idOrPrefix) ? Number(idOrPrefix) : -1;
+      return this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL AND (id = ? OR prefix = ?)').run(Date.now(), asId, idOrPrefix).changes;
+    });
+  }
+
+  // conversations ---------------------------------------------------------------------------
+
+  createConversation(id: string, userId: number, title: string, model: string): ConversationRow {
+    const now = Date.now();
+    this.tx(() => this.db.prepare('INSERT INTO conversations (id, user_id, title, model, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)').run(id, userId, title, model, now, now));
+    return this.conversation(id, userId)!;
+  }
+
+  conversation(id: string, userId: number): ConversationRow | undefined {
+    return this.db.prepare<ConversationRow>('SELECT * FROM conversations WHERE id = ? AND user_id = ?').get(id, userId);
+  }
+
+  conversations(userId: number): ConversationRow[] {
+    return this.db.prepare<ConversationRow>('SELECT * FROM conversations WHERE user_id = ? ORDER BY updated_at DESC, created_at DESC').all(userId);
+  }
+
+  deleteConversation(id: string, userId: number): boolean {
+    return this.tx(() => this.db.prepare('DELETE FROM conversations WHERE id = ? AND user_id = ?').run(id, userId).changes > 0);
+  }
+
+  messages(conversationId: string): MessageRow[] {
+    return this.db.prepare<MessageRow>('SELECT id, conversation_id, role, content, reasoning_content, reasoning_ms, finish_reason, created_at FROM messages WHERE conversation_id = ? ORDER BY seq').all(conversationId);
+  }
+
+  /** Appends a message (and touches the conversation, titling it from the first user message). */
+  addMessage(message: Omit<MessageRow, 'created_at'>): MessageRow {
+    const now = Date.now();
+    return this.tx(() => {
+      const seq = (this.db.prepare<{ n: number | null }>('SELECT MAX(seq) AS n FROM messages WHERE conversation_id = ?').get(message.conversation_id)?.n ?? 0) + 1;
+      this.db
+        .prepare('INSERT INTO messages (id, conversation_id, seq, role, content, reasoning_content, reasoning_ms, finish_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(message.id, message.conversation_id, seq, message.role, message.content, message.reasoning_content, message.reasoning_ms, message.finish_reason, now);
+      this.db.prepare('UPDATE conversations SET updated_at = ? WHERE id = ?').run(now, message.conversation_id);
+      if (seq === 1 && message.role === 'user') {
+        this.db.prepare("UPDATE conversations SET title = ? WHERE id = ? AND title = ''").run(message.content.slice(0, 60).trim(), message.conversation_id);
+      }
+      return { ...message, created_at: now };
+    });
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Function calling in the DeepSeek-V3/R1 format: tool definitions are described in the system
+ * prompt, and the model answers a call with
+ *
+ *   <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\n{ARGS}\n```<｜tool▁call▁end｜>...<｜tool▁calls▁end｜>
+ *
+ * which parseToolCalls turns into OpenAI `tool_calls` (arguments as a JSON string).
+ */
+export const TOOL_CALLS_BEGIN = '<｜tool▁calls▁begin｜>';
+export const TOOL_CALLS_END = '<｜tool▁calls▁end｜>';
+export const TOOL_CALL_BEGIN = '<｜tool▁call▁begin｜>';
+export const TOOL_CALL_END = '<｜tool▁call▁end｜>';
+export const TOOL_SEP = '<｜tool▁sep｜>';
+
+export interface ToolDefinition {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: unknown; strict?: boolean };
+}
+
+export interface ParsedToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+/** The system-prompt section that describes the tools and the call format. */
+export function toolsPrompt(tools: readonly ToolDefinition[]): string {
+  const lines = ['## Tools', '', 'You can call these functions:', ''];
+  for (const tool of tools) {
+    lines.push(`### ${tool.function.name}`);
+    if (tool.function.description) lines.push(tool.function.description);
+    if (tool.function.parameters !== undefined) lines.push(`Parameters (JSON schema): ${JSON.stringify(tool.function.parameters)}`);
+    lines.push('');
+  }
+  lines.push(
+    'To call functions, answer only with:',
+    `${TOOL_CALLS_BEGIN}${TOOL_CALL_BEGIN}function${TOOL_SEP}FUNCTION_NAME\n\`\`\`json\n{"argument": "value"}\n\`\`\`${TOOL_CALL_END}${TOOL_CALLS_END}`,
+  );
+  return lines.join('\n');
+}
+
+/** The text a forced call starts with (the model then writes the JSON arguments). */
+export function forcedCallPrefix(name: string): string {
+  return `${TOOL_CALLS_BEGIN}${TOOL_CALL_BEGIN}function${TOOL_SEP}${name}\n\`\`\`json\n`;
+}
+
+let counter = 0;
+export function toolCallId(): string {
+  counter = (counter + 1) % 1e9;
+  return `call_${Date.now().toString(36)}${counter.toString(36)}`;
+}
+
+/**
+ * Splits generated content into the text before the calls and the calls. Returns no calls when
+ * the content has no well-formed call (the text then stays content as it is).
+ */
+export function parseToolCalls(content: string): { content: string; calls: ParsedToolCall[] } {
+  const begin = content.indexOf(TOOL_CALLS_BEGIN);
+  if (begin < 0) return { content, calls: [] };
+  const calls: ParsedToolCall[] = [];
+  const body = content.slice(begin + TOOL_CALLS_BEGIN.length);
+  const pattern = new RegExp(`${TOOL_CALL_BEGIN}\\s*(\\w+)${TOOL_SEP}([^\\n]+)\\n\`\`\`(?:json)?\\n([\\s\\S]*?)\\n?\`\`\`\\s*(?:${TOOL_CALL_END}|$)`, 'g');
+  for (const m of body.matchAll(pattern)) {
+    const name = m[2]!.trim();
+    const args = m[3]!.trim();
+    try {
+      JSON.parse(args);
+    } catch {
+      continue;
+    }
+    calls.push({ id: toolCallId(), type: 'function', function: { name, arguments: args } });
+  }
+  if (calls.length === 0) return { content, calls };
+  return { content: content.slice(0, begin).trim(), calls };
+}

@@ -1,0 +1,69 @@
+/**
+ * Test servers: a tiny random-weight model (src/models/tiny.ts, byte tokenizer) written to a temp
+ * dir and served in-process on a loopback port.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModel } from '../../src/models/load.js';
+import { writeTinyDenseGguf } from '../../src/models/tiny.js';
+import { createServer, type FrugalServer, type ServerOptions } from '../../src/server/app.js';
+import type { LoadedForServing } from '../../src/server/models.js';
+
+export interface TestServer {
+  server: FrugalServer;
+  url: string;
+  dir: string;
+  modelPath: string;
+  close(): Promise<void>;
+}
+
+export function tinyModelFile(dir: string, contextLength = 1024): string {
+  const path = join(dir, 'tiny.gguf');
+  writeTinyDenseGguf(path, { architecture: 'llama', tokenizer: 'bytes', contextLength, seed: 7, layers: 1, hiddenSize: 32, heads: 2, kvHeads: 1, ffSize: 64 });
+  return path;
+}
+
+export function loadForServing(path: string): LoadedForServing {
+  const loaded = loadModel(path);
+  if (!loaded.tokenizer) throw new Error(`${path} has no tokenizer`);
+  return { model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate };
+}
+
+export async function startTestServer(options: Partial<ServerOptions> & { contextLength?: number; dbFile?: string } = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'frugal-serve-'));
+  const modelPath = tinyModelFile(dir, options.contextLength);
+  const server = await createServer({
+    models: [{ id: 'tiny', path: modelPath }],
+    registry: { load: loadForServing },
+    dbPath: options.dbFile ?? join(dir, 'frugal.db'),
+    ...options,
+  });
+  const url = await server.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    server,
+    url,
+    dir,
+    modelPath,
+    async close() {
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Reads an SSE body into its `data:` payloads (and counts comment lines). */
+export async function readSse(response: Response): Promise<{ events: unknown[]; comments: number; done: boolean }> {
+  const text = await response.text();
+  const events: unknown[] = [];
+  let comments = 0;
+  let done = false;
+  for (const block of text.split('\n\n')) {
+    for (const line of block.split('\n')) {
+      if (line.startsWith(':')) comments++;
+      else if (line === 'data: [DONE]') done = true;
+      else if (line.startsWith('data: ')) events.push(JSON.parse(line.slice(6)));
+    }
+  }
+  return { events, comments, done };
+}
