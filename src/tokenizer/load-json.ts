@@ -43,15 +43,20 @@ function normalizerFromJson(config: unknown): Normalization {
 
 function parseMerges(merges: unknown): [string, string][] {
   if (!Array.isArray(merges)) throw new Error('model.merges: expected an array');
-  return merges.map((merge, index) => {
+  const out: [string, string][] = new Array(merges.length);
+  for (let index = 0; index < merges.length; index++) {
+    const merge: unknown = merges[index];
     if (typeof merge === 'string') {
-      const parts = merge.split(' ');
-      if (parts.length !== 2) throw new Error(`model.merges[${index}]: ${JSON.stringify(merge)} is not two space-separated tokens`);
-      return [parts[0]!, parts[1]!];
+      const space = merge.indexOf(' ');
+      if (space < 0 || merge.indexOf(' ', space + 1) >= 0) throw new Error(`model.merges[${index}]: ${JSON.stringify(merge)} is not two space-separated tokens`);
+      out[index] = [merge.slice(0, space), merge.slice(space + 1)];
+    } else if (Array.isArray(merge) && merge.length === 2 && typeof merge[0] === 'string' && typeof merge[1] === 'string') {
+      out[index] = [merge[0], merge[1]];
+    } else {
+      throw new Error(`model.merges[${index}]: expected "a b" or ["a", "b"], got ${JSON.stringify(merge)}`);
     }
-    if (Array.isArray(merge) && merge.length === 2 && typeof merge[0] === 'string' && typeof merge[1] === 'string') return [merge[0], merge[1]];
-    throw new Error(`model.merges[${index}]: expected "a b" or ["a", "b"], got ${JSON.stringify(merge)}`);
-  });
+  }
+  return out;
 }
 
 function parseAddedTokens(list: unknown): AddedToken[] {
@@ -107,9 +112,11 @@ export function specFromTokenizerJson(json: unknown, config?: TokenizerConfigJso
   if (model.dropout !== undefined && model.dropout !== null && model.dropout !== 0) throw new Error('model.dropout is not supported');
   if (!isObject(model.vocab)) throw new Error('model.vocab: expected an object of token -> id');
   const vocab = new Map<string, number>();
-  for (const [token, id] of Object.entries(model.vocab)) {
-    if (!Number.isInteger(id) || (id as number) < 0) throw new Error(`model.vocab[${JSON.stringify(token)}]: invalid id ${JSON.stringify(id)}`);
-    vocab.set(token, id as number);
+  const vocabObject = model.vocab;
+  for (const token in vocabObject) {
+    const id = vocabObject[token];
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) throw new Error(`model.vocab[${JSON.stringify(token)}]: invalid id ${JSON.stringify(id)}`);
+    vocab.set(token, id);
   }
   const addedTokens = parseAddedTokens(json.added_tokens);
   const idOf = (content: string | undefined): number | undefined =>
