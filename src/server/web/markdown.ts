@@ -340,7 +340,7 @@ function linkDestination(s: string, at: number): { url: string; end: number } | 
     const start = i;
     let parens = 0;
     const limit = Math.min(s.length, start + MAX_URL);
-    for (; i < limit && !/\s/.test(s[i]!); i++) {
+    for (; i < limit && s.charCodeAt(i) > 32; i++) {
       if (s[i] === '(') parens++;
       else if (s[i] === ')' && parens-- === 0) break;
     }
