@@ -13,6 +13,8 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   chat: () => import('./chat.js'),
   train: () => import('./train.js'),
   export: () => import('./export.js'),
+  serve: () => import('./serve.js'),
+  admin: () => import('./admin.js'),
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,148 @@
+/**
+ * `frugal serve`: the HTTP service (OpenAI/DeepSeek and Ollama APIs, web UI, accounts).
+ */
+import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parseArgs } from 'node:util';
+import { DEFAULT_MODEL } from './chat.js';
+
+export const summary = 'serve models over HTTP (OpenAI/DeepSeek and Ollama APIs, web UI)';
+
+const usage = `usage: frugal serve [--model FILE]... [options]
+
+  --model FILE            GGUF model (repeatable; the first one answers deepseek-reasoner/-chat);
+                          default: models/frugal-r1-tiny.gguf. Models load on first use.
+  --host ADDRESS          listen address (default 127.0.0.1)
+  --port N                port (default 8080)
+  --db PATH               SQLite database: users, keys, conversations (default ./frugal.db)
+  --auth                  require an API key or a login for every API and UI request
+  --insecure-no-auth-on-public-address
+                          allow serving a non-loopback address without --auth (not recommended)
+  --ctx-size N            context per request (default: the model's, at most 8192)
+  --memory-budget MB      most megabytes of weights loaded at once (least recently used unload)
+  --max-active N          generations decoded together (default 8)
+  --max-queue N           requests waiting beyond those (default 64; more get 429)
+  --max-tokens N          largest max_tokens a request may ask for (default 32768)
+  --rpm N, --tpm N        per-client requests / tokens per minute (default: unlimited)
+  --concurrency N         concurrent generations per client (default: unlimited)
+  --body-limit BYTES      largest request body (default 1048576)
+  --reasoning-budget N    default thinking budget in tokens (default: unlimited)
+
+Authentication: on a loopback address API keys are optional unless --auth is given (an unknown
+key is then ignored, a revoked one refused). Any other address requires --auth semantics: the
+server turns authentication on by itself, and refuses to start with --no-auth unless
+--insecure-no-auth-on-public-address is given. Create users and keys with 'frugal admin'.`;
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+function int(value: string | undefined, name: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${value}'`);
+  return n;
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: 'string', short: 'm', multiple: true },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '8080' },
+      db: { type: 'string', default: 'frugal.db' },
+      auth: { type: 'boolean' },
+      'no-auth': { type: 'boolean' },
+      'insecure-no-auth-on-public-address': { type: 'boolean' },
+      'ctx-size': { type: 'string' },
+      'memory-budget': { type: 'string' },
+      'max-active': { type: 'string' },
+      'max-queue': { type: 'string' },
+      'max-tokens': { type: 'string' },
+      rpm: { type: 'string' },
+      tpm: { type: 'string' },
+      concurrency: { type: 'string' },
+      'body-limit': { type: 'string' },
+      'reasoning-budget': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(usage);
+    return 0;
+  }
+  const host = values.host!;
+  const port = int(values.port, 'port', 0)!;
+  if (port > 65535) throw new Error(`--port must be at most 65535, got ${port}`);
+  const loopback = isLoopback(host);
+  if (values.auth && values['no-auth']) throw new Error('choose one of --auth and --no-auth');
+  let authRequired = values.auth ?? false;
+  if (!loopback) {
+    if (values['no-auth'] && !values['insecure-no-auth-on-public-address']) {
+      throw new Error(`refusing to serve ${host} (not a loopback address) without authentication; drop --no-auth, or pass --insecure-no-auth-on-public-address`);
+    }
+    authRequired = !(values['no-auth'] && values['insecure-no-auth-on-public-address']);
+  }
+  const paths = values.model ?? [DEFAULT_MODEL];
+  for (const path of paths) {
+    if (!existsSync(path)) {
+      throw new Error(values.model ? `model not found: ${path}` : `no --model given and the default model ${path} does not exist yet; pass --model FILE (a GGUF file)`);
+    }
+  }
+  const { createServer } = await import('../server/app.js');
+  const { loadModel } = await import('../models/load.js');
+  const budget = int(values['memory-budget'], 'memory-budget', 1);
+  const server = await createServer({
+    models: paths.map((path) => ({ path })),
+    dbPath: values.db!,
+    registry: {
+      ...(budget !== undefined ? { memoryBudgetBytes: budget * 1024 * 1024 } : {}),
+      ...(values['ctx-size'] !== undefined ? { contextSize: int(values['ctx-size'], 'ctx-size', 2)! } : {}),
+      load: (path) => {
+        const loaded = loadModel(path);
+        if (!loaded.tokenizer) throw new Error(`${path}: the model file has no tokenizer, so it cannot generate text`);
+        return { model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate };
+      },
+    },
+    scheduler: {
+      maxActive: int(values['max-active'], 'max-active', 1) ?? 8,
+      maxQueue: int(values['max-queue'], 'max-queue', 0) ?? 64,
+    },
+    limits: {
+      ...(values.rpm !== undefined ? { requestsPerMinute: int(values.rpm, 'rpm', 1)! } : {}),
+      ...(values.tpm !== undefined ? { tokensPerMinute: int(values.tpm, 'tpm', 1)! } : {}),
+      ...(values.concurrency !== undefined ? { concurrentPerClient: int(values.concurrency, 'concurrency', 1)! } : {}),
+    },
+    settings: {
+      authRequired,
+      ...(values['max-tokens'] !== undefined ? { maxTokensCap: int(values['max-tokens'], 'max-tokens', 1)! } : {}),
+      ...(values['reasoning-budget'] !== undefined ? { defaultReasoningBudget: int(values['reasoning-budget'], 'reasoning-budget', 0)! } : {}),
+    },
+    bodyLimit: int(values['body-limit'], 'body-limit', 1024) ?? 1024 * 1024,
+    connectionTimeoutMs: 10 * 60_000,
+    headersTimeoutMs: 30_000,
+    processMetrics: true,
+  });
+  const address = await server.listen({ host, port });
+  const ctx = server.ctx;
+  process.stderr.write(
+    `frugal serve: listening on ${address} (models: ${ctx.registry.ids().join(', ')}; auth ${authRequired ? 'required' : 'optional (loopback)'}; database ${values.db})\n`,
+  );
+  if (authRequired && ctx.store.apiKeys().length === 0 && ctx.store.users().length === 0) {
+    process.stderr.write(`frugal serve: no users or API keys yet: create one with 'frugal admin --db ${values.db} create-key'\n`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.stderr.write('frugal serve: shutting down\n');
+      void server.close().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
+}
