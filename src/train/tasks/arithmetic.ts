@@ -21,9 +21,10 @@ export interface ArithmeticData {
 
 const TASK = 'arithmetic';
 
-function canonicalOf(a: bigint, op: ArithmeticOp, b: bigint): string {
+/** Operands are digit strings without leading zeros. */
+function canonicalOf(a: string, op: ArithmeticOp, b: string): string {
   if (op === '-') return `${a}-${b}`;
-  const [x, y] = a <= b ? [a, b] : [b, a];
+  const [x, y] = compareDigits(a, b) <= 0 ? [a, b] : [b, a];
   return `${x}${op}${y}`;
 }
 
@@ -35,7 +36,7 @@ function exactValue(d: ArithmeticData): bigint {
 
 function candidate(a: string, op: ArithmeticOp, b: string): Candidate<ArithmeticData> {
   const data = { a, b, op };
-  return { canonical: canonicalOf(BigInt(a), op, BigInt(b)), prompt: `What is ${a} ${op} ${b}?`, answer: exactValue(data).toString(), data };
+  return { canonical: canonicalOf(a, op, b), prompt: `What is ${a} ${op} ${b}?`, answer: exactValue(data).toString(), data };
 }
 
 function draw(rng: TaskRng, difficulty: Difficulty): Candidate<ArithmeticData> {
