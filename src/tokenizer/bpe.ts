@@ -12,6 +12,8 @@ const ID_LIMIT = 1 << 21; // ids and ranks must stay below this (packing in a do
 /** Pieces longer than this (in bytes) use the heap-based merge instead of repeated scans. */
 export const LINEAR_MERGE_LIMIT = 48;
 const CACHE_LIMIT = 200_000;
+/** Longer pieces (base64 blobs, long runs) are rarely repeated: not cached. */
+const CACHE_MAX_PIECE = 256;
 const NO_MERGE = -1;
 
 export interface BpeOptions {
@@ -62,8 +64,10 @@ export class BpeModel {
     let ids = this.cache.get(piece);
     if (ids === undefined) {
       ids = this.encodeUncached(piece);
-      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-      this.cache.set(piece, ids);
+      if (piece.length <= CACHE_MAX_PIECE) {
+        if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+        this.cache.set(piece, ids);
+      }
     }
     for (let i = 0; i < ids.length; i++) out.push(ids[i]!);
   }

@@ -4,7 +4,7 @@
  * maps ids back to bytes and decodes UTF-8 once, so characters split across tokens come out whole.
  * Loadable from tokenizer.json (+ tokenizer_config.json) or from GGUF `tokenizer.ggml.*` metadata.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { openGguf } from '../formats/gguf.js';
 import { type AddedToken, AddedTokenMatcher, type Section } from './added-tokens.js';
@@ -124,9 +124,14 @@ export class Tokenizer {
     return new Tokenizer(specFromGgufMetadata(get));
   }
 
-  /** From a tokenizer.json (reading a sibling tokenizer_config.json when present) or a .gguf file. */
-  static fromFile(path: string): Tokenizer {
-    if (!existsSync(path)) throw new Error(`tokenizer file not found: ${path}`);
+  /**
+   * From a tokenizer.json (reading a sibling tokenizer_config.json when present), a directory
+   * holding one (a Hugging Face model folder), or a .gguf file.
+   */
+  static fromFile(file: string): Tokenizer {
+    if (!existsSync(file)) throw new Error(`tokenizer file not found: ${file}`);
+    const path = statSync(file).isDirectory() ? join(file, 'tokenizer.json') : file;
+    if (!existsSync(path)) throw new Error(`no tokenizer.json in directory ${file}`);
     if (path.endsWith('.gguf')) {
       const file = openGguf(path);
       try {

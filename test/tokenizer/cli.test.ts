@@ -36,6 +36,8 @@ describe('frugal tokenize', () => {
     assert.equal(plain.stdout, `${JSON.stringify(tokenizer.encode(text))}\n`);
     const special = frugal(['--tokenizer', path, '--text', text, '--add-special']);
     assert.deepEqual(JSON.parse(special.stdout), [tokenizer.bosId, ...tokenizer.encode(text)]);
+    const fromDirectory = frugal(['--tokenizer', dir, '--text', text, '--add-special']);
+    assert.equal(fromDirectory.stdout, special.stdout);
     const noParse = frugal(['--tokenizer', path, '--text', text, '--no-parse-special']);
     assert.deepEqual(JSON.parse(noParse.stdout), tokenizer.encode(text, { parseSpecial: false }));
   });
