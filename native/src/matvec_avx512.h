@@ -3,6 +3,9 @@
 // every weight byte is read from memory once per group of rows (and from L1 for the next group).
 // Included by kernels_impl.h inside its anonymous namespace when __AVX512F__ is defined.
 
+#define FRUGAL_INLINE __attribute__((always_inline)) inline
+#define FRUGAL_INLINE_STATIC __attribute__((always_inline)) static void
+
 inline __m512 cvtU8(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes)); }
 inline __m512 cvtI8(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes)); }
 inline __m128i load128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
@@ -11,8 +14,8 @@ inline __m128i load128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_ca
 struct DecF32 {
   static constexpr int E = 32, B = 128;
   struct State {};
-  static void prepare(const uint8_t*, State&) {}
-  static void piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
+  FRUGAL_INLINE_STATIC prepare(const uint8_t*, State&) {}
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
     lo = _mm512_loadu_ps(reinterpret_cast<const float*>(blk));
     hi = _mm512_loadu_ps(reinterpret_cast<const float*>(blk) + 16);
   }
@@ -21,8 +24,8 @@ struct DecF32 {
 struct DecF16 {
   static constexpr int E = 32, B = 64;
   struct State {};
-  static void prepare(const uint8_t*, State&) {}
-  static void piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
+  FRUGAL_INLINE_STATIC prepare(const uint8_t*, State&) {}
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
     lo = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
     hi = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
   }
@@ -31,8 +34,8 @@ struct DecF16 {
 struct DecBf16 {
   static constexpr int E = 32, B = 64;
   struct State {};
-  static void prepare(const uint8_t*, State&) {}
-  static void piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
+  FRUGAL_INLINE_STATIC prepare(const uint8_t*, State&) {}
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
     lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk))), 16));
     hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32))), 16));
   }
@@ -41,8 +44,8 @@ struct DecBf16 {
 struct DecQ8_0 {
   static constexpr int E = 32, B = 34;
   struct State { __m512 d; };
-  static void prepare(const uint8_t* blk, State& s) { s.d = _mm512_set1_ps(halfToFloat(read16(blk))); }
-  static void piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { s.d = _mm512_set1_ps(halfToFloat(read16(blk))); }
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
     lo = _mm512_mul_ps(cvtI8(load128(blk + 2)), s.d);
     hi = _mm512_mul_ps(cvtI8(load128(blk + 18)), s.d);
   }
@@ -51,12 +54,12 @@ struct DecQ8_0 {
 struct DecQ4_0 {
   static constexpr int E = 32, B = 18;
   struct State { __m512 d, off; };
-  static void prepare(const uint8_t* blk, State& s) {
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) {
     const float d = halfToFloat(read16(blk));
     s.d = _mm512_set1_ps(d);
     s.off = _mm512_set1_ps(8.0f * d);
   }
-  static void piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
     const __m128i q = load128(blk + 2), mask = _mm_set1_epi8(15);
     lo = _mm512_fmsub_ps(cvtU8(_mm_and_si128(q, mask)), s.d, s.off);
     hi = _mm512_fmsub_ps(cvtU8(_mm_and_si128(_mm_srli_epi16(q, 4), mask)), s.d, s.off);
@@ -66,11 +69,11 @@ struct DecQ4_0 {
 struct DecQ4_1 {
   static constexpr int E = 32, B = 20;
   struct State { __m512 d, m; };
-  static void prepare(const uint8_t* blk, State& s) {
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) {
     s.d = _mm512_set1_ps(halfToFloat(read16(blk)));
     s.m = _mm512_set1_ps(halfToFloat(read16(blk + 2)));
   }
-  static void piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
     const __m128i q = load128(blk + 4), mask = _mm_set1_epi8(15);
     lo = _mm512_fmadd_ps(cvtU8(_mm_and_si128(q, mask)), s.d, s.m);
     hi = _mm512_fmadd_ps(cvtU8(_mm_and_si128(_mm_srli_epi16(q, 4), mask)), s.d, s.m);
@@ -80,13 +83,13 @@ struct DecQ4_1 {
 struct DecQ5_0 {
   static constexpr int E = 32, B = 22;
   struct State { __m512 d, off; uint32_t qh; };
-  static void prepare(const uint8_t* blk, State& s) {
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) {
     const float d = halfToFloat(read16(blk));
     s.d = _mm512_set1_ps(d);
     s.off = _mm512_set1_ps(16.0f * d);
     s.qh = read32(blk + 2);
   }
-  static void piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
     const __m128i q = load128(blk + 6), mask = _mm_set1_epi8(15);
     const __m512i sixteen = _mm512_set1_epi32(16);
     __m512i l = _mm512_cvtepu8_epi32(_mm_and_si128(q, mask));
@@ -99,7 +102,7 @@ struct DecQ5_0 {
 };
 
 /** Q4_K and Q5_K: scale and min of each of the 8 sub-blocks of 32, multiplied out. */
-inline void kScales(const uint8_t* blk, float* scale, float* min) {
+FRUGAL_INLINE void kScales(const uint8_t* blk, float* scale, float* min) {
   const float d = halfToFloat(read16(blk)), dmin = halfToFloat(read16(blk + 2));
   for (int j = 0; j < 8; j++) {
     int sc, mn;
@@ -112,8 +115,8 @@ inline void kScales(const uint8_t* blk, float* scale, float* min) {
 struct DecQ4_K {
   static constexpr int E = 256, B = 144;
   struct State { float scale[8], min[8]; };
-  static void prepare(const uint8_t* blk, State& s) { kScales(blk, s.scale, s.min); }
-  static void piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { kScales(blk, s.scale, s.min); }
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
     // piece p = sub-block p: low nibbles of qs[32(p/2) ..] when p is even, high nibbles when odd.
     const uint8_t* q = blk + 16 + 32 * (p >> 1);
     const __m128i mask = _mm_set1_epi8(15);
@@ -131,8 +134,8 @@ struct DecQ4_K {
 struct DecQ5_K {
   static constexpr int E = 256, B = 176;
   struct State { float scale[8], min[8]; };
-  static void prepare(const uint8_t* blk, State& s) { kScales(blk, s.scale, s.min); }
-  static void piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { kScales(blk, s.scale, s.min); }
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
     const uint8_t* q = blk + 48 + 32 * (p >> 1);
     const __m128i mask = _mm_set1_epi8(15);
     __m128i a = load128(q), b = load128(q + 16);
@@ -157,12 +160,12 @@ struct DecQ5_K {
 struct DecQ6_K {
   static constexpr int E = 256, B = 210;
   struct State { float scale[16]; };
-  static void prepare(const uint8_t* blk, State& s) {
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) {
     const float d = halfToFloat(read16(blk + 208));
     const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
     for (int j = 0; j < 16; j++) s.scale[j] = d * static_cast<float>(sc[j]);
   }
-  static void piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
     // Piece p covers elements 32p .. 32p+31: half h = p/4, quarter k = p%4 (Y[l + 32k] of the spec's table).
     const int h = p >> 2, k = p & 3;
     const uint8_t* L = blk + 64 * h + ((k & 1) ? 32 : 0);
@@ -191,7 +194,7 @@ struct DecQ6_K {
 struct DecFp8 {
   static constexpr int E = 32, B = 32;
   struct State { __m512 scale; };
-  static void piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
     const __m512i keep = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
     const __m512i a = _mm512_and_si512(_mm512_slli_epi32(_mm512_cvtepi8_epi32(load128(blk)), 20), keep);
     const __m512i b = _mm512_and_si512(_mm512_slli_epi32(_mm512_cvtepi8_epi32(load128(blk + 16)), 20), keep);
@@ -205,7 +208,7 @@ struct DecFp8 {
  * c0 is a multiple of 256, and x points at the activations of column c0 of the first row.
  */
 template <class D, int G>
-inline void accumulatePiece(const uint8_t* blk, const typename D::State& s, int p, const float* xp, int64_t ldx, __m512 (&acc)[G][2]) {
+FRUGAL_INLINE void accumulatePiece(const uint8_t* blk, const typename D::State& s, int p, const float* xp, int64_t ldx, __m512 (&acc)[G][2]) {
   __m512 lo, hi;
   D::piece(blk, s, p, lo, hi);
   for (int g = 0; g < G; g++) {
@@ -261,7 +264,7 @@ void dotSegment(const Weight& w, int64_t r, int64_t c0, int64_t blocks, const fl
 struct DecFp8Piece {
   static constexpr int E = 32, B = 32;
   struct State { __m512 scale; };
-  static void piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) { DecFp8::piece(blk, DecFp8::State{s.scale}, p, lo, hi); }
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) { DecFp8::piece(blk, DecFp8::State{s.scale}, p, lo, hi); }
 };
 
 template <int G>
