@@ -8,6 +8,7 @@
  * treated as no key, a revoked key is still refused, and the UI works as a built-in local user.
  */
 import type { FastifyRequest } from 'fastify';
+import type { SamplingOptions } from '../generate/sampling.js';
 import { parseCookies, safeEqual, sha256 } from './auth.js';
 import { ApiError } from './errors.js';
 import type { RateLimiter } from './limits.js';
@@ -35,6 +36,8 @@ export interface ServerSettings {
   maxTokensCap: number;
   /** Output tokens when a request sets none (also bounded by the context). */
   defaultMaxTokens: number;
+  /** Sampling used where a request sets nothing (e.g. temperature; clients like the AI SDK drop it for reasoners). */
+  defaultSampling?: SamplingOptions | undefined;
   /** Reasoning budget applied when a request sets none (undefined: unlimited). */
   defaultReasoningBudget?: number | undefined;
   sessionTtlMs: number;

@@ -71,7 +71,7 @@ export function admit(ctx: ServerContext, principal: Principal, plan: Generation
           model: plan.served,
           prompt: plan.prompt,
           options: {
-            sampling: plan.sampling,
+            sampling: { ...ctx.settings.defaultSampling, ...plan.sampling },
             maxTokens: plan.maxTokens,
             stop: plan.stop ?? [],
             thinking: plan.thinking,

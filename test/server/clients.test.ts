@@ -1,0 +1,93 @@
+/**
+ * Other real clients: @ai-sdk/deepseek (generateText / streamText, reasoning parts) and the
+ * `ollama` client (chat and generate with think: true, streaming and not, tags, show, version).
+ * Each answer is compared with the engine run directly on the prompt the server builds.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createDeepSeek } from '@ai-sdk/deepseek';
+import { generateText, streamText } from 'ai';
+import { Ollama } from 'ollama';
+import { collect, generate, type GenerationResult } from '../../src/generate/engine.js';
+import { buildChatPrompt, encodePrompt } from '../../src/server/prompt.js';
+import type { ChatMessage } from '../../src/tokenizer/chat-template.js';
+import { loadForServing, startTestServer, type TestServer } from './helpers.js';
+
+const BUDGET = 5;
+let t: TestServer;
+
+before(async () => {
+  t = await startTestServer({ settings: { defaultReasoningBudget: BUDGET, defaultSampling: { temperature: 0 } } });
+});
+after(() => t.close());
+
+async function reference(messages: ChatMessage[], maxTokens: number, thinking = true): Promise<GenerationResult> {
+  const loaded = loadForServing(t.modelPath);
+  const plan = buildChatPrompt(loaded.tokenizer, { messages, thinking });
+  return collect(generate(loaded.model, loaded.tokenizer, { prompt: encodePrompt(loaded.tokenizer, plan.text), sampling: { temperature: 0 }, maxTokens, reasoningBudget: BUDGET, thinking: plan.thinking }));
+}
+
+test('@ai-sdk/deepseek generateText and streamText: reasoning arrives as reasoning', async () => {
+  const deepseek = createDeepSeek({ baseURL: `${t.url}/v1`, apiKey: 'sk-local' });
+  const expected = await reference([{ role: 'user', content: 'Why is the sky blue?' }], 24);
+  assert.ok(expected.reasoning.length > 0 && expected.content.length > 0);
+  const r = await generateText({ model: deepseek('deepseek-reasoner'), prompt: 'Why is the sky blue?', temperature: 0, maxOutputTokens: 24, maxRetries: 0 });
+  assert.equal(r.reasoningText, expected.reasoning);
+  assert.equal(r.text, expected.content);
+  assert.equal(r.usage.outputTokens, expected.done.usage.completionTokens);
+
+  const s = streamText({ model: deepseek('deepseek-reasoner'), prompt: 'Why is the sky blue?', temperature: 0, maxOutputTokens: 24, maxRetries: 0 });
+  let reasoning = '';
+  let text = '';
+  for await (const part of s.fullStream) {
+    if (part.type === 'reasoning-delta') reasoning += part.text;
+    if (part.type === 'text-delta') text += part.text;
+    if (part.type === 'error') throw part.error;
+  }
+  assert.equal(reasoning, expected.reasoning);
+  assert.equal(text, expected.content);
+});
+
+test('ollama client: chat with think: true, streamed and not', async () => {
+  const ollama = new Ollama({ host: t.url });
+  const messages = [{ role: 'user' as const, content: 'Hello there' }];
+  const expected = await reference(messages, 20);
+  const r = await ollama.chat({ model: 'tiny', messages, think: true, stream: false, options: { temperature: 0, num_predict: 20 } });
+  assert.equal(r.message.thinking, expected.reasoning);
+  assert.equal(r.message.content, expected.content);
+  assert.equal(r.eval_count, expected.done.usage.completionTokens);
+  assert.equal(r.done_reason, expected.done.finishReason === 'length' ? 'length' : 'stop');
+
+  let thinking = '';
+  let content = '';
+  let last: { done: boolean; eval_count?: number } | undefined;
+  for await (const part of await ollama.chat({ model: 'tiny', messages, think: true, stream: true, options: { temperature: 0, num_predict: 20 } })) {
+    thinking += part.message.thinking ?? '';
+    content += part.message.content;
+    last = part;
+  }
+  assert.equal(thinking, expected.reasoning);
+  assert.equal(content, expected.content);
+  assert.equal(last?.done, true);
+  assert.equal(last?.eval_count, expected.done.usage.completionTokens);
+});
+
+test('ollama client: think: false gives no thinking; generate, tags, show, version', async () => {
+  const ollama = new Ollama({ host: t.url });
+  const messages = [{ role: 'user' as const, content: 'Hello there' }];
+  const expected = await reference(messages, 10, false);
+  const r = await ollama.chat({ model: 'tiny:latest', messages, think: false, stream: false, options: { temperature: 0, num_predict: 10 } });
+  assert.equal(r.message.thinking, undefined);
+  assert.equal(r.message.content, expected.content);
+
+  const g = await ollama.generate({ model: 'tiny', prompt: 'Hello there', think: true, stream: false, options: { temperature: 0, num_predict: 20 } });
+  const expectedG = await reference(messages, 20);
+  assert.equal(g.thinking, expectedG.reasoning);
+  assert.equal(g.response, expectedG.content);
+
+  const tags = await ollama.list();
+  assert.deepEqual(tags.models.map((m) => m.name), ['tiny:latest']);
+  const show = await ollama.show({ model: 'tiny' });
+  assert.equal(show.details.family, 'llama');
+  assert.ok((await ollama.version()).version.length > 0);
+});
