@@ -3,28 +3,29 @@
  * a CausalLM (plus its tokenizer and chat template when the files carry them).
  *
  * Every architecture reads its weights through a ModelSource, which speaks GGUF names and keys:
- * an HF checkpoint is presented under the names llama.cpp's converter would give it
- * (./load-hf.ts), so one loader per architecture serves both formats. Architectures register in
- * `architectures` below by their GGUF `general.architecture` name.
+ * a dense HF checkpoint is presented under the names and keys llama.cpp's converter would give it
+ * (openHfSource below), so one loader per architecture serves both formats. DeepSeek HF
+ * checkpoints go through ./deepseek-v3-hf.ts. Architectures register in `architectures` below
+ * by their GGUF `general.architecture` name.
  */
 import { existsSync, statSync } from 'node:fs';
-import { type GgufPlainValue, plainValue } from '../formats/gguf-value.js';
 import { join } from 'node:path';
 import { type GgufFile, type GgufTensorInfo, openGguf, readExpertMatrix, readF32, readWeightMatrix } from '../formats/gguf.js';
+import { type GgufPlainValue, plainValue } from '../formats/gguf-value.js';
+import { openCheckpoint, readTensorF32, readWeight } from '../formats/hf-checkpoint.js';
+import { type HfArchitecture, type LlamaConfig, type Qwen2Config, readHfConfig } from '../formats/hf-config.js';
+import type { SafetensorsTensorInfo } from '../formats/safetensors.js';
+import { mlaCacheWidth } from '../nn/mla.js';
+import { llama3FreqFactors } from '../nn/rope.js';
 import type { Backend } from '../tensor/backend.js';
 import type { DType } from '../tensor/dtype.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
-import type { CausalLM } from './model.js';
-import { describeDense, loadLlama } from './llama.js';
-import { loadQwen2 } from './qwen2.js';
 import { Tokenizer, tokenizerGgufMetadata } from '../tokenizer/index.js';
-import { type HfArchitecture, type LlamaConfig, type Qwen2Config, readHfConfig } from '../formats/hf-config.js';
-import { openCheckpoint, readTensorF32, readWeight } from '../formats/hf-checkpoint.js';
-import type { SafetensorsTensorInfo } from '../formats/safetensors.js';
-import { llama3FreqFactors } from '../nn/rope.js';
 import { deepseekConfigFromGguf, loadDeepseekFromGguf } from './deepseek-v3.js';
 import { loadDeepseekFromHf } from './deepseek-v3-hf.js';
-import { mlaCacheWidth } from '../nn/mla.js';
+import { describeDense, loadLlama } from './llama.js';
+import type { CausalLM } from './model.js';
+import { loadQwen2 } from './qwen2.js';
 
 /** One stored tensor: name, dtype, shape in ggml order (dims[0] = contiguous), bytes. */
 export interface TensorSummary {

@@ -167,6 +167,8 @@ export interface TinyDenseOptions {
   llama3RopeScaling?: boolean;
   tiedEmbeddings?: boolean;
   rmsNormEps?: number;
+  /** Scale of the q/k projections (larger: sharper attention). Default 1. */
+  attentionGain?: number;
   seed?: number;
 }
 
@@ -185,7 +187,7 @@ const LLAMA3_SCALING = { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, origina
 export function tinyDenseModel(options: TinyDenseOptions): TinyDenseModel {
   const o = {
     dtype: 'f32' as TinyDType, tokenizer: 'qwen2.5' as TinyTokenizerName, hiddenSize: 64, layers: 2, heads: 4, kvHeads: 2,
-    ffSize: 256, contextLength: 256, ropeTheta: 10000, llama3RopeScaling: false, tiedEmbeddings: false, rmsNormEps: 1e-6, seed: 1,
+    ffSize: 256, contextLength: 256, ropeTheta: 10000, llama3RopeScaling: false, tiedEmbeddings: false, rmsNormEps: 1e-6, attentionGain: 1, seed: 1,
     ...options,
   };
   if (o.hiddenSize % o.heads !== 0) throw new Error(`hidden size ${o.hiddenSize} is not a multiple of ${o.heads} heads`);
@@ -202,8 +204,8 @@ export function tinyDenseModel(options: TinyDenseOptions): TinyDenseModel {
   for (let i = 0; i < o.layers; i++) {
     const p = `model.layers.${i}`;
     vector(`${p}.input_layernorm.weight`, d, 0.1, 1);
-    matrix(`${p}.self_attn.q_proj.weight`, o.heads * headDim, d, 2);
-    matrix(`${p}.self_attn.k_proj.weight`, o.kvHeads * headDim, d, 2);
+    matrix(`${p}.self_attn.q_proj.weight`, o.heads * headDim, d, o.attentionGain);
+    matrix(`${p}.self_attn.k_proj.weight`, o.kvHeads * headDim, d, o.attentionGain);
     matrix(`${p}.self_attn.v_proj.weight`, o.kvHeads * headDim, d, 1);
     if (o.architecture === 'qwen2') {
       vector(`${p}.self_attn.q_proj.bias`, o.heads * headDim, 0.5, 0);
