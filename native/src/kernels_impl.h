@@ -737,10 +737,10 @@ void matmul(float* out, const float* x, int64_t m, const Weight& w) {
 #if defined(__AVX512F__)
 #include "matvec_vnni.h"
 
-/** matmul for CPUs with AVX-512 VNNI: Q4_K with few rows takes the int8 path. */
+/** matmul for CPUs with AVX-512 VNNI: Q4_K and Q4_0 with few rows take the int8 path. */
 void matmulVnni(float* out, const float* x, int64_t m, const Weight& w) {
-  if (w.dtype == DT_Q4_K && m >= 1 && m <= SMALL_M && w.rows > 0 && w.cols > 0) {
-    matvecQ4KVnni(out, x, m, w);
+  if ((w.dtype == DT_Q4_K || w.dtype == DT_Q4_0) && m >= 1 && m <= SMALL_M && w.rows > 0 && w.cols > 0) {
+    matvecVnni(out, x, m, w);
     return;
   }
   matmul(out, x, m, w);

@@ -1,4 +1,4 @@
-// AVX-512 VNNI matrix x (few) vectors for Q4_K weights: the activations are quantized to int8
+// AVX-512 VNNI matrix x (few) vectors for Q4_K and Q4_0 weights: the activations are quantized to int8
 // per 32-column block (one f32 scale each, like ggml's q8 activations), and each pair of Q4_K
 // sub-blocks (64 nibbles) is multiplied into them with one vpdpbusd. The sub-block minimums are
 // applied with the exact f32 column sums of x. Included by kernels_impl.h when __AVX512F__.
@@ -10,12 +10,13 @@
 /** Activations in int8: q is packed by segment like the f32 path (m rows of `len` bytes at q + m * c0). */
 struct Int8Activations {
   const int8_t* q;
-  const float* scale;  // [m][cols / 32]
-  const float* sum;    // [m][cols / 32], exact f32 sums of each 32-block
+  const float* scale;    // [m][cols / 32]
+  const float* sum;      // [m][cols / 32], exact f32 sums of each 32-block
+  const int32_t* minus8; // packed like q, one per 4 values: -8 · (sum of those 4 int8 values); for Q4_0
   int64_t blocksPerRow;
 };
 
-FRUGAL_VNNI void quantizeActivations(const float* x, int64_t m, int64_t cols, int64_t segment, int8_t* q, float* scale, float* sum) {
+FRUGAL_VNNI void quantizeActivations(const float* x, int64_t m, int64_t cols, int64_t segment, int8_t* q, float* scale, float* sum, int32_t* minus8) {
   const int64_t blocks = cols / 32;
   for (int64_t i = 0; i < m; i++) {
     for (int64_t b = 0; b < blocks; b++) {
@@ -33,6 +34,11 @@ FRUGAL_VNNI void quantizeActivations(const float* x, int64_t m, int64_t cols, in
       int8_t* dst = q + m * c0 + i * len + (col - c0);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), qlo);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), qhi);
+      if (minus8) {
+        const __m256i both = _mm256_set_m128i(qhi, qlo);
+        const __m256i eights = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), both);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(minus8 + (m * c0 + i * len + (col - c0)) / 4), _mm256_sub_epi32(_mm256_setzero_si256(), eights));
+      }
       scale[i * blocks + b] = d;
       sum[i * blocks + b] = _mm512_reduce_add_ps(_mm512_add_ps(lo, hi));
     }
@@ -107,34 +113,81 @@ FRUGAL_VNNI void dotSegmentQ4KVnni(const Weight& w, int64_t r, int64_t c0, int64
   }
 }
 
+/** Q4_0 rows against int8 activations: two blocks (64 weights) per vpdpbusd. Even block counts only. */
+template <int G>
+FRUGAL_VNNI void dotSegmentQ4_0Vnni(const Weight& w, int64_t r, int64_t c0, int64_t len, const Int8Activations& a, int64_t m, int64_t i0, float* res) {
+  const uint8_t* blk = w.data + r * rowBytes(w) + c0 / 32 * 18;
+  const int8_t* xq = a.q + m * c0 + i0 * len;
+  const int32_t* off = a.minus8 + (m * c0 + i0 * len) / 4;
+  const __m512i nibble = _mm512_set1_epi8(15);
+  const __m512i pick = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  __m512 acc[G];
+  for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
+  const int64_t pairs = len / 64;
+  for (int64_t b = 0; b < pairs; b++, blk += 36) {
+    const __m256i q = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 20)), _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+    // [lo a | lo b | hi a | hi b] -> [lo a | hi a | lo b | hi b]: the element order of the two blocks.
+    const __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), nibble);
+    const __m512i wq = _mm512_shuffle_i64x2(z, z, 0xD8);
+    const __m128 d = _mm_set_ps(0.0f, 0.0f, halfToFloat(read16(blk + 18)), halfToFloat(read16(blk)));
+    const int64_t xb = (c0 + 64 * b) / 32;
+    for (int g = 0; g < G; g++) {
+      const __m512i dots = _mm512_dpbusd_epi32(_mm512_loadu_si512(off + g * len / 4 + 16 * b), wq, _mm512_loadu_si512(xq + g * len + 64 * b));
+      const __m128 dx = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(a.scale + (i0 + g) * a.blocksPerRow + xb)));
+      const __m512 scale = _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(_mm_mul_ps(d, dx)));
+      acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), scale, acc[g]);
+    }
+  }
+  for (int g = 0; g < G; g++) res[g] += _mm512_reduce_add_ps(acc[g]);
+}
+
 struct VnniJob {
   float* out;
+  const float* x;  // the f32 activations (for a Q4_0 row's odd last block)
   Int8Activations a;
   int64_t m;
   int64_t segment;
   const Weight* w;
 };
 
-FRUGAL_VNNI void matvecRowsQ4KVnni(void* ctx, int64_t r0, int64_t r1, int) {
+FRUGAL_VNNI void matvecRowsVnni(void* ctx, int64_t r0, int64_t r1, int) {
   const VnniJob& j = *static_cast<const VnniJob*>(ctx);
   const Weight& w = *j.w;
+  const bool q4k = w.dtype == DT_Q4_K;
   float acc[MATVEC_ROWS][SMALL_M];
+  float* tmp = scratch(0, 32);
   for (int64_t rb = r0; rb < r1; rb += MATVEC_ROWS) {
     const int64_t nr = imin(MATVEC_ROWS, r1 - rb);
     for (int64_t rr = 0; rr < nr; rr++)
       for (int64_t i = 0; i < j.m; i++) acc[rr][i] = 0.0f;
     for (int64_t c0 = 0; c0 < w.cols; c0 += j.segment) {
       const int64_t len = imin(j.segment, w.cols - c0);
+      const int64_t even = q4k ? len : len / 64 * 64;
       for (int64_t rr = 0; rr < nr; rr++) {
         for (int64_t i = 0; i < j.m;) {
           const int64_t g = imin(4, j.m - i);
-          switch (g) {
-            case 4: dotSegmentQ4KVnni<4>(w, rb + rr, c0, len, j.a, j.m, i, acc[rr] + i); break;
-            case 3: dotSegmentQ4KVnni<3>(w, rb + rr, c0, len, j.a, j.m, i, acc[rr] + i); break;
-            case 2: dotSegmentQ4KVnni<2>(w, rb + rr, c0, len, j.a, j.m, i, acc[rr] + i); break;
-            default: dotSegmentQ4KVnni<1>(w, rb + rr, c0, len, j.a, j.m, i, acc[rr] + i); break;
+          float* res = acc[rr] + i;
+          const int64_t r = rb + rr;
+          if (q4k) {
+            switch (g) {
+              case 4: dotSegmentQ4KVnni<4>(w, r, c0, len, j.a, j.m, i, res); break;
+              case 3: dotSegmentQ4KVnni<3>(w, r, c0, len, j.a, j.m, i, res); break;
+              case 2: dotSegmentQ4KVnni<2>(w, r, c0, len, j.a, j.m, i, res); break;
+              default: dotSegmentQ4KVnni<1>(w, r, c0, len, j.a, j.m, i, res); break;
+            }
+          } else {
+            switch (g) {
+              case 4: dotSegmentQ4_0Vnni<4>(w, r, c0, len, j.a, j.m, i, res); break;
+              case 3: dotSegmentQ4_0Vnni<3>(w, r, c0, len, j.a, j.m, i, res); break;
+              case 2: dotSegmentQ4_0Vnni<2>(w, r, c0, len, j.a, j.m, i, res); break;
+              default: dotSegmentQ4_0Vnni<1>(w, r, c0, len, j.a, j.m, i, res); break;
+            }
           }
           i += g;
+        }
+        if (even < len) {  // Q4_0 segment with an odd number of blocks: the last block in f32
+          decodeRow(w, rb + rr, c0 + even, len - even, tmp);
+          for (int64_t i = 0; i < j.m; i++) acc[rr][i] += dot(tmp, j.x + i * w.cols + c0 + even, len - even);
         }
       }
     }
@@ -143,13 +196,15 @@ FRUGAL_VNNI void matvecRowsQ4KVnni(void* ctx, int64_t r0, int64_t r1, int) {
   }
 }
 
-/** Q4_K x (m <= SMALL_M) rows with int8 activations and VNNI. */
-void matvecQ4KVnni(float* out, const float* x, int64_t m, const Weight& w) {
+/** Q4_K or Q4_0 weights x (m <= SMALL_M) rows with int8 activations and VNNI. */
+void matvecVnni(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t segment = SEGMENT;
   const int64_t blocks = w.cols / 32;
-  int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>((m * w.cols + 3) / 4)));
+  int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>((m * w.cols + 3) / 4 + m * w.cols / 4)));
+  int32_t* minus8 = reinterpret_cast<int32_t*>(q + (m * w.cols + 3) / 4 * 4);
   float* scale = scratch(1, static_cast<size_t>(2 * m * blocks));
-  quantizeActivations(x, m, w.cols, segment, q, scale, scale + m * blocks);
-  VnniJob j{out, Int8Activations{q, scale, scale + m * blocks, blocks}, m, segment, &w};
-  parallelStatic(w.rows, MATVEC_ROWS, matvecRowsQ4KVnni, &j);
+  const bool q40 = w.dtype == DT_Q4_0;
+  quantizeActivations(x, m, w.cols, segment, q, scale, scale + m * blocks, q40 ? minus8 : nullptr);
+  VnniJob j{out, x, Int8Activations{q, scale, scale + m * blocks, minus8, blocks}, m, segment, &w};
+  parallelStatic(w.rows, MATVEC_ROWS, matvecRowsVnni, &j);
 }

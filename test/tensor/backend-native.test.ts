@@ -6,7 +6,7 @@
 //    Cauchy-Schwarz bound for random data, worst case k · 6e-8); ref sums in doubles. Quantized
 //    weights are compared with ref's dequantize-then-multiply, and the native kernels also
 //    dequantize to f32 in registers (activations are not quantized), so the same bound holds.
-//  - except where activations are quantized to int8 (at the 'avx512-vnni' level: q4_k with m <= 16):
+//  - except where activations are quantized to int8 (at the 'avx512-vnni' level: q4_k and q4_0 with m <= 16):
 //    each x value is then rounded to within amax(its 32-block) / 254, so the bound adds
 //    sum over blocks of amax/254 · sum |w| over the block (exact worst case of that rounding).
 //  - dequantizeRows / embeddingGather: 1e-6 of the row's largest magnitude (the native decoders
@@ -120,7 +120,7 @@ test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip },
 
 /** (level, dtype) pairs whose small-m matmul quantizes the activations to int8 (see native/src/matvec_vnni.h). */
 function int8Activations(level: string, dtype: DType, m: number): boolean {
-  return level === 'avx512-vnni' && dtype === 'q4_k' && m <= 16;
+  return level === 'avx512-vnni' && (dtype === 'q4_k' || dtype === 'q4_0') && m <= 16;
 }
 
 /** bound[i * rows + r] = sum over 32-blocks of amax(x_i block) / 254 · sum |w_r| over the block. */
