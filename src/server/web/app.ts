@@ -209,7 +209,14 @@ ui.newChat.addEventListener('click', () => {
   void openFromHash();
 });
 
-ui.toggleSidebar.addEventListener('click', () => document.body.classList.toggle('sidebar-open'));
+ui.toggleSidebar.addEventListener('click', (e) => {
+  e.stopPropagation();
+  document.body.classList.toggle('sidebar-open');
+});
+// On narrow screens the sidebar covers the page: a click outside it closes it.
+document.addEventListener('click', (e) => {
+  if (document.body.classList.contains('sidebar-open') && !ui.sidebar.contains(e.target as Node)) document.body.classList.remove('sidebar-open');
+});
 
 // ---------------------------------------------------------------------------------------------
 // Model and settings
@@ -219,7 +226,8 @@ function renderModels(): void {
   for (const m of config.models) ui.model.appendChild(h('option', { attrs: { value: m.id } }, m.name || m.id));
   const preferred = config.models.find((m) => m.id === settings.model) ?? config.models.find((m) => m.default) ?? config.models[0];
   if (preferred) ui.model.value = preferred.id;
-  ui.model.hidden = config.models.length < 2;
+  ui.model.hidden = config.models.length === 0;
+  ui.model.disabled = config.models.length < 2;
 }
 
 function renderSettings(): void {
