@@ -139,7 +139,10 @@ console.log(`FMA peak: ${peak.value.toFixed(1)} GFLOPS (${peak.how})`);
 const results: Record<string, { tokensPerSecond: number; gflops: number }> = {};
 if (ONLY !== 'moe') results.dense = bench('dense', dense);
 if (ONLY !== 'dense') results.moe = bench('moe', moe);
-for (const [name, r] of Object.entries(results)) console.log(`${name}: ${(100 * r.gflops / peak.value).toFixed(2)}% of FMA peak`);
+const SPEC_PEAK = 424; // machine-performance.md: FMA peak on 2 threads of an idle machine
+for (const [name, r] of Object.entries(results)) {
+  console.log(`${name}: ${(100 * r.gflops / peak.value).toFixed(2)}% of the measured FMA peak, ${(100 * r.gflops / SPEC_PEAK).toFixed(2)}% of the ${SPEC_PEAK} GFLOPS spec peak`);
+}
 if (results.dense) {
   const torch = pytorchTokensPerSecond(threads);
   if (typeof torch === 'number') console.log(`PyTorch dense: ${torch.toFixed(0)} tokens/s on ${threads} threads; frugal / PyTorch = ${(results.dense.tokensPerSecond / torch).toFixed(3)}`);

@@ -13,7 +13,7 @@
  * Every file is written atomically (temporary file in the same directory, fsync, rename, directory
  * fsync), so a crash at any moment leaves `latest` pointing at a complete checkpoint.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../formats/atomic-write.js';
 import { type HfConfig, hfConfigToJson, readHfConfig } from '../formats/hf-config.js';
@@ -181,3 +181,21 @@ export function loadCheckpoint(path: string): Checkpoint {
   return { dir, config, tensors, state, optimizer };
 }
 
+
+/** Deletes all but the newest `keep` step directories of a run (never the one `latest` names). */
+export function pruneCheckpoints(outDir: string, keep: number): string[] {
+  if (keep <= 0) return [];
+  const parent = join(outDir, 'checkpoints');
+  if (!existsSync(parent)) return [];
+  const current = resolveCheckpointDir(outDir);
+  const steps = readdirSync(parent).filter((n) => /^step-\d{8}$/.test(n)).sort();
+  const removed: string[] = [];
+  for (const name of steps.slice(0, Math.max(0, steps.length - keep))) {
+    const dir = join(parent, name);
+    if (resolve(dir) === resolve(current)) continue;
+    rmSync(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  if (removed.length > 0) fsyncDirectory(parent);
+  return removed;
+}

@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../formats/atomic-write.js';
 import { hfConfigToJson } from '../formats/hf-config.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { renderLineChart } from './chart.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
 import { PackedSequences, SequenceOrder, holdOut, loadTokens } from './data.js';
 import { FP8_GROUP } from './fp8-linear.js';
 import { TrainModel } from './model.js';
@@ -209,6 +209,7 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
   const checkpoint = (step: number) => {
     lastCheckpoint = saveCheckpoint(run.outDir, run.model, model.tensors(), trainer.optimizer.exportState(),
       { step, dataCursor: cursor, seed: run.seed, tokens: tokensSeen, extra: {} }, run.data.tokenizer);
+    pruneCheckpoints(run.outDir, run.keepCheckpoints);
     options.onCheckpoint?.(lastCheckpoint, step);
   };
 

@@ -7,7 +7,7 @@
  *   "optimizer": { "lr", "weight_decay", "betas": [b1, b2], "clip", "eps"?: 1e-8, "min_lr"?: lr/10 },
  *   "schedule": { "type": "cosine" | "wsd", "warmup", "steps", "decay_steps"? (wsd; default steps/5) },
  *   "batch_size", "grad_accum", "seq_len", "mtp": { "enabled", "lambda" }, "moe": { "gamma", "alpha" },
- *   "fp8": bool, "seed", "out_dir", "eval_every", "checkpoint_every", "eval_batches"?: 4 }
+ *   "fp8": bool, "seed", "out_dir", "eval_every", "checkpoint_every", "keep_checkpoints"?: 0 (all), "eval_batches"?: 4 }
  *
  * Relative paths are resolved against the config file's directory.
  */
@@ -30,6 +30,8 @@ export interface RunConfig {
   outDir: string;
   evalEvery: number;
   checkpointEvery: number;
+  /** Keep only the newest N checkpoints (0: keep all). */
+  keepCheckpoints: number;
   evalBatches: number;
 }
 
@@ -115,7 +117,7 @@ class Reader {
   }
 }
 
-const TOP = ['model', 'data', 'optimizer', 'schedule', 'batch_size', 'grad_accum', 'seq_len', 'mtp', 'moe', 'fp8', 'seed', 'out_dir', 'eval_every', 'checkpoint_every', 'eval_batches'];
+const TOP = ['model', 'data', 'optimizer', 'schedule', 'batch_size', 'grad_accum', 'seq_len', 'mtp', 'moe', 'fp8', 'seed', 'out_dir', 'eval_every', 'checkpoint_every', 'keep_checkpoints', 'eval_batches'];
 
 /** Validates a parsed run config; `base` resolves relative paths. */
 export function parseRunConfig(json: unknown, source = 'run.json', base = process.cwd()): RunConfig {
@@ -169,7 +171,7 @@ export function parseRunConfig(json: unknown, source = 'run.json', base = proces
   return {
     model, data, optimizer, schedule: { type: type as 'cosine' | 'wsd', warmup, steps, decaySteps }, batchSize: r.int('batch_size'), gradAccum: r.int('grad_accum', 1),
     seqLen, mtp, moe, fp8: r.bool('fp8', false), seed: r.int('seed', 0, 0), outDir,
-    evalEvery: r.int('eval_every', 0, 0), checkpointEvery: r.int('checkpoint_every', 0, 0), evalBatches: r.int('eval_batches', 4),
+    evalEvery: r.int('eval_every', 0, 0), checkpointEvery: r.int('checkpoint_every', 0, 0), keepCheckpoints: r.int('keep_checkpoints', 0, 0), evalBatches: r.int('eval_batches', 4),
   };
 }
 

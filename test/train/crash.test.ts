@@ -45,7 +45,7 @@ function trainAndKill(configPath: string, outDir: string, delayMs: number): Prom
 }
 
 test('kill -9 during training and checkpoint writes leaves the latest checkpoint loadable; training resumes', { timeout: 180_000 }, async () => {
-  const f = runFixture({ schedule: { type: 'cosine', warmup: 2, steps: 400 }, batch_size: 2, seq_len: 16, checkpoint_every: 1, eval_every: 0 });
+  const f = runFixture({ schedule: { type: 'cosine', warmup: 2, steps: 400 }, batch_size: 2, seq_len: 16, checkpoint_every: 1, keep_checkpoints: 2, eval_every: 0 });
   const rng = new Random(Date.now() % 100000);
   let lastStep = 0;
   for (let round = 0; round < 4; round++) {

@@ -47,11 +47,15 @@ const qwen = trained({
   architectures: ['Qwen2ForCausalLM'], vocab_size: 300, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
   num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, rms_norm_eps: 1e-6, initializer_range: 0.05,
 });
+const llama = trained({
+  architectures: ['LlamaForCausalLM'], vocab_size: 300, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+  num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, rms_norm_eps: 1e-5, initializer_range: 0.05, rope_theta: 500000,
+});
 const PROMPT = Int32Array.from(Tokenizer.fromFile(join(v3.run.dir, 'tokenizer.json')).encode('the cat sat on the mat. a dog ran to the box.'));
 
-test('export to GGUF (deepseek2 with MTP, qwen2): our engine on the GGUF == the training forward', () => {
+test('export to GGUF (deepseek2 with MTP, qwen2, llama): our engine on the GGUF == the training forward', () => {
   const T = PROMPT.length;
-  for (const { run, model } of [v3, qwen]) {
+  for (const { run, model } of [v3, qwen, llama]) {
     const out = join(run.dir, 'model.gguf');
     exportCheckpoint(run.run.outDir, out, 'f32');
     const loaded = loadModel(out);
@@ -86,7 +90,7 @@ test('export to GGUF (deepseek2 with MTP, qwen2): our engine on the GGUF == the 
 });
 
 test('llama.cpp loads the exported GGUFs and gives the training forward\'s next-token log-probs', { timeout: 300_000 }, async () => {
-  const models = [v3, qwen];
+  const models = [v3, qwen, llama];
   const paths = models.map(({ run }) => {
     const out = join(run.dir, 'oracle.gguf');
     exportCheckpoint(run.run.outDir, out, 'f32');

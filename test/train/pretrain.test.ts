@@ -3,7 +3,7 @@
 // cache is reused, and bad run configs are rejected naming the field.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runPretraining } from '../../src/train/pretrain.js';
 import { parseRunConfig } from '../../src/train/run-config.js';
@@ -49,7 +49,7 @@ test('resume is bit for bit: 12 steps straight == 6 steps, stop, resume, 6 more 
   const common = { schedule: { type: 'wsd', warmup: 2, steps: 12, decay_steps: 4 }, grad_accum: 2, batch_size: 2, checkpoint_every: 6, eval_every: 6 };
   const straight = runFixture(common);
   const a = runPretraining(straight.run, { progress: quiet });
-  const split = runFixture(common);
+  const split = runFixture({ ...common, keep_checkpoints: 1 });
   const b1 = runPretraining(split.run, { progress: quiet, stopAtStep: 6 });
   assert.equal(b1.endStep, 6);
   const b2 = runPretraining(split.run, { progress: quiet });
@@ -64,6 +64,9 @@ test('resume is bit for bit: 12 steps straight == 6 steps, stop, resume, 6 more 
   // The log of the resumed run has each step once.
   const log = readFileSync(join(split.run.outDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number });
   assert.deepEqual(log.filter((e) => e.type === 'step').map((e) => e.step), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  // keep_checkpoints 1: only the newest step directory is left (the straight run keeps both).
+  assert.deepEqual(readdirSync(join(split.run.outDir, 'checkpoints')), ['step-00000012']);
+  assert.deepEqual(readdirSync(join(straight.run.outDir, 'checkpoints')), ['step-00000006', 'step-00000012']);
 });
 
 test('run config errors name the field', () => {
