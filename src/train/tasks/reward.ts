@@ -52,9 +52,9 @@ export function formatProblem(completion: string, options: FormatOptions = {}): 
   if (opens !== 1) return opens === 0 ? 'no <think>' : `${opens} <think> tags`;
   if (closes !== 1) return closes === 0 ? 'no </think>' : `${closes} </think> tags`;
   if (!text.trimStart().startsWith('<think>')) return 'text before <think>';
+  // Starting with the only <think>, the only </think> necessarily comes after it.
   const close = text.indexOf('</think>');
   const open = text.indexOf('<think>');
-  if (close < open) return '</think> before <think>';
   if (text.slice(open + '<think>'.length, close).trim() === '') return 'empty reasoning';
   const after = text.slice(close + '</think>'.length).trim();
   if (after === '') return 'no answer after </think>';
