@@ -8,6 +8,7 @@ type CommandModule = { run(args: string[]): Promise<number>; summary: string };
 const commands: Record<string, () => Promise<CommandModule>> = {
   info: () => import('./info.js'),
   tokenize: () => import('./tokenize.js'),
+  tokenizer: () => import('./tokenizer.js'),
   logits: () => import('./logits.js'),
   run: () => import('./run.js'),
   chat: () => import('./chat.js'),
