@@ -1,0 +1,89 @@
+/**
+ * `frugal serve` as a process: refuses a public address without auth, serves on loopback, and a
+ * SIGKILL loses no acknowledged message (WAL + synchronous writes). Model registry: models load on
+ * first use and the least recently used one unloads when the memory budget is exceeded.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ModelRegistry } from '../../src/server/models.js';
+import { Store } from '../../src/server/store.js';
+import { loadForServing, readSse, tinyModelFile } from './helpers.js';
+
+const bin = fileURLToPath(new URL('../../../bin/frugal.js', import.meta.url));
+let dir = '';
+let model = '';
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'frugal-cli-'));
+  model = tinyModelFile(dir);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('a non-loopback address without auth is refused unless explicitly allowed', () => {
+  const r = spawnSync(process.execPath, [bin, 'serve', '--model', model, '--host', '0.0.0.0', '--no-auth', '--port', '0', '--db', join(dir, 'x.db')], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /refusing to serve 0\.0\.0\.0.*without authentication/);
+  const missing = spawnSync(process.execPath, [bin, 'serve', '--model', join(dir, 'nope.gguf')], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /model not found: .*nope\.gguf/);
+});
+
+test('SIGKILL during a generation loses no acknowledged message', async () => {
+  const db = join(dir, 'kill.db');
+  const child = spawn(process.execPath, [bin, 'serve', '--model', model, '--port', '0', '--db', db], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(err);
+        if (m) resolve(m[1]!);
+      });
+      child.on('exit', () => reject(new Error(`server exited: ${err}`)));
+    });
+    const post = (path: string, body: unknown) => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const { conversation } = (await (await post('/ui/conversations', { title: 'kill' })).json()) as { conversation: { id: string } };
+    const acknowledged: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { events } = await readSse(await post(`/ui/conversations/${conversation.id}/messages`, { content: `message ${i}`, max_tokens: 4 }));
+      acknowledged.push((events[0] as { user_message_id: string }).user_message_id);
+    }
+    // a fourth message: killed right after its acknowledgement, mid-generation
+    const r = await post(`/ui/conversations/${conversation.id}/messages`, { content: 'last words', max_tokens: 800 });
+    const reader = r.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    acknowledged.push((JSON.parse(first.slice(first.indexOf('{'), first.indexOf('\n'))) as { user_message_id: string }).user_message_id);
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const store = new Store(db);
+    const ids = new Set(store.messages(conversation.id).map((m) => m.id));
+    store.close();
+    for (const id of acknowledged) assert.ok(ids.has(id), `message ${id} survived the kill`);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});
+
+test('models load on first use; the least recently used idle one unloads over the memory budget', () => {
+  const second = join(dir, 'second.gguf');
+  copyFileSync(model, second);
+  const size = statSync(model).size;
+  const registry = new ModelRegistry([{ path: model }, { id: 'other', path: second }], { memoryBudgetBytes: size * 1.5, load: loadForServing });
+  assert.deepEqual(registry.ids(), ['tiny', 'other']);
+  assert.equal(registry.isLoaded('tiny'), false);
+  registry.get('tiny');
+  assert.deepEqual(registry.loadedModels().map((m) => m.id), ['tiny']);
+  registry.get('other');
+  assert.deepEqual(registry.loadedModels().map((m) => m.id), ['other']);
+  // a busy model is not unloaded: loading another then fails with 503
+  registry.get('other').active = 1;
+  assert.throws(() => registry.get('tiny'), /not enough memory/);
+  assert.equal(registry.resolve('deepseek-reasoner').id, 'tiny');
+  assert.equal(registry.resolve('deepseek-chat').thinking, false);
+  assert.equal(registry.resolve('other:latest').id, 'other');
+});
