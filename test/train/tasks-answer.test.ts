@@ -16,6 +16,7 @@ test('the answer is read only after the last </think>, by tag, boxed, Answer: li
   assert.match((extractAnswer('<think>the answer is <answer>42</answer>') as { reason: string }).reason, /no <\/think>/);
   assert.equal(text('<think><answer>41</answer></think>\n<answer>42</answer>'), '42');
   assert.equal(text('<think>a</think>b</think> <answer>43</answer>'), '43', 'after the LAST </think>');
+  assert.equal(text('<think>a</think><answer>41</answer> hmm </think> 42'), '42', 'an answer before the last </think> is reasoning');
   assert.equal(text('<think>a</think><answer>1</answer> no wait <answer> 2 </answer>'), '2', 'last <answer> wins');
   assert.equal(text('<think>a</think><answer>7'), '7', 'unclosed <answer> runs to the end');
   assert.equal(text('<think>a</think>\n<answer>  </answer>'), null);
@@ -45,6 +46,8 @@ test('normalization and exact number parsing', () => {
   assert.equal(num('\u2212 7'), null, 'a sign must touch the number');
   assert.equal(num('\u22127'), '-7/1', 'unicode minus');
   assert.equal(num('x = 5'), '5/1');
+  assert.equal(num('5 = x'), '5/1');
+  assert.equal(num('x = y'), null);
   assert.equal(num('x=10/2', { allowFraction: true }), '5/1');
   assert.equal(num('10/2'), null, 'fractions only where the task allows them');
   assert.equal(num('2.50', { allowDecimal: true }), '5/2');

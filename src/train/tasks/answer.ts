@@ -17,7 +17,7 @@
  *    (− ‒ – ﹣ －) become "-", non-breaking and thin spaces become spaces, whitespace runs collapse,
  *    surrounding $…$, \(…\), ** and backticks are dropped, trailing periods are dropped.
  * 4. Numbers (parseExactNumber): an optional `name =` prefix is dropped (the text after the last
- *    "=" is kept, so "x = 5" and "12 + 30 = 42" read as 5 and 42); then a whole number with
+ *    "=" is kept, so "x = 5" and "12 + 30 = 42" read as 5 and 42; "5 = x" reads as 5); then a whole number with
  *    optional sign and valid thousands commas ("1,234", not "12,34"), a finite decimal ("2.5"),
  *    or a fraction of whole numbers ("10/4", "-5/2", "\frac{5}{2}") when the task allows it.
  *    Values are exact BigInt rationals, never floats. Anything else is not a number.
@@ -110,7 +110,11 @@ const LATEX_FRACTION = /^([+-]?)\\[dt]?frac\s*\{\s*([+-]?)(\d+)\s*\}\s*\{\s*([+-
 export function parseExactNumber(text: string, policy: NumberPolicy = {}): NumberParse {
   let s = normalizeAnswerText(text);
   const eq = s.lastIndexOf('=');
-  if (eq >= 0) s = s.slice(eq + 1).trim();
+  if (eq >= 0) {
+    const right = s.slice(eq + 1).trim();
+    // "5 = x": a lone variable on the right means the value is on the left.
+    s = /^[a-z]$/i.test(right) ? s.slice(0, eq).trim() : right;
+  }
   s = normalizeAnswerText(s);
   if (s === '') return { ok: false, reason: 'empty answer' };
   const sign = (c: string | undefined): bigint => (c === '-' ? -1n : 1n);
