@@ -230,6 +230,20 @@ test('after a reload the conversation and its messages come back; new chat, reop
   assert.equal(status, 404);
 });
 
+test('signing out shows the sign-in form and ends the session; signing in again works', async () => {
+  await page.click('#logout');
+  await page.locator('#auth-form').waitFor();
+  assert.equal(await page.locator('#app').isVisible(), false);
+  assert.equal(await page.evaluate(async () => (await fetch('/ui/conversations')).status), 401);
+  assert.equal(await page.locator('#auth-submit').innerText(), 'Sign in');
+  await page.fill('#auth-username', 'alice');
+  await page.fill('#auth-password', 'correct horse battery');
+  await page.click('#auth-submit');
+  await page.locator('#app').waitFor();
+  assert.equal(await page.locator('#account-name').innerText(), 'alice');
+  assert.equal(await page.evaluate(async () => (await fetch('/ui/conversations')).status), 200);
+});
+
 test('hostile markdown in a stored answer renders inert; code blocks get a copy button', async () => {
   const store = t.server.ctx.store;
   const user = store.userByName('alice')!;

@@ -189,6 +189,7 @@ async function openFromHash(): Promise<void> {
     const { conversation, messages } = await api.conversation(id);
     if (currentId !== id) return;
     ui.title.textContent = conversationTitle(conversation);
+    if (!conversations.some((c) => String(c.id) === id)) refreshList().catch(showError); // made in another tab
     for (const message of messages) {
       ui.messages.appendChild(message.role === 'user' ? userMessageView(message.content) : AssistantView.stored(message).root);
     }
