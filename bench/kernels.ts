@@ -63,15 +63,22 @@ let bwAll = NaN;
 
 // Machine limits
 if (want('probes')) {
-const fma1 = addon.probeFma(1, 50_000_000);
-const fmaAll = addon.probeFma(threads, 50_000_000);
-const peak1 = fma1.flops / fma1.seconds / 1e9;
-peakAll = fmaAll.flops / fmaAll.seconds / 1e9;
+/** Best of several short probes: on a shared machine a long single run mostly measures the neighbours. */
+function bestFma(threadsUsed: number): number {
+  let bestRate = 0;
+  for (let r = 0; r < 8; r++) {
+    const p = addon.probeFma(threadsUsed, 10_000_000);
+    bestRate = Math.max(bestRate, p.flops / p.seconds / 1e9);
+  }
+  return bestRate;
+}
+const peak1 = bestFma(1);
+peakAll = bestFma(threads);
 row('FMA peak, 1 thread', `${f1(peak1)} GFLOPS`, '', 'register-only FMA loop');
 row(`FMA peak, ${threads} threads`, `${f1(peakAll)} GFLOPS`, '', 'register-only FMA loop');
 const gib = 1024 ** 3;
-const read1 = addon.probeRead(gib, 1, 3);
-const readAll = addon.probeRead(gib, threads, 3);
+const read1 = addon.probeRead(gib, 1, 6);
+const readAll = addon.probeRead(gib, threads, 6);
 const bw1 = read1.bytes / read1.seconds / 1e9;
 bwAll = readAll.bytes / readAll.seconds / 1e9;
 row('read bandwidth, 1 thread', `${f1(bw1)} GB/s`, '', 'sum over 1 GiB');

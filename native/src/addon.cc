@@ -16,6 +16,7 @@ namespace frugal {
 namespace {
 
 SimdLevel currentLevel = SIMD_SCALAR;
+bool int8Wanted = false;
 Kernels current;
 
 void selectLevel(SimdLevel wanted) {
@@ -23,6 +24,7 @@ void selectLevel(SimdLevel wanted) {
   if (wanted > best) wanted = best;
   currentLevel = wanted;
   current = kernelsFor(wanted);
+  if (int8Wanted && current.matmulInt8) current.matmul = current.matmulInt8;
 }
 
 struct Args {
@@ -248,7 +250,22 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_set_named_property(env, o, "simd", makeString(env, simdName(currentLevel)));
   napi_set_named_property(env, o, "detected", makeString(env, simdName(detectedSimd())));
   napi_set_named_property(env, o, "threads", makeNumber(env, threadCount()));
+  napi_value int8;
+  napi_get_boolean(env, int8Wanted && kernelsFor(currentLevel).matmulInt8 != nullptr, &int8);
+  napi_set_named_property(env, o, "int8", int8);
   return o;
+}
+
+/** setInt8(on): allow int8 activations where the level has them (see Kernels::matmulInt8); returns info().int8. */
+napi_value SetInt8(napi_env env, napi_callback_info info) {
+  Args a(env, info, 1);
+  bool on = a.boolean(0);
+  if (!a.ok) return undefined(env);
+  int8Wanted = on;
+  selectLevel(currentLevel);
+  napi_value result;
+  napi_get_boolean(env, int8Wanted && current.matmulInt8 != nullptr, &result);
+  return result;
 }
 
 /** setSimd(name): switch to that level (capped at what the CPU supports); returns the level now in use. */
@@ -295,6 +312,8 @@ napi_value ProbeRead(napi_env env, napi_callback_info info) {
 }
 
 napi_value Init(napi_env env, napi_value exports) {
+  const char* int8 = std::getenv("FRUGAL_INT8");
+  int8Wanted = int8 && std::strcmp(int8, "1") == 0;
   selectLevel(parseSimd(std::getenv("FRUGAL_SIMD"), SIMD_AVX512_VNNI));
   struct Entry {
     const char* name;
@@ -302,7 +321,7 @@ napi_value Init(napi_env env, napi_value exports) {
   } entries[] = {
       {"gemm", Gemm}, {"matmul", Matmul}, {"dequantizeRows", DequantizeRows}, {"embeddingGather", EmbeddingGather},
       {"rmsNorm", RmsNorm}, {"softmax", Softmax}, {"rope", Rope}, {"siluMul", SiluMul}, {"add", Add}, {"mul", Mul},
-      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"info", Info}, {"setSimd", SetSimd},
+      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8},
       {"probeFma", ProbeFma}, {"probeRead", ProbeRead},
   };
   for (const Entry& e : entries) {

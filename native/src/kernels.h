@@ -39,6 +39,12 @@ struct Kernels {
   void (*gemm)(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
   void (*matmul)(float* out, const float* x, int64_t m, const Weight& w);
+  /**
+   * matmul that may quantize the activations to int8 where that is faster (Q4_K and Q4_0 with
+   * m <= 16 on AVX-512 VNNI), or nullptr. Opt-in (FRUGAL_INT8=1): results then differ from ref by
+   * the rounding of x to 8 bits per 32-block, not just by f32 rounding.
+   */
+  void (*matmulInt8)(float* out, const float* x, int64_t m, const Weight& w);
   void (*dequantizeRows)(float* out, const Weight& w, int64_t rowStart, int64_t rowCount);
   void (*embeddingGather)(float* out, const Weight& w, const int32_t* ids, int64_t count);
   void (*rmsNorm)(float* out, const float* x, const float* weight, int64_t rows, int64_t dim, float eps);

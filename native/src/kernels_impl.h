@@ -951,6 +951,7 @@ Kernels table(const char* name) {
   t.name = name;
   t.gemm = gemm;
   t.matmul = matmul;
+  t.matmulInt8 = nullptr;
   t.dequantizeRows = dequantizeRows;
   t.embeddingGather = embeddingGather;
   t.rmsNorm = rmsNorm;

@@ -52,7 +52,11 @@ class Pool {
     }
     wake_.notify_all();
     execute(job_, 0);
-    while (remaining_.load(std::memory_order_acquire) != 0) FRUGAL_PAUSE();
+    // Wait for the workers; yield now and then in case one of them was descheduled (shared CPUs).
+    for (int spin = 0; remaining_.load(std::memory_order_acquire) != 0; spin++) {
+      if (spin < 4000) FRUGAL_PAUSE();
+      else std::this_thread::yield();
+    }
   }
 
  private:
@@ -83,7 +87,7 @@ class Pool {
     uint64_t seen = 0;
     for (;;) {
       uint64_t g = generation_.load(std::memory_order_acquire);
-      for (int spin = 0; g == seen && spin < 20000; spin++) {
+      for (int spin = 0; g == seen && spin < 4000; spin++) {
         FRUGAL_PAUSE();
         g = generation_.load(std::memory_order_acquire);
       }

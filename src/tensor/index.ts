@@ -1,10 +1,11 @@
 /**
  * Picks the compute backend once per process: the native addon when it loads (unless
  * FRUGAL_BACKEND=ref), else the pure TypeScript ref backend, with one warning line on stderr.
- * FRUGAL_SIMD=avx2|scalar lowers the addon's SIMD level; FRUGAL_THREADS sets its thread count.
+ * FRUGAL_SIMD=avx2|scalar lowers the addon's SIMD level; FRUGAL_THREADS sets its thread count;
+ * FRUGAL_INT8=1 lets the AVX-512 VNNI level quantize activations to int8 in Q4_K/Q4_0 matvecs.
  */
 import type { Backend } from './backend.js';
-import { loadNativeAddon, nativeBackend } from './native.js';
+import { loadNativeAddon, nativeBackend, type NativeBackend } from './native.js';
 import { refBackend } from './ref.js';
 
 export type { AttentionParams, Backend, RopeParams } from './backend.js';
@@ -49,5 +50,6 @@ export function getBackend(): Backend {
 /** One line describing the backend in use, e.g. "native avx512-vnni, 2 threads" or "ref (TypeScript), 1 thread". */
 export function describeBackend(backend: Backend = getBackend()): string {
   if (backend.name === 'ref') return 'ref (TypeScript), 1 thread';
-  return `native ${backend.simd}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}`;
+  const int8 = (backend as Partial<NativeBackend>).int8 ? ', int8 activations' : '';
+  return `native ${backend.simd}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}${int8}`;
 }

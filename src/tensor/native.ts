@@ -33,7 +33,13 @@ export interface NativeAddon {
   attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, queries: number, heads: number, kvHeads: number,
     headDimK: number, headDimV: number, startPos: number, scale: number, kTokenStride: number, kHeadStride: number,
     vTokenStride: number, vHeadStride: number): void;
-  info(): { simd: string; detected: string; threads: number };
+  info(): { simd: string; detected: string; threads: number; int8: boolean };
+  /**
+   * Allow int8 activations where the level has them (AVX-512 VNNI: Q4_K and Q4_0 matmul with
+   * m <= 16; faster, but x is rounded to 8 bits per 32-block). Off unless FRUGAL_INT8=1. Returns
+   * whether they are now in use.
+   */
+  setInt8(on: boolean): boolean;
   /** Switch the kernel table to that level (capped at what the CPU supports); returns the level in use. */
   setSimd(level: string): string;
   probeFma(threads: number, iterations: number): { seconds: number; flops: number };
@@ -69,12 +75,18 @@ function code(w: WeightMatrix): number {
   return DTYPE_CODES[w.dtype]!;
 }
 
+/** The native backend: a Backend plus whether int8 activations are in use (NativeAddon.setInt8). */
+export type NativeBackend = Backend & { readonly int8: boolean };
+
 /** A Backend over the addon. `simd` reflects the addon's current level (see NativeAddon.setSimd). */
-export function nativeBackend(addon: NativeAddon): Backend {
+export function nativeBackend(addon: NativeAddon): NativeBackend {
   return {
     name: 'native',
     get simd() {
       return addon.info().simd;
+    },
+    get int8() {
+      return addon.info().int8;
     },
     threads: addon.info().threads,
 

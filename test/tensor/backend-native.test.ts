@@ -6,7 +6,7 @@
 //    Cauchy-Schwarz bound for random data, worst case k · 6e-8); ref sums in doubles. Quantized
 //    weights are compared with ref's dequantize-then-multiply, and the native kernels also
 //    dequantize to f32 in registers (activations are not quantized), so the same bound holds.
-//  - except where activations are quantized to int8 (at the 'avx512-vnni' level: q4_k and q4_0 with m <= 16):
+//  - except where activations are quantized to int8 (opt-in, setInt8 / FRUGAL_INT8=1, 'avx512-vnni' level: q4_k and q4_0 with m <= 16):
 //    each x value is then rounded to within amax(its 32-block) / 254, so the bound adds
 //    sum over blocks of amax/254 · sum |w| over the block (exact worst case of that rounding).
 //  - dequantizeRows / embeddingGather: 1e-6 of the row's largest magnitude (the native decoders
@@ -43,6 +43,18 @@ function eachLevel(body: (level: string) => void): void {
   } finally {
     addon!.setSimd(detected);
   }
+}
+
+/** As eachLevel, plus a second pass with int8 activations on the levels that have them ('avx512-vnni'). */
+function eachMode(body: (level: string, int8: boolean) => void): void {
+  eachLevel((level) => {
+    body(level, false);
+    try {
+      if (addon!.setInt8(true)) body(level, true);
+    } finally {
+      addon!.setInt8(false);
+    }
+  });
 }
 
 function random(n: number, seed: number, scale = 1): Float32Array {
@@ -118,9 +130,9 @@ test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip },
   });
 });
 
-/** (level, dtype) pairs whose small-m matmul quantizes the activations to int8 (see native/src/matvec_vnni.h). */
-function int8Activations(level: string, dtype: DType, m: number): boolean {
-  return level === 'avx512-vnni' && (dtype === 'q4_k' || dtype === 'q4_0') && m <= 16;
+/** Whether a matmul quantizes the activations to int8 (see native/src/matvec_vnni.h): only with setInt8(true). */
+function int8Activations(int8: boolean, dtype: DType, m: number): boolean {
+  return int8 && (dtype === 'q4_k' || dtype === 'q4_0') && m <= 16;
 }
 
 /** bound[i * rows + r] = sum over 32-blocks of amax(x_i block) / 254 · sum |w_r| over the block. */
@@ -172,12 +184,12 @@ test('native matmul equals ref for every weight dtype, m in {1, 3, 16, 17, 40}',
       const xn = Array.from({ length: m }, (_, i) => Math.hypot(...x.subarray(i * cols, (i + 1) * cols)));
       const wn = Array.from({ length: rows }, (_, r) => Math.hypot(...dense.subarray(r * cols, (r + 1) * cols)));
       let quantBound: Float64Array | undefined;
-      eachLevel((level) => {
+      eachMode((level, int8) => {
         const out = new Float32Array(m * rows).fill(NaN);
         native!.matmul(out, x, m, w);
-        if (int8Activations(level, dtype, m)) quantBound ??= int8Bound(x, dense, m, rows, cols);
-        const extra = int8Activations(level, dtype, m) ? quantBound! : undefined;
-        assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level} matmul ${dtype} m${m} [${rows}, ${cols}]`);
+        if (int8Activations(int8, dtype, m)) quantBound ??= int8Bound(x, dense, m, rows, cols);
+        const extra = int8Activations(int8, dtype, m) ? quantBound! : undefined;
+        assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level}${int8 ? ' int8' : ''} matmul ${dtype} m${m} [${rows}, ${cols}]`);
       });
     }
   }
@@ -332,7 +344,8 @@ test('native backend rejects bad shapes with the same errors as ref; the addon r
 
 test('native info: simd level and thread count', { skip }, (t) => {
   const info = addon!.info();
-  t.diagnostic(`detected ${info.detected}, running ${info.simd}, ${info.threads} threads; levels tested: ${levels.join(', ')}`);
+  t.diagnostic(`detected ${info.detected}, running ${info.simd}, ${info.threads} threads, int8 ${info.int8}; levels tested: ${levels.join(', ')}`);
+  assert.equal(info.int8, false, 'int8 activations are off unless FRUGAL_INT8=1');
   assert.ok(SIMD_LEVELS.includes(info.simd as (typeof SIMD_LEVELS)[number]));
   assert.ok(info.threads >= 1);
   assert.equal(native!.simd, info.simd);

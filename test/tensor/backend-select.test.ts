@@ -26,4 +26,7 @@ test('getBackend picks native when the addon is built, honouring FRUGAL_SIMD and
   assert.equal(describeIn({ FRUGAL_SIMD: 'scalar', FRUGAL_THREADS: '1' }).stdout, 'native scalar, 1 thread');
   const avx2 = describeIn({ FRUGAL_SIMD: 'avx2', FRUGAL_THREADS: '3' }).stdout;
   assert.match(avx2, /^native (avx2|scalar), 3 threads$/);
+  const int8 = describeIn({ FRUGAL_INT8: '1' }).stdout;
+  if (int8.startsWith('native avx512-vnni')) assert.match(int8, /, int8 activations$/);
+  else assert.doesNotMatch(int8, /int8/);
 });
