@@ -80,6 +80,8 @@ test('arithmetic: tolerant of formatting, strict on the value', () => {
   assert.equal(judge(p, '<think>it is -105</think>'), false, 'answer only in the reasoning');
   assert.equal(judge(p, '<think>it is -105'), false, 'no </think>');
   assert.equal(judge(p, '<answer>-105</answer>'), false, 'no </think> at all');
+  assert.ok(verifyProblem(p, '<answer>-105</answer>', { requireThink: false }).correct, 'non-reasoning evaluation');
+  assert.ok(verifyProblem(p, 'It is -105.', { requireThink: false }).correct);
   const big = makeArithmeticProblem('99999999999', '+', '1');
   assert.ok(judge(big, think('<answer>100,000,000,000</answer>')));
   assert.equal(judge(big, think('<answer>100,000,000,001</answer>')), false);

@@ -5,7 +5,7 @@
  * operands in increasing order (3 + 5 and 5 + 3 are one problem), "a-b" as given. The answer is
  * one whole number (thousands commas allowed, no decimals or fractions); see answer.ts for extraction.
  */
-import { extractAnswer, lastNumberText, parseExactNumber } from './answer.js';
+import { type ExtractOptions, extractAnswer, lastNumberText, parseExactNumber } from './answer.js';
 import { addColumns, compareDigits, multiplyByDigit, placeName, subtractColumns } from './column-math.js';
 import { type Candidate, canonicalHash, generateInSplit, problemId, splitOfHash } from './split.js';
 import type { TaskRng } from './rng.js';
@@ -67,9 +67,9 @@ export function makeArithmeticProblem(a: string, op: ArithmeticOp, b: string, di
   return { id: problemId(TASK, hash), task: TASK, difficulty: checkDifficulty(TASK, difficulty), split: splitOfHash(hash), ...c };
 }
 
-export function verifyArithmetic(problem: Problem<ArithmeticData>, completion: string): Verdict {
+export function verifyArithmetic(problem: Problem<ArithmeticData>, completion: string, options: ExtractOptions = {}): Verdict {
   const expected = exactValue(checkData(problem));
-  const ex = extractAnswer(completion);
+  const ex = extractAnswer(completion, options);
   if (!ex.ok) return { correct: false, reason: ex.reason };
   const text = ex.source === 'rest' ? lastNumberText(ex.text) : ex.text;
   if (text === null) return { correct: false, reason: 'no number after </think>' };

@@ -12,7 +12,7 @@
  * are wrong answers with a reason, never exceptions. Without tags or an Answer: line, the last
  * non-empty line after </think> is read.
  */
-import { extractAnswer, normalizeAnswerText, parseExactNumber } from './answer.js';
+import { type ExtractOptions, extractAnswer, normalizeAnswerText, parseExactNumber } from './answer.js';
 import { type Expr, evaluate, formatExpression, literals, parseExpression } from './expression.js';
 import { solveCountdown } from './countdown-solver.js';
 import { equals, rational } from './rational.js';
@@ -114,9 +114,9 @@ export function checkCountdownExpression(data: CountdownData, text: string): Ver
     : { correct: false, parsedAnswer: exprText, reason: `evaluates to ${shown}, the target is ${data.target}` };
 }
 
-export function verifyCountdown(problem: Problem<CountdownData>, completion: string): Verdict {
+export function verifyCountdown(problem: Problem<CountdownData>, completion: string, options: ExtractOptions = {}): Verdict {
   const data = checkData(problem);
-  const ex = extractAnswer(completion);
+  const ex = extractAnswer(completion, options);
   if (!ex.ok) return { correct: false, reason: ex.reason };
   let text = ex.text;
   if (ex.source === 'rest') {

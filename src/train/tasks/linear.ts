@@ -9,7 +9,7 @@
  * or a fraction of whole numbers, reduced or not (10/4 and 5/2 both count; "\frac{5}{2}" too).
  * Not accepted: several values, expressions ("3 + 2"), mixed numbers ("2 1/2"), rounded decimals.
  */
-import { extractAnswer, lastNumberText, parseExactNumber } from './answer.js';
+import { type ExtractOptions, extractAnswer, lastNumberText, parseExactNumber } from './answer.js';
 import { type Rational, add, div, equals, formatRational, mul, rational } from './rational.js';
 import { type Candidate, canonicalHash, generateInSplit, problemId, splitOfHash } from './split.js';
 import type { TaskRng } from './rng.js';
@@ -108,9 +108,9 @@ export function makeLinearProblem(a: number, b: number, c: number, d: number, di
   return { id: problemId(TASK, hash), task: TASK, difficulty: checkDifficulty(TASK, difficulty), split: splitOfHash(hash), ...cand };
 }
 
-export function verifyLinear(problem: Problem<LinearData>, completion: string): Verdict {
+export function verifyLinear(problem: Problem<LinearData>, completion: string, options: ExtractOptions = {}): Verdict {
   const expected = solutionOf(checkData(problem));
-  const ex = extractAnswer(completion);
+  const ex = extractAnswer(completion, options);
   if (!ex.ok) return { correct: false, reason: ex.reason };
   const text = ex.source === 'rest' ? lastNumberText(ex.text) : ex.text;
   if (text === null) return { correct: false, reason: 'no number after </think>' };

@@ -3,6 +3,7 @@ import { arithmeticTask } from './arithmetic.js';
 import { countdownTask } from './countdown.js';
 import { linearTask } from './linear.js';
 import { sortTask } from './sort.js';
+import type { ExtractOptions } from './answer.js';
 import type { Problem, Task, Verdict, WorkedSolution } from './types.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -26,8 +27,8 @@ export function getTask(name: string): AnyTask {
 }
 
 /** Verifies with the task named in `problem.task`. */
-export function verifyProblem(problem: Problem, completion: string): Verdict {
-  return getTask(problem.task).verify(problem, completion);
+export function verifyProblem(problem: Problem, completion: string, options: ExtractOptions = {}): Verdict {
+  return getTask(problem.task).verify(problem, completion, options);
 }
 
 export function solutionFor(problem: Problem): WorkedSolution {

@@ -10,7 +10,7 @@
  * quotes around each word are removed, a trailing period is dropped. Without tags or an Answer:
  * line, the last non-empty line after </think> is read.
  */
-import { extractAnswer, normalizeAnswerText } from './answer.js';
+import { type ExtractOptions, extractAnswer, normalizeAnswerText } from './answer.js';
 import { type Candidate, canonicalHash, generateInSplit, problemId, splitOfHash } from './split.js';
 import type { TaskRng } from './rng.js';
 import { type Difficulty, type Problem, type Task, type Verdict, type WorkedSolution, completionText, checkDifficulty } from './types.js';
@@ -86,10 +86,10 @@ export function answerWords(text: string): string[] {
     .filter((w) => w !== '');
 }
 
-export function verifySort(problem: Problem<SortData>, completion: string): Verdict {
+export function verifySort(problem: Problem<SortData>, completion: string, options: ExtractOptions = {}): Verdict {
   const { words } = checkData(problem);
   const expected = [...words].sort(alphabetical);
-  const ex = extractAnswer(completion);
+  const ex = extractAnswer(completion, options);
   if (!ex.ok) return { correct: false, reason: ex.reason };
   let text = ex.text;
   if (ex.source === 'rest') {

@@ -52,8 +52,11 @@ export interface Task<D = unknown> {
   /** One line per difficulty level, for help texts and reports. */
   describe: Record<Difficulty, string>;
   generate(count: number, options: GenerateOptions): Problem<D>[];
-  /** Never throws for any completion text; throws a clear Error only for a malformed problem. */
-  verify(problem: Problem<D>, completion: string): Verdict;
+  /**
+   * Never throws for any completion text; throws a clear Error only for a malformed problem.
+   * `options.requireThink: false` reads completions without `</think>` whole (non-reasoning evaluation).
+   */
+  verify(problem: Problem<D>, completion: string, options?: { requireThink?: boolean }): Verdict;
   solution(problem: Problem<D>): WorkedSolution;
 }
 
