@@ -36,6 +36,9 @@ export interface EvalRecord {
   /** FP8 runs: validation loss with FP8 GEMMs, and its relative gap to the FP32 forward of the same weights. */
   valLossFp8?: number;
   fp8ForwardGap?: number;
+  /** fp8_compare runs: validation loss of the FP32 reference trained on the same data and seed, and (FP8 − FP32) / FP32. */
+  valLossFp32Reference?: number;
+  fp8TrainingGap?: number;
 }
 
 export interface Fp8MemoryReport {
@@ -161,6 +164,20 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
     model = TrainModel.init(run.model, run.seed);
     trainer = new Trainer(model, trainerOptions);
   }
+  // fp8_compare: an FP32 twin trained on the same batches from the same seed (its own checkpoints).
+  const referenceDir = join(run.outDir, 'fp32-reference');
+  let reference: Trainer | null = null;
+  if (run.fp8Compare) {
+    const refOptions = { ...trainerOptions, fp8: false };
+    if (resuming) {
+      const ref = loadCheckpoint(referenceDir);
+      if (ref.state.step !== startStep) throw new Error(`cannot resume: the FP32 reference is at step ${ref.state.step}, the run at ${startStep}`);
+      reference = new Trainer(TrainModel.fromTensors(run.model, ref.tensors, ref.dir), refOptions);
+      reference.optimizer.importState(ref.optimizer);
+    } else {
+      reference = new Trainer(TrainModel.init(run.model, run.seed), refOptions);
+    }
+  }
   const logPath = join(run.outDir, 'log.jsonl');
   const chartPath = join(run.outDir, 'loss.svg');
   const log = readLog(logPath, startStep);
@@ -185,7 +202,7 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
 
   const evaluate = (step: number): EvalRecord => {
     const batches = Math.max(1, Math.min(run.evalBatches, Math.ceil(validation.count / run.batchSize)));
-    const lossOf = (fp8: boolean) => noGrad(() => {
+    const lossOf = (fp8: boolean, m: TrainModel = model) => noGrad(() => {
       let sum = 0;
       let n = 0;
       for (let b = 0; b < batches; b++) {
@@ -193,7 +210,7 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
         if (size <= 0) break;
         const ids = new Int32Array(size * length);
         for (let i = 0; i < size; i++) ids.set(validation.sequence(b * run.batchSize + i), i * length);
-        sum += model.forward(ids, size, length, { mtp: false, fp8 }).mainLoss * size;
+        sum += m.forward(ids, size, length, { mtp: false, fp8 }).mainLoss * size;
         n += size;
       }
       return sum / n;
@@ -203,10 +220,19 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
       record.valLossFp8 = lossOf(true);
       record.fp8ForwardGap = (record.valLossFp8 - record.valLoss) / record.valLoss;
     }
+    if (reference) {
+      record.valLossFp32Reference = lossOf(false, reference.model);
+      record.fp8TrainingGap = (record.valLoss - record.valLossFp32Reference) / record.valLossFp32Reference;
+    }
     return record;
   };
 
   const checkpoint = (step: number) => {
+    if (reference) {
+      saveCheckpoint(referenceDir, run.model, reference.model.tensors(), reference.optimizer.exportState(),
+        { step, dataCursor: cursor, seed: run.seed, tokens: tokensSeen, extra: { fp32_reference_of: run.outDir } });
+      pruneCheckpoints(referenceDir, run.keepCheckpoints);
+    }
     lastCheckpoint = saveCheckpoint(run.outDir, run.model, model.tensors(), trainer.optimizer.exportState(),
       { step, dataCursor: cursor, seed: run.seed, tokens: tokensSeen, extra: {} }, run.data.tokenizer);
     pruneCheckpoints(run.outDir, run.keepCheckpoints);
@@ -220,6 +246,7 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
       cursor += run.batchSize;
     }
     const record = trainer.step(step, micro, run.batchSize, length);
+    const refRecord = reference ? reference.step(step, micro, run.batchSize, length) : null;
     steps.push(record);
     tokensSeen += record.tokens;
     trainedTokens += record.tokens;
@@ -230,15 +257,19 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
     append({
       type: 'step', step: done, loss: record.loss, mtp_loss: record.mtpLoss, mtp_accuracy: record.mtpAccuracy, balance_loss: record.balanceLoss,
       lr: record.lr, grad_norm: record.gradNorm, tokens: tokensSeen, tokens_per_second: tps, expert_load: record.loads,
+      ...(refRecord ? { loss_fp32_reference: refRecord.loss, fp8_training_gap: (record.loss - refRecord.loss) / refRecord.loss } : {}),
     });
     progress(`step ${done}/${total} | loss ${record.loss.toFixed(4)}${record.mtpLoss !== null ? ` | mtp ${record.mtpLoss.toFixed(4)} (acc ${(record.mtpAccuracy! * 100).toFixed(1)}%)` : ''} | lr ${record.lr.toExponential(2)} | ${tps.toFixed(0)} tok/s | ETA ${formatDuration(eta)}`);
     const isLast = done === stopAt;
     if ((run.evalEvery > 0 && done % run.evalEvery === 0) || isLast) {
       const ev = evaluate(done);
       evals.push(ev);
-      append({ type: 'eval', step: done, val_loss: ev.valLoss, val_loss_fp8: ev.valLossFp8, fp8_forward_gap: ev.fp8ForwardGap });
+      append({
+        type: 'eval', step: done, val_loss: ev.valLoss, val_loss_fp8: ev.valLossFp8, fp8_forward_gap: ev.fp8ForwardGap,
+        val_loss_fp32_reference: ev.valLossFp32Reference, fp8_training_gap: ev.fp8TrainingGap,
+      });
       const hist = Object.entries(record.loads).map(([layer, load]) => `L${layer} ${loadHistogram(load)} cv ${loadImbalance(load).toFixed(2)}`).join('  ');
-      progress(`eval step ${done}: validation loss ${ev.valLoss.toFixed(4)}${ev.fp8ForwardGap !== undefined ? ` (FP8 forward ${ev.valLossFp8!.toFixed(4)}, gap ${(ev.fp8ForwardGap * 100).toFixed(3)}%)` : ''}${hist ? ` | expert load ${hist}` : ''}`);
+      progress(`eval step ${done}: validation loss ${ev.valLoss.toFixed(4)}${ev.fp8ForwardGap !== undefined ? ` (FP8 forward ${ev.valLossFp8!.toFixed(4)}, gap ${(ev.fp8ForwardGap * 100).toFixed(3)}%)` : ''}${ev.fp8TrainingGap !== undefined ? ` | FP32 reference ${ev.valLossFp32Reference!.toFixed(4)}, FP8 training gap ${(ev.fp8TrainingGap * 100).toFixed(3)}%` : ''}${hist ? ` | expert load ${hist}` : ''}`);
       writeChart(chartPath, log);
     }
     if ((run.checkpointEvery > 0 && done % run.checkpointEvery === 0) || isLast) checkpoint(done);

@@ -7,7 +7,7 @@
  *   "optimizer": { "lr", "weight_decay", "betas": [b1, b2], "clip", "eps"?: 1e-8, "min_lr"?: lr/10 },
  *   "schedule": { "type": "cosine" | "wsd", "warmup", "steps", "decay_steps"? (wsd; default steps/5) },
  *   "batch_size", "grad_accum", "seq_len", "mtp": { "enabled", "lambda" }, "moe": { "gamma", "alpha" },
- *   "fp8": bool, "seed", "out_dir", "eval_every", "checkpoint_every", "keep_checkpoints"?: 0 (all), "eval_batches"?: 4 }
+ *   "fp8": bool, "fp8_compare"?: false, "seed", "out_dir", "eval_every", "checkpoint_every", "keep_checkpoints"?: 0 (all), "eval_batches"?: 4 }
  *
  * Relative paths are resolved against the config file's directory.
  */
@@ -26,6 +26,8 @@ export interface RunConfig {
   mtp: { enabled: boolean; lambda: number };
   moe: { gamma: number; alpha: number };
   fp8: boolean;
+  /** With fp8: also train an FP32 twin on the same data and seed and report the loss gap. */
+  fp8Compare: boolean;
   seed: number;
   outDir: string;
   evalEvery: number;
@@ -117,7 +119,7 @@ class Reader {
   }
 }
 
-const TOP = ['model', 'data', 'optimizer', 'schedule', 'batch_size', 'grad_accum', 'seq_len', 'mtp', 'moe', 'fp8', 'seed', 'out_dir', 'eval_every', 'checkpoint_every', 'keep_checkpoints', 'eval_batches'];
+const TOP = ['model', 'data', 'optimizer', 'schedule', 'batch_size', 'grad_accum', 'seq_len', 'mtp', 'moe', 'fp8', 'fp8_compare', 'seed', 'out_dir', 'eval_every', 'checkpoint_every', 'keep_checkpoints', 'eval_batches'];
 
 /** Validates a parsed run config; `base` resolves relative paths. */
 export function parseRunConfig(json: unknown, source = 'run.json', base = process.cwd()): RunConfig {
@@ -166,11 +168,14 @@ export function parseRunConfig(json: unknown, source = 'run.json', base = proces
   if (mtp.enabled && nextn < 1) mtpR.fail('enabled', 'MTP needs a DeepseekV3ForCausalLM model with num_nextn_predict_layers >= 1');
   const moeR = r.object('moe', ['gamma', 'alpha'], true);
   const moe = { gamma: moeR.number('gamma', 0.001), alpha: moeR.number('alpha', 0.0001) };
+  const fp8 = r.bool('fp8', false);
+  const fp8Compare = r.bool('fp8_compare', false);
+  if (fp8Compare && !fp8) r.fail('fp8_compare', 'needs "fp8": true (it compares an FP8 run with its FP32 twin)');
   const seqLen = r.int('seq_len', undefined, 2);
   if (seqLen > model.max_position_embeddings) r.fail('seq_len', `${seqLen} exceeds model.max_position_embeddings ${model.max_position_embeddings}`);
   return {
     model, data, optimizer, schedule: { type: type as 'cosine' | 'wsd', warmup, steps, decaySteps }, batchSize: r.int('batch_size'), gradAccum: r.int('grad_accum', 1),
-    seqLen, mtp, moe, fp8: r.bool('fp8', false), seed: r.int('seed', 0, 0), outDir,
+    seqLen, mtp, moe, fp8, fp8Compare, seed: r.int('seed', 0, 0), outDir,
     evalEvery: r.int('eval_every', 0, 0), checkpointEvery: r.int('checkpoint_every', 0, 0), keepCheckpoints: r.int('keep_checkpoints', 0, 0), evalBatches: r.int('eval_batches', 4),
   };
 }

@@ -88,6 +88,8 @@ test('run config errors name the field', () => {
   bad((j) => { (j.model as Record<string, unknown>).num_experts_per_tok = 9; }, /field 'model'.*num_experts_per_tok/);
   bad((j) => { (j.mtp as Record<string, unknown>).enabled = true; (j.model as Record<string, unknown>).num_nextn_predict_layers = 0; }, /field 'mtp\.enabled': MTP needs/);
   bad((j) => { j.fp8 = 'yes'; }, /field 'fp8': expected true or false/);
+  bad((j) => { j.fp8_compare = true; }, /field 'fp8_compare': needs "fp8": true/);
+  bad((j) => { j.keep_checkpoints = -1; }, /field 'keep_checkpoints': -1 is below the minimum 0/);
   // Missing data files and a vocabulary smaller than the tokenizer's are runtime errors naming them.
   const missing = runFixture({ data: { train: 'nope.txt', tokenizer: 'tokenizer.json' } }, {}, tempDir('run-missing'));
   assert.throws(() => runPretraining(missing.run, { progress: quiet }), /data file not found: .*nope\.txt/);
