@@ -20,6 +20,8 @@ test('countdown accepts any valid expression: other orders, parenthesizations, s
     ['8 * 2 + 8', /uses 8 more often than given/],
     ['6 * 4', /uses 6, which is not one of the given numbers/],
     ['(8 - 2) * 4 = 25', /claims 25, the target is 24/],
+    ['25 = (8 - 2) * 4', /claims 25, the target is 24/],
+    ['8 + 2 = 4 + 7', /neither side of "=" is a number/],
     ['8 * 2 + 7', /evaluates to 23, the target is 24/],
     ['8 / 7', /evaluates to 8\/7/],
     ['-2 + 8 * 4 - 7 + 1', /unary minus/],

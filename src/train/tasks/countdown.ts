@@ -88,9 +88,9 @@ export function checkCountdownExpression(data: CountdownData, text: string): Ver
   if (sides.length === 2) {
     const right = parseExactNumber(sides[1]!);
     const left = parseExactNumber(sides[0]!);
-    const [claim, expr] = right.ok ? [right, sides[0]!] : left.ok ? [left, sides[1]!] : [null, ''];
+    const [claim, claimText, expr] = right.ok ? [right, sides[1]!, sides[0]!] : left.ok ? [left, sides[0]!, sides[1]!] : [null, '', ''];
     if (claim === null || !claim.ok) return { correct: false, parsedAnswer: s, reason: 'neither side of "=" is a number' };
-    if (!equals(claim.value, rational(BigInt(data.target)))) return { correct: false, parsedAnswer: s, reason: `claims ${sides[1]}, the target is ${data.target}` };
+    if (!equals(claim.value, rational(BigInt(data.target)))) return { correct: false, parsedAnswer: s, reason: `claims ${claimText}, the target is ${data.target}` };
     exprText = expr;
   }
   const parsed = parseExpression(exprText);
