@@ -15,7 +15,7 @@ const USAGE = `usage: frugal tokenize --tokenizer FILE (--text TEXT | --jsonl) [
   --text TEXT          print the ids of TEXT as a JSON array
   --jsonl              read one JSON string per line on stdin, write one JSON array of ids per line
   --add-special        add BOS/EOS as the tokenizer is configured to
-  --no-parse-special   treat special-token text in the input as plain text`;
+  --no-parse-special   treat control-token text (<｜User｜>, <|im_end|> ...) in the input as plain text`;
 
 interface Options {
   tokenizer?: string;

@@ -90,3 +90,8 @@ export class AddedTokenMatcher {
 export function looksSpecial(content: string): boolean {
   return (content.startsWith('<|') && content.endsWith('|>')) || (content.startsWith('<\uff5c') && content.endsWith('\uff5c>'));
 }
+
+/** CONTROL in llama.cpp terms: marked special, or looking special. Not parsed when parseSpecial is false. */
+export function isControlToken(token: AddedToken): boolean {
+  return token.special || looksSpecial(token.content);
+}

@@ -4,7 +4,7 @@
  * raw. The pre-tokenizer comes from `tokenizer.ggml.pre` (llama.cpp names).
  */
 import { gguf, type GgufValue } from '../formats/gguf-value.js';
-import { type AddedToken, looksSpecial } from './added-tokens.js';
+import { type AddedToken, isControlToken } from './added-tokens.js';
 import { ggufPreNameOf, ggufPreTokenizer } from './pre-tokenizer.js';
 import type { Tokenizer, TokenizerSpec } from './tokenizer.js';
 
@@ -43,10 +43,11 @@ export function specFromGgufMetadata(get: Getter): TokenizerSpec {
   if (model !== 'gpt2') throw new Error(`tokenizer.ggml.model ${JSON.stringify(model)} is not supported (only "gpt2", byte-level BPE)`);
   const tokens = stringArray(get, 'tokenizer.ggml.tokens', true)!;
   const typesValue = get('tokenizer.ggml.token_type');
-  if (typesValue !== undefined && (!Array.isArray(typesValue) || typesValue.length !== tokens.length)) {
+  const isList = Array.isArray(typesValue) || ArrayBuffer.isView(typesValue);
+  if (typesValue !== undefined && (!isList || (typesValue as ArrayLike<unknown>).length !== tokens.length)) {
     throw new Error(`tokenizer.ggml.token_type: expected an array of ${tokens.length} integers`);
   }
-  const types = (typesValue as readonly (number | bigint)[] | undefined)?.map(Number);
+  const types = typesValue === undefined ? undefined : Array.from(typesValue as ArrayLike<number | bigint>, Number);
   const mergeLines = stringArray(get, 'tokenizer.ggml.merges', true)!;
   const merges = mergeLines.map((line, index): [string, string] => {
     const parts = line.split(' ');
@@ -134,7 +135,7 @@ export function tokenizerGgufMetadata(tokenizer: Tokenizer, options: GgufTokeniz
   }
   for (const added of spec.addedTokens) {
     tokens[added.id] = added.content;
-    types[added.id] = added.special || looksSpecial(added.content) ? TokenType.CONTROL : TokenType.USER_DEFINED;
+    types[added.id] = isControlToken(added) ? TokenType.CONTROL : TokenType.USER_DEFINED;
   }
   for (let id = 0; id < size; id++) {
     if (tokens[id] === undefined) tokens[id] = spec.unusedTokens?.get(id) ?? `[PAD${id}]`;

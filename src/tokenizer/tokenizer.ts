@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { openGguf } from '../formats/gguf.js';
-import { type AddedToken, AddedTokenMatcher, type Section } from './added-tokens.js';
+import { type AddedToken, AddedTokenMatcher, isControlToken, type Section } from './added-tokens.js';
 import { BpeModel } from './bpe.js';
 import { fromByteLevel } from './byte-level.js';
 import { type PreTokenizerStep, PreTokenizer } from './pre-tokenizer.js';
@@ -44,8 +44,11 @@ export interface EncodeOptions {
   /** Prepend BOS / append EOS as the tokenizer is configured to (default false). */
   addSpecialTokens?: boolean;
   /**
-   * Recognize added/special token text such as `<｜User｜>` in the input (default true). With false,
-   * every added token's text is tokenized as plain text: use it for untrusted user input.
+   * Recognize control-token text such as `<｜User｜>` or `<｜end▁of▁sentence｜>` in the input (default
+   * true). With false (llama.cpp `parse_special = false`; use it for untrusted user input), control
+   * tokens -- added tokens marked special or spelled `<|...|>` / `<｜...｜>` -- are tokenized as plain
+   * text; user-defined added tokens (e.g. `<think>`, `<tool_call>` in the R1-Distill-Qwen vocabulary)
+   * are still matched, as llama.cpp does.
    */
   parseSpecial?: boolean;
 }
@@ -80,8 +83,8 @@ export class Tokenizer {
   private readonly idToVocabToken: (string | undefined)[];
   private readonly addedById = new Map<number, AddedToken>();
   private readonly addedByContent = new Map<string, AddedToken>();
-  private readonly rawMatcher: AddedTokenMatcher;
-  private readonly normalizedMatcher: AddedTokenMatcher;
+  /** Added-token matchers: all tokens, and only user-defined ones (for parseSpecial: false). */
+  private readonly matchers: Record<'all' | 'userDefined', { raw: AddedTokenMatcher; normalized: AddedTokenMatcher }>;
   private readonly tokenBytes: (Uint8Array | undefined)[];
 
   constructor(spec: TokenizerSpec) {
@@ -101,10 +104,16 @@ export class Tokenizer {
     this.idToVocabToken = new Array(this.vocabSize);
     for (const [token, id] of spec.vocab) this.idToVocabToken[id] ??= token;
     this.tokenBytes = new Array(this.vocabSize);
-    this.rawMatcher = new AddedTokenMatcher(spec.addedTokens.filter((t) => !t.normalized || spec.normalizer === 'none'));
-    this.normalizedMatcher = new AddedTokenMatcher(
-      spec.normalizer === 'none' ? [] : spec.addedTokens.filter((t) => t.normalized).map((t) => ({ id: t.id, content: t.content.normalize(spec.normalizer as 'NFC') })),
-    );
+    const matchersFor = (tokens: readonly AddedToken[]) => ({
+      raw: new AddedTokenMatcher(tokens.filter((t) => !t.normalized || spec.normalizer === 'none')),
+      normalized: new AddedTokenMatcher(
+        spec.normalizer === 'none' ? [] : tokens.filter((t) => t.normalized).map((t) => ({ id: t.id, content: t.content.normalize(spec.normalizer as 'NFC') })),
+      ),
+    });
+    this.matchers = {
+      all: matchersFor(spec.addedTokens),
+      userDefined: matchersFor(spec.addedTokens.filter((t) => !isControlToken(t))),
+    };
     for (const [name, id] of [['bos', spec.bosId], ['eos', spec.eosId], ['pad', spec.padId], ['unk', spec.unkId]] as const) {
       if (id !== undefined && (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)) throw new Error(`${name} token id ${id} is outside the vocabulary (size ${this.vocabSize})`);
     }
@@ -157,10 +166,9 @@ export class Tokenizer {
     const ids: number[] = [];
     if (options.addSpecialTokens && this.spec.addBos && this.bosId !== undefined) ids.push(this.bosId);
     const input = wellFormed(text);
-    const parseSpecial = options.parseSpecial ?? true;
+    const matchers = (options.parseSpecial ?? true) ? this.matchers.all : this.matchers.userDefined;
     const sections: Section[] = [];
-    if (parseSpecial) this.rawMatcher.split(input, sections);
-    else if (input.length > 0) sections.push(input);
+    matchers.raw.split(input, sections);
     const pieces: string[] = [];
     for (const section of sections) {
       if (typeof section === 'number') {
@@ -168,9 +176,9 @@ export class Tokenizer {
         continue;
       }
       const normalized = this.spec.normalizer === 'none' ? section : section.normalize(this.spec.normalizer);
-      if (parseSpecial && !this.normalizedMatcher.empty) {
+      if (!matchers.normalized.empty) {
         const inner: Section[] = [];
-        this.normalizedMatcher.split(normalized, inner);
+        matchers.normalized.split(normalized, inner);
         for (const part of inner) {
           if (typeof part === 'number') ids.push(part);
           else this.encodePlain(part, pieces, ids);

@@ -144,12 +144,15 @@ describe('added tokens and special-token options', () => {
     assert.equal(tok.decode(ids), 'a<thinking>b<think>c<thin');
   });
 
-  it('adds BOS only when asked, and parseSpecial=false tokenizes marker text as plain text', () => {
+  it('adds BOS only when asked, and parseSpecial=false tokenizes control-token text as plain text', () => {
     assert.deepEqual(tok.encode('hi', { addSpecialTokens: true }), [id('<｜begin▁of▁sentence｜>'), ...tok.encode('hi')]);
-    const plain = tok.encode('<｜User｜>hi', { parseSpecial: false });
-    assert.ok(!plain.includes(id('<｜User｜>')));
-    assert.equal(tok.decode(plain), '<｜User｜>hi');
-    assert.equal(tok.encode('<｜User｜>hi')[0], id('<｜User｜>'));
+    const text = '<｜User｜>hi<｜end▁of▁sentence｜><think>';
+    const plain = tok.encode(text, { parseSpecial: false });
+    assert.ok(!plain.includes(id('<｜User｜>')), 'looks special: control');
+    assert.ok(!plain.includes(id('<｜end▁of▁sentence｜>')), 'special: control');
+    assert.equal(plain.at(-1), id('<think>'), 'user-defined tokens stay parsed, as in llama.cpp');
+    assert.equal(tok.decode(plain), text);
+    assert.equal(tok.encode(text)[0], id('<｜User｜>'));
   });
 
   it('skips special tokens on request but keeps non-special added tokens', () => {
