@@ -6,6 +6,8 @@ test('llama matches llama.cpp at f32, f16, q8_0, q4_0 and q4_k', { timeout: 900_
   await checkDenseAgainstLlamaCpp(t, {
     base: { architecture: 'llama', tokenizer: 'deepseek-v3', llama3RopeScaling: true, seed: 31 },
     dtypes: ['f16', 'q8_0', 'q4_0', 'q4_k'],
-    nativeBounds: { f16: 1, q8_0: 1, q4_0: 1, q4_k: 1 },
+    // Measured (llama.cpp rounds activations to f16 / 8 bits): f16 0.010, q8_0 0.31, q4_0 0.28,
+    // q4_k 0.41. q4_k has extra room for the native backend's SIMD-level-dependent path.
+    nativeBounds: { f16: 0.02, q8_0: 0.5, q4_0: 0.45, q4_k: 0.8 },
   });
 });

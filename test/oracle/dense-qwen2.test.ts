@@ -6,6 +6,8 @@ test('qwen2 matches llama.cpp at f32, q8_0, q4_0 and q4_k', { timeout: 900_000 }
   await checkDenseAgainstLlamaCpp(t, {
     base: { architecture: 'qwen2', tokenizer: 'qwen2.5', seed: 21 },
     dtypes: ['q8_0', 'q4_0', 'q4_k'],
-    nativeBounds: { q8_0: 1, q4_0: 1, q4_k: 1 },
+    // Measured (llama.cpp rounds activations to 8 bits; logits span about ±25 here): q8_0 0.39,
+    // q4_0 0.38, q4_k 0.44. q4_k has extra room for the native backend's SIMD-level-dependent path.
+    nativeBounds: { q8_0: 0.6, q4_0: 0.6, q4_k: 0.8 },
   });
 });
