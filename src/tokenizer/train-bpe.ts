@@ -68,13 +68,27 @@ interface Preset {
   readonly patterns: readonly string[];
   readonly normalizer: Normalization;
   readonly ignoreMerges: boolean;
+  /** DeepSeek-V3's file writes CR and LF inside its regexes as the characters themselves. */
+  readonly rawLineBreaks: boolean;
+  /** ByteLevel settings as the family's own tokenizer.json has them (pre-tokenizer, post-processor, decoder). */
+  readonly byteLevel: readonly [ByteLevelFlags, ByteLevelFlags, ByteLevelFlags];
 }
 
+type ByteLevelFlags = { type: 'ByteLevel'; add_prefix_space: boolean; trim_offsets: boolean; use_regex: boolean };
+
+const byteLevel = (add_prefix_space: boolean, trim_offsets: boolean, use_regex: boolean): ByteLevelFlags => ({ type: 'ByteLevel', add_prefix_space, trim_offsets, use_regex });
+const DEEPSEEK_BYTE_LEVEL = [byteLevel(false, true, false), byteLevel(true, false, true), byteLevel(true, true, true)] as const;
+
 const PRESETS: Record<TrainPreTokenizer, Preset> = {
-  'deepseek-v3': { patterns: KNOWN_PATTERNS['deepseek-v3'], normalizer: 'none', ignoreMerges: false },
-  qwen2: { patterns: KNOWN_PATTERNS.qwen2, normalizer: 'NFC', ignoreMerges: false },
-  llama3: { patterns: KNOWN_PATTERNS['llama-bpe'], normalizer: 'none', ignoreMerges: true },
+  'deepseek-v3': { patterns: KNOWN_PATTERNS['deepseek-v3'], normalizer: 'none', ignoreMerges: false, rawLineBreaks: true, byteLevel: DEEPSEEK_BYTE_LEVEL },
+  qwen2: { patterns: KNOWN_PATTERNS.qwen2, normalizer: 'NFC', ignoreMerges: false, rawLineBreaks: false, byteLevel: [byteLevel(false, false, false), byteLevel(false, false, false), byteLevel(false, false, false)] },
+  llama3: { patterns: KNOWN_PATTERNS['llama-bpe'], normalizer: 'none', ignoreMerges: true, rawLineBreaks: false, byteLevel: DEEPSEEK_BYTE_LEVEL },
 };
+
+/** `\r` / `\n` escapes -> the characters (the patterns contain no escaped backslash before r or n). */
+function withRawLineBreaks(pattern: string): string {
+  return pattern.replace(/\\([rn])/g, (_, letter: string) => (letter === 'r' ? '\r' : '\n'));
+}
 
 export const TRAIN_PRE_TOKENIZERS = Object.keys(PRESETS) as TrainPreTokenizer[];
 
@@ -197,12 +211,17 @@ function tokenizerJson(tokens: readonly string[], merges: string[], specials: re
     pre_tokenizer: {
       type: 'Sequence',
       pretokenizers: [
-        ...preset.patterns.map((pattern) => ({ type: 'Split', pattern: { Regex: pattern }, behavior: 'Isolated', invert: false })),
-        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+        ...preset.patterns.map((pattern) => ({
+          type: 'Split',
+          pattern: { Regex: preset.rawLineBreaks ? withRawLineBreaks(pattern) : pattern },
+          behavior: 'Isolated',
+          invert: false,
+        })),
+        { ...preset.byteLevel[0] },
       ],
     },
-    post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    post_processor: { ...preset.byteLevel[1] },
+    decoder: { ...preset.byteLevel[2] },
     model: {
       type: 'BPE',
       dropout: null,
