@@ -21,7 +21,7 @@ import { loadForServing, startTestServer, type TestServer } from './helpers.js';
 
 // Browser globals, used only inside page.evaluate callbacks (they run in the page; this file
 // compiles without the DOM lib).
-declare const document: any, window: any, location: any, MutationObserver: any, getComputedStyle: any;
+declare const document: any, window: any, location: any, navigator: any, MutationObserver: any, getComputedStyle: any;
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -280,6 +280,10 @@ test('hostile markdown in a stored answer renders inert; code blocks get a copy 
   assert.equal(await page.locator('details.thinking summary').innerText(), 'Thought for 1.2 s');
   await page.locator('details.thinking summary').click();
   await page.locator('.code-block pre').hover();
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: t.url });
+  await answer.locator('.code-block button.copy').click();
+  await page.waitForFunction(() => document.querySelector('.code-block button.copy').textContent === 'Copied');
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'const x = "<script>";');
   assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined);
 });
 
