@@ -65,8 +65,10 @@ export interface StreamDecoder {
   flush(): string;
 }
 
+/** Lone surrogates become U+FFFD (what their UTF-8 encoding would be), as in HF's Rust strings. */
 function wellFormed(text: string): string {
-  return /[\ud800-\udfff]/.test(text) ? (text as unknown as { toWellFormed(): string }).toWellFormed() : text;
+  const t = text as unknown as { isWellFormed(): boolean; toWellFormed(): string };
+  return t.isWellFormed() ? text : t.toWellFormed();
 }
 
 const textEncoder = new TextEncoder();
