@@ -256,10 +256,10 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
     const eta = ((elapsed / (done - startStep)) * (stopAt - done));
     append({
       type: 'step', step: done, loss: record.loss, mtp_loss: record.mtpLoss, mtp_accuracy: record.mtpAccuracy, balance_loss: record.balanceLoss,
-      lr: record.lr, grad_norm: record.gradNorm, tokens: tokensSeen, tokens_per_second: tps, expert_load: record.loads,
+      lr: record.lr, grad_norm: record.gradNorm, skipped: record.skipped, tokens: tokensSeen, tokens_per_second: tps, expert_load: record.loads,
       ...(refRecord ? { loss_fp32_reference: refRecord.loss, fp8_training_gap: (record.loss - refRecord.loss) / refRecord.loss } : {}),
     });
-    progress(`step ${done}/${total} | loss ${record.loss.toFixed(4)}${record.mtpLoss !== null ? ` | mtp ${record.mtpLoss.toFixed(4)} (acc ${(record.mtpAccuracy! * 100).toFixed(1)}%)` : ''} | lr ${record.lr.toExponential(2)} | ${tps.toFixed(0)} tok/s | ETA ${formatDuration(eta)}`);
+    progress(`step ${done}/${total} | loss ${record.loss.toFixed(4)}${record.mtpLoss !== null ? ` | mtp ${record.mtpLoss.toFixed(4)} (acc ${(record.mtpAccuracy! * 100).toFixed(1)}%)` : ''} | lr ${record.lr.toExponential(2)} | ${tps.toFixed(0)} tok/s | ETA ${formatDuration(eta)}${record.skipped ? ' | SKIPPED (non-finite gradient)' : ''}`);
     const isLast = done === stopAt;
     if ((run.evalEvery > 0 && done % run.evalEvery === 0) || isLast) {
       const ev = evaluate(done);

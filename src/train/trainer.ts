@@ -32,6 +32,8 @@ export interface StepRecord {
   balanceLoss: number;
   lr: number;
   gradNorm: number;
+  /** The update was skipped because the gradient norm was not finite. */
+  skipped: boolean;
   tokens: number;
   /** Expert loads of the step per MoE layer (HF layer index → tokens per expert). */
   loads: Record<string, number[]>;
@@ -80,11 +82,15 @@ export class Trainer {
     }
     const params = this.optimizer.params;
     const norm = o.clip > 0 ? clipGradNorm(params, o.clip) : gradNorm(params);
-    this.optimizer.step(lr);
-    this.model.updateRoutingBiases(loads, o.moe.gamma);
+    // A non-finite gradient (overflow, a bad batch) skips the update instead of poisoning the weights.
+    const skipped = !Number.isFinite(norm);
+    if (!skipped) {
+      this.optimizer.step(lr);
+      this.model.updateRoutingBiases(loads, o.moe.gamma);
+    }
     const loadRecord: Record<string, number[]> = {};
     for (const [layer, load] of loads) loadRecord[String(layer)] = [...load];
-    return { step, loss, mtpLoss, mtpAccuracy, balanceLoss, lr, gradNorm: norm, tokens: microBatches.length * batch * (seqPlusOne - 1), loads: loadRecord };
+    return { step, loss, mtpLoss, mtpAccuracy, balanceLoss, lr, gradNorm: norm, skipped, tokens: microBatches.length * batch * (seqPlusOne - 1), loads: loadRecord };
   }
 }
 

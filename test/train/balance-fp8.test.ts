@@ -116,3 +116,16 @@ test('FP8 vs FP32 training on the same data and seed: the run reports the gap (b
   assert.ok(lines.some((l) => l.startsWith('FP8 storage: linear weights')));
   console.log(`# FP8 vs FP32: validation loss ${a.toFixed(5)} vs ${b.toFixed(5)} (gap ${(gap * 100).toFixed(3)}%), train gap ${(trainGap * 100).toFixed(3)}%, FP8 forward gap on the same weights ${(ev.fp8ForwardGap! * 100).toFixed(3)}%; memory ${JSON.stringify(m)}`);
 });
+
+test('a non-finite gradient skips the update (weights and routing biases unchanged)', () => {
+  const model = TrainModel.init(tinyV3(), 2);
+  const trainer = new Trainer(model, options(0.01));
+  const ids = new Random(1).intArray(2 * 9, 300);
+  assert.equal(trainer.step(0, [ids], 2, 9).skipped, false);
+  const before = new Map([...model.tensors()].map(([n, t]) => [n, Float32Array.from(t.values)]));
+  model.params.get('model.layers.0.self_attn.o_proj.weight')!.value[3] = Number.NaN;
+  before.get('model.layers.0.self_attn.o_proj.weight')![3] = Number.NaN;
+  const r = trainer.step(1, [ids], 2, 9);
+  assert.equal(r.skipped, true);
+  for (const [name, t] of model.tensors()) assert.deepEqual(t.values, before.get(name), name);
+});
