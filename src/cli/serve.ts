@@ -31,7 +31,14 @@ const usage = `usage: frugal serve [--model FILE]... [options]
 Authentication: on a loopback address API keys are optional unless --auth is given (an unknown
 key is then ignored, a revoked one refused). Any other address requires --auth semantics: the
 server turns authentication on by itself, and refuses to start with --no-auth unless
---insecure-no-auth-on-public-address is given. Create users and keys with 'frugal admin'.`;
+--insecure-no-auth-on-public-address is given. A loopback server without auth answers only
+requests whose Host is a loopback name (DNS-rebinding protection), and only JSON bodies
+(so a web page cannot post to it without a CORS preflight, which it never grants).
+Create users and keys with 'frugal admin'.
+
+Timeouts: request headers 30 s, whole request body 60 s, idle connection 10 min, one
+generation 10 min (then it ends with finish_reason "length"); a client that disconnects
+cancels its generation at once.`;
 
 export function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
@@ -120,12 +127,14 @@ export async function run(args: string[]): Promise<number> {
     },
     settings: {
       authRequired,
+      loopbackHostsOnly: loopback && !authRequired,
       ...(values['max-tokens'] !== undefined ? { maxTokensCap: int(values['max-tokens'], 'max-tokens', 1)! } : {}),
       ...(values['reasoning-budget'] !== undefined ? { defaultReasoningBudget: int(values['reasoning-budget'], 'reasoning-budget', 0)! } : {}),
     },
     bodyLimit: int(values['body-limit'], 'body-limit', 1024) ?? 1024 * 1024,
     connectionTimeoutMs: 10 * 60_000,
     headersTimeoutMs: 30_000,
+    requestTimeoutMs: 60_000,
     processMetrics: true,
   });
   const address = await server.listen({ host, port });

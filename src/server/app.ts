@@ -55,7 +55,15 @@ const DEFAULT_SETTINGS: ServerSettings = {
   sessionTtlMs: 30 * 24 * 3600_000,
   keepAliveMs: 5000,
   secureCookies: false,
+  loopbackHostsOnly: false,
 };
+
+/** Host header (name[:port]) names a loopback address. */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
+  return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -96,13 +104,14 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
   });
 
   app.addHook('onRequest', async (request, reply) => {
-    const started = performance.now();
     reply.raw.on('close', () => {
       const route = request.routeOptions.url ?? 'unmatched';
       const status = reply.raw.writableFinished ? reply.raw.statusCode : 499;
       metrics.requests.inc({ route, status: String(status) });
-      void started;
     });
+    if (settings.loopbackHostsOnly && !isLoopbackHost(request.headers.host)) {
+      throw new ApiError(403, `this server answers only requests to a loopback host name (got Host: ${request.headers.host ?? 'none'}); start it with --auth to serve other names`, null, 'forbidden_host');
+    }
   });
 
   app.setErrorHandler((error: unknown, _request, reply) => {
@@ -148,6 +157,7 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
       return app.listen({ host, port });
     },
     async close() {
+      scheduler.shutdown();
       await app.close();
       store.close();
     },

@@ -45,6 +45,11 @@ export interface ServerSettings {
   keepAliveMs: number;
   /** Cookies get the Secure attribute (serving behind https). */
   secureCookies: boolean;
+  /**
+   * Answer only requests whose Host is a loopback name (localhost, 127.x, [::1]): protects a
+   * loopback server without auth from DNS-rebinding pages. Set by `frugal serve` on loopback.
+   */
+  loopbackHostsOnly: boolean;
 }
 
 export class ServerContext {

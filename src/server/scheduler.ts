@@ -133,6 +133,16 @@ export class Scheduler {
     });
   }
 
+  /** Ends everything (server shutdown): queued requests are refused with 503, running ones end as aborted. */
+  shutdown(): void {
+    for (const job of this.queue.splice(0)) {
+      clearTimeout(job.timer);
+      job.spec.model.active--;
+      job.reject(new ApiError(503, 'the server is shutting down', null, 'service_unavailable'));
+    }
+    for (const job of [...this.active]) this.end(job, 'abort');
+  }
+
   private expire(job: Job): void {
     const i = this.queue.indexOf(job);
     if (i < 0) return;

@@ -10,17 +10,17 @@ import { startTestServer, type TestServer } from './helpers.js';
 let t: TestServer;
 
 before(async () => {
-  t = await startTestServer({ contextLength: 128, bodyLimit: 4096, settings: { maxTokensCap: 500 } });
+  t = await startTestServer({ contextLength: 128, bodyLimit: 4096, settings: { maxTokensCap: 500, loopbackHostsOnly: true } });
 });
 after(() => t.close());
 
 const good = { model: 'deepseek-chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 };
 
 /** Raw POST (bytes as given), to send malformed JSON and invalid UTF-8. */
-function post(path: string, body: Buffer | string, contentType = 'application/json'): Promise<{ status: number; body: string }> {
+function post(path: string, body: Buffer | string, contentType = 'application/json', host?: string): Promise<{ status: number; body: string }> {
   const url = new URL(path, t.url);
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'POST', headers: { 'content-type': contentType } }, (res) => {
+    const req = httpRequest(url, { method: 'POST', headers: { 'content-type': contentType, ...(host ? { host } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
@@ -74,6 +74,14 @@ test('bad requests: status and error body', async () => {
   assert.equal(ok.status, 200, ok.body);
   const health = await fetch(`${t.url}/health`);
   assert.equal(((await health.json()) as { status: string }).status, 'ok');
+});
+
+test('a loopback server without auth refuses other Host names (DNS rebinding)', async () => {
+  const r = await post('/v1/chat/completions', JSON.stringify(good), 'application/json', 'evil.example:8080');
+  assert.equal(r.status, 403);
+  assert.match(r.body, /loopback host name/);
+  assert.equal((await post('/v1/chat/completions', JSON.stringify(good), 'application/json', 'localhost:8080')).status, 200);
+  assert.equal((await post('/v1/chat/completions', JSON.stringify(good), 'application/json', '[::1]:8080')).status, 200);
 });
 
 test('a streaming request that fails validation gets a JSON error, not a stream', async () => {
