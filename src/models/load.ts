@@ -8,7 +8,7 @@
  * checkpoints go through ./deepseek-v3-hf.ts. Architectures register in `architectures` below
  * by their GGUF `general.architecture` name.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type GgufFile, type GgufTensorInfo, openGguf, readExpertMatrix, readF32, readWeightMatrix } from '../formats/gguf.js';
 import { type GgufPlainValue, plainValue } from '../formats/gguf-value.js';
@@ -22,7 +22,7 @@ import type { DType } from '../tensor/dtype.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { Tokenizer, tokenizerGgufMetadata } from '../tokenizer/index.js';
 import { deepseekConfigFromGguf, loadDeepseekFromGguf } from './deepseek-v3.js';
-import { loadDeepseekFromHf } from './deepseek-v3-hf.js';
+import { deepseekConfigFromHf, loadDeepseekFromHf } from './deepseek-v3-hf.js';
 import { describeDense, loadLlama } from './llama.js';
 import type { CausalLM } from './model.js';
 import { loadQwen2 } from './qwen2.js';
@@ -42,6 +42,8 @@ export interface ModelSource {
   readonly format: 'gguf' | 'hf';
   /** The open GGUF file (format 'gguf' only), for loaders that need more than this interface. */
   readonly gguf?: GgufFile;
+  /** The parsed config.json object (format 'hf' only). */
+  readonly hfConfig?: Record<string, unknown>;
   value(key: string): GgufPlainValue | undefined;
   /** A numeric key (any integer or float type), or undefined; throws when the key holds something else. */
   number(key: string): number | undefined;
@@ -162,8 +164,10 @@ export const architectures: Record<string, Architecture> = {
       return loadDeepseekFromGguf(source.gguf, options);
     },
     describe(source) {
-      if (!source.gguf) throw new ModelFileError(source.path, 'deepseek2 description needs a GGUF file');
-      const c = deepseekConfigFromGguf(source.gguf);
+      const c = source.gguf ? deepseekConfigFromGguf(source.gguf)
+        : source.hfConfig ? deepseekConfigFromHf(source.hfConfig, join(source.path, 'config.json'))
+        : undefined;
+      if (!c) throw new ModelFileError(source.path, 'no deepseek2 configuration found');
       const width = mlaCacheWidth(c);
       return {
         cacheValuesPerToken: c.numLayers * width,
@@ -336,10 +340,12 @@ function openHfSource(dir: string): ModelSource {
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath)) throw new ModelFileError(dir, 'no config.json in this directory');
   const config = readHfConfig(configPath);
+  const hfConfig = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
   const a = HF_DENSE[config.architecture];
-  if (!a) throw new ModelFileError(configPath, `architecture ${config.architecture} is not a dense model (use the DeepSeek loader)`);
   const dense = config as LlamaConfig | Qwen2Config;
-  const keys = denseKeysOfHfConfig(dense, a, configPath);
+  // DeepSeek checkpoints: metadata and tensor index only (they load through ./deepseek-v3-hf.ts).
+  const keys = a ? denseKeysOfHfConfig(dense, a, configPath)
+    : new Map<string, GgufPlainValue>([['general.architecture', 'deepseek2'], ['deepseek2.context_length', config.max_position_embeddings]]);
   const tokenizerPath = join(dir, 'tokenizer.json');
   let tokenizer: Tokenizer | undefined;
   const tokenizerKeys = (): void => {
@@ -356,13 +362,13 @@ function openHfSource(dir: string): ModelSource {
   }
   let ropeFreqs: Float32Array | undefined;
   const scaling = dense.rope_scaling;
-  if (scaling && scaling.type === 'llama3') {
+  if (a && scaling && scaling.type === 'llama3') {
     ropeFreqs = llama3FreqFactors(dense.head_dim, dense.rope_theta, {
       type: 'llama3', factor: scaling.factor, lowFreqFactor: scaling.low_freq_factor,
       highFreqFactor: scaling.high_freq_factor, originalContext: scaling.original_max_position_embeddings,
     });
   }
-  if (!config.tie_word_embeddings && !hfName.has('output.weight') && hfName.has('token_embd.weight')) {
+  if (a && !config.tie_word_embeddings && !hfName.has('output.weight') && hfName.has('token_embd.weight')) {
     throw new ModelFileError(where, "tensor 'lm_head.weight' is missing (tie_word_embeddings is false)");
   }
   const need = (name: string): SafetensorsTensorInfo => {
@@ -384,6 +390,7 @@ function openHfSource(dir: string): ModelSource {
   return {
     path: dir,
     format: 'hf',
+    hfConfig,
     value: get,
     number: (key) => typed<number>(key, 'number'),
     string: (key) => typed<string>(key, 'string'),

@@ -82,3 +82,20 @@ test('frugal info describes the file from its metadata', () => {
   assert.match(r.stdout, /^backend: (native|ref)/);
   assert.match(r.stdout, /architecture: llama/);
 });
+
+test('frugal info reaches other architectures through the registry (deepseek2 GGUF and HF directory)', async () => {
+  const { tinyDeepseekModel, writeTinyDeepseekGguf, writeTinyDeepseekHf } = await import('../../src/models/deepseek-v3-tiny.js');
+  const model = tinyDeepseekModel({});
+  const ggufPath = join(dir, 'deepseek.gguf');
+  const hfDir = join(dir, 'deepseek-hf');
+  writeTinyDeepseekGguf(ggufPath, model);
+  writeTinyDeepseekHf(hfDir, model);
+  for (const path of [ggufPath, hfDir]) {
+    const text = describeModel(path).join('\n');
+    assert.match(text, /architecture: deepseek2/);
+    assert.match(text, /MLA cache: \d+ values per token per layer/);
+    const loaded = loadModel(path).model;
+    assert.match(text, new RegExp(`parameters: .*\\(${loaded.info.parameterCount}\\)`));
+    assert.match(text, new RegExp(`KV cache \\(f32\\) ${loaded.info.cacheValuesPerToken * 4} B per token`));
+  }
+});
