@@ -18,6 +18,7 @@ import type { SafetensorsTensorInfo } from '../formats/safetensors.js';
 import { mlaCacheWidth } from '../nn/mla.js';
 import { llama3FreqFactors } from '../nn/rope.js';
 import type { Backend } from '../tensor/backend.js';
+import { MATMUL_DTYPES } from '../tensor/ref/checks.js';
 import type { DType } from '../tensor/dtype.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { Tokenizer, tokenizerGgufMetadata } from '../tokenizer/index.js';
@@ -75,6 +76,13 @@ function shapeText(dims: readonly number[]): string {
   return `[${dims.join(', ')}]`;
 }
 
+/** Weights must be in a dtype the kernels multiply with; say so at load time, naming the tensor. */
+function checkComputable(file: string, name: string, dtype: DType): void {
+  if (!MATMUL_DTYPES.has(dtype)) {
+    throw new ModelFileError(file, `tensor '${name}' is stored as ${dtype}, which the compute kernels do not support (supported: ${[...MATMUL_DTYPES].join(', ')})`);
+  }
+}
+
 /** The ModelSource of an open GGUF file. */
 export function ggufSource(file: GgufFile): ModelSource {
   const need = (name: string): GgufTensorInfo => {
@@ -114,6 +122,7 @@ export function ggufSource(file: GgufFile): ModelSource {
       if (ne0 !== cols || ne1 !== rows || rest.some((d) => d !== 1)) {
         throw new ModelFileError(file.path, `tensor '${name}' has shape ${shapeText(info.dims)} (ggml order), expected ${shapeText([cols, rows])}`);
       }
+      checkComputable(file.path, name, info.dtype);
       return readWeightMatrix(file, name);
     },
     expertMatrix(name, expert, rows, cols) {
@@ -121,6 +130,7 @@ export function ggufSource(file: GgufFile): ModelSource {
       if (info.dims.length !== 3 || info.dims[0] !== cols || info.dims[1] !== rows) {
         throw new ModelFileError(file.path, `tensor '${name}' has shape ${shapeText(info.dims)} (ggml order), expected [${cols}, ${rows}, experts]`);
       }
+      checkComputable(file.path, name, info.dtype);
       return readExpertMatrix(file, name, expert);
     },
     vector(name, length) {
@@ -412,6 +422,7 @@ function openHfSource(dir: string): ModelSource {
       if (r !== rows || c !== cols || rest.length > 0) {
         throw new ModelFileError(where, `tensor '${info.name}' has shape [${info.shape.join(', ')}], expected [${rows}, ${cols}]`);
       }
+      if (info.computeDtype) checkComputable(where, info.name, info.computeDtype);
       return readWeight(checkpoint, info.name);
     },
     expertMatrix(name) {

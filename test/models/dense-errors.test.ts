@@ -38,6 +38,14 @@ test('a tensor of the wrong shape is named with both shapes', () => {
   assert.throws(() => loadModel(path), /tensor 'blk\.0\.ffn_up\.weight' has shape \[64, 128\] \(ggml order\), expected \[64, 256\]/);
 });
 
+test('a weight in a dtype the kernels cannot multiply is refused at load time', () => {
+  const q5_1 = denseGgufTensors(model, 'q5_1');
+  const tensors = goodTensors.map((t) => (t.name === 'blk.0.attn_v.weight' ? q5_1.find((u) => u.name === t.name)! : t));
+  assert.equal(tensors.find((t) => t.name === 'blk.0.attn_v.weight')!.dtype, 'q5_1');
+  const path = write('dtype', { tensors });
+  assert.throws(() => loadModel(path), /tensor 'blk\.0\.attn_v\.weight' is stored as q5_1, which the compute kernels do not support/);
+});
+
 test('an unknown architecture lists the supported ones', () => {
   const path = write('arch', { metadata: (m) => m.map(([k, v]) => [k, k === 'general.architecture' ? gguf.string('gpt2') : v]) });
   assert.throws(() => loadModel(path), /unsupported architecture 'gpt2' \(supported: llama, qwen2, deepseek2\)/);
