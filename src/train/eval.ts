@@ -1,0 +1,99 @@
+/**
+ * Evaluation on a task's TEST split, as R1 reports it (spec §6.5, §8.4 usage): pass@1 averaged
+ * over k samples per problem at temperature 0.6 and top-p 0.95 (the fraction of the k samples that
+ * verify, averaged over problems), greedy accuracy (temperature 0), the format rate (well-formed
+ * `<think>…</think>` + answer, over the k samples) and the mean response length in tokens (k samples).
+ */
+import type { Problem } from './tasks/types.js';
+import { scoreCompletion } from './tasks/reward.js';
+import { type PromptStyle, prefilledThink, promptText, stopTextOf } from './cold-start.js';
+import { type Codec, type Policy, streamRng } from './rollout.js';
+
+export interface EvalOptions {
+  style: PromptStyle;
+  /** k samples per problem for pass@1 (0: skip sampling). */
+  samples: number;
+  temperature: number;
+  topP: number;
+  maxTokens: number;
+  /** Also decode greedily. */
+  greedy: boolean;
+  seed: number;
+}
+
+export const R1_EVAL_DEFAULTS: Omit<EvalOptions, 'style' | 'maxTokens'> = { samples: 4, temperature: 0.6, topP: 0.95, greedy: true, seed: 0 };
+
+export interface ProblemResult {
+  id: string;
+  /** Fraction of the k samples that verified. */
+  pass1: number;
+  greedyCorrect: boolean | null;
+  formatRate: number;
+  meanLength: number;
+}
+
+export interface EvalReport {
+  task: string;
+  problems: number;
+  samples: number;
+  /** Mean over problems of the per-problem pass@1 (null when samples = 0). */
+  pass1: number | null;
+  greedyAccuracy: number | null;
+  /** Over sampled completions (greedy ones when samples = 0). */
+  formatRate: number;
+  meanResponseLength: number;
+  temperature: number;
+  topP: number;
+  perProblem: ProblemResult[];
+}
+
+export function evaluate(policy: Policy, codec: Codec, problems: readonly Problem[], o: EvalOptions): EvalReport {
+  if (problems.length === 0) throw new Error('eval: no problems');
+  if (!Number.isInteger(o.samples) || o.samples < 0) throw new Error(`eval: samples ${o.samples} must be an integer >= 0`);
+  if (o.samples === 0 && !o.greedy) throw new Error('eval: nothing to do (samples 0 and no greedy decoding)');
+  const prefilled = prefilledThink(o.style);
+  const stopText = stopTextOf(o.style);
+  const perProblem: ProblemResult[] = problems.map((problem, p) => {
+    const prompt = codec.encode(promptText(problem.prompt, o.style));
+    let correct = 0;
+    let formatted = 0;
+    let length = 0;
+    for (let k = 0; k < o.samples; k++) {
+      const c = policy.complete(prompt, { temperature: o.temperature, topP: o.topP, maxTokens: o.maxTokens, ...(stopText ? { stopText } : {}) }, streamRng(o.seed, p, k));
+      const s = scoreCompletion(problem, c.text, { prefilledThink: prefilled });
+      correct += s.accuracy;
+      formatted += s.format;
+      length += c.tokens.length;
+    }
+    let greedyCorrect: boolean | null = null;
+    if (o.greedy) {
+      const c = policy.complete(prompt, { temperature: 0, topP: 1, maxTokens: o.maxTokens, ...(stopText ? { stopText } : {}) }, streamRng(o.seed, p, -1));
+      const s = scoreCompletion(problem, c.text, { prefilledThink: prefilled });
+      greedyCorrect = s.accuracy === 1;
+      if (o.samples === 0) {
+        formatted = s.format;
+        length = c.tokens.length;
+      }
+    }
+    const n = Math.max(1, o.samples);
+    return { id: problem.id, pass1: o.samples === 0 ? NaN : correct / o.samples, greedyCorrect, formatRate: formatted / n, meanLength: length / n };
+  });
+  const mean = (f: (r: ProblemResult) => number) => perProblem.reduce((a, r) => a + f(r), 0) / perProblem.length;
+  return {
+    task: [...new Set(problems.map((p) => p.task))].join(','), problems: problems.length, samples: o.samples,
+    pass1: o.samples === 0 ? null : mean((r) => r.pass1),
+    greedyAccuracy: o.greedy ? mean((r) => (r.greedyCorrect ? 1 : 0)) : null,
+    formatRate: mean((r) => r.formatRate), meanResponseLength: mean((r) => r.meanLength),
+    temperature: o.temperature, topP: o.topP, perProblem,
+  };
+}
+
+/** A small text table of reports. */
+export function formatEvalTable(reports: readonly (EvalReport & { difficulty?: number })[]): string {
+  const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
+  const header = ['task', 'level', 'problems', 'k', 'pass@1', 'greedy', 'format', 'mean len'];
+  const rows = reports.map((r) => [r.task, String(r.difficulty ?? '-'), String(r.problems), String(r.samples), pct(r.pass1), pct(r.greedyAccuracy), pct(r.formatRate), r.meanResponseLength.toFixed(1)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,247 @@
+/**
+ * Rollouts for the R1 recipe stages: sampling completions from the CURRENT policy with the
+ * inference engine (KV cache), and the matching per-token log-probabilities from the TrainModel
+ * forward (autograd) for the losses.
+ *
+ * The inference model is built from a snapshot of the TrainModel's tensors (HF names): DeepSeek
+ * configs in memory through deepseekFromHfTensors, dense Llama/Qwen2 configs through a temporary
+ * HF directory read by loadModel (the dense loader has no in-memory entry point). Rebuild it after
+ * every optimizer step (`PolicySampler.refresh`).
+ *
+ * Log-probabilities recorded while sampling are those of the untempered policy (log softmax of
+ * the raw logits), so that they can be compared with TrainModel's: test/train/rollout.test.ts
+ * checks that the two definitions agree.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Var, constant } from '../autograd/var.js';
+import { tokenLogProbs } from '../autograd/loss.js';
+import { Random } from '../autograd/random.js';
+import { hfConfigToObject } from '../formats/hf-config.js';
+import { deepseekFromHfTensors } from '../models/deepseek-v3-hf.js';
+import { memoryHfSource } from '../models/deepseek-v3-tiny.js';
+import { loadModel } from '../models/load.js';
+import type { CausalLM } from '../models/model.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { writeModelDir } from './checkpoint.js';
+import type { NamedTensor, TrainModel } from './model.js';
+
+/** The text <-> token ids mapping the stages need (a Tokenizer, or a small codec in tests). */
+export interface Codec {
+  encode(text: string): number[];
+  decode(ids: readonly number[]): string;
+  /** Generation stops at this token (it is part of the completion, as the training target). */
+  eosId: number;
+}
+
+/** A Codec over a Tokenizer: control tokens in the text (R1 chat markers, EOS) are parsed. */
+export function tokenizerCodec(tokenizer: Tokenizer, eosId = tokenizer.eosId): Codec {
+  if (eosId === undefined) throw new Error('tokenizer: no EOS token (set eos_token in tokenizer_config.json or pass one)');
+  return {
+    encode: (text) => tokenizer.encode(text, { parseSpecial: true }),
+    decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
+    eosId,
+  };
+}
+
+export interface SampleOptions {
+  /** 0 = greedy. */
+  temperature: number;
+  /** Nucleus mass in (0, 1]; 1 = off. */
+  topP: number;
+  maxTokens: number;
+  /** Stop once the decoded completion contains this text (e.g. '</answer>' for base models). */
+  stopText?: string;
+}
+
+export interface Completion {
+  tokens: number[];
+  /** log π(token) under the untempered policy, one per token. */
+  logprobs: number[];
+  text: string;
+  finish: 'stop' | 'length';
+}
+
+/** What the stages sample from: the inference engine in production, a scripted fake in tests. */
+export interface Policy {
+  complete(prompt: readonly number[], options: SampleOptions, rng: Random): Completion;
+}
+
+/** Snapshot of a model's tensors (copies), so that later optimizer steps cannot leak into it. */
+export function snapshotTensors(model: TrainModel): Map<string, NamedTensor> {
+  const out = new Map<string, NamedTensor>();
+  for (const [name, t] of model.tensors()) out.set(name, { shape: [...t.shape], values: Float32Array.from(t.values) });
+  return out;
+}
+
+/** An inference-engine model with the TrainModel's current weights. */
+export function inferenceModel(model: TrainModel): CausalLM {
+  const tensors = snapshotTensors(model);
+  if (model.isDeepseek) {
+    return deepseekFromHfTensors(hfConfigToObject(model.config), memoryHfSource(tensors, undefined, 'policy'), { fp8: 'f32' });
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'frugal-policy-'));
+  try {
+    writeModelDir(dir, model.config, tensors);
+    return loadModel(dir, { tokenizer: false }).model;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** log softmax(logits)[token] in float64. */
+export function logSoftmaxAt(logits: Float32Array, token: number): number {
+  let max = -Infinity;
+  for (const x of logits) if (x > max) max = x;
+  let total = 0;
+  for (const x of logits) total += Math.exp(x - max);
+  return logits[token]! - max - Math.log(total);
+}
+
+/** Draws a token: argmax at temperature 0, else softmax(logits / T) restricted to the top-p nucleus. */
+export function sampleToken(logits: Float32Array, temperature: number, topP: number, rng: Random): number {
+  if (temperature <= 0) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+    return best;
+  }
+  let max = -Infinity;
+  for (const x of logits) if (x > max) max = x;
+  const probs = new Float64Array(logits.length);
+  let total = 0;
+  for (let i = 0; i < logits.length; i++) total += probs[i] = Math.exp((logits[i]! - max) / temperature);
+  let order: number[];
+  let mass = total;
+  if (topP < 1) {
+    order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b);
+    let kept = 0;
+    let k = 0;
+    while (k < order.length && kept < topP * total) kept += probs[order[k++]!]!;
+    order = order.slice(0, Math.max(1, k));
+    mass = kept;
+  } else {
+    order = Array.from(probs.keys());
+  }
+  let u = rng.uniform() * mass;
+  for (const i of order) {
+    u -= probs[i]!;
+    if (u < 0) return i;
+  }
+  return order[order.length - 1]!;
+}
+
+/** The inference engine as a Policy (one KV cache per completion). */
+export class EnginePolicy implements Policy {
+  constructor(readonly lm: CausalLM, readonly codec: Codec) {}
+
+  complete(prompt: readonly number[], options: SampleOptions, rng: Random): Completion {
+    if (prompt.length === 0) throw new Error('complete: empty prompt');
+    const capacity = Math.min(this.lm.info.contextLength, prompt.length + options.maxTokens);
+    if (prompt.length >= capacity) throw new Error(`complete: the prompt has ${prompt.length} tokens, the context holds ${this.lm.info.contextLength}`);
+    const cache = this.lm.newCache(capacity);
+    let logits = this.lm.forward(Int32Array.from(prompt), cache);
+    const tokens: number[] = [];
+    const logprobs: number[] = [];
+    let finish: Completion['finish'] = 'length';
+    while (tokens.length < options.maxTokens && prompt.length + tokens.length < capacity) {
+      const token = sampleToken(logits, options.temperature, options.topP, rng);
+      tokens.push(token);
+      logprobs.push(logSoftmaxAt(logits, token));
+      if (token === this.codec.eosId) {
+        finish = 'stop';
+        break;
+      }
+      if (options.stopText !== undefined && this.codec.decode(tokens).includes(options.stopText)) {
+        finish = 'stop';
+        break;
+      }
+      if (tokens.length >= options.maxTokens || prompt.length + tokens.length >= capacity) break;
+      logits = this.lm.forward(Int32Array.of(token), cache);
+    }
+    return { tokens, logprobs, text: this.codec.decode(tokens), finish };
+  }
+}
+
+/** A prompt and one completion of it, as token ids. */
+export interface Sequence {
+  prompt: readonly number[];
+  completion: readonly number[];
+}
+
+/**
+ * Right-padded batch of prompt+completion sequences: ids [B, T] (inputs), targets [B·T] (next
+ * token, 0 on padding), and for each completion token its row index (b·T + position).
+ * Causal attention and token-wise routing make the padding invisible to the real positions.
+ */
+export function packSequences(sequences: readonly Sequence[], pad = 0): { ids: Int32Array; targets: Int32Array; batch: number; seq: number; rows: Int32Array[] } {
+  if (sequences.length === 0) throw new Error('packSequences: no sequences');
+  let seq = 1;
+  for (const s of sequences) {
+    if (s.prompt.length === 0) throw new Error('packSequences: a sequence has an empty prompt');
+    seq = Math.max(seq, s.prompt.length + s.completion.length - 1);
+  }
+  const batch = sequences.length;
+  const ids = new Int32Array(batch * seq).fill(pad);
+  const targets = new Int32Array(batch * seq).fill(pad);
+  const rows: Int32Array[] = [];
+  sequences.forEach((s, b) => {
+    const all = [...s.prompt, ...s.completion];
+    for (let t = 0; t < all.length - 1; t++) {
+      ids[b * seq + t] = all[t]!;
+      targets[b * seq + t] = all[t + 1]!;
+    }
+    const r = new Int32Array(s.completion.length);
+    for (let j = 0; j < s.completion.length; j++) r[j] = b * seq + s.prompt.length - 1 + j;
+    rows.push(r);
+  });
+  return { ids, targets, batch, seq, rows };
+}
+
+/**
+ * Per-row log π(target) of a packed batch under the TrainModel: a Var [B·T] (graph kept when grad
+ * is enabled), plus the logits values for entropy.
+ */
+export function packedLogProbs(model: TrainModel, packed: ReturnType<typeof packSequences>): { logp: Var; logits: Float32Array } {
+  const logits = model.logits(packed.ids, packed.batch, packed.seq);
+  return { logp: tokenLogProbs(logits, packed.targets), logits: logits.value };
+}
+
+/** Values of log π(completion tokens) per sequence, from a packed forward (no gradient needed). */
+export function completionLogProbs(model: TrainModel, sequences: readonly Sequence[]): number[][] {
+  const packed = packSequences(sequences);
+  const { logp } = packedLogProbs(model, packed);
+  return packed.rows.map((r) => Array.from(r, (row) => logp.value[row]!));
+}
+
+/** Mean entropy (nats) of the policy at the given rows of a [rows, vocab] logits array. */
+export function meanEntropy(logits: Float32Array, vocab: number, rows: Iterable<number>): number {
+  let total = 0;
+  let n = 0;
+  for (const r of rows) {
+    const base = r * vocab;
+    let max = -Infinity;
+    for (let c = 0; c < vocab; c++) if (logits[base + c]! > max) max = logits[base + c]!;
+    let z = 0;
+    let s = 0;
+    for (let c = 0; c < vocab; c++) {
+      const x = logits[base + c]! - max;
+      const e = Math.exp(x);
+      z += e;
+      s += e * x;
+    }
+    total += Math.log(z) - s / z;
+    n++;
+  }
+  return n === 0 ? 0 : total / n;
+}
+
+/** A constant Var (helper for callers that build losses from plain arrays). */
+export function constantOf(values: Float32Array): Var {
+  return constant(values, [values.length]);
+}
+
+/** Seeded stream for (seed, step, index): independent of how many draws came before (resumable). */
+export function streamRng(seed: number, step: number, index = 0): Random {
+  return new Random(((seed * 1000003) ^ (step * 7919) ^ (index * 104729)) >>> 0);
+}
