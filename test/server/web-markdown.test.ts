@@ -158,7 +158,7 @@ test('markdown: pathological input stays fast', () => {
     const started = performance.now();
     const html = markdownToHtml(input);
     const ms = performance.now() - started;
-    assert.ok(ms < 1500, `${JSON.stringify(input.slice(0, 12))}… (${input.length} chars) took ${ms.toFixed(0)} ms`);
+    assert.ok(ms < 3000, `${JSON.stringify(input.slice(0, 12))}… (${input.length} chars) took ${ms.toFixed(0)} ms`);
     assert.ok(html.length > 0);
   }
 });

@@ -306,3 +306,30 @@ test('narrow screens hide the sidebar behind a button; dark mode follows the sys
   assert.ok(luminance(light) > 600 && luminance(dark) < 150, `light ${light}, dark ${dark}`);
   assert.deepEqual(pageErrors, []);
 });
+
+test('without auth (the loopback default) the chat opens at once as the local user', async () => {
+  forwardDelayMs = 0;
+  const open = await startTestServer({ registry: { load: (path) => slowed(loadForServing(path)) } });
+  const local = await context.newPage();
+  try {
+    await local.goto(open.url);
+    await local.locator('#app').waitFor();
+    assert.equal(await local.locator('#auth').isVisible(), false);
+    assert.equal(await local.locator('#account').isVisible(), false);
+    await local.click('#settings summary');
+    await local.fill('#temperature', '0');
+    await local.fill('#max-tokens', '6');
+    await local.click('#settings summary');
+    await local.fill('#prompt', 'Hi');
+    await local.press('#prompt', 'Enter');
+    await local.locator('#messages .message.assistant:not(.streaming)').waitFor();
+    assert.equal(await local.locator('#messages .message.assistant .meta').innerText(), 'Cut off at the token limit');
+    await local.reload();
+    await local.locator('#messages .message.assistant').waitFor();
+    assert.equal(await local.locator('#conversation-list li').count(), 1);
+  } finally {
+    await local.close();
+    await open.close();
+  }
+  assert.deepEqual(pageErrors, []);
+});
