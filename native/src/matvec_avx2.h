@@ -106,12 +106,15 @@ __attribute__((always_inline)) inline V4 decodePiece(const uint8_t* blk, int p, 
       }
       break;
     }
-    default: {  // fp8: aux[0] = block scale times 2^120
+    default: {  // fp8: aux[0] = block scale times 2^120; 0x7F/0xFF are NaN
       const __m256 s = _mm256_set1_ps(aux[0]);
       const __m256i keep = _mm256_set1_epi32(static_cast<int>(0x87F00000u));
+      const __m256i seven = _mm256_set1_epi32(0x7f);
       for (int i = 0; i < 4; i++) {
-        const __m256i bits = _mm256_and_si256(_mm256_slli_epi32(_mm256_cvtepi8_epi32(load64(blk + 8 * i)), 20), keep);
-        o.v[i] = _mm256_mul_ps(_mm256_castsi256_ps(bits), s);
+        const __m256i wide = _mm256_cvtepi8_epi32(load64(blk + 8 * i));
+        const __m256i bits = _mm256_and_si256(_mm256_slli_epi32(wide, 20), keep);
+        const __m256 nan = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(wide, seven), seven));
+        o.v[i] = _mm256_blendv_ps(_mm256_mul_ps(_mm256_castsi256_ps(bits), s), _mm256_set1_ps(NAN), nan);
       }
       break;
     }

@@ -190,23 +190,23 @@ struct DecQ6_K {
   }
 };
 
-/** fp8 E4M3 (no NaN handling: the 0x7F/0xFF NaN patterns decode as 480). Scale per 128 columns. */
+/** fp8 E4M3: sign-extend, keep sign + exponent + mantissa bits, rebias in the scale; 0x7F/0xFF are NaN. */
 struct DecFp8 {
   static constexpr int E = 32, B = 32;
   struct State { __m512 scale; };
+  FRUGAL_INLINE static __m512 sixteen(__m128i bytes, __m512 scale) {
+    const __m512i wide = _mm512_cvtepi8_epi32(bytes);
+    const __m512i bits = _mm512_and_si512(_mm512_slli_epi32(wide, 20), _mm512_set1_epi32(static_cast<int>(0x87F00000u)));
+    const __m512i seven = _mm512_set1_epi32(0x7f);
+    const __mmask16 nan = _mm512_cmpeq_epi32_mask(_mm512_and_si512(wide, seven), seven);
+    return _mm512_mask_mov_ps(_mm512_mul_ps(_mm512_castsi512_ps(bits), scale), nan, _mm512_set1_ps(NAN));
+  }
   FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
-    const __m512i keep = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
-    const __m512i a = _mm512_and_si512(_mm512_slli_epi32(_mm512_cvtepi8_epi32(load128(blk)), 20), keep);
-    const __m512i b = _mm512_and_si512(_mm512_slli_epi32(_mm512_cvtepi8_epi32(load128(blk + 16)), 20), keep);
-    lo = _mm512_mul_ps(_mm512_castsi512_ps(a), s.scale);
-    hi = _mm512_mul_ps(_mm512_castsi512_ps(b), s.scale);
+    lo = sixteen(load128(blk), s.scale);
+    hi = sixteen(load128(blk + 16), s.scale);
   }
 };
 
-/**
- * res[g] += dot(columns [c0, ...) of weight row r, x + g * ldx) for g < G, over `blocks` blocks;
- * c0 is a multiple of 256, and x points at the activations of column c0 of the first row.
- */
 template <class D, int G>
 FRUGAL_INLINE void accumulatePiece(const uint8_t* blk, const typename D::State& s, int p, const float* xp, int64_t ldx, __m512 (&acc)[G][2]) {
   __m512 lo, hi;

@@ -220,6 +220,25 @@ test('native dequantizeRows and embeddingGather equal ref for every weight dtype
   }
 });
 
+test('native fp8 NaN patterns (0x7F, 0xFF) decode to NaN on every level, as in ref', { skip }, () => {
+  const [rows, cols] = [3, 160];
+  const w = makeWeight('fp8_e4m3', rows, cols, 31337);
+  w.data[1 * cols + 40] = 0x7f;
+  w.data[2 * cols + 150] = 0xff;
+  const x = random(cols, 5);
+  const expected = new Float32Array(rows);
+  ref.matmul(expected, x, 1, w);
+  assert.ok(Number.isNaN(expected[1]) && Number.isNaN(expected[2]) && !Number.isNaN(expected[0]));
+  eachLevel((level) => {
+    const out = new Float32Array(rows);
+    native!.matmul(out, x, 1, w);
+    assert.deepEqual([0, 1, 2].map((r) => Number.isNaN(out[r])), [false, true, true], `${level} matmul`);
+    const dense = new Float32Array(rows * cols);
+    native!.dequantizeRows(dense, w, 0, rows);
+    assert.ok(Number.isNaN(dense[cols + 40]!) && Number.isNaN(dense[2 * cols + 150]!) && !Number.isNaN(dense[cols + 41]!), `${level} dequantizeRows`);
+  });
+});
+
 test('native rmsNorm and softmax equal ref (odd sizes, in place, large logits)', { skip }, () => {
   for (const [rows, dim] of [[1, 1], [3, 4097], [5, 17]] as const) {
     const x = random(rows * dim, rows * 7 + dim, 3);
