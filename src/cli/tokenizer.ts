@@ -4,11 +4,10 @@
  * tokenizer_config.json beside it, loadable by Tokenizer.fromFile and by Hugging Face tokenizers.
  * The DeepSeek-R1 special tokens are included unless --no-r1-specials. Progress goes to stderr.
  */
-import { mkdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeFileAtomic } from '../formats/atomic-write.js';
-import { R1_SPECIAL_TOKENS, TRAIN_PRE_TOKENIZERS, trainBpe, trainedTokenizerConfig, type SpecialTokenSpec, type TrainPreTokenizer, type TrainProgress } from '../tokenizer/train-bpe.js';
+import { R1_SPECIAL_TOKENS, TRAIN_PRE_TOKENIZERS, trainBpe, writeTrainedTokenizer, type SpecialTokenSpec, type TrainPreTokenizer, type TrainProgress } from '../tokenizer/train-bpe.js';
 import { checkInputFiles, filesTexts } from '../tokenizer/train-input.js';
 
 export const summary = 'train a byte-level BPE tokenizer (frugal tokenizer train --help)';
@@ -92,11 +91,6 @@ function seconds(s: number): string {
   return s < 90 ? `${s.toFixed(0)}s` : `${Math.floor(s / 60)}m${Math.round(s % 60)}s`;
 }
 
-function writeJson(path: string, value: unknown): void {
-  const bytes = Buffer.from(`${JSON.stringify(value, null, 1)}\n`, 'utf8');
-  writeFileAtomic(path, (write) => write(bytes));
-}
-
 async function train(args: TrainArgs): Promise<number> {
   if (args.vocabSize < 256 + args.specials.length) {
     throw new Error(`--vocab-size ${args.vocabSize} is too small: it must hold the 256 byte tokens and ${args.specials.length} special tokens (at least ${256 + args.specials.length})`);
@@ -138,9 +132,7 @@ async function train(args: TrainArgs): Promise<number> {
     { vocabSize: args.vocabSize, specialTokens: args.specials, preTokenizer: args.preTokenizer, minFrequency: args.minFrequency, onProgress },
   );
   const vocabSize = Object.keys(json.model.vocab).length + json.added_tokens.length;
-  mkdirSync(dirname(tokenizerPath), { recursive: true });
-  writeJson(tokenizerPath, json);
-  writeJson(join(dirname(tokenizerPath), 'tokenizer_config.json'), trainedTokenizerConfig(json));
+  writeTrainedTokenizer(tokenizerPath, json);
   const elapsed = (Date.now() - started) / 1000;
   if (vocabSize < args.vocabSize) {
     process.stderr.write(`warning: the training text ran out of pairs seen at least ${args.minFrequency} times: vocabulary ${vocabSize} < requested ${args.vocabSize}\n`);

@@ -6,6 +6,9 @@
  * point order of their stand-in characters), then the learned tokens in merge order, then the
  * special tokens as added_tokens at the end of the vocabulary.
  */
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { writeFileAtomic } from '../formats/atomic-write.js';
 import { KNOWN_PATTERNS } from './pre-tokenizer.js';
 import type { TokenizerConfigJson } from './load-json.js';
 import { R1_BOS, R1_EOS } from './chat-template.js';
@@ -110,7 +113,8 @@ export interface TrainedTokenizerJson {
     end_of_word_suffix: null;
     fuse_unk: false;
     byte_fallback: false;
-    ignore_merges: boolean;
+    /** Written only when true (Llama-3 style); DeepSeek-V3 and Qwen2 files have no such field. */
+    ignore_merges?: true;
     vocab: Record<string, number>;
     merges: string[];
   };
@@ -230,7 +234,7 @@ function tokenizerJson(tokens: readonly string[], merges: string[], specials: re
       end_of_word_suffix: null,
       fuse_unk: false,
       byte_fallback: false,
-      ignore_merges: preset.ignoreMerges,
+      ...(preset.ignoreMerges ? { ignore_merges: true as const } : {}),
       vocab,
       merges,
     },
@@ -257,4 +261,18 @@ export function trainedTokenizerConfig(json: TrainedTokenizerJson): TokenizerCon
     unk_token: null,
     tokenizer_class: 'LlamaTokenizerFast',
   };
+}
+
+/**
+ * Writes a trained tokenizer.json to `tokenizerPath` and its tokenizer_config.json beside it
+ * (atomically, creating the directory), so that Tokenizer.fromFile(tokenizerPath) loads both.
+ */
+export function writeTrainedTokenizer(tokenizerPath: string, json: TrainedTokenizerJson): { tokenizerPath: string; configPath: string } {
+  const configPath = join(dirname(tokenizerPath), 'tokenizer_config.json');
+  mkdirSync(dirname(tokenizerPath), { recursive: true });
+  for (const [path, value] of [[tokenizerPath, json], [configPath, trainedTokenizerConfig(json)]] as const) {
+    const bytes = Buffer.from(`${JSON.stringify(value, null, 1)}\n`, 'utf8');
+    writeFileAtomic(path, (write) => write(bytes));
+  }
+  return { tokenizerPath, configPath };
 }

