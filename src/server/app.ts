@@ -56,6 +56,7 @@ const DEFAULT_SETTINGS: ServerSettings = {
   keepAliveMs: 5000,
   secureCookies: false,
   loopbackHostsOnly: false,
+  loginAttemptsPerMinute: 30,
 };
 
 /** Host header (name[:port]) names a loopback address. */

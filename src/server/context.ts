@@ -11,7 +11,7 @@ import type { FastifyRequest } from 'fastify';
 import type { SamplingOptions } from '../generate/sampling.js';
 import { parseCookies, safeEqual, sha256 } from './auth.js';
 import { ApiError } from './errors.js';
-import type { RateLimiter } from './limits.js';
+import { RateLimiter } from './limits.js';
 import type { Metrics } from './metrics.js';
 import type { ModelRegistry } from './models.js';
 import type { Scheduler } from './scheduler.js';
@@ -50,9 +50,14 @@ export interface ServerSettings {
    * loopback server without auth from DNS-rebinding pages. Set by `frugal serve` on loopback.
    */
   loopbackHostsOnly: boolean;
+  /** Login and registration attempts per minute per IP address (password guessing). */
+  loginAttemptsPerMinute: number;
 }
 
 export class ServerContext {
+  /** Counts login/registration attempts per IP. */
+  readonly authLimiter: RateLimiter;
+
   constructor(
     readonly settings: ServerSettings,
     readonly registry: ModelRegistry,
@@ -60,7 +65,9 @@ export class ServerContext {
     readonly store: Store,
     readonly limiter: RateLimiter,
     readonly metrics: Metrics,
-  ) {}
+  ) {
+    this.authLimiter = new RateLimiter({ requestsPerMinute: settings.loginAttemptsPerMinute });
+  }
 
   /** 503 when an administrator paused the service. */
   checkPaused(): void {

@@ -139,3 +139,15 @@ test('durability: what was acknowledged is in the file after close and reopen', 
   assert.equal(again.migrate(), 2);
   again.close();
 });
+
+test('login attempts per IP are limited (429 with Retry-After)', async () => {
+  const limited = await startTestServer({ settings: { loginAttemptsPerMinute: 3 } });
+  try {
+    const attempt = () => fetch(`${limited.url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'x', password: 'guess-guess' }) });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await attempt()).status);
+    assert.deepEqual(statuses, [401, 401, 401, 429]);
+  } finally {
+    await limited.close();
+  }
+});

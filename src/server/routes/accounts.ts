@@ -29,6 +29,7 @@ function startSession(ctx: ServerContext, reply: FastifyReply, user: UserRow): s
 }
 
 async function register(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  ctx.authLimiter.admit(`ip:${request.ip}`, 0)();
   const b = bodyObject(request.body);
   const policy = ctx.store.registrationPolicy();
   if (policy === 'closed') throw new ApiError(403, 'registration is closed on this server (ask an administrator)', null, 'registration_closed');
@@ -54,6 +55,7 @@ async function register(ctx: ServerContext, request: FastifyRequest, reply: Fast
 }
 
 async function login(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  ctx.authLimiter.admit(`ip:${request.ip}`, 0)();
   const b = bodyObject(request.body);
   const username = optString(b, 'username') ?? '';
   const password = optString(b, 'password') ?? '';
