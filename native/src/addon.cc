@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "cpu.h"
@@ -312,9 +313,13 @@ napi_value ProbeRead(napi_env env, napi_callback_info info) {
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  const char* int8 = std::getenv("FRUGAL_INT8");
-  int8Wanted = int8 && std::strcmp(int8, "1") == 0;
-  selectLevel(parseSimd(std::getenv("FRUGAL_SIMD"), SIMD_AVX512_VNNI));
+  // Once per process: worker threads that load the addon again share the same kernel table and pool.
+  static std::once_flag configured;
+  std::call_once(configured, [] {
+    const char* int8 = std::getenv("FRUGAL_INT8");
+    int8Wanted = int8 && std::strcmp(int8, "1") == 0;
+    selectLevel(parseSimd(std::getenv("FRUGAL_SIMD"), SIMD_AVX512_VNNI));
+  });
   struct Entry {
     const char* name;
     napi_callback fn;

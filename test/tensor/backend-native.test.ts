@@ -387,3 +387,28 @@ test('native thread pool: many back-to-back parallel calls give identical result
     assert.deepEqual(c, firstGemm, `gemm, iteration ${i}`);
   }
 });
+
+test('native addon works from a worker thread while the main thread computes (calls are serialized)', { skip }, async () => {
+  const { Worker } = await import('node:worker_threads');
+  const nativeUrl = new URL('../../src/tensor/native.js', import.meta.url).href;
+  const source = `
+    const { parentPort } = require('node:worker_threads');
+    import(${JSON.stringify(nativeUrl)}).then(({ loadNativeAddon, nativeBackend }) => {
+      const b = nativeBackend(loadNativeAddon());
+      const n = 96, a = new Float32Array(n * n).fill(0.5), c = new Float32Array(n * n);
+      for (let i = 0; i < 40; i++) b.gemm(false, false, n, n, n, 1, a, n, a, n, 0, c, n);
+      parentPort.postMessage(c.every((v) => v === n * 0.25));
+    });`;
+  const worker = new Worker(source, { eval: true });
+  const fromWorker = new Promise<boolean>((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+  const n = 96;
+  const a = new Float32Array(n * n).fill(0.5);
+  const c = new Float32Array(n * n);
+  for (let i = 0; i < 40; i++) native!.gemm(false, false, n, n, n, 1, a, n, a, n, 0, c, n);
+  assert.ok(c.every((v) => v === n * 0.25), 'main thread result');
+  assert.equal(await fromWorker, true, 'worker thread result');
+  await worker.terminate();
+});
