@@ -23,8 +23,10 @@ export function parseTokenList(text: string): Int32Array {
 
 class UsageError extends Error {}
 
-/** The JSON text for rows of `vocab` logits. */
+/** The JSON text for rows of `vocab` logits; non-finite values (which JSON cannot hold) are an error. */
 export function logitsJson(logits: Float32Array, vocab: number): string {
+  const bad = logits.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new Error(`the model produced a non-finite logit (${logits[bad]}) at position ${Math.floor(bad / vocab)}, token ${bad % vocab}`);
   const rows: string[] = [];
   for (let r = 0; r * vocab < logits.length; r++) {
     rows.push(`[${Array.from(logits.subarray(r * vocab, (r + 1) * vocab), (v) => JSON.stringify(v)).join(',')}]`);

@@ -99,3 +99,12 @@ test('frugal info reaches other architectures through the registry (deepseek2 GG
     assert.match(text, new RegExp(`KV cache \\(f32\\) ${loaded.info.cacheValuesPerToken * 4} B per token`));
   }
 });
+
+test('logitsJson writes float32 values exactly and refuses non-finite ones', async () => {
+  const { logitsJson } = await import('../../src/cli/logits.js');
+  const values = Float32Array.from([0.1, -3.25, 1e-30, 123456.789]);
+  const parsed = JSON.parse(logitsJson(values, 2)) as { logits: number[][] };
+  assert.deepEqual(parsed.logits.length, 2);
+  assert.deepEqual(Float32Array.from(parsed.logits.flat()), values);
+  assert.throws(() => logitsJson(Float32Array.from([1, Number.NaN]), 2), /non-finite logit \(NaN\) at position 0, token 1/);
+});
