@@ -50,6 +50,8 @@ export function disconnectSignal(reply: FastifyReply): AbortController {
 export interface Admission {
   /** Runs the admitted generation (call at once). */
   run(handlers: { onEvent?: (e: GenerationEvent) => void; onStart?: () => void; signal?: AbortSignal }): Promise<JobResult>;
+  /** Gives the admission back without running (an error came up in between). */
+  cancel(): void;
 }
 
 /**
@@ -62,6 +64,10 @@ export function admit(ctx: ServerContext, principal: Principal, plan: Generation
   const release = ctx.limiter.admit(principal.client, plan.prompt.length + plan.maxTokens);
   let ran = false;
   return {
+    cancel() {
+      if (!ran) release(0);
+      ran = true;
+    },
     async run(handlers) {
       if (ran) throw new Error('an admission runs once');
       ran = true;

@@ -46,7 +46,13 @@ async function postMessage(ctx: ServerContext, request: FastifyRequest<IdParams>
     maxTokens: resolveMaxTokens(ctx, served, prompt.length, optNumber(b, 'max_tokens', { integer: true, min: 1 })),
   };
   const admission = admit(ctx, principal, plan);
-  const userMessage = ctx.store.addMessage({ id: randomUUID(), conversation_id: conversation.id, role: 'user', content, reasoning_content: '', reasoning_ms: null, finish_reason: null });
+  let userMessage: MessageRow;
+  try {
+    userMessage = ctx.store.addMessage({ id: randomUUID(), conversation_id: conversation.id, role: 'user', content, reasoning_content: '', reasoning_ms: null, finish_reason: null });
+  } catch (error) {
+    admission.cancel();
+    throw error;
+  }
   const assistantId = randomUUID();
   const controller = disconnectSignal(reply);
   const stream = new EventStream(reply);
