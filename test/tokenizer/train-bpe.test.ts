@@ -150,11 +150,12 @@ describe('merge loop vs a naive trainer', () => {
     assert.equal(new Set(actual.tokens).size, actual.tokens.length);
   });
 
-  it(`trainBpe on the ${(trainingBytes / 1000).toFixed(0)} KB corpus equals the naive trainer on the same pieces`, async () => {
-    const json = await trainBpe(trainingCorpus, { vocabSize: 256 + 150, specialTokens: [], preTokenizer: 'deepseek-v3' });
+  const part = trainingCorpus.slice(0, 1200);
+  it(`trainBpe on ${(part.reduce((n, s) => n + Buffer.byteLength(s), 0) / 1000).toFixed(0)} KB of the corpus equals the naive trainer on the same pieces`, async () => {
+    const json = await trainBpe(part, { vocabSize: 256 + 100, specialTokens: [], preTokenizer: 'deepseek-v3' });
     const counter = new WordCounter({ steps: KNOWN_PATTERNS['deepseek-v3'].map((pattern) => ({ kind: 'split', pattern })), normalizer: 'none', specialTokens: [] });
-    for (const text of trainingCorpus) counter.add(text);
-    assert.deepEqual(json.model.merges, naiveTrain(counter.counts, 150, 2).merges);
+    for (const text of part) counter.add(text);
+    assert.deepEqual(json.model.merges, naiveTrain(counter.counts, 100, 2).merges);
   });
 });
 
