@@ -129,3 +129,14 @@ test('a non-finite gradient skips the update (weights and routing biases unchang
   assert.equal(r.skipped, true);
   for (const [name, t] of model.tensors()) assert.deepEqual(t.values, before.get(name), name);
 });
+
+test('an fp8_compare run resumes bit for bit, its FP32 twin included', () => {
+  const common = { schedule: { type: 'cosine', warmup: 1, steps: 6 }, fp8: true, fp8_compare: true, eval_every: 3, checkpoint_every: 3, batch_size: 2, seq_len: 12 };
+  const straight = runPretraining(runFixture(common).run, { progress: () => {} });
+  const split = runFixture(common);
+  runPretraining(split.run, { progress: () => {}, stopAtStep: 3 });
+  const resumed = runPretraining(split.run, { progress: () => {} });
+  assert.equal(resumed.startStep, 3);
+  assert.deepEqual(resumed.evals[resumed.evals.length - 1], straight.evals[straight.evals.length - 1]);
+  for (const [name, p] of straight.model.params) assert.deepEqual(resumed.model.params.get(name)!.value, p.value, name);
+});

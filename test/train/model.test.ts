@@ -33,7 +33,12 @@ function perturbedModel(config: HfConfig, seed: number): TrainModel {
 }
 
 test('DeepSeek-V3 training forward == inference engine on the saved HF checkpoint (main and MTP logits)', () => {
-  for (const overrides of [{}, { q_lora_rank: null, rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 16, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 1 } }]) {
+  const variants: Record<string, unknown>[] = [
+    {},
+    { q_lora_rank: null, rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 16, beta_fast: 32, beta_slow: 1, mscale: 1, mscale_all_dim: 1 } },
+    { first_k_dense_replace: 0, n_shared_experts: 0, tie_word_embeddings: true, norm_topk_prob: false, n_group: 1, topk_group: 1, num_experts_per_tok: 3 },
+  ];
+  for (const overrides of variants) {
     const config = tinyV3(overrides);
     const model = perturbedModel(config, 3);
     const dir = tempDir('train-model');
