@@ -147,8 +147,12 @@ async function train(args: TrainArgs): Promise<number> {
 export async function run(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    if (sub === undefined) {
+      console.error(USAGE);
+      return 2;
+    }
     console.log(USAGE);
-    return sub === undefined ? 2 : 0;
+    return 0;
   }
   if (sub !== 'train') {
     console.error(`frugal tokenizer: unknown subcommand '${sub}' (available: train)\n${USAGE}`);

@@ -97,6 +97,9 @@ describe('frugal tokenizer train', () => {
     assert.match(noVocab.stderr, /--vocab-size is required/);
     assert.match(frugal(['tokenizer', 'train', '--input', textPath, '--vocab-size', '4k', '--out', 'x']).stderr, /--vocab-size: '4k' is not a positive integer/);
     assert.match(frugal(['tokenizer', 'train', '--input', textPath, '--vocab-size', '400', '--out', 'x', '--pre-tokenizer', 'bert']).stderr, /'bert' is not one of deepseek-v3, qwen2, llama3/);
+    const bare = frugal(['tokenizer']);
+    assert.equal(bare.status, 2);
+    assert.match(bare.stderr, /usage: frugal tokenizer train/);
     const unknown = frugal(['tokenizer', 'shrink']);
     assert.equal(unknown.status, 2);
     assert.match(unknown.stderr, /unknown subcommand 'shrink'/);
