@@ -7,10 +7,11 @@ import { FP8_E4M3_MAX, f32ToFp8E4M3, fp8E4M3ToF32 } from '../tensor/quant/fp8.js
  * every GEMM input is rounded through E4M3 with an online scale (max(amax, 1e-4) / 448), and the
  * GEMMs accumulate in f32.
  *   forward   Y  = Q_tile(X) · Q_block(W)ᵀ          (activations 1x128 tiles, weights 128x128 blocks)
- *   backward  dX = Q_tile(dY) · Q_block(W)          (dgrad)
- *             dW = Q_tile(dY)ᵀ · Q_tile(X)          (wgrad; the cached FP8 activation is reused)
- * dY is quantized in 1x128 tiles along its output dimension. Only the quantized X is kept for the
- * backward, which is what FP8 activation caching saves (see fp8Stats).
+ *   backward  dX = Q_tile(dY) · Q_block(W)          (dgrad; dY in 1x128 tiles along its K = out dim)
+ *             dW = Q_col(dY)ᵀ · Q_col(X)            (wgrad; K = tokens, so both operands are
+ *                                                    re-quantized in 128x1 tiles along the tokens)
+ * as V3's "transposed re-quant 1x128 → 128x1" (scales here are not rounded to powers of two).
+ * What FP8 activation caching saves is counted in Fp8Stats.
  */
 export const FP8_GROUP = 128;
 
@@ -36,6 +37,14 @@ export function quantizeTiles(out: Float32Array, x: Float32Array, rows: number, 
     }
   }
   return scales;
+}
+
+/** Rounds rows × cols values through E4M3, one scale per column and per `FP8_GROUP` rows (128x1 tiles). */
+export function quantizeColumnTiles(out: Float32Array, x: Float32Array, rows: number, cols: number): void {
+  for (let r0 = 0; r0 < rows; r0 += FP8_GROUP) {
+    const count = Math.min(rows, r0 + FP8_GROUP) - r0;
+    for (let c = 0; c < cols; c++) roundGroup(out, x, r0 * cols + c, 1, count, cols);
+  }
 }
 
 /** Rounds a [rows, cols] matrix through E4M3, one scale per 128x128 block. */
@@ -81,8 +90,18 @@ export function fp8Linear(x: Var, w: Var, stats?: Fp8Stats): Var {
   const value = new Float32Array(rows * outDim);
   linearForward(value, xq, wq, null, rows, inDim, outDim);
   return result(value, [...x.shape.slice(0, -1), outDim], [x, w], (out) => () => {
-    const dyq = new Float32Array(out.size);
-    quantizeTiles(dyq, out.grad!, rows, outDim);
-    linearBackward(x.requiresGrad ? x.gradBuffer() : null, w.requiresGrad ? w.gradBuffer() : null, null, dyq, xq, wq, rows, inDim, outDim);
+    const dy = out.grad!;
+    if (x.requiresGrad) {
+      const dyq = new Float32Array(out.size);
+      quantizeTiles(dyq, dy, rows, outDim);
+      linearBackward(x.gradBuffer(), null, null, dyq, xq, wq, rows, inDim, outDim);
+    }
+    if (w.requiresGrad) {
+      const dyc = new Float32Array(out.size);
+      quantizeColumnTiles(dyc, dy, rows, outDim);
+      const xc = new Float32Array(x.size);
+      quantizeColumnTiles(xc, x.value, rows, inDim);
+      linearBackward(null, w.gradBuffer(), null, dyc, xc, wq, rows, inDim, outDim);
+    }
   });
 }

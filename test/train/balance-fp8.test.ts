@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Random } from '../../src/autograd/random.js';
 import { TrainModel } from '../../src/train/model.js';
 import { Trainer, type TrainerOptions, loadImbalance } from '../../src/train/trainer.js';
-import { fp8Linear, quantizeBlocks, quantizeTiles } from '../../src/train/fp8-linear.js';
+import { fp8Linear, quantizeBlocks, quantizeColumnTiles, quantizeTiles } from '../../src/train/fp8-linear.js';
 import { linear } from '../../src/autograd/linear.js';
 import { parameter, backward } from '../../src/autograd/var.js';
 import { sum } from '../../src/autograd/reduce.js';
@@ -91,6 +91,20 @@ test('fp8Linear rounds GEMM inputs to E4M3 per tile/block and passes quantized g
     let col = 0;
     for (let o = 0; o < 130; o++) col += wq[o * 200 + j]!;
     assert.ok(Math.abs(x.grad![j]! - col) < 1e-4);
+  }
+  // dW = Q_col(dY)ᵀ · Q_col(X) with dY = 1: column sums of X quantized in 128x1 tiles (6 rows: one tile per column).
+  const xc = new Float32Array(x.size);
+  quantizeColumnTiles(xc, x.value, 6, 200);
+  for (let j = 0; j < 200; j += 41) {
+    let colSum = 0;
+    for (let r = 0; r < 6; r++) colSum += xc[r * 200 + j]!;
+    assert.ok(Math.abs(w.grad![5 * 200 + j]! - colSum) < 1e-4);
+  }
+  // 128x1 tiles: one scale per column, so a column's largest value is exact (amax / 448 · 448).
+  for (let j = 0; j < 200; j++) {
+    let at = 0;
+    for (let r = 1; r < 6; r++) if (Math.abs(x.value[r * 200 + j]!) > Math.abs(x.value[at * 200 + j]!)) at = r;
+    assert.ok(Math.abs(xc[at * 200 + j]! - x.value[at * 200 + j]!) <= 1e-6 * Math.abs(x.value[at * 200 + j]!));
   }
 });
 
