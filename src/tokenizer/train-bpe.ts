@@ -156,6 +156,7 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<string> {
  * fewer: check `Object.keys(model.vocab).length + added_tokens.length`).
  */
 export async function trainBpe(texts: Iterable<string> | AsyncIterable<string>, options: TrainBpeOptions): Promise<TrainedTokenizerJson> {
+  if (typeof texts === 'string') throw new Error('trainBpe: texts must be an iterable of strings, not a single string (wrap it in an array)');
   const specials = normalizeSpecials(options.specialTokens);
   const preset = checkOptions(options, specials.length);
   const steps = preset.patterns.map((pattern) => ({ kind: 'split' as const, pattern }));

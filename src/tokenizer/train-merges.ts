@@ -8,8 +8,9 @@
  * is already a token reuses that token's id (so the vocabulary grows by one per merge except then).
  *
  * Pair counts are kept incrementally: a pair hash table (count and the words holding it) and a
- * max-heap of (count, pair) with lazy invalidation (counts of existing pairs only fall; a popped entry whose
- * count is stale goes back with its current count).
+ * max-heap of (count, pair) with lazy invalidation. A merge only touches the words holding the
+ * pair; pairs whose count grew in a step (those next to the new token) get a fresh heap entry, and
+ * a popped entry whose count is stale goes back with its current count.
  */
 
 export interface MergeWords {

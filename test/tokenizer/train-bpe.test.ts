@@ -289,6 +289,7 @@ describe('trainBpe errors', () => {
     await assert.rejects(trainBpe(['x'], { ...base, preTokenizer: 'gpt5' as never }), /unknown preTokenizer "gpt5"/);
     await assert.rejects(trainBpe(['x'], { ...base, minFrequency: 0 }), /minFrequency must be an integer >= 1/);
     await assert.rejects(trainBpe(['ok', 42 as never], base), /text #1 is number, not a string/);
+    await assert.rejects(trainBpe('one text' as never, base), /not a single string/);
   });
   it('stops early, with a smaller vocabulary, when no pair is frequent enough', async () => {
     const json = await trainBpe(['abc abc xyz'], base);
