@@ -1,0 +1,283 @@
+/**
+ * Speculative decoding: a drafter proposes up to k tokens, the main model checks them all in ONE
+ * batched forward (allLogits), the longest acceptable prefix is kept, the KV cache is cut back to
+ * it, and the main model's correction (or, when every draft passed, its bonus token) follows.
+ *
+ *   for await (const e of generateSpeculative(model, tokenizer, { prompt, speculative: { method: 'mtp' } })) ...
+ *
+ * Same events as generate(); the done event also carries `speculative` statistics.
+ *
+ * Exactness. At each drafted position the target distribution p is the one the engine's sampler
+ * would draw from there: it is computed with Sampler.distribution() after the previously accepted
+ * tokens were recorded (sampler.accept), so repetition/frequency/presence penalties see exactly the
+ * history plain decoding would. A draft x drawn from q is accepted with probability
+ * min(1, p(x)/q(x)), else the token comes from normalize(max(0, p - q)) (speculative-sampling.ts);
+ * the tokens are therefore distributed exactly as in plain decoding. q is the drafter's: a point
+ * mass for n-gram drafts and for greedy requests; for sampled MTP drafts, the sampler's filtering
+ * (bias, penalties, temperature, top-k/top-p/min-p) applied to the MTP logits with the history as
+ * of the start of the step (earlier drafts of the same chain not counted; that only affects the
+ * acceptance rate, never the output distribution). Greedy (temperature 0) emits the argmax of
+ * the verification logits at every position: the same tokens as plain greedy decoding, exactly on
+ * backends whose batched forward matches the one-token forward bit for bit (ref), and up to
+ * float rounding of the batched kernels otherwise (a flip needs a near-tie of the top logits).
+ *
+ * Stops, maxTokens, EOS and the reasoning budget are applied by the same Sequence as plain
+ * decoding, one token at a time, so they end the output at exactly the same token.
+ */
+import type { CausalLM, KvCache } from '../models/model.js';
+import { DeepseekModel } from '../models/deepseek-v3.js';
+import { checkPromptFits, preparePrompt, type GenerationRequest } from './engine.js';
+import type { DoneEvent, GenerationEvent, GenerationTokenizer } from './events.js';
+import { MtpDrafter } from './draft-mtp.js';
+import { NgramDrafter, type NgramOptions } from './draft-ngram.js';
+import { Rng } from './rng.js';
+import { Sequence } from './sequence.js';
+import { sampleFrom, verifyDraft } from './speculative-sampling.js';
+import type { DraftChooser, Drafter, SpeculativeStats } from './speculative-types.js';
+
+export type { Drafter, DraftProposal, DraftChooser, SpeculativeStats } from './speculative-types.js';
+
+export type SpeculativeMethod = 'mtp' | 'ngram';
+
+export interface SpeculativeOptions {
+  /** 'mtp': the model's own MTP module (deepseek2 with MTP weights); 'ngram': prompt lookup. */
+  method?: SpeculativeMethod;
+  /** A custom drafter instead of method (tests, experiments). */
+  drafter?: Drafter;
+  /** Most tokens drafted per step (k >= 1). Default 1 for mtp (V3's setting), 4 for ngram. */
+  draftTokens?: number;
+  ngram?: NgramOptions;
+}
+
+export interface SpeculativeRequest extends GenerationRequest {
+  speculative: SpeculativeOptions;
+}
+
+export interface SpeculativeDoneEvent extends DoneEvent {
+  speculative: SpeculativeStats;
+}
+
+/** Prefill chunk when the drafter needs all hidden states (allLogits rows cost vocab-sized memory). */
+const HIDDEN_PREFILL_CHUNK = 64;
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Default k per method. */
+export function defaultDraftTokens(method: string): number {
+  return method === 'mtp' ? 1 : 4;
+}
+
+/**
+ * Sequence.step() with the token chosen by the caller instead of sampled (logits still give the
+ * logprobs). `chosen` is false when the step did not pick a token (the reasoning budget forced
+ * the thought closed).
+ */
+export function stepWithToken(seq: Sequence, logits: Float32Array, id: number): { events: GenerationEvent[]; feed: Int32Array; chosen: boolean } {
+  const sampler = seq.sampler;
+  let chosen = false;
+  sampler.sample = () => {
+    chosen = true;
+    return id;
+  };
+  try {
+    return { ...seq.step(logits), chosen };
+  } finally {
+    delete (sampler as { sample?: unknown }).sample; // back to the prototype's method
+  }
+}
+
+function makeDrafter(model: CausalLM, options: SpeculativeOptions, capacity: number): Drafter {
+  if (options.drafter) return options.drafter;
+  if (options.method === 'ngram') return new NgramDrafter(options.ngram);
+  if (options.method === 'mtp') {
+    if (!(model instanceof DeepseekModel)) throw new Error(`MTP drafting needs a deepseek2 model with MTP weights; this model is ${model.info.architecture} (use --speculative ngram)`);
+    return new MtpDrafter(model, capacity);
+  }
+  throw new Error(`speculative method must be 'mtp' or 'ngram', got '${String(options.method)}'`);
+}
+
+export async function* generateSpeculative(
+  model: CausalLM,
+  tokenizer: GenerationTokenizer,
+  request: SpeculativeRequest,
+): AsyncGenerator<GenerationEvent, void, undefined> {
+  const spec = request.speculative;
+  if (!spec || typeof spec !== 'object') throw new Error('generateSpeculative needs request.speculative');
+  const method = spec.drafter?.kind ?? spec.method ?? 'unset';
+  const k = spec.draftTokens ?? defaultDraftTokens(method);
+  if (!Number.isInteger(k) || k < 1) throw new Error(`draftTokens must be an integer >= 1, got ${String(k)}`);
+  const prompt = preparePrompt(tokenizer, request);
+  const slot = request.cacheSlot;
+  checkPromptFits(model, prompt.length, slot ? Math.min(slot.cache.capacity, model.info.contextLength) : model.info.contextLength);
+  for (let i = 0; i < prompt.length; i++) {
+    if (prompt[i]! >= model.info.vocabSize) throw new Error(`prompt token ${i} is ${prompt[i]}, outside the model's vocabulary of ${model.info.vocabSize}`);
+  }
+  let chunkSize = request.prefillChunkSize ?? 512;
+  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`prefillChunkSize must be an integer >= 1, got ${chunkSize}`);
+  const seq = new Sequence(tokenizer, prompt, request, model.info.vocabSize);
+  const signal = request.signal;
+
+  let cache: KvCache;
+  let cached = 0;
+  if (slot) {
+    cache = slot.cache;
+  } else {
+    const wanted = prompt.length + (request.maxTokens ?? model.info.contextLength) + k;
+    cache = model.newCache(Math.min(model.info.contextLength, wanted));
+  }
+  const drafter = makeDrafter(model, spec, cache.capacity);
+  if (slot) {
+    // A drafter with its own state (MTP) starts from position 0: the slot's prefix is not reused.
+    const limit = drafter.needsHidden ? 0 : Math.min(slot.tokens.length, cache.length, prompt.length - 1);
+    while (cached < limit && slot.tokens[cached] === prompt[cached]) cached++;
+    cache.truncate(cached);
+    slot.tokens.length = cached;
+  }
+  if (drafter.needsHidden) {
+    if (!(model instanceof DeepseekModel)) throw new Error(`the ${drafter.kind} drafter needs hidden states, which only deepseek2 models provide`);
+    chunkSize = Math.min(chunkSize, HIDDEN_PREFILL_CHUNK);
+  }
+  const V = model.info.vocabSize;
+  const stats = { proposed: 0, accepted: 0, forwards: 0, decisions: 0 };
+  const rng = new Rng((seq.sampler.seed ^ 0x5bd1e995) >>> 0);
+  const uniform = (): number => rng.nextFloat();
+  const greedy = seq.sampler.options.temperature === 0;
+  const choose: DraftChooser = (logits) => {
+    const q = seq.sampler.distribution(logits);
+    return { id: greedy ? q.ids[0]! : sampleFrom(q, uniform()), q };
+  };
+
+  /** Runs tokens through the main model; returns logits [n, V] (allLogits) or [V], and hidden states when the drafter needs them. */
+  const run = (tokens: Int32Array, allLogits = true): { logits: Float32Array; hidden?: Float32Array } => {
+    try {
+      const out = drafter.needsHidden
+        ? (model as DeepseekModel).forwardWithHidden(tokens, cache, { allLogits: true })
+        : { logits: model.forward(tokens, cache, { allLogits }) };
+      if (slot) for (const t of tokens) slot.tokens.push(t);
+      return out;
+    } catch (error) {
+      if (slot) {
+        cache.truncate(0);
+        slot.tokens.length = 0;
+      }
+      throw error;
+    }
+  };
+  const keep = (tokens: Int32Array, out: { hidden?: Float32Array }, n: number, cacheStart: number): void => {
+    cache.truncate(cacheStart + n);
+    if (slot) slot.tokens.length = cacheStart + n;
+    const d = out.hidden ? out.hidden.length / tokens.length : 0;
+    drafter.observe(tokens.subarray(0, n), out.hidden?.subarray(0, n * d));
+  };
+
+  const start = performance.now();
+  let prefillEnd = start;
+  const done = (): SpeculativeDoneEvent => {
+    const end = performance.now();
+    const prefillMs = prefillEnd - start;
+    const decodeMs = seq.completionTokens > 0 ? end - prefillEnd : 0;
+    const event: SpeculativeDoneEvent = {
+      type: 'done',
+      finishReason: seq.finishReason ?? 'abort',
+      usage: { promptTokens: prompt.length, cachedTokens: cached, completionTokens: seq.completionTokens, reasoningTokens: seq.reasoningTokens },
+      timings: {
+        prefillMs,
+        decodeMs,
+        prefillTokensPerSecond: prefillMs > 0 ? ((prompt.length - cached) * 1000) / prefillMs : 0,
+        tokensPerSecond: decodeMs > 0 ? (seq.completionTokens * 1000) / decodeMs : 0,
+      },
+      seed: seq.sampler.seed,
+      speculative: {
+        method,
+        draftTokens: k,
+        proposed: stats.proposed,
+        accepted: stats.accepted,
+        acceptanceRate: stats.proposed > 0 ? stats.accepted / stats.proposed : 0,
+        forwards: stats.forwards,
+        tokensPerForward: stats.forwards > 0 ? stats.decisions / stats.forwards : 0,
+      },
+    };
+    if (seq.stopToken !== undefined) event.stopToken = seq.stopToken;
+    if (seq.stopString !== undefined) event.stopString = seq.stopString;
+    return event;
+  };
+
+  if (signal?.aborted) {
+    yield* seq.finish('abort');
+    yield done();
+    return;
+  }
+  let logits: Float32Array | undefined;
+  for (let pos = cached; pos < prompt.length; pos += chunkSize) {
+    const chunk = prompt.subarray(pos, Math.min(prompt.length, pos + chunkSize));
+    const out = run(chunk, drafter.needsHidden);
+    drafter.observe(chunk, out.hidden);
+    logits = out.logits.subarray(out.logits.length - V);
+    if (pos + chunkSize < prompt.length) {
+      await tick();
+      if (signal?.aborted) {
+        prefillEnd = performance.now();
+        yield* seq.finish('abort');
+        yield done();
+        return;
+      }
+    }
+  }
+  if (cached === prompt.length) throw new Error('internal: prompt fully cached'); // checkPromptFits + limit prevent this
+  prefillEnd = performance.now();
+
+  const context: number[] = Array.from(prompt);
+  const syncContext = (): void => {
+    for (let i = context.length - prompt.length; i < seq.outputTokens.length; i++) context.push(seq.outputTokens[i]!);
+  };
+  let { events, feed } = seq.step(logits!);
+  yield* events;
+  syncContext();
+  const maxTokens = request.maxTokens ?? Infinity;
+  while (!seq.finished) {
+    if (cache.length + feed.length > cache.capacity) {
+      yield* seq.finish('length');
+      break;
+    }
+    await tick();
+    if (signal?.aborted) {
+      yield* seq.finish('abort');
+      break;
+    }
+    const room = Math.min(k, cache.capacity - cache.length - feed.length, maxTokens - seq.completionTokens - 1);
+    const proposal = room > 0 ? drafter.propose(context, feed.length, room, choose) : { tokens: [], q: [] };
+    const drafts = proposal.tokens.slice(0, Math.max(0, room));
+    const tokens = new Int32Array(feed.length + drafts.length);
+    tokens.set(feed);
+    tokens.set(drafts, feed.length);
+    const cacheStart = cache.length;
+    const out = run(tokens);
+    stats.forwards++;
+    stats.proposed += drafts.length;
+    let accepted = 0;
+    let next: Int32Array | undefined;
+    for (let i = 0; i < drafts.length && !seq.finished; i++) {
+      const row = out.logits.subarray((feed.length - 1 + i) * V, (feed.length + i) * V);
+      const verdict = verifyDraft(seq.sampler.distribution(row), drafts[i]!, proposal.q[i] ?? null, uniform);
+      const step = stepWithToken(seq, row, verdict.token);
+      stats.decisions++;
+      yield* step.events;
+      if (!step.chosen || !verdict.accepted) {
+        next = step.feed;
+        break;
+      }
+      accepted++;
+    }
+    if (next === undefined && !seq.finished) {
+      const step = seq.step(out.logits.subarray((tokens.length - 1) * V, tokens.length * V));
+      stats.decisions++;
+      yield* step.events;
+      next = step.feed;
+    }
+    stats.accepted += accepted;
+    keep(tokens, out, feed.length + accepted, cacheStart);
+    syncContext();
+    feed = next ?? new Int32Array(0);
+  }
+  yield done();
+}
