@@ -77,36 +77,36 @@ struct DecQ4_0 {
 
 struct DecQ4_1 {
   static constexpr int E = 32, B = 20;
-  struct State { __m512 d, m; };
-  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) {
-    s.d = _mm512_set1_ps(halfToFloat(read16(blk)));
-    s.m = _mm512_set1_ps(halfToFloat(read16(blk + 2)));
-  }
+  struct State { __m512 table; };
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { s.table = nibbleTable(halfToFloat(read16(blk)), -halfToFloat(read16(blk + 2))); }
   FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
-    const __m128i q = load128(blk + 4), mask = _mm_set1_epi8(15);
-    lo = _mm512_fmadd_ps(cvtU8(_mm_and_si128(q, mask)), s.d, s.m);
-    hi = _mm512_fmadd_ps(cvtU8(_mm_and_si128(_mm_srli_epi16(q, 4), mask)), s.d, s.m);
+    const __m512i q = _mm512_cvtepu8_epi32(load128(blk + 4));
+    lo = _mm512_permutexvar_ps(q, s.table);
+    hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), s.table);
   }
 };
 
+/** 5-bit codes: a 32-entry table in two registers (vpermt2ps picks by the low 5 bits of each lane). */
+FRUGAL_INLINE void fiveBitTables(float d, float offset, __m512& low, __m512& high) {
+  low = nibbleTable(d, offset);
+  high = nibbleTable(d, offset - 16.0f * d);
+}
+
 struct DecQ5_0 {
   static constexpr int E = 32, B = 22;
-  struct State { __m512 d, off; uint32_t qh; };
+  struct State { __m512 low, high; uint32_t qh; };
   FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) {
     const float d = halfToFloat(read16(blk));
-    s.d = _mm512_set1_ps(d);
-    s.off = _mm512_set1_ps(16.0f * d);
+    fiveBitTables(d, 16.0f * d, s.low, s.high);
     s.qh = read32(blk + 2);
   }
   FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
-    const __m128i q = load128(blk + 6), mask = _mm_set1_epi8(15);
-    const __m512i sixteen = _mm512_set1_epi32(16);
-    __m512i l = _mm512_cvtepu8_epi32(_mm_and_si128(q, mask));
-    __m512i h = _mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(q, 4), mask));
-    l = _mm512_mask_add_epi32(l, static_cast<__mmask16>(s.qh), l, sixteen);
-    h = _mm512_mask_add_epi32(h, static_cast<__mmask16>(s.qh >> 16), h, sixteen);
-    lo = _mm512_fmsub_ps(_mm512_cvtepi32_ps(l), s.d, s.off);
-    hi = _mm512_fmsub_ps(_mm512_cvtepi32_ps(h), s.d, s.off);
+    const __m512i q = _mm512_cvtepu8_epi32(load128(blk + 6)), fifteen = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
+    __m512i l = _mm512_and_si512(q, fifteen), h = _mm512_srli_epi32(q, 4);
+    l = _mm512_mask_or_epi32(l, static_cast<__mmask16>(s.qh), l, sixteen);
+    h = _mm512_mask_or_epi32(h, static_cast<__mmask16>(s.qh >> 16), h, sixteen);
+    lo = _mm512_permutex2var_ps(s.low, l, s.high);
+    hi = _mm512_permutex2var_ps(s.low, h, s.high);
   }
 };
 
@@ -145,23 +145,21 @@ struct DecQ5_K {
   FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { kScales(blk, s.scale, s.min); }
   FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
     const uint8_t* q = blk + 48 + 32 * (p >> 1);
-    const __m128i mask = _mm_set1_epi8(15);
-    __m128i a = load128(q), b = load128(q + 16);
+    __m512i a = _mm512_cvtepu8_epi32(load128(q)), b = _mm512_cvtepu8_epi32(load128(q + 16));
     if (p & 1) {
-      a = _mm_srli_epi16(a, 4);
-      b = _mm_srli_epi16(b, 4);
+      a = _mm512_srli_epi32(a, 4);
+      b = _mm512_srli_epi32(b, 4);
     }
     // The fifth bit of element l of sub-block p is bit p of qh[l].
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16));
     const __mmask32 bits = _mm256_test_epi8_mask(qh, _mm256_set1_epi8(static_cast<char>(1 << p)));
-    const __m512i sixteen = _mm512_set1_epi32(16);
-    __m512i l = _mm512_cvtepu8_epi32(_mm_and_si128(a, mask));
-    __m512i h = _mm512_cvtepu8_epi32(_mm_and_si128(b, mask));
-    l = _mm512_mask_add_epi32(l, static_cast<__mmask16>(bits), l, sixteen);
-    h = _mm512_mask_add_epi32(h, static_cast<__mmask16>(bits >> 16), h, sixteen);
-    const __m512 d = _mm512_set1_ps(s.scale[p]), m = _mm512_set1_ps(s.min[p]);
-    lo = _mm512_fmsub_ps(_mm512_cvtepi32_ps(l), d, m);
-    hi = _mm512_fmsub_ps(_mm512_cvtepi32_ps(h), d, m);
+    const __m512i fifteen = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
+    a = _mm512_mask_or_epi32(_mm512_and_si512(a, fifteen), static_cast<__mmask16>(bits), _mm512_and_si512(a, fifteen), sixteen);
+    b = _mm512_mask_or_epi32(_mm512_and_si512(b, fifteen), static_cast<__mmask16>(bits >> 16), _mm512_and_si512(b, fifteen), sixteen);
+    __m512 low, high;
+    fiveBitTables(s.scale[p], s.min[p], low, high);
+    lo = _mm512_permutex2var_ps(low, a, high);
+    hi = _mm512_permutex2var_ps(low, b, high);
   }
 };
 
