@@ -19,6 +19,7 @@ import { writeFileAtomic } from '../formats/atomic-write.js';
 import { type HfConfig, hfConfigToJson, readHfConfig } from '../formats/hf-config.js';
 import { openSafetensors } from '../formats/safetensors.js';
 import { type SafetensorsTensorInput, writeSafetensors } from '../formats/safetensors-write.js';
+import { dequantize } from '../tensor/quant/index.js';
 import type { AdamWState } from './optimizer.js';
 import type { NamedTensor } from './model.js';
 
@@ -131,15 +132,18 @@ export function resolveCheckpointDir(path: string): string {
   return dir;
 }
 
-/** Reads every tensor of a safetensors file as f32. */
+/** Reads every tensor of a safetensors file as f32 (BF16/F16 widened; our own checkpoints are F32). */
 export function readF32Tensors(path: string): Map<string, NamedTensor> {
   const file = openSafetensors(path);
   try {
     const out = new Map<string, NamedTensor>();
     for (const t of file.tensors) {
-      if (t.dtype !== 'F32') throw new Error(`${path}: tensor '${t.name}' is ${t.dtype}; training checkpoints are F32`);
       const bytes = file.readTensorBytes(t);
-      out.set(t.name, { shape: [...t.shape], values: new Float32Array(bytes.buffer, bytes.byteOffset, t.elements) });
+      let values: Float32Array;
+      if (t.dtype === 'F32') values = new Float32Array(bytes.buffer, bytes.byteOffset, t.elements);
+      else if ((t.dtype === 'BF16' || t.dtype === 'F16') && t.computeDtype) values = dequantize(t.computeDtype, bytes, t.elements);
+      else throw new Error(`${path}: tensor '${t.name}' is ${t.dtype}; training reads F32, BF16 or F16 tensors`);
+      out.set(t.name, { shape: [...t.shape], values });
     }
     return out;
   } finally {

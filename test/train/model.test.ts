@@ -5,7 +5,10 @@ import assert from 'node:assert/strict';
 import { noGrad } from '../../src/autograd/var.js';
 import { Random } from '../../src/autograd/random.js';
 import { TrainModel } from '../../src/train/model.js';
-import { writeModelDir } from '../../src/train/checkpoint.js';
+import { loadModelDir, readF32Tensors, writeModelDir } from '../../src/train/checkpoint.js';
+import { writeSafetensors } from '../../src/formats/safetensors-write.js';
+import { dequantize, quantize } from '../../src/tensor/quant/index.js';
+import { join } from 'node:path';
 import { loadDeepseekFromHf } from '../../src/models/deepseek-v3-hf.js';
 import { loadModel } from '../../src/models/load.js';
 import type { HfConfig } from '../../src/formats/hf-config.js';
@@ -81,4 +84,15 @@ test('checkpoint tensors round-trip through TrainModel.fromTensors; missing or m
   const bad = model.tensors();
   bad.set('model.norm.weight', { shape: [31], values: new Float32Array(31) });
   assert.throws(() => TrainModel.fromTensors(config, bad), /model\.norm\.weight' has shape \[31\], expected \[32\]/);
+  // A checkpoint directory round-trips exactly; BF16 tensors (downloaded checkpoints) are widened to f32.
+  const dir = tempDir('train-roundtrip');
+  writeModelDir(dir, config, model.tensors());
+  const back = loadModelDir(dir);
+  assert.equal(back.config.architecture, 'DeepseekV3ForCausalLM');
+  for (const [name, t] of model.tensors()) assert.deepEqual(back.tensors.get(name)!.values, t.values, name);
+  const w = model.params.get('model.layers.0.mlp.up_proj.weight')!;
+  writeSafetensors(join(dir, 'bf16.safetensors'), [{ name: 'w', dtype: 'BF16', shape: [...w.shape], data: quantize('bf16', w.value) }, { name: 'i', dtype: 'I32', shape: [1], data: new Uint8Array(4) }].slice(0, 1));
+  assert.deepEqual(readF32Tensors(join(dir, 'bf16.safetensors')).get('w')!.values, dequantize('bf16', quantize('bf16', w.value), w.size));
+  writeSafetensors(join(dir, 'i32.safetensors'), [{ name: 'i', dtype: 'I32', shape: [1], data: new Uint8Array(4) }]);
+  assert.throws(() => readF32Tensors(join(dir, 'i32.safetensors')), /tensor 'i' is I32; training reads F32, BF16 or F16 tensors/);
 });
