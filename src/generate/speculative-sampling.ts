@@ -79,7 +79,10 @@ export function sampleResidual(p: CandidateDistribution, q: CandidateDistributio
   }
   // A point-mass p that rejected its own argmax cannot happen (px >= qx accepts), so a residual
   // with no mass only comes from p ≈ q up to rounding: then p is the right distribution.
-  const onlyOne = p.ids.length === 1;
-  const j = onlyOne ? 0 : drawIndex(residual, uniform());
+  let positive = 0;
+  let only = -1;
+  for (let j = 0; j < residual.length; j++) if (residual[j]! > 0) (positive++, (only = j));
+  if (positive === 1) return p.ids[only]!; // deterministic (greedy): no random number drawn
+  const j = positive === 0 ? -1 : drawIndex(residual, uniform());
   return j < 0 ? sampleFrom(p, uniform()) : p.ids[j]!;
 }

@@ -34,7 +34,7 @@ export interface SpeculativeStats {
   method: string;
   /** Most tokens drafted per step (k). */
   draftTokens: number;
-  /** Drafted tokens checked by the main model. */
+  /** Drafted tokens checked by the main model (drafts past the end of the output are not counted). */
   proposed: number;
   /** Drafted tokens accepted. */
   accepted: number;

@@ -253,7 +253,6 @@ export async function* generateSpeculative(
     const cacheStart = cache.length;
     const out = run(tokens);
     stats.forwards++;
-    stats.proposed += drafts.length;
     let accepted = 0;
     let next: Int32Array | undefined;
     for (let i = 0; i < drafts.length && !seq.finished; i++) {
@@ -261,6 +260,7 @@ export async function* generateSpeculative(
       const verdict = verifyDraft(seq.sampler.distribution(row), drafts[i]!, proposal.q[i] ?? null, uniform);
       const step = stepWithToken(seq, row, verdict.token);
       stats.decisions++;
+      stats.proposed++;
       yield* step.events;
       if (!step.chosen || !verdict.accepted) {
         next = step.feed;
