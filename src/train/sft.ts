@@ -15,6 +15,7 @@ import { backward } from '../autograd/var.js';
 import { IGNORE_INDEX, crossEntropy } from '../autograd/loss.js';
 import { Random } from '../autograd/random.js';
 import { renderR1Chat } from '../tokenizer/chat-template.js';
+import { R1_CHAT_INSTRUCTION } from './tasks/prompt.js';
 import { renderLineChart } from './chart.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type ChatExample, type PromptStyle, completionForStyle, promptText } from './cold-start.js';
@@ -45,9 +46,18 @@ export function tokenizeExample(example: ChatExample, style: PromptStyle, codec:
   } else {
     const user = [...history].reverse().find((m) => m.role === 'user');
     if (!user || !user.content) throw new Error(`${where}: no user message`);
-    prompt = promptText(user.content, style);
+    prompt = promptText(questionOf(user.content), style);
   }
   return { prompt: codec.encode(prompt), completion: [...codec.encode(completionForStyle(full, style)), codec.eosId] };
+}
+
+/**
+ * The question of a user message: without the R1 chat instruction that r1ChatMessages appends
+ * (the 'plain' and 'r1-zero' prompts are built from the bare question, as at RL and eval time).
+ */
+export function questionOf(userContent: string): string {
+  const suffix = `\n${R1_CHAT_INSTRUCTION}`;
+  return userContent.endsWith(suffix) ? userContent.slice(0, -suffix.length) : userContent;
 }
 
 /** Reads chat JSONL: one {"messages": [...]} object per line; errors name the file and line. */
