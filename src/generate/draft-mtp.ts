@@ -21,7 +21,7 @@ import type { DraftChooser, Drafter, DraftProposal } from './speculative-types.j
 const FLUSH_ROWS = 64;
 
 /** Whether a model can draft with MTP (a DeepSeek model that loaded its MTP weights). */
-export function hasMtp(model: CausalLM): model is DeepseekModel {
+export function hasMtp(model: CausalLM | DeepseekModel): boolean {
   return model instanceof DeepseekModel && model.weights.mtp.length > 0;
 }
 
@@ -72,7 +72,7 @@ export class MtpDrafter implements Drafter {
   private pending: Float32Array[] = [];
 
   constructor(private readonly model: DeepseekModel, capacity: number) {
-    if (!hasMtp(model)) throw new Error('this model has no MTP module: MTP drafting needs a deepseek2 model with its MTP (nextn) weights; use n-gram drafting instead');
+    if (model.weights.mtp.length === 0) throw new Error('this model has no MTP module: MTP drafting needs a deepseek2 model with its MTP (nextn) weights; use n-gram drafting instead');
     this.cache = model.newMtpCache(capacity);
     this.d = model.config.hiddenSize;
   }

@@ -4,7 +4,7 @@
  * the earlier occurrence overlaps the suffix (a periodic tail such as "a b a b"), the proposal
  * continues the period. Deterministic: the draft distribution is a point mass.
  */
-import type { Drafter, DraftProposal } from './speculative-types.js';
+import type { DraftChooser, Drafter, DraftProposal } from './speculative-types.js';
 
 export interface NgramOptions {
   /** Shortest suffix match that produces a proposal. Default 2. */
@@ -55,7 +55,7 @@ export class NgramDrafter implements Drafter {
     proposeNgram([], 1, options); // validates the options now
   }
   observe(): void {}
-  propose(context: readonly number[], _feedLength: number, k: number): DraftProposal {
+  propose(context: readonly number[], _feedLength: number, k: number, _choose?: DraftChooser): DraftProposal {
     const tokens = proposeNgram(context, k, this.options);
     return { tokens, q: tokens.map(() => null) };
   }

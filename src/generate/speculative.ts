@@ -150,8 +150,8 @@ export async function* generateSpeculative(
   /** Runs tokens through the main model; returns logits [n, V] (allLogits) or [V], and hidden states when the drafter needs them. */
   const run = (tokens: Int32Array, allLogits = true): { logits: Float32Array; hidden?: Float32Array } => {
     try {
-      const out = drafter.needsHidden
-        ? (model as DeepseekModel).forwardWithHidden(tokens, cache, { allLogits: true })
+      const out = drafter.needsHidden && model instanceof DeepseekModel
+        ? model.forwardWithHidden(tokens, cache, { allLogits: true })
         : { logits: model.forward(tokens, cache, { allLogits }) };
       if (slot) for (const t of tokens) slot.tokens.push(t);
       return out;

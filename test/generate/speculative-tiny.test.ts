@@ -103,7 +103,8 @@ test('the KV cache after a speculative run equals plain decoding (continue and c
 });
 
 test('MTP drafter: after speculation its cache equals one built from scratch from the main hidden states', () => {
-  const model = models.deepseek!.model as DeepseekModel;
+  const model = models.deepseek!.model;
+  assert.ok(model instanceof DeepseekModel);
   const tokens = Int32Array.from([1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53]);
   const all = model.forwardWithHidden(tokens, model.newCache(64), { allLogits: true }).hidden;
   const d = model.config.hiddenSize;

@@ -36,6 +36,9 @@ class RowModel implements CausalLM {
     for (let r = 0; r < rows; r++) out.set(this.next(c.tokens.slice(0, c.tokens.length - rows + r + 1)), r * V);
     return out;
   }
+  forwardBatch(items: readonly { tokens: Int32Array; cache: KvCache }[]): Float32Array[] {
+    return items.map((item) => this.forward(item.tokens, item.cache));
+  }
 }
 
 function chiSquare(counts: number[], probs: number[], n: number): number {
