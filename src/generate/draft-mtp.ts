@@ -7,14 +7,15 @@
  *   positions the main model accepted since the last step, plus the newest position, whose row
  *   gives the first draft.
  * - k > 1: the depth-1 module is chained. Step j feeds the module's own output state (after
- *   shared_head.norm, the counterpart of the main model's final-normalized state) and draft j-1.
+ *   shared_head.norm, the counterpart of the main model's final-normalized state) and draft j-1,
+ *   when the model exposes that state (mtpForwardWithHidden); with only DeepseekModel.mtpForward
+ *   (logits only) it feeds the newest main-model state instead, a weaker guess for drafts 2..k.
  *   These chained entries are speculative: the MTP cache is cut back right after drafting, and the
- *   next step re-enters the accepted positions from the main model's true hidden states.
+ *   next step re-enters the accepted positions from the main model's true hidden states. Drafts
+ *   are proposals only: how they are made never changes the output distribution.
  */
-import { DeepseekCache, DeepseekModel, type DeepseekLayerWeights } from '../models/deepseek-v3.js';
-import type { CausalLM } from '../models/model.js';
-import { mtpForward } from '../nn/mtp.js';
-import type { Backend } from '../tensor/backend.js';
+import { DeepseekModel } from '../models/deepseek-v3.js';
+import type { CausalLM, KvCache } from '../models/model.js';
 import type { DraftChooser, Drafter, DraftProposal } from './speculative-types.js';
 
 /** Positions entered into the MTP cache at once when hidden states pile up (long prompts). */
@@ -25,46 +26,27 @@ export function hasMtp(model: CausalLM | DeepseekModel): boolean {
   return model instanceof DeepseekModel && model.weights.mtp.length > 0;
 }
 
-interface DeepseekInternals {
-  backend?: Backend;
-  block?: (index: number, layer: DeepseekLayerWeights, x: Float32Array, tokens: number, startPos: number, cache: DeepseekCache['layers'][number]) => void;
-  mtpForwardWithHidden?: (hidden: Float32Array, nextTokens: Int32Array, cache: DeepseekCache) => { logits: Float32Array; hidden: Float32Array };
+/** The public method this drafter prefers (not yet on DeepseekModel; see mtpStep). */
+interface MtpWithHidden {
+  mtpForwardWithHidden(hidden: Float32Array, nextTokens: Int32Array, cache: KvCache): { logits: Float32Array; hidden: Float32Array };
 }
 
 /**
- * One MTP module call that also returns the module's output states [n, hidden] (after
- * shared_head.norm). DeepseekModel.mtpForward returns only the logits; until the model exposes
- * the states (a public mtpForwardWithHidden, used when present), this runs the same computation
- * (nn/mtp.ts) with the model's decoder block.
+ * One MTP module call: draft logits [n, vocab] and, when the model exposes them
+ * (mtpForwardWithHidden), the module's output states [n, hidden] after shared_head.norm, which
+ * chained drafting feeds back. DeepseekModel.mtpForward returns only logits; with it, `hidden` is
+ * undefined and chaining falls back to the last main-model state (see MtpDrafter).
  */
-export function mtpStep(model: DeepseekModel, hidden: Float32Array, nextTokens: Int32Array, cache: DeepseekCache): { logits: Float32Array; hidden: Float32Array } {
-  const internals = model as unknown as DeepseekInternals;
-  if (typeof internals.mtpForwardWithHidden === 'function') return internals.mtpForwardWithHidden.call(model, hidden, nextTokens, cache);
-  const weights = model.weights.mtp[0];
-  if (!weights) throw new Error('this model has no MTP module');
-  const { backend, block } = internals;
-  if (!backend || typeof block !== 'function') throw new Error('MTP drafting: this DeepseekModel does not expose its decoder block (internal API changed)');
-  if (cache.layers.length !== 1) throw new Error('MTP drafting needs a cache from model.newMtpCache()');
-  const n = nextTokens.length;
-  if (cache.length + n > cache.capacity) throw new Error(`MTP cache full: ${cache.length} + ${n} tokens exceed its capacity of ${cache.capacity}`);
-  for (const t of nextTokens) if (t < 0 || t >= model.info.vocabSize) throw new Error(`MTP token id ${t} outside the vocabulary of ${model.info.vocabSize}`);
-  let states: Float32Array | undefined;
-  const logits = mtpForward({
-    backend, hiddenSize: model.config.hiddenSize, rmsNormEps: model.config.rmsNormEps,
-    embed: model.weights.embed, outputNorm: model.weights.norm, output: model.weights.output,
-    block: (x, tokens) => {
-      block.call(model, model.config.numLayers, weights.block, x, tokens, cache.length, cache.layers[0]!);
-      states = x; // normalized in place by shared_head.norm right after the block
-    },
-  }, weights, hidden, nextTokens);
-  cache.length += n;
-  return { logits, hidden: states! };
+export function mtpStep(model: DeepseekModel, hidden: Float32Array, nextTokens: Int32Array, cache: KvCache): { logits: Float32Array; hidden?: Float32Array } {
+  const withHidden = (model as unknown as Partial<MtpWithHidden>).mtpForwardWithHidden;
+  if (typeof withHidden === 'function') return withHidden.call(model, hidden, nextTokens, cache);
+  return { logits: model.mtpForward(hidden, nextTokens, cache) };
 }
 
 export class MtpDrafter implements Drafter {
   readonly kind = 'mtp';
   readonly needsHidden = true;
-  private readonly cache: DeepseekCache;
+  private readonly cache: KvCache;
   private readonly d: number;
   /** Every token the main model has run, in order. */
   private readonly tokens: number[] = [];
@@ -97,21 +79,22 @@ export class MtpDrafter implements Drafter {
     // Only a single pending token has a hidden state to draft from (multi-token feeds are forced text).
     if (k <= 0 || feedLength !== 1 || this.pending.length === 0 || context.length !== this.tokens.length + 1) return none;
     const base = this.cache.length;
-    let { logits, hidden } = this.enter(this.pending.length, context[context.length - 1]!);
+    const newest = this.pending[this.pending.length - 1]!;
+    const first = this.enter(this.pending.length, context[context.length - 1]!);
     const V = this.model.info.vocabSize;
     const tokens: number[] = [];
     const q: DraftProposal['q'] = [];
-    const rows = logits.length / V;
-    let lastLogits = logits.subarray((rows - 1) * V);
-    let lastHidden = hidden.subarray((rows - 1) * this.d);
+    const rows = first.logits.length / V;
+    let logits = first.logits.subarray((rows - 1) * V);
+    let state = first.hidden?.slice((rows - 1) * this.d) ?? newest;
     for (let j = 0; j < k; j++) {
-      const pick = choose(lastLogits);
+      const pick = choose(logits);
       tokens.push(pick.id);
       q.push(pick.q);
       if (j + 1 === k || this.cache.length >= this.cache.capacity) break;
-      ({ logits, hidden } = mtpStep(this.model, lastHidden.slice(), Int32Array.of(pick.id), this.cache));
-      lastLogits = logits;
-      lastHidden = hidden;
+      const next = mtpStep(this.model, state, Int32Array.of(pick.id), this.cache);
+      logits = next.logits;
+      state = next.hidden ?? newest;
     }
     this.cache.truncate(base + rows); // drop the chained (speculative) entries
     return { tokens, q };
@@ -121,7 +104,7 @@ export class MtpDrafter implements Drafter {
    * Enters the first `count` pending positions into the MTP cache. The token after the newest
    * observed position is `next` (the pending feed token) when it is included.
    */
-  private enter(count: number, next: number | undefined): { logits: Float32Array; hidden: Float32Array } {
+  private enter(count: number, next: number | undefined): { logits: Float32Array; hidden?: Float32Array } {
     const start = this.cache.length;
     const hidden = new Float32Array(count * this.d);
     const nextTokens = new Int32Array(count);

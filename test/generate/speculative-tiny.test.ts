@@ -15,7 +15,7 @@ import { MtpDrafter } from '../../src/generate/draft-mtp.js';
 import type { DraftChooser } from '../../src/generate/speculative-types.js';
 import { Sampler } from '../../src/generate/sampling.js';
 import { loadModel, type LoadedModel } from '../../src/models/load.js';
-import { DeepseekModel } from '../../src/models/deepseek-v3.js';
+import { DeepseekCache, DeepseekModel } from '../../src/models/deepseek-v3.js';
 import { tinyDeepseekModel, writeTinyDeepseekGguf } from '../../src/models/deepseek-v3-tiny.js';
 import { writeTinyDenseGguf } from '../../src/models/tiny.js';
 import { refBackend } from '../../src/tensor/ref.js';
@@ -140,4 +140,29 @@ test('MTP drafting on a model without MTP weights is a clear error', async () =>
   const { model, tokenizer } = models.qwen2!;
   await assert.rejects(collect(generateSpeculative(model, tokenizer!, { text: 'hi', ...base, speculative: { method: 'mtp' } })), /MTP drafting needs a deepseek2 model/);
   await assert.rejects(collect(generateSpeculative(model, tokenizer!, { text: 'hi', ...base, speculative: { method: 'ngram', draftTokens: 0 } })), /draftTokens must be an integer >= 1/);
+});
+
+test('MTP chaining feeds the module its own output state when the model exposes mtpForwardWithHidden', () => {
+  const model = models.deepseek!.model;
+  assert.ok(model instanceof DeepseekModel);
+  const d = model.config.hiddenSize;
+  const calls: { hidden: Float32Array; out: Float32Array }[] = [];
+  const wrapped = Object.create(model) as DeepseekModel & { mtpForwardWithHidden: unknown };
+  wrapped.mtpForwardWithHidden = (hidden: Float32Array, next: Int32Array, cache: DeepseekCache) => {
+    const out = Float32Array.from({ length: next.length * d }, (_, i) => Math.sin(i + calls.length));
+    calls.push({ hidden: hidden.slice(), out });
+    return { logits: model.mtpForward(hidden, next, cache), hidden: out };
+  };
+  const tokens = Int32Array.from([1, 40, 41, 42, 43]);
+  const h = model.forwardWithHidden(tokens, model.newCache(16), { allLogits: true }).hidden;
+  const drafter = new MtpDrafter(wrapped, 16);
+  drafter.observe(tokens.subarray(0, 4), h.subarray(0, 4 * d));
+  const sampler = new Sampler(greedy);
+  const proposal = drafter.propose(Array.from(tokens), 1, 3, (logits) => ({ id: sampler.distribution(logits).ids[0]!, q: sampler.distribution(logits) }));
+  assert.equal(proposal.tokens.length, 3);
+  assert.equal(calls.length, 3);
+  assert.deepEqual(calls[0]!.hidden, h.slice(0, 4 * d)); // the main model's states of positions 0..3
+  assert.deepEqual(calls[1]!.hidden, calls[0]!.out.slice(3 * d)); // then the module's own last state
+  assert.deepEqual(calls[2]!.hidden, calls[1]!.out);
+  assert.equal(drafter.cachedPositions, 4, 'chained entries dropped after drafting');
 });
