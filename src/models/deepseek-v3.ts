@@ -13,7 +13,7 @@
 import { type GgufFile, ggufBool, ggufNumber, ggufString } from '../formats/gguf.js';
 import { FormatError } from '../formats/format-error.js';
 import {
-  type MlaConfig, type MlaMode, type MlaWeights, MlaLayerCache, mergedKvUp, splitKvB, mhaCacheWidth, mlaCacheWidth, mlaForward,
+  type MlaConfig, type MlaMode, type MlaWeights, type MlaSegment, MlaLayerCache, mergedKvUp, splitKvB, mhaCacheWidth, mlaCacheWidth, mlaForwardSegments,
 } from '../nn/mla.js';
 import { type FfnWeights, type MoeWeights, type RouterConfig, ffnForward, moeForward } from '../nn/moe.js';
 import { type MtpWeights, mtpForward } from '../nn/mtp.js';
@@ -22,7 +22,7 @@ import type { Backend } from '../tensor/backend.js';
 import { getBackend } from '../tensor/index.js';
 import { byteSize } from '../tensor/dtype.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
-import type { CausalLM, KvCache, ModelInfo } from './model.js';
+import { type BatchItem, type CausalLM, type KvCache, type ModelInfo, checkBatchItems } from './model.js';
 
 export interface DeepseekConfig {
   readonly vocabSize: number;
@@ -216,7 +216,7 @@ export class DeepseekModel implements CausalLM {
     if (c.length + n > c.capacity) throw new Error(`cache full: ${c.length} + ${n} tokens exceed its capacity of ${c.capacity}`);
     const x = new Float32Array(n * d);
     this.backend.embeddingGather(x, this.weights.embed, tokens);
-    for (let l = 0; l < this.config.numLayers; l++) this.block(l, this.weights.layers[l]!, x, n, c.length, c.layers[l]!);
+    for (let l = 0; l < this.config.numLayers; l++) this.block(l, this.weights.layers[l]!, x, n, [{ row: 0, count: n, startPos: c.length, cache: c.layers[l]! }]);
     c.length += n;
     const rows = options.allLogits ? n : 1;
     const hidden = x.slice((n - rows) * d);
@@ -240,14 +240,55 @@ export class DeepseekModel implements CausalLM {
     const logits = mtpForward({
       backend: this.backend, hiddenSize: this.config.hiddenSize, rmsNormEps: this.config.rmsNormEps,
       embed: this.weights.embed, outputNorm: this.weights.norm, output: this.weights.output,
-      block: (x, tokens) => this.block(this.config.numLayers, mtp.block, x, tokens, c.length, c.layers[0]!),
+      block: (x, tokens) => this.block(this.config.numLayers, mtp.block, x, tokens, [{ row: 0, count: tokens, startPos: c.length, cache: c.layers[0]! }]),
     }, mtp, hidden, nextTokens);
     c.length += n;
     return logits;
   }
 
-  /** One pre-norm decoder block, in place on x [tokens, hidden]. */
-  private block(index: number, layer: DeepseekLayerWeights, x: Float32Array, tokens: number, startPos: number, cache: MlaLayerCache): void {
+  /**
+   * Several sequences in one pass: all items' tokens share every weight matmul (MoE routed per
+   * token), each item attends to its own cache. Returns each item's last-position logits [vocab]
+   * and advances each cache like forward would.
+   */
+  forwardBatch(items: readonly BatchItem[]): Float32Array[] {
+    checkBatchItems(items, 'forwardBatch');
+    const caches = items.map((item, i) => {
+      const c = this.checkCache(item.cache, this.config.numLayers);
+      this.checkTokens(item.tokens);
+      if (c.length + item.tokens.length > c.capacity) {
+        throw new Error(`forwardBatch item ${i}: cache full: ${c.length} + ${item.tokens.length} tokens exceed its capacity of ${c.capacity}`);
+      }
+      return c;
+    });
+    const d = this.config.hiddenSize;
+    const vocab = this.info.vocabSize;
+    const n = items.reduce((sum, item) => sum + item.tokens.length, 0);
+    const ids = new Int32Array(n);
+    const rows: number[] = [];
+    let row = 0;
+    for (const item of items) {
+      rows.push(row);
+      ids.set(item.tokens, row);
+      row += item.tokens.length;
+    }
+    const x = new Float32Array(n * d);
+    this.backend.embeddingGather(x, this.weights.embed, ids);
+    for (let l = 0; l < this.config.numLayers; l++) {
+      const segments = items.map((item, i) => ({ row: rows[i]!, count: item.tokens.length, startPos: caches[i]!.length, cache: caches[i]!.layers[l]! }));
+      this.block(l, this.weights.layers[l]!, x, n, segments);
+    }
+    items.forEach((item, i) => { caches[i]!.length += item.tokens.length; });
+    const last = new Float32Array(items.length * d);
+    items.forEach((item, i) => last.set(x.subarray((rows[i]! + item.tokens.length - 1) * d, (rows[i]! + item.tokens.length) * d), i * d));
+    this.backend.rmsNorm(last, last, this.weights.norm, items.length, d, this.config.rmsNormEps);
+    const logits = new Float32Array(items.length * vocab);
+    this.backend.matmul(logits, last, items.length, this.weights.output);
+    return items.map((_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
+  }
+
+  /** One pre-norm decoder block, in place on x [tokens, hidden]; each segment's rows attend to its own cache. */
+  private block(index: number, layer: DeepseekLayerWeights, x: Float32Array, tokens: number, segments: readonly MlaSegment[]): void {
     const b = this.backend;
     const d = this.config.hiddenSize;
     const eps = this.config.rmsNormEps;
@@ -255,7 +296,7 @@ export class DeepseekModel implements CausalLM {
     b.rmsNorm(h, x, layer.attnNorm, tokens, d, eps);
     let kvUp: Float32Array | undefined;
     if (this.attention === 'plain') kvUp = this.plainKvUp[index] ??= mergedKvUp(b, layer.attn, this.mla);
-    const a = mlaForward(b, this.mla, layer.attn, h, tokens, startPos, cache, this.attention, kvUp);
+    const a = mlaForwardSegments(b, this.mla, layer.attn, h, tokens, segments, this.attention, kvUp);
     b.add(x, x, a, tokens * d);
     b.rmsNorm(h, x, layer.ffnNorm, tokens, d, eps);
     let f: Float32Array;

@@ -11,10 +11,10 @@
 import type { Backend } from '../tensor/backend.js';
 import { getBackend } from '../tensor/index.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
-import type { CausalLM, KvCache, ModelInfo } from './model.js';
+import { type BatchItem, type CausalLM, type KvCache, type ModelInfo, checkBatchItems } from './model.js';
 import {
   type AttentionConfig, type AttentionScratch, type AttentionWeights, DenseKvCache,
-  attentionForward, attentionParameters, attentionScratch, checkAttentionShapes,
+  type AttentionSegment, attentionForwardSegments, attentionParameters, attentionScratch, checkAttentionShapes,
 } from '../nn/attention.js';
 import { type Linear, linear, linearForward } from '../nn/linear.js';
 import { type RmsNorm, rmsNorm, rmsNormForward } from '../nn/rmsnorm.js';
@@ -224,34 +224,102 @@ export class DenseModel implements CausalLM {
     return this.scratch;
   }
 
-  forward(tokens: Int32Array, cache: KvCache, options: { allLogits?: boolean } = {}): Float32Array {
+  private checkCache(cache: KvCache, what: string): DenseKvCache {
     if (!(cache instanceof DenseKvCache) || cache.keys.length !== this.config.layers || cache.kvDim !== this.config.kvHeads * this.config.headDim) {
-      throw new Error('forward: the cache was not made by this model (use model.newCache())');
+      throw new Error(`${what}: the cache was not made by this model (use model.newCache())`);
     }
+    return cache;
+  }
+
+  private checkTokens(tokens: Int32Array, what: string): void {
+    const vocab = this.config.vocabSize;
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i]!;
+      if (!(t >= 0 && t < vocab)) throw new Error(`${what}: token id ${t} at index ${i} is outside the vocabulary [0, ${vocab})`);
+    }
+  }
+
+  forward(tokens: Int32Array, cache: KvCache, options: { allLogits?: boolean } = {}): Float32Array {
+    const c = this.checkCache(cache, 'forward');
     const n = tokens.length;
     if (n === 0) throw new Error('forward: no tokens');
     const vocab = this.config.vocabSize;
-    for (let i = 0; i < n; i++) {
-      const t = tokens[i]!;
-      if (!(t >= 0 && t < vocab)) throw new Error(`forward: token id ${t} at index ${i} is outside the vocabulary [0, ${vocab})`);
-    }
-    if (cache.length + n > cache.capacity) {
-      throw new Error(`forward: ${n} tokens after ${cache.length} cached exceed the cache capacity ${cache.capacity}`);
+    this.checkTokens(tokens, 'forward');
+    if (c.length + n > c.capacity) {
+      throw new Error(`forward: ${n} tokens after ${c.length} cached exceed the cache capacity ${c.capacity}`);
     }
     const allLogits = options.allLogits ?? false;
     const logits = new Float32Array(allLogits ? n * vocab : vocab);
-    cache.reserve(cache.length + n);
+    c.reserve(c.length + n);
     for (let start = 0; start < n; start += this.maxBatch) {
       const m = Math.min(this.maxBatch, n - start);
-      const s = this.runLayers(tokens.subarray(start, start + m), cache);
+      const s = this.runLayers(tokens.subarray(start, start + m), [{ cache: c, count: m }]);
       if (allLogits) this.project(logits.subarray(start * vocab, (start + m) * vocab), s.hidden, m);
       else if (start + m === n) this.project(logits, s.hidden.subarray((m - 1) * this.config.hiddenSize), 1);
     }
     return logits;
   }
 
-  /** Embeds `ids`, runs every layer (appending to the cache) and leaves the final hidden states in scratch.hidden. */
-  private runLayers(ids: Int32Array, cache: DenseKvCache): Scratch {
+  /**
+   * Several sequences in one pass: all items' tokens go through every weight matmul together
+   * (one read of the weights for the whole batch); each item attends to its own cache. Returns
+   * each item's last-position logits [vocab] and advances each cache like forward would.
+   */
+  forwardBatch(items: readonly BatchItem[]): Float32Array[] {
+    checkBatchItems(items, 'forwardBatch');
+    const caches = items.map((item, i) => this.checkCache(item.cache, `forwardBatch item ${i}`));
+    items.forEach((item, i) => {
+      this.checkTokens(item.tokens, `forwardBatch item ${i}`);
+      const c = caches[i]!;
+      if (c.length + item.tokens.length > c.capacity) {
+        throw new Error(`forwardBatch item ${i}: ${item.tokens.length} tokens after ${c.length} cached exceed the cache capacity ${c.capacity}`);
+      }
+    });
+    const vocab = this.config.vocabSize;
+    const d = this.config.hiddenSize;
+    const logits = new Float32Array(items.length * vocab);
+    const results = items.map((_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
+    // Items that fit together within maxBatch tokens run as one pass; a longer item runs alone.
+    let group: number[] = [];
+    let groupTokens = 0;
+    const flush = (): void => {
+      if (group.length === 0) return;
+      const ids = new Int32Array(groupTokens);
+      let offset = 0;
+      for (const i of group) {
+        ids.set(items[i]!.tokens, offset);
+        offset += items[i]!.tokens.length;
+        caches[i]!.reserve(caches[i]!.length + items[i]!.tokens.length);
+      }
+      const s = this.runLayers(ids, group.map((i) => ({ cache: caches[i]!, count: items[i]!.tokens.length })));
+      offset = 0;
+      for (const i of group) {
+        offset += items[i]!.tokens.length;
+        this.project(results[i]!, s.hidden.subarray((offset - 1) * d), 1);
+      }
+      group = [];
+      groupTokens = 0;
+    };
+    items.forEach((item, i) => {
+      const n = item.tokens.length;
+      if (n > this.maxBatch) {
+        results[i]!.set(this.forward(item.tokens, caches[i]!));
+        return;
+      }
+      if (groupTokens + n > this.maxBatch) flush();
+      group.push(i);
+      groupTokens += n;
+    });
+    flush();
+    return results;
+  }
+
+  /**
+   * Embeds `ids` (the segments' tokens one after another), runs every layer (appending each
+   * segment to its cache, which must have room reserved) and leaves the final hidden states in
+   * scratch.hidden.
+   */
+  private runLayers(ids: Int32Array, segments: readonly { cache: DenseKvCache; count: number }[]): Scratch {
     const b = this.backend;
     const m = ids.length;
     const d = this.config.hiddenSize;
@@ -260,19 +328,29 @@ export class DenseModel implements CausalLM {
     const normed = s.normed.subarray(0, m * d);
     const delta = s.delta.subarray(0, m * d);
     const positions = s.positions.subarray(0, m);
-    const startPos = cache.length;
-    for (let i = 0; i < m; i++) positions[i] = startPos + i;
+    let row = 0;
+    for (const seg of segments) {
+      for (let i = 0; i < seg.count; i++) positions[row + i] = seg.cache.length + i;
+      row += seg.count;
+    }
+    if (row !== m) throw new Error(`runLayers: segments cover ${row} tokens, got ${m}`);
     b.embeddingGather(hidden, this.weights.embedding, ids);
     for (let l = 0; l < this.weights.layers.length; l++) {
       const layer = this.weights.layers[l]!;
+      const attentionSegments: AttentionSegment[] = [];
+      row = 0;
+      for (const seg of segments) {
+        attentionSegments.push({ row, count: seg.count, startPos: seg.cache.length, keys: seg.cache.keys[l]!, values: seg.cache.values[l]! });
+        row += seg.count;
+      }
       rmsNormForward(b, normed, hidden, m, layer.attnNorm);
-      attentionForward(b, delta, normed, m, startPos, positions, this.attention, layer.attention, cache.keys[l]!, cache.values[l]!, s.attention);
+      attentionForwardSegments(b, delta, normed, m, positions, this.attention, layer.attention, attentionSegments, s.attention);
       b.add(hidden, hidden, delta, m * d);
       rmsNormForward(b, normed, hidden, m, layer.ffnNorm);
       swiGluForward(b, delta, normed, m, layer.ffn, s.ffn);
       b.add(hidden, hidden, delta, m * d);
     }
-    cache.advance(m);
+    for (const seg of segments) seg.cache.advance(seg.count);
     return s;
   }
 

@@ -34,4 +34,40 @@ export interface CausalLM {
    * for the last position only.
    */
   forward(tokens: Int32Array, cache: KvCache, options?: { allLogits?: boolean }): Float32Array;
+  /**
+   * Several sequences in one pass (continuous batching): every weight matmul runs once over all
+   * items' tokens together, each item attending to its own cache. Returns each item's
+   * last-position logits [vocabSize] and advances each cache exactly like
+   * `forward(item.tokens, item.cache)` would. Each item needs at least one token and a cache of
+   * its own (no cache twice in one call). The arrays may be views of one buffer; the caller may
+   * write into them.
+   */
+  forwardBatch(items: readonly BatchItem[]): Float32Array[];
+}
+
+/** One sequence's share of a forwardBatch call. */
+export interface BatchItem {
+  readonly tokens: Int32Array;
+  readonly cache: KvCache;
+}
+
+/** Checks the batch-wide rules of forwardBatch (non-empty items, distinct caches). */
+export function checkBatchItems(items: readonly BatchItem[], what: string): void {
+  if (!Array.isArray(items)) throw new Error(`${what}: items must be an array of { tokens, cache }`);
+  const seen = new Set<KvCache>();
+  items.forEach((item, i) => {
+    if (!(item?.tokens instanceof Int32Array)) throw new Error(`${what}: item ${i} needs tokens as an Int32Array`);
+    if (item.tokens.length === 0) throw new Error(`${what}: item ${i} has no tokens`);
+    if (seen.has(item.cache)) throw new Error(`${what}: item ${i} uses a cache that an earlier item already uses`);
+    seen.add(item.cache);
+  });
+}
+
+/**
+ * forwardBatch done one item after another with `forward` (same results, no shared matmul):
+ * for CausalLM implementations without a batched path (test fakes, simple models).
+ */
+export function forwardEach(model: Pick<CausalLM, 'forward'>, items: readonly BatchItem[]): Float32Array[] {
+  checkBatchItems(items, 'forwardBatch');
+  return items.map((item) => model.forward(item.tokens, item.cache));
 }

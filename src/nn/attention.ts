@@ -106,12 +106,28 @@ export class DenseKvCache implements KvCache {
 /** Scratch for `m` tokens. */
 export interface AttentionScratch {
   q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
   mixed: Float32Array;
 }
 
 export function attentionScratch(config: AttentionConfig, m: number): AttentionScratch {
   const qDim = config.heads * config.headDim;
-  return { q: new Float32Array(m * qDim), mixed: new Float32Array(m * qDim) };
+  const kvDim = config.kvHeads * config.headDim;
+  return { q: new Float32Array(m * qDim), k: new Float32Array(m * kvDim), v: new Float32Array(m * kvDim), mixed: new Float32Array(m * qDim) };
+}
+
+/**
+ * A run of consecutive rows of the activation matrix that belong to one sequence: rows
+ * `row .. row + count - 1` sit at positions startPos .. startPos + count - 1 of that sequence and
+ * attend to its own cache (`keys`/`values`, [tokens, kvHeads, headDim]).
+ */
+export interface AttentionSegment {
+  readonly row: number;
+  readonly count: number;
+  readonly startPos: number;
+  readonly keys: Float32Array;
+  readonly values: Float32Array;
 }
 
 /**
@@ -122,30 +138,52 @@ export function attentionForward(
   backend: Backend, out: Float32Array, x: Float32Array, m: number, startPos: number, positions: Int32Array,
   config: AttentionConfig, w: AttentionWeights, keys: Float32Array, values: Float32Array, scratch: AttentionScratch,
 ): void {
+  attentionForwardSegments(backend, out, x, m, positions, config, w, [{ row: 0, count: m, startPos, keys, values }], scratch);
+}
+
+/**
+ * Attention for several sequences at once: the q/k/v/o projections run once over all m rows of x
+ * (each row rotated by its own entry of `positions`); each segment's new keys/values are written
+ * into its own cache and its queries attend only to that cache.
+ */
+export function attentionForwardSegments(
+  backend: Backend, out: Float32Array, x: Float32Array, m: number, positions: Int32Array,
+  config: AttentionConfig, w: AttentionWeights, segments: readonly AttentionSegment[], scratch: AttentionScratch,
+): void {
   const { heads, kvHeads, headDim } = config;
   const qDim = heads * headDim;
   const kvDim = kvHeads * headDim;
-  if ((startPos + m) * kvDim > keys.length) throw new Error(`KV cache full: position ${startPos + m} exceeds capacity ${keys.length / kvDim}`);
+  for (const seg of segments) {
+    if (seg.row < 0 || seg.count <= 0 || seg.row + seg.count > m) throw new Error(`attention segment rows [${seg.row}, ${seg.row + seg.count}) outside the ${m} rows`);
+    if ((seg.startPos + seg.count) * kvDim > seg.keys.length || (seg.startPos + seg.count) * kvDim > seg.values.length) {
+      throw new Error(`KV cache full: position ${seg.startPos + seg.count} exceeds capacity ${seg.keys.length / kvDim}`);
+    }
+  }
   const q = scratch.q.subarray(0, m * qDim);
-  const k = keys.subarray(startPos * kvDim, (startPos + m) * kvDim);
-  const v = values.subarray(startPos * kvDim, (startPos + m) * kvDim);
+  const k = scratch.k.subarray(0, m * kvDim);
+  const v = scratch.v.subarray(0, m * kvDim);
   linearForward(backend, q, x, m, w.q);
   linearForward(backend, k, x, m, w.k);
   linearForward(backend, v, x, m, w.v);
   const rope = (data: Float32Array, n: number): void => {
     const params: RopeParams = {
       tokens: m, heads: n, tokenStride: n * headDim, headStride: headDim, offset: 0, ropeDim: config.ropeDim,
-      positions, invFreq: config.invFreq, style: config.ropeStyle, attentionFactor: config.ropeAttentionFactor,
+      positions: positions.subarray(0, m), invFreq: config.invFreq, style: config.ropeStyle, attentionFactor: config.ropeAttentionFactor,
     };
     backend.rope(data, params);
   };
   rope(q, heads);
   rope(k, kvHeads);
   const mixed = scratch.mixed.subarray(0, m * qDim);
-  backend.attention(mixed, q, keys, values, {
-    queries: m, heads, kvHeads, headDimK: headDim, headDimV: headDim, startPos, scale: config.scale,
-    kTokenStride: kvDim, kHeadStride: headDim, vTokenStride: kvDim, vHeadStride: headDim,
-  });
+  for (const seg of segments) {
+    const rows = k.subarray(seg.row * kvDim, (seg.row + seg.count) * kvDim);
+    seg.keys.set(rows, seg.startPos * kvDim);
+    seg.values.set(v.subarray(seg.row * kvDim, (seg.row + seg.count) * kvDim), seg.startPos * kvDim);
+    backend.attention(mixed.subarray(seg.row * qDim, (seg.row + seg.count) * qDim), q.subarray(seg.row * qDim, (seg.row + seg.count) * qDim), seg.keys, seg.values, {
+      queries: seg.count, heads, kvHeads, headDimK: headDim, headDimV: headDim, startPos: seg.startPos, scale: config.scale,
+      kTokenStride: kvDim, kHeadStride: headDim, vTokenStride: kvDim, vHeadStride: headDim,
+    });
+  }
   linearForward(backend, out, mixed, m, w.o);
 }
 

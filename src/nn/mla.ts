@@ -174,12 +174,36 @@ export function mlaForward(
   backend: Backend, cfg: MlaConfig, w: MlaWeights, x: Float32Array, tokens: number, startPos: number,
   cache: MlaLayerCache, mode: MlaMode = 'absorbed', plainKvUp?: Float32Array,
 ): Float32Array {
+  return mlaForwardSegments(backend, cfg, w, x, tokens, [{ row: 0, count: tokens, startPos, cache }], mode, plainKvUp);
+}
+
+/** Rows row .. row + count - 1 of the input belong to one sequence at positions startPos.. with its own cache. */
+export interface MlaSegment {
+  readonly row: number;
+  readonly count: number;
+  readonly startPos: number;
+  readonly cache: MlaLayerCache;
+}
+
+/**
+ * MLA for several sequences at once: every projection runs once over all `tokens` rows of x (each
+ * row rotated at its own position); each segment's latents go into its own cache and its
+ * queries attend only to that cache.
+ */
+export function mlaForwardSegments(
+  backend: Backend, cfg: MlaConfig, w: MlaWeights, x: Float32Array, tokens: number, segments: readonly MlaSegment[],
+  mode: MlaMode = 'absorbed', plainKvUp?: Float32Array,
+): Float32Array {
   const { heads: H, kvLoraRank: r, qkNopeHeadDim: nope, qkRopeHeadDim: rope, vHeadDim: vDim } = cfg;
   const qk = nope + rope;
   const width = r + rope;
-  cache.reserve(startPos + tokens);
   const positions = new Int32Array(tokens);
-  for (let t = 0; t < tokens; t++) positions[t] = startPos + t;
+  for (const seg of segments) {
+    if (seg.row < 0 || seg.count <= 0 || seg.row + seg.count > tokens) throw new Error(`MLA segment rows [${seg.row}, ${seg.row + seg.count}) outside the ${tokens} rows`);
+    if (seg.cache.width !== width) throw new Error(`MLA cache rows hold ${seg.cache.width} values, this layer needs ${width}`);
+    seg.cache.reserve(seg.startPos + seg.count);
+    for (let t = 0; t < seg.count; t++) positions[seg.row + t] = seg.startPos + t;
+  }
 
   // Queries: [tokens, H, nope + rope].
   const q = new Float32Array(tokens * H * qk);
@@ -198,19 +222,19 @@ export function mlaForward(
     positions, invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
   });
 
-  // Latent and rope key straight into the cache rows.
-  const rows = cache.rows.subarray(startPos * width, (startPos + tokens) * width);
-  backend.matmul(rows, x, tokens, w.kvA);
+  // Latent and rope key for every row, then into each sequence's cache.
+  const latents = new Float32Array(tokens * width);
+  backend.matmul(latents, x, tokens, w.kvA);
   for (let t = 0; t < tokens; t++) {
-    const latent = rows.subarray(t * width, t * width + r);
+    const latent = latents.subarray(t * width, t * width + r);
     backend.rmsNorm(latent, latent, w.kvANorm, 1, r, cfg.rmsNormEps);
   }
-  backend.rope(rows, {
+  backend.rope(latents, {
     tokens, heads: 1, tokenStride: width, headStride: width, offset: r, ropeDim: rope,
     positions, invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
   });
+  for (const seg of segments) seg.cache.rows.set(latents.subarray(seg.row * width, (seg.row + seg.count) * width), seg.startPos * width);
 
-  const keys = startPos + tokens;
   const attnOut = new Float32Array(tokens * H * vDim);
   if (mode === 'absorbed') {
     // q' = [W_UK[h]ᵀ q_nope | q_pe] per head.
@@ -227,10 +251,15 @@ export function mlaForward(
       }
     }
     const oLat = new Float32Array(tokens * H * r);
-    backend.attention(oLat, qAbs, cache.rows, cache.rows, {
-      queries: tokens, heads: H, kvHeads: 1, headDimK: width, headDimV: r, startPos, scale: cfg.softmaxScale,
-      kTokenStride: width, kHeadStride: 0, vTokenStride: width, vHeadStride: 0,
-    });
+    for (const seg of segments) {
+      backend.attention(
+        oLat.subarray(seg.row * H * r, (seg.row + seg.count) * H * r), qAbs.subarray(seg.row * H * width, (seg.row + seg.count) * H * width),
+        seg.cache.rows, seg.cache.rows, {
+          queries: seg.count, heads: H, kvHeads: 1, headDimK: width, headDimV: r, startPos: seg.startPos, scale: cfg.softmaxScale,
+          kTokenStride: width, kHeadStride: 0, vTokenStride: width, vHeadStride: 0,
+        },
+      );
+    }
     const oHead = new Float32Array(tokens * r);
     const vHead = new Float32Array(tokens * vDim);
     for (let h = 0; h < H; h++) {
@@ -240,29 +269,42 @@ export function mlaForward(
     }
   } else {
     if (!plainKvUp) throw new Error('plain MLA needs the merged kv up-projection (mergedKvUp)');
-    // Materialise K = [k_nope | k_pe] and V per head for every cached token.
-    const kvw = H * (nope + vDim);
-    const latents = new Float32Array(keys * r);
-    for (let s = 0; s < keys; s++) latents.set(cache.rows.subarray(s * width, s * width + r), s * r);
-    const kv = new Float32Array(keys * kvw);
-    backend.gemm(false, true, keys, kvw, r, 1, latents, r, plainKvUp, r, 0, kv, kvw);
-    const k = new Float32Array(keys * H * qk);
-    const v = new Float32Array(keys * H * vDim);
-    for (let s = 0; s < keys; s++) {
-      const kPe = cache.rows.subarray(s * width + r, (s + 1) * width);
-      for (let h = 0; h < H; h++) {
-        const src = s * kvw + h * (nope + vDim);
-        k.set(kv.subarray(src, src + nope), (s * H + h) * qk);
-        k.set(kPe, (s * H + h) * qk + nope);
-        v.set(kv.subarray(src + nope, src + nope + vDim), (s * H + h) * vDim);
-      }
+    for (const seg of segments) {
+      plainAttention(backend, cfg, plainKvUp, seg.cache, seg.startPos + seg.count,
+        attnOut.subarray(seg.row * H * vDim, (seg.row + seg.count) * H * vDim), q.subarray(seg.row * H * qk, (seg.row + seg.count) * H * qk), seg.count, seg.startPos);
     }
-    backend.attention(attnOut, q, k, v, {
-      queries: tokens, heads: H, kvHeads: H, headDimK: qk, headDimV: vDim, startPos, scale: cfg.softmaxScale,
-      kTokenStride: H * qk, kHeadStride: qk, vTokenStride: H * vDim, vHeadStride: vDim,
-    });
   }
   const out = new Float32Array(tokens * cfg.hiddenSize);
   backend.matmul(out, attnOut, tokens, w.o);
   return out;
+}
+
+/** Plain-form attention for one sequence: materialise K = [k_nope | k_pe] and V per head for its `keys` cached tokens. */
+function plainAttention(
+  backend: Backend, cfg: MlaConfig, plainKvUp: Float32Array, cache: MlaLayerCache, keys: number,
+  out: Float32Array, q: Float32Array, queries: number, startPos: number,
+): void {
+  const { heads: H, kvLoraRank: r, qkNopeHeadDim: nope, qkRopeHeadDim: rope, vHeadDim: vDim } = cfg;
+  const qk = nope + rope;
+  const width = r + rope;
+  const kvw = H * (nope + vDim);
+  const latents = new Float32Array(keys * r);
+  for (let s = 0; s < keys; s++) latents.set(cache.rows.subarray(s * width, s * width + r), s * r);
+  const kv = new Float32Array(keys * kvw);
+  backend.gemm(false, true, keys, kvw, r, 1, latents, r, plainKvUp, r, 0, kv, kvw);
+  const k = new Float32Array(keys * H * qk);
+  const v = new Float32Array(keys * H * vDim);
+  for (let s = 0; s < keys; s++) {
+    const kPe = cache.rows.subarray(s * width + r, (s + 1) * width);
+    for (let h = 0; h < H; h++) {
+      const src = s * kvw + h * (nope + vDim);
+      k.set(kv.subarray(src, src + nope), (s * H + h) * qk);
+      k.set(kPe, (s * H + h) * qk + nope);
+      v.set(kv.subarray(src + nope, src + nope + vDim), (s * H + h) * vDim);
+    }
+  }
+  backend.attention(out, q, k, v, {
+    queries, heads: H, kvHeads: H, headDimK: qk, headDimV: vDim, startPos, scale: cfg.softmaxScale,
+    kTokenStride: H * qk, kHeadStride: qk, vTokenStride: H * vDim, vHeadStride: vDim,
+  });
 }
