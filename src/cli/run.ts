@@ -5,10 +5,11 @@
 import { parseArgs } from 'node:util';
 import type { CausalLM } from '../models/model.js';
 import { chatPromptTokens } from '../generate/chat-prompt.js';
-import { generationFlags, generationFlagsHelp, parseGenerationFlags } from '../generate/cli-options.js';
+import { generationFlags, generationFlagsHelp, parseGenerationFlags, parseSpeculativeFlags, speculativeFlags, speculativeFlagsHelp } from '../generate/cli-options.js';
 import { AnswerPrinter, formatStats, type ThinkingDisplay } from '../generate/cli-output.js';
 import { generate } from '../generate/engine.js';
 import type { DoneEvent, GenerationTokenizer } from '../generate/events.js';
+import { formatSpeculativeStats, generateSpeculative } from '../generate/speculative.js';
 
 export const summary = 'generate a completion for one prompt (streams the thinking, then the answer)';
 
@@ -18,7 +19,8 @@ const usage = `usage: frugal run --model FILE --prompt TEXT [options]
   --prompt TEXT           the user message (or the whole prompt with --raw)
   --raw                   no chat template: the prompt text goes to the model as it is
   --hide-thinking         print only the answer
-${generationFlagsHelp}`;
+${generationFlagsHelp}
+${speculativeFlagsHelp}`;
 
 export interface LoadedForGeneration {
   model: CausalLM;
@@ -48,6 +50,7 @@ export async function run(args: string[]): Promise<number> {
       'hide-thinking': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       ...generationFlags,
+      ...speculativeFlags,
     },
     strict: true,
     allowPositionals: false,
@@ -59,6 +62,7 @@ export async function run(args: string[]): Promise<number> {
   if (!values.model) throw new Error(`--model FILE is required\n${usage}`);
   if (values.prompt === undefined) throw new Error('--prompt TEXT is required');
   const flags = parseGenerationFlags(values);
+  const speculative = parseSpeculativeFlags(values);
   const { model, tokenizer, chatTemplate, loadMs } = await loadForGeneration(values.model);
   process.stderr.write(`loaded ${values.model} (${model.info.architecture}, ${(model.info.parameterCount / 1e6).toFixed(1)}M parameters) in ${loadMs.toFixed(0)} ms\n`);
 
@@ -73,14 +77,18 @@ export async function run(args: string[]): Promise<number> {
   const printer = new AnswerPrinter(process.stdout, display, process.stdout.isTTY === true);
   let done: DoneEvent | undefined;
   try {
-    for await (const event of generate(model, tokenizer, {
+    const request = {
       prompt,
       sampling: flags.sampling,
       maxTokens: flags.maxTokens,
       stop: flags.stop,
       ...(flags.reasoningBudget !== undefined ? { reasoningBudget: flags.reasoningBudget } : {}),
       signal: controller.signal,
-    })) {
+    };
+    const events = speculative.method === 'off'
+      ? generate(model, tokenizer, request)
+      : generateSpeculative(model, tokenizer, { ...request, speculative: { method: speculative.method, ...(speculative.draftTokens !== undefined ? { draftTokens: speculative.draftTokens } : {}) } });
+    for await (const event of events) {
       if (event.type === 'done') done = event;
       else printer.onEvent(event);
     }
@@ -89,5 +97,7 @@ export async function run(args: string[]): Promise<number> {
     printer.end();
   }
   if (done) process.stderr.write(`${formatStats(done)}\n`);
+  const stats = done ? formatSpeculativeStats(done) : undefined;
+  if (stats) process.stderr.write(`${stats}\n`);
   return done?.finishReason === 'abort' ? 130 : 0;
 }

@@ -89,3 +89,27 @@ export function parseGenerationFlags(values: Values): GenerationFlags {
   if (reasoningBudget !== undefined) flags.reasoningBudget = reasoningBudget;
   return flags;
 }
+
+/** parseArgs option table for speculative decoding (`frugal run`). */
+export const speculativeFlags = {
+  speculative: { type: 'string' },
+  'draft-tokens': { type: 'string' },
+} as const;
+
+export const speculativeFlagsHelp = `speculative decoding (same output distribution, fewer model passes):
+  --speculative M         mtp (the model's MTP module, deepseek2), ngram (prompt lookup) or off (default)
+  --draft-tokens K        tokens drafted per step (default 1 for mtp, 4 for ngram)`;
+
+export interface SpeculativeFlags {
+  method: 'mtp' | 'ngram' | 'off';
+  draftTokens?: number;
+}
+
+export function parseSpeculativeFlags(values: Values): SpeculativeFlags {
+  const method = (values.speculative as string | undefined) ?? 'off';
+  if (method !== 'mtp' && method !== 'ngram' && method !== 'off') throw new Error(`--speculative must be mtp, ngram or off, got '${method}'`);
+  const draftTokens = number(values, 'draft-tokens', true);
+  if (draftTokens !== undefined && draftTokens < 1) throw new Error(`--draft-tokens must be >= 1, got '${String(values['draft-tokens'])}'`);
+  if (draftTokens !== undefined && method === 'off') throw new Error('--draft-tokens needs --speculative mtp or ngram');
+  return draftTokens === undefined ? { method } : { method, draftTokens };
+}

@@ -62,6 +62,16 @@ const HIDDEN_PREFILL_CHUNK = 64;
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/** One line about the drafting of a speculative run ('' for a plain done event). */
+export function formatSpeculativeStats(done: DoneEvent): string {
+  const s = (done as Partial<SpeculativeDoneEvent>).speculative;
+  if (!s) return '';
+  return (
+    `speculative ${s.method} (k=${s.draftTokens}): accepted ${s.accepted}/${s.proposed} drafts (${(s.acceptanceRate * 100).toFixed(1)}%), ` +
+    `${s.tokensPerForward.toFixed(2)} tokens per forward, ${done.timings.tokensPerSecond.toFixed(1)} tokens/s`
+  );
+}
+
 /** Default k per method. */
 export function defaultDraftTokens(method: string): number {
   return method === 'mtp' ? 1 : 4;
