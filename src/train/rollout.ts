@@ -35,14 +35,26 @@ export interface Codec {
   eosId: number;
 }
 
-/** A Codec over a Tokenizer: control tokens in the text (R1 chat markers, EOS) are parsed. */
+/**
+ * A Codec over a Tokenizer: control tokens in the text (R1 chat markers, EOS) are parsed. Ids the
+ * model can emit beyond the tokenizer's vocabulary (padded embedding rows) decode as U+FFFD.
+ */
 export function tokenizerCodec(tokenizer: Tokenizer, eosId = tokenizer.eosId): Codec {
   if (eosId === undefined) throw new Error('tokenizer: no EOS token (set eos_token in tokenizer_config.json or pass one)');
-  return {
-    encode: (text) => tokenizer.encode(text, { parseSpecial: true }),
-    decode: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
-    eosId,
+  const decode = (ids: readonly number[]): string => {
+    let text = '';
+    let run: number[] = [];
+    for (const id of ids) {
+      if (id < tokenizer.vocabSize) {
+        run.push(id);
+        continue;
+      }
+      text += tokenizer.decode(run, { skipSpecialTokens: true }) + '\uFFFD';
+      run = [];
+    }
+    return text + tokenizer.decode(run, { skipSpecialTokens: true });
   };
+  return { encode: (text) => tokenizer.encode(text, { parseSpecial: true }), decode, eosId };
 }
 
 export interface SampleOptions {

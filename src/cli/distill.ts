@@ -1,0 +1,87 @@
+/**
+ * `frugal distill --config distill.json [--no-resume] [--stop-at STEP]`: rejection sampling from a
+ * teacher (k samples per TRAIN problem, keep only verified, well-formed traces) written as chat
+ * JSONL, then SFT of a student on them (src/train/distill.ts, src/train/sft.ts).
+ *
+ * distill.json (relative paths resolve against the config's directory):
+ *   { "teacher": "runs/rl",                        model dir / run dir (its tokenizer is the student's)
+ *     "tasks": ["arithmetic"], "difficulties": [1, 2], "problems": 500, "samples": 4,
+ *     "temperature": 0.6, "top_p": 0.95, "max_tokens": 256, "keep_per_prompt": 1, "prompt_style": "r1-chat",
+ *     "traces": "runs/distill/traces.jsonl",
+ *     "student": { "config": "student-config.json", "seed": 1 }   or { "from": "runs/small-base" }
+ *     "sft": { "steps": 300, "batch_size": 8, "lr": 1e-3, ... as sft.json },
+ *     "out_dir": "runs/distill" }
+ * The student must share the teacher's vocabulary (same tokenizer).
+ */
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { readHfConfig } from '../formats/hf-config.js';
+import { rejectionSample, writeChatJsonl } from '../train/distill.js';
+import { TrainModel } from '../train/model.js';
+import { EnginePolicy, inferenceModel } from '../train/rollout.js';
+import { readChatJsonl, runSft, tokenizeExample } from '../train/sft.js';
+import { StageConfig, loadTrainModel, sftOptionsOf, stageTokenizer } from './sft.js';
+import { problemPool } from './rl.js';
+
+export const summary = 'rejection-sample verified traces from a teacher and SFT a student on them';
+
+const USAGE = 'usage: frugal distill --config distill.json [--no-resume] [--stop-at STEP]';
+
+const FIELDS = ['teacher', 'tokenizer', 'tasks', 'difficulties', 'problems', 'samples', 'temperature', 'top_p', 'max_tokens', 'keep_per_prompt', 'prompt_style', 'traces', 'student', 'sft', 'out_dir', 'seed'];
+
+export async function run(args: string[]): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args, options: { config: { type: 'string' }, 'no-resume': { type: 'boolean', default: false }, 'stop-at': { type: 'string' } }, allowPositionals: false }).values;
+    if (!values['config']) throw new Error('--config is required');
+    if (values['stop-at'] !== undefined && !/^\d+$/.test(String(values['stop-at']))) throw new Error(`--stop-at: '${values['stop-at']}' is not a step number`);
+  } catch (error) {
+    console.error(`frugal distill: ${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const c = StageConfig.read(String(values['config']));
+  c.known(FIELDS);
+  const teacher = loadTrainModel(c.path('teacher'));
+  const { codec, path: tokenizerPath } = stageTokenizer(c, teacher.dir, teacher.model);
+  const style = c.style('prompt_style', 'r1-chat');
+  const seed = c.int('seed', 1, 0);
+  const outDir = c.path('out_dir');
+  const tracesPath = c.path('traces', join(outDir, 'traces.jsonl'));
+  const student = c.object('student');
+  student.known(['config', 'from', 'seed']);
+  let model: TrainModel;
+  if (student.has('from')) {
+    model = loadTrainModel(student.path('from')).model;
+  } else {
+    model = TrainModel.init(readHfConfig(student.path('config')), student.int('seed', 1, 0));
+  }
+  if (model.config.vocab_size < teacher.model.config.vocab_size) student.fail('config', `the student's vocab_size ${model.config.vocab_size} is smaller than the teacher's ${teacher.model.config.vocab_size}`);
+  const sft = c.object('sft');
+  const sftOptions = sftOptionsOf(sft, join(outDir, 'student'), tokenizerPath, !values['no-resume'], values['stop-at'] === undefined ? undefined : Number(values['stop-at']));
+
+  let examples;
+  if (existsSync(tracesPath) && !values['no-resume']) {
+    console.error(`distill: reusing ${tracesPath}`);
+    examples = readChatJsonl(tracesPath);
+  } else {
+    const problems = problemPool(c.strings('tasks', ['arithmetic']), c.difficulties('difficulties'), c.int('problems', 200), seed);
+    const started = Date.now();
+    const r = rejectionSample(new EnginePolicy(inferenceModel(teacher.model), codec), codec, problems, {
+      style, samples: c.int('samples', 4), temperature: c.number('temperature', 0.6), topP: c.number('top_p', 0.95, 0, 1),
+      maxTokens: c.int('max_tokens', 256), keepPerPrompt: c.int('keep_per_prompt', 1), seed,
+    });
+    console.error(`distill: ${r.sampled} samples in ${((Date.now() - started) / 1000).toFixed(1)} s; kept ${r.kept.length} (${r.promptsCovered}/${problems.length} prompts), rejected ${r.rejectedWrong} wrong, ${r.rejectedFormat} badly formatted`);
+    if (r.kept.length === 0) throw new Error('distill: no verified traces to train on (the teacher solved nothing)');
+    mkdirSync(dirname(tracesPath), { recursive: true });
+    writeChatJsonl(tracesPath, r.kept);
+    examples = r.kept;
+  }
+  const tokenized = examples.map((e, i) => tokenizeExample(e, style, codec, `${tracesPath}:${i + 1}`));
+  const result = runSft(model, tokenized, sftOptions);
+  mkdirSync(outDir, { recursive: true });
+  copyFileSync(tracesPath, join(outDir, 'student', 'traces.jsonl'));
+  const last = result.log.at(-1);
+  console.error(`done: student steps ${result.startStep}..${result.endStep}${last ? `, loss ${last.loss.toFixed(4)}` : ''}${result.lastCheckpoint ? `, checkpoint ${result.lastCheckpoint}` : ''}`);
+  return 0;
+}
