@@ -1,0 +1,325 @@
+/**
+ * The whole R1 recipe for a small model as one command (`frugal recipe`), driven by one config
+ * object (nanochat style). Stages, each writing a directory under the output directory and
+ * skipped when its `done.json` exists (a stage stopped half-way resumes from its own checkpoints):
+ *
+ *   corpus     task problems (TRAIN split) with worked solutions in R1 chat format and as plain
+ *              text → corpus.jsonl; a byte-level BPE tokenizer with the R1 specials trained on it
+ *   pretrain   DeepSeek-V3 architecture (MLA, MoE + shared expert, MTP) on the corpus (runPretraining)
+ *   sft        cold-start SFT on worked solutions, R1 chat format (runSft)
+ *   rl         GRPO on the verifiable tasks from the SFT model (runGrpo)
+ *   zero       the R1-Zero ablation: GRPO straight from the pretrained base, r1-zero prompts
+ *   eval       each stage's model on the TEST split, per task and difficulty → results.md/json
+ *   export     the final model as GGUF, tokenizer and chat template embedded
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { hfConfigToObject, parseHfConfig } from '../formats/hf-config.js';
+import { Tokenizer } from '../tokenizer/index.js';
+import { R1_SPECIAL_TOKENS, type TrainPreTokenizer, trainBpe, writeTrainedTokenizer } from '../tokenizer/train-bpe.js';
+import { loadCheckpoint } from './checkpoint.js';
+import { type ChatExample, type PromptStyle, coldStartExamples, prefilledThink, promptText } from './cold-start.js';
+import { type EvalReport, evaluate } from './eval.js';
+import { exportGguf } from './export-gguf.js';
+import { type RolloutPrompt, runGrpo } from './grpo.js';
+import { TrainModel } from './model.js';
+import { runPretraining } from './pretrain.js';
+import { parseRunConfig } from './run-config.js';
+import { EnginePolicy, inferenceModel, snapshotTensors, tokenizerCodec } from './rollout.js';
+import { questionOf, runSft, tokenizeExample } from './sft.js';
+import { getTask } from './tasks/registry.js';
+import { scoreCompletion } from './tasks/reward.js';
+import type { Difficulty, Problem } from './tasks/types.js';
+
+/**
+ * A Jinja chat template rendering what renderR1Chat renders for system, user and assistant turns
+ * (no tools): BOS, the last system prompt, `<｜User｜>…`, `<｜Assistant｜>{answer after </think>}<EOS>`,
+ * and the generation prompt `<｜Assistant｜><think>\n`. Embedded in the GGUF for other runtimes.
+ */
+export const R1_JINJA_TEMPLATE = [
+  "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{{ m['content'] }}{% endif %}{% endfor %}",
+  "{% for m in messages %}{% if m['role'] == 'user' %}{{ '<｜User｜>' + m['content'] }}",
+  "{% elif m['role'] == 'assistant' %}{% set c = m['content'] %}{% if '</think>' in c %}{% set c = c.split('</think>')[-1] %}{% endif %}",
+  "{{ '<｜Assistant｜>' + c + eos_token }}{% endif %}{% endfor %}",
+  "{% if add_generation_prompt %}{{ '<｜Assistant｜><think>\n' }}{% endif %}",
+].join('');
+
+export interface RecipeConfig {
+  name: string;
+  seed: number;
+  tasks: string[];
+  difficulties: Difficulty[];
+  corpus: { problemsPerCell: number; vocabSize: number; preTokenizer: TrainPreTokenizer };
+  model: Record<string, unknown>;
+  pretrain: { steps: number; batchSize: number; seqLen: number; lr: number; warmup: number; mtpLambda: number };
+  sft: { steps: number; batchSize: number; lr: number; examples: number; maxLen: number };
+  rl: { enabled: boolean; steps: number; promptsPerStep: number; groupSize: number; lr: number; maxTokens: number; beta: number };
+  zero: { enabled: boolean; steps: number };
+  eval: { problemsPerCell: number; samples: number; maxTokens: number };
+  export: { type: 'f32' | 'f16' | 'q8_0' };
+}
+
+/** The model of every recipe: DeepSeek-V3 shape, small. `model` overrides these fields. */
+export function recipeModelFields(vocabSize: number, overrides: Record<string, unknown>): Record<string, unknown> {
+  return {
+    architectures: ['DeepseekV3ForCausalLM'], model_type: 'deepseek_v3', vocab_size: vocabSize,
+    hidden_size: 128, intermediate_size: 384, moe_intermediate_size: 96, num_hidden_layers: 4, first_k_dense_replace: 1,
+    num_attention_heads: 4, num_key_value_heads: 4, q_lora_rank: 64, kv_lora_rank: 32, qk_nope_head_dim: 32, qk_rope_head_dim: 16, v_head_dim: 32,
+    n_routed_experts: 8, n_shared_experts: 1, num_experts_per_tok: 2, n_group: 1, topk_group: 1, topk_method: 'noaux_tc', scoring_func: 'sigmoid',
+    norm_topk_prob: true, routed_scaling_factor: 1.0, num_nextn_predict_layers: 1, max_position_embeddings: 512, rope_theta: 10000, rms_norm_eps: 1e-6,
+    rope_scaling: null, initializer_range: 0.02, tie_word_embeddings: false, bos_token_id: 0, eos_token_id: 1,
+    ...overrides,
+  };
+}
+
+export const QUICK_RECIPE: RecipeConfig = {
+  name: 'frugal-r1-quick', seed: 1, tasks: ['arithmetic'], difficulties: [1],
+  corpus: { problemsPerCell: 60, vocabSize: 320, preTokenizer: 'qwen2' },
+  model: { hidden_size: 32, intermediate_size: 64, moe_intermediate_size: 16, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 2,
+    q_lora_rank: 24, kv_lora_rank: 16, qk_nope_head_dim: 16, qk_rope_head_dim: 8, v_head_dim: 16, n_routed_experts: 4, max_position_embeddings: 512 },
+  pretrain: { steps: 6, batchSize: 4, seqLen: 64, lr: 0.01, warmup: 2, mtpLambda: 0.3 },
+  sft: { steps: 4, batchSize: 4, lr: 0.005, examples: 16, maxLen: 160 },
+  rl: { enabled: true, steps: 2, promptsPerStep: 2, groupSize: 2, lr: 1e-4, maxTokens: 12, beta: 0 },
+  zero: { enabled: false, steps: 1 },
+  eval: { problemsPerCell: 2, samples: 0, maxTokens: 12 },
+  export: { type: 'f32' },
+};
+
+export const DEFAULT_RECIPE: RecipeConfig = {
+  name: 'frugal-r1-tiny', seed: 1, tasks: ['arithmetic', 'linear', 'sort', 'countdown'], difficulties: [1, 2, 3],
+  corpus: { problemsPerCell: 4000, vocabSize: 1024, preTokenizer: 'qwen2' },
+  model: {},
+  pretrain: { steps: 3000, batchSize: 16, seqLen: 256, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
+  sft: { steps: 600, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 320 },
+  rl: { enabled: true, steps: 200, promptsPerStep: 8, groupSize: 8, lr: 2e-5, maxTokens: 200, beta: 0.001 },
+  zero: { enabled: true, steps: 200 },
+  eval: { problemsPerCell: 50, samples: 4, maxTokens: 256 },
+  export: { type: 'f32' },
+};
+
+/** A config JSON file merged over a base recipe (section by section). */
+export function mergeRecipe(base: RecipeConfig, json: unknown, source: string): RecipeConfig {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${source}: expected a JSON object`);
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(json as Record<string, unknown>)) {
+    if (!(key in base)) throw new Error(`${source}: unknown field '${key}' (expected one of ${Object.keys(base).join(', ')})`);
+    const old = (base as unknown as Record<string, unknown>)[key];
+    if (typeof old === 'object' && old !== null && !Array.isArray(old)) {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${source}: field '${key}' must be an object`);
+      for (const sub of Object.keys(value)) {
+        if (key !== 'model' && !(sub in old)) throw new Error(`${source}: unknown field '${key}.${sub}'`);
+      }
+      out[key] = { ...old, ...(value as object) };
+    } else {
+      out[key] = value;
+    }
+  }
+  return out as unknown as RecipeConfig;
+}
+
+export interface StageResult {
+  stage: string;
+  skipped: boolean;
+  seconds: number;
+}
+
+export interface RecipeResult {
+  outDir: string;
+  stages: StageResult[];
+  gguf: string;
+  results: EvalRow[];
+}
+
+export interface EvalRow {
+  model: string;
+  task: string;
+  difficulty: number;
+  problems: number;
+  greedy: number | null;
+  pass1: number | null;
+  format: number;
+  meanLength: number;
+}
+
+function problemsOf(task: string, difficulty: Difficulty, count: number, seed: number, split: 'train' | 'test'): Problem[] {
+  return getTask(task).generate(count, { seed, difficulty, split }) as Problem[];
+}
+
+/** The same example with the user message as people type it: the bare question (no format instruction). */
+function bareExample(example: ChatExample): ChatExample {
+  const [user, assistant] = example.messages;
+  return { ...example, messages: [{ role: 'user', content: questionOf(user!.content ?? '') }, assistant!] };
+}
+
+export async function runRecipe(config: RecipeConfig, outDir: string, print: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<RecipeResult> {
+  const out = resolve(outDir);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'recipe.json'), `${JSON.stringify(config, null, 1)}\n`);
+  const stages: StageResult[] = [];
+  const stage = async (name: string, body: (dir: string) => Promise<Record<string, unknown>> | Record<string, unknown>): Promise<void> => {
+    const dir = join(out, name);
+    const done = join(dir, 'done.json');
+    if (existsSync(done)) {
+      print(`[recipe] ${name}: done already (${done}), skipped`);
+      stages.push({ stage: name, skipped: true, seconds: 0 });
+      return;
+    }
+    mkdirSync(dir, { recursive: true });
+    print(`[recipe] ${name}: start`);
+    const t0 = Date.now();
+    const info = await body(dir);
+    const seconds = (Date.now() - t0) / 1000;
+    writeFileSync(done, `${JSON.stringify({ seconds, ...info }, null, 1)}\n`);
+    print(`[recipe] ${name}: done in ${seconds.toFixed(1)} s`);
+    stages.push({ stage: name, skipped: false, seconds });
+  };
+  const tokenizerPath = join(out, 'corpus', 'tokenizer.json');
+  const seed = config.seed;
+
+  // (a) corpus + tokenizer
+  await stage('corpus', async (dir) => {
+    const lines: string[] = [];
+    const texts: string[] = [];
+    config.tasks.forEach((task, t) => config.difficulties.forEach((difficulty) => {
+      for (const problem of problemsOf(task, difficulty, config.corpus.problemsPerCell, seed * 7919 + t * 31 + difficulty, 'train')) {
+        const response = getTask(task).solution(problem).completion;
+        // Alternate the R1 chat format (with and without the format instruction) and plain text.
+        const k = texts.length % 3;
+        const text = k === 0 ? `${promptText(problem.prompt, 'r1-chat')}${response.slice('<think>\n'.length)}<｜end▁of▁sentence｜>`
+          : k === 1 ? `<｜begin▁of▁sentence｜><｜User｜>${problem.prompt}<｜Assistant｜>${response}<｜end▁of▁sentence｜>`
+            : `${problem.prompt}\n${response}`;
+        texts.push(text);
+        lines.push(JSON.stringify({ text }));
+      }
+    }));
+    writeFileSync(join(dir, 'corpus.jsonl'), `${lines.join('\n')}\n`);
+    const json = await trainBpe(texts, { vocabSize: config.corpus.vocabSize, specialTokens: R1_SPECIAL_TOKENS, preTokenizer: config.corpus.preTokenizer });
+    writeTrainedTokenizer(tokenizerPath, json);
+    const configPath = join(dir, 'tokenizer_config.json');
+    const tc = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configPath, `${JSON.stringify({ ...tc, chat_template: R1_JINJA_TEMPLATE }, null, 1)}\n`);
+    return { documents: texts.length, characters: texts.reduce((a, s) => a + s.length, 0), vocab: Tokenizer.fromFile(tokenizerPath).vocabSize };
+  });
+  const tokenizer = Tokenizer.fromFile(tokenizerPath);
+  const codec = tokenizerCodec(tokenizer);
+  const modelFields = recipeModelFields(config.corpus.vocabSize, config.model);
+
+  // (b) pretraining
+  const pretrainDir = join(out, 'pretrain');
+  await stage('pretrain', (dir) => {
+    const p = config.pretrain;
+    const json = {
+      model: modelFields,
+      data: { train: join(out, 'corpus', 'corpus.jsonl'), tokenizer: tokenizerPath, validation_fraction: 0.02 },
+      optimizer: { lr: p.lr, weight_decay: 0.05, betas: [0.9, 0.95], clip: 1, min_lr: p.lr / 10 },
+      schedule: { type: 'wsd', warmup: p.warmup, steps: p.steps },
+      batch_size: p.batchSize, grad_accum: 1, seq_len: p.seqLen,
+      mtp: { enabled: true, lambda: p.mtpLambda }, moe: { gamma: 0.001, alpha: 0.0001 },
+      fp8: false, seed, out_dir: dir, eval_every: Math.max(1, Math.floor(p.steps / 10)), checkpoint_every: Math.max(1, Math.floor(p.steps / 10)),
+      keep_checkpoints: 2, eval_batches: 4,
+    };
+    writeFileSync(join(dir, 'run.json'), `${JSON.stringify(json, null, 1)}\n`);
+    const r = runPretraining(parseRunConfig(json, join(dir, 'run.json'), dir), { progress: print });
+    const last = r.evals[r.evals.length - 1];
+    return { steps: r.endStep, val_loss: last?.valLoss ?? null, tokens_per_second: r.tokensPerSecond, parameters: r.model.parameterCount() };
+  });
+  const loadStage = (dir: string): TrainModel => {
+    const c = loadCheckpoint(dir);
+    return TrainModel.fromTensors(c.config, c.tensors, c.dir);
+  };
+
+  // (c) cold-start SFT
+  const sftDir = join(out, 'sft');
+  await stage('sft', (dir) => {
+    const s = config.sft;
+    const half = Math.ceil(s.examples / 2);
+    const withInstruction = coldStartExamples({ tasks: config.tasks, difficulties: config.difficulties, count: half, seed: seed + 11 });
+    const bare = coldStartExamples({ tasks: config.tasks, difficulties: config.difficulties, count: Math.max(1, s.examples - half), seed: seed + 12 }).map(bareExample);
+    const examples = [...withInstruction, ...bare].map((e, i) => tokenizeExample(e, 'r1-chat', codec, `sft example ${i}`)).filter((e) => e.prompt.length + e.completion.length <= s.maxLen);
+    const r = runSft(loadStage(pretrainDir), examples, {
+      lr: s.lr, minLr: s.lr / 10, warmup: Math.max(1, Math.floor(s.steps / 20)), steps: s.steps, batchSize: s.batchSize, weightDecay: 0, clip: 1,
+      maxLen: s.maxLen, seed, outDir: dir, checkpointEvery: Math.max(1, Math.floor(s.steps / 5)), logEvery: Math.max(1, Math.floor(s.steps / 20)),
+      tokenizerPath, print,
+    });
+    return { steps: r.endStep, examples: examples.length, final_loss: r.log[r.log.length - 1]?.loss ?? null, tokens_per_second: r.tokensPerSecond };
+  });
+
+  // (d) GRPO from SFT, (e) R1-Zero from the base
+  const grpo = (dir: string, from: string, style: PromptStyle, steps: number) => {
+    const r = config.rl;
+    const prompts = (step: number): RolloutPrompt[] => {
+      const list: RolloutPrompt[] = [];
+      for (let i = 0; i < r.promptsPerStep; i++) {
+        const task = config.tasks[(step * r.promptsPerStep + i) % config.tasks.length]!;
+        const difficulty = config.difficulties[(step + i) % config.difficulties.length]!;
+        const problem = problemsOf(task, difficulty, 1, seed * 1_000_003 + step * 997 + i, 'train')[0]!;
+        list.push({
+          tokens: codec.encode(promptText(problem.prompt, style)),
+          reward: (completion) => scoreCompletion(problem, completion, { prefilledThink: prefilledThink(style) }),
+        });
+      }
+      return list;
+    };
+    const result = runGrpo(loadStage(from), codec, prompts, {
+      steps, groupSize: r.groupSize, lr: r.lr, beta: r.beta, epsilon: 0.2, mu: 1, lossType: 'dr_grpo', scaleRewards: false,
+      sample: { temperature: 1, topP: 1, maxTokens: r.maxTokens, ...(style === 'r1-zero' ? { stopText: '</answer>' } : {}) },
+      refResetEvery: 0, weightDecay: 0, clip: 1, seed, outDir: dir, checkpointEvery: Math.max(1, Math.floor(steps / 5)), logEvery: 1, tokenizerPath, print,
+    });
+    const tail = result.log.slice(-Math.max(1, Math.floor(result.log.length / 5)));
+    const mean = (f: (e: (typeof tail)[number]) => number) => tail.reduce((a, e) => a + f(e), 0) / tail.length;
+    return { steps: result.endStep, final_reward: mean((e) => e.reward), final_accuracy: mean((e) => e.accuracy), final_length: mean((e) => e.response_length) };
+  };
+  const rlDir = join(out, 'rl');
+  if (config.rl.enabled) await stage('rl', (dir) => grpo(dir, sftDir, 'r1-chat', config.rl.steps));
+  const zeroDir = join(out, 'zero');
+  if (config.zero.enabled) await stage('zero', (dir) => grpo(dir, pretrainDir, 'r1-zero', config.zero.steps));
+
+  // (f) eval on the test split
+  const models: [string, string, PromptStyle][] = [
+    ['base (r1-zero prompt)', pretrainDir, 'r1-zero'], ['sft', sftDir, 'r1-chat'],
+    ...(config.rl.enabled ? [['sft+grpo', rlDir, 'r1-chat'] as [string, string, PromptStyle]] : []),
+    ...(config.zero.enabled ? [['r1-zero (grpo from base)', zeroDir, 'r1-zero'] as [string, string, PromptStyle]] : []),
+  ];
+  const evalDir = join(out, 'eval');
+  await stage('eval', (dir) => {
+    const rows: EvalRow[] = [];
+    for (const [label, from, style] of models) {
+      const policy = new EnginePolicy(inferenceModel(loadStage(from)), codec);
+      for (const task of config.tasks) {
+        for (const difficulty of config.difficulties) {
+          const problems = problemsOf(task, difficulty, config.eval.problemsPerCell, seed + 424242 + difficulty, 'test');
+          const report: EvalReport = evaluate(policy, codec, problems, {
+            style, samples: config.eval.samples, temperature: 0.6, topP: 0.95, maxTokens: config.eval.maxTokens, greedy: true, seed,
+          });
+          const row: EvalRow = { model: label, task, difficulty, problems: report.problems, greedy: report.greedyAccuracy, pass1: report.pass1, format: report.formatRate, meanLength: report.meanResponseLength };
+          rows.push(row);
+          print(`[eval] ${label} ${task} d${difficulty}: greedy ${pct(row.greedy)} pass@1 ${pct(row.pass1)} format ${pct(row.format)} len ${row.meanLength.toFixed(1)}`);
+        }
+      }
+    }
+    writeFileSync(join(dir, 'results.json'), `${JSON.stringify(rows, null, 1)}\n`);
+    writeFileSync(join(dir, 'results.md'), resultsMarkdown(rows, config));
+    return { rows: rows.length };
+  });
+  const results = JSON.parse(readFileSync(join(evalDir, 'results.json'), 'utf8')) as EvalRow[];
+
+  // (g) export the final model
+  const finalDir = config.rl.enabled ? rlDir : sftDir;
+  const gguf = join(out, `${config.name}.gguf`);
+  await stage('export', () => {
+    const model = loadStage(finalDir);
+    const r = exportGguf(parseHfConfig(hfConfigToObject(model.config)), snapshotTensors(model), tokenizer, gguf, config.export.type, config.name);
+    return { from: finalDir, file: gguf, bytes: r.fileSize, architecture: r.architecture, tensors: r.tensors };
+  });
+  return { outDir: out, stages, gguf, results };
+}
+
+function pct(v: number | null): string {
+  return v === null || Number.isNaN(v) ? '-' : `${(100 * v).toFixed(1)}%`;
+}
+
+/** The results table (markdown): one row per model, task and difficulty. */
+export function resultsMarkdown(rows: readonly EvalRow[], config: RecipeConfig): string {
+  const head = `| model | task | level | problems | greedy acc | pass@1 (k=${config.eval.samples}, T=0.6) | format | mean len (tokens) |\n|---|---|---|---|---|---|---|---|\n`;
+  return head + rows.map((r) => `| ${r.model} | ${r.task} | ${r.difficulty} | ${r.problems} | ${pct(r.greedy)} | ${pct(r.pass1)} | ${pct(r.format)} | ${r.meanLength.toFixed(1)} |`).join('\n') + '\n';
+}

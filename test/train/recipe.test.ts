@@ -1,0 +1,105 @@
+// `frugal recipe --quick` end to end, and the shipped models/frugal-r1-tiny.gguf.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { openGguf } from '../../src/formats/gguf.js';
+import { chatPromptTokens } from '../../src/generate/chat-prompt.js';
+import { loadModel } from '../../src/models/load.js';
+import { renderR1Chat } from '../../src/tokenizer/chat-template.js';
+import { renderChat } from '../../src/tokenizer/chat-template.js';
+import { QUICK_RECIPE, R1_JINJA_TEMPLATE, mergeRecipe } from '../../src/train/recipe.js';
+import { tempDir } from './helpers.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const cli = join(root, 'bin', 'frugal.js');
+const shipped = join(root, 'models', 'frugal-r1-tiny.gguf');
+
+/** Greedy decoding through the engine from the chat prompt of one user message; returns the text. */
+function greedyReply(path: string, question: string, maxTokens: number): { text: string; tokens: number } {
+  const loaded = loadModel(path);
+  assert.ok(loaded.tokenizer, `${path} embeds a tokenizer`);
+  const tokenizer = loaded.tokenizer;
+  const prompt = chatPromptTokens(tokenizer, [{ role: 'user', content: question }], loaded.chatTemplate !== undefined ? { template: loaded.chatTemplate } : {});
+  const cache = loaded.model.newCache(prompt.length + maxTokens);
+  let logits = loaded.model.forward(Int32Array.from(prompt), cache);
+  const out: number[] = [];
+  for (let i = 0; i < maxTokens; i++) {
+    let best = 0;
+    for (let v = 1; v < logits.length; v++) if (logits[v]! > logits[best]!) best = v;
+    if (best === tokenizer.eosId) break;
+    out.push(best);
+    logits = loaded.model.forward(Int32Array.of(best), cache);
+  }
+  return { text: tokenizer.decode(out), tokens: out.length };
+}
+
+test('the embedded Jinja chat template renders what the R1 template renders', () => {
+  const conversations = [
+    [{ role: 'user' as const, content: 'What is 2 + 3?' }],
+    [{ role: 'system' as const, content: 'Be brief.' }, { role: 'user' as const, content: 'hi' },
+      { role: 'assistant' as const, content: '<think>\nx\n</think>\n\nhello' }, { role: 'user' as const, content: 'What is 7 * 8?' }],
+  ];
+  for (const messages of conversations) {
+    const expected = renderR1Chat(messages, { addGenerationPrompt: true });
+    const actual = renderChat(messages, { addGenerationPrompt: true, template: R1_JINJA_TEMPLATE, bosToken: '<｜begin▁of▁sentence｜>', eosToken: '<｜end▁of▁sentence｜>' });
+    assert.equal(actual, expected);
+  }
+});
+
+test('recipe config files: merged section by section, unknown fields named', () => {
+  const merged = mergeRecipe(QUICK_RECIPE, { pretrain: { steps: 3 }, tasks: ['sort'] }, 'x.json');
+  assert.equal(merged.pretrain.steps, 3);
+  assert.equal(merged.pretrain.batchSize, QUICK_RECIPE.pretrain.batchSize);
+  assert.deepEqual(merged.tasks, ['sort']);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { pretrian: {} }, 'x.json'), /x\.json: unknown field 'pretrian'/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { sft: { stepz: 1 } }, 'x.json'), /unknown field 'sft\.stepz'/);
+  for (const file of ['interim.json', 'frugal-r1-tiny.json']) {
+    const path = join(root, 'recipe', file);
+    if (existsSync(path)) mergeRecipe(QUICK_RECIPE, JSON.parse(readFileSync(path, 'utf8')), path);
+  }
+});
+
+test('frugal recipe --quick: every stage, results table, a GGUF that generates; a second run skips every stage', () => {
+  const out = join(tempDir('recipe'), 'run');
+  const first = spawnSync(process.execPath, [cli, 'recipe', '--quick', '--out', out], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(first.status, 0, first.stderr);
+  for (const stage of ['corpus', 'pretrain', 'sft', 'rl', 'eval', 'export']) assert.ok(existsSync(join(out, stage, 'done.json')), `${stage} finished`);
+  for (const file of ['corpus/corpus.jsonl', 'corpus/tokenizer.json', 'pretrain/loss.svg', 'sft/loss.svg', 'rl/reward.svg', 'eval/results.md']) {
+    assert.ok(existsSync(join(out, file)), file);
+  }
+  const rows = JSON.parse(readFileSync(join(out, 'eval', 'results.json'), 'utf8')) as { model: string; problems: number; greedy: number }[];
+  assert.deepEqual(rows.map((r) => r.model), ['base (r1-zero prompt)', 'sft', 'sft+grpo']);
+  for (const r of rows) assert.ok(r.problems === QUICK_RECIPE.eval.problemsPerCell && r.greedy >= 0 && r.greedy <= 1);
+  const gguf = join(out, 'frugal-r1-quick.gguf');
+  const file = openGguf(gguf);
+  try {
+    assert.equal(file.value('general.architecture'), 'deepseek2');
+    assert.equal(file.value('deepseek2.nextn_predict_layers'), 1);
+    assert.equal(file.value('tokenizer.chat_template'), R1_JINJA_TEMPLATE);
+  } finally {
+    file.close();
+  }
+  const reply = greedyReply(gguf, 'What is 2 + 3?', 8);
+  assert.ok(reply.tokens > 0, 'the quick model generates');
+  const second = spawnSync(process.execPath, [cli, 'recipe', '--quick', '--out', out], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(second.status, 0, second.stderr);
+  assert.equal((second.stderr.match(/done already/g) ?? []).length, 6, second.stderr);
+});
+
+test('shipped models/frugal-r1-tiny.gguf: deepseek2 with an MTP head, under 40 MB, thinks before answering', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
+  assert.ok(statSync(shipped).size < 40 * 1024 * 1024, `${statSync(shipped).size} bytes`);
+  const file = openGguf(shipped);
+  try {
+    assert.equal(file.value('general.architecture'), 'deepseek2');
+    assert.equal(file.value('deepseek2.nextn_predict_layers'), 1);
+    const layers = file.value('deepseek2.block_count') as number;
+    assert.ok(file.tensor(`blk.${layers - 1}.nextn.eh_proj.weight`), 'the MTP module is in the file');
+  } finally {
+    file.close();
+  }
+  const reply = greedyReply(shipped, 'What is 23 + 58?', 120);
+  assert.match(reply.text, /<\/think>/, reply.text);
+});
