@@ -1,0 +1,82 @@
+/**
+ * Speculative decoding benchmark (`npm run bench:mtp [-- --model FILE --tokens N --k K]`):
+ * greedy tokens/s without and with MTP self-drafting (same run, same prompt), acceptance rate,
+ * tokens per main-model forward and speedup; then the same for n-gram drafting on a repetitive
+ * prompt. Default model: models/frugal-r1-tiny.gguf when it exists, else a tiny random-weight
+ * deepseek2 with an MTP module, built in a temporary directory (its MTP acceptance is then
+ * meaningless: an untrained module guesses).
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { collect, generate, type GenerationRequest } from '../src/generate/engine.js';
+import type { GenerationTokenizer } from '../src/generate/events.js';
+import { generateSpeculative, type SpeculativeDoneEvent, type SpeculativeOptions } from '../src/generate/speculative.js';
+import { hasMtp } from '../src/generate/draft-mtp.js';
+import type { CausalLM } from '../src/models/model.js';
+import { loadModel } from '../src/models/load.js';
+import { tinyDeepseekModel, writeTinyDeepseekGguf } from '../src/models/deepseek-v3-tiny.js';
+import { describeBackend } from '../src/tensor/index.js';
+
+const { values } = parseArgs({
+  options: { model: { type: 'string' }, tokens: { type: 'string' }, k: { type: 'string' }, repeats: { type: 'string' } },
+  strict: true,
+});
+const tokens = Number(values.tokens ?? 64);
+const mtpK = values.k !== undefined ? [Number(values.k)] : [1, 2, 3];
+const repeats = Number(values.repeats ?? 3);
+
+let path = values.model ?? 'models/frugal-r1-tiny.gguf';
+let tmp = '';
+let random = false;
+if (!existsSync(path)) {
+  if (values.model) throw new Error(`model not found: ${path}`);
+  tmp = mkdtempSync(join(tmpdir(), 'frugal-bench-mtp-'));
+  path = join(tmp, 'random-deepseek2-mtp.gguf');
+  writeTinyDeepseekGguf(path, tinyDeepseekModel({ mtp: true, hiddenSize: 256, intermediateSize: 512, moeIntermediateSize: 128, layers: 4, heads: 8, qLoraRank: 96, kvLoraRank: 64, qkNopeHeadDim: 32, qkRopeHeadDim: 16, vHeadDim: 32, routedExperts: 16, expertsPerToken: 4, nGroup: 4, topkGroup: 2, contextLength: 1024, seed: 7 }));
+  random = true;
+}
+
+try {
+  const loaded = loadModel(path);
+  const model: CausalLM = loaded.model;
+  const tokenizer: GenerationTokenizer = loaded.tokenizer!;
+  console.log(`model: ${path} (${model.info.architecture}, ${(model.info.parameterCount / 1e6).toFixed(1)}M parameters${random ? ', RANDOM WEIGHTS: acceptance rates are meaningless' : ''})`);
+  console.log(`backend: ${describeBackend()}; greedy, ${tokens} tokens per run; best of ${repeats} runs (interleaved) after a warm-up\n`);
+
+  const run = async (text: string, speculative?: SpeculativeOptions) => {
+    const request: GenerationRequest = { text, sampling: { temperature: 0 }, maxTokens: tokens, stopTokenIds: [], thinking: 'off' };
+    const r = await collect(speculative ? generateSpeculative(model, tokenizer, { ...request, speculative }) : generate(model, tokenizer, request));
+    return { tokens: r.tokens, tps: r.done.timings.tokensPerSecond, stats: (r.done as Partial<SpeculativeDoneEvent>).speculative };
+  };
+  type Result = Awaited<ReturnType<typeof run>>;
+  const best = (a: Result | undefined, b: Result): Result => (a && a.tps >= b.tps ? a : b);
+  const compare = async (label: string, text: string, variants: SpeculativeOptions[]) => {
+    const all: (SpeculativeOptions | undefined)[] = [undefined, ...variants];
+    for (const v of all) await run(text, v); // warm-up
+    const results: (Result | undefined)[] = all.map(() => undefined);
+    for (let i = 0; i < repeats; i++) for (const [j, v] of all.entries()) results[j] = best(results[j], await run(text, v));
+    const plain = results[0]!;
+    console.log(`${label}\n  plain            ${plain.tps.toFixed(1).padStart(8)} tokens/s`);
+    for (const [j, v] of variants.entries()) {
+      const r = results[j + 1]!;
+      const s = r.stats!;
+      const same = r.tokens.join() === plain.tokens.join() ? 'same tokens' : 'TOKENS DIFFER';
+      console.log(
+        `  ${`${v.method} k=${v.draftTokens}`.padEnd(16)} ${r.tps.toFixed(1).padStart(8)} tokens/s  speedup ${(r.tps / plain.tps).toFixed(2)}x  ` +
+          `acceptance ${(s.acceptanceRate * 100).toFixed(1)}% (${s.accepted}/${s.proposed})  ${s.tokensPerForward.toFixed(2)} tokens/forward  ${same}`,
+      );
+    }
+  };
+
+  if (hasMtp(model)) {
+    await compare('MTP self-drafting, prompt "The capital of France is"', 'The capital of France is', mtpK.map((k) => ({ method: 'mtp' as const, draftTokens: k })));
+  } else {
+    console.log('(the model has no MTP module: MTP drafting skipped)');
+  }
+  const repetitive = 'one two three four five, one two three four five, one two three four five, one two three four five, one two three';
+  await compare('\nn-gram drafting, repetitive prompt', repetitive, [2, 4, 8].map((k) => ({ method: 'ngram' as const, draftTokens: k })));
+} finally {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+}
