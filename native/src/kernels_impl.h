@@ -6,6 +6,7 @@
 // picked by the linker from the wrong translation unit) between levels.
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "kernels.h"
@@ -618,6 +619,27 @@ struct MatvecJob {
  */
 constexpr int64_t MATVEC_ROWS = 8;
 
+/**
+ * Weight bytes below which a small-m matmul runs on the calling thread alone: waking the pool
+ * costs microseconds on an idle machine and up to a scheduler time slice (milliseconds) on a busy
+ * one, while one thread streams 256 KiB in about 10 µs. MLA's per-head products (2 per head per
+ * layer) and the router stay here; experts, projections and the head still split across threads.
+ * FRUGAL_SMALL_WORK_BYTES overrides it (0: always use the pool).
+ */
+int64_t smallWorkBytes() {
+  static const int64_t bytes = [] {
+    const char* env = std::getenv("FRUGAL_SMALL_WORK_BYTES");
+    if (env && *env) return static_cast<int64_t>(std::atoll(env));
+    return static_cast<int64_t>(256 * 1024);
+  }();
+  return bytes;
+}
+
+/** The grain of a matvec over rows: all rows at once (no pool) when the weight is small. */
+int64_t matvecGrain(const Weight& w, int64_t m) {
+  return w.rows * rowBytes(w) * (1 + (m - 1) / 4) < smallWorkBytes() ? w.rows : MATVEC_ROWS;
+}
+
 void matvecRows(void* ctx, int64_t r0, int64_t r1, int) {
   const MatvecJob& j = *static_cast<const MatvecJob*>(ctx);
   const Weight& w = *j.w;
@@ -671,7 +693,7 @@ void matvecSmall(float* out, const float* x, int64_t m, const Weight& w) {
     packed = p;
   }
   MatvecJob j{out, packed, m, segment, &w};
-  parallelStatic(w.rows, MATVEC_ROWS, matvecRows, &j);
+  parallelStatic(w.rows, matvecGrain(w, m), matvecRows, &j);
 }
 
 struct DequantJob {

@@ -206,5 +206,5 @@ void matvecVnni(float* out, const float* x, int64_t m, const Weight& w) {
   const bool q40 = w.dtype == DT_Q4_0;
   quantizeActivations(x, m, w.cols, segment, q, scale, scale + m * blocks, q40 ? minus8 : nullptr);
   VnniJob j{out, x, Int8Activations{q, scale, scale + m * blocks, minus8, blocks}, m, segment, &w};
-  parallelStatic(w.rows, MATVEC_ROWS, matvecRowsVnni, &j);
+  parallelStatic(w.rows, matvecGrain(w, m), matvecRowsVnni, &j);
 }
