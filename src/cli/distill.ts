@@ -58,6 +58,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (model.config.vocab_size < teacher.model.config.vocab_size) student.fail('config', `the student's vocab_size ${model.config.vocab_size} is smaller than the teacher's ${teacher.model.config.vocab_size}`);
   const sft = c.object('sft');
+  sft.known(['steps', 'batch_size', 'lr', 'min_lr', 'warmup', 'weight_decay', 'clip', 'max_len', 'seed', 'checkpoint_every', 'log_every']);
   const sftOptions = sftOptionsOf(sft, join(outDir, 'student'), tokenizerPath, !values['no-resume'], values['stop-at'] === undefined ? undefined : Number(values['stop-at']));
 
   let examples;
