@@ -6,7 +6,7 @@
 // bound (weight bytes read per token / read bandwidth probed in this run); peak RSS of each
 // engine's process.
 //
-// Options: --quick (short prompt and decode, 2 reps), --model-dir DIR, --threads N, --reps N,
+// Options: --quick (short prompt and decode, 2 reps), --model-dir DIR, --build-only (just build the files), --threads N, --reps N,
 // --prompt N, --decode N, --only NAME[,NAME] (e.g. qwen2-1.5b-q8_0), --engines frugal,llama.cpp
 import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
@@ -99,6 +99,10 @@ const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
 log(`frugal decode benchmark: ${threads} threads, prompt ${promptLength}, decode ${decodeLength}, best of ${reps}; load average ${load()}`);
 
 const paths = cases.map((c) => benchModel(c.shape, c.dtype, modelDir, log));
+if (process.argv.includes('--build-only')) {
+  for (const p of paths) log(`  ${p}: ${(bytesPerToken(p) / 1e6).toFixed(0)} MB of weights read per token`);
+  process.exit(0);
+}
 const bandwidth = probeBandwidth();
 log(`read bandwidth (${threads} threads, probeRead): ${bandwidth.toFixed(1)} GB/s`);
 
