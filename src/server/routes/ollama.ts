@@ -97,7 +97,7 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
   if (kind === 'chat') {
     const messages = parseMessages(b.messages);
     const plan = buildChatPrompt(served.tokenizer, { messages, thinking });
-    prompt = encodePrompt(served.tokenizer, plan.text);
+    prompt = encodePrompt(served.tokenizer, plan);
     thinkingMode = plan.thinking;
   } else {
     const text = optString(b, 'prompt') ?? '';
@@ -109,7 +109,7 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
       const messages: ChatMessage[] = system ? [{ role: 'system', content: system }] : [];
       messages.push({ role: 'user', content: text });
       const plan = buildChatPrompt(served.tokenizer, { messages, thinking });
-      prompt = encodePrompt(served.tokenizer, plan.text);
+      prompt = encodePrompt(served.tokenizer, plan);
       thinkingMode = plan.thinking;
     }
   }

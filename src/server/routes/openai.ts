@@ -161,7 +161,7 @@ function parseChatRequest(ctx: ServerContext, body: unknown): ChatRequest {
     ...(prefix ? { prefix } : {}),
     ...(served.loaded.chatTemplate !== undefined && !isR1Template(served.loaded.chatTemplate) ? { template: served.loaded.chatTemplate } : {}),
   });
-  const prompt = encodePrompt(served.tokenizer, promptPlan.text);
+  const prompt = encodePrompt(served.tokenizer, promptPlan);
   const plan: GenerationPlan = {
     served,
     prompt,

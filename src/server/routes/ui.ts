@@ -37,7 +37,7 @@ async function postMessage(ctx: ServerContext, request: FastifyRequest<IdParams>
   const history: ChatMessage[] = ctx.store.messages(conversation.id).map((m) => ({ role: m.role, content: m.content }));
   history.push({ role: 'user', content });
   const promptPlan = buildChatPrompt(served.tokenizer, { messages: history, thinking: resolved.thinking });
-  const prompt = encodePrompt(served.tokenizer, promptPlan.text);
+  const prompt = encodePrompt(served.tokenizer, promptPlan);
   const temperature = optNumber(b, 'temperature', { min: 0, max: 2 });
   const plan: GenerationPlan = {
     served, prompt, thinking: promptPlan.thinking,
