@@ -292,11 +292,16 @@ export class DenseModel implements CausalLM {
         caches[i]!.reserve(caches[i]!.length + items[i]!.tokens.length);
       }
       const s = this.runLayers(ids, group.map((i) => ({ cache: caches[i]!, count: items[i]!.tokens.length })));
+      // One output projection for the group's last positions.
+      const last = new Float32Array(group.length * d);
       offset = 0;
-      for (const i of group) {
+      group.forEach((i, k) => {
         offset += items[i]!.tokens.length;
-        this.project(results[i]!, s.hidden.subarray((offset - 1) * d), 1);
-      }
+        last.set(s.hidden.subarray((offset - 1) * d, offset * d), k * d);
+      });
+      const out = new Float32Array(group.length * vocab);
+      this.project(out, last, group.length);
+      group.forEach((i, k) => results[i]!.set(out.subarray(k * vocab, (k + 1) * vocab)));
       group = [];
       groupTokens = 0;
     };
