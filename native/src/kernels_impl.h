@@ -643,6 +643,9 @@ int64_t matvecGrain(const Weight& w, int64_t m) {
 void matvecRows(void* ctx, int64_t r0, int64_t r1, int) {
   const MatvecJob& j = *static_cast<const MatvecJob*>(ctx);
   const Weight& w = *j.w;
+#if defined(__AVX512F__)
+  if (j.m == 1 && matvecOneWhole(w, j.x, j.out, r0, r1)) return;
+#endif
   float* tmp = scratch(0, static_cast<size_t>(j.segment));
   float acc[MATVEC_ROWS][SMALL_M];
   for (int64_t rb = r0; rb < r1; rb += MATVEC_ROWS) {

@@ -110,21 +110,29 @@ struct DecQ5_0 {
   }
 };
 
-/** Q4_K and Q5_K: scale and min of each of the 8 sub-blocks of 32, multiplied out. */
-FRUGAL_INLINE void kScales(const uint8_t* blk, float* scale, float* min) {
-  const float d = halfToFloat(read16(blk)), dmin = halfToFloat(read16(blk + 2));
-  for (int j = 0; j < 8; j++) {
-    int sc, mn;
-    kScaleMin(j, blk + 4, &sc, &mn);
-    scale[j] = d * static_cast<float>(sc);
-    min[j] = dmin * static_cast<float>(mn);
-  }
+/**
+ * Q4_K and Q5_K: scale and min of each of the 8 sub-blocks of 32, multiplied out, as sm[0..7]
+ * (scales) and sm[8..15] (mins). The 6-bit fields are unpacked four at a time in 32-bit words
+ * and converted with one vector op.
+ */
+FRUGAL_INLINE void kScales(const uint8_t* blk, float* sm) {
+  uint32_t u0, u1, u2;
+  std::memcpy(&u0, blk + 4, 4);
+  std::memcpy(&u1, blk + 8, 4);
+  std::memcpy(&u2, blk + 12, 4);
+  const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0x03030303u;
+  const uint32_t sc03 = u0 & low6, mn03 = u1 & low6;
+  const uint32_t sc47 = (u2 & low4) | (((u0 >> 6) & top2) << 4);
+  const uint32_t mn47 = ((u2 >> 4) & low4) | (((u1 >> 6) & top2) << 4);
+  const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_setr_epi32(static_cast<int>(sc03), static_cast<int>(sc47), static_cast<int>(mn03), static_cast<int>(mn47))));
+  const __m512 factors = _mm512_insertf32x8(_mm512_set1_ps(halfToFloat(read16(blk))), _mm256_set1_ps(halfToFloat(read16(blk + 2))), 1);
+  _mm512_storeu_ps(sm, _mm512_mul_ps(codes, factors));
 }
 
 struct DecQ4_K {
   static constexpr int E = 256, B = 144;
-  struct State { float scale[8], min[8]; };
-  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { kScales(blk, s.scale, s.min); }
+  struct State { float sm[16]; };
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { kScales(blk, s.sm); }
   FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
     // piece p = sub-block p: low nibbles of qs[32(p/2) ..] when p is even, high nibbles when odd.
     const uint8_t* q = blk + 16 + 32 * (p >> 1);
@@ -133,7 +141,7 @@ struct DecQ4_K {
       a = _mm512_srli_epi32(a, 4);
       b = _mm512_srli_epi32(b, 4);
     }
-    const __m512 table = nibbleTable(s.scale[p], s.min[p]);
+    const __m512 table = nibbleTable(s.sm[p], s.sm[8 + p]);
     lo = _mm512_permutexvar_ps(a, table);
     hi = _mm512_permutexvar_ps(b, table);
   }
@@ -141,8 +149,8 @@ struct DecQ4_K {
 
 struct DecQ5_K {
   static constexpr int E = 256, B = 176;
-  struct State { float scale[8], min[8]; };
-  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { kScales(blk, s.scale, s.min); }
+  struct State { float sm[16]; };
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { kScales(blk, s.sm); }
   FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
     const uint8_t* q = blk + 48 + 32 * (p >> 1);
     __m512i a = _mm512_cvtepu8_epi32(load128(q)), b = _mm512_cvtepu8_epi32(load128(q + 16));
@@ -157,7 +165,7 @@ struct DecQ5_K {
     a = _mm512_mask_or_epi32(_mm512_and_si512(a, fifteen), static_cast<__mmask16>(bits), _mm512_and_si512(a, fifteen), sixteen);
     b = _mm512_mask_or_epi32(_mm512_and_si512(b, fifteen), static_cast<__mmask16>(bits >> 16), _mm512_and_si512(b, fifteen), sixteen);
     __m512 low, high;
-    fiveBitTables(s.scale[p], s.min[p], low, high);
+    fiveBitTables(s.sm[p], s.sm[8 + p], low, high);
     lo = _mm512_permutex2var_ps(low, a, high);
     hi = _mm512_permutex2var_ps(low, b, high);
   }
@@ -342,5 +350,58 @@ void dotSegmentMany(const Weight& w, int64_t r, int64_t c0, int64_t len, const f
   if (done < len) {
     decodeRow(w, r, c0 + done, len - done, tmp);
     for (int64_t i = 0; i < m; i++) res[i] += dot(tmp, x + i * ldx + done, len - done);
+  }
+}
+
+/**
+ * m = 1 (decode): R weight rows at once over their whole length. Each 32-column piece of x is
+ * loaded once for the R rows, the R row streams are read sequentially side by side (no column
+ * segments, one horizontal sum per row at the end), and 2R accumulators hide the FMA latency.
+ */
+template <class D, int R>
+void dotRowsWhole(const Weight& w, int64_t r, const float* x, float* res) {
+  constexpr int P = D::E / 32;
+  const int64_t stride = rowBytes(w), blocks = w.cols / D::E;
+  const uint8_t* base = w.data + r * stride;
+  __m512 acc[R][2];
+  for (int i = 0; i < R; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; b++) {
+    const uint8_t* blk = base + b * D::B;
+    typename D::State s[R];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) D::prepare(blk + i * stride, s[i]);
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++) {
+      const __m512 x0 = _mm512_loadu_ps(x + b * D::E + 32 * p), x1 = _mm512_loadu_ps(x + b * D::E + 32 * p + 16);
+#pragma GCC unroll 4
+      for (int i = 0; i < R; i++) {
+        __m512 lo, hi;
+        D::piece(blk + i * stride, s[i], p, lo, hi);
+        acc[i][0] = _mm512_fmadd_ps(lo, x0, acc[i][0]);
+        acc[i][1] = _mm512_fmadd_ps(hi, x1, acc[i][1]);
+      }
+    }
+  }
+  for (int i = 0; i < R; i++) res[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]));
+}
+
+template <class D>
+void matvecWholeRows(const Weight& w, const float* x, float* out, int64_t r0, int64_t r1) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) dotRowsWhole<D, 4>(w, r, x, out + r);
+  for (; r < r1; r++) dotRowsWhole<D, 1>(w, r, x, out + r);
+}
+
+/** out[r0..r1) = rows of W · x for m = 1; false when the dtype has no whole-row kernel (the caller falls back). */
+bool matvecOneWhole(const Weight& w, const float* x, float* out, int64_t r0, int64_t r1) {
+  switch (w.dtype) {
+    case DT_Q8_0: matvecWholeRows<DecQ8_0>(w, x, out, r0, r1); return true;
+    case DT_Q4_0: matvecWholeRows<DecQ4_0>(w, x, out, r0, r1); return true;
+    case DT_Q4_1: matvecWholeRows<DecQ4_1>(w, x, out, r0, r1); return true;
+    case DT_Q5_0: matvecWholeRows<DecQ5_0>(w, x, out, r0, r1); return true;
+    case DT_Q4_K: matvecWholeRows<DecQ4_K>(w, x, out, r0, r1); return true;
+    case DT_Q5_K: matvecWholeRows<DecQ5_K>(w, x, out, r0, r1); return true;
+    case DT_Q6_K: matvecWholeRows<DecQ6_K>(w, x, out, r0, r1); return true;
+    default: return false;
   }
 }
