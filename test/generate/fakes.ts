@@ -3,7 +3,7 @@
  * real weights: a piece-vocabulary tokenizer and a causal LM whose logits are a deterministic
  * function of the whole context.
  */
-import type { CausalLM, KvCache, ModelInfo } from '../../src/models/model.js';
+import { type BatchItem, type CausalLM, type KvCache, type ModelInfo, forwardEach } from '../../src/models/model.js';
 import type { ChatMessage } from '../../src/generate/engine.js';
 import type { GenerationTokenizer } from '../../src/generate/events.js';
 
@@ -97,6 +97,9 @@ export class FakeModel implements CausalLM {
     this.calls.push([...tokens]);
     for (const t of tokens) c.tokens.push(t);
     return this.next(c.tokens);
+  }
+  forwardBatch(items: readonly BatchItem[]): Float32Array[] {
+    return forwardEach(this, items);
   }
   get forwardedTokens(): number {
     return this.calls.reduce((n, c) => n + c.length, 0);

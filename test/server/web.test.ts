@@ -18,6 +18,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { LoadedForServing } from '../../src/server/models.js';
 import { parseMarkdown, type MdNode } from '../../src/server/web/markdown.js';
 import { loadForServing, startTestServer, type TestServer } from './helpers.js';
+import { forwardEach } from '../../src/models/model.js';
 
 // Browser globals, used only inside page.evaluate callbacks (they run in the page; this file
 // compiles without the DOM lib).
@@ -41,6 +42,9 @@ function slowed(loaded: LoadedForServing): LoadedForServing {
       forward: (tokens, cache, options) => {
         if (forwardDelayMs > 0) Atomics.wait(sleeper, 0, 0, forwardDelayMs);
         return model.forward(tokens, cache, options);
+      },
+      forwardBatch(items) {
+        return forwardEach(this, items);
       },
     },
   };
