@@ -59,7 +59,7 @@ test('sequences decoded together equal each one decoded alone, and interleave', 
   const firstOfLast = order.indexOf(3);
   const lastOfFirst = order.lastIndexOf(0);
   assert.ok(firstOfLast < lastOfFirst, 'the fourth sequence started before the first ended');
-  assert.equal(scheduler.stats.batchedForwards, 0, 'no forwardBatch on this model');
+  assert.ok(scheduler.stats.batchedForwards > 0, 'the model batches the decode steps (forwardBatch)');
   assert.equal(served.active, 0);
 });
 
