@@ -175,9 +175,8 @@ struct DecQ6_K {
   static constexpr int E = 256, B = 210;
   struct State { float scale[16]; };
   FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) {
-    const float d = halfToFloat(read16(blk + 208));
-    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
-    for (int j = 0; j < 16; j++) s.scale[j] = d * static_cast<float>(sc[j]);
+    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(load128(blk + 192)));
+    _mm512_storeu_ps(s.scale, _mm512_mul_ps(sc, _mm512_set1_ps(halfToFloat(read16(blk + 208)))));
   }
   FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
     // Piece p covers elements 32p .. 32p+31: half h = p/4, quarter k = p%4 (Y[l + 32k] of the spec's table).
@@ -194,13 +193,13 @@ struct DecQ6_K {
     const int shift = 2 * k;
     ha = _mm_and_si128(_mm_srl_epi16(ha, _mm_cvtsi32_si128(shift)), three);
     hb = _mm_and_si128(_mm_srl_epi16(hb, _mm_cvtsi32_si128(shift)), three);
-    const __m128i qa = _mm_or_si128(_mm_and_si128(la, mask), _mm_slli_epi16(ha, 4));
-    const __m128i qb = _mm_or_si128(_mm_and_si128(lb, mask), _mm_slli_epi16(hb, 4));
+    // 6-bit codes minus 32, in bytes (-32..31) before widening.
+    const __m128i qa = _mm_sub_epi8(_mm_or_si128(_mm_and_si128(la, mask), _mm_slli_epi16(ha, 4)), _mm_set1_epi8(32));
+    const __m128i qb = _mm_sub_epi8(_mm_or_si128(_mm_and_si128(lb, mask), _mm_slli_epi16(hb, 4)), _mm_set1_epi8(32));
     // Sub-block scales: S[s + 2k] with s = l / 16 (l < 16 -> s = 0), S = scales + 8h.
     const float* S = s.scale + 8 * h + 2 * k;
-    const __m512 thirtyTwo = _mm512_set1_ps(32.0f);
-    lo = _mm512_mul_ps(_mm512_sub_ps(cvtU8(qa), thirtyTwo), _mm512_set1_ps(S[0]));
-    hi = _mm512_mul_ps(_mm512_sub_ps(cvtU8(qb), thirtyTwo), _mm512_set1_ps(S[1]));
+    lo = _mm512_mul_ps(cvtI8(qa), _mm512_set1_ps(S[0]));
+    hi = _mm512_mul_ps(cvtI8(qb), _mm512_set1_ps(S[1]));
   }
 };
 
@@ -358,6 +357,12 @@ void dotSegmentMany(const Weight& w, int64_t r, int64_t c0, int64_t len, const f
  * loaded once for the R rows, the R row streams are read sequentially side by side (no column
  * segments, one horizontal sum per row at the end), and 2R accumulators hide the FMA latency.
  */
+#ifndef FRUGAL_PREFETCH
+#define FRUGAL_PREFETCH 1024
+#endif
+/** How far ahead in each weight row stream the whole-row matvec prefetches (0: off). */
+constexpr int64_t PREFETCH_BYTES = FRUGAL_PREFETCH;
+
 template <class D, int R>
 void dotRowsWhole(const Weight& w, int64_t r, const float* x, float* res) {
   constexpr int P = D::E / 32;
@@ -369,7 +374,10 @@ void dotRowsWhole(const Weight& w, int64_t r, const float* x, float* res) {
     const uint8_t* blk = base + b * D::B;
     typename D::State s[R];
 #pragma GCC unroll 4
-    for (int i = 0; i < R; i++) D::prepare(blk + i * stride, s[i]);
+    for (int i = 0; i < R; i++) {
+      if (PREFETCH_BYTES > 0 && (D::B >= 64 || (b & 1) == 0)) _mm_prefetch(reinterpret_cast<const char*>(blk + i * stride + PREFETCH_BYTES), _MM_HINT_T0);
+      D::prepare(blk + i * stride, s[i]);
+    }
 #pragma GCC unroll 8
     for (int p = 0; p < P; p++) {
       const __m512 x0 = _mm512_loadu_ps(x + b * D::E + 32 * p), x1 = _mm512_loadu_ps(x + b * D::E + 32 * p + 16);
