@@ -1,5 +1,6 @@
 // A persistent thread pool: workers are created once, spin briefly after each job and then sleep
-// on a condition variable. The calling thread takes part as thread 0. One job runs at a time.
+// on a condition variable. The calling thread takes part as thread 0. One job runs at a time;
+// its chunks go to whichever threads are running (see Pool).
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -29,6 +30,14 @@ struct Job {
   int mode;  // 0 static, 1 dynamic, 2 per-thread
 };
 
+/**
+ * Static and dynamic jobs are cut into chunks that any thread claims from a shared counter, and
+ * the caller returns as soon as every chunk is done: a worker that is asleep or descheduled (a
+ * busy machine) never holds the caller up; the caller simply runs more chunks itself. The counter
+ * carries the job's generation in its high 32 bits, so a worker that wakes up late can never
+ * claim a chunk of a job that has already finished. Per-thread jobs (the probes) still wait for
+ * every worker.
+ */
 class Pool {
  public:
   explicit Pool(int threads) : threads_(threads) {
@@ -40,45 +49,107 @@ class Pool {
   void run(const Job& job) {
     std::lock_guard<std::mutex> one(callMutex_);
     if (threads_ == 1) {
-      execute(job, 0);
+      if (job.mode == 2) {
+        if (0 < job.n) job.fn(job.ctx, 0, 0, 0);
+        return;
+      }
+      for (int64_t c = 0, chunks = chunkCount(job); c < chunks; c++) runChunk(job, c, chunks, 0);
       return;
     }
-    job_ = job;
-    next_.store(0, std::memory_order_relaxed);
+    const uint64_t gen = (generation_.load(std::memory_order_relaxed) + 1) & 0xffffffffu;
+    const int64_t chunks = job.mode == 2 ? 0 : chunkCount(job);
     remaining_.store(threads_ - 1, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    state_.store(gen << 32, std::memory_order_release);  // before the fields: whoever sees them can claim
+    publish(job, gen, chunks);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      generation_.fetch_add(1, std::memory_order_release);
+      generation_.store(gen, std::memory_order_release);
     }
     wake_.notify_all();
-    execute(job_, 0);
-    // Wait for the workers; yield now and then in case one of them was descheduled (shared CPUs).
-    for (int spin = 0; remaining_.load(std::memory_order_acquire) != 0; spin++) {
+    if (job.mode == 2) {
+      if (0 < job.n) job.fn(job.ctx, 0, 0, 0);
+      waitFor([&] { return remaining_.load(std::memory_order_acquire) == 0; });
+      return;
+    }
+    claimChunks(job, gen, chunks, 0);
+    waitFor([&] { return done_.load(std::memory_order_acquire) == chunks; });
+  }
+
+ private:
+  struct Snapshot {
+    Job job;
+    uint64_t gen;
+    int64_t chunks;
+  };
+
+  template <class Done>
+  static void waitFor(Done done) {
+    // Yield now and then in case a worker holding a chunk was descheduled (shared CPUs).
+    for (int spin = 0; !done(); spin++) {
       if (spin < 4000) FRUGAL_PAUSE();
       else std::this_thread::yield();
     }
   }
 
- private:
-  void execute(const Job& job, int t) {
-    if (job.mode == 2) {
-      if (t < job.n) job.fn(job.ctx, 0, 0, t);
-    } else if (job.mode == 0) {
-      int64_t parts = (job.n + job.grain - 1) / job.grain;
-      if (parts > threads_) parts = threads_;
-      if (t >= parts) return;
-      // Contiguous ranges whose boundaries are multiples of grain.
-      int64_t units = (job.n + job.grain - 1) / job.grain;
-      int64_t begin = units * t / parts * job.grain;
-      int64_t end = units * (t + 1) / parts * job.grain;
-      if (end > job.n) end = job.n;
-      if (begin < end) job.fn(job.ctx, begin, end, t);
-    } else {
-      for (;;) {
-        int64_t i = next_.fetch_add(1, std::memory_order_relaxed);
-        if (i >= job.n) break;
-        job.fn(job.ctx, i, i + 1, t);
+  /** Chunks of a static job: up to 4 per thread, contiguous, boundaries at multiples of grain. */
+  int64_t chunkCount(const Job& job) const {
+    if (job.mode == 1) return job.n;
+    const int64_t units = (job.n + job.grain - 1) / job.grain;
+    const int64_t most = 4 * static_cast<int64_t>(threads_);
+    return units < most ? units : most;
+  }
+
+  static void runChunk(const Job& job, int64_t c, int64_t chunks, int t) {
+    if (job.mode == 1) {
+      job.fn(job.ctx, c, c + 1, t);
+      return;
+    }
+    const int64_t units = (job.n + job.grain - 1) / job.grain;
+    const int64_t begin = units * c / chunks * job.grain;
+    int64_t end = units * (c + 1) / chunks * job.grain;
+    if (end > job.n) end = job.n;
+    if (begin < end) job.fn(job.ctx, begin, end, t);
+  }
+
+  void claimChunks(const Job& job, uint64_t gen, int64_t chunks, int t) {
+    uint64_t s = state_.load(std::memory_order_acquire);
+    for (;;) {
+      if ((s >> 32) != gen) return;
+      const int64_t c = static_cast<int64_t>(s & 0xffffffffu);
+      if (c >= chunks) return;
+      if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      runChunk(job, c, chunks, t);
+      done_.fetch_add(1, std::memory_order_release);
+      s = state_.load(std::memory_order_acquire);
+    }
+  }
+
+  // The job's fields behind a sequence lock: a worker reads a consistent copy, tagged with its generation.
+  void publish(const Job& job, uint64_t gen, int64_t chunks) {
+    seq_.fetch_add(1, std::memory_order_acq_rel);  // odd: being written
+    fn_.store(job.fn, std::memory_order_relaxed);
+    ctx_.store(job.ctx, std::memory_order_relaxed);
+    n_.store(job.n, std::memory_order_relaxed);
+    grain_.store(job.grain, std::memory_order_relaxed);
+    mode_.store(job.mode, std::memory_order_relaxed);
+    gen_.store(gen, std::memory_order_relaxed);
+    chunks_.store(chunks, std::memory_order_relaxed);
+    seq_.fetch_add(1, std::memory_order_release);  // even: complete
+  }
+
+  Snapshot snapshot() {
+    for (;;) {
+      const uint64_t before = seq_.load(std::memory_order_acquire);
+      if (before & 1) {
+        FRUGAL_PAUSE();
+        continue;
       }
+      Snapshot s{Job{fn_.load(std::memory_order_relaxed), ctx_.load(std::memory_order_relaxed), n_.load(std::memory_order_relaxed),
+                     grain_.load(std::memory_order_relaxed), mode_.load(std::memory_order_relaxed)},
+                 gen_.load(std::memory_order_relaxed), chunks_.load(std::memory_order_relaxed)};
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (seq_.load(std::memory_order_relaxed) == before) return s;
     }
   }
 
@@ -94,11 +165,16 @@ class Pool {
       if (g == seen) {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-        g = generation_.load(std::memory_order_acquire);
       }
-      seen = g;
-      execute(job_, t);
-      remaining_.fetch_sub(1, std::memory_order_release);
+      // The newest published job (possibly newer than the generation that woke us).
+      const Snapshot s = snapshot();
+      seen = s.gen;
+      if (s.job.mode == 2) {
+        if (t < s.job.n) s.job.fn(s.job.ctx, 0, 0, t);
+        remaining_.fetch_sub(1, std::memory_order_release);
+      } else {
+        claimChunks(s.job, s.gen, s.chunks, t);
+      }
     }
   }
 
@@ -108,8 +184,14 @@ class Pool {
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> remaining_{0};
-  std::atomic<int64_t> next_{0};
-  Job job_{};
+  std::atomic<int64_t> done_{0};
+  std::atomic<uint64_t> state_{0};
+  std::atomic<uint64_t> seq_{0};
+  std::atomic<RangeFn> fn_{nullptr};
+  std::atomic<void*> ctx_{nullptr};
+  std::atomic<int64_t> n_{0}, grain_{1}, chunks_{0};
+  std::atomic<int> mode_{0};
+  std::atomic<uint64_t> gen_{0};
 };
 
 int configuredThreads() {
