@@ -400,11 +400,50 @@ void matvecWholeRows(const Weight& w, const float* x, float* out, int64_t r0, in
   for (; r < r1; r++) dotRowsWhole<D, 1>(w, r, x, out + r);
 }
 
+/**
+ * Q4_0, m = 1: codes looked up in a constant table (q - 8), the block's 32 products summed
+ * unscaled and scaled once by d (no per-block table to build).
+ */
+template <int R>
+FRUGAL_INLINE void q4_0Block(const uint8_t* blk, int64_t stride, __m512 codes, __m512 x0, __m512 x1, __m512 (&acc)[R]) {
+#pragma GCC unroll 4
+  for (int i = 0; i < R; i++) {
+    const uint8_t* q = blk + i * stride;
+    const __m512i v = _mm512_cvtepu8_epi32(load128(q + 2));
+    const __m512 t = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), codes), x1, _mm512_mul_ps(_mm512_permutexvar_ps(v, codes), x0));
+    acc[i] = _mm512_fmadd_ps(t, _mm512_set1_ps(halfToFloat(read16(q))), acc[i]);
+  }
+}
+
+template <int R>
+void dotRowsQ4_0(const Weight& w, int64_t r, const float* x, float* res) {
+  const int64_t stride = rowBytes(w), blocks = w.cols / 32;
+  const uint8_t* base = w.data + r * stride;
+  const __m512 codes = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+  __m512 even[R], odd[R];
+  for (int i = 0; i < R; i++) even[i] = odd[i] = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    const uint8_t* blk = base + b * 18;
+    if (PREFETCH_BYTES > 0)
+      for (int i = 0; i < R; i++) _mm_prefetch(reinterpret_cast<const char*>(blk + i * stride + PREFETCH_BYTES), _MM_HINT_T0);
+    q4_0Block<R>(blk, stride, codes, _mm512_loadu_ps(x + 32 * b), _mm512_loadu_ps(x + 32 * b + 16), even);
+    q4_0Block<R>(blk + 18, stride, codes, _mm512_loadu_ps(x + 32 * b + 32), _mm512_loadu_ps(x + 32 * b + 48), odd);
+  }
+  if (b < blocks) q4_0Block<R>(base + b * 18, stride, codes, _mm512_loadu_ps(x + 32 * b), _mm512_loadu_ps(x + 32 * b + 16), even);
+  for (int i = 0; i < R; i++) res[i] = _mm512_reduce_add_ps(_mm512_add_ps(even[i], odd[i]));
+}
+
 /** out[r0..r1) = rows of W · x for m = 1; false when the dtype has no whole-row kernel (the caller falls back). */
 bool matvecOneWhole(const Weight& w, const float* x, float* out, int64_t r0, int64_t r1) {
   switch (w.dtype) {
     case DT_Q8_0: matvecWholeRows<DecQ8_0>(w, x, out, r0, r1); return true;
-    case DT_Q4_0: matvecWholeRows<DecQ4_0>(w, x, out, r0, r1); return true;
+    case DT_Q4_0: {
+      int64_t r = r0;
+      for (; r + 4 <= r1; r += 4) dotRowsQ4_0<4>(w, r, x, out + r);
+      for (; r < r1; r++) dotRowsQ4_0<1>(w, r, x, out + r);
+      return true;
+    }
     case DT_Q4_1: matvecWholeRows<DecQ4_1>(w, x, out, r0, r1); return true;
     case DT_Q5_0: matvecWholeRows<DecQ5_0>(w, x, out, r0, r1); return true;
     case DT_Q4_K: matvecWholeRows<DecQ4_K>(w, x, out, r0, r1); return true;
