@@ -15,13 +15,12 @@
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { readHfConfig } from '../formats/hf-config.js';
 import { rejectionSample, writeChatJsonl } from '../train/distill.js';
 import { TrainModel } from '../train/model.js';
 import { EnginePolicy, inferenceModel } from '../train/rollout.js';
 import { readChatJsonl, runSft, tokenizeExample } from '../train/sft.js';
-import { StageConfig, loadTrainModel, sftOptionsOf, stageTokenizer } from './sft.js';
+import { StageConfig, loadTrainModel, parseStageArgs, sftOptionsOf, stageTokenizer } from './sft.js';
 import { problemPool } from './rl.js';
 
 export const summary = 'rejection-sample verified traces from a teacher and SFT a student on them';
@@ -31,16 +30,9 @@ const USAGE = 'usage: frugal distill --config distill.json [--no-resume] [--stop
 const FIELDS = ['teacher', 'tokenizer', 'tasks', 'difficulties', 'problems', 'samples', 'temperature', 'top_p', 'max_tokens', 'keep_per_prompt', 'prompt_style', 'traces', 'student', 'sft', 'out_dir', 'seed'];
 
 export async function run(args: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args, options: { config: { type: 'string' }, 'no-resume': { type: 'boolean', default: false }, 'stop-at': { type: 'string' } }, allowPositionals: false }).values;
-    if (!values['config']) throw new Error('--config is required');
-    if (values['stop-at'] !== undefined && !/^\d+$/.test(String(values['stop-at']))) throw new Error(`--stop-at: '${values['stop-at']}' is not a step number`);
-  } catch (error) {
-    console.error(`frugal distill: ${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const c = StageConfig.read(String(values['config']));
+  const flags = parseStageArgs('distill', USAGE, args);
+  if (!flags) return 2;
+  const c = StageConfig.read(flags.config);
   c.known(FIELDS);
   const teacher = loadTrainModel(c.path('teacher'));
   const { codec, path: tokenizerPath } = stageTokenizer(c, teacher.dir, teacher.model);
@@ -59,10 +51,10 @@ export async function run(args: string[]): Promise<number> {
   if (model.config.vocab_size < teacher.model.config.vocab_size) student.fail('config', `the student's vocab_size ${model.config.vocab_size} is smaller than the teacher's ${teacher.model.config.vocab_size}`);
   const sft = c.object('sft');
   sft.known(['steps', 'batch_size', 'lr', 'min_lr', 'warmup', 'weight_decay', 'clip', 'max_len', 'seed', 'checkpoint_every', 'log_every']);
-  const sftOptions = sftOptionsOf(sft, join(outDir, 'student'), tokenizerPath, !values['no-resume'], values['stop-at'] === undefined ? undefined : Number(values['stop-at']));
+  const sftOptions = sftOptionsOf(sft, join(outDir, 'student'), tokenizerPath, flags.resume, flags.stopAt);
 
   let examples;
-  if (existsSync(tracesPath) && !values['no-resume']) {
+  if (existsSync(tracesPath) && flags.resume) {
     console.error(`distill: reusing ${tracesPath}`);
     examples = readChatJsonl(tracesPath);
   } else {

@@ -12,13 +12,12 @@
  *     "weight_decay": 0, "clip": 1, "seed": 1, "out_dir": "runs/rl", "checkpoint_every": 20, "log_every": 1 }
  * loss_type "dr_grpo" implies scale_rewards false unless given (Dr. GRPO).
  */
-import { parseArgs } from 'node:util';
 import { prefilledThink, promptText, stopTextOf } from '../train/cold-start.js';
 import { GRPO_LOSS_TYPES, type GrpoLossType, type RolloutPrompt, runGrpo } from '../train/grpo.js';
 import { scoreCompletion } from '../train/tasks/reward.js';
 import { getTask } from '../train/tasks/registry.js';
 import type { Problem } from '../train/tasks/types.js';
-import { StageConfig, loadTrainModel, stageTokenizer } from './sft.js';
+import { StageConfig, loadTrainModel, parseStageArgs, stageTokenizer } from './sft.js';
 
 export const summary = 'GRPO reinforcement learning on verifiable tasks (R1 stage 2 / R1-Zero)';
 
@@ -38,16 +37,9 @@ export function problemPool(tasks: readonly string[], difficulties: readonly (1 
 }
 
 export async function run(args: string[]): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({ args, options: { config: { type: 'string' }, 'no-resume': { type: 'boolean', default: false }, 'stop-at': { type: 'string' } }, allowPositionals: false }).values;
-    if (!values['config']) throw new Error('--config is required');
-    if (values['stop-at'] !== undefined && !/^\d+$/.test(String(values['stop-at']))) throw new Error(`--stop-at: '${values['stop-at']}' is not a step number`);
-  } catch (error) {
-    console.error(`frugal rl: ${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const c = StageConfig.read(String(values['config']));
+  const flags = parseStageArgs('rl', USAGE, args);
+  if (!flags) return 2;
+  const c = StageConfig.read(flags.config);
   c.known(FIELDS);
   const { model, dir } = loadTrainModel(c.path('from'));
   const { codec, path: tokenizerPath } = stageTokenizer(c, dir, model);
@@ -85,7 +77,7 @@ export async function run(args: string[]): Promise<number> {
     sample: { temperature, topP, maxTokens, ...(stopText ? { stopText } : {}) },
     refResetEvery: c.int('ref_reset_every', 0, 0), weightDecay: c.number('weight_decay', 0), clip: c.number('clip', 1), seed: c.int('seed', 1, 0),
     outDir: c.path('out_dir'), checkpointEvery: c.int('checkpoint_every', 20, 0), logEvery: c.int('log_every', 1), tokenizerPath,
-    resume: !values['no-resume'], ...(values['stop-at'] !== undefined ? { stopAt: Number(values['stop-at']) } : {}),
+    resume: flags.resume, ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
   });
   const last = result.log.at(-1);
   console.error(`done: steps ${result.startStep}..${result.endStep}${last ? `, reward ${last.reward.toFixed(3)}, accuracy ${last.accuracy.toFixed(3)}` : ''}${result.lastCheckpoint ? `, checkpoint ${result.lastCheckpoint}` : ''}`);

@@ -124,6 +124,20 @@ export class StageConfig {
 }
 
 /** A trainable model from a model directory or a run directory (its latest checkpoint). */
+/** The flags every config-driven stage takes; prints the problem and the usage, and returns undefined, on bad flags. */
+export function parseStageArgs(command: string, usage: string, args: string[]): { config: string; resume: boolean; stopAt?: number } | undefined {
+  try {
+    const { values } = parseArgs({ args, options: { config: { type: 'string' }, 'no-resume': { type: 'boolean', default: false }, 'stop-at': { type: 'string' } }, allowPositionals: false });
+    if (!values['config']) throw new Error('--config is required');
+    const stopAt = values['stop-at'];
+    if (stopAt !== undefined && !/^\d+$/.test(stopAt)) throw new Error(`--stop-at: '${stopAt}' is not a step number`);
+    return { config: values['config'], resume: !values['no-resume'], ...(stopAt !== undefined ? { stopAt: Number(stopAt) } : {}) };
+  } catch (error) {
+    console.error(`frugal ${command}: ${(error as Error).message}\n${usage}`);
+    return undefined;
+  }
+}
+
 export function loadTrainModel(path: string): { model: TrainModel; dir: string } {
   const dir = resolveCheckpointDir(path);
   const { config, tensors } = loadModelDir(dir);
