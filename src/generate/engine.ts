@@ -67,13 +67,11 @@ export function checkPromptFits(model: CausalLM, promptTokens: number, capacity 
   }
 }
 
-const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-export async function* generate(
-  model: CausalLM,
-  tokenizer: GenerationTokenizer,
-  request: GenerationRequest,
-): AsyncGenerator<GenerationEvent, void, undefined> {
+/**
+ * The request's prompt tokens and prefill chunk size, checked before any model work: the prompt
+ * fits the context (or the cache slot), every id is inside the vocabulary, the chunk size is valid.
+ */
+export function checkedPrompt(model: CausalLM, tokenizer: GenerationTokenizer, request: GenerationRequest): { prompt: Int32Array; chunkSize: number } {
   const prompt = preparePrompt(tokenizer, request);
   const slot = request.cacheSlot;
   checkPromptFits(model, prompt.length, slot ? Math.min(slot.cache.capacity, model.info.contextLength) : model.info.contextLength);
@@ -82,6 +80,18 @@ export async function* generate(
   }
   const chunkSize = request.prefillChunkSize ?? 512;
   if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`prefillChunkSize must be an integer >= 1, got ${chunkSize}`);
+  return { prompt, chunkSize };
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export async function* generate(
+  model: CausalLM,
+  tokenizer: GenerationTokenizer,
+  request: GenerationRequest,
+): AsyncGenerator<GenerationEvent, void, undefined> {
+  const { prompt, chunkSize } = checkedPrompt(model, tokenizer, request);
+  const slot = request.cacheSlot;
   const seq = new Sequence(tokenizer, prompt, request, model.info.vocabSize);
   const signal = request.signal;
 

@@ -26,7 +26,7 @@
  */
 import type { CausalLM, KvCache } from '../models/model.js';
 import { DeepseekModel } from '../models/deepseek-v3.js';
-import { checkPromptFits, preparePrompt, type GenerationRequest } from './engine.js';
+import { checkedPrompt, type GenerationRequest } from './engine.js';
 import type { DoneEvent, GenerationEvent, GenerationTokenizer } from './events.js';
 import { MtpDrafter } from './draft-mtp.js';
 import { NgramDrafter, type NgramOptions } from './draft-ngram.js';
@@ -116,14 +116,10 @@ export async function* generateSpeculative(
   const method = spec.drafter?.kind ?? spec.method ?? 'unset';
   const k = spec.draftTokens ?? defaultDraftTokens(method);
   if (!Number.isInteger(k) || k < 1) throw new Error(`draftTokens must be an integer >= 1, got ${String(k)}`);
-  const prompt = preparePrompt(tokenizer, request);
+  const checked = checkedPrompt(model, tokenizer, request);
+  const prompt = checked.prompt;
+  let chunkSize = checked.chunkSize;
   const slot = request.cacheSlot;
-  checkPromptFits(model, prompt.length, slot ? Math.min(slot.cache.capacity, model.info.contextLength) : model.info.contextLength);
-  for (let i = 0; i < prompt.length; i++) {
-    if (prompt[i]! >= model.info.vocabSize) throw new Error(`prompt token ${i} is ${prompt[i]}, outside the model's vocabulary of ${model.info.vocabSize}`);
-  }
-  let chunkSize = request.prefillChunkSize ?? 512;
-  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new Error(`prefillChunkSize must be an integer >= 1, got ${chunkSize}`);
   const seq = new Sequence(tokenizer, prompt, request, model.info.vocabSize);
   const signal = request.signal;
 
