@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import type { Problem } from './tasks/types.js';
 import { scoreCompletion } from './tasks/reward.js';
 import { type ChatExample, type PromptStyle, chatExampleOf, prefilledThink, promptText, stopTextOf } from './cold-start.js';
-import { type Codec, type Policy, streamRng } from './rollout.js';
+import { type Codec, type Policy, completeAll, streamRng } from './rollout.js';
 
 export interface RejectionOptions {
   style: PromptStyle;
@@ -45,11 +45,17 @@ export function rejectionSample(teacher: Policy, codec: Codec, problems: readonl
   let rejectedWrong = 0;
   let rejectedFormat = 0;
   let promptsCovered = 0;
+  // every prompt's k samples in one batch (prompt after prompt), then the verdicts in that order
+  const prompts = problems.map((problem) => codec.encode(promptText(problem.prompt, o.style)));
+  const completions = completeAll(
+    teacher, prompts.flatMap((prompt) => Array.from({ length: o.samples }, () => prompt)),
+    { temperature: o.temperature, topP: o.topP, maxTokens: o.maxTokens, ...(stopText ? { stopText } : {}) },
+    prompts.flatMap((_, p) => Array.from({ length: o.samples }, (__, k) => streamRng(o.seed, p, k))),
+  );
   problems.forEach((problem, p) => {
-    const prompt = codec.encode(promptText(problem.prompt, o.style));
     const seen = new Set<string>();
     for (let k = 0; k < o.samples; k++) {
-      const c = teacher.complete(prompt, { temperature: o.temperature, topP: o.topP, maxTokens: o.maxTokens, ...(stopText ? { stopText } : {}) }, streamRng(o.seed, p, k));
+      const c = completions[p * o.samples + k]!;
       const s = scoreCompletion(problem, c.text, { prefilledThink: prefilledThink(o.style), requireAnswerTag: true });
       if (s.accuracy !== 1) {
         rejectedWrong++;

@@ -7,7 +7,7 @@
 import type { Problem } from './tasks/types.js';
 import { scoreCompletion } from './tasks/reward.js';
 import { type PromptStyle, prefilledThink, promptText, stopTextOf } from './cold-start.js';
-import { type Codec, type Policy, streamRng } from './rollout.js';
+import { type Codec, type Policy, completeAll, streamRng } from './rollout.js';
 
 export interface EvalOptions {
   style: PromptStyle;
@@ -53,13 +53,19 @@ export function evaluate(policy: Policy, codec: Codec, problems: readonly Proble
   if (o.samples === 0 && !o.greedy) throw new Error('eval: nothing to do (samples 0 and no greedy decoding)');
   const prefilled = prefilledThink(o.style);
   const stopText = stopTextOf(o.style);
+  const stop = stopText ? { stopText } : {};
+  const prompts = problems.map((problem) => codec.encode(promptText(problem.prompt, o.style)));
+  // every problem's k samples in one batch (problem after problem), then every greedy decode
+  const sampledPrompts = prompts.flatMap((prompt) => Array.from({ length: o.samples }, () => prompt));
+  const sampledRngs = prompts.flatMap((_, p) => Array.from({ length: o.samples }, (__, k) => streamRng(o.seed, p, k)));
+  const sampled = completeAll(policy, sampledPrompts, { temperature: o.temperature, topP: o.topP, maxTokens: o.maxTokens, ...stop }, sampledRngs);
+  const greedy = o.greedy ? completeAll(policy, prompts, { temperature: 0, topP: 1, maxTokens: o.maxTokens, ...stop }, prompts.map((_, p) => streamRng(o.seed, p, -1))) : [];
   const perProblem: ProblemResult[] = problems.map((problem, p) => {
-    const prompt = codec.encode(promptText(problem.prompt, o.style));
     let correct = 0;
     let formatted = 0;
     let length = 0;
     for (let k = 0; k < o.samples; k++) {
-      const c = policy.complete(prompt, { temperature: o.temperature, topP: o.topP, maxTokens: o.maxTokens, ...(stopText ? { stopText } : {}) }, streamRng(o.seed, p, k));
+      const c = sampled[p * o.samples + k]!;
       const s = scoreCompletion(problem, c.text, { prefilledThink: prefilled });
       correct += s.accuracy;
       formatted += s.format;
@@ -67,7 +73,7 @@ export function evaluate(policy: Policy, codec: Codec, problems: readonly Proble
     }
     let greedyCorrect: boolean | null = null;
     if (o.greedy) {
-      const c = policy.complete(prompt, { temperature: 0, topP: 1, maxTokens: o.maxTokens, ...(stopText ? { stopText } : {}) }, streamRng(o.seed, p, -1));
+      const c = greedy[p]!;
       const s = scoreCompletion(problem, c.text, { prefilledThink: prefilled });
       greedyCorrect = s.accuracy === 1;
       if (o.samples === 0) {

@@ -24,7 +24,7 @@ import { loadCheckpoint, loadModelDir, saveCheckpoint, writeModelDir } from './c
 import { TrainModel } from './model.js';
 import { AdamW, clipGradNorm, decayGroups, gradNorm } from './optimizer.js';
 import {
-  type Codec, type Completion, EnginePolicy, type Policy, type SampleOptions, inferenceModel, meanEntropy, packSequences, packedLogProbs,
+  type Codec, type Completion, EnginePolicy, type Policy, completeAll, type SampleOptions, inferenceModel, meanEntropy, packSequences, packedLogProbs,
   snapshotTensors, streamRng,
 } from './rollout.js';
 import { RunLog, formatDuration } from './sft.js';
@@ -157,16 +157,15 @@ export interface Rollout {
   reward: RewardBreakdown;
 }
 
-/** G completions per prompt, group after group, from a Policy with per-(step, sequence) seeded streams. */
+/**
+ * G completions per prompt, group after group, from a Policy with per-(step, sequence) seeded
+ * streams; all P·G sampled together (`completeAll`: batched decoding on the inference engine).
+ */
 export function rollOut(policy: Policy, prompts: readonly RolloutPrompt[], groupSize: number, sample: SampleOptions, seed: number, step: number): Rollout[] {
-  const out: Rollout[] = [];
-  prompts.forEach((p, q) => {
-    for (let i = 0; i < groupSize; i++) {
-      const completion = policy.complete(p.tokens, sample, streamRng(seed, step, q * groupSize + i));
-      out.push({ prompt: p.tokens, completion, reward: p.reward(completion.text) });
-    }
-  });
-  return out;
+  const owners = prompts.flatMap((p) => Array.from({ length: groupSize }, () => p));
+  const rngs = owners.map((_, i) => streamRng(seed, step, i));
+  const completions = completeAll(policy, owners.map((p) => p.tokens), sample, rngs);
+  return owners.map((p, i) => ({ prompt: p.tokens, completion: completions[i]!, reward: p.reward(completions[i]!.text) }));
 }
 
 // ---------------------------------------------------------------------------------------- training

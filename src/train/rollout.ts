@@ -26,6 +26,10 @@ import type { CausalLM } from '../models/model.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { writeModelDir } from './checkpoint.js';
 import type { NamedTensor, TrainModel } from './model.js';
+import { DEFAULT_MAX_BATCH, completeBatched } from './rollout-batch.js';
+import { CompletionDraft, completionCapacity } from './sampling.js';
+
+export { logSoftmaxAt, sampleToken } from './sampling.js';
 
 /** The text <-> token ids mapping the stages need (a Tokenizer, or a small codec in tests). */
 export interface Codec {
@@ -78,6 +82,18 @@ export interface Completion {
 /** What the stages sample from: the inference engine in production, a scripted fake in tests. */
 export interface Policy {
   complete(prompt: readonly number[], options: SampleOptions, rng: Random): Completion;
+  /**
+   * One completion per prompt, prompt i sampled with rngs[i]: the same completions as calling
+   * `complete` for each in turn, computed together where the policy can (batched decoding).
+   */
+  completeMany?(prompts: readonly (readonly number[])[], options: SampleOptions, rngs: readonly Random[]): Completion[];
+}
+
+/** `policy.completeMany` where the policy has it, else `complete` for each prompt in order. */
+export function completeAll(policy: Policy, prompts: readonly (readonly number[])[], options: SampleOptions, rngs: readonly Random[]): Completion[] {
+  if (rngs.length !== prompts.length) throw new Error(`completeMany: ${prompts.length} prompts but ${rngs.length} rng streams`);
+  if (policy.completeMany) return policy.completeMany(prompts, options, rngs);
+  return prompts.map((prompt, i) => policy.complete(prompt, options, rngs[i]!));
 }
 
 /** Snapshot of a model's tensors (copies), so that later optimizer steps cannot leak into it. */
@@ -102,76 +118,21 @@ export function inferenceModel(model: TrainModel): CausalLM {
   }
 }
 
-/** log softmax(logits)[token] in float64. */
-export function logSoftmaxAt(logits: Float32Array, token: number): number {
-  let max = -Infinity;
-  for (const x of logits) if (x > max) max = x;
-  let total = 0;
-  for (const x of logits) total += Math.exp(x - max);
-  return logits[token]! - max - Math.log(total);
-}
-
-/** Draws a token: argmax at temperature 0, else softmax(logits / T) restricted to the top-p nucleus. */
-export function sampleToken(logits: Float32Array, temperature: number, topP: number, rng: Random): number {
-  if (temperature <= 0) {
-    let best = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-    return best;
-  }
-  let max = -Infinity;
-  for (const x of logits) if (x > max) max = x;
-  const probs = new Float64Array(logits.length);
-  let total = 0;
-  for (let i = 0; i < logits.length; i++) total += probs[i] = Math.exp((logits[i]! - max) / temperature);
-  let order: number[];
-  let mass = total;
-  if (topP < 1) {
-    order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b);
-    let kept = 0;
-    let k = 0;
-    while (k < order.length && kept < topP * total) kept += probs[order[k++]!]!;
-    order = order.slice(0, Math.max(1, k));
-    mass = kept;
-  } else {
-    order = Array.from(probs.keys());
-  }
-  let u = rng.uniform() * mass;
-  for (const i of order) {
-    u -= probs[i]!;
-    if (u < 0) return i;
-  }
-  return order[order.length - 1]!;
-}
-
-/** The inference engine as a Policy (one KV cache per completion). */
+/** The inference engine as a Policy (one KV cache per completion; `completeMany` decodes many together). */
 export class EnginePolicy implements Policy {
-  constructor(readonly lm: CausalLM, readonly codec: Codec) {}
+  constructor(readonly lm: CausalLM, readonly codec: Codec, readonly maxBatch = DEFAULT_MAX_BATCH) {}
 
   complete(prompt: readonly number[], options: SampleOptions, rng: Random): Completion {
-    if (prompt.length === 0) throw new Error('complete: empty prompt');
-    const capacity = Math.min(this.lm.info.contextLength, prompt.length + options.maxTokens);
-    if (prompt.length >= capacity) throw new Error(`complete: the prompt has ${prompt.length} tokens, the context holds ${this.lm.info.contextLength}`);
+    const capacity = completionCapacity(prompt, options, this.lm.info.contextLength);
     const cache = this.lm.newCache(capacity);
+    const draft = new CompletionDraft(prompt.length, capacity, options, rng, this.codec);
     let logits = this.lm.forward(Int32Array.from(prompt), cache);
-    const tokens: number[] = [];
-    const logprobs: number[] = [];
-    let finish: Completion['finish'] = 'length';
-    while (tokens.length < options.maxTokens && prompt.length + tokens.length < capacity) {
-      const token = sampleToken(logits, options.temperature, options.topP, rng);
-      tokens.push(token);
-      logprobs.push(logSoftmaxAt(logits, token));
-      if (token === this.codec.eosId) {
-        finish = 'stop';
-        break;
-      }
-      if (options.stopText !== undefined && this.codec.decode(tokens).includes(options.stopText)) {
-        finish = 'stop';
-        break;
-      }
-      if (tokens.length >= options.maxTokens || prompt.length + tokens.length >= capacity) break;
-      logits = this.lm.forward(Int32Array.of(token), cache);
-    }
-    return { tokens, logprobs, text: this.codec.decode(tokens), finish };
+    while (draft.accept(logits)) logits = this.lm.forward(Int32Array.of(draft.last), cache);
+    return draft.result();
+  }
+
+  completeMany(prompts: readonly (readonly number[])[], options: SampleOptions, rngs: readonly Random[]): Completion[] {
+    return completeBatched(this.lm, this.codec, prompts, options, rngs, this.maxBatch);
   }
 }
 
