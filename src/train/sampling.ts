@@ -27,19 +27,20 @@ export function sampleToken(logits: Float32Array, temperature: number, topP: num
   const probs = new Float64Array(logits.length);
   let total = 0;
   for (let i = 0; i < logits.length; i++) total += probs[i] = Math.exp((logits[i]! - max) / temperature);
-  let order: number[];
-  let mass = total;
-  if (topP < 1) {
-    order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b);
-    let kept = 0;
-    let k = 0;
-    while (k < order.length && kept < topP * total) kept += probs[order[k++]!]!;
-    order = order.slice(0, Math.max(1, k));
-    mass = kept;
-  } else {
-    order = Array.from(probs.keys());
+  if (topP >= 1) {
+    let u = rng.uniform() * total;
+    for (let i = 0; i < probs.length; i++) {
+      u -= probs[i]!;
+      if (u < 0) return i;
+    }
+    return probs.length - 1;
   }
-  let u = rng.uniform() * mass;
+  let order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b);
+  let kept = 0;
+  let k = 0;
+  while (k < order.length && kept < topP * total) kept += probs[order[k++]!]!;
+  order = order.slice(0, Math.max(1, k));
+  let u = rng.uniform() * kept;
   for (const i of order) {
     u -= probs[i]!;
     if (u < 0) return i;
