@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TrainModel } from '../../src/train/model.js';
-import type { CausalLM } from '../../src/models/model.js';
+import type { BatchItem, CausalLM, KvCache } from '../../src/models/model.js';
 import { type Completion, EnginePolicy, type Policy, type SampleOptions, completeAll, inferenceModel, streamRng } from '../../src/train/rollout.js';
 import { canCopyCache, completeBatched, copyCache } from '../../src/train/rollout-batch.js';
 import { tinyDense, tinyV3 } from './helpers.js';
@@ -95,6 +95,35 @@ for (const [name, config] of models) {
     assert.deepEqual(lm.forward(Int32Array.of(3), copy), lm.forward(Int32Array.of(3), source));
   });
 }
+
+/** A cache type copyCache does not know (wraps the model's own). */
+class OpaqueCache implements KvCache {
+  constructor(readonly inner: KvCache) {}
+  get length(): number { return this.inner.length; }
+  get capacity(): number { return this.inner.capacity; }
+  get bytes(): number { return this.inner.bytes; }
+  truncate(length: number): void { this.inner.truncate(length); }
+}
+
+test('rollout-batch: without a copyable cache every prompt is prefilled on its own, with the same completions', () => {
+  const base = inferenceModel(TrainModel.init(tinyDense('LlamaForCausalLM', { vocab_size: codec.vocab, initializer_range: 0.2 }), 6));
+  const inner = (cache: KvCache): KvCache => (cache as OpaqueCache).inner;
+  const opaque = counting({
+    info: base.info,
+    newCache: (capacity?: number) => new OpaqueCache(base.newCache(capacity)),
+    forward: (tokens, cache, options) => base.forward(tokens, inner(cache), options),
+    forwardBatch: (items: readonly BatchItem[]) => base.forwardBatch(items.map((item) => ({ tokens: item.tokens, cache: inner(item.cache) }))),
+  });
+  assert.equal(canCopyCache(opaque), false);
+  assert.throws(() => copyCache(opaque, opaque.newCache(4)), /cannot copy a OpaqueCache/);
+  const prompt = codec.encode('2+2=?\n');
+  const options: SampleOptions = { temperature: 1, topP: 1, maxTokens: 10 };
+  const rngs = () => [0, 1, 2, 3, 4].map((i) => streamRng(2, 1, i));
+  const out = completeBatched(opaque, codec, [prompt, prompt, prompt, prompt, prompt], options, rngs(), 3);
+  assert.equal(opaque.prefillTokens, 5 * prompt.length);
+  const reference = new EnginePolicy(base, codec);
+  assertSameCompletions(out, rngs().map((rng) => reference.complete(prompt, options, rng)), 'opaque cache');
+});
 
 test('rollout-batch: completeAll loops over complete for policies without completeMany, in order', () => {
   const seen: number[][] = [];
