@@ -8,6 +8,10 @@
  * HF directory read by loadModel (the dense loader has no in-memory entry point). Rebuild it after
  * every optimizer step (`PolicySampler.refresh`).
  *
+ * Many completions are sampled together with `completeAll` (the engine's `completeMany`: batched
+ * decoding, src/train/rollout-batch.ts), each from its own rng stream, so that a stage's results do
+ * not depend on the batching.
+ *
  * Log-probabilities recorded while sampling are those of the untempered policy (log softmax of
  * the raw logits), so that they can be compared with TrainModel's: test/train/rollout.test.ts
  * checks that the two definitions agree.
