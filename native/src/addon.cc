@@ -11,6 +11,7 @@
 
 #include "cpu.h"
 #include "kernels.h"
+#include "napi_args.h"
 #include "probes.h"
 
 namespace frugal {
@@ -26,73 +27,6 @@ void selectLevel(SimdLevel wanted) {
   currentLevel = wanted;
   current = kernelsFor(wanted);
   if (int8Wanted && current.matmulInt8) current.matmul = current.matmulInt8;
-}
-
-struct Args {
-  napi_env env;
-  napi_value argv[16];
-  size_t argc = 16;
-  bool ok = true;
-
-  Args(napi_env e, napi_callback_info info, size_t expected) : env(e) {
-    if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok || argc < expected) {
-      fail("expected " + std::to_string(expected) + " arguments");
-    }
-  }
-
-  void fail(const std::string& message) {
-    if (ok) napi_throw_type_error(env, nullptr, ("frugal native: " + message).c_str());
-    ok = false;
-  }
-
-  double num(size_t i) {
-    double v = 0;
-    if (ok && napi_get_value_double(env, argv[i], &v) != napi_ok) fail("argument " + std::to_string(i) + " must be a number");
-    return v;
-  }
-  int64_t i64(size_t i) { return static_cast<int64_t>(num(i)); }
-  bool boolean(size_t i) {
-    bool v = false;
-    if (ok && napi_get_value_bool(env, argv[i], &v) != napi_ok) fail("argument " + std::to_string(i) + " must be a boolean");
-    return v;
-  }
-  void* typed(size_t i, napi_typedarray_type want, const char* what, bool optional = false) {
-    if (!ok) return nullptr;
-    napi_valuetype vt;
-    napi_typeof(env, argv[i], &vt);
-    if (optional && (vt == napi_undefined || vt == napi_null)) return nullptr;
-    bool isTyped = false;
-    napi_is_typedarray(env, argv[i], &isTyped);
-    napi_typedarray_type type;
-    size_t length;
-    void* data = nullptr;
-    if (!isTyped || napi_get_typedarray_info(env, argv[i], &type, &length, &data, nullptr, nullptr) != napi_ok || type != want) {
-      fail("argument " + std::to_string(i) + " must be a " + what);
-      return nullptr;
-    }
-    return data;
-  }
-  float* f32(size_t i) { return static_cast<float*>(typed(i, napi_float32_array, "Float32Array")); }
-  const uint8_t* u8(size_t i) { return static_cast<const uint8_t*>(typed(i, napi_uint8_array, "Uint8Array")); }
-  int32_t* i32(size_t i) { return static_cast<int32_t*>(typed(i, napi_int32_array, "Int32Array")); }
-
-  /** A weight from (dtype, rows, cols, data, blockScales) at argv[i..i+4]. */
-  Weight weight(size_t i) {
-    Weight w{};
-    w.dtype = static_cast<int>(i64(i));
-    w.rows = i64(i + 1);
-    w.cols = i64(i + 2);
-    w.data = u8(i + 3);
-    w.blockScales = static_cast<const float*>(typed(i + 4, napi_float32_array, "Float32Array or undefined", true));
-    if (ok && w.dtype == DT_FP8 && !w.blockScales) fail("fp8 weights need block scales");
-    return w;
-  }
-};
-
-napi_value undefined(napi_env env) {
-  napi_value u;
-  napi_get_undefined(env, &u);
-  return u;
 }
 
 napi_value Gemm(napi_env env, napi_callback_info info) {
@@ -334,10 +268,14 @@ napi_value Init(napi_env env, napi_value exports) {
     napi_create_function(env, e.name, NAPI_AUTO_LENGTH, e.fn, nullptr, &fn);
     napi_set_named_property(env, exports, e.name, fn);
   }
+  registerTrainFunctions(env, exports);
   return exports;
 }
 
 }  // namespace
+
+const Kernels& activeKernels() { return current; }
+
 }  // namespace frugal
 
 NAPI_MODULE_INIT() { return frugal::Init(env, exports); }

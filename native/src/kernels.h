@@ -34,6 +34,38 @@ struct AttentionArgs {
   int64_t kTokenStride, kHeadStride, vTokenStride, vHeadStride;
 };
 
+/** Shape of a training attention call (src/autograd/attention.ts AttentionShape): q [B,T,H,Dk], k [B,T,Hkv,Dk], v [B,T,Hkv,Dv]. */
+struct TrainAttentionShape {
+  int64_t batch, seq, heads, kvHeads, headDimK, headDimV;
+  float scale;
+  bool causal;
+};
+
+/**
+ * The autograd (training) kernels: forward and backward of the ops whose TypeScript kernel tables
+ * live in src/autograd (same arguments, same accumulation rules: backward kernels add into
+ * gradients, null gradient pointers are skipped). See train_impl.h.
+ */
+struct TrainKernels {
+  void (*crossEntropyForward)(double* lse, const float* x, const int32_t* targets, int64_t rows, int64_t vocab,
+                              int32_t ignoreIndex, double* total, int64_t* valid);
+  void (*crossEntropyBackward)(float* dx, double g, const float* x, const double* lse, const int32_t* targets,
+                               int64_t rows, int64_t vocab, int32_t ignoreIndex);
+  void (*rmsNormForward)(float* y, float* rstd, const float* x, const float* w, int64_t rows, int64_t dim, double eps);
+  void (*rmsNormBackward)(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
+                          int64_t rows, int64_t dim);
+  void (*swigluForward)(float* out, const float* gate, const float* up, int64_t n);
+  void (*swigluBackward)(float* dgate, float* dup, const float* dy, const float* gate, const float* up, int64_t n);
+  void (*softmaxForward)(float* y, const float* x, int64_t rows, int64_t cols);
+  void (*softmaxBackward)(float* dx, const float* dy, const float* y, int64_t rows, int64_t cols);
+  void (*ropeRotate)(float* out, const float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads,
+                     int64_t dim, bool interleaved, float sign, bool accumulate);
+  void (*attentionForward)(float* out, float* probs, const float* q, const float* k, const float* v,
+                           const TrainAttentionShape& s);
+  void (*attentionBackward)(float* dq, float* dk, float* dv, const float* dout, const float* probs, const float* q,
+                            const float* k, const float* v, const TrainAttentionShape& s);
+};
+
 struct Kernels {
   const char* name;
   void (*gemm)(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
@@ -58,6 +90,7 @@ struct Kernels {
   void (*attention)(float* out, const float* q, const float* k, const float* v, const AttentionArgs& args);
   /** Register-only FMA loop: returns the flops done by this thread in `iterations` rounds. */
   double (*fmaProbe)(int64_t iterations);
+  TrainKernels train;
 };
 
 Kernels kernelsScalar();

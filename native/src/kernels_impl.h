@@ -984,6 +984,8 @@ double fmaProbe(int64_t iterations) {
 decltype(Kernels::matmul) matmulVnniEntry() { return matmulVnni; }
 #endif
 
+#include "train_impl.h"
+
 Kernels table(const char* name) {
   Kernels t;
   t.name = name;
@@ -1002,6 +1004,7 @@ Kernels table(const char* name) {
   t.topK = topK;
   t.attention = attention;
   t.fmaProbe = fmaProbe;
+  t.train = trainTable();
   return t;
 }
 

@@ -1,5 +1,6 @@
 import { type Var, result } from './var.js';
 import { gemm } from './compute.js';
+import { nativeKernelsFor } from './native-kernels.js';
 
 export interface AttentionShape {
   batch: number;
@@ -121,7 +122,9 @@ export function attentionBackward(
 }
 
 /**
- * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
- * the same signature can replace an entry, op by op, without touching the op.
+ * The kernels this op runs (plain functions over Float32Arrays); the native ones of
+ * ./native-kernels.ts replace them when the process computes natively.
  */
-export const attentionKernels = { forward: attentionForward, backward: attentionBackward };
+export const attentionKernels: { forward: typeof attentionForward; backward: typeof attentionBackward } = {
+  forward: attentionForward, backward: attentionBackward, ...nativeKernelsFor('attention'),
+};

@@ -1,4 +1,5 @@
 import { type Var, result } from './var.js';
+import { nativeKernelsFor } from './native-kernels.js';
 
 /** Targets equal to this are skipped by crossEntropy (PyTorch's default ignore_index). */
 export const IGNORE_INDEX = -100;
@@ -101,4 +102,6 @@ export function tokenLogProbs(logits: Var, targets: Int32Array): Var {
 }
 
 /** The kernels crossEntropy runs; replaceable by native ones with the same signatures. */
-export const crossEntropyKernels = { forward: crossEntropyForward, backward: crossEntropyBackward };
+export const crossEntropyKernels: { forward: typeof crossEntropyForward; backward: typeof crossEntropyBackward } = {
+  forward: crossEntropyForward, backward: crossEntropyBackward, ...nativeKernelsFor('crossEntropy'),
+};

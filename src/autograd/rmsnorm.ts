@@ -1,4 +1,5 @@
 import { type Var, result } from './var.js';
+import { nativeKernelsFor } from './native-kernels.js';
 
 /**
  * RMSNorm over the last axis: y = x / sqrt(mean(x²) + eps) · w, w [dim] (or no weight).
@@ -59,7 +60,9 @@ export function rmsNormBackward(
 }
 
 /**
- * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
- * the same signature can replace an entry, op by op, without touching the op.
+ * The kernels this op runs (plain functions over Float32Arrays); the native ones of
+ * ./native-kernels.ts replace them when the process computes natively.
  */
-export const rmsNormKernels = { forward: rmsNormForward, backward: rmsNormBackward };
+export const rmsNormKernels: { forward: typeof rmsNormForward; backward: typeof rmsNormBackward } = {
+  forward: rmsNormForward, backward: rmsNormBackward, ...nativeKernelsFor('rmsNorm'),
+};

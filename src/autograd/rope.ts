@@ -1,4 +1,5 @@
 import { type Var, result } from './var.js';
+import { nativeKernelsFor } from './native-kernels.js';
 
 export type RopeStyle = 'interleaved' | 'neox';
 
@@ -73,7 +74,7 @@ export function ropeInvFreq(dim: number, base: number): Float32Array {
 }
 
 /**
- * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
- * the same signature can replace an entry, op by op, without touching the op.
+ * The kernels this op runs (plain functions over Float32Arrays); the native ones of
+ * ./native-kernels.ts replace them when the process computes natively.
  */
-export const ropeKernels = { rotate: ropeRotate };
+export const ropeKernels: { rotate: typeof ropeRotate } = { rotate: ropeRotate, ...nativeKernelsFor('rope') };

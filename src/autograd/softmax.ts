@@ -1,4 +1,5 @@
 import { type Var, result } from './var.js';
+import { nativeKernelsFor } from './native-kernels.js';
 
 /** Softmax over the last axis. Backward: dx = y · (dy − Σ dy·y). */
 export function softmax(x: Var): Var {
@@ -73,7 +74,9 @@ export function logSoftmaxForward(y: Float32Array, x: Float32Array, rows: number
 }
 
 /**
- * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
- * the same signature can replace an entry, op by op, without touching the op.
+ * The kernels this op runs (plain functions over Float32Arrays); the native ones of
+ * ./native-kernels.ts replace them when the process computes natively.
  */
-export const softmaxKernels = { forward: softmaxForward, backward: softmaxBackward };
+export const softmaxKernels: { forward: typeof softmaxForward; backward: typeof softmaxBackward } = {
+  forward: softmaxForward, backward: softmaxBackward, ...nativeKernelsFor('softmax'),
+};

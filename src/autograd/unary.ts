@@ -1,4 +1,5 @@
 import { type Var, result, assertSameShape } from './var.js';
+import { nativeKernelsFor } from './native-kernels.js';
 
 /**
  * Elementwise unary ops. Each forward is y = f(x); the backward adds g · f'(x) (computed from x
@@ -103,7 +104,9 @@ export function swigluBackward(dgate: Float32Array | null, dup: Float32Array | n
 }
 
 /**
- * The kernels this op runs (plain functions over Float32Arrays). A native implementation with
- * the same signature can replace an entry, op by op, without touching the op.
+ * The kernels this op runs (plain functions over Float32Arrays); the native ones of
+ * ./native-kernels.ts replace them when the process computes natively.
  */
-export const swigluKernels = { forward: swigluForward, backward: swigluBackward };
+export const swigluKernels: { forward: typeof swigluForward; backward: typeof swigluBackward } = {
+  forward: swigluForward, backward: swigluBackward, ...nativeKernelsFor('swiglu'),
+};

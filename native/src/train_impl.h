@@ -1,0 +1,423 @@
+// The autograd (training) kernels, included by kernels_impl.h inside each SIMD level's namespace,
+// so the loops are vectorized for that level and attention can call the level's serial GEMM.
+// Each mirrors a TypeScript kernel of src/autograd (same arguments and accumulation: backward
+// kernels add into gradients; null gradients are skipped) with float32 storage and float64 sums
+// where the TypeScript sums in float64. Rows (or heads) are split across the pool; small inputs
+// stay on the calling thread (the grain keeps each range at >= ~16k elements).
+namespace {
+
+constexpr int64_t TRAIN_GRAIN_ELEMENTS = 16384;
+
+inline int64_t rowGrain(int64_t cols) { return 1 + TRAIN_GRAIN_ELEMENTS / (cols + 1); }
+
+inline float sigmoidOf(float v) {
+  if (v >= 0.0f) return 1.0f / (1.0f + std::exp(-v));
+  const float e = std::exp(v);
+  return e / (1.0f + e);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-entropy (fused log-softmax): forward keeps each row's log-sum-exp.
+
+struct CrossEntropyJob {
+  double* lse;
+  float* dx;
+  double g;
+  const float* x;
+  const int32_t* targets;
+  int64_t vocab;
+  int32_t ignoreIndex;
+};
+
+void rowLogSumExpRange(void* ctx, int64_t r0, int64_t r1, int) {
+  const CrossEntropyJob& j = *static_cast<const CrossEntropyJob*>(ctx);
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = j.x + r * j.vocab;
+    float max = -INFINITY;
+    for (int64_t c = 0; c < j.vocab; c++) max = xr[c] > max ? xr[c] : max;
+    double total = 0;
+    for (int64_t c = 0; c < j.vocab; c++) total += std::exp(xr[c] - max);
+    j.lse[r] = static_cast<double>(max) + std::log(total);
+  }
+}
+
+void crossEntropyForward(double* lse, const float* x, const int32_t* targets, int64_t rows, int64_t vocab,
+                         int32_t ignoreIndex, double* total, int64_t* valid) {
+  CrossEntropyJob j{lse, nullptr, 0, x, targets, vocab, ignoreIndex};
+  parallelStatic(rows, rowGrain(vocab), rowLogSumExpRange, &j);
+  double sum = 0;
+  int64_t count = 0;
+  for (int64_t r = 0; r < rows; r++) {
+    if (targets[r] == ignoreIndex) continue;
+    sum += lse[r] - static_cast<double>(x[r * vocab + targets[r]]);
+    count++;
+  }
+  *total = sum;
+  *valid = count;
+}
+
+void crossEntropyBackwardRange(void* ctx, int64_t r0, int64_t r1, int) {
+  const CrossEntropyJob& j = *static_cast<const CrossEntropyJob*>(ctx);
+  const float g = static_cast<float>(j.g);
+  for (int64_t r = r0; r < r1; r++) {
+    const int32_t t = j.targets[r];
+    if (t == j.ignoreIndex) continue;
+    const float* xr = j.x + r * j.vocab;
+    float* d = j.dx + r * j.vocab;
+    const float l = static_cast<float>(j.lse[r]);
+    for (int64_t c = 0; c < j.vocab; c++) d[c] += g * std::exp(xr[c] - l);
+    d[t] -= g;
+  }
+}
+
+void crossEntropyBackward(float* dx, double g, const float* x, const double* lse, const int32_t* targets, int64_t rows,
+                          int64_t vocab, int32_t ignoreIndex) {
+  CrossEntropyJob j{const_cast<double*>(lse), dx, g, x, targets, vocab, ignoreIndex};
+  parallelStatic(rows, rowGrain(vocab), crossEntropyBackwardRange, &j);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm: y = x · rstd · w, rstd = 1 / sqrt(mean(x²) + eps) kept per row for the backward.
+
+struct RmsNormJob {
+  float* y;
+  float* rstd;
+  float* dx;
+  float* dw;
+  const float* dy;
+  const float* x;
+  const float* w;
+  int64_t rows;
+  int64_t dim;
+  double eps;
+};
+
+void rmsNormForwardRange(void* ctx, int64_t r0, int64_t r1, int) {
+  const RmsNormJob& j = *static_cast<const RmsNormJob*>(ctx);
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = j.x + r * j.dim;
+    float* yr = j.y + r * j.dim;
+    double ss = 0;
+    for (int64_t i = 0; i < j.dim; i++) ss += static_cast<double>(xr[i]) * xr[i];
+    const double s = 1.0 / std::sqrt(ss / static_cast<double>(j.dim) + j.eps);
+    j.rstd[r] = static_cast<float>(s);
+    const float sf = static_cast<float>(s);
+    if (j.w == nullptr) {
+      for (int64_t i = 0; i < j.dim; i++) yr[i] = xr[i] * sf;
+    } else {
+      for (int64_t i = 0; i < j.dim; i++) yr[i] = xr[i] * sf * j.w[i];
+    }
+  }
+}
+
+void rmsNormForward(float* y, float* rstd, const float* x, const float* w, int64_t rows, int64_t dim, double eps) {
+  RmsNormJob j{y, rstd, nullptr, nullptr, nullptr, x, w, rows, dim, eps};
+  parallelStatic(rows, rowGrain(dim), rmsNormForwardRange, &j);
+}
+
+/** dx rows: dx += rstd · (dn − n · mean(dn · n)), n = x · rstd, dn = dy · w. */
+void rmsNormDxRange(void* ctx, int64_t r0, int64_t r1, int) {
+  const RmsNormJob& j = *static_cast<const RmsNormJob*>(ctx);
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = j.x + r * j.dim;
+    const float* g = j.dy + r * j.dim;
+    float* d = j.dx + r * j.dim;
+    const double sd = j.rstd[r];
+    double dot = 0;
+    if (j.w == nullptr) {
+      for (int64_t i = 0; i < j.dim; i++) dot += static_cast<double>(g[i]) * (xr[i] * sd);
+    } else {
+      for (int64_t i = 0; i < j.dim; i++) dot += static_cast<double>(g[i]) * j.w[i] * (xr[i] * sd);
+    }
+    // In float64 like the TypeScript: dn − n · mean(dn · n) cancels to ~0 when dim is 1.
+    const double meanDot = dot / static_cast<double>(j.dim);
+    if (j.w == nullptr) {
+      for (int64_t i = 0; i < j.dim; i++) d[i] += static_cast<float>(sd * (g[i] - xr[i] * sd * meanDot));
+    } else {
+      for (int64_t i = 0; i < j.dim; i++)
+        d[i] += static_cast<float>(sd * (static_cast<double>(g[i]) * j.w[i] - xr[i] * sd * meanDot));
+    }
+  }
+}
+
+/** dw columns [i0, i1): dw[i] += Σ_rows dy · x · rstd, summed in float64 per column. */
+void rmsNormDwRange(void* ctx, int64_t c0, int64_t c1, int) {
+  const RmsNormJob& j = *static_cast<const RmsNormJob*>(ctx);
+  constexpr int64_t BLOCK = 64;
+  double acc[BLOCK];
+  for (int64_t b0 = c0; b0 < c1; b0 += BLOCK) {
+    const int64_t n = imin(BLOCK, c1 - b0);
+    for (int64_t i = 0; i < n; i++) acc[i] = 0;
+    for (int64_t r = 0; r < j.rows; r++) {
+      const float* xr = j.x + r * j.dim + b0;
+      const float* g = j.dy + r * j.dim + b0;
+      const float s = j.rstd[r];
+      for (int64_t i = 0; i < n; i++) acc[i] += static_cast<double>(g[i] * (xr[i] * s));
+    }
+    for (int64_t i = 0; i < n; i++) j.dw[b0 + i] += static_cast<float>(acc[i]);
+  }
+}
+
+void rmsNormBackward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
+                     int64_t rows, int64_t dim) {
+  RmsNormJob j{nullptr, const_cast<float*>(rstd), dx, dw, dy, x, w, rows, dim, 0};
+  if (dx != nullptr) parallelStatic(rows, rowGrain(dim), rmsNormDxRange, &j);
+  if (dw != nullptr) parallelStatic(dim, imin(dim, 1 + TRAIN_GRAIN_ELEMENTS / (rows + 1)), rmsNormDwRange, &j);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SwiGLU: out = silu(gate) · up; dgate += dy · up · silu'(gate), dup += dy · silu(gate).
+
+struct SwigluJob {
+  float* out;
+  float* dgate;
+  float* dup;
+  const float* dy;
+  const float* gate;
+  const float* up;
+};
+
+void swigluForwardRange(void* ctx, int64_t i0, int64_t i1, int) {
+  const SwigluJob& j = *static_cast<const SwigluJob*>(ctx);
+  for (int64_t i = i0; i < i1; i++) {
+    const float v = j.gate[i];
+    j.out[i] = v * sigmoidOf(v) * j.up[i];
+  }
+}
+
+void swigluBackwardRange(void* ctx, int64_t i0, int64_t i1, int) {
+  const SwigluJob& j = *static_cast<const SwigluJob*>(ctx);
+  for (int64_t i = i0; i < i1; i++) {
+    const float v = j.gate[i];
+    const float s = sigmoidOf(v);
+    if (j.dgate != nullptr) j.dgate[i] += j.dy[i] * j.up[i] * s * (1.0f + v * (1.0f - s));
+    if (j.dup != nullptr) j.dup[i] += j.dy[i] * v * s;
+  }
+}
+
+void swigluForward(float* out, const float* gate, const float* up, int64_t n) {
+  SwigluJob j{out, nullptr, nullptr, nullptr, gate, up};
+  parallelStatic(n, TRAIN_GRAIN_ELEMENTS, swigluForwardRange, &j);
+}
+
+void swigluBackward(float* dgate, float* dup, const float* dy, const float* gate, const float* up, int64_t n) {
+  if (dgate == nullptr && dup == nullptr) return;
+  SwigluJob j{nullptr, dgate, dup, dy, gate, up};
+  parallelStatic(n, TRAIN_GRAIN_ELEMENTS, swigluBackwardRange, &j);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax over rows: y = softmax(x); dx += y · (dy − Σ dy·y).
+
+struct SoftmaxJob {
+  float* y;
+  float* dx;
+  const float* dy;
+  const float* x;
+  int64_t cols;
+};
+
+void softmaxForwardRange(void* ctx, int64_t r0, int64_t r1, int) {
+  const SoftmaxJob& j = *static_cast<const SoftmaxJob*>(ctx);
+  for (int64_t r = r0; r < r1; r++) {
+    const float* xr = j.x + r * j.cols;
+    float* yr = j.y + r * j.cols;
+    float max = -INFINITY;
+    for (int64_t c = 0; c < j.cols; c++) max = xr[c] > max ? xr[c] : max;
+    double total = 0;
+    for (int64_t c = 0; c < j.cols; c++) {
+      yr[c] = std::exp(xr[c] - max);
+      total += yr[c];
+    }
+    const double inv = 1.0 / total;
+    for (int64_t c = 0; c < j.cols; c++) yr[c] = static_cast<float>(yr[c] * inv);
+  }
+}
+
+void softmaxBackwardRange(void* ctx, int64_t r0, int64_t r1, int) {
+  const SoftmaxJob& j = *static_cast<const SoftmaxJob*>(ctx);
+  for (int64_t r = r0; r < r1; r++) {
+    const float* yr = j.y + r * j.cols;
+    const float* g = j.dy + r * j.cols;
+    float* d = j.dx + r * j.cols;
+    double dot = 0;
+    for (int64_t c = 0; c < j.cols; c++) dot += static_cast<double>(g[c]) * yr[c];
+    const float dotf = static_cast<float>(dot);
+    for (int64_t c = 0; c < j.cols; c++) d[c] += yr[c] * (g[c] - dotf);
+  }
+}
+
+void softmaxForward(float* y, const float* x, int64_t rows, int64_t cols) {
+  SoftmaxJob j{y, nullptr, nullptr, x, cols};
+  parallelStatic(rows, rowGrain(cols), softmaxForwardRange, &j);
+}
+
+void softmaxBackward(float* dx, const float* dy, const float* y, int64_t rows, int64_t cols) {
+  SoftmaxJob j{const_cast<float*>(y), dx, dy, nullptr, cols};
+  parallelStatic(rows, rowGrain(cols), softmaxBackwardRange, &j);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RoPE: out = R(sign · angle) · x per pair with precomputed cos/sin [tokens, dim/2].
+
+struct RopeJob {
+  float* out;
+  const float* x;
+  const float* cos;
+  const float* sin;
+  int64_t heads, dim;
+  bool interleaved;
+  float sign;
+  bool accumulate;
+};
+
+void ropeRange(void* ctx, int64_t t0, int64_t t1, int) {
+  const RopeJob& j = *static_cast<const RopeJob*>(ctx);
+  const int64_t half = j.dim / 2;
+  const int64_t step = j.interleaved ? 2 : 1, second = j.interleaved ? 1 : half;
+  for (int64_t t = t0; t < t1; t++) {
+    const float* cs = j.cos + t * half;
+    const float* sn = j.sin + t * half;
+    for (int64_t h = 0; h < j.heads; h++) {
+      const int64_t base = (t * j.heads + h) * j.dim;
+      const float* x = j.x + base;
+      float* o = j.out + base;
+      for (int64_t i = 0; i < half; i++) {
+        const float c = cs[i], s = j.sign * sn[i];
+        const float a = x[i * step], b = x[i * step + second];
+        if (j.accumulate) {
+          o[i * step] += a * c - b * s;
+          o[i * step + second] += a * s + b * c;
+        } else {
+          o[i * step] = a * c - b * s;
+          o[i * step + second] = a * s + b * c;
+        }
+      }
+    }
+  }
+}
+
+void ropeRotate(float* out, const float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads,
+                int64_t dim, bool interleaved, float sign, bool accumulate) {
+  RopeJob j{out, x, cos, sin, heads, dim, interleaved, sign, accumulate};
+  parallelStatic(tokens, rowGrain(heads * dim), ropeRange, &j);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Causal (or full) grouped-head attention for training; the probabilities P [B, H, T, T] are kept
+// for the backward. One pool task per (batch, head) forward and per (batch, kv head) backward
+// (the heads of one kv group add into the same dk/dv), each running the level's serial GEMM.
+
+struct TrainAttentionJob {
+  float* out;
+  float* probs;
+  float* dq;
+  float* dk;
+  float* dv;
+  const float* dout;
+  const float* q;
+  const float* k;
+  const float* v;
+  const TrainAttentionShape* s;
+};
+
+struct HeadOffsets {
+  int64_t q, k, v, o, p;
+};
+
+HeadOffsets headOffsets(const TrainAttentionShape& s, int64_t b, int64_t h) {
+  const int64_t g = h / (s.heads / s.kvHeads);
+  return {b * s.seq * s.heads * s.headDimK + h * s.headDimK, b * s.seq * s.kvHeads * s.headDimK + g * s.headDimK,
+          b * s.seq * s.kvHeads * s.headDimV + g * s.headDimV, b * s.seq * s.heads * s.headDimV + h * s.headDimV,
+          (b * s.heads + h) * s.seq * s.seq};
+}
+
+void attentionForwardTasks(void* ctx, int64_t t0, int64_t t1, int) {
+  const TrainAttentionJob& j = *static_cast<const TrainAttentionJob*>(ctx);
+  const TrainAttentionShape& s = *j.s;
+  const int64_t T = s.seq;
+  for (int64_t task = t0; task < t1; task++) {
+    const HeadOffsets at = headOffsets(s, task / s.heads, task % s.heads);
+    float* p = j.probs + at.p;
+    gemmCore(false, true, T, T, s.headDimK, s.scale, j.q + at.q, s.heads * s.headDimK, j.k + at.k,
+             s.kvHeads * s.headDimK, 0.0f, p, T, false);
+    for (int64_t i = 0; i < T; i++) {
+      float* row = p + i * T;
+      const int64_t last = s.causal ? i : T - 1;
+      float max = -INFINITY;
+      for (int64_t c = 0; c <= last; c++) max = row[c] > max ? row[c] : max;
+      double total = 0;
+      for (int64_t c = 0; c <= last; c++) {
+        row[c] = std::exp(row[c] - max);
+        total += row[c];
+      }
+      const double inv = 1.0 / total;
+      for (int64_t c = 0; c <= last; c++) row[c] = static_cast<float>(row[c] * inv);
+      for (int64_t c = last + 1; c < T; c++) row[c] = 0.0f;
+    }
+    gemmCore(false, false, T, s.headDimV, T, 1.0f, p, T, j.v + at.v, s.kvHeads * s.headDimV, 0.0f, j.out + at.o,
+             s.heads * s.headDimV, false);
+  }
+}
+
+void attentionBackwardTasks(void* ctx, int64_t t0, int64_t t1, int) {
+  const TrainAttentionJob& j = *static_cast<const TrainAttentionJob*>(ctx);
+  const TrainAttentionShape& s = *j.s;
+  const int64_t T = s.seq, group = s.heads / s.kvHeads;
+  const int64_t ldq = s.heads * s.headDimK, ldk = s.kvHeads * s.headDimK;
+  const int64_t ldv = s.kvHeads * s.headDimV, ldo = s.heads * s.headDimV;
+  float* dS = scratch(3, static_cast<size_t>(T * T));
+  for (int64_t task = t0; task < t1; task++) {
+    const int64_t b = task / s.kvHeads, g = task % s.kvHeads;
+    for (int64_t h = g * group; h < (g + 1) * group; h++) {
+      const HeadOffsets at = headOffsets(s, b, h);
+      const float* p = j.probs + at.p;
+      const float* dO = j.dout + at.o;
+      if (j.dv != nullptr) gemmCore(true, false, T, s.headDimV, T, 1.0f, p, T, dO, ldo, 1.0f, j.dv + at.v, ldv, false);
+      if (j.dq == nullptr && j.dk == nullptr) continue;
+      gemmCore(false, true, T, T, s.headDimV, 1.0f, dO, ldo, j.v + at.v, ldv, 0.0f, dS, T, false);
+      for (int64_t i = 0; i < T; i++) {
+        float* row = dS + i * T;
+        const float* pr = p + i * T;
+        double dot = 0;
+        for (int64_t c = 0; c < T; c++) dot += static_cast<double>(row[c]) * pr[c];
+        const float dotf = static_cast<float>(dot);
+        for (int64_t c = 0; c < T; c++) row[c] = pr[c] * (row[c] - dotf);
+      }
+      if (j.dq != nullptr)
+        gemmCore(false, false, T, s.headDimK, T, s.scale, dS, T, j.k + at.k, ldk, 1.0f, j.dq + at.q, ldq, false);
+      if (j.dk != nullptr)
+        gemmCore(true, false, T, s.headDimK, T, s.scale, dS, T, j.q + at.q, ldq, 1.0f, j.dk + at.k, ldk, false);
+    }
+  }
+}
+
+void trainAttentionForward(float* out, float* probs, const float* q, const float* k, const float* v,
+                           const TrainAttentionShape& s) {
+  TrainAttentionJob j{out, probs, nullptr, nullptr, nullptr, nullptr, q, k, v, &s};
+  parallelDynamic(s.batch * s.heads, attentionForwardTasks, &j);
+}
+
+void trainAttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* probs, const float* q,
+                            const float* k, const float* v, const TrainAttentionShape& s) {
+  TrainAttentionJob j{nullptr, const_cast<float*>(probs), dq, dk, dv, dout, q, k, v, &s};
+  parallelDynamic(s.batch * s.kvHeads, attentionBackwardTasks, &j);
+}
+
+TrainKernels trainTable() {
+  TrainKernels t;
+  t.crossEntropyForward = crossEntropyForward;
+  t.crossEntropyBackward = crossEntropyBackward;
+  t.rmsNormForward = rmsNormForward;
+  t.rmsNormBackward = rmsNormBackward;
+  t.swigluForward = swigluForward;
+  t.swigluBackward = swigluBackward;
+  t.softmaxForward = softmaxForward;
+  t.softmaxBackward = softmaxBackward;
+  t.ropeRotate = ropeRotate;
+  t.attentionForward = trainAttentionForward;
+  t.attentionBackward = trainAttentionBackward;
+  return t;
+}
+
+}  // namespace
