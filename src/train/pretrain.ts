@@ -28,6 +28,8 @@ export interface PretrainOptions {
   progress?: (line: string) => void;
   /** Called after each checkpoint is written (tests). */
   onCheckpoint?: (dir: string, step: number) => void;
+  /** Data-parallel shards of each micro-batch (default defaultTrainWorkers(): FRUGAL_TRAIN_WORKERS, else 2 on 2+ CPUs; 1: single-process). */
+  workers?: number;
 }
 
 export interface EvalRecord {
@@ -118,6 +120,16 @@ function documentSeparator(tokenizer: Tokenizer, run: RunConfig): number {
 }
 
 export function runPretraining(run: RunConfig, options: PretrainOptions = {}): PretrainResult {
+  const trainers: Trainer[] = [];
+  try {
+    return pretrain(run, options, trainers);
+  } finally {
+    for (const t of trainers) void t.close();
+  }
+}
+
+/** The run; every Trainer it makes goes into `trainers` (closed by the caller). */
+function pretrain(run: RunConfig, options: PretrainOptions, trainers: Trainer[]): PretrainResult {
   const progress = options.progress ?? ((line: string) => process.stderr.write(`${line}\n`));
   mkdirSync(run.outDir, { recursive: true });
   const tokenizer = Tokenizer.fromFile(run.data.tokenizer);
@@ -147,7 +159,7 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
   let trainer: Trainer;
   const trainerOptions = {
     lr: run.optimizer.lr, minLr: run.optimizer.minLr, weightDecay: run.optimizer.weightDecay, betas: run.optimizer.betas, eps: run.optimizer.eps,
-    clip: run.optimizer.clip, schedule: run.schedule, mtp: run.mtp, moe: run.moe, fp8: run.fp8,
+    clip: run.optimizer.clip, schedule: run.schedule, mtp: run.mtp, moe: run.moe, fp8: run.fp8, workers: options.workers,
   };
   if (resuming) {
     const ckpt = loadCheckpoint(run.outDir);
@@ -155,6 +167,7 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
     if (ckpt.state.seed !== run.seed) throw new Error(`cannot resume from ${ckpt.dir}: it was trained with seed ${ckpt.state.seed}, the run says ${run.seed}`);
     model = TrainModel.fromTensors(run.model, ckpt.tensors, ckpt.dir);
     trainer = new Trainer(model, trainerOptions);
+    trainers.push(trainer);
     trainer.optimizer.importState(ckpt.optimizer);
     startStep = ckpt.state.step;
     cursor = ckpt.state.dataCursor;
@@ -163,6 +176,7 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
   } else {
     model = TrainModel.init(run.model, run.seed);
     trainer = new Trainer(model, trainerOptions);
+    trainers.push(trainer);
   }
   // fp8_compare: an FP32 twin trained on the same batches from the same seed (its own checkpoints).
   const referenceDir = join(run.outDir, 'fp32-reference');
@@ -173,9 +187,11 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
       const ref = loadCheckpoint(referenceDir);
       if (ref.state.step !== startStep) throw new Error(`cannot resume: the FP32 reference is at step ${ref.state.step}, the run at ${startStep}`);
       reference = new Trainer(TrainModel.fromTensors(run.model, ref.tensors, ref.dir), refOptions);
+      trainers.push(reference);
       reference.optimizer.importState(ref.optimizer);
     } else {
       reference = new Trainer(TrainModel.init(run.model, run.seed), refOptions);
+      trainers.push(reference);
     }
   }
   const logPath = join(run.outDir, 'log.jsonl');
@@ -189,7 +205,7 @@ export function runPretraining(run: RunConfig, options: PretrainOptions = {}): P
   if (!resuming) {
     append({ type: 'start', step: 0, parameters: model.parameterCount(), train_sequences: train.count, validation_sequences: validation.count, tokens_cached: trainTokens.cached, fp8: run.fp8 });
   }
-  progress(`model ${run.model.architecture}: ${model.parameterCount()} parameters; data ${train.count} train / ${validation.count} validation sequences of ${run.seqLen}+1 tokens${trainTokens.cached ? ' (token cache hit)' : ''}`);
+  progress(`model ${run.model.architecture}: ${model.parameterCount()} parameters; data ${train.count} train / ${validation.count} validation sequences of ${run.seqLen}+1 tokens${trainTokens.cached ? ' (token cache hit)' : ''}${trainer.workers > 1 ? `; data-parallel over ${trainer.workers} threads` : ''}`);
 
   const order = new SequenceOrder(train.count, run.seed);
   const total = run.schedule.steps;

@@ -8,6 +8,8 @@
  * Order: a seeded permutation per epoch; the data position is `step · batch_size`, so the batches
  * are a pure function of (seed, step) and a resumed run continues bit for bit.
  * Files under out_dir: checkpoints/ + latest (src/train/checkpoint.ts), log.jsonl, loss.svg.
+ * A batch's rows are split over data-parallel threads (src/train/parallel.ts; SftOptions.workers),
+ * each shard's backward seeded with its share of the batch's assistant tokens.
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +23,8 @@ import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type ChatExample, type PromptStyle, completionForStyle, promptText } from './cold-start.js';
 import { TrainModel } from './model.js';
 import { AdamW, clipGradNorm, decayGroups, gradNorm } from './optimizer.js';
+import { DataParallel, checkedWorkers, defaultTrainWorkers, rowRanges } from './parallel.js';
+import type { SftShardTask } from './parallel-shard.js';
 import type { Codec } from './rollout.js';
 import { warmupCosine } from './schedule.js';
 
@@ -188,6 +192,8 @@ export interface SftOptions {
   stopAt?: number;
   /** Progress lines (default: stderr). */
   print?: (line: string) => void;
+  /** Data-parallel shards of each batch (default defaultTrainWorkers(): FRUGAL_TRAIN_WORKERS, else 2 on 2+ CPUs; 1: single-process). */
+  workers?: number;
 }
 
 export interface SftLogEntry {
@@ -246,28 +252,54 @@ export function runSft(initial: TrainModel, examples: readonly TokenizedExample[
     lastCheckpoint = saveCheckpoint(o.outDir, model.config, model.tensors(), optimizer.exportState(),
       { step, dataCursor: step * o.batchSize, seed: o.seed, tokens: (state?.state.tokens ?? 0) + tokensTotal, extra: { stage: 'sft' } }, o.tokenizerPath);
   };
-  for (let step = startStep; step < end; step++) {
-    const batch = sftBatch(batchIndices(examples.length, o.batchSize, step, o.seed).map((i) => examples[i]!), o.maxLen);
-    optimizer.zeroGrad();
-    const loss = crossEntropy(model.logits(batch.ids, batch.batch, batch.seq), batch.targets);
-    backward(loss);
-    const norm = o.clip > 0 ? clipGradNorm(optimizer.params, o.clip) : gradNorm(optimizer.params);
-    const lr = sftLearningRate(step, o);
-    if (Number.isFinite(norm)) optimizer.step(lr);
-    tokensTotal += batch.tokens;
-    const seconds = (Date.now() - started) / 1000;
-    const entry: SftLogEntry = { step: step + 1, loss: loss.item(), lr, grad_norm: norm, tokens: batch.tokens, seconds };
-    log.add(entry);
-    if ((step + 1) % o.logEvery === 0 || step + 1 === end) {
-      const rate = tokensTotal / Math.max(seconds, 1e-9);
-      const eta = ((end - step - 1) * seconds) / (step + 1 - startStep);
-      print(`sft step ${step + 1}/${o.steps}  loss ${entry.loss.toFixed(4)}  lr ${lr.toExponential(2)}  ${rate.toFixed(0)} tok/s  eta ${formatDuration(eta)}`);
+  const shards = o.workers === undefined ? defaultTrainWorkers() : checkedWorkers(o.workers, 'SftOptions.workers');
+  const parallel = shards > 1 ? new DataParallel(model, shards) : null;
+  try {
+    for (let step = startStep; step < end; step++) {
+      const batch = sftBatch(batchIndices(examples.length, o.batchSize, step, o.seed).map((i) => examples[i]!), o.maxLen);
+      optimizer.zeroGrad();
+      const loss = sftBackward(model, batch, parallel);
+      const norm = o.clip > 0 ? clipGradNorm(optimizer.params, o.clip) : gradNorm(optimizer.params);
+      const lr = sftLearningRate(step, o);
+      if (Number.isFinite(norm)) optimizer.step(lr);
+      tokensTotal += batch.tokens;
+      const seconds = (Date.now() - started) / 1000;
+      const entry: SftLogEntry = { step: step + 1, loss, lr, grad_norm: norm, tokens: batch.tokens, seconds };
+      log.add(entry);
+      if ((step + 1) % o.logEvery === 0 || step + 1 === end) {
+        const rate = tokensTotal / Math.max(seconds, 1e-9);
+        const eta = ((end - step - 1) * seconds) / (step + 1 - startStep);
+        print(`sft step ${step + 1}/${o.steps}  loss ${entry.loss.toFixed(4)}  lr ${lr.toExponential(2)}  ${rate.toFixed(0)} tok/s  eta ${formatDuration(eta)}`);
+      }
+      if ((o.checkpointEvery > 0 && (step + 1) % o.checkpointEvery === 0) || step + 1 === end) save(step + 1);
     }
-    if ((o.checkpointEvery > 0 && (step + 1) % o.checkpointEvery === 0) || step + 1 === end) save(step + 1);
+  } finally {
+    void parallel?.close();
   }
   writeSftChart(join(o.outDir, 'loss.svg'), log.entries);
   const seconds = (Date.now() - started) / 1000;
   return { model, startStep, endStep: end, log: log.entries, lastCheckpoint, tokensPerSecond: tokensTotal / Math.max(seconds, 1e-9) };
+}
+
+/**
+ * Forward and backward of a batch (gradients into the model's parameters); returns the mean loss
+ * over its target tokens. With `parallel`, the rows are split over its shards, each seeded with its
+ * share of the target tokens.
+ */
+function sftBackward(model: TrainModel, batch: ReturnType<typeof sftBatch>, parallel: DataParallel | null): number {
+  const ranges = parallel ? rowRanges(batch.batch, parallel.shards) : [];
+  if (!parallel || ranges.length < 2 || batch.tokens === 0) {
+    const loss = crossEntropy(model.logits(batch.ids, batch.batch, batch.seq), batch.targets);
+    backward(loss);
+    return loss.item();
+  }
+  const tasks = ranges.map(([from, to]): SftShardTask => {
+    const targets = batch.targets.slice(from * batch.seq, to * batch.seq);
+    let valid = 0;
+    for (const t of targets) if (t !== IGNORE_INDEX) valid++;
+    return { kind: 'sft', ids: batch.ids.slice(from * batch.seq, to * batch.seq), targets, rows: to - from, seq: batch.seq, share: valid / batch.tokens };
+  });
+  return parallel.run(tasks).reduce((sum, r) => sum + r.loss, 0);
 }
 
 export function writeSftChart(path: string, entries: readonly SftLogEntry[]): void {

@@ -3,12 +3,19 @@
  * micro-batches (each backward seeded with 1/grad_accum), global-norm clipping, AdamW with the
  * scheduled learning rate, then DeepSeek-V3's aux-loss-free bias update from the step's expert
  * loads (summed over the micro-batches; no gradient).
+ *
+ * With more than one shard (options.workers, default defaultTrainWorkers()), each micro-batch's rows
+ * are split over the calling thread and worker threads (src/train/parallel.ts); the gradients,
+ * losses, expert loads and FP8 counts of the shards are summed (FP8 counts merged from every shard),
+ * so the step equals the single-process one up to float rounding and is deterministic for a given
+ * shard count. One shard runs the single-process arithmetic exactly.
  */
-import { backward } from '../autograd/var.js';
 import { AdamW, clipGradNorm, decayGroups, gradNorm } from './optimizer.js';
 import { warmupCosine, warmupStableDecay } from './schedule.js';
 import type { TrainModel } from './model.js';
 import { type Fp8Stats, newFp8Stats } from './fp8-linear.js';
+import { DataParallel, checkedWorkers, defaultTrainWorkers, rowRanges } from './parallel.js';
+import { type PretrainShardTask, type ShardResult, addLoads, runShard } from './parallel-shard.js';
 
 export interface TrainerOptions {
   lr: number;
@@ -22,6 +29,8 @@ export interface TrainerOptions {
   mtp: { enabled: boolean; lambda: number };
   moe: { gamma: number; alpha: number };
   fp8: boolean;
+  /** Data-parallel shards: the calling thread plus workers − 1 worker threads (default defaultTrainWorkers(); 1: none). */
+  workers?: number;
 }
 
 export interface StepRecord {
@@ -47,11 +56,15 @@ export function learningRate(step: number, o: Pick<TrainerOptions, 'lr' | 'minLr
 export class Trainer {
   readonly optimizer: AdamW;
   readonly fp8Stats: Fp8Stats = newFp8Stats();
+  /** Data-parallel shards per micro-batch (1: single-process). */
+  readonly workers: number;
+  private parallel: DataParallel | null = null;
 
   constructor(readonly model: TrainModel, readonly options: TrainerOptions) {
     this.optimizer = new AdamW(decayGroups(model.parameterList, options.weightDecay), {
       lr: options.lr, beta1: options.betas[0], beta2: options.betas[1], eps: options.eps, weightDecay: options.weightDecay,
     });
+    this.workers = options.workers === undefined ? defaultTrainWorkers() : checkedWorkers(options.workers, 'TrainerOptions.workers');
   }
 
   /** One optimizer step over micro-batches of ids [batch, seqPlusOne]; `step` is 0-based. */
@@ -59,26 +72,16 @@ export class Trainer {
     const o = this.options;
     const lr = learningRate(step, o);
     this.optimizer.zeroGrad();
-    const seed = new Float32Array([1 / microBatches.length]);
-    let loss = 0;
-    let mtpLoss: number | null = null;
-    let mtpAccuracy: number | null = null;
-    let balanceLoss = 0;
-    const loads = new Map<number, Int32Array>();
-    for (const ids of microBatches) {
-      const r = this.model.forward(ids, batch, seqPlusOne, {
-        mtp: o.mtp.enabled, mtpLambda: o.mtp.lambda, balanceAlpha: o.moe.alpha, fp8: o.fp8, fp8Stats: this.fp8Stats,
-      });
-      backward(r.loss, seed);
-      loss += r.mainLoss / microBatches.length;
-      balanceLoss += r.balanceLoss / microBatches.length;
-      if (r.mtpLoss !== null) mtpLoss = (mtpLoss ?? 0) + r.mtpLoss / microBatches.length;
-      if (r.mtpAccuracy !== null) mtpAccuracy = (mtpAccuracy ?? 0) + r.mtpAccuracy / microBatches.length;
-      for (const [layer, load] of r.loads) {
-        const sum = loads.get(layer) ?? new Int32Array(load.length);
-        for (let e = 0; e < load.length; e++) sum[e]! += load[e]!;
-        loads.set(layer, sum);
-      }
+    const shards = this.shardResults(microBatches, batch, seqPlusOne);
+    const first = shards[0]!;
+    let { loss, mtpLoss, mtpAccuracy, balanceLoss } = first;
+    const loads = first.loads;
+    for (const r of shards.slice(1)) {
+      loss += r.loss;
+      balanceLoss += r.balanceLoss;
+      if (r.mtpLoss !== null) mtpLoss = (mtpLoss ?? 0) + r.mtpLoss;
+      if (r.mtpAccuracy !== null) mtpAccuracy = (mtpAccuracy ?? 0) + r.mtpAccuracy;
+      addLoads(loads, r.loads);
     }
     const params = this.optimizer.params;
     const norm = o.clip > 0 ? clipGradNorm(params, o.clip) : gradNorm(params);
@@ -91,6 +94,27 @@ export class Trainer {
     const loadRecord: Record<string, number[]> = {};
     for (const [layer, load] of loads) loadRecord[String(layer)] = [...load];
     return { step, loss, mtpLoss, mtpAccuracy, balanceLoss, lr, gradNorm: norm, skipped, tokens: microBatches.length * batch * (seqPlusOne - 1), loads: loadRecord };
+  }
+
+  /** Ends the data-parallel worker threads, if any were started (a later step starts new ones). */
+  close(): Promise<void> {
+    const ending = this.parallel?.close() ?? Promise.resolve();
+    this.parallel = null;
+    return ending;
+  }
+
+  /** Forward + backward of every shard (gradients summed into the model's), with their statistics. */
+  private shardResults(microBatches: readonly Int32Array[], batch: number, seqPlusOne: number): ShardResult[] {
+    const o = this.options;
+    const ranges = rowRanges(batch, this.workers);
+    const task = (from: number, to: number, rows: readonly Int32Array[]): PretrainShardTask => ({
+      kind: 'pretrain', microBatches: [...rows], rows: to - from, seqPlusOne, share: (to - from) / batch,
+      mtp: o.mtp.enabled, mtpLambda: o.mtp.lambda, balanceAlpha: o.moe.alpha, fp8: o.fp8,
+    });
+    if (ranges.length === 1) return [runShard(this.model, task(0, batch, microBatches), this.fp8Stats)];
+    this.parallel ??= new DataParallel(this.model, this.workers);
+    const tasks = ranges.map(([from, to]) => task(from, to, microBatches.map((ids) => ids.slice(from * seqPlusOne, to * seqPlusOne))));
+    return this.parallel.run(tasks, this.fp8Stats);
   }
 }
 
