@@ -1,23 +1,32 @@
 /**
  * Server-sent events on a hijacked Fastify reply: `data: <json>\n\n` events, `: keep-alive`
  * comments while the request waits in the queue, and writes that stop quietly once the client
- * is gone. NDJSON (Ollama) uses the same writer with another framing.
+ * is gone. NDJSON (Ollama) uses the same writer with another framing. Non-streaming replies that
+ * wait in the queue use the same header commit (src/server/json-wait.ts).
  */
 import type { FastifyReply } from 'fastify';
+
+/**
+ * Takes the reply over from Fastify and sends status 200 with `contentType` now, unbuffered by
+ * proxies (the body is written by hand afterwards; errors can then only go into the body).
+ */
+export function commitHeaders(reply: FastifyReply, contentType: string): void {
+  reply.hijack();
+  const raw = reply.raw;
+  raw.statusCode = 200;
+  raw.setHeader('content-type', contentType);
+  raw.setHeader('cache-control', 'no-cache');
+  raw.setHeader('x-accel-buffering', 'no');
+  raw.flushHeaders();
+}
 
 export class EventStream {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(private readonly reply: FastifyReply, private readonly framing: 'sse' | 'ndjson' = 'sse') {
-    reply.hijack();
-    const raw = reply.raw;
-    raw.statusCode = 200;
-    raw.setHeader('content-type', framing === 'sse' ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson');
-    raw.setHeader('cache-control', 'no-cache');
-    raw.setHeader('x-accel-buffering', 'no');
-    raw.flushHeaders();
-    raw.on('close', () => {
+    commitHeaders(reply, framing === 'sse' ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson');
+    reply.raw.on('close', () => {
       this.closed = true;
       this.stopKeepAlive();
     });

@@ -12,6 +12,7 @@ import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
 import { buildChatPrompt, encodePrompt } from '../prompt.js';
+import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import { EventStream } from '../sse.js';
 import { parseToolCalls, toolCallId, type ToolDefinition } from '../tools.js';
 import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
@@ -242,31 +243,35 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
   const holdContent = chat.tools || chat.forcedTool !== undefined;
 
   if (!chat.stream) {
-    let reasoning = '';
-    let content = '';
-    const logprobs: Body[] = [];
-    const result = await admission.run({
-      signal: controller.signal,
-      onEvent: (e) => {
-        if (e.type === 'done') return;
-        if (e.channel === 'reasoning') reasoning += e.text;
-        else content += e.text;
-        if (wantLogprobs && e.type === 'token' && e.channel === 'content') logprobs.push(logprobEntry(tokenizer, e));
-      },
-    });
-    const { content: answer, calls } = toolCallsOf(chat, content);
-    const message: Body = { role: 'assistant', content: answer };
-    if (reasoning !== '' || chat.plan.thinking !== 'off') message.reasoning_content = reasoning;
-    if (calls.length > 0) message.tool_calls = calls;
-    return reply.send({
-      id, object: 'chat.completion', created, model: chat.modelName, system_fingerprint: FINGERPRINT,
-      choices: [{ index: 0, message, logprobs: wantLogprobs ? { content: logprobs } : null, finish_reason: finishReason(result.done, calls.length > 0) }],
-      usage: usageOf(result.done),
+    // blank lines before the JSON while the request waits in the queue (json-wait.ts)
+    return sendJsonAnswer(ctx, reply, async (onStart) => {
+      let reasoning = '';
+      let content = '';
+      const logprobs: Body[] = [];
+      const result = await admission.run({
+        signal: controller.signal,
+        onStart,
+        onEvent: (e) => {
+          if (e.type === 'done') return;
+          if (e.channel === 'reasoning') reasoning += e.text;
+          else content += e.text;
+          if (wantLogprobs && e.type === 'token' && e.channel === 'content') logprobs.push(logprobEntry(tokenizer, e));
+        },
+      });
+      const { content: answer, calls } = toolCallsOf(chat, content);
+      const message: Body = { role: 'assistant', content: answer };
+      if (reasoning !== '' || chat.plan.thinking !== 'off') message.reasoning_content = reasoning;
+      if (calls.length > 0) message.tool_calls = calls;
+      return {
+        id, object: 'chat.completion', created, model: chat.modelName, system_fingerprint: FINGERPRINT,
+        choices: [{ index: 0, message, logprobs: wantLogprobs ? { content: logprobs } : null, finish_reason: finishReason(result.done, calls.length > 0) }],
+        usage: usageOf(result.done),
+      };
     });
   }
 
   const stream = new EventStream(reply);
-  if (ctx.scheduler.activeCount >= ctx.scheduler.maxActive) stream.keepAlive(ctx.settings.keepAliveMs);
+  if (mustWait(ctx)) stream.keepAlive(ctx.settings.keepAliveMs);
   const chunk = (delta: Body, extra: Body = {}): Body => ({
     id, object: 'chat.completion.chunk', created, model: chat.modelName, system_fingerprint: FINGERPRINT,
     choices: [{ index: 0, delta, logprobs: null, finish_reason: null, ...extra }], usage: null,
@@ -348,34 +353,43 @@ async function completions(ctx: ServerContext, request: FastifyRequest, reply: F
   const lp = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as Body[], text_offset: [] as number[] };
   let out = echo ? promptText : '';
   const choice = (textPart: string, finish: string | null): Body => ({ index: 0, text: textPart, logprobs: null, finish_reason: finish });
-  const events = stream ? new EventStream(reply) : undefined;
+  const finishOf = (done: DoneEvent): string => (done.finishReason === 'length' ? 'length' : 'stop');
+  /** Adds an event's text (and its logprobs) to the answer. */
+  const collect = (e: GenerationEvent): void => {
+    if (e.type === 'done') return;
+    if (e.type === 'token' && plan.logprobs) {
+      const t = tokenizer.decode([e.id]);
+      lp.text_offset.push(out.length);
+      lp.tokens.push(t);
+      lp.token_logprobs.push(e.logprob ?? 0);
+      lp.top_logprobs.push(Object.fromEntries((e.topLogprobs ?? []).map((x) => [tokenizer.decode([x.id]), x.logprob])));
+    }
+    out += e.text;
+  };
+  if (!stream) {
+    // blank lines before the JSON while the request waits in the queue (json-wait.ts)
+    return sendJsonAnswer(ctx, reply, async (onStart) => {
+      const result = await admission.run({ signal: controller.signal, onStart, onEvent: (e) => collect(e) });
+      return {
+        id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT,
+        choices: [{ ...choice(out, finishOf(result.done)), logprobs: plan.logprobs ? lp : null }], usage: usageOf(result.done),
+      };
+    });
+  }
+  const events = new EventStream(reply);
+  if (mustWait(ctx)) events.keepAlive(ctx.settings.keepAliveMs);
   try {
     const result = await admission.run({
       signal: controller.signal,
+      onStart: () => events.stopKeepAlive(),
       onEvent: (e) => {
-        if (e.type === 'done') return;
-        if (e.type === 'token' && plan.logprobs) {
-          const t = tokenizer.decode([e.id]);
-          lp.text_offset.push(out.length);
-          lp.tokens.push(t);
-          lp.token_logprobs.push(e.logprob ?? 0);
-          lp.top_logprobs.push(Object.fromEntries((e.topLogprobs ?? []).map((x) => [tokenizer.decode([x.id]), x.logprob])));
-        }
-        out += e.text;
-        if (events && e.text) events.send({ id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT, choices: [choice(e.text, null)] });
+        collect(e);
+        if (e.type !== 'done' && e.text) events.send({ id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT, choices: [choice(e.text, null)] });
       },
     });
-    const finish = result.done.finishReason === 'length' ? 'length' : 'stop';
-    if (!events) {
-      return reply.send({
-        id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT,
-        choices: [{ ...choice(out, finish), logprobs: plan.logprobs ? lp : null }], usage: usageOf(result.done),
-      });
-    }
-    events.send({ id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT, choices: [choice('', finish)], usage: usageOf(result.done) });
+    events.send({ id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT, choices: [choice('', finishOf(result.done))], usage: usageOf(result.done) });
     events.sendRaw('data: [DONE]\n\n');
   } catch (error) {
-    if (!events) throw error;
     events.send((error instanceof ApiError ? error : new ApiError(500, (error as Error).message)).body());
   }
   events.end();
