@@ -3,12 +3,22 @@
  * directory) its architecture, parameter count, tensor types, context length, tokenizer and the
  * memory it needs, read from the metadata and tensor index alone (no weights are loaded).
  * Architecture-specific lines come from the architecture's `describe` (src/models/load.ts).
+ * `--context N` sizes the KV cache (and the weights + cache total) for N tokens instead of the
+ * model's context length; for MLA models it also shows what a plain cache (full keys and values
+ * per head, as without the absorbed latent) would take at that length.
  */
 import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { deepseekConfigFromGguf } from '../models/deepseek-v3.js';
+import { deepseekConfigFromHf } from '../models/deepseek-v3-hf.js';
 import { architecture, openModelSource, type ModelSource } from '../models/load.js';
+import { mhaCacheWidth } from '../nn/mla.js';
 import { describeBackend } from '../tensor/index.js';
 
 export const summary = 'show the compute backend, or describe a model file';
+
+const USAGE = 'usage: frugal info [FILE [--context N]]';
 
 /** 1234567 -> "1.23M". */
 export function humanCount(n: number): string {
@@ -34,8 +44,26 @@ function tokenizerLine(source: ModelSource): string {
   return `tokenizer: ${kind} (${String(model)}${typeof pre === 'string' ? `, pre '${pre}'` : ''}), ${count} tokens`;
 }
 
+/**
+ * Values per token (all layers) of a plain cache, full keys and values for every head, for
+ * architectures whose own cache is smaller (MLA keeps a shared latent instead); undefined for the
+ * others. Read from the config alone, as `describe` does.
+ */
+function plainCacheValuesPerToken(name: string, source: ModelSource): number | undefined {
+  if (name !== 'deepseek2') return undefined;
+  const config = source.gguf ? deepseekConfigFromGguf(source.gguf)
+    : source.hfConfig ? deepseekConfigFromHf(source.hfConfig, join(source.path, 'config.json'))
+    : undefined;
+  return config ? config.numLayers * mhaCacheWidth(config) : undefined;
+}
+
+export interface DescribeOptions {
+  /** Tokens to size the KV cache for (default: the model's context length). */
+  context?: number;
+}
+
 /** The description lines of a model file or directory. */
-export function describeModel(path: string): string[] {
+export function describeModel(path: string, options: DescribeOptions = {}): string[] {
   const source = openModelSource(path);
   try {
     const name = source.string('general.architecture');
@@ -51,31 +79,61 @@ export function describeModel(path: string): string[] {
       weightBytes += t.byteLength;
       types.set(t.dtype, (types.get(t.dtype) ?? 0) + 1);
     }
-    const context = source.number(`${name}.context_length`) ?? 0;
+    const contextLength = source.number(`${name}.context_length`) ?? 0;
+    const context = options.context ?? contextLength;
+    const past = context > contextLength ? ` (past the model's context length ${contextLength})` : '';
     const perToken = summary.cacheValuesPerToken * 4;
+    const cacheBytes = perToken * context;
     const size = statSync(path).isDirectory() ? 'HF checkpoint directory' : `${source.format}, ${humanBytes(statSync(path).size)}`;
     const typeList = [...types].sort((a, b) => b[1] - a[1]).map(([t, n]) => `${t} ${n}`).join(', ');
-    return [
+    const lines = [
       `file: ${path} (${size})`,
       `architecture: ${name}`,
       `parameters: ${humanCount(parameters)} (${parameters})`,
       `tensor types: ${typeList} (${tensors.length} tensors)`,
-      `context length: ${context}`,
+      `context length: ${contextLength}`,
       tokenizerLine(source),
       ...summary.lines,
-      `memory: weights ${humanBytes(weightBytes)}; KV cache (f32) ${humanBytes(perToken)} per token, ${humanBytes(perToken * context)} at ${context} tokens`,
+      `memory: weights ${humanBytes(weightBytes)}; KV cache (f32) ${humanBytes(perToken)} per token, ${humanBytes(cacheBytes)} at ${context} tokens${past}`,
+      `RAM at ${context} tokens: weights ${humanBytes(weightBytes)} + KV cache ${humanBytes(cacheBytes)} = ${humanBytes(weightBytes + cacheBytes)}`,
     ];
+    const plain = name === undefined ? undefined : plainCacheValuesPerToken(name, source);
+    if (plain !== undefined) {
+      const plainBytes = plain * 4 * context;
+      lines.push(
+        `plain KV cache (full K/V per head, not absorbed; f32): ${humanBytes(plain * 4)} per token, ${humanBytes(plainBytes)} at ${context} tokens ` +
+          `(${(plain / summary.cacheValuesPerToken).toFixed(1)}x the MLA cache; weights + plain cache ${humanBytes(weightBytes + plainBytes)})`,
+      );
+    }
+    return lines;
   } finally {
     source.close();
   }
 }
 
+/** `--context` as a token count: a positive integer, or a usage error naming the flag. */
+export function parseContext(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw new Error(`--context must be a positive integer (tokens), got '${text}'`);
+  return n;
+}
+
 export async function run(args: string[]): Promise<number> {
   console.log(`backend: ${describeBackend()}`);
-  if (args.length > 1 || args.some((a) => a.startsWith('-'))) {
-    console.error('usage: frugal info [FILE]');
+  let file: string | undefined;
+  let context: number | undefined;
+  try {
+    const { values, positionals } = parseArgs({ args, options: { context: { type: 'string' } }, allowPositionals: true });
+    if (positionals.length > 1) throw new Error(`one model file at most, got ${positionals.length}`);
+    file = positionals[0];
+    if (values.context !== undefined) {
+      context = parseContext(values.context);
+      if (file === undefined) throw new Error('--context needs a model FILE');
+    }
+  } catch (error) {
+    console.error(`frugal info: ${(error as Error).message}\n${USAGE}`);
     return 2;
   }
-  if (args.length === 1) for (const line of describeModel(args[0]!)) console.log(line);
+  if (file !== undefined) for (const line of describeModel(file, context !== undefined ? { context } : {})) console.log(line);
   return 0;
 }
