@@ -104,6 +104,13 @@ typedef void (*RangeFn)(void* ctx, int64_t begin, int64_t end, int thread);
 void parallelStatic(int64_t n, int64_t grain, RangeFn fn, void* ctx);
 /** Hand out items of [0, n) one at a time to whichever thread is free. */
 void parallelDynamic(int64_t n, RangeFn fn, void* ctx);
+/**
+ * parallelStatic / parallelDynamic when no other thread is using the pool, else everything on the
+ * calling thread at once (no waiting): for kernels that several JavaScript threads call at the same
+ * time (data-parallel training's workers), so each keeps its own core busy instead of queueing.
+ */
+void parallelStaticShared(int64_t n, int64_t grain, RangeFn fn, void* ctx);
+void parallelDynamicShared(int64_t n, RangeFn fn, void* ctx);
 /** Run fn(ctx, 0, 0, t) on threads t < active (the probes). */
 void parallelThreads(int active, RangeFn fn, void* ctx);
 int threadCount();

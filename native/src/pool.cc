@@ -48,6 +48,19 @@ class Pool {
 
   void run(const Job& job) {
     std::lock_guard<std::mutex> one(callMutex_);
+    runLocked(job);
+  }
+
+  /** Runs the job when no other thread is using the pool; false (nothing run) when one is. */
+  bool tryRun(const Job& job) {
+    std::unique_lock<std::mutex> one(callMutex_, std::try_to_lock);
+    if (!one.owns_lock()) return false;
+    runLocked(job);
+    return true;
+  }
+
+ private:
+  void runLocked(const Job& job) {
     if (threads_ == 1) {
       if (job.mode == 2) {
         if (0 < job.n) job.fn(job.ctx, 0, 0, 0);
@@ -76,7 +89,6 @@ class Pool {
     waitFor([&] { return done_.load(std::memory_order_acquire) == chunks; });
   }
 
- private:
   struct Snapshot {
     Job job;
     uint64_t gen;
@@ -238,6 +250,19 @@ void parallelDynamic(int64_t n, RangeFn fn, void* ctx) {
     return;
   }
   pool().run(Job{fn, ctx, n, 1, 1});
+}
+
+void parallelStaticShared(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  if (n <= grain || pool().threads() == 1 || !pool().tryRun(Job{fn, ctx, n, grain, 0})) fn(ctx, 0, n, 0);
+}
+
+void parallelDynamicShared(int64_t n, RangeFn fn, void* ctx) {
+  if (n <= 0) return;
+  if (n == 1 || pool().threads() == 1 || !pool().tryRun(Job{fn, ctx, n, 1, 1})) {
+    for (int64_t i = 0; i < n; i++) fn(ctx, i, i + 1, 0);
+  }
 }
 
 void parallelThreads(int active, RangeFn fn, void* ctx) {

@@ -10,10 +10,113 @@ constexpr int64_t TRAIN_GRAIN_ELEMENTS = 16384;
 
 inline int64_t rowGrain(int64_t cols) { return 1 + TRAIN_GRAIN_ELEMENTS / (cols + 1); }
 
+void trainStatic(int64_t n, int64_t grain, RangeFn fn, void* ctx) { parallelStaticShared(n, grain, fn, ctx); }
+
+void trainDynamic(int64_t n, RangeFn fn, void* ctx) { parallelDynamicShared(n, fn, ctx); }
+
+inline float bitsAsFloat(int32_t i) {
+  float f;
+  std::memcpy(&f, &i, sizeof f);
+  return f;
+}
+
+inline int32_t floatAsBits(float f) {
+  int32_t i;
+  std::memcpy(&i, &f, sizeof i);
+  return i;
+}
+
+/**
+ * e^x in float32 within ~2 ulp (Cephes expf: x = n·ln2 + r, |r| <= ln2/2, degree-6 polynomial),
+ * branch-free so that loops over it vectorize for the level's SIMD width (std::exp does not).
+ * x is clamped to [-87, 88] (results 1.6e-38 .. 1.7e38; e^-87 stands in for the denormals and 0).
+ */
+inline float expApprox(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float shifter = 12582912.0f;  // 1.5 · 2^23: adding it rounds to an integer in the low bits
+  const float t = x * 1.44269504088896341f + shifter;
+  const float n = t - shifter;
+  const int32_t ni = floatAsBits(t) - floatAsBits(shifter);
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  return y * bitsAsFloat((ni + 127) << 23);
+}
+
+// Row reductions in LANES independent partial results, so that they vectorize without
+// reassociation flags (float64 lanes where the TypeScript sums in float64).
+constexpr int LANES = 16;
+
+inline float rowMax(const float* __restrict x, int64_t n) {
+  float m[LANES];
+  for (int l = 0; l < LANES; l++) m[l] = -INFINITY;
+  int64_t c = 0;
+  for (; c + LANES <= n; c += LANES)
+    for (int l = 0; l < LANES; l++) m[l] = x[c + l] > m[l] ? x[c + l] : m[l];
+  float r = -INFINITY;
+  for (int l = 0; l < LANES; l++) r = m[l] > r ? m[l] : r;
+  for (; c < n; c++) r = x[c] > r ? x[c] : r;
+  return r;
+}
+
+/** Σ e^(x − shift), writing each e^(x − shift) to out (which may be x itself). */
+inline double expSum(const float* x, int64_t n, float shift, float* out) {
+  double acc[LANES] = {0};
+  int64_t c = 0;
+  for (; c + LANES <= n; c += LANES) {
+    float e[LANES];
+    for (int l = 0; l < LANES; l++) e[l] = expApprox(x[c + l] - shift);
+    for (int l = 0; l < LANES; l++) {
+      out[c + l] = e[l];
+      acc[l] += e[l];
+    }
+  }
+  double total = 0;
+  for (int l = 0; l < LANES; l++) total += acc[l];
+  for (; c < n; c++) {
+    out[c] = expApprox(x[c] - shift);
+    total += out[c];
+  }
+  return total;
+}
+
+/** Σ e^(x − shift) without storing the terms. */
+inline double expSumOnly(const float* __restrict x, int64_t n, float shift) {
+  double acc[LANES] = {0};
+  int64_t c = 0;
+  for (; c + LANES <= n; c += LANES) {
+    float e[LANES];
+    for (int l = 0; l < LANES; l++) e[l] = expApprox(x[c + l] - shift);
+    for (int l = 0; l < LANES; l++) acc[l] += e[l];
+  }
+  double total = 0;
+  for (int l = 0; l < LANES; l++) total += acc[l];
+  for (; c < n; c++) total += expApprox(x[c] - shift);
+  return total;
+}
+
+/** Σ a · b in float64. */
+inline double dotDouble(const float* __restrict a, const float* __restrict b, int64_t n) {
+  double acc[LANES] = {0};
+  int64_t c = 0;
+  for (; c + LANES <= n; c += LANES)
+    for (int l = 0; l < LANES; l++) acc[l] += static_cast<double>(a[c + l]) * b[c + l];
+  double total = 0;
+  for (int l = 0; l < LANES; l++) total += acc[l];
+  for (; c < n; c++) total += static_cast<double>(a[c]) * b[c];
+  return total;
+}
+
+/** 1 / (1 + e^-v), from e^-|v| so that it never overflows (branch-free, vectorizes). */
 inline float sigmoidOf(float v) {
-  if (v >= 0.0f) return 1.0f / (1.0f + std::exp(-v));
-  const float e = std::exp(v);
-  return e / (1.0f + e);
+  const float e = expApprox(v < 0.0f ? v : -v);
+  const float inv = 1.0f / (1.0f + e);
+  return v >= 0.0f ? inv : e * inv;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -33,10 +136,8 @@ void rowLogSumExpRange(void* ctx, int64_t r0, int64_t r1, int) {
   const CrossEntropyJob& j = *static_cast<const CrossEntropyJob*>(ctx);
   for (int64_t r = r0; r < r1; r++) {
     const float* xr = j.x + r * j.vocab;
-    float max = -INFINITY;
-    for (int64_t c = 0; c < j.vocab; c++) max = xr[c] > max ? xr[c] : max;
-    double total = 0;
-    for (int64_t c = 0; c < j.vocab; c++) total += std::exp(xr[c] - max);
+    const float max = rowMax(xr, j.vocab);
+    const double total = expSumOnly(xr, j.vocab, max);
     j.lse[r] = static_cast<double>(max) + std::log(total);
   }
 }
@@ -44,7 +145,7 @@ void rowLogSumExpRange(void* ctx, int64_t r0, int64_t r1, int) {
 void crossEntropyForward(double* lse, const float* x, const int32_t* targets, int64_t rows, int64_t vocab,
                          int32_t ignoreIndex, double* total, int64_t* valid) {
   CrossEntropyJob j{lse, nullptr, 0, x, targets, vocab, ignoreIndex};
-  parallelStatic(rows, rowGrain(vocab), rowLogSumExpRange, &j);
+  trainStatic(rows, rowGrain(vocab), rowLogSumExpRange, &j);
   double sum = 0;
   int64_t count = 0;
   for (int64_t r = 0; r < rows; r++) {
@@ -62,10 +163,11 @@ void crossEntropyBackwardRange(void* ctx, int64_t r0, int64_t r1, int) {
   for (int64_t r = r0; r < r1; r++) {
     const int32_t t = j.targets[r];
     if (t == j.ignoreIndex) continue;
-    const float* xr = j.x + r * j.vocab;
-    float* d = j.dx + r * j.vocab;
+    const float* __restrict xr = j.x + r * j.vocab;
+    float* __restrict d = j.dx + r * j.vocab;
     const float l = static_cast<float>(j.lse[r]);
-    for (int64_t c = 0; c < j.vocab; c++) d[c] += g * std::exp(xr[c] - l);
+    const int64_t vocab = j.vocab;
+    for (int64_t c = 0; c < vocab; c++) d[c] += g * expApprox(xr[c] - l);
     d[t] -= g;
   }
 }
@@ -73,7 +175,7 @@ void crossEntropyBackwardRange(void* ctx, int64_t r0, int64_t r1, int) {
 void crossEntropyBackward(float* dx, double g, const float* x, const double* lse, const int32_t* targets, int64_t rows,
                           int64_t vocab, int32_t ignoreIndex) {
   CrossEntropyJob j{const_cast<double*>(lse), dx, g, x, targets, vocab, ignoreIndex};
-  parallelStatic(rows, rowGrain(vocab), crossEntropyBackwardRange, &j);
+  trainStatic(rows, rowGrain(vocab), crossEntropyBackwardRange, &j);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -112,7 +214,7 @@ void rmsNormForwardRange(void* ctx, int64_t r0, int64_t r1, int) {
 
 void rmsNormForward(float* y, float* rstd, const float* x, const float* w, int64_t rows, int64_t dim, double eps) {
   RmsNormJob j{y, rstd, nullptr, nullptr, nullptr, x, w, rows, dim, eps};
-  parallelStatic(rows, rowGrain(dim), rmsNormForwardRange, &j);
+  trainStatic(rows, rowGrain(dim), rmsNormForwardRange, &j);
 }
 
 /** dx rows: dx += rstd · (dn − n · mean(dn · n)), n = x · rstd, dn = dy · w. */
@@ -161,8 +263,8 @@ void rmsNormDwRange(void* ctx, int64_t c0, int64_t c1, int) {
 void rmsNormBackward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
                      int64_t rows, int64_t dim) {
   RmsNormJob j{nullptr, const_cast<float*>(rstd), dx, dw, dy, x, w, rows, dim, 0};
-  if (dx != nullptr) parallelStatic(rows, rowGrain(dim), rmsNormDxRange, &j);
-  if (dw != nullptr) parallelStatic(dim, imin(dim, 1 + TRAIN_GRAIN_ELEMENTS / (rows + 1)), rmsNormDwRange, &j);
+  if (dx != nullptr) trainStatic(rows, rowGrain(dim), rmsNormDxRange, &j);
+  if (dw != nullptr) trainStatic(dim, imin(dim, 1 + TRAIN_GRAIN_ELEMENTS / (rows + 1)), rmsNormDwRange, &j);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,31 +281,44 @@ struct SwigluJob {
 
 void swigluForwardRange(void* ctx, int64_t i0, int64_t i1, int) {
   const SwigluJob& j = *static_cast<const SwigluJob*>(ctx);
-  for (int64_t i = i0; i < i1; i++) {
-    const float v = j.gate[i];
-    j.out[i] = v * sigmoidOf(v) * j.up[i];
-  }
+  const float* __restrict gate = j.gate;
+  const float* __restrict up = j.up;
+  float* __restrict out = j.out;
+  for (int64_t i = i0; i < i1; i++) out[i] = gate[i] * sigmoidOf(gate[i]) * up[i];
 }
 
 void swigluBackwardRange(void* ctx, int64_t i0, int64_t i1, int) {
   const SwigluJob& j = *static_cast<const SwigluJob*>(ctx);
-  for (int64_t i = i0; i < i1; i++) {
-    const float v = j.gate[i];
-    const float s = sigmoidOf(v);
-    if (j.dgate != nullptr) j.dgate[i] += j.dy[i] * j.up[i] * s * (1.0f + v * (1.0f - s));
-    if (j.dup != nullptr) j.dup[i] += j.dy[i] * v * s;
+  const float* __restrict gate = j.gate;
+  const float* __restrict up = j.up;
+  const float* __restrict dy = j.dy;
+  float* __restrict dgate = j.dgate;
+  float* __restrict dup = j.dup;
+  if (dgate != nullptr && dup != nullptr) {
+    for (int64_t i = i0; i < i1; i++) {
+      const float v = gate[i], s = sigmoidOf(v);
+      dgate[i] += dy[i] * up[i] * s * (1.0f + v * (1.0f - s));
+      dup[i] += dy[i] * v * s;
+    }
+  } else if (dgate != nullptr) {
+    for (int64_t i = i0; i < i1; i++) {
+      const float v = gate[i], s = sigmoidOf(v);
+      dgate[i] += dy[i] * up[i] * s * (1.0f + v * (1.0f - s));
+    }
+  } else {
+    for (int64_t i = i0; i < i1; i++) dup[i] += dy[i] * gate[i] * sigmoidOf(gate[i]);
   }
 }
 
 void swigluForward(float* out, const float* gate, const float* up, int64_t n) {
   SwigluJob j{out, nullptr, nullptr, nullptr, gate, up};
-  parallelStatic(n, TRAIN_GRAIN_ELEMENTS, swigluForwardRange, &j);
+  trainStatic(n, TRAIN_GRAIN_ELEMENTS, swigluForwardRange, &j);
 }
 
 void swigluBackward(float* dgate, float* dup, const float* dy, const float* gate, const float* up, int64_t n) {
   if (dgate == nullptr && dup == nullptr) return;
   SwigluJob j{nullptr, dgate, dup, dy, gate, up};
-  parallelStatic(n, TRAIN_GRAIN_ELEMENTS, swigluBackwardRange, &j);
+  trainStatic(n, TRAIN_GRAIN_ELEMENTS, swigluBackwardRange, &j);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,14 +337,7 @@ void softmaxForwardRange(void* ctx, int64_t r0, int64_t r1, int) {
   for (int64_t r = r0; r < r1; r++) {
     const float* xr = j.x + r * j.cols;
     float* yr = j.y + r * j.cols;
-    float max = -INFINITY;
-    for (int64_t c = 0; c < j.cols; c++) max = xr[c] > max ? xr[c] : max;
-    double total = 0;
-    for (int64_t c = 0; c < j.cols; c++) {
-      yr[c] = std::exp(xr[c] - max);
-      total += yr[c];
-    }
-    const double inv = 1.0 / total;
+    const double inv = 1.0 / expSum(xr, j.cols, rowMax(xr, j.cols), yr);
     for (int64_t c = 0; c < j.cols; c++) yr[c] = static_cast<float>(yr[c] * inv);
   }
 }
@@ -240,21 +348,19 @@ void softmaxBackwardRange(void* ctx, int64_t r0, int64_t r1, int) {
     const float* yr = j.y + r * j.cols;
     const float* g = j.dy + r * j.cols;
     float* d = j.dx + r * j.cols;
-    double dot = 0;
-    for (int64_t c = 0; c < j.cols; c++) dot += static_cast<double>(g[c]) * yr[c];
-    const float dotf = static_cast<float>(dot);
+    const float dotf = static_cast<float>(dotDouble(g, yr, j.cols));
     for (int64_t c = 0; c < j.cols; c++) d[c] += yr[c] * (g[c] - dotf);
   }
 }
 
 void softmaxForward(float* y, const float* x, int64_t rows, int64_t cols) {
   SoftmaxJob j{y, nullptr, nullptr, x, cols};
-  parallelStatic(rows, rowGrain(cols), softmaxForwardRange, &j);
+  trainStatic(rows, rowGrain(cols), softmaxForwardRange, &j);
 }
 
 void softmaxBackward(float* dx, const float* dy, const float* y, int64_t rows, int64_t cols) {
   SoftmaxJob j{const_cast<float*>(y), dx, dy, nullptr, cols};
-  parallelStatic(rows, rowGrain(cols), softmaxBackwardRange, &j);
+  trainStatic(rows, rowGrain(cols), softmaxBackwardRange, &j);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -300,7 +406,7 @@ void ropeRange(void* ctx, int64_t t0, int64_t t1, int) {
 void ropeRotate(float* out, const float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads,
                 int64_t dim, bool interleaved, float sign, bool accumulate) {
   RopeJob j{out, x, cos, sin, heads, dim, interleaved, sign, accumulate};
-  parallelStatic(tokens, rowGrain(heads * dim), ropeRange, &j);
+  trainStatic(tokens, rowGrain(heads * dim), ropeRange, &j);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,14 +450,7 @@ void attentionForwardTasks(void* ctx, int64_t t0, int64_t t1, int) {
     for (int64_t i = 0; i < T; i++) {
       float* row = p + i * T;
       const int64_t last = s.causal ? i : T - 1;
-      float max = -INFINITY;
-      for (int64_t c = 0; c <= last; c++) max = row[c] > max ? row[c] : max;
-      double total = 0;
-      for (int64_t c = 0; c <= last; c++) {
-        row[c] = std::exp(row[c] - max);
-        total += row[c];
-      }
-      const double inv = 1.0 / total;
+      const double inv = 1.0 / expSum(row, last + 1, rowMax(row, last + 1), row);
       for (int64_t c = 0; c <= last; c++) row[c] = static_cast<float>(row[c] * inv);
       for (int64_t c = last + 1; c < T; c++) row[c] = 0.0f;
     }
@@ -379,9 +478,7 @@ void attentionBackwardTasks(void* ctx, int64_t t0, int64_t t1, int) {
       for (int64_t i = 0; i < T; i++) {
         float* row = dS + i * T;
         const float* pr = p + i * T;
-        double dot = 0;
-        for (int64_t c = 0; c < T; c++) dot += static_cast<double>(row[c]) * pr[c];
-        const float dotf = static_cast<float>(dot);
+        const float dotf = static_cast<float>(dotDouble(row, pr, T));
         for (int64_t c = 0; c < T; c++) row[c] = pr[c] * (row[c] - dotf);
       }
       if (j.dq != nullptr)
@@ -395,13 +492,13 @@ void attentionBackwardTasks(void* ctx, int64_t t0, int64_t t1, int) {
 void trainAttentionForward(float* out, float* probs, const float* q, const float* k, const float* v,
                            const TrainAttentionShape& s) {
   TrainAttentionJob j{out, probs, nullptr, nullptr, nullptr, nullptr, q, k, v, &s};
-  parallelDynamic(s.batch * s.heads, attentionForwardTasks, &j);
+  trainDynamic(s.batch * s.heads, attentionForwardTasks, &j);
 }
 
 void trainAttentionBackward(float* dq, float* dk, float* dv, const float* dout, const float* probs, const float* q,
                             const float* k, const float* v, const TrainAttentionShape& s) {
   TrainAttentionJob j{nullptr, const_cast<float*>(probs), dq, dk, dv, dout, q, k, v, &s};
-  parallelDynamic(s.batch * s.kvHeads, attentionBackwardTasks, &j);
+  trainDynamic(s.batch * s.kvHeads, attentionBackwardTasks, &j);
 }
 
 TrainKernels trainTable() {
