@@ -4,6 +4,7 @@
 // Stated bound: max |native − ts| <= TOL · max(1, max |ts|), TOL = 2e-6 for the row and
 // element-wise kernels (float32 storage, float64 sums on both sides), 1e-5 for the log-sum-exps
 // (float64), 5e-5 for attention (float32 GEMM accumulation against the float64 loop GEMM).
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadNativeTrainKernels, type NativeTrainKernels } from '../../src/autograd/native-kernels.js';
@@ -206,4 +207,25 @@ test('attention: a probability buffer too short for the shape throws', { skip },
   const s: AttentionShape = { batch: 1, seq: 4, heads: 1, kvHeads: 1, headDimK: 2, headDimV: 2, scale: 1, causal: true };
   const x = new Float32Array(8);
   assert.throws(() => kernels().attention.forward(new Float32Array(8), new Float32Array(15), x, x, x, s), /needs 16/);
+});
+
+/** Which kernel the rmsNorm, swiglu and attention tables hold in a fresh process with `env`. */
+function tablesIn(env: Record<string, string>): string {
+  const url = (file: string): string => new URL(`../../src/autograd/${file}`, import.meta.url).href;
+  const script = [
+    `const r = await import(${JSON.stringify(url('rmsnorm.js'))});`,
+    `const u = await import(${JSON.stringify(url('unary.js'))});`,
+    `const a = await import(${JSON.stringify(url('attention.js'))});`,
+    'const kind = (fn, ts) => (fn === ts ? "ts" : "native");',
+    'console.log([kind(r.rmsNormKernels.backward, r.rmsNormBackward), kind(u.swigluKernels.forward, u.swigluForward), kind(a.attentionKernels.backward, a.attentionBackward)].join(" "));',
+  ].join('\n');
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, ...env } });
+  assert.equal(run.status, 0, run.stderr);
+  return run.stdout.trim();
+}
+
+test('the kernel tables hold the native kernels on the native backend and stay TypeScript with FRUGAL_BACKEND=ref', { skip }, () => {
+  assert.equal(tablesIn({ FRUGAL_BACKEND: 'native', FRUGAL_AUTOGRAD_KERNELS: '' }), 'native native native');
+  assert.equal(tablesIn({ FRUGAL_BACKEND: 'ref' }), 'ts ts ts');
+  assert.equal(tablesIn({ FRUGAL_BACKEND: 'native', FRUGAL_AUTOGRAD_KERNELS: 'ts' }), 'ts ts ts');
 });
