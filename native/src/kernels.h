@@ -64,6 +64,9 @@ struct TrainKernels {
                            const TrainAttentionShape& s);
   void (*attentionBackward)(float* dq, float* dk, float* dv, const float* dout, const float* probs, const float* q,
                             const float* k, const float* v, const TrainAttentionShape& s);
+  /** dst[dstOffset + b·dstStride + i] (+)= src[srcOffset + b·srcStride + i], b < blocks, i < len (narrow, concat). */
+  void (*copyBlocks)(float* dst, int64_t dstOffset, int64_t dstStride, const float* src, int64_t srcOffset,
+                     int64_t srcStride, int64_t blocks, int64_t len, bool accumulate);
 };
 
 struct Kernels {

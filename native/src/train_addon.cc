@@ -1,6 +1,6 @@
 // N-API glue for the training kernels (train_impl.h). Each function takes the same arguments as
 // the TypeScript kernel it replaces (src/autograd: crossEntropyKernels, rmsNormKernels,
-// swigluKernels, softmaxKernels, ropeKernels, attentionKernels), so src/autograd/native-kernels.ts
+// swigluKernels, softmaxKernels, ropeKernels, attentionKernels, shapeKernels), so src/autograd/native-kernels.ts
 // can put it into the kernel table as is. Every buffer's length is checked against the sizes
 // before the kernel runs, so a wrong size throws instead of touching memory out of bounds.
 #include <cstring>
@@ -230,6 +230,20 @@ napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/** copyBlocks(dst, dstOffset, dstStride, src, srcOffset, srcStride, blocks, len, accumulate). */
+napi_value CopyBlocks(napi_env env, napi_callback_info info) {
+  TrainArgs a(env, info, 9);
+  int64_t dstOffset = a.count(1), dstStride = a.count(2), srcOffset = a.count(4), srcStride = a.count(5);
+  int64_t blocks = a.count(6), len = a.count(7);
+  bool accumulate = a.flag(8);
+  const int64_t dstNeed = blocks == 0 ? 0 : dstOffset + (blocks - 1) * dstStride + len;
+  const int64_t srcNeed = blocks == 0 ? 0 : srcOffset + (blocks - 1) * srcStride + len;
+  float* dst = a.f32(0, dstNeed);
+  const float* src = a.f32(3, srcNeed);
+  if (a.ok && blocks > 0 && len > 0) train().copyBlocks(dst, dstOffset, dstStride, src, srcOffset, srcStride, blocks, len, accumulate);
+  return undefined(env);
+}
+
 }  // namespace
 
 void registerTrainFunctions(napi_env env, napi_value exports) {
@@ -242,6 +256,7 @@ void registerTrainFunctions(napi_env env, napi_value exports) {
       {"swigluForward", SwigluForward}, {"swigluBackward", SwigluBackward},
       {"softmaxForward", SoftmaxForward}, {"softmaxBackward", SoftmaxBackward},
       {"ropeRotate", RopeRotate}, {"attentionForward", AttentionForward}, {"attentionBackward", AttentionBackward},
+      {"copyBlocks", CopyBlocks},
   };
   for (const Entry& e : entries) {
     napi_value fn;

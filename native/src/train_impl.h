@@ -518,6 +518,35 @@ void trainAttentionBackward(float* dq, float* dk, float* dv, const float* dout, 
   trainDynamic(s.batch * s.kvHeads, attentionBackwardTasks, &j);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Strided block copies (narrow and concat along an axis, forward and backward).
+
+struct CopyBlocksJob {
+  float* dst;
+  const float* src;
+  int64_t dstStride, srcStride, len;
+  bool accumulate;
+};
+
+void copyBlocksRange(void* ctx, int64_t b0, int64_t b1, int) {
+  const CopyBlocksJob& j = *static_cast<const CopyBlocksJob*>(ctx);
+  for (int64_t b = b0; b < b1; b++) {
+    float* __restrict d = j.dst + b * j.dstStride;
+    const float* __restrict s = j.src + b * j.srcStride;
+    if (j.accumulate) {
+      for (int64_t i = 0; i < j.len; i++) d[i] += s[i];
+    } else {
+      std::memcpy(d, s, static_cast<size_t>(j.len) * sizeof(float));
+    }
+  }
+}
+
+void copyBlocks(float* dst, int64_t dstOffset, int64_t dstStride, const float* src, int64_t srcOffset, int64_t srcStride,
+                int64_t blocks, int64_t len, bool accumulate) {
+  CopyBlocksJob j{dst + dstOffset, src + srcOffset, dstStride, srcStride, len, accumulate};
+  trainStatic(blocks, 1 + 4 * TRAIN_GRAIN_ELEMENTS / (len + 1), copyBlocksRange, &j);
+}
+
 TrainKernels trainTable() {
   TrainKernels t;
   t.crossEntropyForward = crossEntropyForward;
@@ -531,6 +560,7 @@ TrainKernels trainTable() {
   t.ropeRotate = ropeRotate;
   t.attentionForward = trainAttentionForward;
   t.attentionBackward = trainAttentionBackward;
+  t.copyBlocks = copyBlocks;
   return t;
 }
 

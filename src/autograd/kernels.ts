@@ -10,5 +10,6 @@ export { embeddingKernels } from './embedding.js';
 export { linearKernels } from './linear.js';
 export { rmsNormKernels } from './rmsnorm.js';
 export { ropeKernels } from './rope.js';
+export { shapeKernels } from './shape.js';
 export { softmaxKernels } from './softmax.js';
 export { swigluKernels } from './unary.js';

@@ -34,6 +34,10 @@ export interface NativeTrainKernels {
     rotate(out: Float32Array, x: Float32Array, cos: Float32Array, sin: Float32Array, tokens: number, heads: number, dim: number,
       style: RopeStyle, sign: 1 | -1, accumulate?: boolean): void;
   };
+  shape: {
+    copyBlocks(dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number,
+      blocks: number, len: number, accumulate: boolean): void;
+  };
   attention: {
     forward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, s: AttentionShape): void;
     backward(dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, dout: Float32Array, probs: Float32Array,
@@ -51,6 +55,7 @@ const EXPORTS: { [Op in keyof NativeTrainKernels]: { [Entry in keyof NativeTrain
   softmax: { forward: 'softmaxForward', backward: 'softmaxBackward' },
   rope: { rotate: 'ropeRotate' },
   attention: { forward: 'attentionForward', backward: 'attentionBackward' },
+  shape: { copyBlocks: 'copyBlocks' },
 };
 
 let loaded: NativeTrainKernels | null | undefined;

@@ -1,5 +1,6 @@
 import { type Var, result, shapeString, sizeOfShape } from './var.js';
 import { aroundAxis, axisIndex } from './reduce.js';
+import { nativeKernelsFor } from './native-kernels.js';
 
 /** Same values, new shape (one dimension may be -1). Shares the value buffer. */
 export function reshape(x: Var, shape: readonly number[]): Var {
@@ -69,15 +70,9 @@ export function narrow(x: Var, axis: number, start: number, length: number): Var
   const shape = x.shape.map((d, i) => (i === a ? length : d));
   const value = new Float32Array(outer * length * inner);
   const block = length * inner;
-  for (let o = 0; o < outer; o++) value.set(x.value.subarray((o * size + start) * inner, (o * size + start) * inner + block), o * block);
+  shapeKernels.copyBlocks(value, 0, block, x.value, start * inner, size * inner, outer, block, false);
   return result(value, shape, [x], (out) => () => {
-    const g = out.grad!;
-    const gx = x.gradBuffer();
-    for (let o = 0; o < outer; o++) {
-      const src = o * block;
-      const dst = (o * size + start) * inner;
-      for (let i = 0; i < block; i++) gx[dst + i]! += g[src + i]!;
-    }
+    shapeKernels.copyBlocks(x.gradBuffer(), start * inner, size * inner, out.grad!, 0, block, outer, block, true);
   });
 }
 
@@ -113,7 +108,7 @@ export function concat(xs: readonly Var[], axis: number): Var {
   const offsets: number[] = [];
   for (const x of xs) {
     const block = x.shape[a]! * inner;
-    for (let o = 0; o < outer; o++) value.set(x.value.subarray(o * block, (o + 1) * block), (o * total + offset) * inner);
+    shapeKernels.copyBlocks(value, offset * inner, total * inner, x.value, 0, block, outer, block, false);
     offsets.push(offset);
     offset += x.shape[a]!;
   }
@@ -121,12 +116,8 @@ export function concat(xs: readonly Var[], axis: number): Var {
     const g = out.grad!;
     xs.forEach((x, n) => {
       if (!x.requiresGrad) return;
-      const gx = x.gradBuffer();
       const block = x.shape[a]! * inner;
-      for (let o = 0; o < outer; o++) {
-        const src = (o * total + offsets[n]!) * inner;
-        for (let i = 0; i < block; i++) gx[o * block + i]! += g[src + i]!;
-      }
+      shapeKernels.copyBlocks(x.gradBuffer(), 0, block, g, offsets[n]! * inner, total * inner, outer, block, true);
     });
   });
 }
@@ -153,3 +144,28 @@ export function expand(x: Var, axis: number, count: number): Var {
     }
   });
 }
+
+/**
+ * dst[dstOffset + b·dstStride + i] = src[srcOffset + b·srcStride + i] for b < blocks, i < len
+ * (or += with accumulate): narrow's and concat's copies, forward and backward.
+ */
+export function copyBlocks(
+  dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number,
+  blocks: number, len: number, accumulate: boolean,
+): void {
+  for (let b = 0; b < blocks; b++) {
+    const d = dstOffset + b * dstStride;
+    const s = srcOffset + b * srcStride;
+    if (accumulate) {
+      for (let i = 0; i < len; i++) dst[d + i]! += src[s + i]!;
+    } else {
+      for (let i = 0; i < len; i++) dst[d + i] = src[s + i]!;
+    }
+  }
+}
+
+/**
+ * The kernels narrow and concat run (plain functions over Float32Arrays); the native ones of
+ * ./native-kernels.ts replace them when the process computes natively.
+ */
+export const shapeKernels: { copyBlocks: typeof copyBlocks } = { copyBlocks, ...nativeKernelsFor('shape') };

@@ -14,6 +14,7 @@ import { swigluBackward, swigluForward } from '../../src/autograd/unary.js';
 import { softmaxBackward, softmaxForward } from '../../src/autograd/softmax.js';
 import { ropeRotate, type RopeStyle } from '../../src/autograd/rope.js';
 import { attentionBackward, attentionForward, type AttentionShape } from '../../src/autograd/attention.js';
+import { copyBlocks } from '../../src/autograd/shape.js';
 import { useBackend } from '../../src/autograd/compute.js';
 import { Random } from '../../src/autograd/random.js';
 
@@ -207,6 +208,21 @@ test('attention: a probability buffer too short for the shape throws', { skip },
   const s: AttentionShape = { batch: 1, seq: 4, heads: 1, kvHeads: 1, headDimK: 2, headDimV: 2, scale: 1, causal: true };
   const x = new Float32Array(8);
   assert.throws(() => kernels().attention.forward(new Float32Array(8), new Float32Array(15), x, x, x, s), /needs 16/);
+});
+
+test('copyBlocks (narrow and concat): strided copies and accumulation, and a short buffer throws', { skip }, () => {
+  for (const [blocks, len, srcStride, dstStride, srcOffset, dstOffset] of [
+    [1, 1, 1, 1, 0, 0], [7, 3, 5, 3, 2, 0], [33, 16, 48, 16, 32, 0], [4096, 32, 96, 64, 64, 32], [5, 0, 4, 4, 0, 0],
+  ] as const) {
+    const src = randn(srcOffset + blocks * srcStride);
+    for (const accumulate of [false, true]) {
+      const [dTs, dNative] = twin(randn(dstOffset + blocks * dstStride));
+      copyBlocks(dTs, dstOffset, dstStride, src, srcOffset, srcStride, blocks, len, accumulate);
+      kernels().shape.copyBlocks(dNative, dstOffset, dstStride, src, srcOffset, srcStride, blocks, len, accumulate);
+      assertClose(`blocks ${blocks} len ${len} accumulate ${accumulate}`, dNative, dTs, 0);
+    }
+  }
+  assert.throws(() => kernels().shape.copyBlocks(new Float32Array(10), 0, 4, new Float32Array(12), 0, 4, 3, 4, false), /needs 12/);
 });
 
 /** Which kernel the rmsNorm, swiglu and attention tables hold in a fresh process with `env`. */
