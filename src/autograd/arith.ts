@@ -1,5 +1,6 @@
 import { type Var, result } from './var.js';
 import { broadcastShapes, forEachBroadcast } from './broadcast.js';
+import { nativeArithKernels } from './native-kernels.js';
 
 /**
  * Elementwise binary ops with NumPy broadcasting (a bias [d] over [n, d], per-row weights
@@ -48,7 +49,7 @@ function binary(op: string, a: Var, b: Var, forward: Kernel, gradA: GradKernel, 
 /** dx[index[o]] += dy[o] (the gradient of x in x ± y), summing over broadcast axes. */
 function passGrad(sign: 1 | -1): GradKernel {
   return (grad, dy, _a, _b, _out, _ia, _ib, index) => {
-    if (index === null) for (let o = 0; o < dy.length; o++) grad[o]! += sign * dy[o]!;
+    if (index === null) arithKernels.axpy(grad, sign, dy, dy.length);
     else for (let o = 0; o < dy.length; o++) grad[index[o]!]! += sign * dy[o]!;
   };
 }
@@ -56,6 +57,7 @@ function passGrad(sign: 1 | -1): GradKernel {
 /** a + b (broadcasting). */
 export function add(a: Var, b: Var): Var {
   return binary('add', a, b, (out, x, y, ia, ib) => {
+    if (ia === null && ib === null) return arithKernels.add(out, x, y, out.length);
     for (let o = 0; o < out.length; o++) out[o] = x[ia === null ? o : ia[o]!]! + y[ib === null ? o : ib[o]!]!;
   }, passGrad(1), passGrad(1));
 }
@@ -133,13 +135,29 @@ export function addN(terms: readonly Var[]): Var {
     }
   }
   const value = new Float32Array(first.size);
-  for (const t of terms) for (let i = 0; i < value.length; i++) value[i]! += t.value[i]!;
+  for (const t of terms) arithKernels.axpy(value, 1, t.value, value.length);
   return result(value, first.shape, terms, (out) => () => {
     const g = out.grad!;
     for (const t of terms) {
       if (!t.requiresGrad) continue;
-      const gt = t.gradBuffer();
-      for (let i = 0; i < g.length; i++) gt[i]! += g[i]!;
+      arithKernels.axpy(t.gradBuffer(), 1, g, g.length);
     }
   });
 }
+
+/** out = a + b over n elements of equal shape. */
+export function addSame(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
+}
+
+/** out += alpha · x over n elements (gradient accumulation; alpha ±1 is exact). */
+export function axpy(out: Float32Array, alpha: number, x: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) out[i]! += alpha * x[i]!;
+}
+
+/**
+ * The same-shape kernels add, sub's and add's backward, and addN run; the native backend's add
+ * and axpy (bit-identical: one float32 rounding per element) replace them when the process
+ * computes natively.
+ */
+export const arithKernels: { add: typeof addSame; axpy: typeof axpy } = { add: addSame, axpy, ...nativeArithKernels() };

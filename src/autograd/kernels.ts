@@ -4,6 +4,7 @@
  * same signature (e.g. `rmsNormKernels.backward = native.rmsNormBackward`) moves that op to
  * native code. GEMMs go through ./compute.ts (the backend's gemm).
  */
+export { arithKernels } from './arith.js';
 export { attentionKernels } from './attention.js';
 export { crossEntropyKernels } from './loss.js';
 export { embeddingKernels } from './embedding.js';

@@ -6,6 +6,7 @@
  * the ref backend, FRUGAL_AUTOGRAD_KERNELS=ts (for comparisons), or an addon built before these
  * kernels existed, the tables stay TypeScript.
  */
+import type { Backend } from '../tensor/backend.js';
 import { getBackend } from '../tensor/index.js';
 import { loadNativeAddon } from '../tensor/native.js';
 import type { AttentionShape } from './attention.js';
@@ -91,4 +92,12 @@ export function loadNativeTrainKernels(): NativeTrainKernels | null {
 export function nativeKernelsFor<Op extends keyof NativeTrainKernels>(op: Op): Partial<NativeTrainKernels[Op]> {
   if (process.env.FRUGAL_AUTOGRAD_KERNELS === 'ts' || getBackend().name === 'ref') return {};
   return loadNativeTrainKernels()?.[op] ?? {};
+}
+
+/** The native backend's (checked) add and axpy for ./arith.ts's same-shape loops, else {}. */
+export function nativeArithKernels(): Partial<{ add: Backend['add']; axpy: Backend['axpy'] }> {
+  if (process.env.FRUGAL_AUTOGRAD_KERNELS === 'ts') return {};
+  const backend = getBackend();
+  if (backend.name === 'ref') return {};
+  return { add: backend.add.bind(backend), axpy: backend.axpy.bind(backend) };
 }

@@ -15,6 +15,7 @@ import { softmaxBackward, softmaxForward } from '../../src/autograd/softmax.js';
 import { ropeRotate, type RopeStyle } from '../../src/autograd/rope.js';
 import { attentionBackward, attentionForward, type AttentionShape } from '../../src/autograd/attention.js';
 import { copyBlocks } from '../../src/autograd/shape.js';
+import { addSame, axpy, arithKernels } from '../../src/autograd/arith.js';
 import { useBackend } from '../../src/autograd/compute.js';
 import { Random } from '../../src/autograd/random.js';
 
@@ -223,6 +224,23 @@ test('copyBlocks (narrow and concat): strided copies and accumulation, and a sho
     }
   }
   assert.throws(() => kernels().shape.copyBlocks(new Float32Array(10), 0, 4, new Float32Array(12), 0, 4, 3, 4, false), /needs 12/);
+});
+
+test('arith: the same-shape add and axpy in use are bit-identical to the TypeScript loops', () => {
+  for (const n of [1, 7, 33, 40_000]) {
+    const a = randn(n);
+    const b = randn(n, 1e-3);
+    const [outTs, outUsed] = twin(randn(n));
+    addSame(outTs, a, b, n);
+    arithKernels.add(outUsed, a, b, n);
+    assertClose(`add n ${n}`, outUsed, outTs, 0);
+    for (const alpha of [1, -1]) {
+      const [gTs, gUsed] = twin(randn(n));
+      axpy(gTs, alpha, b, n);
+      arithKernels.axpy(gUsed, alpha, b, n);
+      assertClose(`axpy ${alpha} n ${n}`, gUsed, gTs, 0);
+    }
+  }
 });
 
 /** Which kernel the rmsNorm, swiglu and attention tables hold in a fresh process with `env`. */
