@@ -15,6 +15,8 @@ interface TaskMessage {
 }
 
 const init = workerData as WorkerInit;
+/** Signal value of a worker thread that has exited. */
+const EXITED = -1;
 const signal = new Int32Array(init.signal);
 
 function answer(seq: number, message: object): void {
@@ -29,6 +31,11 @@ function describe(error: unknown): string {
 
 if (!parentPort) throw new Error('parallel-worker.js runs only as a worker thread');
 const port = parentPort;
+// A worker that ends while the calling thread waits (process.exit in some library) says so.
+process.on('exit', () => {
+  Atomics.store(signal, 0, EXITED);
+  Atomics.notify(signal, 0);
+});
 try {
   const { ShardReplica } = await import('./parallel-replica.js');
   const replica = new ShardReplica(init);

@@ -47,6 +47,9 @@ export function rowRanges(rows: number, shards: number): Array<[number, number]>
   return out;
 }
 
+/** Signal value a worker thread raises when it exits (parallel-worker.ts). */
+const WORKER_EXITED = -1;
+
 interface WorkerSlot {
   worker: Worker;
   port: MessagePort;
@@ -159,6 +162,7 @@ export class DataParallel {
     for (;;) {
       const seen = Atomics.load(slot.signal, 0);
       if (seen === seq) break;
+      if (seen === WORKER_EXITED) throw new Error('DataParallel: a worker thread exited');
       Atomics.wait(slot.signal, 0, seen);
     }
     const received = receiveMessageOnPort(slot.port);
