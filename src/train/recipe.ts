@@ -9,6 +9,8 @@
  *   sft        cold-start SFT on worked solutions, R1 chat format (runSft)
  *   rl         GRPO on the verifiable tasks from the SFT model (runGrpo)
  *   zero       the R1-Zero ablation: GRPO straight from the pretrained base, r1-zero prompts
+ *   student-base  a smaller dense (Qwen2-layout) model pretrained on the same corpus
+ *   distill    rejection sampling from the final teacher (verified traces only), SFT of the student on them
  *   eval       each stage's model on the TEST split, per task and difficulty → results.md/json
  *   export     the final model as GGUF, tokenizer and chat template embedded
  */
@@ -20,6 +22,7 @@ import { R1_SPECIAL_TOKENS, type TrainPreTokenizer, trainBpe, writeTrainedTokeni
 import { loadCheckpoint } from './checkpoint.js';
 import { type ChatExample, type PromptStyle, coldStartExamples, prefilledThink, promptText } from './cold-start.js';
 import { type EvalReport, evaluate } from './eval.js';
+import { rejectionSample, writeChatJsonl } from './distill.js';
 import { exportGguf } from './export-gguf.js';
 import { type RolloutPrompt, runGrpo } from './grpo.js';
 import { TrainModel } from './model.js';
@@ -55,8 +58,25 @@ export interface RecipeConfig {
   sft: { steps: number; batchSize: number; lr: number; examples: number; maxLen: number };
   rl: { enabled: boolean; steps: number; promptsPerStep: number; groupSize: number; lr: number; maxTokens: number; beta: number };
   zero: { enabled: boolean; steps: number };
+  /**
+   * R1-Distill at our scale: a smaller dense student (Qwen2 layout, `model` overrides
+   * studentModelFields) pretrained briefly on the same corpus, then fine-tuned on the verified
+   * traces rejection-sampled from the final teacher (sft+grpo).
+   */
+  distill: { enabled: boolean; model: Record<string, unknown>; pretrainSteps: number; problems: number; samples: number; sftSteps: number; lr: number };
   eval: { problemsPerCell: number; samples: number; maxTokens: number };
   export: { type: 'f32' | 'f16' | 'q8_0' };
+}
+
+/** The distilled student: a dense Qwen2-style model, smaller than the teacher. `overrides` win. */
+export function studentModelFields(vocabSize: number, overrides: Record<string, unknown>): Record<string, unknown> {
+  return {
+    architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', vocab_size: vocabSize,
+    hidden_size: 96, intermediate_size: 256, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2,
+    max_position_embeddings: 512, rope_theta: 10000, rms_norm_eps: 1e-6, initializer_range: 0.02, tie_word_embeddings: false,
+    bos_token_id: 0, eos_token_id: 1,
+    ...overrides,
+  };
 }
 
 /** The model of every recipe: DeepSeek-V3 shape, small. `model` overrides these fields. */
@@ -81,6 +101,7 @@ export const QUICK_RECIPE: RecipeConfig = {
   sft: { steps: 4, batchSize: 4, lr: 0.005, examples: 16, maxLen: 320 },
   rl: { enabled: true, steps: 2, promptsPerStep: 2, groupSize: 2, lr: 1e-4, maxTokens: 12, beta: 0 },
   zero: { enabled: false, steps: 1 },
+  distill: { enabled: true, model: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 }, pretrainSteps: 2, problems: 2, samples: 1, sftSteps: 2, lr: 0.005 },
   eval: { problemsPerCell: 2, samples: 0, maxTokens: 12 },
   export: { type: 'f32' },
 };
@@ -98,6 +119,7 @@ export const DEFAULT_RECIPE: RecipeConfig = {
   sft: { steps: 600, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 384 },
   rl: { enabled: true, steps: 100, promptsPerStep: 8, groupSize: 8, lr: 2e-5, maxTokens: 200, beta: 0.001 },
   zero: { enabled: true, steps: 100 },
+  distill: { enabled: true, model: {}, pretrainSteps: 600, problems: 600, samples: 4, sftSteps: 300, lr: 1e-3 },
   eval: { problemsPerCell: 30, samples: 2, maxTokens: 256 },
   export: { type: 'f32' },
 };
@@ -207,27 +229,31 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
   });
   const tokenizer = Tokenizer.fromFile(tokenizerPath);
   const codec = tokenizerCodec(tokenizer);
-  const modelFields = recipeModelFields(config.corpus.vocabSize, config.model);
+  // The configs carry the tokenizer's real BOS/EOS ids: stages that read a checkpoint directory
+  // (its tokenizer.json has no tokenizer_config.json beside it) fall back to the config's eos_token_id.
+  const specialIds = { bos_token_id: tokenizer.bosId ?? 0, eos_token_id: codec.eosId };
+  const modelFields = recipeModelFields(config.corpus.vocabSize, { ...specialIds, ...config.model });
 
-  // (b) pretraining
-  const pretrainDir = join(out, 'pretrain');
-  await stage('pretrain', (dir) => {
+  // (b) pretraining (also the distilled student's base, with its own model and step count)
+  const pretrainStage = (dir: string, model: Record<string, unknown>, steps: number, mtp: boolean): Record<string, unknown> => {
     const p = config.pretrain;
     const json = {
-      model: modelFields,
+      model,
       data: { train: join(out, 'corpus', 'corpus.jsonl'), tokenizer: tokenizerPath, validation_fraction: 0.02 },
       optimizer: { lr: p.lr, weight_decay: 0.05, betas: [0.9, 0.95], clip: 1, min_lr: p.lr / 10 },
-      schedule: { type: 'wsd', warmup: p.warmup, steps: p.steps },
+      schedule: { type: 'wsd', warmup: Math.min(p.warmup, Math.max(1, Math.floor(steps / 10))), steps },
       batch_size: p.batchSize, grad_accum: 1, seq_len: p.seqLen,
-      mtp: { enabled: true, lambda: p.mtpLambda }, moe: { gamma: 0.001, alpha: 0.0001 },
-      fp8: false, seed, out_dir: dir, eval_every: Math.max(1, Math.floor(p.steps / 10)), checkpoint_every: Math.max(1, Math.floor(p.steps / 10)),
+      mtp: { enabled: mtp, lambda: p.mtpLambda }, moe: { gamma: 0.001, alpha: 0.0001 },
+      fp8: false, seed, out_dir: dir, eval_every: Math.max(1, Math.floor(steps / 10)), checkpoint_every: Math.max(1, Math.floor(steps / 10)),
       keep_checkpoints: 2, eval_batches: 4,
     };
     writeFileSync(join(dir, 'run.json'), `${JSON.stringify(json, null, 1)}\n`);
     const r = runPretraining(parseRunConfig(json, join(dir, 'run.json'), dir), { progress: print });
     const last = r.evals[r.evals.length - 1];
     return { steps: r.endStep, val_loss: last?.valLoss ?? null, tokens_per_second: r.tokensPerSecond, parameters: r.model.parameterCount() };
-  });
+  };
+  const pretrainDir = join(out, 'pretrain');
+  await stage('pretrain', (dir) => pretrainStage(dir, modelFields, config.pretrain.steps, true));
   const loadStage = (dir: string): TrainModel => {
     const c = loadCheckpoint(dir);
     return TrainModel.fromTensors(c.config, c.tensors, c.dir);
@@ -235,6 +261,11 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
 
   // (c) cold-start SFT
   const sftDir = join(out, 'sft');
+  const sftOptions = (dir: string, steps: number, batchSize: number, lr: number, maxLen: number) => ({
+    lr, minLr: lr / 10, warmup: Math.max(1, Math.floor(steps / 20)), steps, batchSize, weightDecay: 0, clip: 1,
+    maxLen, seed, outDir: dir, checkpointEvery: Math.max(1, Math.floor(steps / 5)), logEvery: Math.max(1, Math.floor(steps / 20)),
+    tokenizerPath, print,
+  });
   await stage('sft', (dir) => {
     const s = config.sft;
     const half = Math.ceil(s.examples / 2);
@@ -245,11 +276,7 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
     const fitting = all.filter((e) => e.prompt.length + e.completion.length <= s.maxLen);
     const examples = fitting.length >= s.batchSize ? fitting : all;
     if (examples === all && fitting.length < all.length) print(`[recipe] sft: only ${fitting.length} of ${all.length} examples fit in ${s.maxLen} tokens; training on all, cut at ${s.maxLen}`);
-    const r = runSft(loadStage(pretrainDir), examples, {
-      lr: s.lr, minLr: s.lr / 10, warmup: Math.max(1, Math.floor(s.steps / 20)), steps: s.steps, batchSize: s.batchSize, weightDecay: 0, clip: 1,
-      maxLen: s.maxLen, seed, outDir: dir, checkpointEvery: Math.max(1, Math.floor(s.steps / 5)), logEvery: Math.max(1, Math.floor(s.steps / 20)),
-      tokenizerPath, print,
-    });
+    const r = runSft(loadStage(pretrainDir), examples, sftOptions(dir, s.steps, s.batchSize, s.lr, s.maxLen));
     return { steps: r.endStep, examples: examples.length, final_loss: r.log[r.log.length - 1]?.loss ?? null, tokens_per_second: r.tokensPerSecond };
   });
 
@@ -283,11 +310,37 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
   const zeroDir = join(out, 'zero');
   if (config.zero.enabled) await stage('zero', (dir) => grpo(dir, pretrainDir, 'r1-zero', config.zero.steps));
 
-  // (f) eval on the test split
+  // (f) R1-Distill: a dense student pretrained on the corpus, then SFT on the teacher's verified traces
+  const teacherDir = config.rl.enabled ? rlDir : sftDir;
+  const studentBaseDir = join(out, 'student-base');
+  const distillDir = join(out, 'distill');
+  if (config.distill.enabled) {
+    const d = config.distill;
+    await stage('student-base', (dir) => pretrainStage(dir, studentModelFields(config.corpus.vocabSize, { ...specialIds, ...d.model }), d.pretrainSteps, false));
+    await stage('distill', (dir) => {
+      const problems = config.tasks.flatMap((task, t) => config.difficulties.flatMap((difficulty) =>
+        problemsOf(task, difficulty, Math.ceil(d.problems / (config.tasks.length * config.difficulties.length)), seed * 104729 + t * 131 + difficulty, 'train')));
+      const teacher = new EnginePolicy(inferenceModel(loadStage(teacherDir)), codec);
+      const started = Date.now();
+      const sampled = rejectionSample(teacher, codec, problems, { style: 'r1-chat', samples: d.samples, temperature: 0.6, topP: 0.95, maxTokens: config.rl.maxTokens, keepPerPrompt: 1, seed });
+      print(`[recipe] distill: ${sampled.sampled} teacher samples in ${((Date.now() - started) / 1000).toFixed(1)} s; kept ${sampled.kept.length} verified traces (${sampled.promptsCovered}/${problems.length} problems), rejected ${sampled.rejectedWrong} wrong and ${sampled.rejectedFormat} badly formatted`);
+      if (sampled.kept.length === 0) {
+        print('[recipe] distill: WARNING: the teacher solved none of the sampled problems; no student is trained and the eval has no student row');
+        return { teacher: teacherDir, sampled: sampled.sampled, kept: 0, problems: problems.length, steps: 0, final_loss: null };
+      }
+      writeChatJsonl(join(dir, 'traces.jsonl'), sampled.kept);
+      const examples = sampled.kept.map((e, i) => tokenizeExample(e, 'r1-chat', codec, `distill trace ${i}`));
+      const r = runSft(loadStage(studentBaseDir), examples, sftOptions(join(dir, 'student'), d.sftSteps, config.sft.batchSize, d.lr, config.sft.maxLen));
+      return { teacher: teacherDir, sampled: sampled.sampled, kept: sampled.kept.length, problems: problems.length, steps: r.endStep, final_loss: r.log.at(-1)?.loss ?? null };
+    });
+  }
+
+  // (g) eval on the test split
   const models: [string, string, PromptStyle][] = [
     ['base (r1-zero prompt)', pretrainDir, 'r1-zero'], ['sft', sftDir, 'r1-chat'],
     ...(config.rl.enabled ? [['sft+grpo', rlDir, 'r1-chat'] as [string, string, PromptStyle]] : []),
     ...(config.zero.enabled ? [['r1-zero (grpo from base)', zeroDir, 'r1-zero'] as [string, string, PromptStyle]] : []),
+    ...(config.distill.enabled && existsSync(join(distillDir, 'student', 'latest')) ? [['distilled student', join(distillDir, 'student'), 'r1-chat'] as [string, string, PromptStyle]] : []),
   ];
   const evalDir = join(out, 'eval');
   await stage('eval', (dir) => {
@@ -312,8 +365,8 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
   });
   const results = JSON.parse(readFileSync(join(evalDir, 'results.json'), 'utf8')) as EvalRow[];
 
-  // (g) export the final model
-  const finalDir = config.rl.enabled ? rlDir : sftDir;
+  // (h) export the final model
+  const finalDir = teacherDir;
   const gguf = join(out, `${config.name}.gguf`);
   await stage('export', () => {
     const model = loadStage(finalDir);
