@@ -203,6 +203,15 @@ napi_value SetInt8(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/** setSerial(on): nested on/off of serial mode (every kernel on its calling thread; see kernels.h). */
+napi_value SetSerial(napi_env env, napi_callback_info info) {
+  Args a(env, info, 1);
+  bool on = a.boolean(0);
+  if (!a.ok) return undefined(env);
+  setSerial(on);
+  return undefined(env);
+}
+
 /** setSimd(name): switch to that level (capped at what the CPU supports); returns the level now in use. */
 napi_value SetSimd(napi_env env, napi_callback_info info) {
   Args a(env, info, 1);
@@ -260,7 +269,7 @@ napi_value Init(napi_env env, napi_value exports) {
   } entries[] = {
       {"gemm", Gemm}, {"matmul", Matmul}, {"dequantizeRows", DequantizeRows}, {"embeddingGather", EmbeddingGather},
       {"rmsNorm", RmsNorm}, {"softmax", Softmax}, {"rope", Rope}, {"siluMul", SiluMul}, {"add", Add}, {"mul", Mul},
-      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8},
+      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
       {"probeFma", ProbeFma}, {"probeRead", ProbeRead},
   };
   for (const Entry& e : entries) {

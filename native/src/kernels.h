@@ -117,6 +117,12 @@ void parallelDynamicShared(int64_t n, RangeFn fn, void* ctx);
 /** Run fn(ctx, 0, 0, t) on threads t < active (the probes). */
 void parallelThreads(int active, RangeFn fn, void* ctx);
 int threadCount();
+/**
+ * Serial mode (nesting count): while on, every parallel job runs on its calling thread only. For
+ * callers that are themselves parallel (data-parallel training threads, one per core), so that
+ * they do not queue on the one pool and oversubscribe the cores.
+ */
+void setSerial(bool on);
 int currentThread();
 /** A per-thread scratch buffer of at least `floats` floats (slot 0..3), 64-byte aligned, grown as needed. */
 float* scratch(int slot, size_t floats);

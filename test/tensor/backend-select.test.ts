@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadNativeBackend } from '../../src/tensor/index.js';
+import { loadNativeBackend, withSerialKernels } from '../../src/tensor/index.js';
 
 const indexUrl = new URL('../../src/tensor/index.js', import.meta.url).href;
 
@@ -29,4 +29,31 @@ test('getBackend picks native when the addon is built, honouring FRUGAL_SIMD and
   const int8 = describeIn({ FRUGAL_INT8: '1' }).stdout;
   if (int8.startsWith('native avx512-vnni')) assert.match(int8, /, int8 activations$/);
   else assert.doesNotMatch(int8, /int8/);
+});
+
+test('withSerialKernels: the same GEMM and attention results with the pool and on the calling thread only, and it nests', { skip: loadNativeBackend() ? false : 'native addon not built' }, () => {
+  const backend = loadNativeBackend()!;
+  const m = 67;
+  const n = 301;
+  const k = 129;
+  const a = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i * 0.37));
+  const b = Float32Array.from({ length: k * n }, (_, i) => Math.cos(i * 0.11));
+  const gemm = () => {
+    const c = new Float32Array(m * n);
+    backend.gemm(false, false, m, n, k, 1, a, k, b, n, 0, c, n);
+    return c;
+  };
+  const pooled = gemm();
+  let inner: Float32Array | undefined;
+  const serial = withSerialKernels(() => withSerialKernels(() => {
+    inner = gemm();
+    return gemm();
+  }));
+  for (let i = 0; i < pooled.length; i++) {
+    assert.ok(Math.abs(pooled[i]! - serial[i]!) <= 1e-5 * (1 + Math.abs(pooled[i]!)), `serial gemm[${i}]: ${serial[i]} vs ${pooled[i]}`);
+    assert.equal(inner![i], serial[i]);
+  }
+  // An exception inside leaves serial mode (the pool is used again afterwards: results stay right).
+  assert.throws(() => withSerialKernels(() => { throw new Error('inside'); }), /inside/);
+  assert.deepEqual(gemm(), pooled);
 });
