@@ -3,6 +3,7 @@
  * on a terminal), then a line of counts and speed on stderr.
  */
 import { parseArgs } from 'node:util';
+import { DEFAULT_MODEL } from './chat.js';
 import type { CausalLM } from '../models/model.js';
 import { chatPromptTokens } from '../generate/chat-prompt.js';
 import { generationFlags, generationFlagsHelp, parseGenerationFlags, parseSpeculativeFlags, speculativeFlags, speculativeFlagsHelp } from '../generate/cli-options.js';
@@ -13,9 +14,9 @@ import { formatSpeculativeStats, generateSpeculative } from '../generate/specula
 
 export const summary = 'generate a completion for one prompt (streams the thinking, then the answer)';
 
-const usage = `usage: frugal run --model FILE --prompt TEXT [options]
+const usage = `usage: frugal run [--model FILE] --prompt TEXT [options]
 
-  --model FILE            GGUF model file (with its tokenizer)
+  --model FILE            GGUF model file (with its tokenizer; default: models/frugal-r1-tiny.gguf)
   --prompt TEXT           the user message (or the whole prompt with --raw)
   --raw                   no chat template: the prompt text goes to the model as it is
   --hide-thinking         print only the answer
@@ -59,12 +60,12 @@ export async function run(args: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
-  if (!values.model) throw new Error(`--model FILE is required\n${usage}`);
   if (values.prompt === undefined) throw new Error('--prompt TEXT is required');
   const flags = parseGenerationFlags(values);
   const speculative = parseSpeculativeFlags(values);
-  const { model, tokenizer, chatTemplate, loadMs } = await loadForGeneration(values.model);
-  process.stderr.write(`loaded ${values.model} (${model.info.architecture}, ${(model.info.parameterCount / 1e6).toFixed(1)}M parameters) in ${loadMs.toFixed(0)} ms\n`);
+  const modelPath = values.model ?? DEFAULT_MODEL;
+  const { model, tokenizer, chatTemplate, loadMs } = await loadForGeneration(modelPath);
+  process.stderr.write(`loaded ${modelPath} (${model.info.architecture}, ${(model.info.parameterCount / 1e6).toFixed(1)}M parameters) in ${loadMs.toFixed(0)} ms\n`);
 
   const prompt = values.raw
     ? Array.from(tokenizer.encode(values.prompt, { addSpecialTokens: true, parseSpecial: true }))

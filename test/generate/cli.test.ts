@@ -83,6 +83,9 @@ test('frugal run reports bad input clearly', () => {
   const missing = frugal(['run', '--model', join(dir, 'nope.gguf'), '--prompt', 'x']);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /frugal run: model not found: .*nope\.gguf/);
+  const defaultModel = frugal(['run', '--prompt', 'What is 2 + 3?', '--temperature', '0', '--max-tokens', '4']);
+  assert.equal(defaultModel.code, 0, defaultModel.stderr);
+  assert.match(defaultModel.stderr, /loaded .*models\/frugal-r1-tiny\.gguf/, 'without --model, run uses the shipped model');
   const noPrompt = frugal(['run', '--model', modelPath]);
   assert.equal(noPrompt.code, 1);
   assert.match(noPrompt.stderr, /--prompt TEXT is required/);
