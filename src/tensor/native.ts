@@ -49,6 +49,14 @@ export interface NativeAddon {
   setSimd(level: string): string;
   probeFma(threads: number, iterations: number): { seconds: number; flops: number };
   probeRead(bytes: number, threads: number, repeats: number): { seconds: number; bytes: number };
+  /**
+   * Bytes [offset, offset + length) of a file (a path, or an open descriptor that stays open;
+   * default: the whole file) as a Uint8Array over a copy-on-write memory mapping (native/src/mmap.cc):
+   * pages are read when first touched, writes never reach the file, and the mapping is released
+   * when the last view of it is collected. Node 20 limits one mapping to 4 GiB. Throws an Error
+   * naming the file and the OS error.
+   */
+  mapFile(file: string | number, offset?: number, length?: number): Uint8Array;
 }
 
 /** dtype codes of native/src/kernels.h (DTypeCode). */
@@ -68,8 +76,19 @@ export function nativeAddonPath(): string {
   return join(root, 'native', 'build', 'Release', 'frugal_native.node');
 }
 
-/** Loads the addon; throws an Error saying why when it cannot. */
+let loadedAddon: NativeAddon | undefined;
+
+/**
+ * Loads the addon once per thread (later calls return the same module, even if the file on disk
+ * has since been rebuilt or removed); throws an Error saying why when it cannot.
+ */
 export function loadNativeAddon(): NativeAddon {
+  if (loadedAddon) return loadedAddon;
+  loadedAddon = requireAddon();
+  return loadedAddon;
+}
+
+function requireAddon(): NativeAddon {
   const path = nativeAddonPath();
   if (!existsSync(path)) throw new Error(`${path} is not built (run npm install, or node scripts/build-native.mjs)`);
   const require = createRequire(import.meta.url);
