@@ -22,7 +22,7 @@
     },
     {
       "target_name": "frugal_native",
-      "sources": ["src/addon.cc", "src/train_addon.cc", "src/pool.cc", "src/cpu.cc", "src/probes.cc", "src/kernels_scalar.cc"],
+      "sources": ["src/addon.cc", "src/train_addon.cc", "src/pool.cc", "src/cpu.cc", "src/probes.cc", "src/kernels_scalar.cc", "src/mmap.cc"],
       "dependencies": ["frugal_kernels_avx512", "frugal_kernels_avx2"],
       "libraries": ["-lpthread"]
     }

@@ -11,6 +11,7 @@
 
 #include "cpu.h"
 #include "kernels.h"
+#include "mmap.h"
 #include "napi_args.h"
 #include "probes.h"
 
@@ -270,7 +271,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"gemm", Gemm}, {"matmul", Matmul}, {"dequantizeRows", DequantizeRows}, {"embeddingGather", EmbeddingGather},
       {"rmsNorm", RmsNorm}, {"softmax", Softmax}, {"rope", Rope}, {"siluMul", SiluMul}, {"add", Add}, {"mul", Mul},
       {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
-      {"probeFma", ProbeFma}, {"probeRead", ProbeRead},
+      {"probeFma", ProbeFma}, {"probeRead", ProbeRead}, {"mapFile", MapFile},
   };
   for (const Entry& e : entries) {
     napi_value fn;

@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { type DType, dtypeOfGgmlType } from '../tensor/dtype.js';
+import { loadNativeAddon } from '../tensor/native.js';
 import { dequantize } from '../tensor/quant/index.js';
 import { type WeightMatrix, weightMatrix } from '../tensor/tensor.js';
 import { FileCursor, readBytesAt } from './file-cursor.js';
@@ -8,8 +9,12 @@ import { type GgufPlainValue, type GgufValue, plainValue } from './gguf-value.js
 
 /**
  * GGUF reader (versions 2 and 3, little-endian; ../shared/spec/formats-and-api.md §1). Only the
- * header is parsed when the file is opened, through bounded buffered reads; tensor bytes are read
- * on demand by offset. Every malformed input raises a FormatError naming file, field and byte offset.
+ * header is parsed when the file is opened, through bounded buffered reads. Tensor bytes are then
+ * views of a memory mapping of the data section when the native addon is built (FRUGAL_MMAP=0
+ * turns that off): opening is instant, the OS page cache holds the weights, and only the pages a
+ * computation touches are read, so a model larger than RAM still runs. Otherwise they are read on
+ * demand by offset into fresh buffers. Every malformed input raises a FormatError naming file,
+ * field and byte offset.
  */
 
 export interface GgufTensorInfo {
@@ -31,25 +36,37 @@ export interface GgufFile {
   /** Absolute file offset of the tensor data section. */
   readonly dataOffset: number;
   readonly fileSize: number;
+  /** Whether tensor bytes are views of a memory mapping (else they are read into fresh buffers). */
+  readonly mapped: boolean;
   readonly metadata: ReadonlyMap<string, GgufValue>;
   readonly tensors: readonly GgufTensorInfo[];
   tensor(name: string): GgufTensorInfo | undefined;
   value(key: string): GgufPlainValue | undefined;
-  /** The tensor's bytes, in a fresh buffer (so aligned typed-array views are possible). */
+  /**
+   * The tensor's bytes, 4-byte aligned (so Float32Array views are possible): a view of the
+   * mapping when mapped (no copy; its pages are read when first touched, and writes to it stay in
+   * this process), else a fresh buffer.
+   */
   readTensorBytes(info: GgufTensorInfo): Uint8Array;
-  /** `length` bytes at absolute file offset `offset` (bounds-checked against the file). */
+  /** `length` bytes at absolute file offset `offset` (bounds-checked against the file), as readTensorBytes. */
   readRange(offset: number, length: number, field?: string): Uint8Array;
+  /** Closes the file. Views already returned stay valid (a mapping is released when its last view is collected). */
   close(): void;
 }
 
 export interface GgufOpenOptions {
   /** Largest header (metadata + tensor infos) accepted, in bytes. Default 64 MiB (real tokenizers need under 16 MiB). */
   maxHeaderBytes?: number;
+  /** Memory-map the tensor data (default: when the native addon loads and FRUGAL_MMAP is not 0). */
+  mmap?: boolean;
+  /** Largest single mapping in bytes (default: Node 20's 4 GiB ArrayBuffer limit less 64 KiB); larger files map in segments. */
+  mapSegmentBytes?: number;
 }
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_DEFAULT_ALIGNMENT = 32;
 export const GGUF_DEFAULT_MAX_HEADER_BYTES = 64 * 1024 * 1024;
+export const GGUF_DEFAULT_MAP_SEGMENT_BYTES = 2 ** 32 - 65536;
 /** Limits shared with ggml's reader (gguf.cpp). */
 export const GGUF_MAX_KEY_BYTES = 65535;
 export const GGUF_MAX_STRING_BYTES = 1 << 30;
@@ -95,11 +112,15 @@ export function alignUp(x: number, alignment: number): number {
 export function openGguf(path: string, options: GgufOpenOptions = {}): GgufFile {
   const maxHeaderBytes = options.maxHeaderBytes ?? GGUF_DEFAULT_MAX_HEADER_BYTES;
   if (!Number.isSafeInteger(maxHeaderBytes) || maxHeaderBytes < 24) throw new Error(`openGguf: invalid maxHeaderBytes ${maxHeaderBytes}`);
+  const mapSegmentBytes = options.mapSegmentBytes ?? GGUF_DEFAULT_MAP_SEGMENT_BYTES;
+  if (!Number.isSafeInteger(mapSegmentBytes) || mapSegmentBytes < 1) throw new Error(`openGguf: invalid mapSegmentBytes ${mapSegmentBytes}`);
   const fd = openSync(path, 'r');
   try {
     const fileSize = fstatSync(fd).size;
     const header = wrapFormatErrors(path, 'header', () => parseHeader(new FileCursor(fd, path, fileSize, maxHeaderBytes, 'maxHeaderBytes')));
-    return new OpenGgufFile(fd, path, fileSize, header);
+    const mapFile = (options.mmap ?? process.env.FRUGAL_MMAP !== '0') ? fileMapper() : undefined;
+    const segments = mapFile ? planSegments(header.tensors, mapSegmentBytes) : undefined;
+    return new OpenGgufFile(fd, path, fileSize, header, mapFile, segments);
   } catch (error) {
     closeSync(fd);
     throw error;
@@ -314,6 +335,56 @@ function checkNoOverlap(c: FileCursor, tensors: readonly GgufTensorInfo[]): void
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Memory mapping
+
+type MapFile = (fd: number, offset: number, length: number) => Uint8Array;
+
+let mapper: { map?: MapFile } | undefined;
+
+/** The addon's mapFile, or undefined when the addon does not load (then files are read). */
+function fileMapper(): MapFile | undefined {
+  if (!mapper) {
+    try {
+      const addon = loadNativeAddon();
+      mapper = typeof addon.mapFile === 'function' ? { map: (fd, offset, length) => addon.mapFile(fd, offset, length) } : {};
+    } catch {
+      mapper = {};
+    }
+  }
+  return mapper.map;
+}
+
+/** File bytes [start, end), mapped (into `bytes`) when first read from. */
+interface MapSegment {
+  readonly start: number;
+  readonly end: number;
+  bytes?: Uint8Array;
+}
+
+/**
+ * Splits the tensor data into as few mappings as the segment limit allows, each covering whole
+ * tensors (a tensor larger than the limit gets a segment of its own; where the addon refuses to
+ * map it, beyond Node's limit, the file is read as it would be without the addon).
+ */
+function planSegments(tensors: readonly GgufTensorInfo[], limit: number): MapSegment[] {
+  const ordered = tensors.filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset);
+  const segments: { start: number; end: number }[] = [];
+  for (const t of ordered) {
+    const last = segments[segments.length - 1];
+    if (last && t.offset + t.byteLength - last.start <= limit) last.end = t.offset + t.byteLength;
+    else segments.push({ start: t.offset, end: t.offset + t.byteLength });
+  }
+  return segments;
+}
+
+const warned = new Set<string>();
+function warnOnce(line: string): void {
+  if (warned.has(line)) return;
+  warned.add(line);
+  process.stderr.write(`${line}\n`);
+}
+
 class OpenGgufFile implements GgufFile {
   readonly version: number;
   readonly alignment: number;
@@ -321,10 +392,16 @@ class OpenGgufFile implements GgufFile {
   readonly metadata: ReadonlyMap<string, GgufValue>;
   readonly tensors: readonly GgufTensorInfo[];
   private readonly byName: Map<string, GgufTensorInfo>;
+  mapped: boolean;
   private fd: number | undefined;
+  /** Mapped segments of the data section; [] when the file is read (no addon, FRUGAL_MMAP=0, or a mapping failed). */
+  private segments: readonly MapSegment[];
 
-  constructor(fd: number, readonly path: string, readonly fileSize: number, header: ParsedHeader) {
+  constructor(fd: number, readonly path: string, readonly fileSize: number, header: ParsedHeader,
+    private readonly mapFile: MapFile | undefined, segments: readonly MapSegment[] | undefined) {
     this.fd = fd;
+    this.mapped = mapFile !== undefined;
+    this.segments = segments ?? [];
     this.version = header.version;
     this.alignment = header.alignment;
     this.dataOffset = header.dataOffset;
@@ -351,12 +428,33 @@ class OpenGgufFile implements GgufFile {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.fileSize) {
       throw new FormatError(this.path, field, offset, `range of ${length} bytes is outside the file (${this.fileSize} bytes)`);
     }
+    const segment = this.segments.find((s) => offset >= s.start && offset + length <= s.end);
+    const bytes = segment && this.mapSegment(segment);
+    if (bytes) {
+      const view = bytes.subarray(offset - segment.start, offset - segment.start + length);
+      if (view.byteOffset % 4 === 0) return view;
+    }
     return readBytesAt(this.fd, this.path, offset, length, field);
+  }
+
+  /** The segment's mapping, made on first use; undefined (and reads from then on) when mapping fails. */
+  private mapSegment(segment: MapSegment): Uint8Array | undefined {
+    if (segment.bytes) return segment.bytes;
+    try {
+      segment.bytes = this.mapFile!(this.fd!, segment.start, segment.end - segment.start);
+      return segment.bytes;
+    } catch (error) {
+      warnOnce(`frugal: ${this.path}: reading weights into memory instead of mapping them (${(error as Error).message})`);
+      this.segments = [];
+      this.mapped = false;
+      return undefined;
+    }
   }
 
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
+    this.segments = []; // the mappings stay alive while views of them do
   }
 }
 
