@@ -138,7 +138,10 @@ export function ggufSource(file: GgufFile): ModelSource {
       if (info.elements !== length) {
         throw new ModelFileError(file.path, `tensor '${name}' has shape ${shapeText(info.dims)}, expected ${length} values`);
       }
-      return readF32(file, name);
+      if (info.dtype !== 'f32') return readF32(file, name);
+      // f32 as stored: a view of the mapping when the file is mapped (readTensorBytes is 4-byte aligned).
+      const bytes = file.readTensorBytes(info);
+      return new Float32Array(bytes.buffer, bytes.byteOffset, length);
     },
     tensors: () => file.tensors.map((t) => ({ name: t.name, dtype: t.dtype, dims: t.dims, byteLength: t.byteLength })),
     close: () => file.close(),

@@ -6,6 +6,7 @@ import { type GgufFile, openGguf, readExpertMatrix, readF32, readWeightMatrix } 
 import { type GgufTensorInput, writeGguf } from '../../src/formats/gguf-write.js';
 import type { DeepseekModel } from '../../src/models/deepseek-v3.js';
 import { tinyDeepseekModel, writeTinyDeepseekGguf } from '../../src/models/deepseek-v3-tiny.js';
+import type { DenseModel } from '../../src/models/llama.js';
 import { loadModel } from '../../src/models/load.js';
 import { SeededRandom, type TinyDType, ggufTensor, writeTinyDenseGguf } from '../../src/models/tiny.js';
 import { loadNativeAddon, type NativeAddon } from '../../src/tensor/native.js';
@@ -152,11 +153,27 @@ describe('models loaded from mapped files', { skip }, () => {
     }
   }
 
+  function typedArraysIn(root: unknown): ArrayBufferView[] {
+    const found: ArrayBufferView[] = [];
+    const seen = new Set<unknown>();
+    const walk = (o: unknown): void => {
+      if (!o || typeof o !== 'object' || seen.has(o)) return;
+      seen.add(o);
+      if (ArrayBuffer.isView(o)) found.push(o);
+      else for (const v of Object.values(o)) walk(v);
+    };
+    walk(root);
+    return found;
+  }
+
   it('give identical logits for a tiny llama (q8_0) and qwen2 (f32)', () => {
     for (const [architecture, dtype] of [['llama', 'q8_0'], ['qwen2', 'f32']] as const) {
       const path = tmp.path(`${architecture}.gguf`);
       writeTinyDenseGguf(path, { architecture, dtype, tokenizer: 'bytes', seed: 3 });
       assert.deepEqual(logits(path, true), logits(path, false), architecture);
+      const views = typedArraysIn((loadModel(path, { tokenizer: false }).model as DenseModel).weights);
+      assert.ok(views.length > 10);
+      for (const view of views) assert.equal(view.buffer, views[0]!.buffer, `${architecture}: every weight, norms included, is a view of the mapping`);
     }
   });
 
