@@ -17,6 +17,7 @@ import {
 } from '../nn/mla.js';
 import { type FfnWeights, type MoeWeights, type RouterConfig, ffnForward, moeForward } from '../nn/moe.js';
 import { type MtpWeights, mtpForward } from '../nn/mtp.js';
+import { ScratchBuffers } from '../nn/scratch.js';
 import { type YarnScaling, yarnGetMscale, yarnInvFreq, baseInvFreqF64 } from '../nn/rope.js';
 import type { Backend } from '../tensor/backend.js';
 import { getBackend } from '../tensor/index.js';
@@ -169,6 +170,8 @@ export class DeepseekModel implements CausalLM {
   readonly attention: MlaMode;
   private readonly backend: Backend;
   private readonly plainKvUp: (Float32Array | undefined)[];
+  /** Work buffers of forward / forwardBatch / mtpForward (never handed out). */
+  private readonly scratch = new ScratchBuffers();
 
   constructor(readonly config: DeepseekConfig, readonly weights: DeepseekWeights, options: DeepseekOptions = {}) {
     if (weights.layers.length !== config.numLayers) {
@@ -214,7 +217,7 @@ export class DeepseekModel implements CausalLM {
     const vocabSize = this.info.vocabSize;
     this.checkTokens(tokens);
     if (c.length + n > c.capacity) throw new Error(`cache full: ${c.length} + ${n} tokens exceed its capacity of ${c.capacity}`);
-    const x = new Float32Array(n * d);
+    const x = this.scratch.f32('model.x', n * d);
     this.backend.embeddingGather(x, this.weights.embed, tokens);
     for (let l = 0; l < this.config.numLayers; l++) this.block(l, this.weights.layers[l]!, x, n, [{ row: 0, count: n, startPos: c.length, cache: c.layers[l]! }]);
     c.length += n;
@@ -241,6 +244,7 @@ export class DeepseekModel implements CausalLM {
       backend: this.backend, hiddenSize: this.config.hiddenSize, rmsNormEps: this.config.rmsNormEps,
       embed: this.weights.embed, outputNorm: this.weights.norm, output: this.weights.output,
       block: (x, tokens) => this.block(this.config.numLayers, mtp.block, x, tokens, [{ row: 0, count: tokens, startPos: c.length, cache: c.layers[0]! }]),
+      scratch: this.scratch,
     }, mtp, hidden, nextTokens);
     c.length += n;
     return logits;
@@ -272,7 +276,7 @@ export class DeepseekModel implements CausalLM {
       ids.set(item.tokens, row);
       row += item.tokens.length;
     }
-    const x = new Float32Array(n * d);
+    const x = this.scratch.f32('model.x', n * d);
     this.backend.embeddingGather(x, this.weights.embed, ids);
     for (let l = 0; l < this.config.numLayers; l++) {
       const segments = items.map((item, i) => ({ row: rows[i]!, count: item.tokens.length, startPos: caches[i]!.length, cache: caches[i]!.layers[l]! }));
@@ -292,16 +296,16 @@ export class DeepseekModel implements CausalLM {
     const b = this.backend;
     const d = this.config.hiddenSize;
     const eps = this.config.rmsNormEps;
-    const h = new Float32Array(tokens * d);
+    const h = this.scratch.f32('block.h', tokens * d);
     b.rmsNorm(h, x, layer.attnNorm, tokens, d, eps);
     let kvUp: Float32Array | undefined;
     if (this.attention === 'plain') kvUp = this.plainKvUp[index] ??= mergedKvUp(b, layer.attn, this.mla);
-    const a = mlaForwardSegments(b, this.mla, layer.attn, h, tokens, segments, this.attention, kvUp);
+    const a = mlaForwardSegments(b, this.mla, layer.attn, h, tokens, segments, this.attention, kvUp, this.scratch);
     b.add(x, x, a, tokens * d);
     b.rmsNorm(h, x, layer.ffnNorm, tokens, d, eps);
     let f: Float32Array;
-    if (layer.moe) f = moeForward(b, this.config.router, layer.moe, h, tokens);
-    else if (layer.dense) f = ffnForward(b, layer.dense, h, tokens);
+    if (layer.moe) f = moeForward(b, this.config.router, layer.moe, h, tokens, this.scratch);
+    else if (layer.dense) f = ffnForward(b, layer.dense, h, tokens, this.scratch);
     else throw new Error(`layer ${index} has neither a dense FFN nor experts`);
     b.add(x, x, f, tokens * d);
   }

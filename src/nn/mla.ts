@@ -17,6 +17,7 @@
 import type { Backend } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { byteSize } from '../tensor/dtype.js';
+import { type ScratchBuffers, f32Buffer } from './scratch.js';
 
 export interface MlaConfig {
   readonly hiddenSize: number;
@@ -185,30 +186,41 @@ export interface MlaSegment {
   readonly cache: MlaLayerCache;
 }
 
+/** dst[dstAt ..] = src[srcAt .. srcAt + n) (a loop for short runs: no subarray to allocate). */
+function copyValues(dst: Float32Array, dstAt: number, src: Float32Array, srcAt: number, n: number): void {
+  if (n > 64) {
+    dst.set(src.subarray(srcAt, srcAt + n), dstAt);
+    return;
+  }
+  for (let i = 0; i < n; i++) dst[dstAt + i] = src[srcAt + i]!;
+}
+
 /**
  * MLA for several sequences at once: every projection runs once over all `tokens` rows of x (each
  * row rotated at its own position); each segment's latents go into its own cache and its
- * queries attend only to that cache.
+ * queries attend only to that cache. With `scratch`, the work buffers and the returned output
+ * are scratch buffers (valid until the next call with the same scratch).
  */
 export function mlaForwardSegments(
   backend: Backend, cfg: MlaConfig, w: MlaWeights, x: Float32Array, tokens: number, segments: readonly MlaSegment[],
-  mode: MlaMode = 'absorbed', plainKvUp?: Float32Array,
+  mode: MlaMode = 'absorbed', plainKvUp?: Float32Array, scratch?: ScratchBuffers,
 ): Float32Array {
   const { heads: H, kvLoraRank: r, qkNopeHeadDim: nope, qkRopeHeadDim: rope, vHeadDim: vDim } = cfg;
   const qk = nope + rope;
   const width = r + rope;
-  const positions = new Int32Array(tokens);
+  const positions = scratch ? scratch.i32('mla.positions', tokens) : new Int32Array(tokens);
   for (const seg of segments) {
     if (seg.row < 0 || seg.count <= 0 || seg.row + seg.count > tokens) throw new Error(`MLA segment rows [${seg.row}, ${seg.row + seg.count}) outside the ${tokens} rows`);
     if (seg.cache.width !== width) throw new Error(`MLA cache rows hold ${seg.cache.width} values, this layer needs ${width}`);
     seg.cache.reserve(seg.startPos + seg.count);
     for (let t = 0; t < seg.count; t++) positions[seg.row + t] = seg.startPos + t;
   }
+  const whole = segments.length === 1 && segments[0]!.row === 0 && segments[0]!.count === tokens;
 
   // Queries: [tokens, H, nope + rope].
-  const q = new Float32Array(tokens * H * qk);
+  const q = f32Buffer(scratch, 'mla.q', tokens * H * qk);
   if (w.qA && w.qB && w.qANorm) {
-    const cq = new Float32Array(tokens * w.qA.rows);
+    const cq = f32Buffer(scratch, 'mla.cq', tokens * w.qA.rows);
     backend.matmul(cq, x, tokens, w.qA);
     backend.rmsNorm(cq, cq, w.qANorm, tokens, w.qA.rows, cfg.rmsNormEps);
     backend.matmul(q, cq, tokens, w.qB);
@@ -223,49 +235,61 @@ export function mlaForwardSegments(
   });
 
   // Latent and rope key for every row, then into each sequence's cache.
-  const latents = new Float32Array(tokens * width);
+  const latents = f32Buffer(scratch, 'mla.latents', tokens * width);
   backend.matmul(latents, x, tokens, w.kvA);
   for (let t = 0; t < tokens; t++) {
-    const latent = latents.subarray(t * width, t * width + r);
+    const latent = t === 0 ? latents : latents.subarray(t * width, t * width + r);
     backend.rmsNorm(latent, latent, w.kvANorm, 1, r, cfg.rmsNormEps);
   }
   backend.rope(latents, {
     tokens, heads: 1, tokenStride: width, headStride: width, offset: r, ropeDim: rope,
     positions, invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
   });
-  for (const seg of segments) seg.cache.rows.set(latents.subarray(seg.row * width, (seg.row + seg.count) * width), seg.startPos * width);
+  for (const seg of segments) seg.cache.rows.set(whole ? latents : latents.subarray(seg.row * width, (seg.row + seg.count) * width), seg.startPos * width);
 
-  const attnOut = new Float32Array(tokens * H * vDim);
+  const attnOut = f32Buffer(scratch, 'mla.attnOut', tokens * H * vDim);
   if (mode === 'absorbed') {
     // q' = [W_UK[h]ᵀ q_nope | q_pe] per head.
-    const qAbs = new Float32Array(tokens * H * width);
-    const qNope = new Float32Array(tokens * nope);
-    const qLat = new Float32Array(tokens * r);
-    for (let h = 0; h < H; h++) {
-      for (let t = 0; t < tokens; t++) qNope.set(q.subarray((t * H + h) * qk, (t * H + h) * qk + nope), t * nope);
-      backend.matmul(qLat, qNope, tokens, w.kUpT[h]!);
-      for (let t = 0; t < tokens; t++) {
-        const dst = (t * H + h) * width;
-        qAbs.set(qLat.subarray(t * r, (t + 1) * r), dst);
-        qAbs.set(q.subarray((t * H + h) * qk + nope, (t * H + h + 1) * qk), dst + r);
+    const qAbs = f32Buffer(scratch, 'mla.qAbs', tokens * H * width);
+    if (tokens === 1) {
+      for (let h = 0; h < H; h++) {
+        backend.matmul(qAbs.subarray(h * width, h * width + r), q.subarray(h * qk, h * qk + nope), 1, w.kUpT[h]!);
+        copyValues(qAbs, h * width + r, q, h * qk + nope, rope);
+      }
+    } else {
+      const qNope = f32Buffer(scratch, 'mla.qNope', tokens * nope);
+      const qLat = f32Buffer(scratch, 'mla.qLat', tokens * r);
+      for (let h = 0; h < H; h++) {
+        for (let t = 0; t < tokens; t++) copyValues(qNope, t * nope, q, (t * H + h) * qk, nope);
+        backend.matmul(qLat, qNope, tokens, w.kUpT[h]!);
+        for (let t = 0; t < tokens; t++) {
+          const dst = (t * H + h) * width;
+          copyValues(qAbs, dst, qLat, t * r, r);
+          copyValues(qAbs, dst + r, q, (t * H + h) * qk + nope, rope);
+        }
       }
     }
-    const oLat = new Float32Array(tokens * H * r);
+    const oLat = f32Buffer(scratch, 'mla.oLat', tokens * H * r);
     for (const seg of segments) {
       backend.attention(
-        oLat.subarray(seg.row * H * r, (seg.row + seg.count) * H * r), qAbs.subarray(seg.row * H * width, (seg.row + seg.count) * H * width),
+        whole ? oLat : oLat.subarray(seg.row * H * r, (seg.row + seg.count) * H * r),
+        whole ? qAbs : qAbs.subarray(seg.row * H * width, (seg.row + seg.count) * H * width),
         seg.cache.rows, seg.cache.rows, {
           queries: seg.count, heads: H, kvHeads: 1, headDimK: width, headDimV: r, startPos: seg.startPos, scale: cfg.softmaxScale,
           kTokenStride: width, kHeadStride: 0, vTokenStride: width, vHeadStride: 0,
         },
       );
     }
-    const oHead = new Float32Array(tokens * r);
-    const vHead = new Float32Array(tokens * vDim);
-    for (let h = 0; h < H; h++) {
-      for (let t = 0; t < tokens; t++) oHead.set(oLat.subarray((t * H + h) * r, (t * H + h + 1) * r), t * r);
-      backend.matmul(vHead, oHead, tokens, w.vUp[h]!);
-      for (let t = 0; t < tokens; t++) attnOut.set(vHead.subarray(t * vDim, (t + 1) * vDim), (t * H + h) * vDim);
+    if (tokens === 1) {
+      for (let h = 0; h < H; h++) backend.matmul(attnOut.subarray(h * vDim, (h + 1) * vDim), oLat.subarray(h * r, (h + 1) * r), 1, w.vUp[h]!);
+    } else {
+      const oHead = f32Buffer(scratch, 'mla.oHead', tokens * r);
+      const vHead = f32Buffer(scratch, 'mla.vHead', tokens * vDim);
+      for (let h = 0; h < H; h++) {
+        for (let t = 0; t < tokens; t++) copyValues(oHead, t * r, oLat, (t * H + h) * r, r);
+        backend.matmul(vHead, oHead, tokens, w.vUp[h]!);
+        for (let t = 0; t < tokens; t++) copyValues(attnOut, (t * H + h) * vDim, vHead, t * vDim, vDim);
+      }
     }
   } else {
     if (!plainKvUp) throw new Error('plain MLA needs the merged kv up-projection (mergedKvUp)');
@@ -274,7 +298,7 @@ export function mlaForwardSegments(
         attnOut.subarray(seg.row * H * vDim, (seg.row + seg.count) * H * vDim), q.subarray(seg.row * H * qk, (seg.row + seg.count) * H * qk), seg.count, seg.startPos);
     }
   }
-  const out = new Float32Array(tokens * cfg.hiddenSize);
+  const out = f32Buffer(scratch, 'mla.out', tokens * cfg.hiddenSize);
   backend.matmul(out, attnOut, tokens, w.o);
   return out;
 }

@@ -13,6 +13,7 @@
  */
 import type { Backend } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
+import { type ScratchBuffers, f32Buffer } from './scratch.js';
 
 export interface RouterConfig {
   readonly nExperts: number;
@@ -54,108 +55,177 @@ export interface Routing {
 
 /** Routes `tokens` rows of router logits ([tokens, nExperts]). Pure; math in doubles. */
 export function route(logits: Float32Array, tokens: number, cfg: RouterConfig, bias?: Float32Array): Routing {
+  const routing = { experts: new Int32Array(tokens * cfg.topK), weights: new Float32Array(tokens * cfg.topK) };
+  routeInto(routing, logits, tokens, cfg, bias);
+  return routing;
+}
+
+/** route, writing into `out` (each array holds at least tokens · topK values); work arrays from `scratch` when given. */
+export function routeInto(out: Routing, logits: Float32Array, tokens: number, cfg: RouterConfig, bias?: Float32Array, scratch?: ScratchBuffers): void {
   const E = cfg.nExperts;
   const K = cfg.topK;
+  const G = cfg.nGroup;
   if (logits.length < tokens * E) throw new Error(`router logits hold ${logits.length} values, need ${tokens}·${E}`);
   if (K < 1 || K > E) throw new Error(`cannot route to ${K} of ${E} experts`);
-  if (cfg.nGroup < 1 || E % cfg.nGroup !== 0) throw new Error(`${E} experts do not split into ${cfg.nGroup} groups`);
-  if (cfg.topkGroup < 1 || cfg.topkGroup > cfg.nGroup) throw new Error(`topk_group ${cfg.topkGroup} out of 1..${cfg.nGroup}`);
+  if (G < 1 || E % G !== 0) throw new Error(`${E} experts do not split into ${G} groups`);
+  if (cfg.topkGroup < 1 || cfg.topkGroup > G) throw new Error(`topk_group ${cfg.topkGroup} out of 1..${G}`);
   if (bias && bias.length !== E) throw new Error(`expert bias has ${bias.length} values, expected ${E}`);
-  const perGroup = E / cfg.nGroup;
-  if (cfg.nGroup > 1 && cfg.groupScore === 'top2sum' && perGroup < 2) throw new Error('top-2 group scores need at least 2 experts per group');
+  if (out.experts.length < tokens * K || out.weights.length < tokens * K) throw new Error(`routing output holds fewer than ${tokens}·${K} slots`);
+  const perGroup = E / G;
+  if (G > 1 && cfg.groupScore === 'top2sum' && perGroup < 2) throw new Error('top-2 group scores need at least 2 experts per group');
 
-  const experts = new Int32Array(tokens * K);
-  const weights = new Float32Array(tokens * K);
-  const scores = new Float64Array(E);
-  const sel = new Float64Array(E);
+  const { experts, weights } = out;
+  const scores = scratch ? scratch.f64('route.scores', E) : new Float64Array(E);
+  const sel = scratch ? scratch.f64('route.sel', E) : new Float64Array(E);
+  const chosen = scratch ? scratch.i32('route.chosen', K) : new Int32Array(K);
+  const limitGroups = G > 1 && cfg.topkGroup < G;
+  const groupScores = limitGroups ? (scratch ? scratch.f64('route.groupScores', G) : new Float64Array(G)) : undefined;
+  const keptGroups = limitGroups ? (scratch ? scratch.i32('route.keptGroups', cfg.topkGroup) : new Int32Array(cfg.topkGroup)) : undefined;
   for (let t = 0; t < tokens; t++) {
-    const row = logits.subarray(t * E, (t + 1) * E);
+    const base = t * E;
     if (cfg.scoring === 'sigmoid') {
-      for (let e = 0; e < E; e++) scores[e] = 1 / (1 + Math.exp(-row[e]!));
+      for (let e = 0; e < E; e++) scores[e] = 1 / (1 + Math.exp(-logits[base + e]!));
     } else {
       let max = -Infinity;
-      for (let e = 0; e < E; e++) max = Math.max(max, row[e]!);
+      for (let e = 0; e < E; e++) max = Math.max(max, logits[base + e]!);
       let sum = 0;
-      for (let e = 0; e < E; e++) sum += (scores[e] = Math.exp(row[e]! - max));
+      for (let e = 0; e < E; e++) sum += (scores[e] = Math.exp(logits[base + e]! - max));
       for (let e = 0; e < E; e++) scores[e] = scores[e]! / sum;
     }
     for (let e = 0; e < E; e++) sel[e] = scores[e]! + (bias ? bias[e]! : 0);
 
-    if (cfg.nGroup > 1 && cfg.topkGroup < cfg.nGroup) {
-      const groupScores: number[] = [];
-      for (let g = 0; g < cfg.nGroup; g++) {
-        const members = Array.from(sel.subarray(g * perGroup, (g + 1) * perGroup)).sort((a, b) => b - a);
-        groupScores.push(cfg.groupScore === 'max' ? members[0]! : members[0]! + members[1]!);
-      }
-      const kept = new Set(topIndices(groupScores, cfg.topkGroup));
-      for (let g = 0; g < cfg.nGroup; g++) {
-        if (!kept.has(g)) sel.fill(-Infinity, g * perGroup, (g + 1) * perGroup);
+    if (groupScores && keptGroups) {
+      for (let g = 0; g < G; g++) groupScores[g] = groupScore(sel, g * perGroup, perGroup, cfg.groupScore);
+      topIndicesInto(keptGroups, groupScores, cfg.topkGroup);
+      for (let g = 0; g < G; g++) {
+        if (!keptGroups.includes(g)) sel.fill(-Infinity, g * perGroup, (g + 1) * perGroup);
       }
     }
 
-    const chosen = topIndices(sel, K);
+    topIndicesInto(chosen, sel, K);
     let sum = 0;
-    for (const e of chosen) sum += scores[e]!;
+    for (let k = 0; k < K; k++) sum += scores[chosen[k]!]!;
     const norm = cfg.normTopkProb ? 1 / Math.max(sum, 6.103515625e-5) : 1;
     for (let k = 0; k < K; k++) {
       experts[t * K + k] = chosen[k]!;
       weights[t * K + k] = scores[chosen[k]!]! * norm * cfg.routedScalingFactor;
     }
   }
-  return { experts, weights };
 }
 
-/** Indices of the k largest values, descending (ties: lower index first). */
-function topIndices(values: ArrayLike<number>, k: number): number[] {
-  const order = Array.from({ length: values.length }, (_, i) => i);
-  order.sort((a, b) => (values[b]! - values[a]!) || a - b);
-  return order.slice(0, k);
+/** A group's score over values[start, start + count): its best value, or the sum of its two best. */
+function groupScore(values: Float64Array, start: number, count: number, kind: RouterConfig['groupScore']): number {
+  let best = -Infinity;
+  let second = -Infinity;
+  for (let i = start; i < start + count; i++) {
+    const v = values[i]!;
+    if (v > best) {
+      second = best;
+      best = v;
+    } else if (v > second) {
+      second = v;
+    }
+  }
+  return kind === 'max' ? best : best + second;
 }
 
-/** out[tokens, hidden] = SwiGLU FFN of x[tokens, hidden]. */
-export function ffnForward(backend: Backend, w: FfnWeights, x: Float32Array, tokens: number): Float32Array {
+/**
+ * out[0 .. k) = indices of the k largest values, descending (ties: lower index first), by
+ * insertion into a sorted list of k (k is small: experts per token, groups kept).
+ */
+function topIndicesInto(out: Int32Array, values: ArrayLike<number>, k: number): void {
+  let count = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (count === k && !(v > values[out[k - 1]!]!)) continue;
+    let p = count < k ? count++ : k - 1;
+    while (p > 0 && values[out[p - 1]!]! < v) {
+      out[p] = out[p - 1]!;
+      p--;
+    }
+    out[p] = i;
+  }
+}
+
+/**
+ * out[tokens, hidden] = SwiGLU FFN of x[tokens, hidden]. With `scratch`, the gate/up buffers and
+ * the output (named `outName`) are scratch buffers.
+ */
+export function ffnForward(backend: Backend, w: FfnWeights, x: Float32Array, tokens: number, scratch?: ScratchBuffers, outName = 'ffn.out'): Float32Array {
   const width = w.gate.rows;
   if (w.up.rows !== width || w.down.cols !== width || w.gate.cols !== w.up.cols || w.down.rows !== w.gate.cols) {
     throw new Error(`FFN weight shapes disagree: gate [${w.gate.rows}, ${w.gate.cols}], up [${w.up.rows}, ${w.up.cols}], down [${w.down.rows}, ${w.down.cols}]`);
   }
-  const gate = new Float32Array(tokens * width);
-  const up = new Float32Array(tokens * width);
+  const gate = f32Buffer(scratch, 'ffn.gate', tokens * width);
+  const up = f32Buffer(scratch, 'ffn.up', tokens * width);
   backend.matmul(gate, x, tokens, w.gate);
   backend.matmul(up, x, tokens, w.up);
   backend.siluMul(gate, gate, up, tokens * width);
-  const out = new Float32Array(tokens * w.down.rows);
+  const out = f32Buffer(scratch, outName, tokens * w.down.rows);
   backend.matmul(out, gate, tokens, w.down);
   return out;
 }
 
-/** The MoE layer: routed experts (only those chosen, tokens grouped per expert) plus shared experts. */
-export function moeForward(backend: Backend, cfg: RouterConfig, w: MoeWeights, x: Float32Array, tokens: number): Float32Array {
+/**
+ * The MoE layer: routed experts (only those chosen, tokens grouped per expert, experts in
+ * ascending id order) plus shared experts. With `scratch`, the result is a scratch buffer.
+ */
+export function moeForward(backend: Backend, cfg: RouterConfig, w: MoeWeights, x: Float32Array, tokens: number, scratch?: ScratchBuffers): Float32Array {
   const hidden = w.router.cols;
-  const logits = new Float32Array(tokens * cfg.nExperts);
+  const E = cfg.nExperts;
+  const K = cfg.topK;
+  const logits = f32Buffer(scratch, 'moe.logits', tokens * E);
   backend.matmul(logits, x, tokens, w.router);
-  const routing = route(logits, tokens, cfg, w.bias);
-  const out = w.shared ? ffnForward(backend, w.shared, x, tokens) : new Float32Array(tokens * hidden);
-
-  const byExpert = new Map<number, number[]>();
-  for (let i = 0; i < routing.experts.length; i++) {
-    const e = routing.experts[i]!;
-    let list = byExpert.get(e);
-    if (!list) byExpert.set(e, (list = []));
-    list.push(i);
+  const routing = scratch ? { experts: scratch.i32('moe.experts', tokens * K), weights: scratch.f32('moe.weights', tokens * K) } : undefined;
+  if (routing) routeInto(routing, logits, tokens, cfg, w.bias, scratch);
+  const { experts, weights } = routing ?? route(logits, tokens, cfg, w.bias);
+  let out: Float32Array;
+  if (w.shared) {
+    out = ffnForward(backend, w.shared, x, tokens, scratch, 'moe.out');
+  } else {
+    out = f32Buffer(scratch, 'moe.out', tokens * hidden);
+    out.fill(0);
   }
-  for (const [e, slots] of [...byExpert].sort((a, b) => a[0] - b[0])) {
-    const expert = w.experts[e];
-    if (!expert) throw new Error(`router chose expert ${e}, but only ${w.experts.length} experts are loaded`);
-    const rows = new Float32Array(slots.length * hidden);
-    slots.forEach((slot, i) => {
-      const t = Math.floor(slot / cfg.topK);
-      rows.set(x.subarray(t * hidden, (t + 1) * hidden), i * hidden);
-    });
-    const y = ffnForward(backend, expert, rows, slots.length);
-    slots.forEach((slot, i) => {
-      const t = Math.floor(slot / cfg.topK);
-      backend.axpy(out.subarray(t * hidden, (t + 1) * hidden), routing.weights[slot]!, y.subarray(i * hidden, (i + 1) * hidden), hidden);
-    });
+
+  // Slots (token · topK + k) grouped by expert, in slot order within each expert (a counting sort).
+  const slots = tokens * K;
+  const start = scratch ? scratch.i32('moe.start', E + 1) : new Int32Array(E + 1);
+  start.fill(0);
+  for (let i = 0; i < slots; i++) {
+    const e = experts[i]!;
+    if (e < 0 || e >= w.experts.length || !w.experts[e]) throw new Error(`router chose expert ${e}, but only ${w.experts.length} experts are loaded`);
+    start[e + 1]!++;
+  }
+  for (let e = 0; e < E; e++) start[e + 1]! += start[e]!;
+  const order = scratch ? scratch.i32('moe.order', slots) : new Int32Array(slots);
+  const filled = scratch ? scratch.i32('moe.filled', E) : new Int32Array(E);
+  filled.fill(0);
+  for (let i = 0; i < slots; i++) {
+    const e = experts[i]!;
+    order[start[e]! + filled[e]!++] = i;
+  }
+
+  for (let e = 0; e < E; e++) {
+    const first = start[e]!;
+    const count = start[e + 1]! - first;
+    if (count === 0) continue;
+    let rows: Float32Array;
+    if (count === 1) {
+      const t = Math.floor(order[first]! / K);
+      rows = tokens === 1 ? x : x.subarray(t * hidden, (t + 1) * hidden);
+    } else {
+      rows = f32Buffer(scratch, 'moe.rows', count * hidden);
+      for (let i = 0; i < count; i++) {
+        const t = Math.floor(order[first + i]! / K);
+        rows.set(x.subarray(t * hidden, (t + 1) * hidden), i * hidden);
+      }
+    }
+    const y = ffnForward(backend, w.experts[e]!, rows, count, scratch);
+    for (let i = 0; i < count; i++) {
+      const slot = order[first + i]!;
+      const t = Math.floor(slot / K);
+      backend.axpy(tokens === 1 ? out : out.subarray(t * hidden, (t + 1) * hidden), weights[slot]!, i === 0 ? y : y.subarray(i * hidden, (i + 1) * hidden), hidden);
+    }
   }
   return out;
 }

@@ -11,6 +11,7 @@
  */
 import type { Backend } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
+import { type ScratchBuffers, f32Buffer } from './scratch.js';
 
 export interface MtpWeights {
   readonly enorm: Float32Array;
@@ -34,6 +35,8 @@ export interface MtpContext {
   readonly output: WeightMatrix;
   /** Runs the module's decoder block in place on x [tokens, hidden] at positions startPos... */
   readonly block: (x: Float32Array, tokens: number) => void;
+  /** Work buffers reused across calls (the returned logits are always fresh). */
+  readonly scratch?: ScratchBuffers;
 }
 
 /**
@@ -47,17 +50,21 @@ export function mtpForward(ctx: MtpContext, w: MtpWeights, hidden: Float32Array,
   if (w.ehProj.rows !== d || w.ehProj.cols !== 2 * d) {
     throw new Error(`MTP eh_proj is [${w.ehProj.rows}, ${w.ehProj.cols}], expected [${d}, ${2 * d}]`);
   }
-  const emb = new Float32Array(n * d);
+  const scratch = ctx.scratch;
+  // cat = [enorm(emb) | hnorm(hidden)] per position; for one position the halves are views of cat.
+  const cat = f32Buffer(scratch, 'mtp.cat', n * 2 * d);
+  const emb = n === 1 ? cat.subarray(0, d) : f32Buffer(scratch, 'mtp.emb', n * d);
+  const h = n === 1 ? cat.subarray(d, 2 * d) : f32Buffer(scratch, 'mtp.h', n * d);
   backend.embeddingGather(emb, w.embed ?? ctx.embed, nextTokens);
   backend.rmsNorm(emb, emb, w.enorm, n, d, eps);
-  const h = new Float32Array(n * d);
   backend.rmsNorm(h, hidden, w.hnorm, n, d, eps);
-  const cat = new Float32Array(n * 2 * d);
-  for (let i = 0; i < n; i++) {
-    cat.set(emb.subarray(i * d, (i + 1) * d), i * 2 * d);
-    cat.set(h.subarray(i * d, (i + 1) * d), i * 2 * d + d);
+  if (n > 1) {
+    for (let i = 0; i < n; i++) {
+      cat.set(emb.subarray(i * d, (i + 1) * d), i * 2 * d);
+      cat.set(h.subarray(i * d, (i + 1) * d), i * 2 * d + d);
+    }
   }
-  const x = new Float32Array(n * d);
+  const x = f32Buffer(scratch, 'mtp.x', n * d);
   backend.matmul(x, cat, n, w.ehProj);
   ctx.block(x, n);
   backend.rmsNorm(x, x, w.headNorm ?? ctx.outputNorm, n, d, eps);

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AttentionParams, Backend, RopeParams } from './backend.js';
 import {
-  checkAttention, checkCount, checkGemm, checkIds, checkLength, checkMatmul, checkRope, checkRows, checkWeight,
+  checkAttention, checkCount, checkCountOf, checkGemm, checkIds, checkLength, checkMatmul, checkRope, checkRows, checkWeight,
 } from './ref/checks.js';
 import type { WeightMatrix } from './tensor.js';
 
@@ -187,7 +187,7 @@ export function nativeBackend(addon: NativeAddon): NativeBackend {
 }
 
 function elementwise(kernel: string, n: number, out: Float32Array, a: Float32Array, b: Float32Array): void {
-  checkCount(`${kernel}: n`, n);
+  checkCountOf(kernel, 'n', n);
   checkLength(kernel, 'out', out, n);
   checkLength(kernel, 'a', a, n);
   checkLength(kernel, 'b', b, n);

@@ -11,6 +11,11 @@ export function checkCount(what: string, value: number): void {
   if (!Number.isInteger(value) || value < 0) throw new Error(`${what} must be a non-negative integer, got ${value}`);
 }
 
+/** checkCount for argument `name` of `kernel`; the message is built only on failure. */
+export function checkCountOf(kernel: string, name: string, value: number): void {
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${kernel}: ${name} must be a non-negative integer, got ${value}`);
+}
+
 export function checkLength(kernel: string, name: string, buffer: ArrayLike<number>, need: number): void {
   if (buffer.length < need) throw new Error(`${kernel}: ${name} needs ${need} elements, has ${buffer.length}`);
 }
@@ -18,9 +23,33 @@ export function checkLength(kernel: string, name: string, buffer: ArrayLike<numb
 /** Weight dtypes the matmul kernels accept. */
 export const MATMUL_DTYPES = new Set(['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q4_k', 'q5_k', 'q6_k', 'fp8_e4m3']);
 
+/**
+ * The fields a weight had when it passed checkWeight: model weights are checked on every matmul,
+ * so a weight object seen before with the same dtype, shape and buffers skips the work.
+ */
+interface CheckedWeight {
+  readonly dtype: string;
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Uint8Array;
+  readonly byteLength: number;
+  readonly blockScales: Float32Array | undefined;
+  readonly scales: number;
+}
+
+const checkedWeights = new WeakMap<WeightMatrix, CheckedWeight>();
+
 export function checkWeight(kernel: string, w: WeightMatrix): void {
-  checkCount(`${kernel}: weight rows`, w.rows);
-  checkCount(`${kernel}: weight cols`, w.cols);
+  const seen = checkedWeights.get(w);
+  if (seen && seen.dtype === w.dtype && seen.rows === w.rows && seen.cols === w.cols && seen.data === w.data
+    && seen.byteLength === w.data.byteLength && seen.blockScales === w.blockScales && seen.scales === (w.blockScales?.length ?? 0)) return;
+  checkWeightFields(kernel, w);
+  checkedWeights.set(w, { dtype: w.dtype, rows: w.rows, cols: w.cols, data: w.data, byteLength: w.data.byteLength, blockScales: w.blockScales, scales: w.blockScales?.length ?? 0 });
+}
+
+function checkWeightFields(kernel: string, w: WeightMatrix): void {
+  checkCountOf(kernel, 'weight rows', w.rows);
+  checkCountOf(kernel, 'weight cols', w.cols);
   if (!MATMUL_DTYPES.has(w.dtype)) throw new Error(`${kernel}: weight dtype '${w.dtype}' is not supported`);
   const info = dtypeInfo(w.dtype);
   if (w.cols % info.blockElements !== 0) {
@@ -40,7 +69,12 @@ export function checkGemm(
   transA: boolean, transB: boolean, m: number, n: number, k: number,
   a: Float32Array, lda: number, b: Float32Array, ldb: number, c: Float32Array, ldc: number,
 ): void {
-  for (const [name, v] of [['m', m], ['n', n], ['k', k], ['lda', lda], ['ldb', ldb], ['ldc', ldc]] as const) checkCount(`gemm: ${name}`, v);
+  checkCount('gemm: m', m);
+  checkCount('gemm: n', n);
+  checkCount('gemm: k', k);
+  checkCount('gemm: lda', lda);
+  checkCount('gemm: ldb', ldb);
+  checkCount('gemm: ldc', ldc);
   const [aRows, aCols] = transA ? [k, m] : [m, k];
   const [bRows, bCols] = transB ? [n, k] : [k, n];
   if (lda < aCols) throw new Error(`gemm: lda ${lda} is smaller than A's row length ${aCols}`);
@@ -59,8 +93,8 @@ export function checkMatmul(out: Float32Array, x: Float32Array, m: number, w: We
 }
 
 export function checkRows(kernel: string, w: WeightMatrix, rowStart: number, rowCount: number): void {
-  checkCount(`${kernel}: rowStart`, rowStart);
-  checkCount(`${kernel}: rowCount`, rowCount);
+  checkCountOf(kernel, 'rowStart', rowStart);
+  checkCountOf(kernel, 'rowCount', rowCount);
   if (rowStart + rowCount > w.rows) throw new Error(`${kernel}: rows [${rowStart}, ${rowStart + rowCount}) exceed the weight's ${w.rows} rows`);
 }
 
@@ -72,7 +106,12 @@ export function checkIds(kernel: string, ids: Int32Array, rows: number): void {
 }
 
 export function checkRope(x: Float32Array, p: RopeParams): void {
-  for (const key of ['tokens', 'heads', 'tokenStride', 'headStride', 'offset', 'ropeDim'] as const) checkCount(`rope: ${key}`, p[key]);
+  checkCount('rope: tokens', p.tokens);
+  checkCount('rope: heads', p.heads);
+  checkCount('rope: tokenStride', p.tokenStride);
+  checkCount('rope: headStride', p.headStride);
+  checkCount('rope: offset', p.offset);
+  checkCount('rope: ropeDim', p.ropeDim);
   if (p.ropeDim % 2 !== 0) throw new Error(`rope: ropeDim ${p.ropeDim} must be even`);
   if (p.style !== 'interleaved' && p.style !== 'neox') throw new Error(`rope: unknown style '${String(p.style)}'`);
   checkLength('rope', 'positions', p.positions, p.tokens);
@@ -83,8 +122,16 @@ export function checkRope(x: Float32Array, p: RopeParams): void {
 }
 
 export function checkAttention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, p: AttentionParams): void {
-  const keys = ['queries', 'heads', 'kvHeads', 'headDimK', 'headDimV', 'startPos', 'kTokenStride', 'kHeadStride', 'vTokenStride', 'vHeadStride'] as const;
-  for (const key of keys) checkCount(`attention: ${key}`, p[key]);
+  checkCount('attention: queries', p.queries);
+  checkCount('attention: heads', p.heads);
+  checkCount('attention: kvHeads', p.kvHeads);
+  checkCount('attention: headDimK', p.headDimK);
+  checkCount('attention: headDimV', p.headDimV);
+  checkCount('attention: startPos', p.startPos);
+  checkCount('attention: kTokenStride', p.kTokenStride);
+  checkCount('attention: kHeadStride', p.kHeadStride);
+  checkCount('attention: vTokenStride', p.vTokenStride);
+  checkCount('attention: vHeadStride', p.vHeadStride);
   if (p.kvHeads === 0 || p.heads % p.kvHeads !== 0) throw new Error(`attention: heads ${p.heads} is not a multiple of kvHeads ${p.kvHeads}`);
   checkLength('attention', 'q', q, p.queries * p.heads * p.headDimK);
   checkLength('attention', 'out', out, p.queries * p.heads * p.headDimV);
