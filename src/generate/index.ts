@@ -7,3 +7,4 @@ export { StopStringMatcher, type StopPush } from './stops.js';
 export { ReasoningParser, promptOpensThought, type ChannelText, type ReasoningParserOptions } from './reasoning.js';
 export { chatPromptTokens, type ChatMessage, type ChatPromptOptions } from './chat-prompt.js';
 export { Rng, randomSeed } from './rng.js';
+export { generateSpeculative, formatSpeculativeStats, type SpeculativeOptions, type SpeculativeDoneEvent } from './speculative.js';
