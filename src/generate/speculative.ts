@@ -23,6 +23,9 @@
  *
  * Stops, maxTokens, EOS and the reasoning budget are applied by the same Sequence as plain
  * decoding, one token at a time, so they end the output at exactly the same token.
+ *
+ * The per-step work (draft, verify, accept, cut the cache back) is SpeculativeDecoder
+ * (speculative-step.ts), which the server's scheduler also uses for a sequence decoding alone.
  */
 import type { CausalLM, KvCache } from '../models/model.js';
 import { DeepseekModel } from '../models/deepseek-v3.js';
@@ -30,12 +33,12 @@ import { checkedPrompt, type GenerationRequest } from './engine.js';
 import type { DoneEvent, GenerationEvent, GenerationTokenizer } from './events.js';
 import { MtpDrafter } from './draft-mtp.js';
 import { NgramDrafter, type NgramOptions } from './draft-ngram.js';
-import { Rng } from './rng.js';
 import { Sequence } from './sequence.js';
-import { sampleFrom, verifyDraft } from './speculative-sampling.js';
-import type { DraftChooser, Drafter, SpeculativeStats } from './speculative-types.js';
+import { SpeculativeDecoder } from './speculative-step.js';
+import type { Drafter, SpeculativeStats } from './speculative-types.js';
 
 export type { Drafter, DraftProposal, DraftChooser, SpeculativeStats } from './speculative-types.js';
+export { stepWithToken } from './speculative-step.js';
 
 export type SpeculativeMethod = 'mtp' | 'ngram';
 
@@ -77,26 +80,8 @@ export function defaultDraftTokens(method: string): number {
   return method === 'mtp' ? 1 : 4;
 }
 
-/**
- * Sequence.step() with the token chosen by the caller instead of sampled (logits still give the
- * logprobs). `chosen` is false when the step did not pick a token (the reasoning budget forced
- * the thought closed).
- */
-export function stepWithToken(seq: Sequence, logits: Float32Array, id: number): { events: GenerationEvent[]; feed: Int32Array; chosen: boolean } {
-  const sampler = seq.sampler;
-  let chosen = false;
-  sampler.sample = () => {
-    chosen = true;
-    return id;
-  };
-  try {
-    return { ...seq.step(logits), chosen };
-  } finally {
-    delete (sampler as { sample?: unknown }).sample; // back to the prototype's method
-  }
-}
-
-function makeDrafter(model: CausalLM, options: SpeculativeOptions, capacity: number): Drafter {
+/** The drafter of a method (or the custom one); `capacity`: most positions its own cache needs. */
+export function makeDrafter(model: CausalLM, options: SpeculativeOptions, capacity: number): Drafter {
   if (options.drafter) return options.drafter;
   if (options.method === 'ngram') return new NgramDrafter(options.ngram);
   if (options.method === 'mtp') {
@@ -143,38 +128,8 @@ export async function* generateSpeculative(
     if (!(model instanceof DeepseekModel)) throw new Error(`the ${drafter.kind} drafter needs hidden states, which only deepseek2 models provide`);
     chunkSize = Math.min(chunkSize, HIDDEN_PREFILL_CHUNK);
   }
-  const V = model.info.vocabSize;
-  const stats = { proposed: 0, accepted: 0, forwards: 0, decisions: 0 };
-  const rng = new Rng((seq.sampler.seed ^ 0x5bd1e995) >>> 0);
-  const uniform = (): number => rng.nextFloat();
-  const greedy = seq.sampler.options.temperature === 0;
-  const choose: DraftChooser = (logits) => {
-    const q = seq.sampler.distribution(logits);
-    return { id: greedy ? q.ids[0]! : sampleFrom(q, uniform()), q };
-  };
-
-  /** Runs tokens through the main model; returns logits [n, V] (allLogits) or [V], and hidden states when the drafter needs them. */
-  const run = (tokens: Int32Array, allLogits = true): { logits: Float32Array; hidden?: Float32Array } => {
-    try {
-      const out = drafter.needsHidden && model instanceof DeepseekModel
-        ? model.forwardWithHidden(tokens, cache, { allLogits: true })
-        : { logits: model.forward(tokens, cache, { allLogits }) };
-      if (slot) for (const t of tokens) slot.tokens.push(t);
-      return out;
-    } catch (error) {
-      if (slot) {
-        cache.truncate(0);
-        slot.tokens.length = 0;
-      }
-      throw error;
-    }
-  };
-  const keep = (tokens: Int32Array, out: { hidden?: Float32Array }, n: number, cacheStart: number): void => {
-    cache.truncate(cacheStart + n);
-    if (slot) slot.tokens.length = cacheStart + n;
-    const d = out.hidden ? out.hidden.length / tokens.length : 0;
-    drafter.observe(tokens.subarray(0, n), out.hidden?.subarray(0, n * d));
-  };
+  const decoder = new SpeculativeDecoder({ model, seq, cache, slot, newDrafter: () => drafter, draftTokens: k, maxTokens: request.maxTokens });
+  const stats = decoder.counts;
 
   const start = performance.now();
   let prefillEnd = start;
@@ -215,10 +170,7 @@ export async function* generateSpeculative(
   }
   let logits: Float32Array | undefined;
   for (let pos = cached; pos < prompt.length; pos += chunkSize) {
-    const chunk = prompt.subarray(pos, Math.min(prompt.length, pos + chunkSize));
-    const out = run(chunk, drafter.needsHidden);
-    drafter.observe(chunk, out.hidden);
-    logits = out.logits.subarray(out.logits.length - V);
+    logits = decoder.advance(prompt.subarray(pos, Math.min(prompt.length, pos + chunkSize)));
     if (pos + chunkSize < prompt.length) {
       await tick();
       if (signal?.aborted) {
@@ -232,14 +184,8 @@ export async function* generateSpeculative(
   if (cached === prompt.length) throw new Error('internal: prompt fully cached'); // checkPromptFits + limit prevent this
   prefillEnd = performance.now();
 
-  const context: number[] = Array.from(prompt);
-  const syncContext = (): void => {
-    for (let i = context.length - prompt.length; i < seq.outputTokens.length; i++) context.push(seq.outputTokens[i]!);
-  };
   let { events, feed } = seq.step(logits!);
   yield* events;
-  syncContext();
-  const maxTokens = request.maxTokens ?? Infinity;
   while (!seq.finished) {
     if (cache.length + feed.length > cache.capacity) {
       yield* seq.finish('length');
@@ -250,40 +196,8 @@ export async function* generateSpeculative(
       yield* seq.finish('abort');
       break;
     }
-    const room = Math.min(k, cache.capacity - cache.length - feed.length, maxTokens - seq.completionTokens - 1);
-    const proposal = room > 0 ? drafter.propose(context, feed.length, room, choose) : { tokens: [], q: [] };
-    const drafts = proposal.tokens.slice(0, Math.max(0, room));
-    const tokens = new Int32Array(feed.length + drafts.length);
-    tokens.set(feed);
-    tokens.set(drafts, feed.length);
-    const cacheStart = cache.length;
-    const out = run(tokens);
-    stats.forwards++;
-    let accepted = 0;
-    let next: Int32Array | undefined;
-    for (let i = 0; i < drafts.length && !seq.finished; i++) {
-      const row = out.logits.subarray((feed.length - 1 + i) * V, (feed.length + i) * V);
-      const verdict = verifyDraft(seq.sampler.distribution(row), drafts[i]!, proposal.q[i] ?? null, uniform);
-      const step = stepWithToken(seq, row, verdict.token);
-      stats.decisions++;
-      stats.proposed++;
-      yield* step.events;
-      if (!step.chosen || !verdict.accepted) {
-        next = step.feed;
-        break;
-      }
-      accepted++;
-    }
-    if (next === undefined && !seq.finished) {
-      const step = seq.step(out.logits.subarray((tokens.length - 1) * V, tokens.length * V));
-      stats.decisions++;
-      yield* step.events;
-      next = step.feed;
-    }
-    stats.accepted += accepted;
-    keep(tokens, out, feed.length + accepted, cacheStart);
-    syncContext();
-    feed = next ?? new Int32Array(0);
+    ({ events, feed } = decoder.step(feed));
+    yield* events;
   }
   yield done();
 }
