@@ -640,6 +640,8 @@ int64_t matvecGrain(const Weight& w, int64_t m) {
   return w.rows * rowBytes(w) * (1 + (m - 1) / 4) < smallWorkBytes() ? w.rows : MATVEC_ROWS;
 }
 
+#include "matvec_dense.h"
+
 void matvecRows(void* ctx, int64_t r0, int64_t r1, int) {
   const MatvecJob& j = *static_cast<const MatvecJob*>(ctx);
   const Weight& w = *j.w;
@@ -679,11 +681,16 @@ void matvecRows(void* ctx, int64_t r0, int64_t r1, int) {
 }
 
 /**
- * Small-m matmul. The activations are repacked segment by segment (m rows of one segment stored
- * together): rows of x that are a multiple of 4 KiB apart would otherwise compete for the same
- * L1 sets. The segment shrinks as m grows so that m x segment floats stay well inside L1.
+ * Small-m matmul (f32 / f16 / bf16 weights with m <= DENSE_M: matvecDense). The activations are
+ * repacked segment by segment (m rows of one segment stored together): rows of x that are a
+ * multiple of 4 KiB apart would otherwise compete for the same L1 sets. The segment shrinks as m
+ * grows so that m x segment floats stay well inside L1.
  */
 void matvecSmall(float* out, const float* x, int64_t m, const Weight& w) {
+  if (m <= DENSE_M && isDense(w.dtype)) {
+    matvecDense(out, x, m, w, matvecGrain(w, m));
+    return;
+  }
   int64_t segment = 16384 / m / 256 * 256;
   segment = segment < 256 ? 256 : (segment > SEGMENT ? SEGMENT : segment);
   const float* packed = x;

@@ -195,6 +195,33 @@ test('native matmul equals ref for every weight dtype, m in {1, 3, 16, 17, 40}',
   }
 });
 
+test('native matmul equals ref for dense weights (f32, f16, bf16): m 1..9, ragged columns, odd row counts', { skip }, () => {
+  // The dense small-m kernel (native/src/matvec_dense.h) blocks weight rows by 8/4/3/2/1 and
+  // columns by 16/8/4 lanes: cover every block remainder, a ragged last chunk, m past its limit (9).
+  let seed = 900;
+  for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+    for (const rows of [1, 7, 129]) {
+      for (const cols of [1, 7, 33, 128, 4097]) {
+        const w = makeWeight(dtype, rows, cols, seed++);
+        const dense = new Float32Array(rows * cols);
+        ref.dequantizeRows(dense, w, 0, rows);
+        const wn = Array.from({ length: rows }, (_, r) => Math.hypot(...dense.subarray(r * cols, (r + 1) * cols)));
+        for (const m of [1, 2, 3, 5, 8, 9]) {
+          const x = random(m * cols, seed++);
+          const expected = new Float32Array(m * rows);
+          ref.matmul(expected, x, m, w);
+          const xn = Array.from({ length: m }, (_, i) => Math.hypot(...x.subarray(i * cols, (i + 1) * cols)));
+          eachLevel((level) => {
+            const out = new Float32Array(m * rows).fill(NaN);
+            native!.matmul(out, x, m, w);
+            assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]!, `${level} matmul ${dtype} m${m} [${rows}, ${cols}]`);
+          });
+        }
+      }
+    }
+  }
+});
+
 test('native dequantizeRows and embeddingGather equal ref for every weight dtype', { skip }, () => {
   let seed = 300;
   for (const dtype of MATMUL_DTYPES) {
