@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL } from './chat.js';
+import { parseSpeculativeFlags, speculativeFlags } from '../generate/cli-options.js';
 
 export const summary = 'serve models over HTTP (OpenAI/DeepSeek and Ollama APIs, web UI)';
 
@@ -27,6 +28,12 @@ const usage = `usage: frugal serve [--model FILE]... [options]
   --concurrency N         concurrent generations per client (default: unlimited)
   --body-limit BYTES      largest request body (default 1048576)
   --reasoning-budget N    default thinking budget in tokens (default: unlimited)
+  --speculative M         mtp (the model's MTP module), ngram (prompt lookup) or off (default):
+                          a generation running alone drafts tokens and verifies them in one pass
+                          (same output distribution); with others running it decodes batched.
+                          A model without MTP weights decodes normally under mtp (one warning).
+                          Requests with logprobs or JSON output never speculate.
+  --draft-tokens K        tokens drafted per step (default 1 for mtp, 4 for ngram)
 
 Authentication: on a loopback address API keys are optional unless --auth is given (an unknown
 key is then ignored, a revoked one refused). Any other address requires --auth semantics: the
@@ -74,6 +81,7 @@ export async function run(args: string[]): Promise<number> {
       concurrency: { type: 'string' },
       'body-limit': { type: 'string' },
       'reasoning-budget': { type: 'string' },
+      ...speculativeFlags,
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -95,6 +103,7 @@ export async function run(args: string[]): Promise<number> {
     }
     authRequired = !(values['no-auth'] && values['insecure-no-auth-on-public-address']);
   }
+  const speculative = parseSpeculativeFlags(values);
   const paths = values.model ?? [DEFAULT_MODEL];
   for (const path of paths) {
     if (!existsSync(path)) {
@@ -119,6 +128,7 @@ export async function run(args: string[]): Promise<number> {
     scheduler: {
       maxActive: int(values['max-active'], 'max-active', 1) ?? 8,
       maxQueue: int(values['max-queue'], 'max-queue', 0) ?? 64,
+      speculative,
     },
     limits: {
       ...(values.rpm !== undefined ? { requestsPerMinute: int(values.rpm, 'rpm', 1)! } : {}),
@@ -140,7 +150,7 @@ export async function run(args: string[]): Promise<number> {
   const address = await server.listen({ host, port });
   const ctx = server.ctx;
   process.stderr.write(
-    `frugal serve: listening on ${address} (models: ${ctx.registry.ids().join(', ')}; auth ${authRequired ? 'required' : 'optional (loopback)'}; database ${values.db})\n`,
+    `frugal serve: listening on ${address} (models: ${ctx.registry.ids().join(', ')}; ${speculative.method === 'off' ? '' : `speculative ${speculative.method}; `}auth ${authRequired ? 'required' : 'optional (loopback)'}; database ${values.db})\n`,
   );
   if (authRequired && ctx.store.apiKeys().length === 0 && ctx.store.users().length === 0) {
     process.stderr.write(`frugal serve: no users or API keys yet: create one with 'frugal admin --db ${values.db} create-key'\n`);

@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics (GET /metrics) in a registry of their own (several servers in one process,
  * as in tests, do not collide): requests by route and status, queue depth and running
- * generations, time to first token, decode speed, tokens in and out, prefix-cache hits, aborts.
+ * generations, time to first token, decode speed, tokens in and out, prefix-cache hits, aborts,
+ * and speculative decoding's drafted / accepted tokens (counted when a generation ends).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Scheduler } from './scheduler.js';
@@ -15,6 +16,9 @@ export class Metrics {
   readonly completionTokens: Counter<'model'>;
   readonly cacheHitTokens: Counter<'model'>;
   readonly generations: Counter<'model' | 'finish_reason'>;
+  readonly draftedTokens: Counter<'model'>;
+  readonly acceptedTokens: Counter<'model'>;
+  readonly speculativeForwards: Counter<'model'>;
 
   constructor(scheduler: Scheduler, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -33,6 +37,9 @@ export class Metrics {
     this.completionTokens = new Counter({ name: 'frugal_completion_tokens_total', help: 'Tokens generated', labelNames: ['model'], registers });
     this.cacheHitTokens = new Counter({ name: 'frugal_prompt_cache_hit_tokens_total', help: 'Prompt tokens served from the prefix cache', labelNames: ['model'], registers });
     this.generations = new Counter({ name: 'frugal_generations_total', help: 'Finished generations by finish reason', labelNames: ['model', 'finish_reason'], registers });
+    this.draftedTokens = new Counter({ name: 'frugal_speculative_drafted_tokens_total', help: 'Drafted tokens checked by the model (speculative decoding)', labelNames: ['model'], registers });
+    this.acceptedTokens = new Counter({ name: 'frugal_speculative_accepted_tokens_total', help: 'Drafted tokens accepted (speculative decoding)', labelNames: ['model'], registers });
+    this.speculativeForwards = new Counter({ name: 'frugal_speculative_forwards_total', help: 'Main-model forwards of speculative steps (each verifies the drafts of one step)', labelNames: ['model'], registers });
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'frugal_' });
     scheduler.onFinish = (result, spec) => {
       const model = spec.model.id;
@@ -43,6 +50,11 @@ export class Metrics {
       this.generations.inc({ model, finish_reason: finishReason });
       if (result.firstTokenMs !== undefined) this.timeToFirstToken.observe({ model }, result.firstTokenMs / 1000);
       if (timings.tokensPerSecond > 0) this.tokensPerSecond.observe({ model }, timings.tokensPerSecond);
+      if (result.speculative) {
+        this.draftedTokens.inc({ model }, result.speculative.drafted);
+        this.acceptedTokens.inc({ model }, result.speculative.accepted);
+        this.speculativeForwards.inc({ model }, result.speculative.forwards);
+      }
     };
   }
 }

@@ -8,6 +8,12 @@
  * `forwardBatch(items: {tokens, cache}[]): Float32Array[]`; otherwise the sequences are stepped one
  * after another within the round (same scheduling, no shared matmul).
  *
+ * Speculative decoding (`speculative` option, speculation.ts): while a sequence is the only active
+ * one, each of its decode steps drafts tokens and verifies them in one forward (several tokens per
+ * round); when another request becomes active the sequence goes back to batched one-token steps at
+ * the next round. A speculative step leaves no drafted token in the cache: only the accepted ones,
+ * and the next chosen token pending as the feed of the next round (batched or not).
+ *
  * Admission: at most `maxActive` sequences run; up to `maxQueue` more wait in FIFO order; beyond
  * that a request is refused with 429 (Retry-After), and one that waited longer than
  * `queueTimeoutMs` gets 503.
@@ -15,9 +21,11 @@
 import type { CausalLM, KvCache } from '../models/model.js';
 import type { DoneEvent, GenerationEvent } from '../generate/events.js';
 import { Sequence, type SequenceOptions } from '../generate/sequence.js';
+import type { SpeculativeDecoder } from '../generate/speculative-step.js';
 import { ApiError } from './errors.js';
 import { JsonValidator, maskJsonLogits } from './json-constraint.js';
 import type { ServedModel } from './models.js';
+import { HIDDEN_PREFILL_CHUNK, Speculation, type ServerSpeculativeOptions } from './speculation.js';
 
 export interface JobSpec {
   model: ServedModel;
@@ -38,6 +46,8 @@ export interface JobResult {
   queueMs: number;
   /** Milliseconds from admission to the first generated token (undefined when none). */
   firstTokenMs: number | undefined;
+  /** Drafted and accepted tokens of its speculative steps (absent when it had none). */
+  speculative?: { drafted: number; accepted: number; forwards: number };
 }
 
 export interface SchedulerOptions {
@@ -48,6 +58,8 @@ export interface SchedulerOptions {
   prefillChunk?: number;
   /** Total time one generation may run (ends it with finish 'length'). */
   generationTimeoutMs?: number;
+  /** Speculative decoding of a sequence that runs alone (default off). */
+  speculative?: ServerSpeculativeOptions;
 }
 
 type ModelWithBatch = CausalLM & { forwardBatch?: (items: { tokens: Int32Array; cache: KvCache }[]) => Float32Array[] };
@@ -65,6 +77,8 @@ interface Job {
   logits?: Float32Array | undefined;
   feed?: Int32Array | undefined;
   json?: { state: JsonValidator; active: boolean; raw: string } | undefined;
+  /** Its speculative decoder, when the server speculates and the request allows it. */
+  speculative?: SpeculativeDecoder | undefined;
   resolve: (r: JobResult) => void;
   reject: (e: unknown) => void;
   timer?: NodeJS.Timeout | undefined;
@@ -78,11 +92,12 @@ export class Scheduler {
   private readonly queueTimeoutMs: number;
   private readonly prefillChunk: number;
   private readonly generationTimeoutMs: number;
+  private readonly speculation: Speculation | undefined;
   private readonly queue: Job[] = [];
   private readonly active: Job[] = [];
   private running = false;
   /** Counters for tests and metrics. */
-  readonly stats = { started: 0, finished: 0, aborted: 0, rejected: 0, batchedForwards: 0, steps: 0 };
+  readonly stats = { started: 0, finished: 0, aborted: 0, rejected: 0, batchedForwards: 0, steps: 0, speculativeSteps: 0, draftedTokens: 0, acceptedTokens: 0 };
   /** Called after each job ends (metrics). */
   onFinish?: (result: JobResult, spec: JobSpec) => void;
 
@@ -92,6 +107,8 @@ export class Scheduler {
     this.queueTimeoutMs = options.queueTimeoutMs ?? 60_000;
     this.prefillChunk = options.prefillChunk ?? 128;
     this.generationTimeoutMs = options.generationTimeoutMs ?? 10 * 60_000;
+    const speculative = options.speculative;
+    this.speculation = speculative && speculative.method !== 'off' ? new Speculation(speculative) : undefined;
   }
 
   get activeCount(): number {
@@ -170,6 +187,7 @@ export class Scheduler {
     job.slot = lease.slot;
     job.cached = lease.cached;
     job.pos = lease.cached;
+    job.speculative = this.speculation?.decoderFor(job.spec, job.seq, lease.slot);
     this.active.push(job);
     this.stats.started++;
     try {
@@ -205,6 +223,7 @@ export class Scheduler {
     }
     // prefill chunks and decode steps (sampling); decode steps leave a feed for the forward below
     for (const job of [...this.active]) {
+      if (job.feed !== undefined) continue; // a speculative step left its next token pending
       try {
         if (job.logits === undefined) this.prefill(job);
         else this.sample(job);
@@ -221,6 +240,15 @@ export class Scheduler {
     }
     for (const [served, jobs] of byModel) {
       const model = served.model as ModelWithBatch;
+      const alone = jobs.length === 1 && this.active.length === 1 ? jobs[0]! : undefined;
+      if (alone?.speculative) {
+        try {
+          this.speculate(alone);
+        } catch (error) {
+          this.fail(alone, error);
+        }
+        continue;
+      }
       if (typeof model.forwardBatch === 'function' && jobs.length > 1) {
         try {
           const out = model.forwardBatch(jobs.map((j) => ({ tokens: j.feed!, cache: j.slot!.cache })));
@@ -233,7 +261,9 @@ export class Scheduler {
       }
       for (const job of jobs) {
         try {
-          this.fed(job, model.forward(job.feed!, job.slot!.cache));
+          // a decoder keeps its drafter's observations whole through plain steps too
+          if (job.speculative) this.advanced(job, job.speculative.advance(job.feed!));
+          else this.fed(job, model.forward(job.feed!, job.slot!.cache));
         } catch (error) {
           this.fail(job, error);
         }
@@ -243,10 +273,17 @@ export class Scheduler {
 
   private prefill(job: Job): void {
     const prompt = job.spec.prompt;
-    const end = Math.min(prompt.length, job.pos + this.prefillChunk);
+    // alone, a speculating request prefills through its decoder so that the drafter sees the prompt
+    const decoder = this.active.length === 1 ? job.speculative : undefined;
+    const size = decoder && this.speculation!.needsHidden ? Math.min(this.prefillChunk, HIDDEN_PREFILL_CHUNK) : this.prefillChunk;
+    const end = Math.min(prompt.length, job.pos + size);
     const chunk = prompt.subarray(job.pos, end);
-    const logits = job.spec.model.model.forward(chunk, job.slot!.cache);
-    for (const t of chunk) job.slot!.tokens.push(t);
+    let logits: Float32Array;
+    if (decoder) logits = decoder.advance(chunk);
+    else {
+      logits = job.spec.model.model.forward(chunk, job.slot!.cache);
+      for (const t of chunk) job.slot!.tokens.push(t);
+    }
     job.pos = end;
     if (end === prompt.length) {
       job.logits = logits;
@@ -258,6 +295,36 @@ export class Scheduler {
     for (const t of job.feed!) job.slot!.tokens.push(t);
     job.feed = undefined;
     job.logits = logits;
+  }
+
+  /** After the decoder ran the feed (it keeps the slot's tokens itself). */
+  private advanced(job: Job, logits: Float32Array): void {
+    job.feed = undefined;
+    job.logits = logits;
+  }
+
+  /**
+   * One speculative step of a job decoding alone: drafts after the pending feed, verifies them
+   * in one forward and leaves the next chosen token as the pending feed (no logits to sample).
+   */
+  private speculate(job: Job): void {
+    const { seq } = job;
+    const decoder = job.speculative!;
+    const before = seq.outputTokens.length;
+    const drafted = decoder.counts.proposed;
+    const accepted = decoder.counts.accepted;
+    const { events, feed } = decoder.step(job.feed!);
+    job.feed = undefined;
+    this.stats.steps++;
+    this.stats.speculativeSteps++;
+    this.stats.draftedTokens += decoder.counts.proposed - drafted;
+    this.stats.acceptedTokens += decoder.counts.accepted - accepted;
+    if (seq.outputTokens.length > before && job.firstTokenAt === undefined) job.firstTokenAt = performance.now();
+    for (const event of events) this.emit(job, event);
+    if (seq.finished) return this.end(job);
+    const cache = job.slot!.cache;
+    if (cache.length + feed.length > cache.capacity) return this.end(job, 'length');
+    job.feed = feed;
   }
 
   private sample(job: Job): void {
@@ -328,6 +395,8 @@ export class Scheduler {
       queueMs: job.startedAt - job.enqueuedAt,
       firstTokenMs: job.firstTokenAt === undefined ? undefined : job.firstTokenAt - job.startedAt,
     };
+    const counts = job.speculative?.counts;
+    if (counts && counts.forwards > 0) result.speculative = { drafted: counts.proposed, accepted: counts.accepted, forwards: counts.forwards };
     try {
       this.onFinish?.(result, job.spec);
     } catch {
