@@ -261,9 +261,7 @@ export class Scheduler {
       }
       for (const job of jobs) {
         try {
-          // a decoder keeps its drafter's observations whole through plain steps too
-          if (job.speculative) this.advanced(job, job.speculative.advance(job.feed!));
-          else this.fed(job, model.forward(job.feed!, job.slot!.cache));
+          this.fed(job, model.forward(job.feed!, job.slot!.cache));
         } catch (error) {
           this.fail(job, error);
         }
@@ -293,12 +291,6 @@ export class Scheduler {
 
   private fed(job: Job, logits: Float32Array): void {
     for (const t of job.feed!) job.slot!.tokens.push(t);
-    job.feed = undefined;
-    job.logits = logits;
-  }
-
-  /** After the decoder ran the feed (it keeps the slot's tokens itself). */
-  private advanced(job: Job, logits: Float32Array): void {
     job.feed = undefined;
     job.logits = logits;
   }

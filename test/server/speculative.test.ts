@@ -90,6 +90,17 @@ test('greedy MTP: the same answers as without speculation; drafting shows in /me
     assert.ok(drafted > 0 && accepted <= drafted, `drafted ${drafted}, accepted ${accepted}`);
     assert.equal(await metric(plain.url, 'frugal_speculative_drafted_tokens_total'), 0);
     assert.ok(spec.server.ctx.scheduler.stats.speculativeSteps > 0);
+    // chat with thinking: the same reasoning, content and usage (reasoning tokens included)
+    const chat = async (url: string): Promise<unknown> => {
+      const response = await fetch(`${url}/v1/chat/completions`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'deepseek-reasoner', temperature: 0, max_tokens: 40, messages: [{ role: 'user', content: 'Hello, hello' }] }),
+      });
+      assert.equal(response.status, 200);
+      const json = (await response.json()) as { choices: { message: unknown; finish_reason: string }[]; usage: unknown };
+      return { message: json.choices[0]!.message, finish: json.choices[0]!.finish_reason, usage: json.usage };
+    };
+    assert.deepEqual(await chat(spec.url), await chat(plain.url));
     // logprobs: no speculation for that request, same answer
     const before = spec.server.ctx.scheduler.stats.draftedTokens;
     const expected = await complete(plain.url, { prompt: PROMPTS[0], max_tokens: 12, logprobs: 1 });
@@ -179,4 +190,21 @@ test('scheduler: a sequence going from alone to batched and back gives exactly t
     assert.ok(stepsAtJoin > 0 && scheduler.stats.speculativeSteps > stepsAtSecondEnd, `${method}: speculative before the join and after the second ended`);
     assert.equal(served.active, 0);
   }
+});
+
+test('scheduler: sampled speculative decoding reports every token it emits in the usage', async () => {
+  const served = new ServedModel('ds', withMtp, 0, undefined, 2);
+  const scheduler = new Scheduler({ speculative: { method: 'ngram', ngram: { minMatch: 1 } } });
+  for (const seed of [1, 2, 3]) {
+    let tokens = 0;
+    const r = await scheduler.run({
+      model: served, prompt: Int32Array.from(withMtp.tokenizer.encode('abababababab', { addSpecialTokens: true })),
+      options: { sampling: { temperature: 0.8, topK: 20, frequencyPenalty: 0.2, seed }, maxTokens: 24, stopTokenIds: [], thinking: 'off' },
+      onEvent: (e) => void (e.type === 'token' && tokens++),
+    });
+    assert.equal(r.done.usage.completionTokens, tokens);
+    assert.equal(tokens, 24);
+    assert.equal(r.done.finishReason, 'length');
+  }
+  assert.ok(scheduler.stats.draftedTokens > 0);
 });
