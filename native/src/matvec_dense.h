@@ -63,30 +63,36 @@ inline void dSum8(const DVec* v, float* out) {
 constexpr int denseRowBlock(int g) { return g == 1 ? 8 : (g == 2 ? 4 : (g == 3 ? 3 : (g == 4 ? 2 : 1))); }
 
 #else
+// GCC vector extensions: SSE2 on baseline x86-64, NEON on ARM, plain scalar code elsewhere.
 constexpr int64_t DV = 4;
-struct DVec {
-  float v[4];
-};
-inline DVec dZero() { return DVec{{0.0f, 0.0f, 0.0f, 0.0f}}; }
-inline DVec dLoad(const float* p) { return DVec{{p[0], p[1], p[2], p[3]}}; }
-inline DVec dFma(DVec a, DVec b, DVec c) {
-  for (int k = 0; k < 4; k++) c.v[k] += a.v[k] * b.v[k];
-  return c;
+typedef float DVec __attribute__((vector_size(16)));
+typedef uint16_t DHalves __attribute__((vector_size(16)));
+inline DVec dZero() { return DVec{0.0f, 0.0f, 0.0f, 0.0f}; }
+inline DVec dLoad(const float* p) {
+  DVec v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
 }
+inline DVec dFma(DVec a, DVec b, DVec c) { return a * b + c; }
 template <int DT>
 inline DVec dLoadW(const uint8_t* row, int64_t c) {
-  DVec r;
-  for (int k = 0; k < 4; k++) {
-    if (DT == DT_F32) r.v[k] = reinterpret_cast<const float*>(row)[c + k];
-    else if (DT == DT_F16) r.v[k] = halfToFloat(read16(row + 2 * (c + k)));
-    else r.v[k] = bitsToFloat(static_cast<uint32_t>(read16(row + 2 * (c + k))) << 16);
-  }
-  return r;
+  if (DT == DT_F32) return dLoad(reinterpret_cast<const float*>(row) + c);
+  const uint8_t* h = row + 2 * c;
+  if (DT == DT_F16) return DVec{halfToFloat(read16(h)), halfToFloat(read16(h + 2)), halfToFloat(read16(h + 4)), halfToFloat(read16(h + 6))};
+  // bf16: each 16-bit value becomes the high half of a 32-bit lane (interleaved with zeros).
+  DHalves halves = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::memcpy(&halves, h, 8);
+  const DHalves zero = {0, 0, 0, 0, 0, 0, 0, 0};
+  const DHalves bits = __builtin_shufflevector(zero, halves, 0, 8, 1, 9, 2, 10, 3, 11);
+  DVec v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
 }
 inline void dSum8(const DVec* v, float* out) {
-  for (int k = 0; k < 8; k++) out[k] = (v[k].v[0] + v[k].v[1]) + (v[k].v[2] + v[k].v[3]);
+  for (int k = 0; k < 8; k++) out[k] = (v[k][0] + v[k][1]) + (v[k][2] + v[k][3]);
 }
-constexpr int denseRowBlock(int g) { return g == 1 ? 4 : (g <= 3 ? 2 : 1); }
+/** 16 SSE registers, as AVX2. */
+constexpr int denseRowBlock(int g) { return g == 1 ? 8 : (g == 2 ? 4 : (g == 3 ? 3 : (g == 4 ? 2 : 1))); }
 #endif
 
 /** out[k] = sum of the lanes of v[k], k < N. */
