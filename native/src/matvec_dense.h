@@ -1,14 +1,19 @@
-// Dense weights (f32, f16, bf16) times a few activation rows (m <= DENSE_M): decode and the
-// activation rows of every SIMD level. Each weight row is read once for all m rows: a block of
+// Dense weights (f32, f16, bf16) times a few activation rows (m <= DENSE_M), at every SIMD level. Each weight row is read once for all m rows: a block of
 // R weight rows is walked column chunk by column chunk, each chunk of the R rows is loaded (and
 // converted) once and multiplied into R x m accumulators, and the R x m sums are reduced
 // together at the end (a shuffle tree, not one horizontal sum per dot product).
 // The activations are packed chunk-interleaved and zero-padded to whole chunks, so that the m
 // rows of a chunk are one sequential stream (rows of x a multiple of 4 KiB apart would compete
 // for the same L1 sets) and a ragged last chunk needs no special case on the activation side.
+// Past DENSE_GROUP rows (more accumulators than registers) the rows go in two groups, each over
+// panels of weight rows small enough to be read again from cache for the second group.
 // Included by kernels_impl.h inside its anonymous namespace, once per SIMD level.
 
-constexpr int64_t DENSE_M = 8;
+constexpr int64_t DENSE_M = 16;
+/** The most activation rows one pass over the weights multiplies. */
+constexpr int64_t DENSE_GROUP = 8;
+/** Weight bytes per panel when the activation rows go in two groups (re-read from L1 / L2). */
+constexpr int64_t DENSE_PANEL_BYTES = 65536;
 
 #if defined(__AVX512F__)
 constexpr int64_t DV = 16;  // floats per vector
@@ -113,16 +118,16 @@ int64_t denseElementBytes(int dtype) { return dtype == DT_F32 ? 4 : 2; }
 
 /**
  * out[g * rows + r + i] = dot(weight row r + i, activation row g) for i < R, g < G; x is packed
- * (chunk c of row g at x + (c · G + g) · DV, zero-padded to whole chunks).
+ * (chunk c of row g at x + (c · m + g) · DV, zero-padded to whole chunks).
  */
 template <int DT, int R, int G>
-void denseBlock(const Weight& w, int64_t r, const float* x, float* out) {
+void denseBlock(const Weight& w, int64_t r, const float* x, int64_t m, float* out) {
   const int64_t stride = w.cols * denseElementBytes(DT), full = w.cols / DV, tail = w.cols - full * DV;
   const uint8_t* base = w.data + r * stride;
   DVec acc[R * G];
   for (int k = 0; k < R * G; k++) acc[k] = dZero();
   const float* xc = x;
-  for (int64_t c = 0; c < full; c++, xc += G * DV) {
+  for (int64_t c = 0; c < full; c++, xc += m * DV) {
     DVec wv[R];
 #pragma GCC unroll 8
     for (int i = 0; i < R; i++) wv[i] = dLoadW<DT>(base + i * stride, c * DV);
@@ -153,10 +158,10 @@ void denseBlock(const Weight& w, int64_t r, const float* x, float* out) {
 
 /** Rows [r, r1) in blocks of R rows, the rest in blocks of R / 2, ... 1. */
 template <int DT, int R, int G>
-void denseRange(const Weight& w, int64_t r, int64_t r1, const float* x, float* out) {
-  for (; r + R <= r1; r += R) denseBlock<DT, R, G>(w, r, x, out);
+void denseRange(const Weight& w, int64_t r, int64_t r1, const float* x, int64_t m, float* out) {
+  for (; r + R <= r1; r += R) denseBlock<DT, R, G>(w, r, x, m, out);
   if constexpr (R > 1) {
-    if (r < r1) denseRange<DT, R / 2, G>(w, r, r1, x, out);
+    if (r < r1) denseRange<DT, R / 2, G>(w, r, r1, x, m, out);
   }
 }
 
@@ -167,11 +172,12 @@ struct DenseJob {
   const Weight* w;
 };
 
+/** Rows [r0, r1) times the g activation rows at x (of m packed together), into out (their first row). */
 template <int DT>
-void denseRowsOf(const DenseJob& j, int64_t r0, int64_t r1) {
-  switch (j.m) {
+void denseGroup(const Weight& w, int64_t r0, int64_t r1, const float* x, int64_t g, int64_t m, float* out) {
+  switch (g) {
 #define FRUGAL_DENSE_CASE(G) \
-  case G: denseRange<DT, denseRowBlock(G), G>(*j.w, r0, r1, j.x, j.out); break;
+  case G: denseRange<DT, denseRowBlock(G), G>(w, r0, r1, x, m, out); break;
     FRUGAL_DENSE_CASE(1)
     FRUGAL_DENSE_CASE(2)
     FRUGAL_DENSE_CASE(3)
@@ -182,6 +188,22 @@ void denseRowsOf(const DenseJob& j, int64_t r0, int64_t r1) {
     FRUGAL_DENSE_CASE(8)
 #undef FRUGAL_DENSE_CASE
     default: break;
+  }
+}
+
+template <int DT>
+void denseRowsOf(const DenseJob& j, int64_t r0, int64_t r1) {
+  const Weight& w = *j.w;
+  if (j.m <= DENSE_GROUP) {
+    denseGroup<DT>(w, r0, r1, j.x, j.m, j.m, j.out);
+    return;
+  }
+  const int64_t first = (j.m + 1) / 2, stride = w.cols * denseElementBytes(DT);
+  const int64_t panel = imin(r1 - r0, DENSE_PANEL_BYTES / stride < 8 ? 8 : DENSE_PANEL_BYTES / stride);
+  for (int64_t p0 = r0; p0 < r1; p0 += panel) {
+    const int64_t p1 = imin(r1, p0 + panel);
+    denseGroup<DT>(w, p0, p1, j.x, first, j.m, j.out);
+    denseGroup<DT>(w, p0, p1, j.x + first * DV, j.m - first, j.m, j.out + first * w.rows);
   }
 }
 

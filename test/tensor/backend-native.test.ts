@@ -195,9 +195,9 @@ test('native matmul equals ref for every weight dtype, m in {1, 3, 16, 17, 40}',
   }
 });
 
-test('native matmul equals ref for dense weights (f32, f16, bf16): m 1..9, ragged columns, odd row counts', { skip }, () => {
+test('native matmul equals ref for dense weights (f32, f16, bf16): m 1..16, ragged columns, odd row counts', { skip }, () => {
   // The dense small-m kernel (native/src/matvec_dense.h) blocks weight rows by 8/4/3/2/1 and
-  // columns by 16/8/4 lanes: cover every block remainder, a ragged last chunk, m past its limit (9).
+  // columns by 16/8/4 lanes: cover every block remainder, a ragged last chunk, m in two groups (9, 16).
   let seed = 900;
   for (const dtype of ['f32', 'f16', 'bf16'] as const) {
     for (const rows of [1, 7, 129]) {
@@ -206,7 +206,7 @@ test('native matmul equals ref for dense weights (f32, f16, bf16): m 1..9, ragge
         const dense = new Float32Array(rows * cols);
         ref.dequantizeRows(dense, w, 0, rows);
         const wn = Array.from({ length: rows }, (_, r) => Math.hypot(...dense.subarray(r * cols, (r + 1) * cols)));
-        for (const m of [1, 2, 3, 5, 8, 9]) {
+        for (const m of [1, 2, 3, 5, 8, 9, 16]) {
           const x = random(m * cols, seed++);
           const expected = new Float32Array(m * rows);
           ref.matmul(expected, x, m, w);
