@@ -641,6 +641,7 @@ int64_t matvecGrain(const Weight& w, int64_t m) {
 }
 
 #include "matvec_dense.h"
+static_assert(DENSE_M >= SMALL_M, "every small-m matmul of dense weights goes to matvecDense");
 
 void matvecRows(void* ctx, int64_t r0, int64_t r1, int) {
   const MatvecJob& j = *static_cast<const MatvecJob*>(ctx);
@@ -664,14 +665,8 @@ void matvecRows(void* ctx, int64_t r0, int64_t r1, int) {
 #elif defined(__AVX2__)
         dotSegmentManyAvx2(w, r, c0, len, xs, len, j.m, acc[rr], tmp);
 #else
-        const float* seg;
-        if (w.dtype == DT_F32) {
-          seg = reinterpret_cast<const float*>(w.data + (r * w.cols + c0) * 4);
-        } else {
-          decodeRow(w, r, c0, len, tmp);
-          seg = tmp;
-        }
-        for (int64_t i = 0; i < j.m; i++) acc[rr][i] += dot(seg, xs + i * len, len);
+        decodeRow(w, r, c0, len, tmp);
+        for (int64_t i = 0; i < j.m; i++) acc[rr][i] += dot(tmp, xs + i * len, len);
 #endif
       }
     }

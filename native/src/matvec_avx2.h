@@ -1,4 +1,5 @@
-// AVX2 matrix x (few) vectors: the AVX-512 scheme of matvec_avx512.h (decode each block to f32 in
+// AVX2 matrix x (few) vectors, quantized and fp8 weights (dense f32 / f16 / bf16 weights take
+// matvec_dense.h): the AVX-512 scheme of matvec_avx512.h (decode each block to f32 in
 // registers, multiply into up to 2 activation rows) with 8-lane vectors, 32 weights = 4 ymm.
 // Included by kernels_impl.h inside its anonymous namespace when __AVX2__ but not __AVX512F__.
 
@@ -22,15 +23,6 @@ __attribute__((always_inline)) inline V4 decodePiece(const uint8_t* blk, int p, 
   V4 o;
   const __m128i mask = _mm_set1_epi8(15);
   switch (DT) {
-    case DT_F32:
-      for (int i = 0; i < 4; i++) o.v[i] = _mm256_loadu_ps(reinterpret_cast<const float*>(blk) + 8 * i);
-      break;
-    case DT_F16:
-      for (int i = 0; i < 4; i++) o.v[i] = _mm256_cvtph_ps(load128a(blk + 16 * i));
-      break;
-    case DT_BF16:
-      for (int i = 0; i < 4; i++) o.v[i] = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(load128a(blk + 16 * i)), 16));
-      break;
     case DT_Q8_0: {
       const __m256 d = _mm256_set1_ps(halfToFloat(read16(blk)));
       for (int i = 0; i < 4; i++) o.v[i] = _mm256_mul_ps(cvtI8x8(load64(blk + 2 + 8 * i)), d);
@@ -175,7 +167,9 @@ void dotSegmentAvx2(const Weight& w, int64_t r, int64_t c0, int64_t len, const f
 void dotSegmentManyAvx2(const Weight& w, int64_t r, int64_t c0, int64_t len, const float* x, int64_t ldx, int64_t m, float* res, float* tmp) {
   const BlockShape shape = blockShape(w.dtype);
   const int64_t unit = shape.elements == 1 ? 32 : shape.elements;
-  const int64_t fast = len / unit * unit;
+  // Only the dtypes of the switch below have register decoders; any other goes generically.
+  const bool decoded = w.dtype >= DT_Q8_0 && w.dtype <= DT_FP8;
+  const int64_t fast = decoded ? len / unit * unit : 0;
   if (fast > 0) {
     for (int64_t i = 0; i < m; i += 2) {
       const bool two = m - i >= 2;
@@ -186,9 +180,6 @@ void dotSegmentManyAvx2(const Weight& w, int64_t r, int64_t c0, int64_t len, con
     if (two) dotSegmentAvx2<DT, 2>(w, r, c0, fast, xi, ldx, res + i);        \
     else dotSegmentAvx2<DT, 1>(w, r, c0, fast, xi, ldx, res + i);            \
     break;
-        FRUGAL_AVX2_CASE(DT_F32)
-        FRUGAL_AVX2_CASE(DT_F16)
-        FRUGAL_AVX2_CASE(DT_BF16)
         FRUGAL_AVX2_CASE(DT_Q8_0)
         FRUGAL_AVX2_CASE(DT_Q4_0)
         FRUGAL_AVX2_CASE(DT_Q4_1)

@@ -1,4 +1,5 @@
-// AVX-512 matrix x (few) vectors for quantized weights: each block is decoded to f32 in
+// AVX-512 matrix x (few) vectors for quantized and fp8 weights (dense f32 / f16 / bf16 weights
+// take matvec_dense.h): each block is decoded to f32 in
 // registers (dequantize-in-register) and multiplied into up to 4 activation rows at once, so
 // every weight byte is read from memory once per group of rows (and from L1 for the next group).
 // Included by kernels_impl.h inside its anonymous namespace when __AVX512F__ is defined.
@@ -11,36 +12,6 @@ inline __m512 cvtI8(__m128i bytes) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_ep
 inline __m128i load128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 
 // Each decoder yields its block as pieces of 32 weights (two zmm), in column order.
-struct DecF32 {
-  static constexpr int E = 32, B = 128;
-  struct State {};
-  FRUGAL_INLINE_STATIC prepare(const uint8_t*, State&) {}
-  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
-    lo = _mm512_loadu_ps(reinterpret_cast<const float*>(blk));
-    hi = _mm512_loadu_ps(reinterpret_cast<const float*>(blk) + 16);
-  }
-};
-
-struct DecF16 {
-  static constexpr int E = 32, B = 64;
-  struct State {};
-  FRUGAL_INLINE_STATIC prepare(const uint8_t*, State&) {}
-  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
-    lo = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)));
-    hi = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32)));
-  }
-};
-
-struct DecBf16 {
-  static constexpr int E = 32, B = 64;
-  struct State {};
-  FRUGAL_INLINE_STATIC prepare(const uint8_t*, State&) {}
-  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State&, int, __m512& lo, __m512& hi) {
-    lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk))), 16));
-    hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32))), 16));
-  }
-};
-
 struct DecQ8_0 {
   static constexpr int E = 32, B = 34;
   struct State { __m512 d; };
@@ -312,9 +283,6 @@ template <int G>
 int64_t dotSegmentFast(const Weight& w, int64_t r, int64_t c0, int64_t len, const float* x, int64_t ldx, float* res) {
   const int64_t pieces = len / 32;
   switch (w.dtype) {
-    case DT_F32: dotSegment<DecF32, G>(w, r, c0, pieces, x, ldx, res); return pieces * 32;
-    case DT_F16: dotSegment<DecF16, G>(w, r, c0, pieces, x, ldx, res); return pieces * 32;
-    case DT_BF16: dotSegment<DecBf16, G>(w, r, c0, pieces, x, ldx, res); return pieces * 32;
     case DT_Q8_0: dotSegment<DecQ8_0, G>(w, r, c0, pieces, x, ldx, res); return len;
     case DT_Q4_0: dotSegment<DecQ4_0, G>(w, r, c0, pieces, x, ldx, res); return len;
     case DT_Q4_1: dotSegment<DecQ4_1, G>(w, r, c0, pieces, x, ldx, res); return len;
@@ -323,15 +291,15 @@ int64_t dotSegmentFast(const Weight& w, int64_t r, int64_t c0, int64_t len, cons
     case DT_Q5_K: dotSegment<DecQ5_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
     case DT_Q6_K: dotSegment<DecQ6_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
     case DT_FP8: dotSegmentFp8<G>(w, r, c0, pieces, x, ldx, res); return pieces * 32;
-    default: return 0;
+    default: return 0;  // the generic decoder does it all
   }
 }
 
 /**
  * res[i] += dot(columns [c0, c0 + len) of weight row r, x + i * ldx) for i < m (x holds the
  * activations of those columns, row after row).
- * The register decoders cover whole 32-column pieces; a ragged tail (f32/f16/bf16/fp8 rows whose
- * length is not a multiple of 32) is finished with the generic decoder.
+ * The register decoders cover whole 32-column pieces; a ragged tail (fp8 rows whose length is not
+ * a multiple of 32) is finished with the generic decoder.
  */
 void dotSegmentMany(const Weight& w, int64_t r, int64_t c0, int64_t len, const float* x, int64_t ldx, int64_t m, float* res, float* tmp) {
   int64_t done = 0;
