@@ -1,9 +1,11 @@
 /**
  * `npm run bench:serve`: aggregate decode throughput of the server with 1 stream vs 8 concurrent
- * streams on a tiny random-weight model (continuous batching: the 8 streams decode together).
- * Prints tokens/s for each and their ratio. Loopback only, a few seconds.
+ * streams (continuous batching: the 8 streams decode together), on a tiny random-weight model or
+ * on a given GGUF (`--model models/frugal-r1-tiny.gguf`: its answers end at EOS, so streams have
+ * different lengths). Each measurement is repeated (1 and 8 streams interleaved) and the median
+ * ratio is printed with the range. Loopback only, some seconds.
  *
- *   node dist/bench/serve.js [--hidden 256] [--layers 4] [--tokens 64] [--streams 8]
+ *   node dist/bench/serve.js [--model FILE] [--hidden 256] [--layers 4] [--tokens 128] [--streams 8] [--repeats 5]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,18 +19,21 @@ const { values } = parseArgs({
   options: {
     hidden: { type: 'string', default: '256' },
     layers: { type: 'string', default: '4' },
-    tokens: { type: 'string', default: '64' },
+    tokens: { type: 'string', default: '128' },
     streams: { type: 'string', default: '8' },
+    repeats: { type: 'string', default: '5' },
+    model: { type: 'string' },
   },
 });
 const hidden = Number(values.hidden);
 const layers = Number(values.layers);
 const tokens = Number(values.tokens);
 const streams = Number(values.streams);
+const repeats = Number(values.repeats);
 
 const dir = mkdtempSync(join(tmpdir(), 'frugal-bench-serve-'));
-const path = join(dir, 'bench.gguf');
-writeTinyDenseGguf(path, { architecture: 'llama', tokenizer: 'bytes', contextLength: 1024, hiddenSize: hidden, layers, heads: 4, kvHeads: 2, ffSize: hidden * 4, seed: 3 });
+const path = values.model ?? join(dir, 'bench.gguf');
+if (values.model === undefined) writeTinyDenseGguf(path, { architecture: 'llama', tokenizer: 'bytes', contextLength: 1024, hiddenSize: hidden, layers, heads: 4, kvHeads: 2, ffSize: hidden * 4, seed: 3 });
 const server = await createServer({
   models: [{ id: 'bench', path }],
   registry: {
@@ -65,12 +70,23 @@ async function measure(n: number): Promise<{ tokens: number; seconds: number; ra
 }
 
 await measure(1); // warm-up (model load, JIT)
-const one = await measure(1);
-const many = await measure(streams);
+await measure(streams);
+const ones: number[] = [];
+const manys: number[] = [];
+const ratios: number[] = [];
+for (let r = 0; r < repeats; r++) {
+  const one = await measure(1);
+  const many = await measure(streams);
+  ones.push(one.rate);
+  manys.push(many.rate);
+  ratios.push(many.rate / one.rate);
+}
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const batched = (server.ctx.registry.get('bench').model as { forwardBatch?: unknown }).forwardBatch !== undefined;
-console.log(`model: llama, hidden ${hidden}, ${layers} layers, byte vocabulary; ${tokens} tokens per stream`);
-console.log(`1 stream:  ${one.tokens} tokens in ${one.seconds.toFixed(2)} s = ${one.rate.toFixed(1)} tokens/s`);
-console.log(`${streams} streams: ${many.tokens} tokens in ${many.seconds.toFixed(2)} s = ${many.rate.toFixed(1)} tokens/s aggregate`);
-console.log(`ratio: ${(many.rate / one.rate).toFixed(2)}x (${batched ? 'batched forward (forwardBatch)' : 'no forwardBatch on this model: sequences stepped one after another each round'})`);
+const { describeBackend } = await import('../src/tensor/index.js');
+console.log(`model: ${values.model ?? `llama, hidden ${hidden}, ${layers} layers, byte vocabulary (random weights)`}; up to ${tokens} tokens per stream; ${describeBackend()}`);
+console.log(`1 stream:  median ${median(ones).toFixed(1)} tokens/s (${ones.map((x) => x.toFixed(0)).join(', ')})`);
+console.log(`${streams} streams: median ${median(manys).toFixed(1)} tokens/s aggregate (${manys.map((x) => x.toFixed(0)).join(', ')})`);
+console.log(`ratio: median ${median(ratios).toFixed(2)}x, range ${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x over ${repeats} interleaved repeats (${batched ? 'batched forward (forwardBatch)' : 'no forwardBatch on this model: sequences stepped one after another each round'})`);
 await server.close();
 rmSync(dir, { recursive: true, force: true });
