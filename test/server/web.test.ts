@@ -293,8 +293,9 @@ test('hostile markdown in a stored answer renders inert; code blocks get a copy 
 
 test('narrow screens hide the sidebar behind a button; dark mode follows the system', async () => {
   await page.setViewportSize({ width: 400, height: 760 });
-  const sidebarX = async (): Promise<number> => (await page.locator('#sidebar').boundingBox())!.x;
-  assert.ok((await sidebarX()) < 0, 'sidebar off-screen');
+  // The sidebar slides out with a 0.2 s transition after the resize: wait for it to be off-screen
+  // (a timeout here fails the test).
+  await page.waitForFunction(() => document.getElementById('sidebar').getBoundingClientRect().x < 0, null, { timeout: 5000 });
   await page.click('#toggle-sidebar');
   await page.waitForFunction(() => document.getElementById('sidebar').getBoundingClientRect().x >= 0);
   await page.mouse.click(380, 400); // outside the sidebar: closes it
