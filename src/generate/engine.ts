@@ -83,7 +83,52 @@ export function checkedPrompt(model: CausalLM, tokenizer: GenerationTokenizer, r
   return { prompt, chunkSize };
 }
 
-const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** Yields to the event loop (between prefill chunks and decode steps, so other requests progress). */
+export const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * The final event of a generation: usage, timings (prefill from `start` to `prefillEnd`, decode
+ * after it) and the stop that ended it. Shared by plain and speculative decoding.
+ */
+export function doneEvent(seq: Sequence, promptTokens: number, cachedTokens: number, start: number, prefillEnd: number): DoneEvent {
+  const end = performance.now();
+  const prefillMs = prefillEnd - start;
+  const decodeMs = seq.completionTokens > 0 ? end - prefillEnd : 0;
+  const event: DoneEvent = {
+    type: 'done',
+    finishReason: seq.finishReason ?? 'abort',
+    usage: { promptTokens, cachedTokens, completionTokens: seq.completionTokens, reasoningTokens: seq.reasoningTokens },
+    timings: {
+      prefillMs,
+      decodeMs,
+      prefillTokensPerSecond: prefillMs > 0 ? ((promptTokens - cachedTokens) * 1000) / prefillMs : 0,
+      tokensPerSecond: decodeMs > 0 ? (seq.completionTokens * 1000) / decodeMs : 0,
+    },
+    seed: seq.sampler.seed,
+  };
+  if (seq.stopToken !== undefined) event.stopToken = seq.stopToken;
+  if (seq.stopString !== undefined) event.stopString = seq.stopString;
+  return event;
+}
+
+/**
+ * Feeds prompt[from..] to the model in chunks of `chunkSize`, yielding to the event loop between
+ * chunks; returns the last position's logits, or null when `signal` aborted between chunks.
+ */
+export async function prefillChunks(
+  prompt: Int32Array, from: number, chunkSize: number, feed: (tokens: Int32Array) => Float32Array, signal: AbortSignal | undefined,
+): Promise<Float32Array | null> {
+  if (from >= prompt.length) throw new Error('internal: prompt fully cached'); // checkPromptFits and the prefix limit prevent this
+  let logits: Float32Array | undefined;
+  for (let pos = from; pos < prompt.length; pos += chunkSize) {
+    logits = feed(prompt.subarray(pos, Math.min(prompt.length, pos + chunkSize)));
+    if (pos + chunkSize < prompt.length) {
+      await tick();
+      if (signal?.aborted) return null;
+    }
+  }
+  return logits!;
+}
 
 export async function* generate(
   model: CausalLM,
@@ -110,31 +155,7 @@ export async function* generate(
 
   const start = performance.now();
   let prefillEnd = start;
-  const done = (): DoneEvent => {
-    const end = performance.now();
-    const prefillMs = prefillEnd - start;
-    const decodeMs = seq.completionTokens > 0 ? end - prefillEnd : 0;
-    const event: DoneEvent = {
-      type: 'done',
-      finishReason: seq.finishReason ?? 'abort',
-      usage: {
-        promptTokens: prompt.length,
-        cachedTokens: cached,
-        completionTokens: seq.completionTokens,
-        reasoningTokens: seq.reasoningTokens,
-      },
-      timings: {
-        prefillMs,
-        decodeMs,
-        prefillTokensPerSecond: prefillMs > 0 ? ((prompt.length - cached) * 1000) / prefillMs : 0,
-        tokensPerSecond: decodeMs > 0 ? (seq.completionTokens * 1000) / decodeMs : 0,
-      },
-      seed: seq.sampler.seed,
-    };
-    if (seq.stopToken !== undefined) event.stopToken = seq.stopToken;
-    if (seq.stopString !== undefined) event.stopString = seq.stopString;
-    return event;
-  };
+  const done = (): DoneEvent => doneEvent(seq, prompt.length, cached, start, prefillEnd);
 
   const feedModel = (tokens: Int32Array): Float32Array => {
     try {
@@ -155,23 +176,16 @@ export async function* generate(
     yield done();
     return;
   }
-  let logits: Float32Array | undefined;
-  for (let pos = cached; pos < prompt.length; pos += chunkSize) {
-    logits = feedModel(prompt.subarray(pos, Math.min(prompt.length, pos + chunkSize)));
-    if (pos + chunkSize < prompt.length) {
-      await tick();
-      if (signal?.aborted) {
-        prefillEnd = performance.now();
-        yield* seq.finish('abort');
-        yield done();
-        return;
-      }
-    }
-  }
+  let logits = await prefillChunks(prompt, cached, chunkSize, feedModel, signal);
   prefillEnd = performance.now();
+  if (logits === null) {
+    yield* seq.finish('abort');
+    yield done();
+    return;
+  }
 
   for (;;) {
-    const { events, feed } = seq.step(logits!);
+    const { events, feed } = seq.step(logits);
     yield* events;
     if (seq.finished) break;
     if (cache.length + feed.length > cache.capacity) {

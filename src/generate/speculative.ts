@@ -29,7 +29,7 @@
  */
 import type { CausalLM, KvCache } from '../models/model.js';
 import { DeepseekModel } from '../models/deepseek-v3.js';
-import { checkedPrompt, type GenerationRequest } from './engine.js';
+import { checkedPrompt, doneEvent, prefillChunks, tick, type GenerationRequest } from './engine.js';
 import type { DoneEvent, GenerationEvent, GenerationTokenizer } from './events.js';
 import { MtpDrafter } from './draft-mtp.js';
 import { NgramDrafter, type NgramOptions } from './draft-ngram.js';
@@ -63,7 +63,6 @@ export interface SpeculativeDoneEvent extends DoneEvent {
 /** Prefill chunk when the drafter needs all hidden states (allLogits rows cost vocab-sized memory). */
 const HIDDEN_PREFILL_CHUNK = 64;
 
-const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /** One line about the drafting of a speculative run ('' for a plain done event). */
 export function formatSpeculativeStats(done: DoneEvent): string {
@@ -133,58 +132,33 @@ export async function* generateSpeculative(
 
   const start = performance.now();
   let prefillEnd = start;
-  const done = (): SpeculativeDoneEvent => {
-    const end = performance.now();
-    const prefillMs = prefillEnd - start;
-    const decodeMs = seq.completionTokens > 0 ? end - prefillEnd : 0;
-    const event: SpeculativeDoneEvent = {
-      type: 'done',
-      finishReason: seq.finishReason ?? 'abort',
-      usage: { promptTokens: prompt.length, cachedTokens: cached, completionTokens: seq.completionTokens, reasoningTokens: seq.reasoningTokens },
-      timings: {
-        prefillMs,
-        decodeMs,
-        prefillTokensPerSecond: prefillMs > 0 ? ((prompt.length - cached) * 1000) / prefillMs : 0,
-        tokensPerSecond: decodeMs > 0 ? (seq.completionTokens * 1000) / decodeMs : 0,
-      },
-      seed: seq.sampler.seed,
-      speculative: {
-        method,
-        draftTokens: k,
-        proposed: stats.proposed,
-        accepted: stats.accepted,
-        acceptanceRate: stats.proposed > 0 ? stats.accepted / stats.proposed : 0,
-        forwards: stats.forwards,
-        tokensPerForward: stats.forwards > 0 ? stats.decisions / stats.forwards : 0,
-      },
-    };
-    if (seq.stopToken !== undefined) event.stopToken = seq.stopToken;
-    if (seq.stopString !== undefined) event.stopString = seq.stopString;
-    return event;
-  };
+  const done = (): SpeculativeDoneEvent => ({
+    ...doneEvent(seq, prompt.length, cached, start, prefillEnd),
+    speculative: {
+      method,
+      draftTokens: k,
+      proposed: stats.proposed,
+      accepted: stats.accepted,
+      acceptanceRate: stats.proposed > 0 ? stats.accepted / stats.proposed : 0,
+      forwards: stats.forwards,
+      tokensPerForward: stats.forwards > 0 ? stats.decisions / stats.forwards : 0,
+    },
+  });
 
   if (signal?.aborted) {
     yield* seq.finish('abort');
     yield done();
     return;
   }
-  let logits: Float32Array | undefined;
-  for (let pos = cached; pos < prompt.length; pos += chunkSize) {
-    logits = decoder.advance(prompt.subarray(pos, Math.min(prompt.length, pos + chunkSize)));
-    if (pos + chunkSize < prompt.length) {
-      await tick();
-      if (signal?.aborted) {
-        prefillEnd = performance.now();
-        yield* seq.finish('abort');
-        yield done();
-        return;
-      }
-    }
-  }
-  if (cached === prompt.length) throw new Error('internal: prompt fully cached'); // checkPromptFits + limit prevent this
+  const logits = await prefillChunks(prompt, cached, chunkSize, (tokens) => decoder.advance(tokens), signal);
   prefillEnd = performance.now();
+  if (logits === null) {
+    yield* seq.finish('abort');
+    yield done();
+    return;
+  }
 
-  let { events, feed } = seq.step(logits!);
+  let { events, feed } = seq.step(logits);
   yield* events;
   while (!seq.finished) {
     if (cache.length + feed.length > cache.capacity) {

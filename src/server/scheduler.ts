@@ -20,6 +20,7 @@
  */
 import type { CausalLM, KvCache } from '../models/model.js';
 import type { DoneEvent, GenerationEvent } from '../generate/events.js';
+import { doneEvent } from '../generate/engine.js';
 import { Sequence, type SequenceOptions } from '../generate/sequence.js';
 import type { SpeculativeDecoder } from '../generate/speculative-step.js';
 import { ApiError } from './errors.js';
@@ -398,27 +399,7 @@ export class Scheduler {
   }
 
   private doneEvent(job: Job): DoneEvent {
-    const { seq } = job;
     const end = performance.now();
-    const start = job.startedAt || end;
-    const prefillEnd = job.prefillEnd || end;
-    const prefillMs = prefillEnd - start;
-    const decodeMs = seq.completionTokens > 0 ? end - prefillEnd : 0;
-    const promptTokens = job.spec.prompt.length;
-    const event: DoneEvent = {
-      type: 'done',
-      finishReason: seq.finishReason ?? 'abort',
-      usage: { promptTokens, cachedTokens: job.cached, completionTokens: seq.completionTokens, reasoningTokens: seq.reasoningTokens },
-      timings: {
-        prefillMs,
-        decodeMs,
-        prefillTokensPerSecond: prefillMs > 0 ? ((promptTokens - job.cached) * 1000) / prefillMs : 0,
-        tokensPerSecond: decodeMs > 0 ? (seq.completionTokens * 1000) / decodeMs : 0,
-      },
-      seed: seq.sampler.seed,
-    };
-    if (seq.stopToken !== undefined) event.stopToken = seq.stopToken;
-    if (seq.stopString !== undefined) event.stopString = seq.stopString;
-    return event;
+    return doneEvent(job.seq, job.spec.prompt.length, job.cached, job.startedAt || end, job.prefillEnd || end);
   }
 }
