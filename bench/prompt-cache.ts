@@ -11,7 +11,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadModel } from '../src/models/load.js';
 import { writeTinyDenseGguf } from '../src/models/tiny.js';
 import { createServer } from '../src/server/app.js';
 import { describeBackend } from '../src/tensor/index.js';
@@ -75,13 +74,7 @@ async function ask(url: string, messages: Message[]): Promise<Turn> {
 async function secondTurns(cacheSlots: number): Promise<Turn[]> {
   const server = await createServer({
     models: [{ id: 'bench', path }],
-    registry: {
-      load: (p) => {
-        const l = loadModel(p);
-        return { model: l.model, tokenizer: l.tokenizer!, chatTemplate: l.chatTemplate };
-      },
-      cacheSlots,
-    },
+    registry: { cacheSlots },
   });
   const url = await server.listen({ host: '127.0.0.1', port: 0 });
   const turns: Turn[] = [];

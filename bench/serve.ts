@@ -11,7 +11,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadModel } from '../src/models/load.js';
 import { writeTinyDenseGguf } from '../src/models/tiny.js';
 import { createServer } from '../src/server/app.js';
 
@@ -36,12 +35,6 @@ const path = values.model ?? join(dir, 'bench.gguf');
 if (values.model === undefined) writeTinyDenseGguf(path, { architecture: 'llama', tokenizer: 'bytes', contextLength: 1024, hiddenSize: hidden, layers, heads: 4, kvHeads: 2, ffSize: hidden * 4, seed: 3 });
 const server = await createServer({
   models: [{ id: 'bench', path }],
-  registry: {
-    load: (p) => {
-      const l = loadModel(p);
-      return { model: l.model, tokenizer: l.tokenizer!, chatTemplate: l.chatTemplate };
-    },
-  },
   scheduler: { maxActive: streams, maxQueue: streams },
 });
 const url = await server.listen({ host: '127.0.0.1', port: 0 });

@@ -111,7 +111,6 @@ export async function run(args: string[]): Promise<number> {
     }
   }
   const { createServer } = await import('../server/app.js');
-  const { loadModel } = await import('../models/load.js');
   const budget = int(values['memory-budget'], 'memory-budget', 1);
   const server = await createServer({
     models: paths.map((path) => ({ path })),
@@ -119,11 +118,6 @@ export async function run(args: string[]): Promise<number> {
     registry: {
       ...(budget !== undefined ? { memoryBudgetBytes: budget * 1024 * 1024 } : {}),
       ...(values['ctx-size'] !== undefined ? { contextSize: int(values['ctx-size'], 'ctx-size', 2)! } : {}),
-      load: (path) => {
-        const loaded = loadModel(path);
-        if (!loaded.tokenizer) throw new Error(`${path}: the model file has no tokenizer, so it cannot generate text`);
-        return { model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate };
-      },
     },
     scheduler: {
       maxActive: int(values['max-active'], 'max-active', 1) ?? 8,

@@ -6,6 +6,7 @@
  */
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
+import { loadModel } from '../models/load.js';
 import type { CausalLM } from '../models/model.js';
 import type { GenerationTokenizer } from '../generate/events.js';
 import { defaultStopTokenIds } from '../generate/sequence.js';
@@ -17,6 +18,13 @@ export interface LoadedForServing {
   model: CausalLM;
   tokenizer: GenerationTokenizer;
   chatTemplate?: string | undefined;
+}
+
+/** The default loader: a GGUF file or HF directory through loadModel; it must carry a tokenizer. */
+export function loadForServing(path: string): LoadedForServing {
+  const loaded = loadModel(path);
+  if (!loaded.tokenizer) throw new Error(`${path}: the model file has no tokenizer, so it cannot generate text`);
+  return { model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate };
 }
 
 export interface ModelConfig {
@@ -34,7 +42,7 @@ export interface RegistryOptions {
   contextSize?: number;
   /** Idle prefix caches kept per model. */
   cacheSlots?: number;
-  /** Loader (default: src/models/load.ts loadModel). */
+  /** Loader (default: loadForServing). */
   load?: (path: string) => LoadedForServing;
 }
 
@@ -137,8 +145,7 @@ export class ModelRegistry {
   }
 
   private load(path: string): LoadedForServing {
-    if (this.options.load) return this.options.load(path);
-    throw new Error('no model loader configured');
+    return (this.options.load ?? loadForServing)(path);
   }
 
   private makeRoom(bytes: number): void {

@@ -10,7 +10,11 @@ import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseHfConfig } from '../../src/formats/hf-config.js';
 import { ModelRegistry } from '../../src/server/models.js';
+import { writeModelDir } from '../../src/train/checkpoint.js';
+import { TrainModel } from '../../src/train/model.js';
+import { snapshotTensors } from '../../src/train/rollout.js';
 import { Store } from '../../src/server/store.js';
 import { loadForServing, readSse, tinyModelFile } from './helpers.js';
 
@@ -86,4 +90,18 @@ test('models load on first use; the least recently used idle one unloads over th
   assert.equal(registry.resolve('deepseek-reasoner').id, 'tiny');
   assert.equal(registry.resolve('deepseek-chat').thinking, false);
   assert.equal(registry.resolve('other:latest').id, 'other');
+});
+
+test('the registry loads with loadForServing by default; a model without a tokenizer is a clear error', () => {
+  const registry = new ModelRegistry([{ path: model }]);
+  assert.ok(registry.get('tiny').tokenizer, 'the default loader brings the tokenizer');
+  // an HF model directory without tokenizer.json
+  const config = parseHfConfig({
+    architectures: ['LlamaForCausalLM'], vocab_size: 64, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1,
+    num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 64, initializer_range: 0.02,
+  });
+  const bare = join(dir, 'no-tokenizer');
+  writeModelDir(bare, config, snapshotTensors(TrainModel.init(config, 1)));
+  const broken = new ModelRegistry([{ id: 'bare', path: bare }]);
+  assert.throws(() => broken.get('bare'), /no-tokenizer: the model file has no tokenizer, so it cannot generate text/);
 });

@@ -5,10 +5,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModel } from '../../src/models/load.js';
 import { writeTinyDenseGguf } from '../../src/models/tiny.js';
 import { createServer, type FrugalServer, type ServerOptions } from '../../src/server/app.js';
-import type { LoadedForServing } from '../../src/server/models.js';
+import { loadForServing } from '../../src/server/models.js';
+
+export { loadForServing };
 
 export interface TestServer {
   server: FrugalServer;
@@ -22,12 +23,6 @@ export function tinyModelFile(dir: string, contextLength = 1024): string {
   const path = join(dir, 'tiny.gguf');
   writeTinyDenseGguf(path, { architecture: 'llama', tokenizer: 'bytes', contextLength, seed: 7, layers: 1, hiddenSize: 32, heads: 2, kvHeads: 1, ffSize: 64 });
   return path;
-}
-
-export function loadForServing(path: string): LoadedForServing {
-  const loaded = loadModel(path);
-  if (!loaded.tokenizer) throw new Error(`${path} has no tokenizer`);
-  return { model: loaded.model, tokenizer: loaded.tokenizer, chatTemplate: loaded.chatTemplate };
 }
 
 export async function startTestServer(options: Partial<ServerOptions> & { contextLength?: number; dbFile?: string } = {}): Promise<TestServer> {
