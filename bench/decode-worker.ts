@@ -3,10 +3,9 @@
  * (frugal's loadModel, or llama.cpp through node-llama-cpp 3.21.1 with its prebuilt CPU library),
  * then times, `reps` times each, the prefill of `prompt` tokens on an empty cache and `decode`
  * greedy single-token steps after it. Each engine runs in its own process so that its peak
- * resident memory (maxRSS, reported back) is its own. Reads one JSON request on stdin, writes one
- * JSON line prefixed with RESULT_MARKER on stdout.
+ * resident memory (maxRSS, reported back) is its own. Answers one request (test/tools/child-worker.ts).
  */
-export const RESULT_MARKER = 'DECODE_BENCH_RESULT ';
+import { serveOneRequest } from '../test/tools/child-worker.js';
 
 export interface DecodeBenchRequest {
   engine: 'frugal' | 'llama.cpp';
@@ -108,22 +107,6 @@ async function runLlamaCpp(request: DecodeBenchRequest): Promise<DecodeBenchResu
   return { prefill, decode, loadSeconds, maxRss: process.resourceUsage().maxRSS * 1024, tokens, note };
 }
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function reply(body: unknown, code: number): void {
-  process.stdout.write(`${RESULT_MARKER}${JSON.stringify(body)}\n`, () => process.exit(code));
-}
-
 if (process.argv[1]?.endsWith('decode-worker.js')) {
-  try {
-    const request = JSON.parse(await readStdin()) as DecodeBenchRequest;
-    const result = request.engine === 'frugal' ? await runFrugal(request) : await runLlamaCpp(request);
-    reply({ ok: true, result }, 0);
-  } catch (error) {
-    reply({ ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) }, 1);
-  }
+  await serveOneRequest<DecodeBenchRequest, DecodeBenchResult>((request) => (request.engine === 'frugal' ? runFrugal(request) : runLlamaCpp(request)));
 }

@@ -8,14 +8,14 @@
 //
 // Options: --quick (short prompt and decode, 2 reps), --model-dir DIR, --build-only (just build the files), --threads N, --reps N,
 // --prompt N, --decode N, --only NAME[,NAME] (e.g. qwen2-1.5b-q8_0), --engines frugal,llama.cpp
-import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { DType } from '../src/tensor/dtype.js';
 import { loadNativeAddon } from '../src/tensor/native.js';
 import { SeededRandom, tinyTokenizerMetadata } from '../src/models/tiny.js';
 import { type BenchShape, benchModel, bytesPerToken, DEFAULT_MODEL_DIR } from './decode-models.js';
-import { type DecodeBenchRequest, type DecodeBenchResult, RESULT_MARKER } from './decode-worker.js';
+import { callWorker } from '../test/tools/child-worker.js';
+import type { DecodeBenchRequest, DecodeBenchResult } from './decode-worker.js';
 
 function option(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -57,29 +57,8 @@ const workerPath = fileURLToPath(new URL('./decode-worker.js', import.meta.url))
 
 /** Runs one engine on one file in a child process (killed after timeoutMs). */
 function runWorker(request: DecodeBenchRequest, timeoutMs: number): Promise<DecodeBenchResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [workerPath], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, FRUGAL_THREADS: String(request.threads) } });
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${request.engine} on ${request.modelPath} timed out after ${timeoutMs / 1000} s\n${stderr.slice(-2000)}`));
-    }, timeoutMs);
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARKER));
-      if (!line) {
-        reject(new Error(`${request.engine} worker exited (code ${code}, signal ${signal}) without a result\n${stderr.slice(-2000)}`));
-        return;
-      }
-      const reply = JSON.parse(line.slice(RESULT_MARKER.length)) as { ok: true; result: DecodeBenchResult } | { ok: false; error: string };
-      if (reply.ok) resolve(reply.result);
-      else reject(new Error(`${request.engine} failed on ${request.modelPath}: ${reply.error}\n${stderr.slice(-2000)}`));
-    });
-    child.stdin.end(JSON.stringify(request));
+  return callWorker<DecodeBenchResult>(workerPath, request, {
+    what: `${request.engine} on ${request.modelPath}`, timeoutMs, env: { ...process.env, FRUGAL_THREADS: String(request.threads) },
   });
 }
 

@@ -1,18 +1,11 @@
 /**
  * Child-process worker that runs llama.cpp (node-llama-cpp 3.21.1, prebuilt CPU library) on a GGUF
- * file. It reads one JSON request on stdin and writes one JSON line, prefixed with RESULT_MARKER,
- * on stdout. Run only through ./llama-cpp.ts, which kills it after a timeout (a malformed file can
- * make llama.cpp hang, ../shared/spec/llama-cpp-oracle.md).
+ * file, answering one request (../tools/child-worker.ts). Run only through ./llama-cpp.ts, which
+ * kills it after a timeout (a malformed file can make llama.cpp hang, ../shared/spec/llama-cpp-oracle.md).
  */
+import { serveOneRequest } from '../tools/child-worker.js';
 import type { LlamaOracleRequest, LlamaOracleResult } from './llama-cpp.js';
 
-export const RESULT_MARKER = 'LLAMA_ORACLE_RESULT ';
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 function topLogProbs(probabilities: Map<number, number>, top: number): [number, number][] {
   const out: [number, number][] = [];
@@ -79,14 +72,4 @@ async function run(requests: LlamaOracleRequest[]): Promise<LlamaOracleResult[][
   return results;
 }
 
-/** Writes the reply and exits once stdout (a pipe, written asynchronously) has taken all of it. */
-function reply(body: unknown, code: number): void {
-  process.stdout.write(`${RESULT_MARKER}${JSON.stringify(body)}\n`, () => process.exit(code));
-}
-
-try {
-  const requests = JSON.parse(await readStdin()) as LlamaOracleRequest[];
-  reply({ ok: true, results: await run(requests) }, 0);
-} catch (error) {
-  reply({ ok: false, error: error instanceof Error ? error.stack ?? error.message : String(error) }, 1);
-}
+await serveOneRequest<LlamaOracleRequest[], LlamaOracleResult[][]>(run);

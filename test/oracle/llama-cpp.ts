@@ -7,9 +7,9 @@
  * llama.cpp exposes probabilities, not logits: compare log-softmax with log-softmax
  * (see logSoftmax and compareLogProbs below). Probabilities below ~e^-87 of the top underflow to 0.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { callWorker } from '../tools/child-worker.js';
 
 export type LlamaOracleJob =
   /**
@@ -31,7 +31,6 @@ export type LlamaOracleResult =
   | { kind: 'logprobs'; positions: [number, number][][]; argmax: number[] }
   | { kind: 'greedy'; tokens: number[] };
 
-const RESULT_MARKER = 'LLAMA_ORACLE_RESULT ';
 const workerPath = fileURLToPath(new URL('./llama-cpp-worker.js', import.meta.url));
 
 /** Runs the jobs in one llama.cpp process. Throws on failure or after timeoutMs. */
@@ -47,43 +46,7 @@ export function runLlamaCppModels(requests: LlamaOracleRequest[], timeoutMs = 30
   const what = requests.map((r) => r.modelPath).join(', ');
   const missing = requests.find((r) => !existsSync(r.modelPath));
   if (missing) return Promise.reject(new Error(`llama.cpp oracle: model file not found: ${missing.modelPath}`));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [workerPath], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let settled = false;
-    const finish = (error: Error | undefined, value?: LlamaOracleResult[][]) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (error) reject(error);
-      else resolve(value!);
-    };
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      finish(new Error(`llama.cpp worker timed out after ${timeoutMs} ms on ${what}\n${stderr.slice(-2000)}`));
-    }, timeoutMs);
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
-    child.on('error', (e) => finish(e));
-    child.on('close', (code, signal) => {
-      const line = stdout.split('\n').find((l) => l.startsWith(RESULT_MARKER));
-      if (!line) {
-        finish(new Error(`llama.cpp worker exited (code ${code}, signal ${signal}) without a result on ${what}\n${stderr.slice(-2000)}`));
-        return;
-      }
-      let reply: { ok: true; results: LlamaOracleResult[][] } | { ok: false; error: string };
-      try {
-        reply = JSON.parse(line.slice(RESULT_MARKER.length)) as typeof reply;
-      } catch (error) {
-        finish(new Error(`llama.cpp worker sent an unreadable result (${(error as Error).message}) on ${what}`));
-        return;
-      }
-      if (!reply.ok) finish(new Error(`llama.cpp failed on ${what}: ${reply.error}\n${stderr.slice(-2000)}`));
-      else finish(undefined, reply.results);
-    });
-    child.stdin.end(JSON.stringify(requests));
-  });
+  return callWorker<LlamaOracleResult[][]>(workerPath, requests, { what: `llama.cpp on ${what}`, timeoutMs });
 }
 
 /** llama.cpp's log-probabilities of the `top` most likely next tokens after `tokens`, most likely first. */
