@@ -111,6 +111,20 @@ export class DeepseekCache implements KvCache {
   get bytes(): number {
     return this.layers.reduce((sum, l) => sum + l.rows.byteLength, 0);
   }
+  assign(source: KvCache): void {
+    if (!(source instanceof DeepseekCache) || source.layers.length !== this.layers.length) {
+      throw new Error(`cannot copy a ${source.constructor.name} into a ${this.constructor.name} of ${this.layers.length} layers`);
+    }
+    const length = source.length;
+    if (length > this.capacity) throw new Error(`cannot copy ${length} cached tokens into a cache of capacity ${this.capacity}`);
+    source.layers.forEach((layer, l) => {
+      const target = this.layers[l]!;
+      if (target.width !== layer.width) throw new Error(`cannot copy a cache: layer ${l} stores ${layer.width} values per token, this one ${target.width}`);
+      target.reserve(length);
+      target.rows.set(layer.rows.subarray(0, length * layer.width));
+    });
+    this.length = length;
+  }
   /** Values stored per token in each layer. */
   get valuesPerTokenPerLayer(): number {
     return this.layers[0]?.width ?? 0;

@@ -22,6 +22,11 @@ export interface KvCache {
   truncate(length: number): void;
   /** Bytes the cache holds in memory. */
   readonly bytes: number;
+  /**
+   * Makes this cache hold exactly the tokens of `source`, a cache of the same model (for prompts
+   * prefilled once and sampled many times). Optional: cache types without it cannot be copied.
+   */
+  assign?(source: KvCache): void;
 }
 
 export interface CausalLM {

@@ -96,6 +96,19 @@ export class DenseKvCache implements KvCache {
     this.allocated = size;
   }
 
+  assign(source: KvCache): void {
+    if (!(source instanceof DenseKvCache) || source.keys.length !== this.keys.length || source.kvDim !== this.kvDim) {
+      throw new Error(`cannot copy a ${source.constructor.name} into a ${this.constructor.name} of ${this.keys.length} layers x ${this.kvDim}`);
+    }
+    const length = source.length;
+    this.used = 0;
+    this.reserve(length);
+    const values = length * this.kvDim;
+    source.keys.forEach((k, l) => this.keys[l]!.set(k.subarray(0, values)));
+    source.values.forEach((v, l) => this.values[l]!.set(v.subarray(0, values)));
+    this.used = length;
+  }
+
   /** Marks `count` more tokens as cached (after every layer has written them). */
   advance(count: number): void {
     if (this.used + count > this.allocated) throw new Error(`KV cache: ${this.used} + ${count} tokens exceed the reserved ${this.allocated}`);

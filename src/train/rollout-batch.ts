@@ -7,13 +7,11 @@
  *
  * At most `maxBatch` sequences are live at once; a finished one leaves at once and the next
  * waiting prompt takes its place. Identical prompts (a GRPO group) are prefilled once: the
- * prefilled cache is copied for the others when the cache type is one this file can copy
- * (DenseKvCache, DeepseekCache); otherwise each prompt is prefilled on its own.
+ * prefilled cache is copied for the others when the cache type can be copied (KvCache.assign:
+ * DenseKvCache, DeepseekCache); otherwise each prompt is prefilled on its own.
  */
 import type { Random } from '../autograd/random.js';
-import { DeepseekCache } from '../models/deepseek-v3.js';
 import type { CausalLM, KvCache } from '../models/model.js';
-import { DenseKvCache } from '../nn/attention.js';
 import type { Codec, Completion, SampleOptions } from './rollout.js';
 import { CompletionDraft, completionCapacity } from './sampling.js';
 
@@ -22,37 +20,20 @@ export const DEFAULT_MAX_BATCH = 64;
 
 /** Whether `copyCache` can copy caches of this model. */
 export function canCopyCache(lm: CausalLM): boolean {
-  const probe = lm.newCache(1);
-  return probe instanceof DenseKvCache || probe instanceof DeepseekCache;
+  return typeof lm.newCache(1).assign === 'function';
 }
 
 /**
  * A new cache of `lm` with the given capacity holding the same tokens as `source` (a cache of the
- * same model). Throws for cache types it does not know (check `canCopyCache` first).
+ * same model). Throws for cache types that cannot be copied (check `canCopyCache` first).
  */
 export function copyCache(lm: CausalLM, source: KvCache, capacity = source.capacity): KvCache {
   const length = source.length;
   if (length > capacity) throw new Error(`copyCache: ${length} cached tokens do not fit a capacity of ${capacity}`);
   const copy = lm.newCache(capacity);
-  if (source instanceof DenseKvCache && copy instanceof DenseKvCache && copy.keys.length === source.keys.length && copy.kvDim === source.kvDim) {
-    copy.reserve(length);
-    const values = length * source.kvDim;
-    source.keys.forEach((k, l) => copy.keys[l]!.set(k.subarray(0, values)));
-    source.values.forEach((v, l) => copy.values[l]!.set(v.subarray(0, values)));
-    copy.advance(length);
-    return copy;
-  }
-  if (source instanceof DeepseekCache && copy instanceof DeepseekCache && copy.layers.length === source.layers.length) {
-    source.layers.forEach((layer, l) => {
-      const target = copy.layers[l]!;
-      if (target.width !== layer.width) throw new Error(`copyCache: layer ${l} stores ${layer.width} values per token, the copy ${target.width}`);
-      target.reserve(length);
-      target.rows.set(layer.rows.subarray(0, length * layer.width));
-    });
-    copy.length = length;
-    return copy;
-  }
-  throw new Error(`copyCache: cannot copy a ${source.constructor.name} into a ${copy.constructor.name}`);
+  if (!copy.assign) throw new Error(`copyCache: cannot copy a ${source.constructor.name} into a ${copy.constructor.name}`);
+  copy.assign(source);
+  return copy;
 }
 
 interface LiveSequence {
