@@ -8,12 +8,8 @@
  * per head, as without the absorbed latent) would take at that length.
  */
 import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { deepseekConfigFromGguf } from '../models/deepseek-v3.js';
-import { deepseekConfigFromHf } from '../models/deepseek-v3-hf.js';
 import { architecture, openModelSource, type ModelSource } from '../models/load.js';
-import { mhaCacheWidth } from '../nn/mla.js';
 import { describeBackend } from '../tensor/index.js';
 
 export const summary = 'show the compute backend, or describe a model file';
@@ -42,19 +38,6 @@ function tokenizerLine(source: ModelSource): string {
   const pre = source.value('tokenizer.ggml.pre');
   const kind = model === 'gpt2' ? 'byte-level BPE' : String(model);
   return `tokenizer: ${kind} (${String(model)}${typeof pre === 'string' ? `, pre '${pre}'` : ''}), ${count} tokens`;
-}
-
-/**
- * Values per token (all layers) of a plain cache, full keys and values for every head, for
- * architectures whose own cache is smaller (MLA keeps a shared latent instead); undefined for the
- * others. Read from the config alone, as `describe` does.
- */
-function plainCacheValuesPerToken(name: string, source: ModelSource): number | undefined {
-  if (name !== 'deepseek2') return undefined;
-  const config = source.gguf ? deepseekConfigFromGguf(source.gguf)
-    : source.hfConfig ? deepseekConfigFromHf(source.hfConfig, join(source.path, 'config.json'))
-    : undefined;
-  return config ? config.numLayers * mhaCacheWidth(config) : undefined;
 }
 
 export interface DescribeOptions {
@@ -97,7 +80,7 @@ export function describeModel(path: string, options: DescribeOptions = {}): stri
       `memory: weights ${humanBytes(weightBytes)}; KV cache (f32) ${humanBytes(perToken)} per token, ${humanBytes(cacheBytes)} at ${context} tokens${past}`,
       `RAM at ${context} tokens: weights ${humanBytes(weightBytes)} + KV cache ${humanBytes(cacheBytes)} = ${humanBytes(weightBytes + cacheBytes)}`,
     ];
-    const plain = name === undefined ? undefined : plainCacheValuesPerToken(name, source);
+    const plain = summary.plainCacheValuesPerToken;
     if (plain !== undefined) {
       const plainBytes = plain * 4 * context;
       lines.push(

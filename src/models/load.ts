@@ -15,7 +15,7 @@ import { type GgufPlainValue, plainValue } from '../formats/gguf-value.js';
 import { openCheckpoint, readTensorF32, readWeight } from '../formats/hf-checkpoint.js';
 import { type HfArchitecture, type LlamaConfig, type Qwen2Config, readHfConfig } from '../formats/hf-config.js';
 import type { SafetensorsTensorInfo } from '../formats/safetensors.js';
-import { mlaCacheWidth } from '../nn/mla.js';
+import { mhaCacheWidth, mlaCacheWidth } from '../nn/mla.js';
 import { llama3FreqFactors } from '../nn/rope.js';
 import type { Backend } from '../tensor/backend.js';
 import { MATMUL_DTYPES } from '../tensor/ref/checks.js';
@@ -158,6 +158,11 @@ export interface LoadOptions {
 export interface ArchitectureSummary {
   /** Values the KV cache holds per token, all layers together (f32 each). */
   readonly cacheValuesPerToken: number;
+  /**
+   * Values per token of a plain cache (full keys and values for every head) when the
+   * architecture's own cache is smaller (MLA keeps a shared latent instead); absent otherwise.
+   */
+  readonly plainCacheValuesPerToken?: number;
   /** Extra lines, e.g. the layer layout or the MLA cache shape. */
   readonly lines: string[];
 }
@@ -184,6 +189,7 @@ export const architectures: Record<string, Architecture> = {
       const width = mlaCacheWidth(c);
       return {
         cacheValuesPerToken: c.numLayers * width,
+        plainCacheValuesPerToken: c.numLayers * mhaCacheWidth(c),
         lines: [
           `layers: ${c.numLayers} (${c.firstKDenseReplace} dense), hidden ${c.hiddenSize}, heads ${c.heads}, vocab ${c.vocabSize}`,
           `MLA: q_lora_rank ${c.qLoraRank || 'none'}, kv_lora_rank ${c.kvLoraRank}, head dims nope ${c.qkNopeHeadDim} + rope ${c.qkRopeHeadDim}, v ${c.vHeadDim}`,
