@@ -61,7 +61,7 @@ export interface SpeculativeDoneEvent extends DoneEvent {
 }
 
 /** Prefill chunk when the drafter needs all hidden states (allLogits rows cost vocab-sized memory). */
-const HIDDEN_PREFILL_CHUNK = 64;
+export const HIDDEN_PREFILL_CHUNK = 64;
 
 
 /** One line about the drafting of a speculative run ('' for a plain done event). */

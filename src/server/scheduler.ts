@@ -21,12 +21,13 @@
 import type { CausalLM, KvCache } from '../models/model.js';
 import type { DoneEvent, GenerationEvent } from '../generate/events.js';
 import { doneEvent } from '../generate/engine.js';
+import { HIDDEN_PREFILL_CHUNK } from '../generate/speculative.js';
 import { Sequence, type SequenceOptions } from '../generate/sequence.js';
 import type { SpeculativeDecoder } from '../generate/speculative-step.js';
 import { ApiError } from './errors.js';
 import { JsonValidator, maskJsonLogits } from './json-constraint.js';
 import type { ServedModel } from './models.js';
-import { HIDDEN_PREFILL_CHUNK, Speculation, type ServerSpeculativeOptions } from './speculation.js';
+import { Speculation, type ServerSpeculativeOptions } from './speculation.js';
 
 export interface JobSpec {
   model: ServedModel;

@@ -35,9 +35,6 @@ export interface SpeculationRequest {
   options: { logprobs?: boolean | undefined; maxTokens?: number | undefined };
 }
 
-/** Prompt rows per prefill chunk while the drafter takes hidden states (all rows' logits are computed). */
-export const HIDDEN_PREFILL_CHUNK = 64;
-
 export class Speculation {
   readonly method: 'mtp' | 'ngram' | 'off';
   readonly draftTokens: number;
