@@ -37,6 +37,16 @@ test('a non-loopback address without auth is refused unless explicitly allowed',
   assert.match(missing.stderr, /model not found: .*nope\.gguf/);
 });
 
+test('bad --speculative and --draft-tokens values are refused at start with the flag named', () => {
+  const serve = (...flags: string[]) => spawnSync(process.execPath, [bin, 'serve', '--model', model, '--port', '0', '--db', join(dir, 'spec.db'), ...flags], { encoding: 'utf8', timeout: 20_000 });
+  const method = serve('--speculative', 'medusa');
+  assert.equal(method.status, 1);
+  assert.match(method.stderr, /--speculative must be mtp, ngram or off, got 'medusa'/);
+  const draft = serve('--speculative', 'ngram', '--draft-tokens', '0');
+  assert.equal(draft.status, 1);
+  assert.match(draft.stderr, /--draft-tokens must be >= 1, got '0'/);
+});
+
 test('SIGKILL during a generation loses no acknowledged message', async () => {
   const db = join(dir, 'kill.db');
   const child = spawn(process.execPath, [bin, 'serve', '--model', model, '--port', '0', '--db', db], { stdio: ['ignore', 'ignore', 'pipe'] });

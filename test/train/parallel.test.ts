@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Random } from '../../src/autograd/random.js';
 import { TrainModel } from '../../src/train/model.js';
 import { Trainer, type StepRecord, type TrainerOptions } from '../../src/train/trainer.js';
-import { DataParallel, rowRanges } from '../../src/train/parallel.js';
+import { DataParallel, defaultTrainWorkers, rowRanges } from '../../src/train/parallel.js';
 import { runPretraining } from '../../src/train/pretrain.js';
 import { runSft, type SftOptions, type TokenizedExample } from '../../src/train/sft.js';
 import { tempDir, tinyDense, tinyV3 } from './helpers.js';
@@ -54,6 +54,21 @@ function assertSameStats(parallel: StepRecord, single: StepRecord): void {
   assert.deepEqual(parallel.loads, single.loads, 'expert loads');
   assert.equal(parallel.tokens, single.tokens);
 }
+
+test('FRUGAL_TRAIN_WORKERS: a count from 1 to 64; anything else is an error naming the variable', () => {
+  const saved = process.env.FRUGAL_TRAIN_WORKERS;
+  try {
+    process.env.FRUGAL_TRAIN_WORKERS = '3';
+    assert.equal(defaultTrainWorkers(), 3);
+    for (const bad of ['two', '0', '1.5', '65']) {
+      process.env.FRUGAL_TRAIN_WORKERS = bad;
+      assert.throws(() => defaultTrainWorkers(), /FRUGAL_TRAIN_WORKERS = .* must be an integer from 1 to 64/, bad);
+    }
+  } finally {
+    if (saved === undefined) delete process.env.FRUGAL_TRAIN_WORKERS;
+    else process.env.FRUGAL_TRAIN_WORKERS = saved;
+  }
+});
 
 test('rowRanges: contiguous, near-equal, non-empty shards', () => {
   assert.deepEqual(rowRanges(5, 2), [[0, 2], [2, 5]]);
