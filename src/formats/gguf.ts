@@ -1,9 +1,9 @@
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { type DType, dtypeOfGgmlType } from '../tensor/dtype.js';
-import { loadNativeAddon } from '../tensor/native.js';
 import { dequantize } from '../tensor/quant/index.js';
 import { type WeightMatrix, weightMatrix } from '../tensor/tensor.js';
-import { FileCursor, readBytesAt } from './file-cursor.js';
+import { FileCursor } from './file-cursor.js';
+import { DEFAULT_MAP_SEGMENT_BYTES, type MapOptions, MappedFile } from './mapped-file.js';
 import { FormatError, wrapFormatErrors } from './format-error.js';
 import { type GgufPlainValue, type GgufValue, plainValue } from './gguf-value.js';
 
@@ -54,19 +54,15 @@ export interface GgufFile {
   close(): void;
 }
 
-export interface GgufOpenOptions {
+export interface GgufOpenOptions extends MapOptions {
   /** Largest header (metadata + tensor infos) accepted, in bytes. Default 64 MiB (real tokenizers need under 16 MiB). */
   maxHeaderBytes?: number;
-  /** Memory-map the tensor data (default: when the native addon loads and FRUGAL_MMAP is not 0). */
-  mmap?: boolean;
-  /** Largest single mapping in bytes (default: Node 20's 4 GiB ArrayBuffer limit less 64 KiB); larger files map in segments. */
-  mapSegmentBytes?: number;
 }
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_DEFAULT_ALIGNMENT = 32;
 export const GGUF_DEFAULT_MAX_HEADER_BYTES = 64 * 1024 * 1024;
-export const GGUF_DEFAULT_MAP_SEGMENT_BYTES = 2 ** 32 - 65536;
+export const GGUF_DEFAULT_MAP_SEGMENT_BYTES = DEFAULT_MAP_SEGMENT_BYTES;
 /** Limits shared with ggml's reader (gguf.cpp). */
 export const GGUF_MAX_KEY_BYTES = 65535;
 export const GGUF_MAX_STRING_BYTES = 1 << 30;
@@ -118,9 +114,7 @@ export function openGguf(path: string, options: GgufOpenOptions = {}): GgufFile 
   try {
     const fileSize = fstatSync(fd).size;
     const header = wrapFormatErrors(path, 'header', () => parseHeader(new FileCursor(fd, path, fileSize, maxHeaderBytes, 'maxHeaderBytes')));
-    const mapFile = (options.mmap ?? process.env.FRUGAL_MMAP !== '0') ? fileMapper() : undefined;
-    const segments = mapFile ? planSegments(header.tensors, mapSegmentBytes) : undefined;
-    return new OpenGgufFile(fd, path, fileSize, header, mapFile, segments);
+    return new OpenGgufFile(new MappedFile(fd, path, fileSize, header.tensors, { ...options, mapSegmentBytes }), path, fileSize, header);
   } catch (error) {
     closeSync(fd);
     throw error;
@@ -338,53 +332,6 @@ function checkNoOverlap(c: FileCursor, tensors: readonly GgufTensorInfo[]): void
 // ---------------------------------------------------------------------------------------------
 // Memory mapping
 
-type MapFile = (fd: number, offset: number, length: number) => Uint8Array;
-
-let mapper: { map?: MapFile } | undefined;
-
-/** The addon's mapFile, or undefined when the addon does not load (then files are read). */
-function fileMapper(): MapFile | undefined {
-  if (!mapper) {
-    try {
-      const addon = loadNativeAddon();
-      mapper = typeof addon.mapFile === 'function' ? { map: (fd, offset, length) => addon.mapFile(fd, offset, length) } : {};
-    } catch {
-      mapper = {};
-    }
-  }
-  return mapper.map;
-}
-
-/** File bytes [start, end), mapped (into `bytes`) when first read from. */
-interface MapSegment {
-  readonly start: number;
-  readonly end: number;
-  bytes?: Uint8Array;
-}
-
-/**
- * Splits the tensor data into as few mappings as the segment limit allows, each covering whole
- * tensors (a tensor larger than the limit gets a segment of its own; where the addon refuses to
- * map it, beyond Node's limit, the file is read as it would be without the addon).
- */
-function planSegments(tensors: readonly GgufTensorInfo[], limit: number): MapSegment[] {
-  const ordered = tensors.filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset);
-  const segments: { start: number; end: number }[] = [];
-  for (const t of ordered) {
-    const last = segments[segments.length - 1];
-    if (last && t.offset + t.byteLength - last.start <= limit) last.end = t.offset + t.byteLength;
-    else segments.push({ start: t.offset, end: t.offset + t.byteLength });
-  }
-  return segments;
-}
-
-const warned = new Set<string>();
-function warnOnce(line: string): void {
-  if (warned.has(line)) return;
-  warned.add(line);
-  process.stderr.write(`${line}\n`);
-}
-
 class OpenGgufFile implements GgufFile {
   readonly version: number;
   readonly alignment: number;
@@ -392,22 +339,18 @@ class OpenGgufFile implements GgufFile {
   readonly metadata: ReadonlyMap<string, GgufValue>;
   readonly tensors: readonly GgufTensorInfo[];
   private readonly byName: Map<string, GgufTensorInfo>;
-  mapped: boolean;
-  private fd: number | undefined;
-  /** Mapped segments of the data section; [] when the file is read (no addon, FRUGAL_MMAP=0, or a mapping failed). */
-  private segments: readonly MapSegment[];
 
-  constructor(fd: number, readonly path: string, readonly fileSize: number, header: ParsedHeader,
-    private readonly mapFile: MapFile | undefined, segments: readonly MapSegment[] | undefined) {
-    this.fd = fd;
-    this.mapped = mapFile !== undefined;
-    this.segments = segments ?? [];
+  constructor(private readonly file: MappedFile, readonly path: string, readonly fileSize: number, header: ParsedHeader) {
     this.version = header.version;
     this.alignment = header.alignment;
     this.dataOffset = header.dataOffset;
     this.metadata = header.metadata;
     this.tensors = header.tensors;
     this.byName = new Map(header.tensors.map((t) => [t.name, t]));
+  }
+
+  get mapped(): boolean {
+    return this.file.mapped;
   }
 
   tensor(name: string): GgufTensorInfo | undefined {
@@ -424,37 +367,11 @@ class OpenGgufFile implements GgufFile {
   }
 
   readRange(offset: number, length: number, field = 'data range'): Uint8Array {
-    if (this.fd === undefined) throw new Error(`${this.path}: file is closed`);
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.fileSize) {
-      throw new FormatError(this.path, field, offset, `range of ${length} bytes is outside the file (${this.fileSize} bytes)`);
-    }
-    const segment = this.segments.find((s) => offset >= s.start && offset + length <= s.end);
-    const bytes = segment && this.mapSegment(segment);
-    if (bytes) {
-      const view = bytes.subarray(offset - segment.start, offset - segment.start + length);
-      if (view.byteOffset % 4 === 0) return view;
-    }
-    return readBytesAt(this.fd, this.path, offset, length, field);
-  }
-
-  /** The segment's mapping, made on first use; undefined (and reads from then on) when mapping fails. */
-  private mapSegment(segment: MapSegment): Uint8Array | undefined {
-    if (segment.bytes) return segment.bytes;
-    try {
-      segment.bytes = this.mapFile!(this.fd!, segment.start, segment.end - segment.start);
-      return segment.bytes;
-    } catch (error) {
-      warnOnce(`frugal: ${this.path}: reading weights into memory instead of mapping them (${(error as Error).message})`);
-      this.segments = [];
-      this.mapped = false;
-      return undefined;
-    }
+    return this.file.read(offset, length, field);
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
-    this.segments = []; // the mappings stay alive while views of them do
+    this.file.close();
   }
 }
 

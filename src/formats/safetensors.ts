@@ -2,11 +2,13 @@ import { closeSync, fstatSync, openSync } from 'node:fs';
 import type { DType } from '../tensor/dtype.js';
 import { readBytesAt } from './file-cursor.js';
 import { FormatError, wrapFormatErrors } from './format-error.js';
+import { type MapOptions, MappedFile } from './mapped-file.js';
 
 /**
  * safetensors reader (../shared/spec/formats-and-api.md §3.1): u64 header length N, N bytes of
  * JSON, then the data buffer. Only the header is read when the file is opened; tensor bytes are
- * read on demand. Validation follows the reference reader: tensors tile the data buffer exactly
+ * read on demand (views of a memory mapping when the addon loads: src/formats/mapped-file.ts).
+ * Validation follows the reference reader: tensors tile the data buffer exactly
  * (sorted by offset: no gaps, no overlap, ending at the end of the file) and each byte range
  * matches shape x dtype.
  */
@@ -56,12 +58,17 @@ export interface SafetensorsFile {
   /** In data order. */
   readonly tensors: readonly SafetensorsTensorInfo[];
   tensor(name: string): SafetensorsTensorInfo | undefined;
-  /** The tensor's bytes in a fresh zero-offset buffer (typed-array views are aligned). */
+  /**
+   * The tensor's bytes: a view of the file's mapping when mapped and 4-byte aligned (writes to it
+   * stay in this process), else a fresh zero-offset buffer. Typed-array views of it are aligned.
+   */
   readTensorBytes(info: SafetensorsTensorInfo): Uint8Array;
+  /** Whether tensor bytes come from a memory mapping. */
+  readonly mapped: boolean;
   close(): void;
 }
 
-export interface SafetensorsOpenOptions {
+export interface SafetensorsOpenOptions extends MapOptions {
   /** Largest JSON header accepted, in bytes. Default 100,000,000 (the reference reader's limit). */
   maxHeaderBytes?: number;
 }
@@ -74,7 +81,7 @@ export function openSafetensors(path: string, options: SafetensorsOpenOptions = 
   try {
     const fileSize = fstatSync(fd).size;
     const parsed = wrapFormatErrors(path, 'header', () => parseHeader(fd, path, fileSize, maxHeaderBytes));
-    return new OpenSafetensors(fd, path, fileSize, parsed);
+    return new OpenSafetensors(new MappedFile(fd, path, fileSize, parsed.tensors, options), path, fileSize, parsed);
   } catch (error) {
     closeSync(fd);
     throw error;
@@ -184,14 +191,16 @@ class OpenSafetensors implements SafetensorsFile {
   readonly metadata: Readonly<Record<string, string>>;
   readonly tensors: readonly SafetensorsTensorInfo[];
   private readonly byName: Map<string, SafetensorsTensorInfo>;
-  private fd: number | undefined;
 
-  constructor(fd: number, readonly path: string, readonly fileSize: number, parsed: Parsed) {
-    this.fd = fd;
+  constructor(private readonly file: MappedFile, readonly path: string, readonly fileSize: number, parsed: Parsed) {
     this.dataOffset = parsed.dataOffset;
     this.metadata = parsed.metadata;
     this.tensors = parsed.tensors;
     this.byName = new Map(parsed.tensors.map((t) => [t.name, t]));
+  }
+
+  get mapped(): boolean {
+    return this.file.mapped;
   }
 
   tensor(name: string): SafetensorsTensorInfo | undefined {
@@ -199,16 +208,15 @@ class OpenSafetensors implements SafetensorsFile {
   }
 
   readTensorBytes(info: SafetensorsTensorInfo): Uint8Array {
-    if (this.fd === undefined) throw new Error(`${this.path}: file is closed`);
+    if (this.file.closed) throw new Error(`${this.path}: file is closed`);
     const field = `tensor '${info.name}' data`;
     if (!Number.isSafeInteger(info.offset) || info.offset < this.dataOffset || info.offset + info.byteLength > this.fileSize) {
       throw new FormatError(this.path, field, info.offset, `range of ${info.byteLength} bytes is outside the data buffer`);
     }
-    return readBytesAt(this.fd, this.path, info.offset, info.byteLength, field);
+    return this.file.read(info.offset, info.byteLength, field);
   }
 
   close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
+    this.file.close();
   }
 }

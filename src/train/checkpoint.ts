@@ -134,7 +134,7 @@ export function resolveCheckpointDir(path: string): string {
 
 /** Reads every tensor of a safetensors file as f32 (BF16/F16 widened; our own checkpoints are F32). */
 export function readF32Tensors(path: string): Map<string, NamedTensor> {
-  const file = openSafetensors(path);
+  const file = openSafetensors(path, { mmap: false }); // training writes every value: a mapping would save nothing
   try {
     const out = new Map<string, NamedTensor>();
     for (const t of file.tensors) {
