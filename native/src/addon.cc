@@ -18,16 +18,38 @@
 namespace frugal {
 namespace {
 
+/** Where activations may be rounded to int8: nowhere, in prefill-shaped matmuls (default), or in every matmul. */
+enum Int8Mode : int { INT8_OFF = 0, INT8_PREFILL = 1, INT8_ALL = 2 };
+const char* const INT8_NAMES[] = {"off", "prefill", "all"};
+
 SimdLevel currentLevel = SIMD_SCALAR;
-bool int8Wanted = false;
+Int8Mode int8Wanted = INT8_PREFILL;
 Kernels current;
+
+/** The int8 mode in effect at a level (off where the level has no int8 kernels). */
+Int8Mode int8InEffect(const Kernels& k) {
+  if (int8Wanted == INT8_ALL && k.matmulInt8) return INT8_ALL;
+  if (int8Wanted != INT8_OFF && k.matmulInt8Prefill) return INT8_PREFILL;
+  return INT8_OFF;
+}
 
 void selectLevel(SimdLevel wanted) {
   SimdLevel best = detectedSimd();
   if (wanted > best) wanted = best;
   currentLevel = wanted;
   current = kernelsFor(wanted);
-  if (int8Wanted && current.matmulInt8) current.matmul = current.matmulInt8;
+  const Int8Mode mode = int8InEffect(current);
+  if (mode == INT8_ALL) current.matmul = current.matmulInt8;
+  else if (mode == INT8_PREFILL) current.matmul = current.matmulInt8Prefill;
+}
+
+/** FRUGAL_INT8 / setInt8 values: 0 | off, prefill, 1 | all; anything else keeps the fallback. */
+Int8Mode parseInt8(const char* name, Int8Mode fallback) {
+  if (!name || !*name) return fallback;
+  if (std::strcmp(name, "0") == 0 || std::strcmp(name, "off") == 0) return INT8_OFF;
+  if (std::strcmp(name, "prefill") == 0) return INT8_PREFILL;
+  if (std::strcmp(name, "1") == 0 || std::strcmp(name, "all") == 0) return INT8_ALL;
+  return fallback;
 }
 
 napi_value Gemm(napi_env env, napi_callback_info info) {
@@ -186,22 +208,29 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_set_named_property(env, o, "simd", makeString(env, simdName(currentLevel)));
   napi_set_named_property(env, o, "detected", makeString(env, simdName(detectedSimd())));
   napi_set_named_property(env, o, "threads", makeNumber(env, threadCount()));
-  napi_value int8;
-  napi_get_boolean(env, int8Wanted && kernelsFor(currentLevel).matmulInt8 != nullptr, &int8);
-  napi_set_named_property(env, o, "int8", int8);
+  napi_set_named_property(env, o, "int8", makeString(env, INT8_NAMES[int8InEffect(kernelsFor(currentLevel))]));
   return o;
 }
 
-/** setInt8(on): allow int8 activations where the level has them (see Kernels::matmulInt8); returns info().int8. */
+/**
+ * setInt8(mode): where int8 activations may be used ('off' | 'prefill' | 'all', see
+ * Kernels::matmulInt8Prefill and matmulInt8); returns the mode in effect at the current level.
+ */
 napi_value SetInt8(napi_env env, napi_callback_info info) {
   Args a(env, info, 1);
-  bool on = a.boolean(0);
+  char name[16] = {0};
+  size_t len = 0;
+  if (a.ok && napi_get_value_string_utf8(env, a.argv[0], name, sizeof(name), &len) != napi_ok) a.fail("setInt8 needs a string");
   if (!a.ok) return undefined(env);
-  int8Wanted = on;
+  const int unknown = -1;
+  const int mode = parseInt8(name, static_cast<Int8Mode>(unknown));
+  if (mode == unknown || std::strcmp(name, INT8_NAMES[mode]) != 0) {
+    a.fail(std::string("unknown int8 mode '") + name + "' (off | prefill | all)");
+    return undefined(env);
+  }
+  int8Wanted = static_cast<Int8Mode>(mode);
   selectLevel(currentLevel);
-  napi_value result;
-  napi_get_boolean(env, int8Wanted && current.matmulInt8 != nullptr, &result);
-  return result;
+  return makeString(env, INT8_NAMES[int8InEffect(current)]);
 }
 
 /** setSerial(on): nested on/off of serial mode (every kernel on its calling thread; see kernels.h). */
@@ -260,8 +289,7 @@ napi_value Init(napi_env env, napi_value exports) {
   // Once per process: worker threads that load the addon again share the same kernel table and pool.
   static std::once_flag configured;
   std::call_once(configured, [] {
-    const char* int8 = std::getenv("FRUGAL_INT8");
-    int8Wanted = int8 && std::strcmp(int8, "1") == 0;
+    int8Wanted = parseInt8(std::getenv("FRUGAL_INT8"), INT8_PREFILL);
     selectLevel(parseSimd(std::getenv("FRUGAL_SIMD"), SIMD_AVX512_VNNI));
   });
   struct Entry {

@@ -75,11 +75,18 @@ struct Kernels {
                const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
   void (*matmul)(float* out, const float* x, int64_t m, const Weight& w);
   /**
-   * matmul that may quantize the activations to int8 where that is faster (Q4_K and Q4_0 with
-   * m <= 16 on AVX-512 VNNI), or nullptr. Opt-in (FRUGAL_INT8=1): results then differ from ref by
-   * the rounding of x to 8 bits per 32-block, not just by f32 rounding.
+   * matmul that quantizes the activations to int8 where that is faster (Q4_K and Q4_0 on AVX-512
+   * VNNI: m <= 16 with matvec_vnni.h, larger m with gemm_int8.h), or nullptr. Opt-in
+   * (FRUGAL_INT8=1): results then differ from ref by the rounding of x to 8 bits, not just by f32
+   * rounding.
    */
   void (*matmulInt8)(float* out, const float* x, int64_t m, const Weight& w);
+  /**
+   * matmul with int8 activations for prefill-shaped products only (Q4_K and Q4_0 with m > 16, as
+   * llama.cpp does: x rounded per 32 values for Q4_0, per 256 for Q4_K), f32 activations below;
+   * or nullptr. The default on levels that have it (FRUGAL_INT8=0 turns it off).
+   */
+  void (*matmulInt8Prefill)(float* out, const float* x, int64_t m, const Weight& w);
   void (*dequantizeRows)(float* out, const Weight& w, int64_t rowStart, int64_t rowCount);
   void (*embeddingGather)(float* out, const Weight& w, const int32_t* ids, int64_t count);
   void (*rmsNorm)(float* out, const float* x, const float* weight, int64_t rows, int64_t dim, float eps);

@@ -9,7 +9,10 @@ namespace frugal {
 Kernels kernelsAvx512(bool vnni) {
 #if defined(__AVX512F__)
   Kernels t = avx512::table(vnni ? "avx512-vnni" : "avx512");
-  if (vnni) t.matmulInt8 = avx512::matmulVnniEntry();
+  if (vnni) {
+    t.matmulInt8 = avx512::matmulVnniEntry();
+    t.matmulInt8Prefill = avx512::matmulVnniPrefillEntry();
+  }
   return t;
 #else
   (void)vnni;

@@ -763,14 +763,24 @@ void matmul(float* out, const float* x, int64_t m, const Weight& w) {
 
 #if defined(__AVX512F__)
 #include "matvec_vnni.h"
+#include "gemm_int8.h"
 
-/** matmul for CPUs with AVX-512 VNNI: Q4_K and Q4_0 with few rows take the int8 path. */
+/** matmul for CPUs with AVX-512 VNNI, int8 activations for prefill only: Q4_K and Q4_0 with m > SMALL_M. */
+void matmulVnniPrefill(float* out, const float* x, int64_t m, const Weight& w) {
+  if (int8GemmType(w.dtype) && m > SMALL_M && w.rows > 0 && w.cols > 0) {
+    gemmInt8(out, x, m, w);
+    return;
+  }
+  matmul(out, x, m, w);
+}
+
+/** matmul for CPUs with AVX-512 VNNI, int8 activations everywhere: Q4_K and Q4_0 with any m. */
 void matmulVnni(float* out, const float* x, int64_t m, const Weight& w) {
   if ((w.dtype == DT_Q4_K || w.dtype == DT_Q4_0) && m >= 1 && m <= SMALL_M && w.rows > 0 && w.cols > 0) {
     matvecVnni(out, x, m, w);
     return;
   }
-  matmul(out, x, m, w);
+  matmulVnniPrefill(out, x, m, w);
 }
 #endif
 
@@ -984,6 +994,7 @@ double fmaProbe(int64_t iterations) {
 
 #if defined(__AVX512F__)
 decltype(Kernels::matmul) matmulVnniEntry() { return matmulVnni; }
+decltype(Kernels::matmul) matmulVnniPrefillEntry() { return matmulVnniPrefill; }
 #endif
 
 #include "train_impl.h"
@@ -994,6 +1005,7 @@ Kernels table(const char* name) {
   t.gemm = gemm;
   t.matmul = matmul;
   t.matmulInt8 = nullptr;
+  t.matmulInt8Prefill = nullptr;
   t.dequantizeRows = dequantizeRows;
   t.embeddingGather = embeddingGather;
   t.rmsNorm = rmsNorm;

@@ -2,7 +2,8 @@
  * Picks the compute backend once per process: the native addon when it loads (unless
  * FRUGAL_BACKEND=ref), else the pure TypeScript ref backend, with one warning line on stderr.
  * FRUGAL_SIMD=avx2|scalar lowers the addon's SIMD level; FRUGAL_THREADS sets its thread count;
- * FRUGAL_INT8=1 lets the AVX-512 VNNI level quantize activations to int8 in Q4_K/Q4_0 matvecs.
+ * On the AVX-512 VNNI level, Q4_K/Q4_0 prefill matmuls (m > 16) round activations to int8 like
+ * llama.cpp; FRUGAL_INT8=0 turns that off, FRUGAL_INT8=1 also uses int8 in the m <= 16 matvecs.
  */
 import type { Backend } from './backend.js';
 import { loadNativeAddon, nativeBackend, type NativeBackend } from './native.js';
@@ -66,6 +67,7 @@ export function withSerialKernels<T>(body: () => T): T {
 /** One line describing the backend in use, e.g. "native avx512-vnni, 2 threads" or "ref (TypeScript), 1 thread". */
 export function describeBackend(backend: Backend = getBackend()): string {
   if (backend.name === 'ref') return 'ref (TypeScript), 1 thread';
-  const int8 = (backend as Partial<NativeBackend>).int8 ? ', int8 activations' : '';
+  const mode = (backend as Partial<NativeBackend>).int8;
+  const int8 = mode === 'all' ? ', int8 activations' : mode === 'prefill' ? ', int8 prefill' : '';
   return `native ${backend.simd}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}${int8}`;
 }

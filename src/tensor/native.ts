@@ -33,13 +33,15 @@ export interface NativeAddon {
   attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, queries: number, heads: number, kvHeads: number,
     headDimK: number, headDimV: number, startPos: number, scale: number, kTokenStride: number, kHeadStride: number,
     vTokenStride: number, vHeadStride: number): void;
-  info(): { simd: string; detected: string; threads: number; int8: boolean };
+  info(): { simd: string; detected: string; threads: number; int8: Int8Mode };
   /**
-   * Allow int8 activations where the level has them (AVX-512 VNNI: Q4_K and Q4_0 matmul with
-   * m <= 16; faster, but x is rounded to 8 bits per 32-block). Off unless FRUGAL_INT8=1. Returns
-   * whether they are now in use.
+   * Where int8 activations may be used on levels that have them (AVX-512 VNNI, Q4_K and Q4_0
+   * weights; x rounded to 8 bits like llama.cpp does, so results move by that rounding): 'off',
+   * 'prefill' (matmuls with m > 16 rows of x; the default), 'all' (also m <= 16). FRUGAL_INT8=0
+   * starts the process with 'off', FRUGAL_INT8=1 with 'all'. Returns the mode in effect at the
+   * current level ('off' where the level has no int8 kernels).
    */
-  setInt8(on: boolean): boolean;
+  setInt8(mode: Int8Mode): Int8Mode;
   /**
    * Serial mode, nested (each `true` needs its `false`): while on, every kernel runs on the thread
    * that calls it, without the pool. For callers that already run one thread per core.
@@ -58,6 +60,9 @@ export interface NativeAddon {
    */
   mapFile(file: string | number, offset?: number, length?: number): Uint8Array;
 }
+
+/** Where the native matmul rounds activations to int8 (NativeAddon.setInt8). */
+export type Int8Mode = 'off' | 'prefill' | 'all';
 
 /** dtype codes of native/src/kernels.h (DTypeCode). */
 const DTYPE_CODES: Readonly<Record<string, number>> = {
@@ -99,8 +104,8 @@ function code(w: WeightMatrix): number {
   return DTYPE_CODES[w.dtype]!;
 }
 
-/** The native backend: a Backend plus whether int8 activations are in use (NativeAddon.setInt8). */
-export type NativeBackend = Backend & { readonly int8: boolean };
+/** The native backend: a Backend plus where int8 activations are in use (NativeAddon.setInt8). */
+export type NativeBackend = Backend & { readonly int8: Int8Mode };
 
 /** A Backend over the addon. `simd` reflects the addon's current level (see NativeAddon.setSimd). */
 export function nativeBackend(addon: NativeAddon): NativeBackend {

@@ -6,9 +6,11 @@
 //    Cauchy-Schwarz bound for random data, worst case k · 6e-8); ref sums in doubles. Quantized
 //    weights are compared with ref's dequantize-then-multiply, and the native kernels also
 //    dequantize to f32 in registers (activations are not quantized), so the same bound holds.
-//  - except where activations are quantized to int8 (opt-in, setInt8 / FRUGAL_INT8=1, 'avx512-vnni' level: q4_k and q4_0 with m <= 16):
-//    each x value is then rounded to within amax(its 32-block) / 254, so the bound adds
-//    sum over blocks of amax/254 · sum |w| over the block (exact worst case of that rounding).
+//  - except where activations are quantized to int8 ('avx512-vnni' level, q4_k and q4_0: with
+//    setInt8('all') / FRUGAL_INT8=1 every m, by default only m > 16; the first pass below sets
+//    'off'): each x value is then rounded to within amax(its block) / 254 (blocks of 32 values,
+//    256 for q4_k with m > 16), so the bound adds sum over blocks of amax/254 · sum |w| over the
+//    block (exact worst case of that rounding). int8-matmul.test.ts checks the m > 16 kernel tightly.
 //  - dequantizeRows / embeddingGather: 1e-6 of the row's largest magnitude (the native decoders
 //    round d·scale to f32 before multiplying by q; ref rounds once).
 //  - rmsNorm, softmax, rope, siluMul, axpy, attention: 1e-5 relative (f32 vs double arithmetic).
@@ -45,14 +47,18 @@ function eachLevel(body: (level: string) => void): void {
   }
 }
 
-/** As eachLevel, plus a second pass with int8 activations on the levels that have them ('avx512-vnni'). */
+/** The int8 mode the process started with (restored after each test that changes it). */
+const startInt8 = addon?.info().int8 ?? 'off';
+
+/** As eachLevel with int8 activations off, plus a second pass with them everywhere on the levels that have them ('avx512-vnni'). */
 function eachMode(body: (level: string, int8: boolean) => void): void {
   eachLevel((level) => {
-    body(level, false);
     try {
-      if (addon!.setInt8(true)) body(level, true);
+      addon!.setInt8('off');
+      body(level, false);
+      if (addon!.setInt8('all') === 'all') body(level, true);
     } finally {
-      addon!.setInt8(false);
+      addon!.setInt8(startInt8);
     }
   });
 }
@@ -130,21 +136,25 @@ test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip },
   });
 });
 
-/** Whether a matmul quantizes the activations to int8 (see native/src/matvec_vnni.h): only with setInt8(true). */
-function int8Activations(int8: boolean, dtype: DType, m: number): boolean {
-  return int8 && (dtype === 'q4_k' || dtype === 'q4_0') && m <= 16;
+/**
+ * The block of values x is rounded to int8 by (native/src/matvec_vnni.h for m <= 16,
+ * gemm_int8.h above), or 0 when a matmul keeps x in f32: int8 only with setInt8('all') here.
+ */
+function int8Block(int8: boolean, dtype: DType, m: number): number {
+  if (!int8 || (dtype !== 'q4_k' && dtype !== 'q4_0')) return 0;
+  return dtype === 'q4_k' && m > 16 ? 256 : 32;
 }
 
-/** bound[i * rows + r] = sum over 32-blocks of amax(x_i block) / 254 · sum |w_r| over the block. */
-function int8Bound(x: Float32Array, dense: Float32Array, m: number, rows: number, cols: number): Float64Array {
+/** bound[i * rows + r] = sum over blocks of amax(x_i block) / 254 · sum |w_r| over the block. */
+function int8Bound(x: Float32Array, dense: Float32Array, m: number, rows: number, cols: number, block: number): Float64Array {
   const bound = new Float64Array(m * rows);
   for (let i = 0; i < m; i++) {
-    for (let b = 0; b < cols / 32; b++) {
+    for (let b = 0; b < cols / block; b++) {
       let amax = 0;
-      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[i * cols + 32 * b + j]!));
+      for (let j = 0; j < block; j++) amax = Math.max(amax, Math.abs(x[i * cols + block * b + j]!));
       for (let r = 0; r < rows; r++) {
         let wsum = 0;
-        for (let j = 0; j < 32; j++) wsum += Math.abs(dense[r * cols + 32 * b + j]!);
+        for (let j = 0; j < block; j++) wsum += Math.abs(dense[r * cols + block * b + j]!);
         bound[i * rows + r] += (amax / 254) * wsum;
       }
     }
@@ -187,8 +197,9 @@ test('native matmul equals ref for every weight dtype, m in {1, 3, 16, 17, 40}',
       eachMode((level, int8) => {
         const out = new Float32Array(m * rows).fill(NaN);
         native!.matmul(out, x, m, w);
-        if (int8Activations(int8, dtype, m)) quantBound ??= int8Bound(x, dense, m, rows, cols);
-        const extra = int8Activations(int8, dtype, m) ? quantBound! : undefined;
+        const block = int8Block(int8, dtype, m);
+        if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block);
+        const extra = block ? quantBound! : undefined;
         assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level}${int8 ? ' int8' : ''} matmul ${dtype} m${m} [${rows}, ${cols}]`);
       });
     }
@@ -391,7 +402,8 @@ test('native backend rejects bad shapes with the same errors as ref; the addon r
 test('native info: simd level and thread count', { skip }, (t) => {
   const info = addon!.info();
   t.diagnostic(`detected ${info.detected}, running ${info.simd}, ${info.threads} threads, int8 ${info.int8}; levels tested: ${levels.join(', ')}`);
-  assert.equal(info.int8, false, 'int8 activations are off unless FRUGAL_INT8=1');
+  const expected = process.env.FRUGAL_INT8 === '0' || info.simd !== 'avx512-vnni' ? 'off' : process.env.FRUGAL_INT8 === '1' ? 'all' : 'prefill';
+  assert.equal(info.int8, expected, 'int8 activations: prefill only by default on avx512-vnni, FRUGAL_INT8=0 off, =1 all');
   assert.ok(SIMD_LEVELS.includes(info.simd as (typeof SIMD_LEVELS)[number]));
   assert.ok(info.threads >= 1);
   assert.equal(native!.simd, info.simd);

@@ -1,0 +1,316 @@
+// AVX-512 VNNI matmul with int8 activations for prefill-shaped products (m > SMALL_M rows of x):
+// out[m, rows] = x[m, cols] · Wᵀ for Q4_0 and Q4_K weights, the way llama.cpp multiplies them.
+//
+//  - x is rounded to int8 once per call: per 32 values (Q4_0, like ggml's q8_0) or per 256
+//    values (Q4_K, like ggml's q8_K), with the f32 scale d = amax / 127 and q = round(x · 127 / amax)
+//    (nearest, ties to even). The result is then the exact product of the dequantized weights and
+//    the rounded activations, up to f32 rounding (see test/tensor/int8-matmul.test.ts).
+//  - Each task unpacks a panel of 32 weight rows once into bytes (0..15), interleaved by 4
+//    columns: panel[g][row][4] holds columns 4g..4g+3 of the 32 rows, so one 64-byte load gives 16
+//    rows and vpdpbusd against 4 broadcast activation bytes adds 4 products into each row's lane.
+//  - The microkernel holds MR activation rows x 32 weight rows of int32 sums for one 32-column
+//    block, then scales them into f32 accumulators: 8 vpdpbusd per conversion.
+//  - Offsets: Q4_0's "- 8" is the int32 sums' starting value (-8 · sum of the block's int8 x);
+//    Q4_K's minimums are dmin · (mins · sums of int8 x per 32) with vpdpwssd on int16 pairs.
+// Included by kernels_impl.h when __AVX512F__, after matvec_vnni.h (FRUGAL_VNNI, kScaleBytes).
+
+constexpr int PANEL_ROWS = 32;
+constexpr int INT8_MR = 6;
+
+/** x rounded to int8, row-major [m][cols], with its scales and block sums (layout by weight type). */
+struct Int8Rows {
+  int8_t* q;
+  float* d;        // [m][cols / scaleBlock]
+  int32_t* sums;   // Q4_0: [m][cols / 32] of -8 · sum; Q4_K: [m][cols / 64] int16 pairs (sum of 32, sum of next 32)
+  int64_t cols;
+  int64_t scaleBlock;  // 32 or 256
+};
+
+inline int64_t int8ScaleBlock(int dtype) { return dtype == DT_Q4_K ? 256 : 32; }
+
+/** Rows [i0, i1) of x rounded to int8 (see Int8Rows). */
+FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t i0, int64_t i1) {
+  const int64_t cols = r.cols, sb = r.scaleBlock, scales = cols / sb;
+  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  for (int64_t i = i0; i < i1; i++) {
+    for (int64_t s = 0; s < scales; s++) {
+      const float* xs = x + i * cols + s * sb;
+      __m512 mx = _mm512_setzero_ps();
+      for (int64_t c = 0; c < sb; c += 16) mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_loadu_ps(xs + c), absMask));
+      const float amax = _mm512_reduce_max_ps(mx);
+      r.d[i * scales + s] = amax / 127.0f;
+      const __m512 inv = _mm512_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax);
+      for (int64_t c = 0; c < sb; c += 32) {
+        const __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xs + c), inv));
+        const __m512i hi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xs + c + 16), inv));
+        int8_t* dst = r.q + i * cols + s * sb + c;
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm512_cvtsepi32_epi8(lo));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm512_cvtsepi32_epi8(hi));
+        const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(lo, hi));
+        const int64_t block = (s * sb + c) / 32;
+        if (dtype == DT_Q4_0) {
+          r.sums[i * (cols / 32) + block] = -8 * sum;
+        } else {
+          uint32_t* pair = reinterpret_cast<uint32_t*>(r.sums) + i * (cols / 64) + block / 2;
+          const uint32_t bits = static_cast<uint16_t>(static_cast<int16_t>(sum));
+          *pair = block % 2 == 0 ? bits : (*pair | (bits << 16));
+        }
+      }
+    }
+  }
+}
+
+/** One task's unpacked weights: 32 rows (zero past the last row) over all columns. */
+struct Panel {
+  uint8_t* q;       // [cols / 4 rounded up to 16][32][4]
+  float* scale;     // [cols / 32][32]: Q4_0 d, Q4_K d · sc
+  float* dmin;      // Q4_K: [cols / 256][32]
+  int32_t* mins;    // Q4_K: [cols / 64][32] int16 pairs (mn of 2p, mn of 2p + 1)
+};
+
+inline int64_t panelGroups(int64_t cols) { return (cols + 63) / 64 * 16; }
+
+/** Bytes of scratch a panel needs (64-byte aligned parts). */
+inline int64_t panelBytes(int64_t cols) {
+  return panelGroups(cols) * PANEL_ROWS * 4 + (cols / 32 + cols / 256 + cols / 64 + 3) * PANEL_ROWS * 4;
+}
+
+inline Panel panelAt(uint8_t* base, int64_t cols) {
+  Panel p;
+  p.q = base;
+  p.scale = reinterpret_cast<float*>(base + panelGroups(cols) * PANEL_ROWS * 4);
+  p.dmin = p.scale + cols / 32 * PANEL_ROWS;
+  p.mins = reinterpret_cast<int32_t*>(p.dmin + cols / 256 * PANEL_ROWS);
+  return p;
+}
+
+/** Store 16 rows' 64-column slices (r[t]: row t's bytes in column order) as 16 interleaved groups. */
+FRUGAL_VNNI inline void storeGroups(__m512i (&r)[16], uint8_t* dst) {
+  __m512 f[16];
+  for (int t = 0; t < 16; t++) f[t] = _mm512_castsi512_ps(r[t]);
+  transpose16(f);
+  for (int g = 0; g < 16; g++) _mm512_store_si512(reinterpret_cast<__m512i*>(dst + g * PANEL_ROWS * 4), _mm512_castps_si512(f[g]));
+}
+
+FRUGAL_VNNI void unpackPanelQ4_0(const Weight& w, int64_t r0, const Panel& p) {
+  const int64_t blocks = w.cols / 32, stride = rowBytes(w);
+  const __m512i nibble = _mm512_set1_epi8(15);
+  for (int half = 0; half < 2; half++) {
+    for (int64_t b = 0; b < blocks; b += 2) {
+      const bool second = b + 1 < blocks;
+      __m512i r[16];
+      for (int t = 0; t < 16; t++) {
+        const int64_t row = r0 + 16 * half + t;
+        const int lane = 16 * half + t;
+        if (row >= w.rows) {
+          r[t] = _mm512_setzero_si512();
+          p.scale[b * PANEL_ROWS + lane] = 0.0f;
+          if (second) p.scale[(b + 1) * PANEL_ROWS + lane] = 0.0f;
+          continue;
+        }
+        const uint8_t* blk = w.data + row * stride + b * 18;
+        const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+        const __m128i q1 = second ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 20)) : _mm_setzero_si128();
+        const __m256i q = _mm256_set_m128i(q1, q0);
+        // [lo 0 | lo 1 | hi 0 | hi 1] -> [lo 0 | hi 0 | lo 1 | hi 1]: the column order of the two blocks.
+        const __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), nibble);
+        r[t] = _mm512_shuffle_i64x2(z, z, 0xD8);
+        p.scale[b * PANEL_ROWS + lane] = halfToFloat(read16(blk));
+        if (second) p.scale[(b + 1) * PANEL_ROWS + lane] = halfToFloat(read16(blk + 18));
+      }
+      storeGroups(r, p.q + (b / 2 * 16 * PANEL_ROWS + 16 * half) * 4);
+    }
+  }
+}
+
+FRUGAL_VNNI void unpackPanelQ4_K(const Weight& w, int64_t r0, const Panel& p) {
+  const int64_t supers = w.cols / 256, stride = rowBytes(w);
+  const __m512i nibble = _mm512_set1_epi8(15);
+  for (int half = 0; half < 2; half++) {
+    for (int64_t s = 0; s < supers; s++) {
+      for (int t = 0; t < 16; t++) {
+        const int64_t row = r0 + 16 * half + t;
+        const int lane = 16 * half + t;
+        alignas(16) uint8_t sm[16] = {0};
+        float d = 0.0f, dmin = 0.0f;
+        if (row < w.rows) {
+          const uint8_t* blk = w.data + row * stride + s * 144;
+          d = halfToFloat(read16(blk));
+          dmin = halfToFloat(read16(blk + 2));
+          kScaleBytes(blk + 4, sm);
+        }
+        for (int j = 0; j < 8; j++) p.scale[(s * 8 + j) * PANEL_ROWS + lane] = d * static_cast<float>(sm[j]);
+        p.dmin[s * PANEL_ROWS + lane] = dmin;
+        for (int j = 0; j < 4; j++) p.mins[(s * 4 + j) * PANEL_ROWS + lane] = static_cast<int32_t>(sm[8 + 2 * j] | (static_cast<uint32_t>(sm[9 + 2 * j]) << 16));
+      }
+      for (int c = 0; c < 4; c++) {
+        __m512i r[16];
+        for (int t = 0; t < 16; t++) {
+          const int64_t row = r0 + 16 * half + t;
+          if (row >= w.rows) {
+            r[t] = _mm512_setzero_si512();
+            continue;
+          }
+          const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.data + row * stride + s * 144 + 16 + 32 * c));
+          r[t] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(qs), _mm256_srli_epi16(qs, 4), 1), nibble);
+        }
+        storeGroups(r, p.q + ((s * 64 + c * 16) * PANEL_ROWS + 16 * half) * 4);
+      }
+    }
+  }
+}
+
+inline __m512i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+/** int32 sums of one 32-column block (8 groups of 4) for MR activation rows x 32 weight rows. */
+template <int MR>
+FRUGAL_VNNI inline void blockDots(__m512i (&acc)[MR][2], const uint8_t* pw, const int8_t* xq, int64_t cols) {
+  for (int g = 0; g < 8; g++) {
+    const __m512i b0 = _mm512_load_si512(reinterpret_cast<const __m512i*>(pw + g * 128));
+    const __m512i b1 = _mm512_load_si512(reinterpret_cast<const __m512i*>(pw + g * 128 + 64));
+    for (int i = 0; i < MR; i++) {
+      const __m512i a = broadcast4(xq + i * cols + 4 * g);
+      acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], b0, a);
+      acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], b1, a);
+    }
+  }
+}
+
+/** out rows i0 .. i0 + MR, columns r0 .. r0 + n of the Q4_0 product from panel p. */
+template <int MR>
+FRUGAL_VNNI void tileQ4_0(const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
+  const int64_t cols = x.cols, blocks = cols / 32;
+  __m512 f[MR][2];
+  for (int i = 0; i < MR; i++) f[i][0] = f[i][1] = _mm512_setzero_ps();
+  const int8_t* xq = x.q + i0 * cols;
+  const int32_t* sums = x.sums + i0 * blocks;
+  const float* xd = x.d + i0 * blocks;
+  for (int64_t b = 0; b < blocks; b++) {
+    __m512i acc[MR][2];
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_set1_epi32(sums[i * blocks + b]);
+    blockDots<MR>(acc, p.q + b * 8 * PANEL_ROWS * 4, xq + 32 * b, cols);
+    const __m512 d0 = _mm512_load_ps(p.scale + b * PANEL_ROWS), d1 = _mm512_load_ps(p.scale + b * PANEL_ROWS + 16);
+    for (int i = 0; i < MR; i++) {
+      const __m512 s = _mm512_set1_ps(xd[i * blocks + b]);
+      f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][0]), _mm512_mul_ps(d0, s), f[i][0]);
+      f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), _mm512_mul_ps(d1, s), f[i][1]);
+    }
+  }
+  const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+  const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
+  for (int i = 0; i < MR; i++) {
+    _mm512_mask_storeu_ps(out + (i0 + i) * ldo, m0, f[i][0]);
+    _mm512_mask_storeu_ps(out + (i0 + i) * ldo + 16, m1, f[i][1]);
+  }
+}
+
+/** As tileQ4_0 for Q4_K: per super-block of 256 columns one activation scale, 8 weight sub-block scales. */
+template <int MR>
+FRUGAL_VNNI void tileQ4_K(const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
+  const int64_t cols = x.cols, supers = cols / 256, pairs = cols / 64;
+  __m512 f[MR][2];
+  for (int i = 0; i < MR; i++) f[i][0] = f[i][1] = _mm512_setzero_ps();
+  const int8_t* xq = x.q + i0 * cols;
+  const int32_t* sums = x.sums + i0 * pairs;
+  const float* xd = x.d + i0 * supers;
+  for (int64_t s = 0; s < supers; s++) {
+    __m512 xs[MR];
+    for (int i = 0; i < MR; i++) xs[i] = _mm512_set1_ps(xd[i * supers + s]);
+    for (int j = 0; j < 8; j++) {
+      const int64_t b = s * 8 + j;
+      __m512i acc[MR][2];
+      for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+      blockDots<MR>(acc, p.q + b * 8 * PANEL_ROWS * 4, xq + 32 * b, cols);
+      const __m512 d0 = _mm512_load_ps(p.scale + b * PANEL_ROWS), d1 = _mm512_load_ps(p.scale + b * PANEL_ROWS + 16);
+      for (int i = 0; i < MR; i++) {
+        f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][0]), _mm512_mul_ps(d0, xs[i]), f[i][0]);
+        f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), _mm512_mul_ps(d1, xs[i]), f[i][1]);
+      }
+    }
+    __m512i acc[MR][2];
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+    for (int j = 0; j < 4; j++) {
+      const __m512i mn0 = _mm512_load_si512(reinterpret_cast<const __m512i*>(p.mins + (s * 4 + j) * PANEL_ROWS));
+      const __m512i mn1 = _mm512_load_si512(reinterpret_cast<const __m512i*>(p.mins + (s * 4 + j) * PANEL_ROWS + 16));
+      for (int i = 0; i < MR; i++) {
+        const __m512i a = _mm512_set1_epi32(sums[i * pairs + s * 4 + j]);
+        acc[i][0] = _mm512_dpwssd_epi32(acc[i][0], mn0, a);
+        acc[i][1] = _mm512_dpwssd_epi32(acc[i][1], mn1, a);
+      }
+    }
+    const __m512 m0 = _mm512_load_ps(p.dmin + s * PANEL_ROWS), m1 = _mm512_load_ps(p.dmin + s * PANEL_ROWS + 16);
+    for (int i = 0; i < MR; i++) {
+      f[i][0] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(acc[i][0]), _mm512_mul_ps(m0, xs[i]), f[i][0]);
+      f[i][1] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), _mm512_mul_ps(m1, xs[i]), f[i][1]);
+    }
+  }
+  const __mmask16 k0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+  const __mmask16 k1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
+  for (int i = 0; i < MR; i++) {
+    _mm512_mask_storeu_ps(out + (i0 + i) * ldo, k0, f[i][0]);
+    _mm512_mask_storeu_ps(out + (i0 + i) * ldo + 16, k1, f[i][1]);
+  }
+}
+
+template <int MR>
+FRUGAL_VNNI void tileInt8(int dtype, const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
+  if (dtype == DT_Q4_0) tileQ4_0<MR>(x, i0, p, out, ldo, n);
+  else tileQ4_K<MR>(x, i0, p, out, ldo, n);
+}
+
+struct Int8GemmJob {
+  float* out;
+  const float* x;
+  int64_t m;
+  const Weight* w;
+  Int8Rows rows;
+};
+
+void roundRowsRange(void* ctx, int64_t i0, int64_t i1, int) {
+  const Int8GemmJob& j = *static_cast<const Int8GemmJob*>(ctx);
+  roundRows(j.x, j.w->dtype, j.rows, i0, i1);
+}
+
+FRUGAL_VNNI void int8Panels(void* ctx, int64_t t0, int64_t t1, int) {
+  const Int8GemmJob& j = *static_cast<const Int8GemmJob*>(ctx);
+  const Weight& w = *j.w;
+  const Panel p = panelAt(reinterpret_cast<uint8_t*>(scratch(3, static_cast<size_t>(panelBytes(w.cols) / 4 + 16))), w.cols);
+  for (int64_t t = t0; t < t1; t++) {
+    const int64_t r0 = t * PANEL_ROWS;
+    const int n = static_cast<int>(imin(PANEL_ROWS, w.rows - r0));
+    if (w.dtype == DT_Q4_0) unpackPanelQ4_0(w, r0, p);
+    else unpackPanelQ4_K(w, r0, p);
+    float* out = j.out + r0;
+    int64_t i = 0;
+    for (; i + INT8_MR <= j.m; i += INT8_MR) tileInt8<INT8_MR>(w.dtype, j.rows, i, p, out, w.rows, n);
+    switch (j.m - i) {
+      case 5: tileInt8<5>(w.dtype, j.rows, i, p, out, w.rows, n); break;
+      case 4: tileInt8<4>(w.dtype, j.rows, i, p, out, w.rows, n); break;
+      case 3: tileInt8<3>(w.dtype, j.rows, i, p, out, w.rows, n); break;
+      case 2: tileInt8<2>(w.dtype, j.rows, i, p, out, w.rows, n); break;
+      case 1: tileInt8<1>(w.dtype, j.rows, i, p, out, w.rows, n); break;
+      default: break;
+    }
+  }
+}
+
+/** Whether gemmInt8 handles this weight type. */
+inline bool int8GemmType(int dtype) { return dtype == DT_Q4_0 || dtype == DT_Q4_K; }
+
+/** out[m, rows] = round8(x) · Wᵀ for Q4_0 / Q4_K weights (rows, cols > 0). */
+void gemmInt8(float* out, const float* x, int64_t m, const Weight& w) {
+  const int64_t cols = w.cols, sb = int8ScaleBlock(w.dtype);
+  const int64_t qBytes = (m * cols + 63) / 64 * 64;
+  const int64_t dCount = (m * (cols / sb) + 15) / 16 * 16;
+  const int64_t sumCount = m * (cols / 32);
+  uint8_t* base = reinterpret_cast<uint8_t*>(scratch(2, static_cast<size_t>(qBytes / 4 + dCount + sumCount + 16)));
+  Int8Rows rows{reinterpret_cast<int8_t*>(base), reinterpret_cast<float*>(base + qBytes), nullptr, cols, sb};
+  rows.sums = reinterpret_cast<int32_t*>(rows.d + dCount);
+  Int8GemmJob j{out, x, m, &w, rows};
+  parallelStatic(m, imin(m, 1 + 262144 / cols), roundRowsRange, &j);
+  parallelDynamic((w.rows + PANEL_ROWS - 1) / PANEL_ROWS, int8Panels, &j);
+}

@@ -1,0 +1,177 @@
+// The int8-activation matmul for prefill-shaped products (native/src/gemm_int8.h: Q4_0 and Q4_K
+// weights, m > 16 rows of x, AVX-512 VNNI level; the default there, FRUGAL_INT8=0 turns it off).
+// Tolerances:
+//  - against the exact same math (ref's dequantized weights times x rounded here the way the
+//    kernel rounds it: per 32 values for Q4_0, per 256 for Q4_K, d = amax / 127, q = x · 127 / amax
+//    to nearest, ties to even): |native - ref| <= 2e-5 · ‖rounded row of x‖ · ‖row of W‖, the
+//    f32-summation bound of the other matmul tests (the int8 products themselves are exact);
+//  - against the f32 path (ref with x itself): that bound plus the worst case of the rounding,
+//    sum over scale blocks of amax / 254 · sum |w| over the block.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type DType } from '../../src/tensor/dtype.js';
+import { loadNativeAddon, nativeBackend, type NativeAddon } from '../../src/tensor/native.js';
+import { quantize } from '../../src/tensor/quant/index.js';
+import { refBackend as ref } from '../../src/tensor/ref.js';
+import { type WeightMatrix, weightMatrix } from '../../src/tensor/tensor.js';
+
+let addon: NativeAddon | undefined;
+try {
+  addon = loadNativeAddon();
+} catch {
+  addon = undefined;
+}
+const vnni = addon?.info().detected === 'avx512-vnni';
+const skip = !addon ? 'native addon not built' : !vnni ? 'no AVX-512 VNNI on this CPU (the int8 prefill path is off)' : false;
+
+function random(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32 - 0.5) * 2;
+  }
+  return out;
+}
+
+/** Nearest integer, ties to even (the rounding of vcvtps2dq). */
+function roundEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v - Math.trunc(v)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** x rounded to int8 per `block` values and scaled back, in f32 as the kernel computes it. */
+export function roundActivations(x: Float32Array, block: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < x.length; b += block) {
+    let amax = 0;
+    for (let j = 0; j < block; j++) amax = Math.max(amax, Math.abs(x[b + j]!));
+    const d = Math.fround(amax / 127);
+    const inv = amax === 0 ? 0 : Math.fround(127 / amax);
+    for (let j = 0; j < block; j++) out[b + j] = Math.fround(roundEven(Math.fround(x[b + j]! * inv)) * d);
+  }
+  return out;
+}
+
+/** bound[i * rows + r] = sum over blocks of amax(x_i block) / 254 · sum |w_r| over the block. */
+function roundingBound(x: Float32Array, dense: Float32Array, m: number, rows: number, cols: number, block: number): Float64Array {
+  const bound = new Float64Array(m * rows);
+  for (let i = 0; i < m; i++) {
+    for (let b = 0; b < cols; b += block) {
+      let amax = 0;
+      for (let j = 0; j < block; j++) amax = Math.max(amax, Math.abs(x[i * cols + b + j]!));
+      for (let r = 0; r < rows; r++) {
+        let wsum = 0;
+        for (let j = 0; j < block; j++) wsum += Math.abs(dense[r * cols + b + j]!);
+        bound[i * rows + r] += (amax / 254) * wsum;
+      }
+    }
+  }
+  return bound;
+}
+
+function norms(values: Float32Array, count: number, len: number): number[] {
+  return Array.from({ length: count }, (_, i) => Math.hypot(...values.subarray(i * len, (i + 1) * len)));
+}
+
+/** Awkward activations: an all-zero block, exact ties (amax 127 makes x · 127 / amax = x), an outlier. */
+function awkwardActivations(m: number, cols: number, seed: number): Float32Array {
+  const x = random(m * cols, seed);
+  x.fill(0, 0, Math.min(256, cols));
+  const ties = [127, 0.5, 1.5, 2.5, -0.5, -3.5, 126.5, -126.5];
+  for (let j = 0; j < 32 && cols + j < x.length; j++) x[cols + j] = ties[j % ties.length]!;
+  if (m > 2) x[2 * cols + 7] = 1e4;
+  return x;
+}
+
+const INT8_TYPES: [DType, number][] = [['q4_0', 32], ['q4_k', 256]];
+
+function colsFor(dtype: DType): number[] {
+  return dtype === 'q4_k' ? [256, 1280] : [32, 64, 32 * 41];
+}
+
+function weight(dtype: DType, rows: number, cols: number, seed: number): WeightMatrix {
+  return weightMatrix(dtype, rows, cols, quantize(dtype, random(rows * cols, seed)));
+}
+
+test('int8 prefill matmul equals ref on the int8-rounded activations (exact same math), and the f32 path within the rounding bound', { skip }, () => {
+  const native = nativeBackend(addon!);
+  let seed = 7000;
+  try {
+    assert.equal(addon!.setInt8('prefill'), 'prefill');
+    for (const [dtype, block] of INT8_TYPES) {
+      for (const cols of colsFor(dtype)) {
+        for (const [m, rows] of [[17, 1], [23, 33], [64, 31], [131, 70]] as const) {
+          const w = weight(dtype, rows, cols, seed++);
+          const dense = new Float32Array(rows * cols);
+          ref.dequantizeRows(dense, w, 0, rows);
+          const wn = norms(dense, rows, cols);
+          const x = awkwardActivations(m, cols, seed++);
+          const rounded = roundActivations(x, block);
+          const exact = new Float32Array(m * rows);
+          ref.matmul(exact, rounded, m, w);
+          const out = new Float32Array(m * rows).fill(NaN);
+          native.matmul(out, x, m, w);
+          const rn = norms(rounded, m, cols);
+          const what = `${dtype} m${m} [${rows}, ${cols}]`;
+          for (let idx = 0; idx < out.length; idx++) {
+            const bound = 2e-5 * rn[Math.floor(idx / rows)]! * wn[idx % rows]! + 1e-30;
+            const diff = Math.abs(out[idx]! - exact[idx]!);
+            if (!(diff <= bound)) assert.fail(`${what} vs rounded activations: index ${idx}: native ${out[idx]}, ref ${exact[idx]}, |diff| ${diff} > ${bound}`);
+          }
+          const f32 = new Float32Array(m * rows);
+          ref.matmul(f32, x, m, w);
+          const xn = norms(x, m, cols);
+          const rounding = roundingBound(x, dense, m, rows, cols, block);
+          for (let idx = 0; idx < out.length; idx++) {
+            const bound = 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + rounding[idx]!;
+            const diff = Math.abs(out[idx]! - f32[idx]!);
+            if (!(diff <= bound)) assert.fail(`${what} vs f32 activations: index ${idx}: native ${out[idx]}, ref ${f32[idx]}, |diff| ${diff} > ${bound}`);
+          }
+        }
+      }
+    }
+  } finally {
+    addon!.setInt8('prefill');
+  }
+});
+
+test('int8 modes: prefill is the default on avx512-vnni; off gives the f32 path; other levels have none', { skip }, () => {
+  const native = nativeBackend(addon!);
+  const [m, rows, cols] = [20, 40, 512];
+  const w = weight('q4_k', rows, cols, 99);
+  const x = random(m * cols, 100);
+  const run = () => {
+    const out = new Float32Array(m * rows);
+    native.matmul(out, x, m, w);
+    return out;
+  };
+  const f32 = new Float32Array(m * rows);
+  ref.matmul(f32, x, m, w);
+  const rounded = new Float32Array(m * rows);
+  ref.matmul(rounded, roundActivations(x, 256), m, w);
+  const closer = (out: Float32Array, a: Float32Array, b: Float32Array) => {
+    let da = 0;
+    let db = 0;
+    for (let i = 0; i < out.length; i++) {
+      da += Math.abs(out[i]! - a[i]!);
+      db += Math.abs(out[i]! - b[i]!);
+    }
+    return da < db;
+  };
+  try {
+    assert.equal(addon!.info().int8, 'prefill');
+    assert.ok(closer(run(), rounded, f32), 'default: int8-rounded activations');
+    assert.equal(addon!.setInt8('off'), 'off');
+    assert.equal(addon!.info().int8, 'off');
+    assert.ok(closer(run(), f32, rounded), 'off: f32 activations');
+    assert.equal(addon!.setInt8('all'), 'all');
+    assert.equal(addon!.setSimd('avx512'), 'avx512');
+    assert.equal(addon!.info().int8, 'off', 'no int8 kernels below avx512-vnni');
+    assert.ok(closer(run(), f32, rounded), 'avx512: f32 activations');
+    assert.throws(() => addon!.setInt8('1' as 'all'), /unknown int8 mode '1'/);
+  } finally {
+    addon!.setSimd('avx512-vnni');
+    addon!.setInt8('prefill');
+  }
+});
