@@ -11,6 +11,8 @@
  *     "ref_reset_every": 0, "reward_weights": { "accuracy": 1, "format": 1 },
  *     "weight_decay": 0, "clip": 1, "seed": 1, "out_dir": "runs/rl", "checkpoint_every": 20, "log_every": 1 }
  * loss_type "dr_grpo" implies scale_rewards false unless given (Dr. GRPO).
+ * "oversample": K > 1 turns on dynamic sampling (DAPO): each step rolls out prompts_per_step × K
+ * prompts and trains on at most prompts_per_step of the groups whose rewards differ.
  */
 import { prefilledThink, promptText, stopTextOf } from '../train/cold-start.js';
 import { GRPO_LOSS_TYPES, type GrpoLossType, type RolloutPrompt, runGrpo } from '../train/grpo.js';
@@ -23,7 +25,7 @@ export const summary = 'GRPO reinforcement learning on verifiable tasks (R1 stag
 
 const USAGE = 'usage: frugal rl --config rl.json [--no-resume] [--stop-at STEP]';
 
-const FIELDS = ['from', 'tokenizer', 'tasks', 'difficulties', 'prompt_style', 'pool', 'steps', 'prompts_per_step', 'group_size', 'max_tokens', 'temperature', 'top_p',
+const FIELDS = ['from', 'tokenizer', 'tasks', 'difficulties', 'prompt_style', 'pool', 'steps', 'prompts_per_step', 'oversample', 'group_size', 'max_tokens', 'temperature', 'top_p',
   'lr', 'beta', 'epsilon', 'mu', 'loss_type', 'scale_rewards', 'ref_reset_every', 'reward_weights', 'weight_decay', 'clip', 'seed', 'out_dir', 'checkpoint_every', 'log_every'];
 
 /** A deterministic pool of TRAIN problems mixed over tasks × difficulties. */
@@ -51,11 +53,13 @@ export async function run(args: string[]): Promise<number> {
   const weights = { accuracy: weightsCfg.number('accuracy', 1, -1e9), format: weightsCfg.number('format', 1, -1e9) };
   const steps = c.int('steps');
   const perStep = c.int('prompts_per_step', 4);
-  const pool = problemPool(c.strings('tasks', ['arithmetic']), c.difficulties('difficulties'), c.int('pool', Math.min(4096, steps * perStep)), c.int('seed', 1, 0));
+  const oversample = c.int('oversample', 1, 1);
+  const rolledOut = perStep * oversample;
+  const pool = problemPool(c.strings('tasks', ['arithmetic']), c.difficulties('difficulties'), c.int('pool', Math.min(4096, steps * rolledOut)), c.int('seed', 1, 0));
   const prefilled = prefilledThink(style);
   const encoded = new Map<number, number[]>();
-  const prompts = (step: number): RolloutPrompt[] => Array.from({ length: perStep }, (_, i) => {
-    const index = (step * perStep + i) % pool.length;
+  const prompts = (step: number): RolloutPrompt[] => Array.from({ length: rolledOut }, (_, i) => {
+    const index = (step * rolledOut + i) % pool.length;
     const problem = pool[index]!;
     if (!encoded.has(index)) encoded.set(index, codec.encode(promptText(problem.prompt, style)));
     return {
@@ -73,7 +77,7 @@ export async function run(args: string[]): Promise<number> {
   console.error(`rl: ${pool.length} train problems, model ${dir} (${model.parameterCount()} parameters), style ${style}, loss ${lossType}`);
   const result = runGrpo(model, codec, prompts, {
     steps, groupSize: c.int('group_size', 8, 2), lr: c.number('lr', 1e-5), beta: c.number('beta', 0.001), epsilon: c.number('epsilon', 0.2),
-    mu: c.int('mu', 1), lossType, scaleRewards: c.bool('scale_rewards', lossType !== 'dr_grpo'),
+    mu: c.int('mu', 1), lossType, ...(oversample > 1 ? { keepGroups: perStep } : {}), scaleRewards: c.bool('scale_rewards', lossType !== 'dr_grpo'),
     sample: { temperature, topP, maxTokens, ...(stopText ? { stopText } : {}) },
     refResetEvery: c.int('ref_reset_every', 0, 0), weightDecay: c.number('weight_decay', 0), clip: c.number('clip', 1), seed: c.int('seed', 1, 0),
     outDir: c.path('out_dir'), checkpointEvery: c.int('checkpoint_every', 20, 0), logEvery: c.int('log_every', 1), tokenizerPath,

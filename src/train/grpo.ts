@@ -15,6 +15,9 @@
  * a group whose rewards are all equal has zero advantage.
  * μ policy updates per rollout batch; π_old is the policy before the first of them, so ρ = 1 on
  * the first update and the clip acts from the second on.
+ * Dynamic sampling (DAPO, `keepGroups`): a step may roll out more prompts than it trains on; only
+ * groups whose rewards differ carry an advantage, so the update keeps the first `keepGroups` of
+ * those and skips the rest (a step with none makes no update). The logged rates cover every rollout.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,6 +51,20 @@ export function groupAdvantages(rewards: readonly number[], groupSize: number, s
     }
   }
   return out;
+}
+
+/**
+ * Indices of the groups (of rewards laid out group after group) whose rewards are not all equal:
+ * the first `keep` of them, in order. Equal rewards give zero advantage, hence no policy gradient.
+ */
+export function informativeGroups(rewards: readonly number[], groupSize: number, keep: number): number[] {
+  if (rewards.length % groupSize !== 0) throw new Error(`informativeGroups: ${rewards.length} rewards do not split into groups of ${groupSize}`);
+  const kept: number[] = [];
+  for (let g = 0; g * groupSize < rewards.length && kept.length < keep; g++) {
+    const group = rewards.slice(g * groupSize, (g + 1) * groupSize);
+    if (group.some((r) => r !== group[0])) kept.push(g);
+  }
+  return kept;
 }
 
 /** Per-token weights w_{i,t} of one rollout batch (see the header), one per completion. */
@@ -178,6 +195,8 @@ export interface GrpoOptions {
   epsilon: number;
   /** Policy updates per rollout batch (μ). */
   mu: number;
+  /** Dynamic sampling: train on at most this many groups with differing rewards (undefined: every group). */
+  keepGroups?: number;
   lossType: GrpoLossType;
   scaleRewards: boolean;
   sample: SampleOptions;
@@ -201,11 +220,14 @@ export interface GrpoLogEntry {
   accuracy: number;
   format: number;
   response_length: number;
+  /** KL, entropy and clip fraction are over the rollouts the update used (0 when it used none). */
   kl: number;
   entropy: number;
   clip_fraction: number;
   loss: number;
   grad_norm: number;
+  /** Groups the update used (all of them unless dynamic sampling dropped some). */
+  groups_trained: number;
   seconds: number;
   rollout_seconds: number;
 }
@@ -225,6 +247,7 @@ function assertOptions(o: GrpoOptions): void {
   if (!GRPO_LOSS_TYPES.includes(o.lossType)) throw new Error(`grpo: loss type ${JSON.stringify(o.lossType)} is not one of ${GRPO_LOSS_TYPES.join(', ')}`);
   if (!(o.groupSize >= 2)) throw new Error(`grpo: group size ${o.groupSize} must be at least 2 (advantages are relative to the group)`);
   if (!(o.mu >= 1)) throw new Error(`grpo: mu ${o.mu} must be at least 1`);
+  if (o.keepGroups !== undefined && !(Number.isInteger(o.keepGroups) && o.keepGroups >= 1)) throw new Error(`grpo: keepGroups ${o.keepGroups} must be a positive integer`);
 }
 
 /** One GRPO step on a model: rollouts, rewards, advantages, μ updates. Returns the log entry (without timing). */
@@ -235,6 +258,21 @@ export function grpoStep(
   const t0 = Date.now();
   const rollouts = rollOut(policy, prompts, o.groupSize, o.sample, o.seed, step);
   const rolloutSeconds = (Date.now() - t0) / 1000;
+  const scores = rollouts.map((r) => r.reward.score);
+  const groups = o.keepGroups === undefined ? prompts.map((_, g) => g) : informativeGroups(scores, o.groupSize, o.keepGroups);
+  const trained = groups.flatMap((g) => rollouts.slice(g * o.groupSize, (g + 1) * o.groupSize));
+  const update = trained.length > 0 ? grpoUpdate(model, reference, optimizer, trained, o) : { loss: 0, kl: 0, entropy: 0, clipFraction: 0, norm: 0 };
+  const n = rollouts.length;
+  const mean = (f: (r: Rollout) => number) => rollouts.reduce((a, r) => a + f(r), 0) / n;
+  return {
+    step: step + 1, reward: mean((r) => r.reward.score), accuracy: mean((r) => r.reward.accuracy), format: mean((r) => r.reward.format),
+    response_length: mean((r) => r.completion.tokens.length), kl: update.kl, entropy: update.entropy, clip_fraction: update.clipFraction, loss: update.loss,
+    grad_norm: update.norm, groups_trained: groups.length, rollout_seconds: rolloutSeconds,
+  };
+}
+
+/** The μ policy updates on rollouts laid out group after group. */
+function grpoUpdate(model: TrainModel, reference: TrainModel | null, optimizer: AdamW, rollouts: readonly Rollout[], o: GrpoOptions) {
   const advantages = groupAdvantages(rollouts.map((r) => r.reward.score), o.groupSize, o.scaleRewards);
   const sequences = rollouts.map((r) => ({ prompt: r.prompt, completion: r.completion.tokens }));
   const packed = packSequences(sequences);
@@ -271,12 +309,7 @@ export function grpoStep(
     }
     clipFraction += g.stats.clipFraction / o.mu;
   }
-  const n = rollouts.length;
-  const mean = (f: (r: Rollout) => number) => rollouts.reduce((a, r) => a + f(r), 0) / n;
-  return {
-    step: step + 1, reward: mean((r) => r.reward.score), accuracy: mean((r) => r.reward.accuracy), format: mean((r) => r.reward.format),
-    response_length: mean((r) => r.completion.tokens.length), kl, entropy, clip_fraction: clipFraction, loss, grad_norm: norm, rollout_seconds: rolloutSeconds,
-  };
+  return { loss, kl, entropy, clipFraction, norm };
 }
 
 /**
@@ -328,7 +361,7 @@ export function runGrpo(initial: TrainModel, codec: Codec, prompts: PromptSource
     log.add(entry);
     if ((step + 1) % o.logEvery === 0 || step + 1 === end) {
       const eta = ((end - step - 1) * entry.seconds) / (step + 1 - startStep);
-      print(`rl step ${step + 1}/${o.steps}  reward ${entry.reward.toFixed(3)}  acc ${entry.accuracy.toFixed(3)}  format ${entry.format.toFixed(3)}  len ${entry.response_length.toFixed(1)}  kl ${entry.kl.toExponential(2)}  ent ${entry.entropy.toFixed(3)}  clip ${entry.clip_fraction.toFixed(3)}  eta ${formatDuration(eta)}`);
+      print(`rl step ${step + 1}/${o.steps}  reward ${entry.reward.toFixed(3)}  acc ${entry.accuracy.toFixed(3)}  format ${entry.format.toFixed(3)}  len ${entry.response_length.toFixed(1)}  kl ${entry.kl.toExponential(2)}  ent ${entry.entropy.toFixed(3)}  clip ${entry.clip_fraction.toFixed(3)}${o.keepGroups !== undefined ? `  groups ${entry.groups_trained}/${o.keepGroups}` : ''}  eta ${formatDuration(eta)}`);
     }
     if ((o.checkpointEvery > 0 && (step + 1) % o.checkpointEvery === 0) || step + 1 === end) {
       lastCheckpoint = saveCheckpoint(o.outDir, model.config, model.tensors(), optimizer.exportState(),

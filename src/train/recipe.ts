@@ -56,7 +56,8 @@ export interface RecipeConfig {
   model: Record<string, unknown>;
   pretrain: { steps: number; batchSize: number; seqLen: number; lr: number; warmup: number; mtpLambda: number };
   sft: { steps: number; batchSize: number; lr: number; examples: number; maxLen: number };
-  rl: { enabled: boolean; steps: number; promptsPerStep: number; groupSize: number; lr: number; maxTokens: number; beta: number };
+  /** `oversample` K > 1: dynamic sampling, K × promptsPerStep prompts rolled out, promptsPerStep informative groups trained on. */
+  rl: { enabled: boolean; steps: number; promptsPerStep: number; oversample: number; groupSize: number; lr: number; maxTokens: number; beta: number };
   zero: { enabled: boolean; steps: number };
   /**
    * R1-Distill at our scale: a smaller dense student (Qwen2 layout, `model` overrides
@@ -99,7 +100,7 @@ export const QUICK_RECIPE: RecipeConfig = {
     q_lora_rank: 24, kv_lora_rank: 16, qk_nope_head_dim: 16, qk_rope_head_dim: 8, v_head_dim: 16, n_routed_experts: 4, max_position_embeddings: 512 },
   pretrain: { steps: 6, batchSize: 4, seqLen: 64, lr: 0.01, warmup: 2, mtpLambda: 0.3 },
   sft: { steps: 4, batchSize: 4, lr: 0.005, examples: 16, maxLen: 320 },
-  rl: { enabled: true, steps: 2, promptsPerStep: 2, groupSize: 2, lr: 1e-4, maxTokens: 12, beta: 0 },
+  rl: { enabled: true, steps: 2, promptsPerStep: 2, oversample: 2, groupSize: 2, lr: 1e-4, maxTokens: 12, beta: 0 },
   zero: { enabled: false, steps: 1 },
   distill: { enabled: true, model: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 }, pretrainSteps: 2, problems: 2, samples: 1, sftSteps: 2, lr: 0.005 },
   eval: { problemsPerCell: 2, samples: 0, maxTokens: 12 },
@@ -118,7 +119,7 @@ export const DEFAULT_RECIPE: RecipeConfig = {
   model: {},
   pretrain: { steps: 2700, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
   sft: { steps: 250, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512 },
-  rl: { enabled: true, steps: 60, promptsPerStep: 8, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.001 },
+  rl: { enabled: true, steps: 60, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.001 },
   zero: { enabled: true, steps: 40 },
   distill: { enabled: true, model: {}, pretrainSteps: 600, problems: 400, samples: 4, sftSteps: 200, lr: 1e-3 },
   eval: { problemsPerCell: 30, samples: 2, maxTokens: 384 },
@@ -286,8 +287,9 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
     const r = config.rl;
     const prompts = (step: number): RolloutPrompt[] => {
       const list: RolloutPrompt[] = [];
-      for (let i = 0; i < r.promptsPerStep; i++) {
-        const task = config.tasks[(step * r.promptsPerStep + i) % config.tasks.length]!;
+      const rolledOut = r.promptsPerStep * r.oversample;
+      for (let i = 0; i < rolledOut; i++) {
+        const task = config.tasks[(step * rolledOut + i) % config.tasks.length]!;
         const difficulty = config.difficulties[(step + i) % config.difficulties.length]!;
         const problem = problemsOf(task, difficulty, 1, seed * 1_000_003 + step * 997 + i, 'train')[0]!;
         list.push({
@@ -299,6 +301,7 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
     };
     const result = runGrpo(loadStage(from), codec, prompts, {
       steps, groupSize: r.groupSize, lr: r.lr, beta: r.beta, epsilon: 0.2, mu: 1, lossType: 'dr_grpo', scaleRewards: false,
+      ...(r.oversample > 1 ? { keepGroups: r.promptsPerStep } : {}),
       sample: { temperature: 1, topP: 1, maxTokens: r.maxTokens, ...(style === 'r1-zero' ? { stopText: '</answer>' } : {}) },
       refResetEvery: 0, weightDecay: 0, clip: 1, seed, outDir: dir, checkpointEvery: Math.max(1, Math.floor(steps / 5)), logEvery: 1, tokenizerPath, print,
     });

@@ -38,13 +38,15 @@ test('cli: frugal sft -> rl -> eval -> distill on a tiny model; config errors na
   assert.match(r.err, /sft step 2\/2 {2}loss \d/);
   assert.ok(existsSync(join(dir, 'sft', 'loss.svg')) && existsSync(join(dir, 'sft', 'latest')));
 
-  write('rl.json', { from: 'sft', tasks: ['arithmetic'], difficulties: [1], steps: 2, prompts_per_step: 1, group_size: 2, max_tokens: 8, mu: 2, out_dir: 'rl', lr: 1e-4 });
+  write('rl.json', { from: 'sft', tasks: ['arithmetic'], difficulties: [1], steps: 2, prompts_per_step: 1, oversample: 2, group_size: 2, max_tokens: 8, mu: 2, out_dir: 'rl', lr: 1e-4 });
   r = await quiet(['rl', '--config', join(dir, 'rl.json')]);
   assert.equal(r.code, 0, r.err);
-  assert.match(r.err, /rl step 2\/2 {2}reward [\d.]+ {2}acc [\d.]+ {2}format [\d.]+ {2}len 8\.0/);
+  assert.match(r.err, /rl step 2\/2 {2}reward [\d.]+ {2}acc [\d.]+ {2}format [\d.]+ {2}len [\d.]+/);
   const log = readFileSync(join(dir, 'rl', 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(log.length, 2);
   for (const key of ['reward', 'accuracy', 'format', 'response_length', 'kl', 'entropy', 'clip_fraction']) assert.equal(typeof log[1][key], 'number', key);
+  assert.match(r.err, /groups [01]\/1/); // oversample 2: two prompts rolled out, at most one group trained
+  for (const entry of log) assert.ok(entry.groups_trained <= 1, `groups_trained ${entry.groups_trained}`);
 
   const jsonPath = join(dir, 'eval.json');
   r = await quiet(['eval', '--model', join(dir, 'rl', 'checkpoints', 'step-00000002'), '--task', 'arithmetic', '--samples', '2', '--limit', '2', '--max-tokens', '6', '--json', jsonPath]);

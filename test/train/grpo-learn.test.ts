@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TrainModel } from '../../src/train/model.js';
-import { type GrpoOptions, type RolloutPrompt, runGrpo } from '../../src/train/grpo.js';
+import { type GrpoOptions, type RolloutPrompt, informativeGroups, runGrpo } from '../../src/train/grpo.js';
 import { tempDir, tinyDense } from './helpers.js';
 import { charCodec } from './rollout-codec.js';
 
@@ -70,4 +70,35 @@ test('grpo: bad options name the problem', () => {
   const m = TrainModel.init(config, 1);
   assert.throws(() => runGrpo(m, codec, prompts, options(tempDir('grpo-c'), { groupSize: 1 })), /group size 1 must be at least 2/);
   assert.throws(() => runGrpo(m, codec, prompts, options(tempDir('grpo-c'), { lossType: 'ppo' as never })), /loss type "ppo"/);
+});
+
+test('grpo dynamic sampling: informativeGroups keeps the first groups whose rewards differ', () => {
+  assert.deepEqual(informativeGroups([1, 1, 0, 1, 2, 2, 0.5, 0], 2, 9), [1, 3]);
+  assert.deepEqual(informativeGroups([1, 1, 0, 1, 2, 2, 0.5, 0], 2, 1), [1]);
+  assert.deepEqual(informativeGroups([3, 3, 3, 3], 4, 2), []);
+  assert.throws(() => informativeGroups([1, 2, 3], 2, 1), /do not split into groups of 2/);
+});
+
+test('grpo dynamic sampling: groups with equal rewards are skipped, the update equals training on the rest alone', () => {
+  const constant: RolloutPrompt = { tokens: codec.encode('1+1='), reward: () => ({ accuracy: 0, format: 1, score: 1 }) };
+  const informative = (step: number) => prompts(step).slice(0, 2);
+  const withConstant = (step: number) => [...informative(step), constant, constant];
+  const o = { steps: 1, checkpointEvery: 0 };
+  // the informative prompts' groups are informative for most sampling seeds: take the first such seed
+  let compared = false;
+  for (let seed = 1; seed <= 8 && !compared; seed++) {
+    const filtered = runGrpo(TrainModel.init(config, 5), codec, withConstant, options(tempDir('grpo-ds-a'), { ...o, seed, keepGroups: 3 }));
+    if (filtered.log[0]!.groups_trained !== 2) continue;
+    const plain = runGrpo(TrainModel.init(config, 5), codec, informative, options(tempDir('grpo-ds-b'), { ...o, seed }));
+    assert.equal(filtered.log[0]!.loss, plain.log[0]!.loss);
+    assert.equal(filtered.log[0]!.grad_norm, plain.log[0]!.grad_norm);
+    for (const [name, t] of plain.model.tensors()) assert.deepEqual(filtered.model.tensors().get(name)!.values, t.values, name);
+    compared = true;
+  }
+  assert.ok(compared, 'no sampling seed gave two informative groups');
+  // a step whose groups all have equal rewards makes no update
+  const none = runGrpo(TrainModel.init(config, 5), codec, () => [constant, constant], options(tempDir('grpo-ds-c'), { ...o, steps: 1, keepGroups: 2 }));
+  assert.equal(none.log[0]!.groups_trained, 0);
+  for (const [name, t] of TrainModel.init(config, 5).tensors()) assert.deepEqual(none.model.tensors().get(name)!.values, t.values, name);
+  assert.throws(() => runGrpo(TrainModel.init(config, 5), codec, informative, options(tempDir('grpo-ds-d'), { keepGroups: 0 })), /keepGroups 0 must be a positive integer/);
 });
