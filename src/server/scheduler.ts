@@ -4,7 +4,8 @@
  * new requests, cancellations and writes go on. A request that arrives while others decode joins
  * at the next round; one that finishes leaves at once and frees its place for the queue.
  *
- * Decode steps of the same model run as one batched forward when the model provides
+ * The round's work of the same model (prompt chunks of the sequences still prefilling and the
+ * one-token decode steps of the others) runs as one batched forward when the model provides
  * `forwardBatch(items: {tokens, cache}[]): Float32Array[]`; otherwise the sequences are stepped one
  * after another within the round (same scheduling, no shared matmul).
  *
@@ -77,7 +78,10 @@ interface Job {
   slot?: { cache: KvCache; tokens: number[] } | undefined;
   pos: number;
   logits?: Float32Array | undefined;
+  /** Tokens for this round's forward: the next prompt chunk (while prefilling) or the token just chosen. */
   feed?: Int32Array | undefined;
+  /** The feed is a prompt chunk (its logits matter only after the prompt's last chunk). */
+  prefilling?: boolean;
   json?: { state: JsonValidator; active: boolean; raw: string } | undefined;
   /** Its speculative decoder, when the server speculates and the request allows it. */
   speculative?: SpeculativeDecoder | undefined;
@@ -223,7 +227,7 @@ export class Scheduler {
       if (job.spec.signal?.aborted) this.end(job, 'abort');
       else if (now - job.startedAt > this.generationTimeoutMs) this.end(job, 'length');
     }
-    // prefill chunks and decode steps (sampling); decode steps leave a feed for the forward below
+    // every job leaves a feed for the forward below: its next prompt chunk, or (sampling) its next token
     for (const job of [...this.active]) {
       if (job.feed !== undefined) continue; // a speculative step left its next token pending
       try {
@@ -233,9 +237,9 @@ export class Scheduler {
         this.fail(job, error);
       }
     }
-    const decoding = this.active.filter((j) => j.feed !== undefined);
+    const feeding = this.active.filter((j) => j.feed !== undefined);
     const byModel = new Map<ServedModel, Job[]>();
-    for (const job of decoding) {
+    for (const job of feeding) {
       const list = byModel.get(job.spec.model) ?? [];
       list.push(job);
       byModel.set(job.spec.model, list);
@@ -243,7 +247,7 @@ export class Scheduler {
     for (const [served, jobs] of byModel) {
       const model = served.model as ModelWithBatch;
       const alone = jobs.length === 1 && this.active.length === 1 ? jobs[0]! : undefined;
-      if (alone?.speculative) {
+      if (alone?.speculative && !alone.prefilling) {
         try {
           this.speculate(alone);
         } catch (error) {
@@ -271,30 +275,45 @@ export class Scheduler {
     }
   }
 
+  /**
+   * The job's next prompt chunk: left as its feed (it runs in the round's forward, batched with
+   * the others), or, for a speculating request that runs alone, fed at once through its decoder
+   * so that the drafter sees the prompt.
+   */
   private prefill(job: Job): void {
     const prompt = job.spec.prompt;
-    // alone, a speculating request prefills through its decoder so that the drafter sees the prompt
     const decoder = this.active.length === 1 ? job.speculative : undefined;
     const size = decoder && this.speculation!.needsHidden ? Math.min(this.prefillChunk, HIDDEN_PREFILL_CHUNK) : this.prefillChunk;
     const end = Math.min(prompt.length, job.pos + size);
     const chunk = prompt.subarray(job.pos, end);
-    let logits: Float32Array;
-    if (decoder) logits = decoder.advance(chunk);
-    else {
-      logits = job.spec.model.model.forward(chunk, job.slot!.cache);
-      for (const t of chunk) job.slot!.tokens.push(t);
+    if (!decoder) {
+      job.feed = chunk;
+      job.prefilling = true;
+      return;
     }
+    const logits = decoder.advance(chunk);
     job.pos = end;
-    if (end === prompt.length) {
-      job.logits = logits;
-      job.prefillEnd = performance.now();
-    }
+    if (end === prompt.length) this.prefilled(job, logits);
   }
 
-  private fed(job: Job, logits: Float32Array): void {
-    for (const t of job.feed!) job.slot!.tokens.push(t);
-    job.feed = undefined;
+  private prefilled(job: Job, logits: Float32Array): void {
     job.logits = logits;
+    job.prefillEnd = performance.now();
+  }
+
+  /** Records the round's forward of the job's feed (a prompt chunk or a chosen token). */
+  private fed(job: Job, logits: Float32Array): void {
+    const feed = job.feed!;
+    const tokens = job.slot!.tokens;
+    for (let i = 0; i < feed.length; i++) tokens.push(feed[i]!);
+    job.feed = undefined;
+    if (!job.prefilling) {
+      job.logits = logits;
+      return;
+    }
+    job.prefilling = false;
+    job.pos += feed.length;
+    if (job.pos === job.spec.prompt.length) this.prefilled(job, logits);
   }
 
   /**
@@ -376,6 +395,7 @@ export class Scheduler {
     if (i >= 0) this.active.splice(i, 1);
     job.spec.model.active--;
     job.feed = undefined;
+    job.prefilling = false;
   }
 
   private end(job: Job, reason?: 'abort' | 'length'): void {

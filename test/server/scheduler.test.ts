@@ -80,6 +80,30 @@ test("a model's forwardBatch runs the decode steps of several sequences at once"
   assert.ok(calls > 0 && scheduler.stats.batchedForwards === calls);
 });
 
+test('prompt chunks of sequences still prefilling share the batched forward with the decode steps of the others', async () => {
+  const model = loaded.model;
+  let mixed = 0;
+  let prefillItems = 0;
+  const batching = Object.assign(Object.create(model) as typeof model, {
+    forwardBatch(items: { tokens: Int32Array; cache: KvCache }[]): Float32Array[] {
+      const long = items.filter((item) => item.tokens.length > 1).length;
+      prefillItems += long;
+      if (long > 0 && long < items.length) mixed++;
+      return model.forwardBatch(items);
+    },
+  });
+  const served = new ServedModel('tiny', { ...loaded, model: batching }, 0, undefined, 2);
+  // 3-token chunks: the longer prompts still prefill while the short ones decode
+  const scheduler = new Scheduler({ maxActive: 4, prefillChunk: 3 });
+  const { tokens } = await runTogether(served, scheduler);
+  for (const [i, p] of prompts.entries()) {
+    const alone = await collect(generate(model, loaded.tokenizer, { prompt: encode(p), ...options }));
+    assert.deepEqual(tokens[i], alone.tokens, `prompt ${i}`);
+  }
+  assert.ok(prefillItems > 0, 'prompt chunks went through forwardBatch');
+  assert.ok(mixed > 0, 'some forwardBatch calls mixed prompt chunks and decode steps');
+});
+
 /** The tiny model with every forward made to last at least `ms`, so that queue timeouts do not depend on the machine's speed. */
 function slowed(ms: number): typeof loaded.model {
   const model = loaded.model;
