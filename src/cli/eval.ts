@@ -7,6 +7,7 @@
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { modelDirectory } from '../formats/hf-checkpoint.js';
 import { readHfConfig } from '../formats/hf-config.js';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../models/load.js';
@@ -35,8 +36,9 @@ function unitNumber(name: string, text: string | undefined, fallback: number, ma
 
 /** eos_token_id of an HF model directory's config.json (training checkpoints name EOS there). */
 function configEos(model: string): number | undefined {
-  const path = join(model, 'config.json');
-  if (!existsSync(path) || !statSync(model).isDirectory()) return undefined;
+  if (!statSync(model).isDirectory()) return undefined;
+  const path = join(modelDirectory(model), 'config.json');
+  if (!existsSync(path)) return undefined;
   const eos = readHfConfig(path).eos_token_id;
   const id = Array.isArray(eos) ? eos[0] : eos;
   return typeof id === 'number' ? id : undefined;

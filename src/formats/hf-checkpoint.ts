@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
+import { dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { canDequantize, dequantize, dequantizeFp8BlockScaled } from '../tensor/quant/index.js';
 import { type WeightMatrix, weightMatrix } from '../tensor/tensor.js';
 import { writeFileAtomic } from './atomic-write.js';
@@ -204,4 +204,26 @@ export function readTensorF32(checkpoint: Checkpoint, name: string): Float32Arra
     return dequantizeFp8BlockScaled(checkpoint.readTensorBytes(name), readBlockScales(checkpoint, where, name, rows, cols), rows, cols);
   }
   return dequantize(dtype, checkpoint.readTensorBytes(name), info.elements);
+}
+
+/**
+ * The checkpoint directory a path names: a directory with model.safetensors, or a training run
+ * directory whose `latest` file points at one (src/train/checkpoint.ts writes both).
+ */
+export function resolveCheckpointDir(path: string): string {
+  if (!existsSync(path)) throw new Error(`checkpoint not found: ${path}`);
+  if (!statSync(path).isDirectory()) throw new Error(`checkpoint ${path}: not a directory`);
+  if (existsSync(join(path, 'model.safetensors'))) return path;
+  const latest = join(path, 'latest');
+  if (!existsSync(latest)) throw new Error(`checkpoint ${path}: no model.safetensors and no 'latest' pointer`);
+  const target = readFileSync(latest, 'utf8').trim();
+  if (target.length === 0 || target.includes('..')) throw new Error(`checkpoint ${latest}: bad pointer ${JSON.stringify(target)}`);
+  const dir = resolve(path, target);
+  if (!existsSync(join(dir, 'model.safetensors'))) throw new Error(`checkpoint ${latest}: points at ${dir}, which has no model.safetensors`);
+  return dir;
+}
+
+/** A model directory as given, or, for a training run directory (no config.json, a `latest` pointer), its newest checkpoint. */
+export function modelDirectory(path: string): string {
+  return !existsSync(join(path, 'config.json')) && existsSync(join(path, 'latest')) ? resolveCheckpointDir(path) : path;
 }

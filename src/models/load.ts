@@ -12,7 +12,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type GgufFile, type GgufTensorInfo, openGguf, readExpertMatrix, readF32, readWeightMatrix } from '../formats/gguf.js';
 import { type GgufPlainValue, plainValue } from '../formats/gguf-value.js';
-import { openCheckpoint, readTensorF32, readWeight } from '../formats/hf-checkpoint.js';
+import { modelDirectory, openCheckpoint, readTensorF32, readWeight } from '../formats/hf-checkpoint.js';
 import { type HfArchitecture, type LlamaConfig, type Qwen2Config, readHfConfig } from '../formats/hf-config.js';
 import type { SafetensorsTensorInfo } from '../formats/safetensors.js';
 import { mhaCacheWidth, mlaCacheWidth } from '../nn/mla.js';
@@ -242,7 +242,7 @@ export function openModelSource(path: string): ModelSource {
  */
 export function loadModel(path: string, options: LoadModelOptions = {}): LoadedModel {
   if (!existsSync(path)) throw new Error(`model not found: ${path}`);
-  if (statSync(path).isDirectory()) return loadHfModel(path, options);
+  if (statSync(path).isDirectory()) return loadHfModel(modelDirectory(path), options);
   return loadGgufModel(path, options);
 }
 

@@ -16,12 +16,15 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../formats/atomic-write.js';
+import { resolveCheckpointDir } from '../formats/hf-checkpoint.js';
 import { type HfConfig, hfConfigToJson, readHfConfig } from '../formats/hf-config.js';
 import { openSafetensors } from '../formats/safetensors.js';
 import { type SafetensorsTensorInput, writeSafetensors } from '../formats/safetensors-write.js';
 import { dequantize } from '../tensor/quant/index.js';
 import type { AdamWState } from './optimizer.js';
 import type { NamedTensor } from './model.js';
+
+export { resolveCheckpointDir };
 
 export const TRAINER_STATE_FORMAT = 'frugal-trainer-state/1';
 
@@ -115,22 +118,6 @@ export function saveCheckpoint(
   return dir;
 }
 
-/**
- * The checkpoint directory a path names: a directory with model.safetensors, or a run directory
- * whose `latest` file points at one.
- */
-export function resolveCheckpointDir(path: string): string {
-  if (!existsSync(path)) throw new Error(`checkpoint not found: ${path}`);
-  if (!statSync(path).isDirectory()) throw new Error(`checkpoint ${path}: not a directory`);
-  if (existsSync(join(path, 'model.safetensors'))) return path;
-  const latest = join(path, 'latest');
-  if (!existsSync(latest)) throw new Error(`checkpoint ${path}: no model.safetensors and no 'latest' pointer`);
-  const target = readFileSync(latest, 'utf8').trim();
-  if (target.length === 0 || target.includes('..')) throw new Error(`checkpoint ${latest}: bad pointer ${JSON.stringify(target)}`);
-  const dir = resolve(path, target);
-  if (!existsSync(join(dir, 'model.safetensors'))) throw new Error(`checkpoint ${latest}: points at ${dir}, which has no model.safetensors`);
-  return dir;
-}
 
 /** Reads every tensor of a safetensors file as f32 (BF16/F16 widened; our own checkpoints are F32). */
 export function readF32Tensors(path: string): Map<string, NamedTensor> {

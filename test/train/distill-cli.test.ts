@@ -55,6 +55,11 @@ test('cli: frugal sft -> rl -> eval -> distill on a tiny model; config errors na
   const report = JSON.parse(readFileSync(jsonPath, 'utf8'));
   assert.equal(report.reports[0].problems, 2);
   assert.equal(report.reports[0].meanResponseLength, 6);
+  // the run directory itself names its newest checkpoint (the 'latest' pointer): same report
+  const runJson = join(dir, 'eval-run.json');
+  r = await quiet(['eval', '--model', join(dir, 'rl'), '--task', 'arithmetic', '--samples', '2', '--limit', '2', '--max-tokens', '6', '--json', runJson]);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(JSON.parse(readFileSync(runJson, 'utf8')).reports, report.reports);
 
   const student = tinyDense('LlamaForCausalLM', { eos_token_id: eos, hidden_size: 16, num_hidden_layers: 1, max_position_embeddings: 1024 });
   write('student.json', hfConfigToObject(student));
