@@ -1,16 +1,18 @@
 // AVX-512 VNNI matmul with int8 activations for prefill-shaped products (m > SMALL_M rows of x):
-// out[m, rows] = x[m, cols] · Wᵀ for Q4_0 and Q4_K weights, the way llama.cpp multiplies them.
+// out[m, rows] = x[m, cols] · Wᵀ for Q4_0, Q8_0, Q4_K and Q6_K weights, the way llama.cpp multiplies them.
 //
-//  - x is rounded to int8 once per call: per 32 values (Q4_0, like ggml's q8_0) or per 256
-//    values (Q4_K, like ggml's q8_K), with the f32 scale d = amax / 127 and q = round(x · 127 / amax)
+//  - x is rounded to int8 once per call: per 32 values (Q4_0 and Q8_0, like ggml's q8_0) or per
+//    256 values (Q4_K and Q6_K, like ggml's q8_K), with the f32 scale d = amax / 127 and q = round(x · 127 / amax)
 //    (nearest, ties to even). The result is then the exact product of the dequantized weights and
 //    the rounded activations, up to f32 rounding (see test/tensor/int8-matmul.test.ts).
-//  - Each task unpacks a panel of 32 weight rows once into bytes (0..15), interleaved by 4
+//  - Each task unpacks a panel of 32 weight rows once into unsigned bytes (Q4: 0..15, Q6_K:
+//    0..63, Q8_0: the int8 value + 128), interleaved by 4
 //    columns: panel[g][row][4] holds columns 4g..4g+3 of the 32 rows, so one 64-byte load gives 16
 //    rows and vpdpbusd against 4 broadcast activation bytes adds 4 products into each row's lane.
 //  - The microkernel holds MR activation rows x 32 weight rows of int32 sums for one 32-column
-//    block, then scales them into f32 accumulators: 8 vpdpbusd per conversion.
-//  - Offsets: Q4_0's "- 8" is the int32 sums' starting value (-8 · sum of the block's int8 x);
+//    block (16 for Q6_K), then scales them into f32 accumulators: 8 (4) vpdpbusd per conversion.
+//  - Offsets: Q4_0's "- 8" (Q8_0's "+ 128", Q6_K's "- 32") is the int32 sums' starting value
+//    (-8 · (-128 ·, -32 ·) the sum of the block's int8 x);
 //    Q4_K's minimums are dmin · (mins · sums of int8 x per 32) with vpdpwssd on int16 pairs.
 // Included by kernels_impl.h when __AVX512F__, after matvec_vnni.h (FRUGAL_VNNI, kScaleBytes).
 
@@ -21,12 +23,13 @@ constexpr int INT8_MR = 6;
 struct Int8Rows {
   int8_t* q;
   float* d;        // [m][cols / scaleBlock]
-  int32_t* sums;   // Q4_0: [m][cols / 32] of -8 · sum; Q4_K: [m][cols / 64] int16 pairs (sum of 32, sum of next 32)
+  int32_t* sums;   // Q4_0, Q8_0: [m][cols / 32] of -8 · sum, -128 · sum; Q4_K: [m][cols / 64] int16 pairs
+                   // (sum of 32, sum of next 32); Q6_K: [m][cols / 16] of -32 · sum
   int64_t cols;
   int64_t scaleBlock;  // 32 or 256
 };
 
-inline int64_t int8ScaleBlock(int dtype) { return dtype == DT_Q4_K ? 256 : 32; }
+inline int64_t int8ScaleBlock(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q6_K ? 256 : 32; }
 
 /** Rows [i0, i1) of x rounded to int8 (see Int8Rows). */
 FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t i0, int64_t i1) {
@@ -48,8 +51,12 @@ FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm512_cvtsepi32_epi8(hi));
         const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(lo, hi));
         const int64_t block = (s * sb + c) / 32;
-        if (dtype == DT_Q4_0) {
-          r.sums[i * (cols / 32) + block] = -8 * sum;
+        if (dtype == DT_Q6_K) {
+          const int32_t first = _mm512_reduce_add_epi32(lo);
+          r.sums[i * (cols / 16) + 2 * block] = -32 * first;
+          r.sums[i * (cols / 16) + 2 * block + 1] = -32 * (sum - first);
+        } else if (dtype != DT_Q4_K) {
+          r.sums[i * (cols / 32) + block] = (dtype == DT_Q4_0 ? -8 : -128) * sum;
         } else {
           uint32_t* pair = reinterpret_cast<uint32_t*>(r.sums) + i * (cols / 64) + block / 2;
           const uint32_t bits = static_cast<uint16_t>(static_cast<int16_t>(sum));
@@ -63,7 +70,7 @@ FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t
 /** One task's unpacked weights: 32 rows (zero past the last row) over all columns. */
 struct Panel {
   uint8_t* q;       // [cols / 4 rounded up to 16][32][4]
-  float* scale;     // [cols / 32][32]: Q4_0 d, Q4_K d · sc
+  float* scale;     // [cols / 32][32]: Q4_0 / Q8_0 d, Q4_K d · sc; Q6_K: [cols / 16][32] d · sc
   float* dmin;      // Q4_K: [cols / 256][32]
   int32_t* mins;    // Q4_K: [cols / 64][32] int16 pairs (mn of 2p, mn of 2p + 1)
 };
@@ -72,14 +79,14 @@ inline int64_t panelGroups(int64_t cols) { return (cols + 63) / 64 * 16; }
 
 /** Bytes of scratch a panel needs (64-byte aligned parts). */
 inline int64_t panelBytes(int64_t cols) {
-  return panelGroups(cols) * PANEL_ROWS * 4 + (cols / 32 + cols / 256 + cols / 64 + 3) * PANEL_ROWS * 4;
+  return panelGroups(cols) * PANEL_ROWS * 4 + (cols / 16 + cols / 256 + cols / 64 + 3) * PANEL_ROWS * 4;
 }
 
 inline Panel panelAt(uint8_t* base, int64_t cols) {
   Panel p;
   p.q = base;
   p.scale = reinterpret_cast<float*>(base + panelGroups(cols) * PANEL_ROWS * 4);
-  p.dmin = p.scale + cols / 32 * PANEL_ROWS;
+  p.dmin = p.scale + cols / 16 * PANEL_ROWS;
   p.mins = reinterpret_cast<int32_t*>(p.dmin + cols / 256 * PANEL_ROWS);
   return p;
 }
@@ -123,6 +130,35 @@ FRUGAL_VNNI void unpackPanelQ4_0(const Weight& w, int64_t r0, const Panel& p) {
   }
 }
 
+/** Q8_0: each 32-value block is 8 groups; bytes stored as value + 128 (unsigned), with d. */
+FRUGAL_VNNI void unpackPanelQ8_0(const Weight& w, int64_t r0, const Panel& p) {
+  const int64_t blocks = w.cols / 32, stride = rowBytes(w);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (int half = 0; half < 2; half++) {
+    for (int64_t b = 0; b < blocks; b += 2) {
+      const bool second = b + 1 < blocks;
+      __m512i r[16];
+      for (int t = 0; t < 16; t++) {
+        const int64_t row = r0 + 16 * half + t;
+        const int lane = 16 * half + t;
+        if (row >= w.rows) {
+          r[t] = _mm512_setzero_si512();
+          p.scale[b * PANEL_ROWS + lane] = 0.0f;
+          if (second) p.scale[(b + 1) * PANEL_ROWS + lane] = 0.0f;
+          continue;
+        }
+        const uint8_t* blk = w.data + row * stride + b * 34;
+        const __m256i q0 = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)), flip);
+        const __m256i q1 = second ? _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 36)), flip) : _mm256_setzero_si256();
+        r[t] = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+        p.scale[b * PANEL_ROWS + lane] = halfToFloat(read16(blk));
+        if (second) p.scale[(b + 1) * PANEL_ROWS + lane] = halfToFloat(read16(blk + 34));
+      }
+      storeGroups(r, p.q + (b / 2 * 16 * PANEL_ROWS + 16 * half) * 4);
+    }
+  }
+}
+
 FRUGAL_VNNI void unpackPanelQ4_K(const Weight& w, int64_t r0, const Panel& p) {
   const int64_t supers = w.cols / 256, stride = rowBytes(w);
   const __m512i nibble = _mm512_set1_epi8(15);
@@ -160,6 +196,42 @@ FRUGAL_VNNI void unpackPanelQ4_K(const Weight& w, int64_t r0, const Panel& p) {
   }
 }
 
+/** Q6_K: 6-bit values 0..63 in column order, d · (16 int8 sub-block scales) per super-block. */
+FRUGAL_VNNI void unpackPanelQ6_K(const Weight& w, int64_t r0, const Panel& p) {
+  const int64_t supers = w.cols / 256, stride = rowBytes(w);
+  const __m256i low4 = _mm256_set1_epi8(15), low2 = _mm256_set1_epi8(3);
+  for (int half = 0; half < 2; half++) {
+    for (int64_t s = 0; s < supers; s++) {
+      __m512i r[4][16];
+      for (int t = 0; t < 16; t++) {
+        const int64_t row = r0 + 16 * half + t;
+        const int lane = 16 * half + t;
+        if (row >= w.rows) {
+          for (int c = 0; c < 4; c++) r[c][t] = _mm512_setzero_si512();
+          for (int j = 0; j < 16; j++) p.scale[(s * 16 + j) * PANEL_ROWS + lane] = 0.0f;
+          continue;
+        }
+        const uint8_t* blk = w.data + row * stride + s * 210;
+        const float d = halfToFloat(read16(blk + 208));
+        const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+        for (int j = 0; j < 16; j++) p.scale[(s * 16 + j) * PANEL_ROWS + lane] = d * static_cast<float>(sc[j]);
+        for (int h = 0; h < 2; h++) {
+          const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h));
+          const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32));
+          const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+          const __m256i v0 = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(hb, low2), 4));
+          const __m256i v1 = _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), low2), 4));
+          const __m256i v2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), low2), 4));
+          const __m256i v3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), low2), 4));
+          r[2 * h][t] = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
+          r[2 * h + 1][t] = _mm512_inserti64x4(_mm512_castsi256_si512(v2), v3, 1);
+        }
+      }
+      for (int c = 0; c < 4; c++) storeGroups(r[c], p.q + ((s * 64 + c * 16) * PANEL_ROWS + 16 * half) * 4);
+    }
+  }
+}
+
 inline __m512i broadcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -180,7 +252,7 @@ FRUGAL_VNNI inline void blockDots(__m512i (&acc)[MR][2], const uint8_t* pw, cons
   }
 }
 
-/** out rows i0 .. i0 + MR, columns r0 .. r0 + n of the Q4_0 product from panel p. */
+/** out rows i0 .. i0 + MR, columns r0 .. r0 + n of the Q4_0 (or Q8_0) product from panel p. */
 template <int MR>
 FRUGAL_VNNI void tileQ4_0(const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
   const int64_t cols = x.cols, blocks = cols / 32;
@@ -256,10 +328,52 @@ FRUGAL_VNNI void tileQ4_K(const Int8Rows& x, int64_t i0, const Panel& p, float* 
   }
 }
 
+/** As tileQ4_K for Q6_K: 16 sub-blocks of 16 columns per super-block, offset -32 in the sums. */
+template <int MR>
+FRUGAL_VNNI void tileQ6_K(const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
+  const int64_t cols = x.cols, supers = cols / 256, subs = cols / 16;
+  __m512 f[MR][2];
+  for (int i = 0; i < MR; i++) f[i][0] = f[i][1] = _mm512_setzero_ps();
+  const int8_t* xq = x.q + i0 * cols;
+  const int32_t* sums = x.sums + i0 * subs;
+  const float* xd = x.d + i0 * supers;
+  for (int64_t s = 0; s < supers; s++) {
+    __m512 xs[MR];
+    for (int i = 0; i < MR; i++) xs[i] = _mm512_set1_ps(xd[i * supers + s]);
+    for (int j = 0; j < 16; j++) {
+      const int64_t b = s * 16 + j;
+      __m512i acc[MR][2];
+      for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_set1_epi32(sums[i * subs + b]);
+      const uint8_t* pw = p.q + b * 4 * PANEL_ROWS * 4;
+      for (int g = 0; g < 4; g++) {
+        const __m512i b0 = _mm512_load_si512(reinterpret_cast<const __m512i*>(pw + g * 128));
+        const __m512i b1 = _mm512_load_si512(reinterpret_cast<const __m512i*>(pw + g * 128 + 64));
+        for (int i = 0; i < MR; i++) {
+          const __m512i a = broadcast4(xq + i * cols + 16 * b + 4 * g);
+          acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], b0, a);
+          acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], b1, a);
+        }
+      }
+      const __m512 d0 = _mm512_load_ps(p.scale + b * PANEL_ROWS), d1 = _mm512_load_ps(p.scale + b * PANEL_ROWS + 16);
+      for (int i = 0; i < MR; i++) {
+        f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][0]), _mm512_mul_ps(d0, xs[i]), f[i][0]);
+        f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), _mm512_mul_ps(d1, xs[i]), f[i][1]);
+      }
+    }
+  }
+  const __mmask16 k0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+  const __mmask16 k1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
+  for (int i = 0; i < MR; i++) {
+    _mm512_mask_storeu_ps(out + (i0 + i) * ldo, k0, f[i][0]);
+    _mm512_mask_storeu_ps(out + (i0 + i) * ldo + 16, k1, f[i][1]);
+  }
+}
+
 template <int MR>
 FRUGAL_VNNI void tileInt8(int dtype, const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
-  if (dtype == DT_Q4_0) tileQ4_0<MR>(x, i0, p, out, ldo, n);
-  else tileQ4_K<MR>(x, i0, p, out, ldo, n);
+  if (dtype == DT_Q4_K) tileQ4_K<MR>(x, i0, p, out, ldo, n);
+  else if (dtype == DT_Q6_K) tileQ6_K<MR>(x, i0, p, out, ldo, n);
+  else tileQ4_0<MR>(x, i0, p, out, ldo, n);
 }
 
 struct Int8GemmJob {
@@ -283,6 +397,8 @@ FRUGAL_VNNI void int8Panels(void* ctx, int64_t t0, int64_t t1, int) {
     const int64_t r0 = t * PANEL_ROWS;
     const int n = static_cast<int>(imin(PANEL_ROWS, w.rows - r0));
     if (w.dtype == DT_Q4_0) unpackPanelQ4_0(w, r0, p);
+    else if (w.dtype == DT_Q8_0) unpackPanelQ8_0(w, r0, p);
+    else if (w.dtype == DT_Q6_K) unpackPanelQ6_K(w, r0, p);
     else unpackPanelQ4_K(w, r0, p);
     float* out = j.out + r0;
     int64_t i = 0;
@@ -299,14 +415,14 @@ FRUGAL_VNNI void int8Panels(void* ctx, int64_t t0, int64_t t1, int) {
 }
 
 /** Whether gemmInt8 handles this weight type. */
-inline bool int8GemmType(int dtype) { return dtype == DT_Q4_0 || dtype == DT_Q4_K; }
+inline bool int8GemmType(int dtype) { return dtype == DT_Q4_0 || dtype == DT_Q8_0 || dtype == DT_Q4_K || dtype == DT_Q6_K; }
 
-/** out[m, rows] = round8(x) · Wᵀ for Q4_0 / Q4_K weights (rows, cols > 0). */
+/** out[m, rows] = round8(x) · Wᵀ for Q4_0 / Q8_0 / Q4_K / Q6_K weights (rows, cols > 0). */
 void gemmInt8(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols, sb = int8ScaleBlock(w.dtype);
   const int64_t qBytes = (m * cols + 63) / 64 * 64;
   const int64_t dCount = (m * (cols / sb) + 15) / 16 * 16;
-  const int64_t sumCount = m * (cols / 32);
+  const int64_t sumCount = m * (cols / 16);
   uint8_t* base = reinterpret_cast<uint8_t*>(scratch(2, static_cast<size_t>(qBytes / 4 + dCount + sumCount + 16)));
   Int8Rows rows{reinterpret_cast<int8_t*>(base), reinterpret_cast<float*>(base + qBytes), nullptr, cols, sb};
   rows.sums = reinterpret_cast<int32_t*>(rows.d + dCount);
