@@ -16,6 +16,7 @@ import {
   type MlaConfig, type MlaMode, type MlaWeights, type MlaSegment, MlaLayerCache, mergedKvUp, splitKvB, mhaCacheWidth, mlaCacheWidth, mlaForwardSegments,
 } from '../nn/mla.js';
 import { type FfnWeights, type MoeWeights, type RouterConfig, ffnForward, moeForward } from '../nn/moe.js';
+import { mlaForwardBatch } from '../nn/mla-batch.js';
 import { type MtpWeights, mtpForward } from '../nn/mtp.js';
 import { ScratchBuffers } from '../nn/scratch.js';
 import { type YarnScaling, yarnGetMscale, yarnInvFreq, baseInvFreqF64 } from '../nn/rope.js';
@@ -292,9 +293,10 @@ export class DeepseekModel implements CausalLM {
     }
     const x = this.scratch.f32('model.x', n * d);
     this.backend.embeddingGather(x, this.weights.embed, ids);
+    const segments = items.map((item, i) => ({ row: rows[i]!, count: item.tokens.length, startPos: caches[i]!.length, cache: caches[i]!.layers[0]! }));
     for (let l = 0; l < this.config.numLayers; l++) {
-      const segments = items.map((item, i) => ({ row: rows[i]!, count: item.tokens.length, startPos: caches[i]!.length, cache: caches[i]!.layers[l]! }));
-      this.block(l, this.weights.layers[l]!, x, n, segments);
+      segments.forEach((segment, i) => { segment.cache = caches[i]!.layers[l]!; });
+      this.blockBatch(l, this.weights.layers[l]!, x, n, segments);
     }
     items.forEach((item, i) => { caches[i]!.length += item.tokens.length; });
     const last = new Float32Array(items.length * d);
@@ -303,6 +305,24 @@ export class DeepseekModel implements CausalLM {
     const logits = new Float32Array(items.length * vocab);
     this.backend.matmul(logits, last, items.length, this.weights.output);
     return items.map((_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
+  }
+
+  /** block() for forwardBatch's rows of several sequences: absorbed attention through mlaForwardBatch (fewer kernel calls). */
+  private blockBatch(index: number, layer: DeepseekLayerWeights, x: Float32Array, tokens: number, segments: readonly MlaSegment[]): void {
+    if (this.attention !== 'absorbed') return this.block(index, layer, x, tokens, segments);
+    const b = this.backend;
+    const d = this.config.hiddenSize;
+    const eps = this.config.rmsNormEps;
+    const h = this.scratch.f32('block.h', tokens * d);
+    b.rmsNorm(h, x, layer.attnNorm, tokens, d, eps);
+    const a = mlaForwardBatch(b, this.mla, layer.attn, h, tokens, segments, this.scratch);
+    b.add(x, x, a, tokens * d);
+    b.rmsNorm(h, x, layer.ffnNorm, tokens, d, eps);
+    let f: Float32Array;
+    if (layer.moe) f = moeForward(b, this.config.router, layer.moe, h, tokens, this.scratch);
+    else if (layer.dense) f = ffnForward(b, layer.dense, h, tokens, this.scratch);
+    else throw new Error(`layer ${index} has neither a dense FFN nor experts`);
+    b.add(x, x, f, tokens * d);
   }
 
   /** One pre-norm decoder block, in place on x [tokens, hidden]; each segment's rows attend to its own cache. */

@@ -1,0 +1,157 @@
+/**
+ * MLA in its absorbed form for the rows of several sequences at once, as a model's forwardBatch
+ * runs it (continuous batching: a few decode steps and prompt chunks of different sequences, each
+ * sequence attending to its own cache). Same maths as mlaForwardSegments (./mla.ts), in fewer
+ * kernel calls and thread-pool wake-ups, which is what a batch of small decode steps costs:
+ *  - the latents of all rows are normalized by one rmsNorm call (gathered into one block and
+ *    scattered back) instead of one call per row;
+ *  - each sequence's attention whose work is small runs on the calling thread (the kernel would
+ *    otherwise wake the pool for a few microseconds of work per sequence: microseconds of wake-up
+ *    on an idle machine, up to a scheduler time slice on a busy one);
+ *  - with fused weights (`MlaFusedWeights`: W_UK absorbed into the query projection, W_UV into
+ *    the output projection, softmax scale included), the 2·H per-head products become two matmuls.
+ */
+import type { Backend, AttentionParams } from '../tensor/backend.js';
+import type { WeightMatrix } from '../tensor/tensor.js';
+import { withSerialKernels } from '../tensor/index.js';
+import type { MlaConfig, MlaSegment, MlaWeights } from './mla.js';
+import type { ScratchBuffers } from './scratch.js';
+
+/** The per-layer products MLA can use instead of its per-head matrices (see the file comment). */
+export interface MlaFusedWeights {
+  /** [H·(kvLora + rope), q input]: the query input to the absorbed, scaled queries. */
+  readonly qAbs: WeightMatrix;
+  /** [hidden, H·kvLora]: the attention's latent outputs to the layer output. */
+  readonly ov: WeightMatrix;
+}
+
+/**
+ * Bytes of keys and values one attention call may read and still run on the calling thread
+ * (the same budget as the native small-matmul rule: about 10 µs of one thread's work).
+ */
+export const SERIAL_ATTENTION_BYTES = 256 * 1024;
+
+/** A segment's attention reads heads · keys · (K + V dims) values: small enough for the calling thread? */
+export function attentionIsSmall(heads: number, keys: number, headDimK: number, headDimV: number): boolean {
+  return heads * keys * (headDimK + headDimV) * 4 <= SERIAL_ATTENTION_BYTES;
+}
+
+/** dst[dstAt ..] = src[srcAt .. srcAt + n) without allocating a view (short runs). */
+function copyRun(dst: Float32Array, dstAt: number, src: Float32Array, srcAt: number, n: number): void {
+  for (let i = 0; i < n; i++) dst[dstAt + i] = src[srcAt + i]!;
+}
+
+/**
+ * The MLA output [tokens, hidden] (a scratch buffer) for x [tokens, hidden] (already
+ * RMS-normalized) whose rows belong to `segments`; appends each segment's latents to its cache.
+ */
+export function mlaForwardBatch(
+  backend: Backend, cfg: MlaConfig, w: MlaWeights, x: Float32Array, tokens: number, segments: readonly MlaSegment[],
+  scratch: ScratchBuffers, fused?: MlaFusedWeights,
+): Float32Array {
+  const { heads: H, kvLoraRank: r, qkRopeHeadDim: rope, vHeadDim: vDim } = cfg;
+  const width = r + rope;
+  const positions = scratch.i32('mlab.positions', tokens);
+  for (const seg of segments) {
+    if (seg.row < 0 || seg.count <= 0 || seg.row + seg.count > tokens) throw new Error(`MLA segment rows [${seg.row}, ${seg.row + seg.count}) outside the ${tokens} rows`);
+    if (seg.cache.width !== width) throw new Error(`MLA cache rows hold ${seg.cache.width} values, this layer needs ${width}`);
+    seg.cache.reserve(seg.startPos + seg.count);
+    for (let t = 0; t < seg.count; t++) positions[seg.row + t] = seg.startPos + t;
+  }
+  const qAbs = absorbedQueries(backend, cfg, w, x, tokens, positions, scratch, fused);
+
+  // Latents [c_kv | k_pe] of every row: one normalization of all c_kv, one rope, then into the caches.
+  const latents = scratch.f32('mlab.latents', tokens * width);
+  backend.matmul(latents, x, tokens, w.kvA);
+  const cKv = scratch.f32('mlab.cKv', tokens * r);
+  for (let t = 0; t < tokens; t++) copyRun(cKv, t * r, latents, t * width, r);
+  backend.rmsNorm(cKv, cKv, w.kvANorm, tokens, r, cfg.rmsNormEps);
+  for (let t = 0; t < tokens; t++) copyRun(latents, t * width, cKv, t * r, r);
+  backend.rope(latents, {
+    tokens, heads: 1, tokenStride: width, headStride: width, offset: r, ropeDim: rope,
+    positions, invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
+  });
+  for (const seg of segments) seg.cache.rows.set(latents.subarray(seg.row * width, (seg.row + seg.count) * width), seg.startPos * width);
+
+  // Each segment's queries attend to its own cache: K = [c_kv | k_pe], V = c_kv (one KV head).
+  const oLat = scratch.f32('mlab.oLat', tokens * H * r);
+  const params: AttentionParams = {
+    queries: 0, heads: H, kvHeads: 1, headDimK: width, headDimV: r, startPos: 0, scale: fused ? 1 : cfg.softmaxScale,
+    kTokenStride: width, kHeadStride: 0, vTokenStride: width, vHeadStride: 0,
+  };
+  const attend = (seg: MlaSegment): void => {
+    params.queries = seg.count;
+    params.startPos = seg.startPos;
+    const rows = seg.cache.rows;
+    const whole = segments.length === 1;
+    backend.attention(
+      whole ? oLat : oLat.subarray(seg.row * H * r, (seg.row + seg.count) * H * r),
+      whole ? qAbs : qAbs.subarray(seg.row * H * width, (seg.row + seg.count) * H * width), rows, rows, params,
+    );
+  };
+  const small = (seg: MlaSegment): boolean => attentionIsSmall(H, seg.startPos + seg.count, width, r);
+  if (segments.some(small)) withSerialKernels(() => segments.filter(small).forEach(attend));
+  for (const seg of segments) if (!small(seg)) attend(seg);
+
+  const out = scratch.f32('mlab.out', tokens * cfg.hiddenSize);
+  if (fused) {
+    backend.matmul(out, oLat, tokens, fused.ov);
+    return out;
+  }
+  // o[h] = W_UV[h] o_lat[h] for every row, then the output projection.
+  const attnOut = scratch.f32('mlab.attnOut', tokens * H * vDim);
+  const oHead = scratch.f32('mlab.oHead', tokens * r);
+  const vHead = scratch.f32('mlab.vHead', tokens * vDim);
+  for (let h = 0; h < H; h++) {
+    for (let t = 0; t < tokens; t++) copyRun(oHead, t * r, oLat, (t * H + h) * r, r);
+    backend.matmul(vHead, oHead, tokens, w.vUp[h]!);
+    for (let t = 0; t < tokens; t++) copyRun(attnOut, (t * H + h) * vDim, vHead, t * vDim, vDim);
+  }
+  backend.matmul(out, attnOut, tokens, w.o);
+  return out;
+}
+
+/** The absorbed queries [tokens, H, kvLora + rope], rotated at each row's position (scaled when fused). */
+function absorbedQueries(
+  backend: Backend, cfg: MlaConfig, w: MlaWeights, x: Float32Array, tokens: number, positions: Int32Array,
+  scratch: ScratchBuffers, fused: MlaFusedWeights | undefined,
+): Float32Array {
+  const { heads: H, kvLoraRank: r, qkNopeHeadDim: nope, qkRopeHeadDim: rope } = cfg;
+  const qk = nope + rope;
+  const width = r + rope;
+  let input = x;
+  let qUp: WeightMatrix;
+  if (w.qA && w.qB && w.qANorm) {
+    input = scratch.f32('mlab.cq', tokens * w.qA.rows);
+    backend.matmul(input, x, tokens, w.qA);
+    backend.rmsNorm(input, input, w.qANorm, tokens, w.qA.rows, cfg.rmsNormEps);
+    qUp = w.qB;
+  } else if (w.q) {
+    qUp = w.q;
+  } else {
+    throw new Error('MLA layer has neither q_a/q_b nor q weights');
+  }
+  const qAbs = scratch.f32('mlab.qAbs', tokens * H * width);
+  const ropeParams = { tokens, heads: H, ropeDim: rope, positions, invFreq: cfg.invFreq, style: 'interleaved' as const, attentionFactor: cfg.ropeAttentionFactor };
+  if (fused) {
+    backend.matmul(qAbs, input, tokens, fused.qAbs);
+    backend.rope(qAbs, { ...ropeParams, tokenStride: H * width, headStride: width, offset: r });
+    return qAbs;
+  }
+  const q = scratch.f32('mlab.q', tokens * H * qk);
+  backend.matmul(q, input, tokens, qUp);
+  backend.rope(q, { ...ropeParams, tokenStride: H * qk, headStride: qk, offset: nope });
+  // q' = [W_UK[h]ᵀ q_nope | q_pe] per head
+  const qNope = scratch.f32('mlab.qNope', tokens * nope);
+  const qLat = scratch.f32('mlab.qLat', tokens * r);
+  for (let h = 0; h < H; h++) {
+    for (let t = 0; t < tokens; t++) copyRun(qNope, t * nope, q, (t * H + h) * qk, nope);
+    backend.matmul(qLat, qNope, tokens, w.kUpT[h]!);
+    for (let t = 0; t < tokens; t++) {
+      const dst = (t * H + h) * width;
+      copyRun(qAbs, dst, qLat, t * r, r);
+      copyRun(qAbs, dst + r, q, (t * H + h) * qk + nope, rope);
+    }
+  }
+  return qAbs;
+}
