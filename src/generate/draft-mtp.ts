@@ -7,12 +7,13 @@
  *   positions the main model accepted since the last step, plus the newest position, whose row
  *   gives the first draft.
  * - k > 1: the depth-1 module is chained. Step j feeds the module's own output state (after
- *   shared_head.norm, the counterpart of the main model's final-normalized state) and draft j-1,
- *   when the model exposes that state (mtpForwardWithHidden); with only DeepseekModel.mtpForward
- *   (logits only) it feeds the newest main-model state instead, a weaker guess for drafts 2..k.
+ *   shared_head.norm, the counterpart of the main model's final-normalized state) and draft j-1.
  *   These chained entries are speculative: the MTP cache is cut back right after drafting, and the
  *   next step re-enters the accepted positions from the main model's true hidden states. Drafts
  *   are proposals only: how they are made never changes the output distribution.
+ * - Every call asks the module for its last row only (DeepseekModel.mtpForwardWithHidden with
+ *   allLogits false): the earlier rows just enter its cache, so a step that accepted drafts
+ *   costs about what a step that accepted none does.
  */
 import { DeepseekModel } from '../models/deepseek-v3.js';
 import type { CausalLM, KvCache } from '../models/model.js';
@@ -26,23 +27,6 @@ export function hasMtp(model: CausalLM | DeepseekModel): boolean {
   return model instanceof DeepseekModel && model.weights.mtp.length > 0;
 }
 
-/** The public method this drafter prefers (not yet on DeepseekModel; see mtpStep). */
-interface MtpWithHidden {
-  mtpForwardWithHidden(hidden: Float32Array, nextTokens: Int32Array, cache: KvCache): { logits: Float32Array; hidden: Float32Array };
-}
-
-/**
- * One MTP module call: draft logits [n, vocab] and, when the model exposes them
- * (mtpForwardWithHidden), the module's output states [n, hidden] after shared_head.norm, which
- * chained drafting feeds back. DeepseekModel.mtpForward returns only logits; with it, `hidden` is
- * undefined and chaining falls back to the last main-model state (see MtpDrafter).
- */
-export function mtpStep(model: DeepseekModel, hidden: Float32Array, nextTokens: Int32Array, cache: KvCache): { logits: Float32Array; hidden?: Float32Array } {
-  const withHidden = (model as unknown as Partial<MtpWithHidden>).mtpForwardWithHidden;
-  if (typeof withHidden === 'function') return withHidden.call(model, hidden, nextTokens, cache);
-  return { logits: model.mtpForward(hidden, nextTokens, cache) };
-}
-
 export class MtpDrafter implements Drafter {
   readonly kind = 'mtp';
   readonly needsHidden = true;
@@ -50,8 +34,9 @@ export class MtpDrafter implements Drafter {
   private readonly d: number;
   /** Every token the main model has run, in order. */
   private readonly tokens: number[] = [];
-  /** Hidden states of the main positions not yet in the MTP cache (cache.length .. tokens.length-1). */
-  private pending: Float32Array[] = [];
+  /** Hidden states of the main positions not yet in the MTP cache (cache.length ..): rows [0, pendingRows). */
+  private pending = new Float32Array(0);
+  private pendingRows = 0;
 
   constructor(private readonly model: DeepseekModel, capacity: number) {
     if (model.weights.mtp.length === 0) throw new Error('this model has no MTP module: MTP drafting needs a deepseek2 model with its MTP (nextn) weights; use n-gram drafting instead');
@@ -65,55 +50,57 @@ export class MtpDrafter implements Drafter {
   }
 
   observe(tokens: Int32Array, hidden?: Float32Array): void {
-    if (!hidden || hidden.length !== tokens.length * this.d) throw new Error(`MTP drafter: expected ${tokens.length}·${this.d} hidden values, got ${hidden?.length ?? 0}`);
-    for (let i = 0; i < tokens.length; i++) {
-      this.tokens.push(tokens[i]!);
-      this.pending.push(hidden.slice(i * this.d, (i + 1) * this.d));
+    const d = this.d;
+    if (!hidden || hidden.length !== tokens.length * d) throw new Error(`MTP drafter: expected ${tokens.length}·${d} hidden values, got ${hidden?.length ?? 0}`);
+    for (const t of tokens) this.tokens.push(t);
+    const rows = this.pendingRows + tokens.length;
+    if (rows * d > this.pending.length) {
+      const grown = new Float32Array(Math.max(rows, 2 * this.pendingRows, 4) * d);
+      grown.set(this.pending.subarray(0, this.pendingRows * d));
+      this.pending = grown;
     }
+    this.pending.set(hidden, this.pendingRows * d);
+    this.pendingRows = rows;
     // Enter all but the newest position now when many are waiting (the newest needs the next token).
-    if (this.pending.length > FLUSH_ROWS) this.enter(this.pending.length - 1, undefined);
+    if (this.pendingRows > FLUSH_ROWS) this.enter(this.pendingRows - 1, undefined);
   }
 
   propose(context: readonly number[], feedLength: number, k: number, choose: DraftChooser): DraftProposal {
     const none: DraftProposal = { tokens: [], q: [] };
     // Only a single pending token has a hidden state to draft from (multi-token feeds are forced text).
-    if (k <= 0 || feedLength !== 1 || this.pending.length === 0 || context.length !== this.tokens.length + 1) return none;
+    if (k <= 0 || feedLength !== 1 || this.pendingRows === 0 || context.length !== this.tokens.length + 1) return none;
     const base = this.cache.length;
-    const newest = this.pending[this.pending.length - 1]!;
-    const first = this.enter(this.pending.length, context[context.length - 1]!);
-    const V = this.model.info.vocabSize;
+    const rows = this.pendingRows;
+    let { logits, hidden: state } = this.enter(rows, context[context.length - 1]!);
     const tokens: number[] = [];
     const q: DraftProposal['q'] = [];
-    const rows = first.logits.length / V;
-    let logits = first.logits.subarray((rows - 1) * V);
-    let state = first.hidden?.slice((rows - 1) * this.d) ?? newest;
     for (let j = 0; j < k; j++) {
       const pick = choose(logits);
       tokens.push(pick.id);
       q.push(pick.q);
       if (j + 1 === k || this.cache.length >= this.cache.capacity) break;
-      const next = mtpStep(this.model, state, Int32Array.of(pick.id), this.cache);
-      logits = next.logits;
-      state = next.hidden ?? newest;
+      ({ logits, hidden: state } = this.model.mtpForwardWithHidden(state, Int32Array.of(pick.id), this.cache, { allLogits: false }));
     }
     this.cache.truncate(base + rows); // drop the chained (speculative) entries
     return { tokens, q };
   }
 
   /**
-   * Enters the first `count` pending positions into the MTP cache. The token after the newest
-   * observed position is `next` (the pending feed token) when it is included.
+   * Enters the first `count` pending positions into the MTP cache; returns the last one's draft
+   * logits [vocab] and module state [hidden]. The token after the newest observed position is
+   * `next` (the pending feed token) when it is included.
    */
-  private enter(count: number, next: number | undefined): { logits: Float32Array; hidden?: Float32Array } {
+  private enter(count: number, next: number | undefined): { logits: Float32Array; hidden: Float32Array } {
+    const d = this.d;
     const start = this.cache.length;
-    const hidden = new Float32Array(count * this.d);
     const nextTokens = new Int32Array(count);
     for (let i = 0; i < count; i++) {
-      hidden.set(this.pending[i]!, i * this.d);
       const at = start + i + 1;
       nextTokens[i] = at < this.tokens.length ? this.tokens[at]! : next!;
     }
-    this.pending = this.pending.slice(count);
-    return mtpStep(this.model, hidden, nextTokens, this.cache);
+    const out = this.model.mtpForwardWithHidden(this.pending.subarray(0, count * d), nextTokens, this.cache, { allLogits: false });
+    this.pending.copyWithin(0, count * d, this.pendingRows * d);
+    this.pendingRows -= count;
+    return out;
   }
 }

@@ -13,11 +13,12 @@
 import { type GgufFile, ggufBool, ggufNumber, ggufString } from '../formats/gguf.js';
 import { FormatError } from '../formats/format-error.js';
 import {
-  type MlaConfig, type MlaMode, type MlaWeights, type MlaSegment, MlaLayerCache, mergedKvUp, splitKvB, mhaCacheWidth, mlaCacheWidth, mlaForwardSegments,
+  type MlaConfig, type MlaFusedWeights, type MlaMode, type MlaWeights, type MlaSegment, MlaLayerCache, fuseMlaWeights, mergedKvUp, splitKvB,
+  mhaCacheWidth, mlaCacheWidth, mlaFusedWeightValues, mlaForwardFused, mlaForwardSegments,
 } from '../nn/mla.js';
 import { type FfnWeights, type MoeWeights, type RouterConfig, ffnForward, moeForward } from '../nn/moe.js';
 import { mlaForwardBatch } from '../nn/mla-batch.js';
-import { type MtpWeights, mtpForward } from '../nn/mtp.js';
+import { type MtpWeights, mtpForwardStates } from '../nn/mtp.js';
 import { ScratchBuffers } from '../nn/scratch.js';
 import { type YarnScaling, yarnGetMscale, yarnInvFreq, baseInvFreqF64 } from '../nn/rope.js';
 import type { Backend } from '../tensor/backend.js';
@@ -179,6 +180,12 @@ function layerParams(l: DeepseekLayerWeights, topK: number): [number, number] {
   return [common + shared + all, common + shared + topK * perExpert];
 }
 
+/**
+ * Largest fused MLA weights kept per layer (f32 values, 16 MiB): they pay off where kernel calls,
+ * not weight reads, bound a decode step (small models); a large model keeps only its own weights.
+ */
+const FUSED_WEIGHT_VALUES = 4 << 20;
+
 export class DeepseekModel implements CausalLM {
   readonly info: ModelInfo;
   readonly mla: MlaConfig;
@@ -187,6 +194,8 @@ export class DeepseekModel implements CausalLM {
   private readonly plainKvUp: (Float32Array | undefined)[];
   /** Work buffers of forward / forwardBatch / mtpForward (never handed out). */
   private readonly scratch = new ScratchBuffers();
+  /** Per layer (MTP blocks after the main ones): fused MLA weights, null where not used; built on first use. */
+  private readonly fusedWeights: (MlaFusedWeights | null | undefined)[];
 
   constructor(readonly config: DeepseekConfig, readonly weights: DeepseekWeights, options: DeepseekOptions = {}) {
     if (weights.layers.length !== config.numLayers) {
@@ -196,6 +205,7 @@ export class DeepseekModel implements CausalLM {
     this.attention = options.attention ?? 'absorbed';
     this.mla = mlaConfigOf(config);
     this.plainKvUp = new Array(config.numLayers + weights.mtp.length).fill(undefined);
+    this.fusedWeights = new Array(config.numLayers + weights.mtp.length).fill(undefined);
     this.info = {
       architecture: 'deepseek2',
       vocabSize: weights.output.rows,
@@ -234,7 +244,7 @@ export class DeepseekModel implements CausalLM {
     if (c.length + n > c.capacity) throw new Error(`cache full: ${c.length} + ${n} tokens exceed its capacity of ${c.capacity}`);
     const x = this.scratch.f32('model.x', n * d);
     this.backend.embeddingGather(x, this.weights.embed, tokens);
-    for (let l = 0; l < this.config.numLayers; l++) this.block(l, this.weights.layers[l]!, x, n, [{ row: 0, count: n, startPos: c.length, cache: c.layers[l]! }]);
+    for (let l = 0; l < this.config.numLayers; l++) this.blockOne(l, this.weights.layers[l]!, x, n, c.length, c.layers[l]!);
     c.length += n;
     const rows = options.allLogits ? n : 1;
     const hidden = x.slice((n - rows) * d);
@@ -249,20 +259,32 @@ export class DeepseekModel implements CausalLM {
    * [n, hidden] at n consecutive positions, nextTokens = the tokens following them. Appends to mtpCache.
    */
   mtpForward(hidden: Float32Array, nextTokens: Int32Array, mtpCache: KvCache): Float32Array {
+    return this.mtpForwardWithHidden(hidden, nextTokens, mtpCache, { allLogits: true }).logits;
+  }
+
+  /**
+   * mtpForward, also returning the module's output states (after shared_head.norm), which
+   * chained drafting feeds back as the next `hidden`. With allLogits (default): logits [n, vocab]
+   * and states [n, hidden] of every row; else of the last row only ([vocab], [hidden]): every row
+   * still enters the MTP cache, but the module's single block then runs its queries, FFN and head
+   * for the last row alone (a drafter needs no more, and the result is the same).
+   */
+  mtpForwardWithHidden(hidden: Float32Array, nextTokens: Int32Array, mtpCache: KvCache, options: { allLogits?: boolean } = { allLogits: true }): { logits: Float32Array; hidden: Float32Array } {
     const mtp = this.weights.mtp[0];
     if (!mtp) throw new Error('this model has no MTP module');
     const c = this.checkCache(mtpCache, 1);
     const n = nextTokens.length;
     this.checkTokens(nextTokens);
     if (c.length + n > c.capacity) throw new Error(`MTP cache full: ${c.length} + ${n} tokens exceed its capacity of ${c.capacity}`);
-    const logits = mtpForward({
+    const index = this.config.numLayers;
+    const out = mtpForwardStates({
       backend: this.backend, hiddenSize: this.config.hiddenSize, rmsNormEps: this.config.rmsNormEps,
       embed: this.weights.embed, outputNorm: this.weights.norm, output: this.weights.output,
-      block: (x, tokens) => this.block(this.config.numLayers, mtp.block, x, tokens, [{ row: 0, count: tokens, startPos: c.length, cache: c.layers[0]! }]),
+      block: (x, tokens, outRows) => this.blockOne(index, mtp.block, x, tokens, c.length, c.layers[0]!, outRows),
       scratch: this.scratch,
-    }, mtp, hidden, nextTokens);
+    }, mtp, hidden, nextTokens, options.allLogits === false ? 1 : n);
     c.length += n;
-    return logits;
+    return { logits: out.logits, hidden: out.states };
   }
 
   /**
@@ -325,6 +347,39 @@ export class DeepseekModel implements CausalLM {
     b.add(x, x, f, tokens * d);
   }
 
+  /**
+   * block() for `tokens` rows of ONE sequence at positions startPos.. (forward and the MTP
+   * module), with the fused MLA weights when the layer has them (mlaForwardFused). Every row
+   * enters the cache; with outRows < tokens only the last outRows rows of x are sure to be
+   * brought through the block (what a last layer needs when only its last outputs are read).
+   */
+  private blockOne(index: number, layer: DeepseekLayerWeights, x: Float32Array, tokens: number, startPos: number, cache: MlaLayerCache, outRows = tokens): void {
+    const fused = this.fusedWeightsOf(index, layer);
+    if (!fused) {
+      this.block(index, layer, x, tokens, [{ row: 0, count: tokens, startPos, cache }]);
+      return;
+    }
+    const b = this.backend;
+    const d = this.config.hiddenSize;
+    const h = this.scratch.f32('block.h', tokens * d);
+    b.rmsNorm(h, x, layer.attnNorm, tokens, d, this.config.rmsNormEps);
+    const a = mlaForwardFused(b, this.mla, layer.attn, fused, h, tokens, startPos, cache, this.scratch, outRows);
+    const xs = outRows === tokens ? x : x.subarray((tokens - outRows) * d, tokens * d);
+    b.add(xs, xs, a, outRows * d);
+    this.feedForward(index, layer, xs, outRows === tokens ? h : h.subarray(0, outRows * d), outRows);
+  }
+
+  /** The fused MLA weights of a layer (absorbed attention, f32 weights, small enough), built on first use; null when not used. */
+  private fusedWeightsOf(index: number, layer: DeepseekLayerWeights): MlaFusedWeights | null {
+    let fused = this.fusedWeights[index];
+    if (fused === undefined) {
+      const values = this.attention === 'absorbed' ? mlaFusedWeightValues(this.mla, layer.attn) : undefined;
+      const fits = values !== undefined && values <= FUSED_WEIGHT_VALUES;
+      fused = this.fusedWeights[index] = fits ? fuseMlaWeights(this.backend, this.mla, layer.attn) : null;
+    }
+    return fused;
+  }
+
   /** One pre-norm decoder block, in place on x [tokens, hidden]; each segment's rows attend to its own cache. */
   private block(index: number, layer: DeepseekLayerWeights, x: Float32Array, tokens: number, segments: readonly MlaSegment[]): void {
     const b = this.backend;
@@ -336,7 +391,14 @@ export class DeepseekModel implements CausalLM {
     if (this.attention === 'plain') kvUp = this.plainKvUp[index] ??= mergedKvUp(b, layer.attn, this.mla);
     const a = mlaForwardSegments(b, this.mla, layer.attn, h, tokens, segments, this.attention, kvUp, this.scratch);
     b.add(x, x, a, tokens * d);
-    b.rmsNorm(h, x, layer.ffnNorm, tokens, d, eps);
+    this.feedForward(index, layer, x, h, tokens);
+  }
+
+  /** The block's second half, in place on x [tokens, hidden]: x += FFN(RMSNorm(x)), h a work buffer of the same size. */
+  private feedForward(index: number, layer: DeepseekLayerWeights, x: Float32Array, h: Float32Array, tokens: number): void {
+    const b = this.backend;
+    const d = this.config.hiddenSize;
+    b.rmsNorm(h, x, layer.ffnNorm, tokens, d, this.config.rmsNormEps);
     let f: Float32Array;
     if (layer.moe) f = moeForward(b, this.config.router, layer.moe, h, tokens, this.scratch);
     else if (layer.dense) f = ffnForward(b, layer.dense, h, tokens, this.scratch);

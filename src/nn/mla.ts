@@ -332,3 +332,140 @@ function plainAttention(
     kTokenStride: H * qk, kHeadStride: qk, vTokenStride: H * vDim, vHeadStride: vDim,
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// One sequence of a small model, with fused weights
+
+/**
+ * One MLA layer's weights multiplied together ahead of time, for a small model whose decode step
+ * costs kernel calls rather than arithmetic:
+ *  - qAbs [H·(kvLora + rope), qIn] maps the query input (c_q, or x without q-lora) straight to
+ *    the absorbed queries: per head, softmaxScale · [W_UK[h]ᵀ W_UQ_nope[h] ; W_UQ_rope[h]].
+ *  - ov [hidden, H·kvLora] maps the attention's latent outputs straight to the layer output:
+ *    W_O · blockdiag(W_UV[h]).
+ * Two matmuls then replace the 2·H per-head products, and the softmax scale is already applied.
+ */
+export interface MlaFusedWeights {
+  readonly qAbs: WeightMatrix;
+  readonly ov: WeightMatrix;
+}
+
+/**
+ * f32 values the fused weights of one layer would hold, or undefined when the layer cannot be
+ * fused: only f32 weights are (a quantized model keeps multiplying its quantized weights, with
+ * the activation rounding that goes with them, as llama.cpp does).
+ */
+export function mlaFusedWeightValues(cfg: MlaConfig, w: MlaWeights): number | undefined {
+  const qUp = w.qB ?? w.q;
+  if (!qUp || [qUp, w.o, ...w.kUpT, ...w.vUp].some((m) => m.dtype !== 'f32')) return undefined;
+  return cfg.heads * mlaCacheWidth(cfg) * qUp.cols + cfg.hiddenSize * cfg.heads * cfg.kvLoraRank;
+}
+
+/** Builds the fused weights of one layer (f32, whatever the dtype of the originals). */
+export function fuseMlaWeights(backend: Backend, cfg: MlaConfig, w: MlaWeights): MlaFusedWeights {
+  const { heads: H, kvLoraRank: r, qkNopeHeadDim: nope, qkRopeHeadDim: rope, vHeadDim: vDim, hiddenSize: d } = cfg;
+  const qk = nope + rope;
+  const width = r + rope;
+  const qUp = w.qB ?? w.q;
+  if (!qUp) throw new Error('MLA layer has neither q_a/q_b nor q weights');
+  const qIn = qUp.cols;
+  const q = dequantizeAll(backend, qUp);
+  const qAbs = new Float32Array(H * width * qIn);
+  const kUp = new Float32Array(r * nope);
+  for (let h = 0; h < H; h++) {
+    backend.dequantizeRows(kUp, w.kUpT[h]!, 0, r);
+    const at = h * width * qIn;
+    // rows [at, at + r): scale · W_UK[h]ᵀ · W_UQ_nope[h]
+    backend.gemm(false, false, r, qIn, nope, cfg.softmaxScale, kUp, nope, q.subarray(h * qk * qIn), qIn, 0, qAbs.subarray(at), qIn);
+    const ropeRows = q.subarray((h * qk + nope) * qIn, (h + 1) * qk * qIn);
+    for (let i = 0; i < ropeRows.length; i++) qAbs[at + r * qIn + i] = ropeRows[i]! * cfg.softmaxScale;
+  }
+  const o = dequantizeAll(backend, w.o);
+  const ov = new Float32Array(d * H * r);
+  const vUp = new Float32Array(vDim * r);
+  for (let h = 0; h < H; h++) {
+    backend.dequantizeRows(vUp, w.vUp[h]!, 0, vDim);
+    // columns [h·r, (h+1)·r) of ov: W_O[:, h·v .. (h+1)·v) · W_UV[h]
+    backend.gemm(false, false, d, r, vDim, 1, o.subarray(h * vDim), H * vDim, vUp, r, 0, ov.subarray(h * r), H * r);
+  }
+  return { qAbs: f32Weight(qAbs, H * width, qIn), ov: f32Weight(ov, d, H * r) };
+}
+
+/** Most attention scores (query rows · heads · keys) computed at once by mlaForwardFused. */
+const SCORE_VALUES = 1 << 20;
+
+/**
+ * MLA (absorbed form) for `tokens` new tokens of ONE sequence with the fused weights: the same
+ * maths as mlaForwardSegments in fewer kernel calls. Attention over the cache is two matmuls and
+ * a softmax (scores = q'·K over the cached rows, causal mask among the new rows, then the
+ * probabilities times the latents), which for a few queries is cheaper than the general attention
+ * kernel; long inputs go in blocks of queries (at most `maxScores` scores at once). Each row's
+ * result depends on that row alone (given the cache), whatever `tokens` is. Every row enters the
+ * cache; only the last `queryRows` rows attend (a caller that needs only the last rows' outputs,
+ * such as a one-layer drafter, skips the others' queries). The returned output [queryRows,
+ * hidden] is a scratch buffer.
+ */
+export function mlaForwardFused(
+  backend: Backend, cfg: MlaConfig, w: MlaWeights, fused: MlaFusedWeights, x: Float32Array, tokens: number, startPos: number,
+  cache: MlaLayerCache, scratch: ScratchBuffers, queryRows = tokens, maxScores = SCORE_VALUES,
+): Float32Array {
+  const { heads: H, kvLoraRank: r, qkRopeHeadDim: rope } = cfg;
+  const width = r + rope;
+  if (cache.width !== width) throw new Error(`MLA cache rows hold ${cache.width} values, this layer needs ${width}`);
+  if (!Number.isInteger(queryRows) || queryRows < 1 || queryRows > tokens) throw new Error(`MLA query rows must be 1..${tokens}, got ${queryRows}`);
+  const keys = startPos + tokens;
+  cache.reserve(keys);
+  const positions = scratch.i32('mla.positions', tokens);
+  for (let t = 0; t < tokens; t++) positions[t] = startPos + t;
+  const skipped = tokens - queryRows;
+  const xq = skipped === 0 ? x : x.subarray(skipped * cfg.hiddenSize);
+
+  // Absorbed, scaled queries [queryRows, H, width], rotated.
+  const qAbs = scratch.f32('mla.qAbs', queryRows * H * width);
+  if (w.qA && w.qANorm) {
+    const cq = scratch.f32('mla.cq', queryRows * w.qA.rows);
+    backend.matmul(cq, xq, queryRows, w.qA);
+    backend.rmsNorm(cq, cq, w.qANorm, queryRows, w.qA.rows, cfg.rmsNormEps);
+    backend.matmul(qAbs, cq, queryRows, fused.qAbs);
+  } else {
+    backend.matmul(qAbs, xq, queryRows, fused.qAbs);
+  }
+  backend.rope(qAbs, {
+    tokens: queryRows, heads: H, tokenStride: H * width, headStride: width, offset: r, ropeDim: rope,
+    positions: skipped === 0 ? positions : positions.subarray(skipped), invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
+  });
+
+  // The new rows' latents and rope keys, straight into the cache.
+  const rows = cache.rows;
+  const latents = rows.subarray(startPos * width, keys * width);
+  backend.matmul(latents, x, tokens, w.kvA);
+  for (let t = 0; t < tokens; t++) {
+    const latent = latents.subarray(t * width, t * width + r);
+    backend.rmsNorm(latent, latent, w.kvANorm, 1, r, cfg.rmsNormEps);
+  }
+  backend.rope(latents, {
+    tokens, heads: 1, tokenStride: width, headStride: width, offset: r, ropeDim: rope,
+    positions, invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
+  });
+
+  // Per block of queries: scores [rows·H, keys] (query j = new row skipped + j sees keys
+  // 0 .. startPos + skipped + j), softmax, then times the latents.
+  const oLat = scratch.f32('mla.oLat', queryRows * H * r);
+  const block = Math.max(1, Math.min(queryRows, Math.floor(maxScores / (H * keys))));
+  const scores = scratch.f32('mla.scores', block * H * keys);
+  for (let j0 = 0; j0 < queryRows; j0 += block) {
+    const n = Math.min(block, queryRows - j0);
+    const seen = startPos + skipped + j0 + 1; // keys the block's first query sees
+    const used = Math.min(keys, seen + n - 1); // keys its last query sees
+    const s = scores.subarray(0, n * H * used);
+    backend.matmul(s, qAbs.subarray(j0 * H * width, (j0 + n) * H * width), n * H, f32Weight(rows.subarray(0, used * width), used, width));
+    for (let j = 0; j < n - 1; j++) {
+      for (let h = 0; h < H; h++) s.fill(-Infinity, (j * H + h) * used + seen + j, (j * H + h + 1) * used);
+    }
+    backend.softmax(s, n * H, used);
+    backend.gemm(false, false, n * H, r, used, 1, s, used, rows, width, 0, oLat.subarray(j0 * H * r), r);
+  }
+  const out = scratch.f32('mla.out', queryRows * cfg.hiddenSize);
+  backend.matmul(out, oLat, queryRows, fused.ov);
+  return out;
+}

@@ -33,8 +33,11 @@ export interface MtpContext {
   readonly embed: WeightMatrix;
   readonly outputNorm: Float32Array;
   readonly output: WeightMatrix;
-  /** Runs the module's decoder block in place on x [tokens, hidden] at positions startPos... */
-  readonly block: (x: Float32Array, tokens: number) => void;
+  /**
+   * Runs the module's decoder block in place on x [tokens, hidden] at positions startPos...;
+   * every row enters its cache, and at least the last `outRows` rows of x are brought through it.
+   */
+  readonly block: (x: Float32Array, tokens: number, outRows: number) => void;
   /** Work buffers reused across calls (the returned logits are always fresh). */
   readonly scratch?: ScratchBuffers;
 }
@@ -44,9 +47,21 @@ export interface MtpContext {
  * and nextTokens [n] (the token that follows each of those positions).
  */
 export function mtpForward(ctx: MtpContext, w: MtpWeights, hidden: Float32Array, nextTokens: Int32Array): Float32Array {
+  return mtpForwardStates(ctx, w, hidden, nextTokens, nextTokens.length).logits;
+}
+
+/**
+ * mtpForward for the last `logitRows` positions: their logits [logitRows, vocab] and the
+ * module's output states [logitRows, hidden] (after shared_head.norm), both fresh. All n
+ * positions enter the module's cache.
+ */
+export function mtpForwardStates(
+  ctx: MtpContext, w: MtpWeights, hidden: Float32Array, nextTokens: Int32Array, logitRows: number,
+): { logits: Float32Array; states: Float32Array } {
   const { backend, hiddenSize: d, rmsNormEps: eps } = ctx;
   const n = nextTokens.length;
   if (hidden.length !== n * d) throw new Error(`MTP hidden states hold ${hidden.length} values, expected ${n}·${d}`);
+  if (!Number.isInteger(logitRows) || logitRows < 1 || logitRows > n) throw new Error(`MTP logit rows must be 1..${n}, got ${logitRows}`);
   if (w.ehProj.rows !== d || w.ehProj.cols !== 2 * d) {
     throw new Error(`MTP eh_proj is [${w.ehProj.rows}, ${w.ehProj.cols}], expected [${d}, ${2 * d}]`);
   }
@@ -66,10 +81,11 @@ export function mtpForward(ctx: MtpContext, w: MtpWeights, hidden: Float32Array,
   }
   const x = f32Buffer(scratch, 'mtp.x', n * d);
   backend.matmul(x, cat, n, w.ehProj);
-  ctx.block(x, n);
-  backend.rmsNorm(x, x, w.headNorm ?? ctx.outputNorm, n, d, eps);
+  ctx.block(x, n, logitRows);
+  const states = new Float32Array(logitRows * d);
+  backend.rmsNorm(states, x.subarray((n - logitRows) * d), w.headNorm ?? ctx.outputNorm, logitRows, d, eps);
   const head = w.head ?? ctx.output;
-  const logits = new Float32Array(n * head.rows);
-  backend.matmul(logits, x, n, head);
-  return logits;
+  const logits = new Float32Array(logitRows * head.rows);
+  backend.matmul(logits, states, logitRows, head);
+  return { logits, states };
 }

@@ -15,7 +15,8 @@ import { MtpDrafter } from '../../src/generate/draft-mtp.js';
 import type { DraftChooser } from '../../src/generate/speculative-types.js';
 import { Sampler } from '../../src/generate/sampling.js';
 import { loadModel, type LoadedModel } from '../../src/models/load.js';
-import { DeepseekCache, DeepseekModel } from '../../src/models/deepseek-v3.js';
+import { DeepseekModel } from '../../src/models/deepseek-v3.js';
+import type { KvCache } from '../../src/models/model.js';
 import { tinyDeepseekModel, writeTinyDeepseekGguf } from '../../src/models/deepseek-v3-tiny.js';
 import { writeTinyDenseGguf } from '../../src/models/tiny.js';
 import { refBackend } from '../../src/tensor/ref.js';
@@ -142,16 +143,17 @@ test('MTP drafting on a model without MTP weights is a clear error', async () =>
   await assert.rejects(collect(generateSpeculative(model, tokenizer!, { text: 'hi', ...base, speculative: { method: 'ngram', draftTokens: 0 } })), /draftTokens must be an integer >= 1/);
 });
 
-test('MTP chaining feeds the module its own output state when the model exposes mtpForwardWithHidden', () => {
+test('MTP chaining feeds the module its own last output state, and every MTP call asks for the last row only', () => {
   const model = models.deepseek!.model;
   assert.ok(model instanceof DeepseekModel);
   const d = model.config.hiddenSize;
-  const calls: { hidden: Float32Array; out: Float32Array }[] = [];
-  const wrapped = Object.create(model) as DeepseekModel & { mtpForwardWithHidden: unknown };
-  wrapped.mtpForwardWithHidden = (hidden: Float32Array, next: Int32Array, cache: DeepseekCache) => {
-    const out = Float32Array.from({ length: next.length * d }, (_, i) => Math.sin(i + calls.length));
-    calls.push({ hidden: hidden.slice(), out });
-    return { logits: model.mtpForward(hidden, next, cache), hidden: out };
+  const V = model.info.vocabSize;
+  const calls: { hidden: Float32Array; allLogits: boolean | undefined; out: { logits: Float32Array; hidden: Float32Array } }[] = [];
+  const wrapped = Object.create(model) as DeepseekModel;
+  wrapped.mtpForwardWithHidden = (hidden: Float32Array, next: Int32Array, cache: KvCache, options?: { allLogits?: boolean }) => {
+    const out = model.mtpForwardWithHidden(hidden, next, cache, options);
+    calls.push({ hidden: hidden.slice(), allLogits: options?.allLogits, out });
+    return out;
   };
   const tokens = Int32Array.from([1, 40, 41, 42, 43]);
   const h = model.forwardWithHidden(tokens, model.newCache(16), { allLogits: true }).hidden;
@@ -161,8 +163,43 @@ test('MTP chaining feeds the module its own output state when the model exposes 
   const proposal = drafter.propose(Array.from(tokens), 1, 3, (logits) => ({ id: sampler.distribution(logits).ids[0]!, q: sampler.distribution(logits) }));
   assert.equal(proposal.tokens.length, 3);
   assert.equal(calls.length, 3);
+  assert.ok(calls.every((c) => c.allLogits === false && c.out.logits.length === V && c.out.hidden.length === d));
   assert.deepEqual(calls[0]!.hidden, h.slice(0, 4 * d)); // the main model's states of positions 0..3
-  assert.deepEqual(calls[1]!.hidden, calls[0]!.out.slice(3 * d)); // then the module's own last state
-  assert.deepEqual(calls[2]!.hidden, calls[1]!.out);
+  assert.deepEqual(calls[1]!.hidden, calls[0]!.out.hidden); // then the module's own last state
+  assert.deepEqual(calls[2]!.hidden, calls[1]!.out.hidden);
   assert.equal(drafter.cachedPositions, 4, 'chained entries dropped after drafting');
 });
+
+for (const name of ['deepseek', 'deepseekNative']) {
+  test(`mtpForwardWithHidden: the last row alone (allLogits false) gives the last row of the full call and the same cache (${name})`, () => {
+    const model = models[name]!.model;
+    assert.ok(model instanceof DeepseekModel);
+    const d = model.config.hiddenSize;
+    const V = model.info.vocabSize;
+    const tokens = Int32Array.from([1, 40, 41, 42, 43, 44, 45, 46, 47]);
+    const h = model.forwardWithHidden(tokens, model.newCache(16), { allLogits: true }).hidden;
+    const exact = name === 'deepseek';
+    const close = (a: Float32Array, b: Float32Array, what: string) => {
+      if (exact) assert.deepEqual(a, b, what);
+      else assert.ok(a.every((v, i) => Math.abs(v - b[i]!) < 1e-4), what);
+    };
+    // 1..4 rows take the few-token path, 6 the general one
+    for (const [start, n] of [[0, 2], [2, 1], [3, 3], [6, 2]] as const) {
+      const full = model.newMtpCache(16);
+      const last = model.newMtpCache(16);
+      if (start > 0) {
+        model.mtpForward(h.subarray(0, start * d), tokens.subarray(1, start + 1), full);
+        model.mtpForward(h.subarray(0, start * d), tokens.subarray(1, start + 1), last);
+      }
+      const a = model.mtpForwardWithHidden(h.subarray(start * d, (start + n) * d), tokens.subarray(start + 1, start + n + 1), full);
+      const b = model.mtpForwardWithHidden(h.subarray(start * d, (start + n) * d), tokens.subarray(start + 1, start + n + 1), last, { allLogits: false });
+      assert.equal(a.logits.length, n * V);
+      assert.equal(a.hidden.length, n * d);
+      close(b.logits, a.logits.subarray((n - 1) * V), `logits, rows ${start}..${start + n - 1}`);
+      close(b.hidden, a.hidden.subarray((n - 1) * d), `states, rows ${start}..${start + n - 1}`);
+      // the next call sees the same cache either way
+      const after = [full, last].map((c) => model.mtpForward(h.subarray(0, d), tokens.subarray(0, 1), c));
+      close(after[1]!, after[0]!, 'a call after them');
+    }
+  });
+}
