@@ -3,9 +3,40 @@
  * q = x·Wqᵀ (+bq), k = x·Wkᵀ (+bk), v = x·Wvᵀ (+bv); RoPE on q and k; causal softmax attention
  * over the cached keys; out = o·Woᵀ. New keys and values are computed straight into the cache.
  */
-import type { Backend, RopeParams } from '../tensor/backend.js';
+import type { AttentionParams, Backend, RopeParams } from '../tensor/backend.js';
+import { withSerialKernels } from '../tensor/index.js';
 import type { KvCache } from '../models/model.js';
 import { type Linear, linearForward, linearParameters } from './linear.js';
+
+/**
+ * Bytes of keys and values one attention call may read and still run on the calling thread:
+ * the kernel otherwise wakes its thread pool, which costs microseconds on an idle machine and up
+ * to a scheduler time slice on a busy one, more than the few microseconds of work of a decode
+ * step over a short cache (the same budget as the native small-matmul rule: about 10 µs of one
+ * thread's work).
+ */
+export const SERIAL_ATTENTION_BYTES = 256 * 1024;
+
+/** Whether attention of `heads` heads over `keys` keys (K and V head sizes given) is small enough for the calling thread. */
+export function attentionIsSmall(heads: number, keys: number, headDimK: number, headDimV: number): boolean {
+  return heads * keys * (headDimK + headDimV) * 4 <= SERIAL_ATTENTION_BYTES;
+}
+
+/**
+ * Runs `attend` for every segment (each one backend.attention call): the small ones together on
+ * the calling thread (attentionIsSmall with its keys), the others with the kernel's thread pool.
+ */
+export function attendSegments<S extends { readonly startPos: number; readonly count: number }>(
+  segments: readonly S[], heads: number, headDimK: number, headDimV: number, attend: (segment: S) => void,
+): void {
+  const small = (seg: S): boolean => attentionIsSmall(heads, seg.startPos + seg.count, headDimK, headDimV);
+  if (segments.some(small)) {
+    withSerialKernels(() => {
+      for (const seg of segments) if (small(seg)) attend(seg);
+    });
+  }
+  for (const seg of segments) if (!small(seg)) attend(seg);
+}
 
 export interface AttentionConfig {
   readonly heads: number;
@@ -189,14 +220,21 @@ export function attentionForwardSegments(
   rope(k, kvHeads);
   const mixed = scratch.mixed.subarray(0, m * qDim);
   for (const seg of segments) {
-    const rows = k.subarray(seg.row * kvDim, (seg.row + seg.count) * kvDim);
-    seg.keys.set(rows, seg.startPos * kvDim);
+    seg.keys.set(k.subarray(seg.row * kvDim, (seg.row + seg.count) * kvDim), seg.startPos * kvDim);
     seg.values.set(v.subarray(seg.row * kvDim, (seg.row + seg.count) * kvDim), seg.startPos * kvDim);
-    backend.attention(mixed.subarray(seg.row * qDim, (seg.row + seg.count) * qDim), q.subarray(seg.row * qDim, (seg.row + seg.count) * qDim), seg.keys, seg.values, {
-      queries: seg.count, heads, kvHeads, headDimK: headDim, headDimV: headDim, startPos: seg.startPos, scale: config.scale,
-      kTokenStride: kvDim, kHeadStride: headDim, vTokenStride: kvDim, vHeadStride: headDim,
-    });
   }
+  const params: AttentionParams = {
+    queries: 0, heads, kvHeads, headDimK: headDim, headDimV: headDim, startPos: 0, scale: config.scale,
+    kTokenStride: kvDim, kHeadStride: headDim, vTokenStride: kvDim, vHeadStride: headDim,
+  };
+  const whole = segments.length === 1 && segments[0]!.row === 0 && segments[0]!.count === m;
+  attendSegments(segments, heads, headDim, headDim, (seg) => {
+    params.queries = seg.count;
+    params.startPos = seg.startPos;
+    const at = seg.row * qDim;
+    const end = (seg.row + seg.count) * qDim;
+    backend.attention(whole ? mixed : mixed.subarray(at, end), whole ? q : q.subarray(at, end), seg.keys, seg.values, params);
+  });
   linearForward(backend, out, mixed, m, w.o);
 }
 

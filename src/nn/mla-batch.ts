@@ -13,7 +13,7 @@
  */
 import type { Backend, AttentionParams } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
-import { withSerialKernels } from '../tensor/index.js';
+import { attendSegments } from './attention.js';
 import type { MlaConfig, MlaSegment, MlaWeights } from './mla.js';
 import type { ScratchBuffers } from './scratch.js';
 
@@ -23,17 +23,6 @@ export interface MlaFusedWeights {
   readonly qAbs: WeightMatrix;
   /** [hidden, H·kvLora]: the attention's latent outputs to the layer output. */
   readonly ov: WeightMatrix;
-}
-
-/**
- * Bytes of keys and values one attention call may read and still run on the calling thread
- * (the same budget as the native small-matmul rule: about 10 µs of one thread's work).
- */
-export const SERIAL_ATTENTION_BYTES = 256 * 1024;
-
-/** A segment's attention reads heads · keys · (K + V dims) values: small enough for the calling thread? */
-export function attentionIsSmall(heads: number, keys: number, headDimK: number, headDimV: number): boolean {
-  return heads * keys * (headDimK + headDimV) * 4 <= SERIAL_ATTENTION_BYTES;
 }
 
 /** dst[dstAt ..] = src[srcAt .. srcAt + n) without allocating a view (short runs). */
@@ -79,19 +68,17 @@ export function mlaForwardBatch(
     queries: 0, heads: H, kvHeads: 1, headDimK: width, headDimV: r, startPos: 0, scale: fused ? 1 : cfg.softmaxScale,
     kTokenStride: width, kHeadStride: 0, vTokenStride: width, vHeadStride: 0,
   };
+  const whole = segments.length === 1 && segments[0]!.row === 0 && segments[0]!.count === tokens;
   const attend = (seg: MlaSegment): void => {
     params.queries = seg.count;
     params.startPos = seg.startPos;
     const rows = seg.cache.rows;
-    const whole = segments.length === 1;
     backend.attention(
       whole ? oLat : oLat.subarray(seg.row * H * r, (seg.row + seg.count) * H * r),
       whole ? qAbs : qAbs.subarray(seg.row * H * width, (seg.row + seg.count) * H * width), rows, rows, params,
     );
   };
-  const small = (seg: MlaSegment): boolean => attentionIsSmall(H, seg.startPos + seg.count, width, r);
-  if (segments.some(small)) withSerialKernels(() => segments.filter(small).forEach(attend));
-  for (const seg of segments) if (!small(seg)) attend(seg);
+  attendSegments(segments, H, width, r, attend);
 
   const out = scratch.f32('mlab.out', tokens * cfg.hiddenSize);
   if (fused) {

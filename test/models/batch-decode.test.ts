@@ -15,7 +15,7 @@ import type { CausalLM, KvCache } from '../../src/models/model.js';
 import { writeTinyDenseGguf } from '../../src/models/tiny.js';
 import { deepseekFromHfTensors } from '../../src/models/deepseek-v3-hf.js';
 import { memoryHfSource, tinyDeepseekModel } from '../../src/models/deepseek-v3-tiny.js';
-import { attentionIsSmall } from '../../src/nn/mla-batch.js';
+import { attentionIsSmall } from '../../src/nn/attention.js';
 import type { Backend } from '../../src/tensor/backend.js';
 import { loadNativeBackend, refBackend } from '../../src/tensor/index.js';
 
@@ -25,8 +25,8 @@ const dir = mkdtempSync(join(tmpdir(), 'frugal-batch-decode-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const BOUND = 1e-4;
-/** History lengths: the 230-token one puts a deepseek sequence's attention past attentionIsSmall. */
-const HISTORY_LENGTHS = [1, 7, 230, 3, 12, 5, 40];
+/** History lengths: the 300-token one puts that sequence's attention past attentionIsSmall. */
+const HISTORY_LENGTHS = [1, 7, 300, 3, 12, 5, 40];
 /** Decode steps per sequence: they finish at different rounds. */
 const STEPS = [6, 2, 5, 9, 1, 4, 7];
 
@@ -99,13 +99,15 @@ for (const [backendName, backend] of backends) {
     const model = deepseekFromHfTensors(m.hfConfig, memoryHfSource(m.tensors), { attention: 'absorbed', backend: backend! });
     const o = m.options;
     const width = o.kvLoraRank + o.qkRopeHeadDim;
-    assert.ok(!attentionIsSmall(o.heads, 230, width, o.kvLoraRank), 'the long history leaves the calling thread');
-    assert.ok(attentionIsSmall(o.heads, 40, width, o.kvLoraRank));
+    assert.ok(!attentionIsSmall(o.heads, 300, width, o.kvLoraRank), 'the long history leaves the calling thread');
+    assert.ok(attentionIsSmall(o.heads, 50, width, o.kvLoraRank));
     checkDecoding(model, `deepseek2 ${backendName}`);
   });
   test(`llama (${backendName}): greedy decoding of 7 sequences together equals each alone`, { skip }, () => {
     const path = join(dir, 'llama.gguf');
-    writeTinyDenseGguf(path, { architecture: 'llama', dtype: 'f32', tokenizer: 'bytes', contextLength: 512, seed: 41 });
+    writeTinyDenseGguf(path, { architecture: 'llama', dtype: 'f32', tokenizer: 'bytes', contextLength: 512, hiddenSize: 128, heads: 4, kvHeads: 2, seed: 41 });
+    assert.ok(!attentionIsSmall(4, 300, 32, 32), 'the long history leaves the calling thread');
+    assert.ok(attentionIsSmall(4, 50, 32, 32));
     checkDecoding(loadModel(path, { backend: backend!, tokenizer: false }).model, `llama ${backendName}`);
   });
 }
