@@ -329,22 +329,19 @@ export class DeepseekModel implements CausalLM {
     return items.map((_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
   }
 
-  /** block() for forwardBatch's rows of several sequences: absorbed attention through mlaForwardBatch (fewer kernel calls). */
+  /**
+   * block() for forwardBatch's rows of several sequences: absorbed attention through
+   * mlaForwardBatch (fewer kernel calls), with the layer's fused weights when forward uses them.
+   */
   private blockBatch(index: number, layer: DeepseekLayerWeights, x: Float32Array, tokens: number, segments: readonly MlaSegment[]): void {
     if (this.attention !== 'absorbed') return this.block(index, layer, x, tokens, segments);
     const b = this.backend;
     const d = this.config.hiddenSize;
-    const eps = this.config.rmsNormEps;
     const h = this.scratch.f32('block.h', tokens * d);
-    b.rmsNorm(h, x, layer.attnNorm, tokens, d, eps);
-    const a = mlaForwardBatch(b, this.mla, layer.attn, h, tokens, segments, this.scratch);
+    b.rmsNorm(h, x, layer.attnNorm, tokens, d, this.config.rmsNormEps);
+    const a = mlaForwardBatch(b, this.mla, layer.attn, h, tokens, segments, this.scratch, this.fusedWeightsOf(index, layer) ?? undefined);
     b.add(x, x, a, tokens * d);
-    b.rmsNorm(h, x, layer.ffnNorm, tokens, d, eps);
-    let f: Float32Array;
-    if (layer.moe) f = moeForward(b, this.config.router, layer.moe, h, tokens, this.scratch);
-    else if (layer.dense) f = ffnForward(b, layer.dense, h, tokens, this.scratch);
-    else throw new Error(`layer ${index} has neither a dense FFN nor experts`);
-    b.add(x, x, f, tokens * d);
+    this.feedForward(index, layer, x, h, tokens);
   }
 
   /**

@@ -8,22 +8,15 @@
  *  - each sequence's attention whose work is small runs on the calling thread (the kernel would
  *    otherwise wake the pool for a few microseconds of work per sequence: microseconds of wake-up
  *    on an idle machine, up to a scheduler time slice on a busy one);
- *  - with fused weights (`MlaFusedWeights`: W_UK absorbed into the query projection, W_UV into
- *    the output projection, softmax scale included), the 2·H per-head products become two matmuls.
+ *  - with the layer's fused weights (`MlaFusedWeights`, ./mla.ts: W_UK absorbed into the query
+ *    projection, W_UV into the output projection, softmax scale included), the 2·H per-head
+ *    products become two matmuls, as in the single-sequence forward of a small model.
  */
 import type { Backend, AttentionParams } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { attendSegments } from './attention.js';
-import type { MlaConfig, MlaSegment, MlaWeights } from './mla.js';
+import type { MlaConfig, MlaFusedWeights, MlaSegment, MlaWeights } from './mla.js';
 import type { ScratchBuffers } from './scratch.js';
-
-/** The per-layer products MLA can use instead of its per-head matrices (see the file comment). */
-export interface MlaFusedWeights {
-  /** [H·(kvLora + rope), q input]: the query input to the absorbed, scaled queries. */
-  readonly qAbs: WeightMatrix;
-  /** [hidden, H·kvLora]: the attention's latent outputs to the layer output. */
-  readonly ov: WeightMatrix;
-}
 
 /** dst[dstAt ..] = src[srcAt .. srcAt + n) without allocating a view (short runs). */
 function copyRun(dst: Float32Array, dstAt: number, src: Float32Array, srcAt: number, n: number): void {
