@@ -71,8 +71,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export async function createServer(options: ServerOptions): Promise<FrugalServer> {
   const settings: ServerSettings = { ...DEFAULT_SETTINGS, ...options.settings };
   const store = new Store(options.dbPath ?? ':memory:');
-  const registry = new ModelRegistry(options.models, options.registry);
   const scheduler = new Scheduler(options.scheduler);
+  // as many idle prefix caches as sequences run at once: each concurrent stream's next request
+  // finds its conversation's cache (no more memory than the running sequences already use)
+  const registry = new ModelRegistry(options.models, { cacheSlots: Math.max(4, scheduler.maxActive), ...options.registry });
   const metrics = new Metrics(scheduler, { processMetrics: options.processMetrics ?? false });
   const ctx = new ServerContext(settings, registry, scheduler, store, new RateLimiter(options.limits), metrics);
 
