@@ -1,9 +1,11 @@
 // AVX-512 VNNI matmul with int8 activations for prefill-shaped products (m > SMALL_M rows of x):
 // out[m, rows] = x[m, cols] · Wᵀ for Q4_0, Q8_0, Q4_K and Q6_K weights, the way llama.cpp multiplies them.
 //
-//  - x is rounded to int8 once per call: per 32 values (Q4_0 and Q8_0, like ggml's q8_0) or per
-//    256 values (Q4_K and Q6_K, like ggml's q8_K), with the f32 scale d = amax / 127 and q = round(x · 127 / amax)
-//    (nearest, ties to even). The result is then the exact product of the dequantized weights and
+//  - x is rounded to int8 once per call, exactly as ggml's CPU backend does: q = round(x · 127 / amax)
+//    (nearest, ties to even) per 32 values with the scale d = amax / 127 stored in f16 (Q4_0 and
+//    Q8_0: ggml's q8_0), or per 256 values with d in f32 (Q4_K and Q6_K: ggml's q8_K). Matching
+//    ggml's rounding bit for bit (the f16 scale included) makes our logits agree with llama.cpp's
+//    to ~1e-3 instead of the ~0.3 nats that any other 8-bit rounding differs by. The result is then the exact product of the dequantized weights and
 //    the rounded activations, up to f32 rounding (see test/tensor/int8-matmul.test.ts).
 //  - Each task unpacks a panel of 32 weight rows once into unsigned bytes (Q4: 0..15, Q6_K:
 //    0..63, Q8_0: the int8 value + 128), interleaved by 4
@@ -41,7 +43,9 @@ FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t
       __m512 mx = _mm512_setzero_ps();
       for (int64_t c = 0; c < sb; c += 16) mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_loadu_ps(xs + c), absMask));
       const float amax = _mm512_reduce_max_ps(mx);
-      r.d[i * scales + s] = amax / 127.0f;
+      // ggml's q8_0 keeps d in f16 (round to nearest even; f32 here where f16 would overflow), q8_K in f32.
+      const float d = amax / 127.0f;
+      r.d[i * scales + s] = sb == 32 && d <= 65504.0f ? _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT)) : d;
       const __m512 inv = _mm512_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax);
       for (int64_t c = 0; c < sb; c += 32) {
         const __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xs + c), inv));

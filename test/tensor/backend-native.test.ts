@@ -9,8 +9,9 @@
 //  - except where activations are quantized to int8 ('avx512-vnni' level, q4_k and q4_0 (q8_0 and
 //    q6_k for m > 16): with setInt8('all') / FRUGAL_INT8=1 every m, by default only m > 16; the first pass below sets
 //    'off'): each x value is then rounded to within amax(its block) / 254 (blocks of 32 values,
-//    256 for q4_k and q6_k with m > 16), so the bound adds sum over blocks of amax/254 · sum |w| over the
-//    block (exact worst case of that rounding). int8-matmul.test.ts checks the m > 16 kernel tightly.
+//    256 for q4_k and q6_k with m > 16; the m > 16 kernel keeps a 32-block's scale in f16 as
+//    ggml does, which adds amax / 2048), so the bound adds sum over blocks of that · sum |w| over
+//    the block (exact worst case of that rounding). int8-matmul.test.ts checks the m > 16 kernel tightly.
 //  - dequantizeRows / embeddingGather: 1e-6 of the row's largest magnitude (the native decoders
 //    round d·scale to f32 before multiplying by q; ref rounds once).
 //  - rmsNorm, softmax, rope, siluMul, axpy, attention: 1e-5 relative (f32 vs double arithmetic).
@@ -155,7 +156,7 @@ function int8Bound(x: Float32Array, dense: Float32Array, m: number, rows: number
       for (let r = 0; r < rows; r++) {
         let wsum = 0;
         for (let j = 0; j < block; j++) wsum += Math.abs(dense[r * cols + block * b + j]!);
-        bound[i * rows + r] += (amax / 254) * wsum;
+        bound[i * rows + r] += (amax / 254 + (m > 16 && block === 32 ? amax / 2048 + 127 * 2 ** -25 : 0)) * wsum;
       }
     }
   }

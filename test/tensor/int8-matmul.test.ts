@@ -2,16 +2,16 @@
 // Q4_K weights, m > 16 rows of x, AVX-512 VNNI level; the default there, FRUGAL_INT8=0 turns it off).
 // Tolerances:
 //  - against the exact same math (ref's dequantized weights times x rounded here the way the
-//    kernel rounds it: per 32 values for Q4_0 and Q8_0, per 256 for Q4_K and Q6_K, d = amax / 127, q = x · 127 / amax
-//    to nearest, ties to even): |native - ref| <= 2e-5 · ‖rounded row of x‖ · ‖row of W‖, the
+//    kernel and ggml round it: q = x · 127 / amax to nearest, ties to even, per 32 values with
+//    d = amax / 127 in f16 for Q4_0 and Q8_0, per 256 values with d in f32 for Q4_K and Q6_K): |native - ref| <= 2e-5 · ‖rounded row of x‖ · ‖row of W‖, the
 //    f32-summation bound of the other matmul tests (the int8 products themselves are exact);
 //  - against the f32 path (ref with x itself): that bound plus the worst case of the rounding,
-//    sum over scale blocks of amax / 254 · sum |w| over the block.
+//    sum over scale blocks of (amax / 254 + amax / 2048 for an f16 d) · sum |w| over the block.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type DType } from '../../src/tensor/dtype.js';
 import { loadNativeAddon, nativeBackend, type NativeAddon } from '../../src/tensor/native.js';
-import { quantize } from '../../src/tensor/quant/index.js';
+import { f16ToF32, f32ToF16, quantize } from '../../src/tensor/quant/index.js';
 import { refBackend as ref } from '../../src/tensor/ref.js';
 import { type WeightMatrix, weightMatrix } from '../../src/tensor/tensor.js';
 
@@ -40,20 +40,26 @@ function roundEven(v: number): number {
   return Math.abs(v - Math.trunc(v)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** x rounded to int8 per `block` values and scaled back, in f32 as the kernel computes it. */
-export function roundActivations(x: Float32Array, block: number): Float32Array {
+/** x rounded to int8 per `block` values and scaled back, in f32 as the kernel computes it (f16 scales for 32-blocks). */
+function roundActivations(x: Float32Array, block: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let b = 0; b < x.length; b += block) {
     let amax = 0;
     for (let j = 0; j < block; j++) amax = Math.max(amax, Math.abs(x[b + j]!));
-    const d = Math.fround(amax / 127);
+    const d32 = Math.fround(amax / 127);
+    const d = block === 32 && d32 <= 65504 ? f16ToF32(f32ToF16(d32)) : d32;
     const inv = amax === 0 ? 0 : Math.fround(127 / amax);
     for (let j = 0; j < block; j++) out[b + j] = Math.fround(roundEven(Math.fround(x[b + j]! * inv)) * d);
   }
   return out;
 }
 
-/** bound[i * rows + r] = sum over blocks of amax(x_i block) / 254 · sum |w_r| over the block. */
+/** Worst |q · (d - f16(d))| for |q| <= 127, d = amax / 127: f16 rounding is within d · 2^-11, or 2^-25 when subnormal. */
+function f16ScaleError(amax: number): number {
+  return amax / 2048 + 127 * 2 ** -25;
+}
+
+/** bound[i * rows + r] = sum over blocks of (amax(x_i block) / 254 (+ f16ScaleError for 32-blocks)) · sum |w_r| over the block. */
 function roundingBound(x: Float32Array, dense: Float32Array, m: number, rows: number, cols: number, block: number): Float64Array {
   const bound = new Float64Array(m * rows);
   for (let i = 0; i < m; i++) {
@@ -63,7 +69,7 @@ function roundingBound(x: Float32Array, dense: Float32Array, m: number, rows: nu
       for (let r = 0; r < rows; r++) {
         let wsum = 0;
         for (let j = 0; j < block; j++) wsum += Math.abs(dense[r * cols + b + j]!);
-        bound[i * rows + r] += (amax / 254) * wsum;
+        bound[i * rows + r] += (amax / 254 + (block === 32 ? f16ScaleError(amax) : 0)) * wsum;
       }
     }
   }
