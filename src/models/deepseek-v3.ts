@@ -16,7 +16,10 @@ import {
   type MlaConfig, type MlaFusedWeights, type MlaMode, type MlaWeights, type MlaSegment, MlaLayerCache, fuseMlaWeights, mergedKvUp, splitKvB,
   mhaCacheWidth, mlaCacheWidth, mlaFusedWeightValues, mlaForwardFused, mlaForwardSegments,
 } from '../nn/mla.js';
-import { type FfnWeights, type MoeWeights, type RouterConfig, ffnForward, moeForward } from '../nn/moe.js';
+import {
+  type FfnFusedWeights, type FfnWeights, type MoeFusedWeights, type MoeWeights, type RouterConfig,
+  ffnForward, ffnForwardFused, ffnFusedValues, fuseFfn, fuseMoe, moeForward, moeForwardFused, moeFusedValues,
+} from '../nn/moe.js';
 import { mlaForwardBatch } from '../nn/mla-batch.js';
 import { type MtpWeights, mtpForwardStates } from '../nn/mtp.js';
 import { ScratchBuffers } from '../nn/scratch.js';
@@ -181,10 +184,14 @@ function layerParams(l: DeepseekLayerWeights, topK: number): [number, number] {
 }
 
 /**
- * Largest fused MLA weights kept per layer (f32 values, 16 MiB): they pay off where kernel calls,
- * not weight reads, bound a decode step (small models); a large model keeps only its own weights.
+ * Largest fused MLA weights, and largest stacked FFN copies, kept per layer (f32 values, 16 MiB
+ * each): they pay off where kernel calls, not weight reads, bound a decode step (small models); a
+ * large model keeps only its own weights.
  */
 const FUSED_WEIGHT_VALUES = 4 << 20;
+
+/** Most rows that take the stacked FFN weights (past that, a matmul costs its arithmetic, not its call). */
+const STACKED_FFN_TOKENS = 16;
 
 export class DeepseekModel implements CausalLM {
   readonly info: ModelInfo;
@@ -196,6 +203,8 @@ export class DeepseekModel implements CausalLM {
   private readonly scratch = new ScratchBuffers();
   /** Per layer (MTP blocks after the main ones): fused MLA weights, null where not used; built on first use. */
   private readonly fusedWeights: (MlaFusedWeights | null | undefined)[];
+  /** Per layer, like fusedWeights: the FFN's stacked weights. */
+  private readonly stackedFfn: (FfnFusedWeights | MoeFusedWeights | null | undefined)[];
 
   constructor(readonly config: DeepseekConfig, readonly weights: DeepseekWeights, options: DeepseekOptions = {}) {
     if (weights.layers.length !== config.numLayers) {
@@ -206,6 +215,7 @@ export class DeepseekModel implements CausalLM {
     this.mla = mlaConfigOf(config);
     this.plainKvUp = new Array(config.numLayers + weights.mtp.length).fill(undefined);
     this.fusedWeights = new Array(config.numLayers + weights.mtp.length).fill(undefined);
+    this.stackedFfn = new Array(config.numLayers + weights.mtp.length).fill(undefined);
     this.info = {
       architecture: 'deepseek2',
       vocabSize: weights.output.rows,
@@ -396,11 +406,27 @@ export class DeepseekModel implements CausalLM {
     const b = this.backend;
     const d = this.config.hiddenSize;
     b.rmsNorm(h, x, layer.ffnNorm, tokens, d, this.config.rmsNormEps);
+    const stacked = tokens <= STACKED_FFN_TOKENS ? this.stackedFfnOf(index, layer) : null;
     let f: Float32Array;
-    if (layer.moe) f = moeForward(b, this.config.router, layer.moe, h, tokens, this.scratch);
-    else if (layer.dense) f = ffnForward(b, layer.dense, h, tokens, this.scratch);
-    else throw new Error(`layer ${index} has neither a dense FFN nor experts`);
+    if (layer.moe) {
+      f = stacked ? moeForwardFused(b, this.config.router, layer.moe, stacked as MoeFusedWeights, h, tokens, this.scratch) : moeForward(b, this.config.router, layer.moe, h, tokens, this.scratch);
+    } else if (layer.dense) {
+      f = stacked ? ffnForwardFused(b, layer.dense, stacked as FfnFusedWeights, h, tokens, this.scratch) : ffnForward(b, layer.dense, h, tokens, this.scratch);
+    } else {
+      throw new Error(`layer ${index} has neither a dense FFN nor experts`);
+    }
     b.add(x, x, f, tokens * d);
+  }
+
+  /** The stacked FFN weights of a layer (f32, small enough; moe.ts), built on first use; null when not used. */
+  private stackedFfnOf(index: number, layer: DeepseekLayerWeights): FfnFusedWeights | MoeFusedWeights | null {
+    let stacked = this.stackedFfn[index];
+    if (stacked === undefined) {
+      const values = layer.moe ? moeFusedValues(layer.moe) : layer.dense ? ffnFusedValues(layer.dense) : undefined;
+      const fits = values !== undefined && values <= FUSED_WEIGHT_VALUES;
+      stacked = this.stackedFfn[index] = !fits ? null : layer.moe ? fuseMoe(this.backend, layer.moe) : fuseFfn(this.backend, layer.dense!);
+    }
+    return stacked;
   }
 
   private checkTokens(tokens: Int32Array): void {

@@ -187,24 +187,7 @@ export function moeForward(backend: Backend, cfg: RouterConfig, w: MoeWeights, x
     out.fill(0);
   }
 
-  // Slots (token · topK + k) grouped by expert, in slot order within each expert (a counting sort).
-  const slots = tokens * K;
-  const start = scratch ? scratch.i32('moe.start', E + 1) : new Int32Array(E + 1);
-  start.fill(0);
-  for (let i = 0; i < slots; i++) {
-    const e = experts[i]!;
-    if (e < 0 || e >= w.experts.length || !w.experts[e]) throw new Error(`router chose expert ${e}, but only ${w.experts.length} experts are loaded`);
-    start[e + 1]!++;
-  }
-  for (let e = 0; e < E; e++) start[e + 1]! += start[e]!;
-  const order = scratch ? scratch.i32('moe.order', slots) : new Int32Array(slots);
-  const filled = scratch ? scratch.i32('moe.filled', E) : new Int32Array(E);
-  filled.fill(0);
-  for (let i = 0; i < slots; i++) {
-    const e = experts[i]!;
-    order[start[e]! + filled[e]!++] = i;
-  }
-
+  const { start, order } = groupByExpert(experts, tokens, K, E, w.experts, scratch);
   for (let e = 0; e < E; e++) {
     const first = start[e]!;
     const count = start[e + 1]! - first;
@@ -221,6 +204,178 @@ export function moeForward(backend: Backend, cfg: RouterConfig, w: MoeWeights, x
       }
     }
     const y = ffnForward(backend, w.experts[e]!, rows, count, scratch);
+    for (let i = 0; i < count; i++) {
+      const slot = order[first + i]!;
+      const t = Math.floor(slot / K);
+      backend.axpy(tokens === 1 ? out : out.subarray(t * hidden, (t + 1) * hidden), weights[slot]!, i === 0 ? y : y.subarray(i * hidden, (i + 1) * hidden), hidden);
+    }
+  }
+  return out;
+}
+
+/**
+ * The routing slots (token · topK + k) grouped by expert, in slot order within each expert (a
+ * counting sort): expert e has the slots order[start[e] .. start[e + 1]).
+ */
+function groupByExpert(
+  experts: Int32Array, tokens: number, K: number, E: number, loaded: readonly unknown[], scratch?: ScratchBuffers,
+): { start: Int32Array; order: Int32Array } {
+  const slots = tokens * K;
+  const start = scratch ? scratch.i32('moe.start', E + 1) : new Int32Array(E + 1);
+  start.fill(0);
+  for (let i = 0; i < slots; i++) {
+    const e = experts[i]!;
+    if (e < 0 || e >= loaded.length || !loaded[e]) throw new Error(`router chose expert ${e}, but only ${loaded.length} experts are loaded`);
+    start[e + 1]!++;
+  }
+  for (let e = 0; e < E; e++) start[e + 1]! += start[e]!;
+  const order = scratch ? scratch.i32('moe.order', slots) : new Int32Array(slots);
+  const filled = scratch ? scratch.i32('moe.filled', E) : new Int32Array(E);
+  filled.fill(0);
+  for (let i = 0; i < slots; i++) {
+    const e = experts[i]!;
+    order[start[e]! + filled[e]!++] = i;
+  }
+  return { start, order };
+}
+
+// ---------------------------------------------------------------------------------------------
+// One sequence of a small model, with stacked weights
+
+/**
+ * A feed-forward layer's weights stacked for a small f32 model, whose decode step costs kernel
+ * calls rather than arithmetic: matrices that read the same input become one matmul. Each output
+ * row is what the separate matmuls give (the same dot products), so results do not change.
+ */
+export interface FfnFusedWeights {
+  /** [gate rows; up rows]: [2·width, hidden]. */
+  readonly gateUp: WeightMatrix;
+}
+
+export interface MoeFusedWeights {
+  /** [router rows; shared gate rows; shared up rows]: [nExperts + 2·sharedWidth, hidden]. */
+  readonly routerShared: WeightMatrix;
+  /** Width of the shared experts' FFN (0 without shared experts). */
+  readonly sharedWidth: number;
+  /** Per routed expert, its stacked gate and up. */
+  readonly experts: readonly FfnFusedWeights[];
+}
+
+/** f32 values the stacked copies of an FFN would hold, or undefined unless every weight is f32. */
+export function ffnFusedValues(w: FfnWeights): number | undefined {
+  return w.gate.dtype === 'f32' && w.up.dtype === 'f32' ? 2 * w.gate.rows * w.gate.cols : undefined;
+}
+
+/** f32 values the stacked copies of a MoE layer would hold, or undefined unless its weights are f32. */
+export function moeFusedValues(w: MoeWeights): number | undefined {
+  if (w.router.dtype !== 'f32') return undefined;
+  const shared = w.shared ? ffnFusedValues(w.shared) : 0;
+  const experts = w.experts.map(ffnFusedValues);
+  if (shared === undefined || experts.some((v) => v === undefined)) return undefined;
+  return w.router.rows * w.router.cols + shared + experts.reduce((a: number, b) => a + b!, 0);
+}
+
+/** One f32 matrix of the given weights' rows, stacked in order (all with the same columns). */
+function stackRows(backend: Backend, parts: readonly WeightMatrix[]): WeightMatrix {
+  const cols = parts[0]!.cols;
+  const rows = parts.reduce((sum, p) => sum + p.rows, 0);
+  const values = new Float32Array(rows * cols);
+  let at = 0;
+  for (const p of parts) {
+    if (p.cols !== cols) throw new Error(`cannot stack a [${p.rows}, ${p.cols}] weight under ${cols} columns`);
+    backend.dequantizeRows(values.subarray(at * cols, (at + p.rows) * cols), p, 0, p.rows);
+    at += p.rows;
+  }
+  return { dtype: 'f32', rows, cols, data: new Uint8Array(values.buffer) };
+}
+
+export function fuseFfn(backend: Backend, w: FfnWeights): FfnFusedWeights {
+  return { gateUp: stackRows(backend, [w.gate, w.up]) };
+}
+
+export function fuseMoe(backend: Backend, w: MoeWeights): MoeFusedWeights {
+  return {
+    routerShared: stackRows(backend, w.shared ? [w.router, w.shared.gate, w.shared.up] : [w.router]),
+    sharedWidth: w.shared ? w.shared.gate.rows : 0,
+    experts: w.experts.map((e) => fuseFfn(backend, e)),
+  };
+}
+
+/**
+ * silu(gate) · up for `tokens` rows of [gate | up] pairs (each of `width` values, `stride` apart
+ * from one row to the next, starting at `offset`), into act [tokens, width].
+ */
+function siluMulRows(backend: Backend, act: Float32Array, gu: Float32Array, tokens: number, width: number, stride: number, offset: number): void {
+  for (let t = 0; t < tokens; t++) {
+    const g = t * stride + offset;
+    backend.siluMul(act.subarray(t * width, (t + 1) * width), gu.subarray(g, g + width), gu.subarray(g + width, g + 2 * width), width);
+  }
+}
+
+/** ffnForward with the stacked gate and up (one matmul fewer); the output is the scratch buffer `outName`. */
+export function ffnForwardFused(
+  backend: Backend, w: FfnWeights, fused: FfnFusedWeights, x: Float32Array, tokens: number, scratch: ScratchBuffers, outName = 'ffn.out',
+): Float32Array {
+  const width = w.gate.rows;
+  const gu = scratch.f32('ffn.gateUp', tokens * 2 * width);
+  backend.matmul(gu, x, tokens, fused.gateUp);
+  const act = scratch.f32('ffn.act', tokens * width);
+  siluMulRows(backend, act, gu, tokens, width, 2 * width, 0);
+  const out = scratch.f32(outName, tokens * w.down.rows);
+  backend.matmul(out, act, tokens, w.down);
+  return out;
+}
+
+/**
+ * moeForward with the stacked weights: the router and the shared experts' gate and up in one
+ * matmul, each routed expert's gate and up in one. Same routing, same sums in the same order.
+ * The result is a scratch buffer.
+ */
+export function moeForwardFused(
+  backend: Backend, cfg: RouterConfig, w: MoeWeights, fused: MoeFusedWeights, x: Float32Array, tokens: number, scratch: ScratchBuffers,
+): Float32Array {
+  const hidden = w.router.cols;
+  const E = cfg.nExperts;
+  const K = cfg.topK;
+  const fs = fused.sharedWidth;
+  const stride = E + 2 * fs;
+  const rs = scratch.f32('moe.routerShared', tokens * stride);
+  backend.matmul(rs, x, tokens, fused.routerShared);
+  let logits: Float32Array;
+  if (tokens === 1) {
+    logits = rs.subarray(0, E);
+  } else {
+    logits = scratch.f32('moe.logits', tokens * E);
+    for (let t = 0; t < tokens; t++) logits.set(rs.subarray(t * stride, t * stride + E), t * E);
+  }
+  const routing = { experts: scratch.i32('moe.experts', tokens * K), weights: scratch.f32('moe.weights', tokens * K) };
+  routeInto(routing, logits, tokens, cfg, w.bias, scratch);
+  const { experts, weights } = routing;
+  const out = scratch.f32('moe.out', tokens * hidden);
+  if (w.shared) {
+    const act = scratch.f32('moe.sharedAct', tokens * fs);
+    siluMulRows(backend, act, rs, tokens, fs, stride, E);
+    backend.matmul(out, act, tokens, w.shared.down);
+  } else {
+    out.fill(0);
+  }
+  const { start, order } = groupByExpert(experts, tokens, K, E, fused.experts, scratch);
+  for (let e = 0; e < E; e++) {
+    const first = start[e]!;
+    const count = start[e + 1]! - first;
+    if (count === 0) continue;
+    let rows: Float32Array;
+    if (count === 1) {
+      const t = Math.floor(order[first]! / K);
+      rows = tokens === 1 ? x : x.subarray(t * hidden, (t + 1) * hidden);
+    } else {
+      rows = scratch.f32('moe.rows', count * hidden);
+      for (let i = 0; i < count; i++) {
+        const t = Math.floor(order[first + i]! / K);
+        rows.set(x.subarray(t * hidden, (t + 1) * hidden), i * hidden);
+      }
+    }
+    const y = ffnForwardFused(backend, w.experts[e]!, fused.experts[e]!, rows, count, scratch);
     for (let i = 0; i < count; i++) {
       const slot = order[first + i]!;
       const t = Math.floor(slot / K);

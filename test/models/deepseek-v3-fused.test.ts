@@ -3,11 +3,14 @@
  * matmuls and a softmax: mlaForwardFused in src/nn/mla.ts): on the ref backend each row's logits
  * do not depend on how many tokens share the forward (prefill chunks, one-token steps and
  * speculative verification agree bit for bit), long inputs split into query blocks give the same
- * result, and it agrees with the general MLA code (mlaForwardSegments) up to float rounding.
+ * result, and it agrees with the general MLA code (mlaForwardSegments) up to float rounding. The
+ * stacked FFN weights (router + shared gate/up, each expert's gate/up in one matmul) give exactly
+ * what the separate matmuls give on ref.
  */
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { MlaLayerCache, fuseMlaWeights, mlaForwardFused, mlaForwardSegments } from '../../src/nn/mla.js';
+import { ffnForward, ffnForwardFused, fuseFfn, fuseMoe, moeForward, moeForwardFused } from '../../src/nn/moe.js';
 import { ScratchBuffers } from '../../src/nn/scratch.js';
 import { deepseekFromHfTensors } from '../../src/models/deepseek-v3-hf.js';
 import { memoryHfSource, tinyDeepseekModel } from '../../src/models/deepseek-v3-tiny.js';
@@ -81,5 +84,30 @@ for (const [name, backend] of backends) {
       assert.ok(maxAbsDiff(last2.out, fusedOut.out.subarray((n - 2) * d)) < 1e-5);
     }
     assert.deepEqual(last2.cache, fusedOut.cache, 'every row enters the cache');
+  });
+}
+
+for (const [name, backend] of backends) {
+  test(`${name}: stacked FFN and MoE weights give what the separate matmuls give`, () => {
+    const m = tinyDeepseekModel({ seed: 43 });
+    const model = deepseekFromHfTensors(m.hfConfig, memoryHfSource(m.tensors), { backend });
+    const d = model.config.hiddenSize;
+    const dense = model.weights.layers[0]!.dense!;
+    const moe = model.weights.layers[1]!.moe!;
+    const stackedDense = fuseFfn(backend, dense);
+    const stackedMoe = fuseMoe(backend, moe);
+    const rng = new SeededRandom(47);
+    const same = (a: Float32Array, b: Float32Array, what: string) => {
+      if (name === 'ref') assert.deepEqual(a, b, what);
+      else assert.ok(maxAbsDiff(a, b) < 1e-5, `${what}: ${maxAbsDiff(a, b)}`);
+    };
+    let experts = 0;
+    for (const tokens of [1, 2, 3, 6]) {
+      const x = Float32Array.from(rng.normals(tokens * d, 1));
+      same(ffnForwardFused(backend, dense, stackedDense, x, tokens, new ScratchBuffers()).slice(), ffnForward(backend, dense, x, tokens), `dense FFN, ${tokens} tokens`);
+      const counted = { ...backend, matmul: (...args: Parameters<Backend['matmul']>) => { experts++; backend.matmul(...args); } };
+      same(moeForwardFused(counted, model.config.router, moe, stackedMoe, x, tokens, new ScratchBuffers()).slice(), moeForward(backend, model.config.router, moe, x, tokens), `MoE, ${tokens} tokens`);
+    }
+    assert.ok(experts > 4, 'the stacked MoE ran its matmuls');
   });
 }
