@@ -60,6 +60,14 @@ export class EventStream {
     this.timer = undefined;
   }
 
+  /**
+   * Holds the following writes back until end(), which sends them in one go (the closing events
+   * of a stream: one socket write instead of one per event).
+   */
+  holdUntilEnd(): void {
+    if (!this.isClosed) this.reply.raw.cork();
+  }
+
   end(): void {
     this.stopKeepAlive();
     if (!this.isClosed) this.reply.raw.end();

@@ -297,6 +297,7 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
       onEvent,
     });
     if (result.done.finishReason === 'abort') return stream.end();
+    stream.holdUntilEnd();
     let calls: Body[] = [];
     if (holdContent) {
       const parsed = toolCallsOf(chat, heldContent);
