@@ -1,20 +1,21 @@
 // AVX-512 VNNI matmul with int8 activations for prefill-shaped products (m > SMALL_M rows of x):
-// out[m, rows] = x[m, cols] · Wᵀ for Q4_0, Q8_0, Q4_K and Q6_K weights, the way llama.cpp multiplies them.
+// out[m, rows] = x[m, cols] · Wᵀ for Q4_0, Q5_0, Q8_0, Q4_K and Q6_K weights, the way llama.cpp
+// multiplies them.
 //
 //  - x is rounded to int8 once per call, exactly as ggml's CPU backend does: q = round(x · 127 / amax)
-//    (nearest, ties to even) per 32 values with the scale d = amax / 127 stored in f16 (Q4_0 and
-//    Q8_0: ggml's q8_0), or per 256 values with d in f32 (Q4_K and Q6_K: ggml's q8_K). Matching
+//    (nearest, ties to even) per 32 values with the scale d = amax / 127 stored in f16 (Q4_0,
+//    Q5_0 and Q8_0: ggml's q8_0), or per 256 values with d in f32 (Q4_K and Q6_K: ggml's q8_K). Matching
 //    ggml's rounding bit for bit (the f16 scale included) makes our logits agree with llama.cpp's
 //    to ~1e-3 instead of the ~0.3 nats that any other 8-bit rounding differs by. The result is then the exact product of the dequantized weights and
 //    the rounded activations, up to f32 rounding (see test/tensor/int8-matmul.test.ts).
-//  - Each task unpacks a panel of 32 weight rows once into unsigned bytes (Q4: 0..15, Q6_K:
-//    0..63, Q8_0: the int8 value + 128), interleaved by 4
+//  - Each task unpacks a panel of 32 weight rows once into unsigned bytes (Q4: 0..15, Q5_0:
+//    0..31, Q6_K: 0..63, Q8_0: the int8 value + 128), interleaved by 4
 //    columns: panel[g][row][4] holds columns 4g..4g+3 of the 32 rows, so one 64-byte load gives 16
 //    rows and vpdpbusd against 4 broadcast activation bytes adds 4 products into each row's lane.
 //  - The microkernel holds MR activation rows x 32 weight rows of int32 sums for one 32-column
 //    block (16 for Q6_K), then scales them into f32 accumulators: 8 (4) vpdpbusd per conversion.
-//  - Offsets: Q4_0's "- 8" (Q8_0's "+ 128", Q6_K's "- 32") is the int32 sums' starting value
-//    (-8 · (-128 ·, -32 ·) the sum of the block's int8 x);
+//  - Offsets: Q4_0's "- 8" (Q5_0's "- 16", Q8_0's "+ 128", Q6_K's "- 32") is the int32 sums'
+//    starting value (-8 · (-16 ·, -128 ·, -32 ·) the sum of the block's int8 x);
 //    Q4_K's minimums are dmin · (mins · sums of int8 x per 32) with vpdpwssd on int16 pairs.
 // Included by kernels_impl.h when __AVX512F__, after matvec_vnni.h (FRUGAL_VNNI, kScaleBytes).
 
@@ -25,7 +26,7 @@ constexpr int INT8_MR = 6;
 struct Int8Rows {
   int8_t* q;
   float* d;        // [m][cols / scaleBlock]
-  int32_t* sums;   // Q4_0, Q8_0: [m][cols / 32] of -8 · sum, -128 · sum; Q4_K: [m][cols / 64] int16 pairs
+  int32_t* sums;   // Q4_0, Q5_0, Q8_0: [m][cols / 32] of -8 · sum, -16 · sum, -128 · sum; Q4_K: [m][cols / 64] int16 pairs
                    // (sum of 32, sum of next 32); Q6_K: [m][cols / 16] of -32 · sum
   int64_t cols;
   int64_t scaleBlock;  // 32 or 256
@@ -60,7 +61,7 @@ FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t
           r.sums[i * (cols / 16) + 2 * block] = -32 * first;
           r.sums[i * (cols / 16) + 2 * block + 1] = -32 * (sum - first);
         } else if (dtype != DT_Q4_K) {
-          r.sums[i * (cols / 32) + block] = (dtype == DT_Q4_0 ? -8 : -128) * sum;
+          r.sums[i * (cols / 32) + block] = (dtype == DT_Q4_0 ? -8 : dtype == DT_Q5_0 ? -16 : -128) * sum;
         } else {
           uint32_t* pair = reinterpret_cast<uint32_t*>(r.sums) + i * (cols / 64) + block / 2;
           const uint32_t bits = static_cast<uint16_t>(static_cast<int16_t>(sum));
@@ -74,7 +75,7 @@ FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t
 /** One task's unpacked weights: 32 rows (zero past the last row) over all columns. */
 struct Panel {
   uint8_t* q;       // [cols / 4 rounded up to 16][32][4]
-  float* scale;     // [cols / 32][32]: Q4_0 / Q8_0 d, Q4_K d · sc; Q6_K: [cols / 16][32] d · sc
+  float* scale;     // [cols / 32][32]: Q4_0 / Q5_0 / Q8_0 d, Q4_K d · sc; Q6_K: [cols / 16][32] d · sc
   float* dmin;      // Q4_K: [cols / 256][32]
   int32_t* mins;    // Q4_K: [cols / 64][32] int16 pairs (mn of 2p, mn of 2p + 1)
 };
@@ -103,9 +104,12 @@ FRUGAL_VNNI inline void storeGroups(__m512i (&r)[16], uint8_t* dst) {
   for (int g = 0; g < 16; g++) _mm512_store_si512(reinterpret_cast<__m512i*>(dst + g * PANEL_ROWS * 4), _mm512_castps_si512(f[g]));
 }
 
+/** Q4_0 (or Q5_0 with its fifth bits) as bytes 0..15 (0..31) in column order, with d. */
 FRUGAL_VNNI void unpackPanelQ4_0(const Weight& w, int64_t r0, const Panel& p) {
   const int64_t blocks = w.cols / 32, stride = rowBytes(w);
-  const __m512i nibble = _mm512_set1_epi8(15);
+  const bool q5 = w.dtype == DT_Q5_0;
+  const int64_t blockBytes = q5 ? 22 : 18, quants = q5 ? 6 : 2;
+  const __m512i nibble = _mm512_set1_epi8(15), fifth = _mm512_set1_epi8(16);
   for (int half = 0; half < 2; half++) {
     for (int64_t b = 0; b < blocks; b += 2) {
       const bool second = b + 1 < blocks;
@@ -119,15 +123,19 @@ FRUGAL_VNNI void unpackPanelQ4_0(const Weight& w, int64_t r0, const Panel& p) {
           if (second) p.scale[(b + 1) * PANEL_ROWS + lane] = 0.0f;
           continue;
         }
-        const uint8_t* blk = w.data + row * stride + b * 18;
-        const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-        const __m128i q1 = second ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 20)) : _mm_setzero_si128();
+        const uint8_t* blk = w.data + row * stride + b * blockBytes;
+        const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + quants));
+        const __m128i q1 = second ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + blockBytes + quants)) : _mm_setzero_si128();
         const __m256i q = _mm256_set_m128i(q1, q0);
         // [lo 0 | lo 1 | hi 0 | hi 1] -> [lo 0 | hi 0 | lo 1 | hi 1]: the column order of the two blocks.
         const __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), nibble);
         r[t] = _mm512_shuffle_i64x2(z, z, 0xD8);
+        if (q5) {  // bit j of qh is the fifth bit of column j
+          const uint64_t high = read32(blk + 2) | (second ? static_cast<uint64_t>(read32(blk + blockBytes + 2)) << 32 : 0);
+          r[t] = _mm512_or_si512(r[t], _mm512_maskz_mov_epi8(high, fifth));
+        }
         p.scale[b * PANEL_ROWS + lane] = halfToFloat(read16(blk));
-        if (second) p.scale[(b + 1) * PANEL_ROWS + lane] = halfToFloat(read16(blk + 18));
+        if (second) p.scale[(b + 1) * PANEL_ROWS + lane] = halfToFloat(read16(blk + blockBytes));
       }
       storeGroups(r, p.q + (b / 2 * 16 * PANEL_ROWS + 16 * half) * 4);
     }
@@ -256,7 +264,7 @@ FRUGAL_VNNI inline void blockDots(__m512i (&acc)[MR][2], const uint8_t* pw, cons
   }
 }
 
-/** out rows i0 .. i0 + MR, columns r0 .. r0 + n of the Q4_0 (or Q8_0) product from panel p. */
+/** out rows i0 .. i0 + MR, columns r0 .. r0 + n of the Q4_0 (or Q5_0, Q8_0) product from panel p. */
 template <int MR>
 FRUGAL_VNNI void tileQ4_0(const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
   const int64_t cols = x.cols, blocks = cols / 32;
@@ -400,7 +408,7 @@ FRUGAL_VNNI void int8Panels(void* ctx, int64_t t0, int64_t t1, int) {
   for (int64_t t = t0; t < t1; t++) {
     const int64_t r0 = t * PANEL_ROWS;
     const int n = static_cast<int>(imin(PANEL_ROWS, w.rows - r0));
-    if (w.dtype == DT_Q4_0) unpackPanelQ4_0(w, r0, p);
+    if (w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0) unpackPanelQ4_0(w, r0, p);
     else if (w.dtype == DT_Q8_0) unpackPanelQ8_0(w, r0, p);
     else if (w.dtype == DT_Q6_K) unpackPanelQ6_K(w, r0, p);
     else unpackPanelQ4_K(w, r0, p);
@@ -419,9 +427,11 @@ FRUGAL_VNNI void int8Panels(void* ctx, int64_t t0, int64_t t1, int) {
 }
 
 /** Whether gemmInt8 handles this weight type. */
-inline bool int8GemmType(int dtype) { return dtype == DT_Q4_0 || dtype == DT_Q8_0 || dtype == DT_Q4_K || dtype == DT_Q6_K; }
+inline bool int8GemmType(int dtype) {
+  return dtype == DT_Q4_0 || dtype == DT_Q5_0 || dtype == DT_Q8_0 || dtype == DT_Q4_K || dtype == DT_Q6_K;
+}
 
-/** out[m, rows] = round8(x) · Wᵀ for Q4_0 / Q8_0 / Q4_K / Q6_K weights (rows, cols > 0). */
+/** out[m, rows] = round8(x) · Wᵀ for Q4_0 / Q5_0 / Q8_0 / Q4_K / Q6_K weights (rows, cols > 0). */
 void gemmInt8(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols, sb = int8ScaleBlock(w.dtype);
   const int64_t qBytes = (m * cols + 63) / 64 * 64;

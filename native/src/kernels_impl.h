@@ -765,7 +765,7 @@ void matmul(float* out, const float* x, int64_t m, const Weight& w) {
 #include "matvec_vnni.h"
 #include "gemm_int8.h"
 
-/** matmul for CPUs with AVX-512 VNNI, int8 activations for prefill only: Q4_0, Q8_0, Q4_K and Q6_K with m > SMALL_M. */
+/** matmul for CPUs with AVX-512 VNNI, int8 activations for prefill only: Q4_0, Q5_0, Q8_0, Q4_K and Q6_K with m > SMALL_M. */
 void matmulVnniPrefill(float* out, const float* x, int64_t m, const Weight& w) {
   if (int8GemmType(w.dtype) && m > SMALL_M && w.rows > 0 && w.cols > 0) {
     gemmInt8(out, x, m, w);
@@ -774,7 +774,7 @@ void matmulVnniPrefill(float* out, const float* x, int64_t m, const Weight& w) {
   matmul(out, x, m, w);
 }
 
-/** matmul for CPUs with AVX-512 VNNI, int8 activations everywhere: Q4_K and Q4_0 with any m, Q8_0 and Q6_K with m > SMALL_M. */
+/** matmul for CPUs with AVX-512 VNNI, int8 activations everywhere: Q4_K and Q4_0 with any m, Q5_0, Q8_0 and Q6_K with m > SMALL_M. */
 void matmulVnni(float* out, const float* x, int64_t m, const Weight& w) {
   if ((w.dtype == DT_Q4_K || w.dtype == DT_Q4_0) && m >= 1 && m <= SMALL_M && w.rows > 0 && w.cols > 0) {
     matvecVnni(out, x, m, w);

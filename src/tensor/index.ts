@@ -2,7 +2,7 @@
  * Picks the compute backend once per process: the native addon when it loads (unless
  * FRUGAL_BACKEND=ref), else the pure TypeScript ref backend, with one warning line on stderr.
  * FRUGAL_SIMD=avx2|scalar lowers the addon's SIMD level; FRUGAL_THREADS sets its thread count;
- * On the AVX-512 VNNI level, Q4_0/Q8_0/Q4_K/Q6_K prefill matmuls (m > 16) round activations to
+ * On the AVX-512 VNNI level, Q4_0/Q5_0/Q8_0/Q4_K/Q6_K prefill matmuls (m > 16) round activations to
  * int8 like llama.cpp; FRUGAL_INT8=0 turns that off, FRUGAL_INT8=1 also uses int8 in the m <= 16 matvecs.
  */
 import type { Backend } from './backend.js';

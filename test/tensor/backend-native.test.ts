@@ -6,8 +6,8 @@
 //    Cauchy-Schwarz bound for random data, worst case k · 6e-8); ref sums in doubles. Quantized
 //    weights are compared with ref's dequantize-then-multiply, and the native kernels also
 //    dequantize to f32 in registers (activations are not quantized), so the same bound holds.
-//  - except where activations are quantized to int8 ('avx512-vnni' level, q4_k and q4_0 (q8_0 and
-//    q6_k for m > 16): with setInt8('all') / FRUGAL_INT8=1 every m, by default only m > 16; the first pass below sets
+//  - except where activations are quantized to int8 ('avx512-vnni' level, q4_k and q4_0 (q5_0,
+//    q8_0 and q6_k for m > 16): with setInt8('all') / FRUGAL_INT8=1 every m, by default only m > 16; the first pass below sets
 //    'off'): each x value is then rounded to within amax(its block) / 254 (blocks of 32 values,
 //    256 for q4_k and q6_k with m > 16; the m > 16 kernel keeps a 32-block's scale in f16 as
 //    ggml does, which adds amax / 2048), so the bound adds sum over blocks of that · sum |w| over
@@ -142,7 +142,7 @@ test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip },
  * gemm_int8.h above), or 0 when a matmul keeps x in f32: int8 only with setInt8('all') here.
  */
 function int8Block(int8: boolean, dtype: DType, m: number): number {
-  if (!int8 || !(dtype === 'q4_k' || dtype === 'q4_0' || ((dtype === 'q8_0' || dtype === 'q6_k') && m > 16))) return 0;
+  if (!int8 || !(dtype === 'q4_k' || dtype === 'q4_0' || (['q5_0', 'q8_0', 'q6_k'].includes(dtype) && m > 16))) return 0;
   return dtype.endsWith('_k') && m > 16 ? 256 : 32;
 }
 

@@ -1,10 +1,11 @@
-// The int8-activation matmul for prefill-shaped products (native/src/gemm_int8.h: Q4_0, Q8_0, Q6_K and
-// Q4_K weights, m > 16 rows of x, AVX-512 VNNI level; the default there, FRUGAL_INT8=0 turns it off).
-// Tolerances:
+// The int8-activation matmul for prefill-shaped products (native/src/gemm_int8.h: Q4_0, Q5_0,
+// Q8_0, Q4_K and Q6_K weights, m > 16 rows of x, AVX-512 VNNI level; the default there,
+// FRUGAL_INT8=0 turns it off). Tolerances:
 //  - against the exact same math (ref's dequantized weights times x rounded here the way the
 //    kernel and ggml round it: q = x · 127 / amax to nearest, ties to even, per 32 values with
-//    d = amax / 127 in f16 for Q4_0 and Q8_0, per 256 values with d in f32 for Q4_K and Q6_K): |native - ref| <= 2e-5 · ‖rounded row of x‖ · ‖row of W‖, the
-//    f32-summation bound of the other matmul tests (the int8 products themselves are exact);
+//    d = amax / 127 in f16 for Q4_0, Q5_0 and Q8_0, per 256 values with d in f32 for Q4_K and
+//    Q6_K): |native - ref| <= 2e-5 · ‖rounded row of x‖ · ‖row of W‖, the f32-summation bound of
+//    the other matmul tests (the int8 products themselves are exact);
 //  - against the f32 path (ref with x itself): that bound plus the worst case of the rounding,
 //    sum over scale blocks of (amax / 254 + amax / 2048 for an f16 d) · sum |w| over the block.
 import assert from 'node:assert/strict';
@@ -90,7 +91,7 @@ function awkwardActivations(m: number, cols: number, seed: number): Float32Array
   return x;
 }
 
-const INT8_TYPES: [DType, number][] = [['q4_0', 32], ['q8_0', 32], ['q4_k', 256], ['q6_k', 256]];
+const INT8_TYPES: [DType, number][] = [['q4_0', 32], ['q5_0', 32], ['q8_0', 32], ['q4_k', 256], ['q6_k', 256]];
 
 function colsFor(dtype: DType): number[] {
   return dtype.endsWith('_k') ? [256, 1280] : [32, 64, 32 * 41];
