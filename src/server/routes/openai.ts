@@ -270,7 +270,8 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
     });
   }
 
-  const stream = new EventStream(reply);
+  // headers with the first write: a keep-alive comment now, or the role chunk when the generation starts
+  const stream = new EventStream(reply, 'sse', false);
   if (mustWait(ctx)) stream.keepAlive(ctx.settings.keepAliveMs);
   const chunk = (delta: Body, extra: Body = {}): Body => ({
     id, object: 'chat.completion.chunk', created, model: chat.modelName, system_fingerprint: FINGERPRINT,
