@@ -1,8 +1,13 @@
 /**
- * Speculative decoding benchmark (`npm run bench:mtp [-- --model FILE --tokens N --k K]`):
+ * Speculative decoding benchmark (`npm run bench:mtp [-- --model FILE --tokens N --k K --repeats R]`):
  * greedy tokens/s without and with MTP self-drafting (same run, same prompt), acceptance rate,
  * tokens per main-model forward and speedup; then the same for n-gram drafting on a repetitive
- * prompt. Default model: models/frugal-r1-tiny.gguf when it exists, else a tiny random-weight
+ * prompt. The variants run interleaved (plain, k=1, k=2, ..., plain, ...) R times after a
+ * warm-up; tokens/s is the median of the R runs (best in parentheses), and the speedup is the
+ * median over the rounds of (variant / plain of the same round), which a machine shared with
+ * other work disturbs least. The process CPU time per generated token (prompt included; all
+ * threads) is printed too: with FRUGAL_THREADS=1 it measures the work itself, whatever else the
+ * machine runs. Default model: models/frugal-r1-tiny.gguf when it exists, else a tiny random-weight
  * deepseek2 with an MTP module, built in a temporary directory (its MTP acceptance is then
  * meaningless: an untrained module guesses).
  */
@@ -25,7 +30,7 @@ const { values } = parseArgs({
 });
 const tokens = Number(values.tokens ?? 64);
 const mtpK = values.k !== undefined ? [Number(values.k)] : [1, 2, 3];
-const repeats = Number(values.repeats ?? 3);
+const repeats = Number(values.repeats ?? 9);
 
 let path = values.model ?? 'models/frugal-r1-tiny.gguf';
 let tmp = '';
@@ -43,28 +48,40 @@ try {
   const model: CausalLM = loaded.model;
   const tokenizer: GenerationTokenizer = loaded.tokenizer!;
   console.log(`model: ${path} (${model.info.architecture}, ${(model.info.parameterCount / 1e6).toFixed(1)}M parameters${random ? ', RANDOM WEIGHTS: acceptance rates are meaningless' : ''})`);
-  console.log(`backend: ${describeBackend()}; greedy, ${tokens} tokens per run; best of ${repeats} runs (interleaved) after a warm-up\n`);
+  console.log(`backend: ${describeBackend()}; greedy, ${tokens} tokens per run; ${repeats} interleaved rounds after a warm-up: median tokens/s (best), median speedup per round\n`);
 
   const run = async (text: string, speculative?: SpeculativeOptions) => {
     const request: GenerationRequest = { text, sampling: { temperature: 0 }, maxTokens: tokens, stopTokenIds: [], thinking: 'off' };
+    const before = process.cpuUsage();
     const r = await collect(speculative ? generateSpeculative(model, tokenizer, { ...request, speculative }) : generate(model, tokenizer, request));
-    return { tokens: r.tokens, tps: r.done.timings.tokensPerSecond, stats: (r.done as Partial<SpeculativeDoneEvent>).speculative };
+    const cpu = process.cpuUsage(before);
+    const cpuPerToken = (cpu.user + cpu.system) / Math.max(1, r.tokens.length);
+    return { tokens: r.tokens, tps: r.done.timings.tokensPerSecond, cpuPerToken, stats: (r.done as Partial<SpeculativeDoneEvent>).speculative };
   };
   type Result = Awaited<ReturnType<typeof run>>;
-  const best = (a: Result | undefined, b: Result): Result => (a && a.tps >= b.tps ? a : b);
+  const median = (values: number[]): number => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  const tps = (results: Result[]): string =>
+    `${median(results.map((r) => r.tps)).toFixed(1).padStart(8)} tokens/s (${Math.max(...results.map((r) => r.tps)).toFixed(0).padStart(5)})  ` +
+    `cpu ${median(results.map((r) => r.cpuPerToken)).toFixed(0).padStart(4)} us/token`;
   const compare = async (label: string, text: string, variants: SpeculativeOptions[]) => {
     const all: (SpeculativeOptions | undefined)[] = [undefined, ...variants];
     for (const v of all) await run(text, v); // warm-up
-    const results: (Result | undefined)[] = all.map(() => undefined);
-    for (let i = 0; i < repeats; i++) for (const [j, v] of all.entries()) results[j] = best(results[j], await run(text, v));
+    const results: Result[][] = all.map(() => []);
+    for (let i = 0; i < repeats; i++) for (const [j, v] of all.entries()) results[j]!.push(await run(text, v));
     const plain = results[0]!;
-    console.log(`${label}\n  plain            ${plain.tps.toFixed(1).padStart(8)} tokens/s`);
+    console.log(`${label}\n  ${'plain'.padEnd(16)} ${tps(plain)}`);
     for (const [j, v] of variants.entries()) {
-      const r = results[j + 1]!;
-      const s = r.stats!;
-      const same = r.tokens.join() === plain.tokens.join() ? 'same tokens' : 'TOKENS DIFFER';
+      const rs = results[j + 1]!;
+      const s = rs[0]!.stats!;
+      const same = rs.every((r, i) => r.tokens.join() === plain[i]!.tokens.join()) ? 'same tokens' : 'TOKENS DIFFER';
+      const speedup = median(rs.map((r, i) => r.tps / plain[i]!.tps));
+      const cpuSpeedup = median(plain.map((r) => r.cpuPerToken)) / median(rs.map((r) => r.cpuPerToken));
       console.log(
-        `  ${`${v.method} k=${v.draftTokens}`.padEnd(16)} ${r.tps.toFixed(1).padStart(8)} tokens/s  speedup ${(r.tps / plain.tps).toFixed(2)}x  ` +
+        `  ${`${v.method} k=${v.draftTokens}`.padEnd(16)} ${tps(rs)}  speedup ${speedup.toFixed(2)}x (cpu ${cpuSpeedup.toFixed(2)}x)  ` +
           `acceptance ${(s.acceptanceRate * 100).toFixed(1)}% (${s.accepted}/${s.proposed})  ${s.tokensPerForward.toFixed(2)} tokens/forward  ${same}`,
       );
     }
