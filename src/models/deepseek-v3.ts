@@ -17,8 +17,7 @@ import {
   mhaCacheWidth, mlaCacheWidth, mlaFusedWeightValues, mlaForwardFused, mlaForwardSegments,
 } from '../nn/mla.js';
 import {
-  type FfnFusedWeights, type FfnWeights, type MoeFusedWeights, type MoeWeights, type RouterConfig,
-  ffnForward, ffnForwardFused, ffnFusedValues, fuseFfn, fuseMoe, moeForward, moeForwardFused, moeFusedValues,
+  type FfnWeights, type MoeFusedWeights, type MoeWeights, type RouterConfig, ffnForward, fuseMoe, moeForward, moeForwardFused, moeFusedValues,
 } from '../nn/moe.js';
 import { mlaForwardBatch } from '../nn/mla-batch.js';
 import { type MtpWeights, mtpForwardStates } from '../nn/mtp.js';
@@ -184,14 +183,20 @@ function layerParams(l: DeepseekLayerWeights, topK: number): [number, number] {
 }
 
 /**
- * Largest fused MLA weights, and largest stacked FFN copies, kept per layer (f32 values, 16 MiB
+ * Largest fused MLA weights, and largest stacked MoE copies, kept per layer (f32 values, 16 MiB
  * each): they pay off where kernel calls, not weight reads, bound a decode step (small models); a
  * large model keeps only its own weights.
  */
 const FUSED_WEIGHT_VALUES = 4 << 20;
 
-/** Most rows that take the stacked FFN weights (past that, a matmul costs its arithmetic, not its call). */
+/** Most rows that take the stacked MoE weights (past that, a matmul costs its arithmetic, not its call). */
 const STACKED_FFN_TOKENS = 16;
+
+/**
+ * Largest stacked MoE matrix (f32 values, 256 KiB: what the native matvec still runs on one thread;
+ * a larger one would go to the thread pool, which costs more than the call it saves).
+ */
+const STACKED_MATRIX_VALUES = 64 << 10;
 
 export class DeepseekModel implements CausalLM {
   readonly info: ModelInfo;
@@ -203,8 +208,8 @@ export class DeepseekModel implements CausalLM {
   private readonly scratch = new ScratchBuffers();
   /** Per layer (MTP blocks after the main ones): fused MLA weights, null where not used; built on first use. */
   private readonly fusedWeights: (MlaFusedWeights | null | undefined)[];
-  /** Per layer, like fusedWeights: the FFN's stacked weights. */
-  private readonly stackedFfn: (FfnFusedWeights | MoeFusedWeights | null | undefined)[];
+  /** Per layer, like fusedWeights: the MoE layer's stacked weights. */
+  private readonly stackedFfn: (MoeFusedWeights | null | undefined)[];
 
   constructor(readonly config: DeepseekConfig, readonly weights: DeepseekWeights, options: DeepseekOptions = {}) {
     if (weights.layers.length !== config.numLayers) {
@@ -409,22 +414,28 @@ export class DeepseekModel implements CausalLM {
     const stacked = tokens <= STACKED_FFN_TOKENS ? this.stackedFfnOf(index, layer) : null;
     let f: Float32Array;
     if (layer.moe) {
-      f = stacked ? moeForwardFused(b, this.config.router, layer.moe, stacked as MoeFusedWeights, h, tokens, this.scratch) : moeForward(b, this.config.router, layer.moe, h, tokens, this.scratch);
+      f = stacked ? moeForwardFused(b, this.config.router, layer.moe, stacked, h, tokens, this.scratch) : moeForward(b, this.config.router, layer.moe, h, tokens, this.scratch);
     } else if (layer.dense) {
-      f = stacked ? ffnForwardFused(b, layer.dense, stacked as FfnFusedWeights, h, tokens, this.scratch) : ffnForward(b, layer.dense, h, tokens, this.scratch);
+      f = ffnForward(b, layer.dense, h, tokens, this.scratch);
     } else {
       throw new Error(`layer ${index} has neither a dense FFN nor experts`);
     }
     b.add(x, x, f, tokens * d);
   }
 
-  /** The stacked FFN weights of a layer (f32, small enough; moe.ts), built on first use; null when not used. */
-  private stackedFfnOf(index: number, layer: DeepseekLayerWeights): FfnFusedWeights | MoeFusedWeights | null {
+  /**
+   * The stacked weights of a MoE layer (moe.ts: f32, each stacked matrix at most
+   * STACKED_MATRIX_VALUES), built on first use; null when not used. A dense FFN is not stacked: its
+   * matrices are already large enough that one call more costs nothing measurable.
+   */
+  private stackedFfnOf(index: number, layer: DeepseekLayerWeights): MoeFusedWeights | null {
     let stacked = this.stackedFfn[index];
     if (stacked === undefined) {
-      const values = layer.moe ? moeFusedValues(layer.moe) : layer.dense ? ffnFusedValues(layer.dense) : undefined;
-      const fits = values !== undefined && values <= FUSED_WEIGHT_VALUES;
-      stacked = this.stackedFfn[index] = !fits ? null : layer.moe ? fuseMoe(this.backend, layer.moe) : fuseFfn(this.backend, layer.dense!);
+      const moe = layer.moe;
+      const values = moe ? moeFusedValues(moe) : undefined;
+      const largest = moe ? Math.max(moe.router.rows + 2 * (moe.shared?.gate.rows ?? 0), ...moe.experts.map((e) => 2 * e.gate.rows)) * moe.router.cols : 0;
+      const fits = moe !== undefined && values !== undefined && values <= FUSED_WEIGHT_VALUES && largest <= STACKED_MATRIX_VALUES;
+      stacked = this.stackedFfn[index] = fits ? fuseMoe(this.backend, moe) : null;
     }
     return stacked;
   }
