@@ -435,13 +435,19 @@ export function mlaForwardFused(
     positions: skipped === 0 ? positions : positions.subarray(skipped), invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
   });
 
-  // The new rows' latents and rope keys, straight into the cache.
+  // The new rows' latents and rope keys, straight into the cache; several rows' latents are
+  // normalized in one call on a contiguous copy.
   const rows = cache.rows;
   const latents = rows.subarray(startPos * width, keys * width);
   backend.matmul(latents, x, tokens, w.kvA);
-  for (let t = 0; t < tokens; t++) {
-    const latent = latents.subarray(t * width, t * width + r);
+  if (tokens === 1) {
+    const latent = latents.subarray(0, r);
     backend.rmsNorm(latent, latent, w.kvANorm, 1, r, cfg.rmsNormEps);
+  } else {
+    const packed = scratch.f32('mla.packedLatents', tokens * r);
+    for (let t = 0; t < tokens; t++) packed.set(latents.subarray(t * width, t * width + r), t * r);
+    backend.rmsNorm(packed, packed, w.kvANorm, tokens, r, cfg.rmsNormEps);
+    for (let t = 0; t < tokens; t++) latents.set(packed.subarray(t * r, (t + 1) * r), t * width);
   }
   backend.rope(latents, {
     tokens, heads: 1, tokenStride: width, headStride: width, offset: r, ropeDim: rope,

@@ -303,13 +303,24 @@ export function fuseMoe(backend: Backend, w: MoeWeights): MoeFusedWeights {
 
 /**
  * silu(gate) · up for `tokens` rows of [gate | up] pairs (each of `width` values, `stride` apart
- * from one row to the next, starting at `offset`), into act [tokens, width].
+ * from one row to the next, starting at `offset`), into act [tokens, width]. Several rows are
+ * first gathered into contiguous gates and ups (copies), so that one kernel call does them all.
  */
-function siluMulRows(backend: Backend, act: Float32Array, gu: Float32Array, tokens: number, width: number, stride: number, offset: number): void {
+function siluMulRows(
+  backend: Backend, act: Float32Array, gu: Float32Array, tokens: number, width: number, stride: number, offset: number, scratch: ScratchBuffers,
+): void {
+  if (tokens === 1) {
+    backend.siluMul(act.subarray(0, width), gu.subarray(offset, offset + width), gu.subarray(offset + width, offset + 2 * width), width);
+    return;
+  }
+  const gates = scratch.f32('ffn.gates', tokens * width);
+  const ups = scratch.f32('ffn.ups', tokens * width);
   for (let t = 0; t < tokens; t++) {
     const g = t * stride + offset;
-    backend.siluMul(act.subarray(t * width, (t + 1) * width), gu.subarray(g, g + width), gu.subarray(g + width, g + 2 * width), width);
+    gates.set(gu.subarray(g, g + width), t * width);
+    ups.set(gu.subarray(g + width, g + 2 * width), t * width);
   }
+  backend.siluMul(act.subarray(0, tokens * width), gates, ups, tokens * width);
 }
 
 /** ffnForward with the stacked gate and up (one matmul fewer); the output is the scratch buffer `outName`. */
@@ -320,7 +331,7 @@ export function ffnForwardFused(
   const gu = scratch.f32('ffn.gateUp', tokens * 2 * width);
   backend.matmul(gu, x, tokens, fused.gateUp);
   const act = scratch.f32('ffn.act', tokens * width);
-  siluMulRows(backend, act, gu, tokens, width, 2 * width, 0);
+  siluMulRows(backend, act, gu, tokens, width, 2 * width, 0, scratch);
   const out = scratch.f32(outName, tokens * w.down.rows);
   backend.matmul(out, act, tokens, w.down);
   return out;
@@ -354,7 +365,7 @@ export function moeForwardFused(
   const out = scratch.f32('moe.out', tokens * hidden);
   if (w.shared) {
     const act = scratch.f32('moe.sharedAct', tokens * fs);
-    siluMulRows(backend, act, rs, tokens, fs, stride, E);
+    siluMulRows(backend, act, rs, tokens, fs, stride, E, scratch);
     backend.matmul(out, act, tokens, w.shared.down);
   } else {
     out.fill(0);
