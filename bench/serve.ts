@@ -5,7 +5,8 @@
  * different lengths).
  *
  * Both sides serve the same work: `streams x rounds` streamed requests (request i: its own prompt
- * and seed i). "1 stream" sends them one after another; "8 streams" keeps 8 requests in flight
+ * and seed i; the prompts are test problems of the shipped model's task families, which it answers
+ * with a worked thought, as its users would ask). "1 stream" sends them one after another; "8 streams" keeps 8 requests in flight
  * (each client sends its next request as soon as its last one ends). Each measurement is repeated
  * (1 and 8 streams interleaved) and the median ratio is printed with the range, plus the CPU time
  * the process spent per token (the clients run in the same process). Loopback only, some seconds.
@@ -19,6 +20,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeTinyDenseGguf } from '../src/models/tiny.js';
 import { createServer } from '../src/server/app.js';
+import { getTask } from '../src/train/tasks/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -38,6 +40,8 @@ const streams = Number(values.streams);
 const rounds = Number(values.rounds);
 const repeats = Number(values.repeats);
 const requests = streams * rounds;
+const families = ['arithmetic', 'linear', 'countdown'];
+const prompts = Array.from({ length: requests }, (_, i) => getTask(families[i % families.length]!).generate(1, { seed: 100 + i, difficulty: 1, split: 'test' })[0]!.prompt);
 
 const dir = mkdtempSync(join(tmpdir(), 'frugal-bench-serve-'));
 const path = values.model ?? join(dir, 'bench.gguf');
@@ -58,7 +62,7 @@ const agent = new Agent({ keepAlive: true, maxSockets: streams });
  */
 function stream(i: number): Promise<number> {
   const body = JSON.stringify({
-    model: 'deepseek-chat', messages: [{ role: 'user', content: `stream number ${i}` }], max_tokens: tokens, stream: true,
+    model: 'deepseek-reasoner', messages: [{ role: 'user', content: prompts[i % prompts.length]! }], max_tokens: tokens, stream: true,
     stream_options: { include_usage: true }, temperature: 1, seed: i,
   });
   return new Promise((resolve, reject) => {
