@@ -402,6 +402,96 @@ void dotRowsQ4_0(const Weight& w, int64_t r, const float* x, float* res) {
   for (int i = 0; i < R; i++) res[i] = _mm512_reduce_add_ps(_mm512_add_ps(even[i], odd[i]));
 }
 
+/**
+ * Small m > 1 (speculative verification, batched decoding): R weight rows against G <= 2
+ * activation rows over the rows' whole length, like dotRowsWhole. Each 32-weight piece is decoded
+ * once and multiplied into the G rows, so a token more costs FMAs, not another pass over the
+ * weights (a model whose weights stream from DRAM verifies 2-4 tokens for about the price of one).
+ */
+template <class D, int R, int G>
+void dotRowsWholeMany(const Weight& w, int64_t r, const float* x, int64_t ldx, float* out, int64_t ldo) {
+  constexpr int P = D::E / 32;
+  const int64_t stride = rowBytes(w), blocks = w.cols / D::E;
+  const uint8_t* base = w.data + r * stride;
+  __m512 acc[R][G][2];
+  for (int i = 0; i < R; i++)
+    for (int g = 0; g < G; g++) acc[i][g][0] = acc[i][g][1] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; b++) {
+    const uint8_t* blk = base + b * D::B;
+    typename D::State s[R];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+      if (PREFETCH_BYTES > 0 && (D::B >= 64 || (b & 1) == 0)) _mm_prefetch(reinterpret_cast<const char*>(blk + i * stride + PREFETCH_BYTES), _MM_HINT_T0);
+      D::prepare(blk + i * stride, s[i]);
+    }
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++) {
+      __m512 x0[G], x1[G];
+#pragma GCC unroll 4
+      for (int g = 0; g < G; g++) {
+        x0[g] = _mm512_loadu_ps(x + g * ldx + b * D::E + 32 * p);
+        x1[g] = _mm512_loadu_ps(x + g * ldx + b * D::E + 32 * p + 16);
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < R; i++) {
+        __m512 lo, hi;
+        D::piece(blk + i * stride, s[i], p, lo, hi);
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+          acc[i][g][0] = _mm512_fmadd_ps(lo, x0[g], acc[i][g][0]);
+          acc[i][g][1] = _mm512_fmadd_ps(hi, x1[g], acc[i][g][1]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < R; i++)
+    for (int g = 0; g < G; g++) out[g * ldo + r + i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][g][0], acc[i][g][1]));
+}
+
+/**
+ * One block of R weight rows against all m activation rows, 2 at a time: 4 rows x 2 activations
+ * keep 16 accumulators in registers, and 4 weight-row streams in flight (as m = 1 has) keep the
+ * memory busy; the next pair of activations reads the block's bytes from L1.
+ */
+template <class D, int R>
+void dotRowsWholeGroups(const Weight& w, int64_t r, const float* x, int64_t m, float* out) {
+  for (int64_t i = 0; i < m; i += 2) {
+    const float* xi = x + i * w.cols;
+    float* oi = out + i * w.rows;
+    if (m - i >= 2) dotRowsWholeMany<D, R, 2>(w, r, xi, w.cols, oi, w.rows);
+    else dotRowsWholeMany<D, R, 1>(w, r, xi, w.cols, oi, w.rows);
+  }
+}
+
+template <class D>
+void matvecFewRows(const Weight& w, const float* x, int64_t m, float* out, int64_t r0, int64_t r1) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) dotRowsWholeGroups<D, 4>(w, r, x, m, out);
+  for (; r < r1; r++) dotRowsWholeGroups<D, 1>(w, r, x, m, out);
+}
+
+/** Whether matvecFewWhole handles this dtype. */
+bool hasFewWhole(int dtype) {
+  return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_1 || dtype == DT_Q5_0 || dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K;
+}
+
+/**
+ * out[i * w.rows + r] for r in [r0, r1), i < m: rows of W · x_i with x unpacked (row i at
+ * x + i * w.cols); false when the dtype has no whole-row kernel.
+ */
+bool matvecFewWhole(const Weight& w, const float* x, int64_t m, float* out, int64_t r0, int64_t r1) {
+  switch (w.dtype) {
+    case DT_Q8_0: matvecFewRows<DecQ8_0>(w, x, m, out, r0, r1); return true;
+    case DT_Q4_0: matvecFewRows<DecQ4_0>(w, x, m, out, r0, r1); return true;
+    case DT_Q4_1: matvecFewRows<DecQ4_1>(w, x, m, out, r0, r1); return true;
+    case DT_Q5_0: matvecFewRows<DecQ5_0>(w, x, m, out, r0, r1); return true;
+    case DT_Q4_K: matvecFewRows<DecQ4_K>(w, x, m, out, r0, r1); return true;
+    case DT_Q5_K: matvecFewRows<DecQ5_K>(w, x, m, out, r0, r1); return true;
+    case DT_Q6_K: matvecFewRows<DecQ6_K>(w, x, m, out, r0, r1); return true;
+    default: return false;
+  }
+}
+
 /** out[r0..r1) = rows of W · x for m = 1; false when the dtype has no whole-row kernel (the caller falls back). */
 bool matvecOneWhole(const Weight& w, const float* x, float* out, int64_t r0, int64_t r1) {
   switch (w.dtype) {

@@ -181,11 +181,12 @@ function colsFor(dtype: DType): number {
   return 1031;
 }
 
-test('native matmul equals ref for every weight dtype, m in {1, 3, 16, 17, 40}', { skip }, () => {
+test('native matmul equals ref for every weight dtype, m in {1, 2, 3, 5, 6, 16, 17, 40}', { skip }, () => {
+  // m 2..16 of quantized weights: whole-row kernels over groups of 4 activation rows (remainders 1, 2, 3) and weight rows in pairs (odd counts)
   let seed = 100;
   for (const dtype of MATMUL_DTYPES) {
     const cols = colsFor(dtype);
-    for (const [m, rows] of [[1, 37], [3, 130], [16, 9], [17, 300], [40, 33]] as const) {
+    for (const [m, rows] of [[1, 37], [2, 7], [3, 130], [5, 31], [6, 12], [16, 9], [17, 300], [40, 33]] as const) {
       const w = makeWeight(dtype, rows, cols, seed++);
       const x = random(m * cols, seed++);
       const dense = new Float32Array(rows * cols);
@@ -371,6 +372,10 @@ test('native attention equals ref: causal, GQA groupings, startPos > 0, MLA-styl
     { queries: 5, heads: 4, kvHeads: 4, headDimK: 17, headDimV: 9, startPos: 0, kTokenStride: 68, kHeadStride: 17, vTokenStride: 36, vHeadStride: 9 },
     // MLA absorbed form: one cache row [latent 32 | rope 8]; K = the whole row, V = the latent at offset 0.
     { queries: 3, heads: 16, kvHeads: 1, headDimK: 40, headDimV: 32, startPos: 6, kTokenStride: 40, kHeadStride: 0, vTokenStride: 40, vHeadStride: 0 },
+    // Prefill-sized (16+ queries: blocks of 16 queries per head through two GEMMs, a ragged last block).
+    { queries: 40, heads: 8, kvHeads: 2, headDimK: 64, headDimV: 64, startPos: 5, kTokenStride: 128, kHeadStride: 64, vTokenStride: 128, vHeadStride: 64 },
+    { queries: 16, heads: 3, kvHeads: 3, headDimK: 17, headDimV: 9, startPos: 0, kTokenStride: 51, kHeadStride: 17, vTokenStride: 27, vHeadStride: 9 },
+    { queries: 33, heads: 4, kvHeads: 1, headDimK: 40, headDimV: 32, startPos: 2, kTokenStride: 40, kHeadStride: 0, vTokenStride: 40, vHeadStride: 0 },
   ];
   let seed = 900;
   for (const c of cases) {
