@@ -10,9 +10,16 @@
  * machine runs. Default model: models/frugal-r1-tiny.gguf when it exists, else a tiny random-weight
  * deepseek2 with an MTP module, built in a temporary directory (its MTP acceptance is then
  * meaningless: an untrained module guesses).
+ *
+ * Last, the verify cost on a memory-bound model (`--large FILE`, default the bench:decode cache's
+ * Qwen2-1.5B Q4_K file when it exists): the time of one forward over 1, 2, 3, 4 and 8 new tokens
+ * (a 64-token context, rolled back after each) relative to 1 token, and the speedup that MTP
+ * drafting would give there at the acceptance measured above (a draft costing one more decoder
+ * block plus the shared output head, by their share of the weight bytes). Speculation pays when verifying k+1 tokens costs about what 1 does, which is the
+ * case when weights stream from DRAM (big models), not when they sit in cache (the 2M shipped model).
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { collect, generate, type GenerationRequest } from '../src/generate/engine.js';
@@ -21,11 +28,12 @@ import { generateSpeculative, type SpeculativeDoneEvent, type SpeculativeOptions
 import { hasMtp } from '../src/generate/draft-mtp.js';
 import type { CausalLM } from '../src/models/model.js';
 import { loadModel } from '../src/models/load.js';
+import { openGguf } from '../src/formats/gguf.js';
 import { tinyDeepseekModel, writeTinyDeepseekGguf } from '../src/models/deepseek-v3-tiny.js';
 import { describeBackend } from '../src/tensor/index.js';
 
 const { values } = parseArgs({
-  options: { model: { type: 'string' }, tokens: { type: 'string' }, k: { type: 'string' }, repeats: { type: 'string' } },
+  options: { model: { type: 'string' }, tokens: { type: 'string' }, k: { type: 'string' }, repeats: { type: 'string' }, large: { type: 'string' } },
   strict: true,
 });
 const tokens = Number(values.tokens ?? 64);
@@ -67,6 +75,7 @@ try {
   const tps = (results: Result[]): string =>
     `${median(results.map((r) => r.tps)).toFixed(1).padStart(8)} tokens/s (${Math.max(...results.map((r) => r.tps)).toFixed(0).padStart(5)})  ` +
     `cpu ${median(results.map((r) => r.cpuPerToken)).toFixed(0).padStart(4)} us/token`;
+  const acceptance = new Map<number, number>();
   const compare = async (label: string, text: string, variants: SpeculativeOptions[]) => {
     const all: (SpeculativeOptions | undefined)[] = [undefined, ...variants];
     for (const v of all) await run(text, v); // warm-up
@@ -77,6 +86,7 @@ try {
     for (const [j, v] of variants.entries()) {
       const rs = results[j + 1]!;
       const s = rs[0]!.stats!;
+      if (v.method === 'mtp') acceptance.set(v.draftTokens ?? 1, s.acceptanceRate);
       const same = rs.every((r, i) => r.tokens.join() === plain[i]!.tokens.join()) ? 'same tokens' : 'TOKENS DIFFER';
       const speedup = median(rs.map((r, i) => r.tps / plain[i]!.tps));
       const cpuSpeedup = median(plain.map((r) => r.cpuPerToken)) / median(rs.map((r) => r.cpuPerToken));
@@ -94,6 +104,58 @@ try {
   }
   const repetitive = 'one two three four five, one two three four five, one two three four five, one two three four five, one two three';
   await compare('\nn-gram drafting, repetitive prompt', repetitive, [2, 4, 8].map((k) => ({ method: 'ngram' as const, draftTokens: k })));
+  verifyCost(values.large ?? join(homedir(), '.cache', 'frugal-bench', 'qwen2-1.5b-q4_k.gguf'), acceptance.get(1) ?? 0.85, repeats);
 } finally {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
+}
+
+/**
+ * Time of forward(k tokens) / forward(1 token) on `file` at a 64-token context (interleaved,
+ * median of `repeats` rounds), and the k=1 speculative speedup it implies at acceptance `a`:
+ * (1 + a) tokens per cycle of one 2-token verify plus a draft (one block + the output head).
+ */
+function verifyCost(file: string, a: number, repeats: number): void {
+  if (!existsSync(file)) {
+    console.log(`\nverify cost on a memory-bound model: skipped (${file} not found; \`npm run bench:decode\` builds it, or pass --large FILE)`);
+    return;
+  }
+  const loaded = loadModel(file, { tokenizer: false });
+  const large = loaded.model;
+  const layers = Number(loaded.metadata.get(`${large.info.architecture}.block_count`));
+  const cache = large.newCache(256);
+  const context = Int32Array.from({ length: 64 }, (_, i) => (i * 7919) % large.info.vocabSize);
+  large.forward(context, cache);
+  const sizes = [1, 2, 3, 4, 8];
+  const time = (k: number): number => {
+    const tokens = Int32Array.from({ length: k }, (_, i) => (i * 104729 + 11) % large.info.vocabSize);
+    const start = process.hrtime.bigint();
+    large.forward(tokens, cache);
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    cache.truncate(context.length);
+    return ms;
+  };
+  for (const k of sizes) time(k); // warm-up: pages in the weights
+  const ratios = sizes.map(() => [] as number[]);
+  const ones: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const one = time(1);
+    ones.push(one);
+    sizes.forEach((k, j) => ratios[j]!.push(time(k) / one));
+  }
+  const median = (v: number[]) => [...v].sort((x, y) => x - y)[v.length >> 1]!;
+  console.log(`\nverify cost on a memory-bound model: ${file} (${(large.info.parameterCount / 1e9).toFixed(2)}B parameters, ${layers} layers), 64-token context`);
+  console.log(`  forward of 1 token: median ${median(ones).toFixed(1)} ms`);
+  console.log(`  forward of k tokens / 1 token: ${sizes.map((k, j) => `k=${k} ${median(ratios[j]!).toFixed(2)}x`).join(', ')}`);
+  const verify2 = median(ratios[1]!);
+  // A DeepSeek MTP module is one more decoder block that shares the output head: its draft reads
+  // about (one block + head) / (all blocks + head) of the weights a forward reads.
+  const file_ = openGguf(file);
+  const bytes = (match: (name: string) => boolean) => file_.tensors.filter((t) => match(t.name)).reduce((sum, t) => sum + t.byteLength, 0);
+  const head = bytes((n) => n === 'output.weight') || bytes((n) => n === 'token_embd.weight');
+  const block = bytes((n) => n.startsWith('blk.0.'));
+  const all = bytes((n) => n.startsWith('blk.')) + head;
+  file_.close();
+  const draft = (block + head) / all;
+  console.log(`  a draft by an MTP block (one decoder block + the shared output head) reads ${(draft * 100).toFixed(1)}% of a forward's weights`);
+  console.log(`  MTP k=1 at ${(a * 100).toFixed(1)}% acceptance would give (1 + a) / (verify(2) + draft) = ${((1 + a) / (verify2 + draft)).toFixed(2)}x here`);
 }
