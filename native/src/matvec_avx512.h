@@ -321,9 +321,10 @@ void dotSegmentMany(const Weight& w, int64_t r, int64_t c0, int64_t len, const f
 }
 
 /**
- * m = 1 (decode): R weight rows at once over their whole length. Each 32-column piece of x is
- * loaded once for the R rows, the R row streams are read sequentially side by side (no column
- * segments, one horizontal sum per row at the end), and 2R accumulators hide the FMA latency.
+ * m = 1 and 2 (decode, speculative verify): R weight rows at once over their whole length. Each
+ * 32-column piece of x is loaded once for the R rows, the R row streams are read sequentially side
+ * by side (no column segments, one horizontal sum per row at the end), and 2R·G accumulators hide
+ * the FMA latency.
  */
 #ifndef FRUGAL_PREFETCH
 #define FRUGAL_PREFETCH 1024
@@ -331,82 +332,10 @@ void dotSegmentMany(const Weight& w, int64_t r, int64_t c0, int64_t len, const f
 /** How far ahead in each weight row stream the whole-row matvec prefetches (0: off). */
 constexpr int64_t PREFETCH_BYTES = FRUGAL_PREFETCH;
 
-template <class D, int R>
-void dotRowsWhole(const Weight& w, int64_t r, const float* x, float* res) {
-  constexpr int P = D::E / 32;
-  const int64_t stride = rowBytes(w), blocks = w.cols / D::E;
-  const uint8_t* base = w.data + r * stride;
-  __m512 acc[R][2];
-  for (int i = 0; i < R; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < blocks; b++) {
-    const uint8_t* blk = base + b * D::B;
-    typename D::State s[R];
-#pragma GCC unroll 4
-    for (int i = 0; i < R; i++) {
-      if (PREFETCH_BYTES > 0 && (D::B >= 64 || (b & 1) == 0)) _mm_prefetch(reinterpret_cast<const char*>(blk + i * stride + PREFETCH_BYTES), _MM_HINT_T0);
-      D::prepare(blk + i * stride, s[i]);
-    }
-#pragma GCC unroll 8
-    for (int p = 0; p < P; p++) {
-      const __m512 x0 = _mm512_loadu_ps(x + b * D::E + 32 * p), x1 = _mm512_loadu_ps(x + b * D::E + 32 * p + 16);
-#pragma GCC unroll 4
-      for (int i = 0; i < R; i++) {
-        __m512 lo, hi;
-        D::piece(blk + i * stride, s[i], p, lo, hi);
-        acc[i][0] = _mm512_fmadd_ps(lo, x0, acc[i][0]);
-        acc[i][1] = _mm512_fmadd_ps(hi, x1, acc[i][1]);
-      }
-    }
-  }
-  for (int i = 0; i < R; i++) res[i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][0], acc[i][1]));
-}
-
-template <class D>
-void matvecWholeRows(const Weight& w, const float* x, float* out, int64_t r0, int64_t r1) {
-  int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) dotRowsWhole<D, 4>(w, r, x, out + r);
-  for (; r < r1; r++) dotRowsWhole<D, 1>(w, r, x, out + r);
-}
-
 /**
- * Q4_0, m = 1: codes looked up in a constant table (q - 8), the block's 32 products summed
- * unscaled and scaled once by d (no per-block table to build).
- */
-template <int R>
-FRUGAL_INLINE void q4_0Block(const uint8_t* blk, int64_t stride, __m512 codes, __m512 x0, __m512 x1, __m512 (&acc)[R]) {
-#pragma GCC unroll 4
-  for (int i = 0; i < R; i++) {
-    const uint8_t* q = blk + i * stride;
-    const __m512i v = _mm512_cvtepu8_epi32(load128(q + 2));
-    const __m512 t = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), codes), x1, _mm512_mul_ps(_mm512_permutexvar_ps(v, codes), x0));
-    acc[i] = _mm512_fmadd_ps(t, _mm512_set1_ps(halfToFloat(read16(q))), acc[i]);
-  }
-}
-
-template <int R>
-void dotRowsQ4_0(const Weight& w, int64_t r, const float* x, float* res) {
-  const int64_t stride = rowBytes(w), blocks = w.cols / 32;
-  const uint8_t* base = w.data + r * stride;
-  const __m512 codes = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
-  __m512 even[R], odd[R];
-  for (int i = 0; i < R; i++) even[i] = odd[i] = _mm512_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    const uint8_t* blk = base + b * 18;
-    if (PREFETCH_BYTES > 0)
-      for (int i = 0; i < R; i++) _mm_prefetch(reinterpret_cast<const char*>(blk + i * stride + PREFETCH_BYTES), _MM_HINT_T0);
-    q4_0Block<R>(blk, stride, codes, _mm512_loadu_ps(x + 32 * b), _mm512_loadu_ps(x + 32 * b + 16), even);
-    q4_0Block<R>(blk + 18, stride, codes, _mm512_loadu_ps(x + 32 * b + 32), _mm512_loadu_ps(x + 32 * b + 48), odd);
-  }
-  if (b < blocks) q4_0Block<R>(base + b * 18, stride, codes, _mm512_loadu_ps(x + 32 * b), _mm512_loadu_ps(x + 32 * b + 16), even);
-  for (int i = 0; i < R; i++) res[i] = _mm512_reduce_add_ps(_mm512_add_ps(even[i], odd[i]));
-}
-
-/**
- * Small m > 1 (speculative verification, batched decoding): R weight rows against G <= 2
- * activation rows over the rows' whole length, like dotRowsWhole. Each 32-weight piece is decoded
- * once and multiplied into the G rows, so a token more costs FMAs, not another pass over the
- * weights (a model whose weights stream from DRAM verifies 2-4 tokens for about the price of one).
+ * R weight rows against G <= 2 activation rows over the rows' whole length: out[g * ldo + r + i].
+ * Each 32-weight piece is decoded once and multiplied into the G rows, so with m = 2 (a
+ * speculative verify) a token more costs FMAs, not another pass over the weights.
  */
 template <class D, int R, int G>
 void dotRowsWholeMany(const Weight& w, int64_t r, const float* x, int64_t ldx, float* out, int64_t ldo) {
@@ -446,6 +375,47 @@ void dotRowsWholeMany(const Weight& w, int64_t r, const float* x, int64_t ldx, f
   }
   for (int i = 0; i < R; i++)
     for (int g = 0; g < G; g++) out[g * ldo + r + i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][g][0], acc[i][g][1]));
+}
+
+template <class D>
+void matvecWholeRows(const Weight& w, const float* x, float* out, int64_t r0, int64_t r1) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) dotRowsWholeMany<D, 4, 1>(w, r, x, w.cols, out, w.rows);
+  for (; r < r1; r++) dotRowsWholeMany<D, 1, 1>(w, r, x, w.cols, out, w.rows);
+}
+
+/**
+ * Q4_0, m = 1: codes looked up in a constant table (q - 8), the block's 32 products summed
+ * unscaled and scaled once by d (no per-block table to build).
+ */
+template <int R>
+FRUGAL_INLINE void q4_0Block(const uint8_t* blk, int64_t stride, __m512 codes, __m512 x0, __m512 x1, __m512 (&acc)[R]) {
+#pragma GCC unroll 4
+  for (int i = 0; i < R; i++) {
+    const uint8_t* q = blk + i * stride;
+    const __m512i v = _mm512_cvtepu8_epi32(load128(q + 2));
+    const __m512 t = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), codes), x1, _mm512_mul_ps(_mm512_permutexvar_ps(v, codes), x0));
+    acc[i] = _mm512_fmadd_ps(t, _mm512_set1_ps(halfToFloat(read16(q))), acc[i]);
+  }
+}
+
+template <int R>
+void dotRowsQ4_0(const Weight& w, int64_t r, const float* x, float* res) {
+  const int64_t stride = rowBytes(w), blocks = w.cols / 32;
+  const uint8_t* base = w.data + r * stride;
+  const __m512 codes = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+  __m512 even[R], odd[R];
+  for (int i = 0; i < R; i++) even[i] = odd[i] = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    const uint8_t* blk = base + b * 18;
+    if (PREFETCH_BYTES > 0)
+      for (int i = 0; i < R; i++) _mm_prefetch(reinterpret_cast<const char*>(blk + i * stride + PREFETCH_BYTES), _MM_HINT_T0);
+    q4_0Block<R>(blk, stride, codes, _mm512_loadu_ps(x + 32 * b), _mm512_loadu_ps(x + 32 * b + 16), even);
+    q4_0Block<R>(blk + 18, stride, codes, _mm512_loadu_ps(x + 32 * b + 32), _mm512_loadu_ps(x + 32 * b + 48), odd);
+  }
+  if (b < blocks) q4_0Block<R>(base + b * 18, stride, codes, _mm512_loadu_ps(x + 32 * b), _mm512_loadu_ps(x + 32 * b + 16), even);
+  for (int i = 0; i < R; i++) res[i] = _mm512_reduce_add_ps(_mm512_add_ps(even[i], odd[i]));
 }
 
 /**
