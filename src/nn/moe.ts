@@ -187,7 +187,20 @@ export function moeForward(backend: Backend, cfg: RouterConfig, w: MoeWeights, x
     out.fill(0);
   }
 
-  const { start, order } = groupByExpert(experts, tokens, K, E, w.experts, scratch);
+  addRoutedExperts(backend, out, x, tokens, hidden, K, E, experts, weights, w.experts, scratch, (e, rows, count) => ffnForward(backend, w.experts[e]!, rows, count, scratch));
+  return out;
+}
+
+/**
+ * out += Σ over each token's K routed experts of weight · expert(token): the tokens are grouped per
+ * expert (experts in ascending id order), each expert runs once on its rows (`run`), and its
+ * outputs are added in slot order.
+ */
+function addRoutedExperts(
+  backend: Backend, out: Float32Array, x: Float32Array, tokens: number, hidden: number, K: number, E: number, experts: Int32Array, weights: Float32Array,
+  loaded: readonly unknown[], scratch: ScratchBuffers | undefined, run: (expert: number, rows: Float32Array, count: number) => Float32Array,
+): void {
+  const { start, order } = groupByExpert(experts, tokens, K, E, loaded, scratch);
   for (let e = 0; e < E; e++) {
     const first = start[e]!;
     const count = start[e + 1]! - first;
@@ -203,14 +216,13 @@ export function moeForward(backend: Backend, cfg: RouterConfig, w: MoeWeights, x
         rows.set(x.subarray(t * hidden, (t + 1) * hidden), i * hidden);
       }
     }
-    const y = ffnForward(backend, w.experts[e]!, rows, count, scratch);
+    const y = run(e, rows, count);
     for (let i = 0; i < count; i++) {
       const slot = order[first + i]!;
       const t = Math.floor(slot / K);
       backend.axpy(tokens === 1 ? out : out.subarray(t * hidden, (t + 1) * hidden), weights[slot]!, i === 0 ? y : y.subarray(i * hidden, (i + 1) * hidden), hidden);
     }
   }
-  return out;
 }
 
 /**
@@ -370,28 +382,6 @@ export function moeForwardFused(
   } else {
     out.fill(0);
   }
-  const { start, order } = groupByExpert(experts, tokens, K, E, fused.experts, scratch);
-  for (let e = 0; e < E; e++) {
-    const first = start[e]!;
-    const count = start[e + 1]! - first;
-    if (count === 0) continue;
-    let rows: Float32Array;
-    if (count === 1) {
-      const t = Math.floor(order[first]! / K);
-      rows = tokens === 1 ? x : x.subarray(t * hidden, (t + 1) * hidden);
-    } else {
-      rows = scratch.f32('moe.rows', count * hidden);
-      for (let i = 0; i < count; i++) {
-        const t = Math.floor(order[first + i]! / K);
-        rows.set(x.subarray(t * hidden, (t + 1) * hidden), i * hidden);
-      }
-    }
-    const y = ffnForwardFused(backend, w.experts[e]!, fused.experts[e]!, rows, count, scratch);
-    for (let i = 0; i < count; i++) {
-      const slot = order[first + i]!;
-      const t = Math.floor(slot / K);
-      backend.axpy(tokens === 1 ? out : out.subarray(t * hidden, (t + 1) * hidden), weights[slot]!, i === 0 ? y : y.subarray(i * hidden, (i + 1) * hidden), hidden);
-    }
-  }
+  addRoutedExperts(backend, out, x, tokens, hidden, K, E, experts, weights, fused.experts, scratch, (e, rows, count) => ffnForwardFused(backend, w.experts[e]!, fused.experts[e]!, rows, count, scratch));
   return out;
 }
