@@ -15,7 +15,7 @@
 import type { Backend, AttentionParams } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { attendSegments } from './attention.js';
-import type { MlaConfig, MlaFusedWeights, MlaSegment, MlaWeights } from './mla.js';
+import { type MlaConfig, type MlaFusedWeights, type MlaSegment, type MlaWeights, absorbQueryHeads } from './mla.js';
 import type { ScratchBuffers } from './scratch.js';
 
 /** dst[dstAt ..] = src[srcAt .. srcAt + n) without allocating a view (short runs). */
@@ -121,17 +121,6 @@ function absorbedQueries(
   const q = scratch.f32('mlab.q', tokens * H * qk);
   backend.matmul(q, input, tokens, qUp);
   backend.rope(q, { ...ropeParams, tokenStride: H * qk, headStride: qk, offset: nope });
-  // q' = [W_UK[h]ᵀ q_nope | q_pe] per head
-  const qNope = scratch.f32('mlab.qNope', tokens * nope);
-  const qLat = scratch.f32('mlab.qLat', tokens * r);
-  for (let h = 0; h < H; h++) {
-    for (let t = 0; t < tokens; t++) copyRun(qNope, t * nope, q, (t * H + h) * qk, nope);
-    backend.matmul(qLat, qNope, tokens, w.kUpT[h]!);
-    for (let t = 0; t < tokens; t++) {
-      const dst = (t * H + h) * width;
-      copyRun(qAbs, dst, qLat, t * r, r);
-      copyRun(qAbs, dst + r, q, (t * H + h) * qk + nope, rope);
-    }
-  }
+  absorbQueryHeads(backend, cfg, w.kUpT, q, qAbs, tokens, scratch, 'mlab');
   return qAbs;
 }

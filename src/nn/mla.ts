@@ -186,6 +186,37 @@ export interface MlaSegment {
   readonly cache: MlaLayerCache;
 }
 
+/**
+ * The absorbed queries q' = [W_UK[h]ᵀ q_nope | q_pe] of every head, for q [tokens, H, qk] into
+ * qAbs [tokens, H, r + rope] (scratch buffers named `${prefix}.qNope` and `${prefix}.qLat`).
+ */
+export function absorbQueryHeads(
+  backend: Backend, cfg: MlaConfig, kUpT: readonly WeightMatrix[], q: Float32Array, qAbs: Float32Array, tokens: number,
+  scratch: ScratchBuffers | undefined, prefix: string,
+): void {
+  const { heads: H, kvLoraRank: r, qkNopeHeadDim: nope, qkRopeHeadDim: rope } = cfg;
+  const qk = nope + rope;
+  const width = r + rope;
+  if (tokens === 1) {
+    for (let h = 0; h < H; h++) {
+      backend.matmul(qAbs.subarray(h * width, h * width + r), q.subarray(h * qk, h * qk + nope), 1, kUpT[h]!);
+      copyValues(qAbs, h * width + r, q, h * qk + nope, rope);
+    }
+    return;
+  }
+  const qNope = f32Buffer(scratch, `${prefix}.qNope`, tokens * nope);
+  const qLat = f32Buffer(scratch, `${prefix}.qLat`, tokens * r);
+  for (let h = 0; h < H; h++) {
+    for (let t = 0; t < tokens; t++) copyValues(qNope, t * nope, q, (t * H + h) * qk, nope);
+    backend.matmul(qLat, qNope, tokens, kUpT[h]!);
+    for (let t = 0; t < tokens; t++) {
+      const dst = (t * H + h) * width;
+      copyValues(qAbs, dst, qLat, t * r, r);
+      copyValues(qAbs, dst + r, q, (t * H + h) * qk + nope, rope);
+    }
+  }
+}
+
 /** dst[dstAt ..] = src[srcAt .. srcAt + n) (a loop for short runs: no subarray to allocate). */
 function copyValues(dst: Float32Array, dstAt: number, src: Float32Array, srcAt: number, n: number): void {
   if (n > 64) {
@@ -251,24 +282,7 @@ export function mlaForwardSegments(
   if (mode === 'absorbed') {
     // q' = [W_UK[h]ᵀ q_nope | q_pe] per head.
     const qAbs = f32Buffer(scratch, 'mla.qAbs', tokens * H * width);
-    if (tokens === 1) {
-      for (let h = 0; h < H; h++) {
-        backend.matmul(qAbs.subarray(h * width, h * width + r), q.subarray(h * qk, h * qk + nope), 1, w.kUpT[h]!);
-        copyValues(qAbs, h * width + r, q, h * qk + nope, rope);
-      }
-    } else {
-      const qNope = f32Buffer(scratch, 'mla.qNope', tokens * nope);
-      const qLat = f32Buffer(scratch, 'mla.qLat', tokens * r);
-      for (let h = 0; h < H; h++) {
-        for (let t = 0; t < tokens; t++) copyValues(qNope, t * nope, q, (t * H + h) * qk, nope);
-        backend.matmul(qLat, qNope, tokens, w.kUpT[h]!);
-        for (let t = 0; t < tokens; t++) {
-          const dst = (t * H + h) * width;
-          copyValues(qAbs, dst, qLat, t * r, r);
-          copyValues(qAbs, dst + r, q, (t * H + h) * qk + nope, rope);
-        }
-      }
-    }
+    absorbQueryHeads(backend, cfg, w.kUpT, q, qAbs, tokens, scratch, 'mla');
     const oLat = f32Buffer(scratch, 'mla.oLat', tokens * H * r);
     for (const seg of segments) {
       backend.attention(
