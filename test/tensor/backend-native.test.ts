@@ -372,7 +372,7 @@ test('native attention equals ref: causal, GQA groupings, startPos > 0, MLA-styl
     { queries: 5, heads: 4, kvHeads: 4, headDimK: 17, headDimV: 9, startPos: 0, kTokenStride: 68, kHeadStride: 17, vTokenStride: 36, vHeadStride: 9 },
     // MLA absorbed form: one cache row [latent 32 | rope 8]; K = the whole row, V = the latent at offset 0.
     { queries: 3, heads: 16, kvHeads: 1, headDimK: 40, headDimV: 32, startPos: 6, kTokenStride: 40, kHeadStride: 0, vTokenStride: 40, vHeadStride: 0 },
-    // Prefill-sized (16+ queries: blocks of 16 queries per head through two GEMMs, a ragged last block).
+    // Prefill-sized: many queries per call, GQA, ragged head sizes, MLA-style shared K/V.
     { queries: 40, heads: 8, kvHeads: 2, headDimK: 64, headDimV: 64, startPos: 5, kTokenStride: 128, kHeadStride: 64, vTokenStride: 128, vHeadStride: 64 },
     { queries: 16, heads: 3, kvHeads: 3, headDimK: 17, headDimV: 9, startPos: 0, kTokenStride: 51, kHeadStride: 17, vTokenStride: 27, vHeadStride: 9 },
     { queries: 33, heads: 4, kvHeads: 1, headDimK: 40, headDimV: 32, startPos: 2, kTokenStride: 40, kHeadStride: 0, vTokenStride: 40, vHeadStride: 0 },
