@@ -64,6 +64,12 @@ export function withSerialKernels<T>(body: () => T): T {
   }
 }
 
+/** Whether prefill-shaped quantized matmuls (m > 16) round activations to int8 like ggml on this backend. */
+export function int8Prefill(backend: Backend = getBackend()): boolean {
+  const mode = (backend as Partial<NativeBackend>).int8;
+  return mode === 'prefill' || mode === 'all';
+}
+
 /** One line describing the backend in use, e.g. "native avx512-vnni, 2 threads" or "ref (TypeScript), 1 thread". */
 export function describeBackend(backend: Backend = getBackend()): string {
   if (backend.name === 'ref') return 'ref (TypeScript), 1 thread';

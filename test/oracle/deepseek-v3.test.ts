@@ -125,10 +125,12 @@ test('llama.cpp: Q8_0 split layout: within 1e-3 once activations are rounded lik
   const r = await compareLogProbsWith(path, emulated, 32, true, model);
   assert.ok(r.worst < 1e-3, `with ggml activation rounding: max |log p diff| = ${r.worst}`);
   assert.deepEqual(ourGreedy(emulated, PROMPT, 32), r.theirGreedy);
-  // Our own engine keeps f32 activations: this random tiny model (sharp MoE routing) then differs
-  // from llama.cpp's Q8_0 by 0.2-0.8 nats (measured), the size of the activation rounding itself.
+  // Our engine as it runs by default keeps f32 activations in the matmuls of 16 rows or fewer (the
+  // int8 kernels take prefill-shaped ones only), and here most are: each routed expert sees a few
+  // of the prompt's rows. This random tiny model (sharp MoE routing) then differs from llama.cpp's
+  // Q8_0 by 0.2-0.8 nats (measured), the size of the activation rounding itself.
   const plain = r.also!;
-  assert.ok(Math.max(...plain) < 1.5, `f32 activations: max |log p diff| per position ${plain.map((e) => e.toFixed(3)).join(' ')}`);
+  assert.ok(Math.max(...plain) < 1.5, `default engine: max |log p diff| per position ${plain.map((e) => e.toFixed(3)).join(' ')}`);
 });
 
 test('llama.cpp: V2-Lite-style file (26 layers, attn_q, softmax greedy routing, mscale 0.707): log-probs within 1e-3, greedy identical', async () => {

@@ -8,6 +8,7 @@ test('qwen2 matches llama.cpp at f32, q8_0, q4_0 and q4_k', { timeout: 900_000 }
     dtypes: ['q8_0', 'q4_0', 'q4_k'],
     // Measured (llama.cpp rounds activations to 8 bits; logits span about ±25 here): q8_0 0.39,
     // q4_0 0.38, q4_k 0.44. q4_k has extra room for the native backend's SIMD-level-dependent path.
+    // nativeBounds: with f32 activations (no AVX-512 VNNI, or FRUGAL_INT8=0); with int8 prefill the bound is INT8_PREFILL_BOUND
     nativeBounds: { q8_0: 0.6, q4_0: 0.6, q4_k: 0.8 },
   });
 });
