@@ -264,6 +264,17 @@ FRUGAL_VNNI inline void blockDots(__m512i (&acc)[MR][2], const uint8_t* pw, cons
   }
 }
 
+/** Stores MR rows of a tile's 32 output columns (the first n of them) at out, rows ldo apart. */
+template <int MR>
+FRUGAL_VNNI void storeTile(const __m512 (&f)[MR][2], float* out, int64_t ldo, int n) {
+  const __mmask16 k0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
+  const __mmask16 k1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
+  for (int i = 0; i < MR; i++) {
+    _mm512_mask_storeu_ps(out + i * ldo, k0, f[i][0]);
+    _mm512_mask_storeu_ps(out + i * ldo + 16, k1, f[i][1]);
+  }
+}
+
 /** out rows i0 .. i0 + MR, columns r0 .. r0 + n of the Q4_0 (or Q5_0, Q8_0) product from panel p. */
 template <int MR>
 FRUGAL_VNNI void tileQ4_0(const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
@@ -284,12 +295,7 @@ FRUGAL_VNNI void tileQ4_0(const Int8Rows& x, int64_t i0, const Panel& p, float* 
       f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), _mm512_mul_ps(d1, s), f[i][1]);
     }
   }
-  const __mmask16 m0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
-  const __mmask16 m1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
-  for (int i = 0; i < MR; i++) {
-    _mm512_mask_storeu_ps(out + (i0 + i) * ldo, m0, f[i][0]);
-    _mm512_mask_storeu_ps(out + (i0 + i) * ldo + 16, m1, f[i][1]);
-  }
+  storeTile<MR>(f, out + i0 * ldo, ldo, n);
 }
 
 /** As tileQ4_0 for Q4_K: per super-block of 256 columns one activation scale, 8 weight sub-block scales. */
@@ -332,12 +338,7 @@ FRUGAL_VNNI void tileQ4_K(const Int8Rows& x, int64_t i0, const Panel& p, float* 
       f[i][1] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), _mm512_mul_ps(m1, xs[i]), f[i][1]);
     }
   }
-  const __mmask16 k0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
-  const __mmask16 k1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
-  for (int i = 0; i < MR; i++) {
-    _mm512_mask_storeu_ps(out + (i0 + i) * ldo, k0, f[i][0]);
-    _mm512_mask_storeu_ps(out + (i0 + i) * ldo + 16, k1, f[i][1]);
-  }
+  storeTile<MR>(f, out + i0 * ldo, ldo, n);
 }
 
 /** As tileQ4_K for Q6_K: 16 sub-blocks of 16 columns per super-block, offset -32 in the sums. */
@@ -373,12 +374,7 @@ FRUGAL_VNNI void tileQ6_K(const Int8Rows& x, int64_t i0, const Panel& p, float* 
       }
     }
   }
-  const __mmask16 k0 = static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1);
-  const __mmask16 k1 = static_cast<__mmask16>(n >= 32 ? 0xffff : n <= 16 ? 0 : (1u << (n - 16)) - 1);
-  for (int i = 0; i < MR; i++) {
-    _mm512_mask_storeu_ps(out + (i0 + i) * ldo, k0, f[i][0]);
-    _mm512_mask_storeu_ps(out + (i0 + i) * ldo + 16, k1, f[i][1]);
-  }
+  storeTile<MR>(f, out + i0 * ldo, ldo, n);
 }
 
 template <int MR>
