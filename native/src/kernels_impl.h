@@ -647,9 +647,6 @@ static_assert(DENSE_M >= SMALL_M, "every small-m matmul of dense weights goes to
 void matvecRows(void* ctx, int64_t r0, int64_t r1, int) {
   const MatvecJob& j = *static_cast<const MatvecJob*>(ctx);
   const Weight& w = *j.w;
-#if defined(__AVX512F__)
-  if (j.m == 1 && matvecOneWhole(w, j.x, j.out, r0, r1)) return;
-#endif
   float* tmp = scratch(0, static_cast<size_t>(j.segment));
   float acc[MATVEC_ROWS][SMALL_M];
   for (int64_t rb = r0; rb < r1; rb += MATVEC_ROWS) {
@@ -678,29 +675,29 @@ void matvecRows(void* ctx, int64_t r0, int64_t r1, int) {
 
 #if defined(__AVX512F__)
 /**
- * m = 2 (a speculative verify of one draft) uses the whole-row kernels (matvecFewWhole: weights
- * decoded once for both activation rows, 4 weight-row streams): measured 1.0-1.7x the m = 1 time
- * against 2.1-2.6x on the column-segment path. From m = 3 on the segment path, which decodes once
- * per 4 rows, was as fast or faster.
+ * m up to this takes the whole-row kernels (matvecWhole; for m = 2, a speculative verify of one
+ * draft, weights decoded once for both activation rows: measured 1.0-1.7x the m = 1 time against
+ * 2.1-2.6x on the column-segment path). From m = 3 on the segment path, which decodes once per 4
+ * rows, was as fast or faster.
  */
-constexpr int64_t FEW_WHOLE_M = 2;
+constexpr int64_t WHOLE_ROWS_M = 2;
 
-struct FewJob {
+struct WholeRowsJob {
   float* out;
   const float* x;  // m rows of w.cols values, unpacked
   int64_t m;
   const Weight* w;
 };
 
-void matvecFewJob(void* ctx, int64_t r0, int64_t r1, int) {
-  const FewJob& j = *static_cast<const FewJob*>(ctx);
-  matvecFewWhole(*j.w, j.x, j.m, j.out, r0, r1);
+void matvecWholeJob(void* ctx, int64_t r0, int64_t r1, int) {
+  const WholeRowsJob& j = *static_cast<const WholeRowsJob*>(ctx);
+  matvecWhole(*j.w, j.x, j.m, j.out, r0, r1);
 }
 #endif
 
 /**
- * Small-m matmul (f32 / f16 / bf16 weights with m <= DENSE_M: matvecDense). The activations are
- * repacked segment by segment (m rows of one segment stored together): rows of x that are a
+ * Small-m matmul (f32 / f16 / bf16 weights with m <= DENSE_M: matvecDense; quantized weights with
+ * m <= WHOLE_ROWS_M on AVX-512: matvecWhole). Otherwise the activations are repacked segment by segment (m rows of one segment stored together): rows of x that are a
  * multiple of 4 KiB apart would otherwise compete for the same L1 sets. The segment shrinks as m
  * grows so that m x segment floats stay well inside L1.
  */
@@ -710,9 +707,9 @@ void matvecSmall(float* out, const float* x, int64_t m, const Weight& w) {
     return;
   }
 #if defined(__AVX512F__)
-  if (m > 1 && m <= FEW_WHOLE_M && hasFewWhole(w.dtype)) {
-    FewJob j{out, x, m, &w};
-    parallelStatic(w.rows, matvecGrain(w, m), matvecFewJob, &j);
+  if (m <= WHOLE_ROWS_M && hasWholeRows(w.dtype)) {
+    WholeRowsJob j{out, x, m, &w};
+    parallelStatic(w.rows, matvecGrain(w, m), matvecWholeJob, &j);
     return;
   }
 #endif

@@ -320,12 +320,6 @@ void dotSegmentMany(const Weight& w, int64_t r, int64_t c0, int64_t len, const f
   }
 }
 
-/**
- * m = 1 and 2 (decode, speculative verify): R weight rows at once over their whole length. Each
- * 32-column piece of x is loaded once for the R rows, the R row streams are read sequentially side
- * by side (no column segments, one horizontal sum per row at the end), and 2R·G accumulators hide
- * the FMA latency.
- */
 #ifndef FRUGAL_PREFETCH
 #define FRUGAL_PREFETCH 1024
 #endif
@@ -333,9 +327,11 @@ void dotSegmentMany(const Weight& w, int64_t r, int64_t c0, int64_t len, const f
 constexpr int64_t PREFETCH_BYTES = FRUGAL_PREFETCH;
 
 /**
- * R weight rows against G <= 2 activation rows over the rows' whole length: out[g * ldo + r + i].
- * Each 32-weight piece is decoded once and multiplied into the G rows, so with m = 2 (a
- * speculative verify) a token more costs FMAs, not another pass over the weights.
+ * m = 1 and 2 (decode, speculative verify): R weight rows against G <= 2 activation rows over the
+ * rows' whole length, out[g * ldo + r + i]. The R row streams are read side by side (no column
+ * segments, one horizontal sum per row at the end); each 32-weight piece is decoded once and
+ * multiplied into the G rows, so with m = 2 a token more costs FMAs, not another pass over the
+ * weights; 2R·G accumulators hide the FMA latency.
  */
 template <class D, int R, int G>
 void dotRowsWholeMany(const Weight& w, int64_t r, const float* x, int64_t ldx, float* out, int64_t ldo) {
@@ -446,43 +442,39 @@ void matvecFewRows(const Weight& w, const float* x, int64_t m, float* out, int64
   for (; r < r1; r++) dotRowsWholeGroups<D, 1>(w, r, x, m, out);
 }
 
-/** Whether matvecFewWhole handles this dtype. */
-bool hasFewWhole(int dtype) {
+/** m = 1 (matvecWholeRows) or m = 2 (matvecFewRows) over weight rows [r0, r1). */
+template <class D>
+void wholeRows(const Weight& w, const float* x, int64_t m, float* out, int64_t r0, int64_t r1) {
+  if (m == 1) matvecWholeRows<D>(w, x, out, r0, r1);
+  else matvecFewRows<D>(w, x, m, out, r0, r1);
+}
+
+/** Whether matvecWhole has kernels for this dtype. */
+bool hasWholeRows(int dtype) {
   return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_1 || dtype == DT_Q5_0 || dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K;
 }
 
 /**
- * out[i * w.rows + r] for r in [r0, r1), i < m: rows of W · x_i with x unpacked (row i at
- * x + i * w.cols); false when the dtype has no whole-row kernel.
+ * out[i * w.rows + r] for r in [r0, r1), i < m (m = 1 or 2): rows of W · x_i with x unpacked (row
+ * i at x + i * w.cols), for a dtype that hasWholeRows.
  */
-bool matvecFewWhole(const Weight& w, const float* x, int64_t m, float* out, int64_t r0, int64_t r1) {
+void matvecWhole(const Weight& w, const float* x, int64_t m, float* out, int64_t r0, int64_t r1) {
   switch (w.dtype) {
-    case DT_Q8_0: matvecFewRows<DecQ8_0>(w, x, m, out, r0, r1); return true;
-    case DT_Q4_0: matvecFewRows<DecQ4_0>(w, x, m, out, r0, r1); return true;
-    case DT_Q4_1: matvecFewRows<DecQ4_1>(w, x, m, out, r0, r1); return true;
-    case DT_Q5_0: matvecFewRows<DecQ5_0>(w, x, m, out, r0, r1); return true;
-    case DT_Q4_K: matvecFewRows<DecQ4_K>(w, x, m, out, r0, r1); return true;
-    case DT_Q5_K: matvecFewRows<DecQ5_K>(w, x, m, out, r0, r1); return true;
-    case DT_Q6_K: matvecFewRows<DecQ6_K>(w, x, m, out, r0, r1); return true;
-    default: return false;
-  }
-}
-
-/** out[r0..r1) = rows of W · x for m = 1; false when the dtype has no whole-row kernel (the caller falls back). */
-bool matvecOneWhole(const Weight& w, const float* x, float* out, int64_t r0, int64_t r1) {
-  switch (w.dtype) {
-    case DT_Q8_0: matvecWholeRows<DecQ8_0>(w, x, out, r0, r1); return true;
-    case DT_Q4_0: {
-      int64_t r = r0;
-      for (; r + 4 <= r1; r += 4) dotRowsQ4_0<4>(w, r, x, out + r);
-      for (; r < r1; r++) dotRowsQ4_0<1>(w, r, x, out + r);
-      return true;
-    }
-    case DT_Q4_1: matvecWholeRows<DecQ4_1>(w, x, out, r0, r1); return true;
-    case DT_Q5_0: matvecWholeRows<DecQ5_0>(w, x, out, r0, r1); return true;
-    case DT_Q4_K: matvecWholeRows<DecQ4_K>(w, x, out, r0, r1); return true;
-    case DT_Q5_K: matvecWholeRows<DecQ5_K>(w, x, out, r0, r1); return true;
-    case DT_Q6_K: matvecWholeRows<DecQ6_K>(w, x, out, r0, r1); return true;
-    default: return false;
+    case DT_Q8_0: wholeRows<DecQ8_0>(w, x, m, out, r0, r1); break;
+    case DT_Q4_0:
+      if (m == 1) {
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) dotRowsQ4_0<4>(w, r, x, out + r);
+        for (; r < r1; r++) dotRowsQ4_0<1>(w, r, x, out + r);
+      } else {
+        matvecFewRows<DecQ4_0>(w, x, m, out, r0, r1);
+      }
+      break;
+    case DT_Q4_1: wholeRows<DecQ4_1>(w, x, m, out, r0, r1); break;
+    case DT_Q5_0: wholeRows<DecQ5_0>(w, x, m, out, r0, r1); break;
+    case DT_Q4_K: wholeRows<DecQ4_K>(w, x, m, out, r0, r1); break;
+    case DT_Q5_K: wholeRows<DecQ5_K>(w, x, m, out, r0, r1); break;
+    case DT_Q6_K: wholeRows<DecQ6_K>(w, x, m, out, r0, r1); break;
+    default: break;
   }
 }
