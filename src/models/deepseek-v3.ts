@@ -350,13 +350,8 @@ export class DeepseekModel implements CausalLM {
    */
   private blockBatch(index: number, layer: DeepseekLayerWeights, x: Float32Array, tokens: number, segments: readonly MlaSegment[]): void {
     if (this.attention !== 'absorbed') return this.block(index, layer, x, tokens, segments);
-    const b = this.backend;
-    const d = this.config.hiddenSize;
-    const h = this.scratch.f32('block.h', tokens * d);
-    b.rmsNorm(h, x, layer.attnNorm, tokens, d, this.config.rmsNormEps);
-    const a = mlaForwardBatch(b, this.mla, layer.attn, h, tokens, segments, this.scratch, this.fusedWeightsOf(index, layer) ?? undefined);
-    b.add(x, x, a, tokens * d);
-    this.feedForward(index, layer, x, h, tokens);
+    const fused = this.fusedWeightsOf(index, layer) ?? undefined;
+    this.residualBlock(index, layer, x, tokens, (h) => mlaForwardBatch(this.backend, this.mla, layer.attn, h, tokens, segments, this.scratch, fused));
   }
 
   /**
@@ -367,18 +362,8 @@ export class DeepseekModel implements CausalLM {
    */
   private blockOne(index: number, layer: DeepseekLayerWeights, x: Float32Array, tokens: number, startPos: number, cache: MlaLayerCache, outRows = tokens): void {
     const fused = this.fusedWeightsOf(index, layer);
-    if (!fused) {
-      this.block(index, layer, x, tokens, [{ row: 0, count: tokens, startPos, cache }]);
-      return;
-    }
-    const b = this.backend;
-    const d = this.config.hiddenSize;
-    const h = this.scratch.f32('block.h', tokens * d);
-    b.rmsNorm(h, x, layer.attnNorm, tokens, d, this.config.rmsNormEps);
-    const a = mlaForwardFused(b, this.mla, layer.attn, fused, h, tokens, startPos, cache, this.scratch, outRows);
-    const xs = outRows === tokens ? x : x.subarray((tokens - outRows) * d, tokens * d);
-    b.add(xs, xs, a, outRows * d);
-    this.feedForward(index, layer, xs, outRows === tokens ? h : h.subarray(0, outRows * d), outRows);
+    if (!fused) return this.block(index, layer, x, tokens, [{ row: 0, count: tokens, startPos, cache }]);
+    this.residualBlock(index, layer, x, tokens, (h) => mlaForwardFused(this.backend, this.mla, layer.attn, fused, h, tokens, startPos, cache, this.scratch, outRows), outRows);
   }
 
   /** The fused MLA weights of a layer (absorbed attention, f32 weights, small enough), built on first use; null when not used. */
@@ -394,16 +379,23 @@ export class DeepseekModel implements CausalLM {
 
   /** One pre-norm decoder block, in place on x [tokens, hidden]; each segment's rows attend to its own cache. */
   private block(index: number, layer: DeepseekLayerWeights, x: Float32Array, tokens: number, segments: readonly MlaSegment[]): void {
+    const kvUp = this.attention === 'plain' ? (this.plainKvUp[index] ??= mergedKvUp(this.backend, layer.attn, this.mla)) : undefined;
+    this.residualBlock(index, layer, x, tokens, (h) => mlaForwardSegments(this.backend, this.mla, layer.attn, h, tokens, segments, this.attention, kvUp, this.scratch));
+  }
+
+  /**
+   * The frame every block variant shares, in place on x [tokens, hidden]: h = RMSNorm(x), then
+   * x += attend(h) and x += FFN(RMSNorm(x)) over the last outRows rows (attend returns those rows).
+   */
+  private residualBlock(index: number, layer: DeepseekLayerWeights, x: Float32Array, tokens: number, attend: (h: Float32Array) => Float32Array, outRows = tokens): void {
     const b = this.backend;
     const d = this.config.hiddenSize;
-    const eps = this.config.rmsNormEps;
     const h = this.scratch.f32('block.h', tokens * d);
-    b.rmsNorm(h, x, layer.attnNorm, tokens, d, eps);
-    let kvUp: Float32Array | undefined;
-    if (this.attention === 'plain') kvUp = this.plainKvUp[index] ??= mergedKvUp(b, layer.attn, this.mla);
-    const a = mlaForwardSegments(b, this.mla, layer.attn, h, tokens, segments, this.attention, kvUp, this.scratch);
-    b.add(x, x, a, tokens * d);
-    this.feedForward(index, layer, x, h, tokens);
+    b.rmsNorm(h, x, layer.attnNorm, tokens, d, this.config.rmsNormEps);
+    const a = attend(h);
+    const xs = outRows === tokens ? x : x.subarray((tokens - outRows) * d, tokens * d);
+    b.add(xs, xs, a, outRows * d);
+    this.feedForward(index, layer, xs, outRows === tokens ? h : h.subarray(0, outRows * d), outRows);
   }
 
   /** The block's second half, in place on x [tokens, hidden]: x += FFN(RMSNorm(x)), h a work buffer of the same size. */
