@@ -15,13 +15,8 @@
 import type { Backend, AttentionParams } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { attendSegments } from './attention.js';
-import { type MlaConfig, type MlaFusedWeights, type MlaSegment, type MlaWeights, absorbQueryHeads } from './mla.js';
+import { type MlaConfig, type MlaFusedWeights, type MlaSegment, type MlaWeights, absorbQueryHeads, computeLatents, placeSegments, projectValueHeads } from './mla.js';
 import type { ScratchBuffers } from './scratch.js';
-
-/** dst[dstAt ..] = src[srcAt .. srcAt + n) without allocating a view (short runs). */
-function copyRun(dst: Float32Array, dstAt: number, src: Float32Array, srcAt: number, n: number): void {
-  for (let i = 0; i < n; i++) dst[dstAt + i] = src[srcAt + i]!;
-}
 
 /**
  * The MLA output [tokens, hidden] (a scratch buffer) for x [tokens, hidden] (already
@@ -34,25 +29,12 @@ export function mlaForwardBatch(
   const { heads: H, kvLoraRank: r, qkRopeHeadDim: rope, vHeadDim: vDim } = cfg;
   const width = r + rope;
   const positions = scratch.i32('mlab.positions', tokens);
-  for (const seg of segments) {
-    if (seg.row < 0 || seg.count <= 0 || seg.row + seg.count > tokens) throw new Error(`MLA segment rows [${seg.row}, ${seg.row + seg.count}) outside the ${tokens} rows`);
-    if (seg.cache.width !== width) throw new Error(`MLA cache rows hold ${seg.cache.width} values, this layer needs ${width}`);
-    seg.cache.reserve(seg.startPos + seg.count);
-    for (let t = 0; t < seg.count; t++) positions[seg.row + t] = seg.startPos + t;
-  }
+  placeSegments(segments, tokens, width, positions);
   const qAbs = absorbedQueries(backend, cfg, w, x, tokens, positions, scratch, fused);
 
   // Latents [c_kv | k_pe] of every row: one normalization of all c_kv, one rope, then into the caches.
   const latents = scratch.f32('mlab.latents', tokens * width);
-  backend.matmul(latents, x, tokens, w.kvA);
-  const cKv = scratch.f32('mlab.cKv', tokens * r);
-  for (let t = 0; t < tokens; t++) copyRun(cKv, t * r, latents, t * width, r);
-  backend.rmsNorm(cKv, cKv, w.kvANorm, tokens, r, cfg.rmsNormEps);
-  for (let t = 0; t < tokens; t++) copyRun(latents, t * width, cKv, t * r, r);
-  backend.rope(latents, {
-    tokens, heads: 1, tokenStride: width, headStride: width, offset: r, ropeDim: rope,
-    positions, invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
-  });
+  computeLatents(backend, cfg, w, x, tokens, positions, latents, scratch, 'mlab');
   for (const seg of segments) seg.cache.rows.set(latents.subarray(seg.row * width, (seg.row + seg.count) * width), seg.startPos * width);
 
   // Each segment's queries attend to its own cache: K = [c_kv | k_pe], V = c_kv (one KV head).
@@ -80,13 +62,7 @@ export function mlaForwardBatch(
   }
   // o[h] = W_UV[h] o_lat[h] for every row, then the output projection.
   const attnOut = scratch.f32('mlab.attnOut', tokens * H * vDim);
-  const oHead = scratch.f32('mlab.oHead', tokens * r);
-  const vHead = scratch.f32('mlab.vHead', tokens * vDim);
-  for (let h = 0; h < H; h++) {
-    for (let t = 0; t < tokens; t++) copyRun(oHead, t * r, oLat, (t * H + h) * r, r);
-    backend.matmul(vHead, oHead, tokens, w.vUp[h]!);
-    for (let t = 0; t < tokens; t++) copyRun(attnOut, (t * H + h) * vDim, vHead, t * vDim, vDim);
-  }
+  projectValueHeads(backend, cfg, w.vUp, oLat, attnOut, tokens, scratch, 'mlab');
   backend.matmul(out, attnOut, tokens, w.o);
   return out;
 }

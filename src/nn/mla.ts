@@ -187,6 +187,64 @@ export interface MlaSegment {
 }
 
 /**
+ * Checks the segments against `tokens` rows and the layer's cache width, makes room in each
+ * cache, and writes each row's position (its segment's startPos onwards) into `positions`.
+ */
+export function placeSegments(segments: readonly MlaSegment[], tokens: number, width: number, positions: Int32Array): void {
+  for (const seg of segments) {
+    if (seg.row < 0 || seg.count <= 0 || seg.row + seg.count > tokens) throw new Error(`MLA segment rows [${seg.row}, ${seg.row + seg.count}) outside the ${tokens} rows`);
+    if (seg.cache.width !== width) throw new Error(`MLA cache rows hold ${seg.cache.width} values, this layer needs ${width}`);
+    seg.cache.reserve(seg.startPos + seg.count);
+    for (let t = 0; t < seg.count; t++) positions[seg.row + t] = seg.startPos + t;
+  }
+}
+
+/**
+ * latents [tokens, kvLora + rope] = [RMSNorm(c_kv) | RoPE(k_pe)] of x: the kv down-projection, the
+ * c_kv of all rows normalized in one call (gathered into `${prefix}.cKv` and back), one rope.
+ */
+export function computeLatents(
+  backend: Backend, cfg: MlaConfig, w: MlaWeights, x: Float32Array, tokens: number, positions: Int32Array, latents: Float32Array,
+  scratch: ScratchBuffers | undefined, prefix: string,
+): void {
+  const { kvLoraRank: r, qkRopeHeadDim: rope } = cfg;
+  const width = r + rope;
+  backend.matmul(latents, x, tokens, w.kvA);
+  if (tokens === 1) {
+    const latent = latents.subarray(0, r);
+    backend.rmsNorm(latent, latent, w.kvANorm, 1, r, cfg.rmsNormEps);
+  } else {
+    const cKv = f32Buffer(scratch, `${prefix}.cKv`, tokens * r);
+    for (let t = 0; t < tokens; t++) copyValues(cKv, t * r, latents, t * width, r);
+    backend.rmsNorm(cKv, cKv, w.kvANorm, tokens, r, cfg.rmsNormEps);
+    for (let t = 0; t < tokens; t++) copyValues(latents, t * width, cKv, t * r, r);
+  }
+  backend.rope(latents, {
+    tokens, heads: 1, tokenStride: width, headStride: width, offset: r, ropeDim: rope,
+    positions, invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
+  });
+}
+
+/** attnOut [tokens, H, vDim] = W_UV[h] · oLat[h] for every head of every row (buffers `${prefix}.oHead`, `${prefix}.vHead`). */
+export function projectValueHeads(
+  backend: Backend, cfg: MlaConfig, vUp: readonly WeightMatrix[], oLat: Float32Array, attnOut: Float32Array, tokens: number,
+  scratch: ScratchBuffers | undefined, prefix: string,
+): void {
+  const { heads: H, kvLoraRank: r, vHeadDim: vDim } = cfg;
+  if (tokens === 1) {
+    for (let h = 0; h < H; h++) backend.matmul(attnOut.subarray(h * vDim, (h + 1) * vDim), oLat.subarray(h * r, (h + 1) * r), 1, vUp[h]!);
+    return;
+  }
+  const oHead = f32Buffer(scratch, `${prefix}.oHead`, tokens * r);
+  const vHead = f32Buffer(scratch, `${prefix}.vHead`, tokens * vDim);
+  for (let h = 0; h < H; h++) {
+    for (let t = 0; t < tokens; t++) copyValues(oHead, t * r, oLat, (t * H + h) * r, r);
+    backend.matmul(vHead, oHead, tokens, vUp[h]!);
+    for (let t = 0; t < tokens; t++) copyValues(attnOut, (t * H + h) * vDim, vHead, t * vDim, vDim);
+  }
+}
+
+/**
  * The absorbed queries q' = [W_UK[h]ᵀ q_nope | q_pe] of every head, for q [tokens, H, qk] into
  * qAbs [tokens, H, r + rope] (scratch buffers named `${prefix}.qNope` and `${prefix}.qLat`).
  */
@@ -218,7 +276,7 @@ export function absorbQueryHeads(
 }
 
 /** dst[dstAt ..] = src[srcAt .. srcAt + n) (a loop for short runs: no subarray to allocate). */
-function copyValues(dst: Float32Array, dstAt: number, src: Float32Array, srcAt: number, n: number): void {
+export function copyValues(dst: Float32Array, dstAt: number, src: Float32Array, srcAt: number, n: number): void {
   if (n > 64) {
     dst.set(src.subarray(srcAt, srcAt + n), dstAt);
     return;
@@ -240,12 +298,7 @@ export function mlaForwardSegments(
   const qk = nope + rope;
   const width = r + rope;
   const positions = scratch ? scratch.i32('mla.positions', tokens) : new Int32Array(tokens);
-  for (const seg of segments) {
-    if (seg.row < 0 || seg.count <= 0 || seg.row + seg.count > tokens) throw new Error(`MLA segment rows [${seg.row}, ${seg.row + seg.count}) outside the ${tokens} rows`);
-    if (seg.cache.width !== width) throw new Error(`MLA cache rows hold ${seg.cache.width} values, this layer needs ${width}`);
-    seg.cache.reserve(seg.startPos + seg.count);
-    for (let t = 0; t < seg.count; t++) positions[seg.row + t] = seg.startPos + t;
-  }
+  placeSegments(segments, tokens, width, positions);
   const whole = segments.length === 1 && segments[0]!.row === 0 && segments[0]!.count === tokens;
 
   // Queries: [tokens, H, nope + rope].
@@ -267,15 +320,7 @@ export function mlaForwardSegments(
 
   // Latent and rope key for every row, then into each sequence's cache.
   const latents = f32Buffer(scratch, 'mla.latents', tokens * width);
-  backend.matmul(latents, x, tokens, w.kvA);
-  for (let t = 0; t < tokens; t++) {
-    const latent = t === 0 ? latents : latents.subarray(t * width, t * width + r);
-    backend.rmsNorm(latent, latent, w.kvANorm, 1, r, cfg.rmsNormEps);
-  }
-  backend.rope(latents, {
-    tokens, heads: 1, tokenStride: width, headStride: width, offset: r, ropeDim: rope,
-    positions, invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
-  });
+  computeLatents(backend, cfg, w, x, tokens, positions, latents, scratch, 'mla');
   for (const seg of segments) seg.cache.rows.set(whole ? latents : latents.subarray(seg.row * width, (seg.row + seg.count) * width), seg.startPos * width);
 
   const attnOut = f32Buffer(scratch, 'mla.attnOut', tokens * H * vDim);
@@ -294,17 +339,7 @@ export function mlaForwardSegments(
         },
       );
     }
-    if (tokens === 1) {
-      for (let h = 0; h < H; h++) backend.matmul(attnOut.subarray(h * vDim, (h + 1) * vDim), oLat.subarray(h * r, (h + 1) * r), 1, w.vUp[h]!);
-    } else {
-      const oHead = f32Buffer(scratch, 'mla.oHead', tokens * r);
-      const vHead = f32Buffer(scratch, 'mla.vHead', tokens * vDim);
-      for (let h = 0; h < H; h++) {
-        for (let t = 0; t < tokens; t++) copyValues(oHead, t * r, oLat, (t * H + h) * r, r);
-        backend.matmul(vHead, oHead, tokens, w.vUp[h]!);
-        for (let t = 0; t < tokens; t++) copyValues(attnOut, (t * H + h) * vDim, vHead, t * vDim, vDim);
-      }
-    }
+    projectValueHeads(backend, cfg, w.vUp, oLat, attnOut, tokens, scratch, 'mla');
   } else {
     if (!plainKvUp) throw new Error('plain MLA needs the merged kv up-projection (mergedKvUp)');
     for (const seg of segments) {
@@ -452,21 +487,7 @@ export function mlaForwardFused(
   // The new rows' latents and rope keys, straight into the cache; several rows' latents are
   // normalized in one call on a contiguous copy.
   const rows = cache.rows;
-  const latents = rows.subarray(startPos * width, keys * width);
-  backend.matmul(latents, x, tokens, w.kvA);
-  if (tokens === 1) {
-    const latent = latents.subarray(0, r);
-    backend.rmsNorm(latent, latent, w.kvANorm, 1, r, cfg.rmsNormEps);
-  } else {
-    const packed = scratch.f32('mla.packedLatents', tokens * r);
-    for (let t = 0; t < tokens; t++) packed.set(latents.subarray(t * width, t * width + r), t * r);
-    backend.rmsNorm(packed, packed, w.kvANorm, tokens, r, cfg.rmsNormEps);
-    for (let t = 0; t < tokens; t++) latents.set(packed.subarray(t * r, (t + 1) * r), t * width);
-  }
-  backend.rope(latents, {
-    tokens, heads: 1, tokenStride: width, headStride: width, offset: r, ropeDim: rope,
-    positions, invFreq: cfg.invFreq, style: 'interleaved', attentionFactor: cfg.ropeAttentionFactor,
-  });
+  computeLatents(backend, cfg, w, x, tokens, positions, rows.subarray(startPos * width, keys * width), scratch, 'mla');
 
   // Per block of queries: scores [rows·H, keys] (query j = new row skipped + j sees keys
   // 0 .. startPos + skipped + j), softmax, then times the latents.
