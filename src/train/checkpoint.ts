@@ -13,7 +13,7 @@
  * Every file is written atomically (temporary file in the same directory, fsync, rename, directory
  * fsync), so a crash at any moment leaves `latest` pointing at a complete checkpoint.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../formats/atomic-write.js';
 import { resolveCheckpointDir } from '../formats/hf-checkpoint.js';
