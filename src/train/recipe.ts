@@ -135,15 +135,22 @@ export function mergeRecipe(base: RecipeConfig, json: unknown, source: string): 
     const old = (base as unknown as Record<string, unknown>)[key];
     if (typeof old === 'object' && old !== null && !Array.isArray(old)) {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${source}: field '${key}' must be an object`);
-      for (const sub of Object.keys(value)) {
-        if (key !== 'model' && !(sub in old)) throw new Error(`${source}: unknown field '${key}.${sub}'`);
+      for (const [sub, given] of Object.entries(value)) {
+        if (key === 'model') continue;
+        if (!(sub in old)) throw new Error(`${source}: unknown field '${key}.${sub}'`);
+        const expected = typeof (old as Record<string, unknown>)[sub];
+        if (typeof given !== expected || (expected === 'number' && !Number.isFinite(given))) {
+          throw new Error(`${source}: field '${key}.${sub}' must be a ${expected === 'number' ? 'finite number' : expected}, found ${JSON.stringify(given)}`);
+        }
       }
       out[key] = { ...old, ...(value as object) };
     } else {
       out[key] = value;
     }
   }
-  return out as unknown as RecipeConfig;
+  const merged = out as unknown as RecipeConfig;
+  if (!Number.isInteger(merged.rl.oversample) || merged.rl.oversample < 1) throw new Error(`${source}: field 'rl.oversample' must be an integer >= 1, found ${merged.rl.oversample}`);
+  return merged;
 }
 
 export interface StageResult {

@@ -79,6 +79,9 @@ test('cli: frugal sft -> rl -> eval -> distill on a tiny model; config errors na
   write('bad.json', { from: 'sft', steps: 2, out_dir: 'x', group_size: 1 });
   r = await quiet(['rl', '--config', join(dir, 'bad.json')]);
   assert.match(r.err, /field 'group_size': 1 is outside \[2/);
+  write('bad.json', { from: 'sft', steps: 2, out_dir: 'x', oversample: 0 });
+  r = await quiet(['rl', '--config', join(dir, 'bad.json')]);
+  assert.match(r.err, /field 'oversample': 0 is outside \[1/);
   write('bad.json', { from: 'sft', steps: 2, out_dir: 'x', tmperature: 1 });
   r = await quiet(['rl', '--config', join(dir, 'bad.json')]);
   assert.match(r.err, /field 'tmperature': unknown field/);

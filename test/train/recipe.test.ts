@@ -57,6 +57,10 @@ test('recipe config files: merged section by section, unknown fields named', () 
   assert.deepEqual(merged.tasks, ['sort']);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { pretrian: {} }, 'x.json'), /x\.json: unknown field 'pretrian'/);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { sft: { stepz: 1 } }, 'x.json'), /unknown field 'sft\.stepz'/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { lr: '1e-4' } }, 'x.json'), /x\.json: field 'rl\.lr' must be a finite number, found "1e-4"/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { enabled: 1 } }, 'x.json'), /field 'rl\.enabled' must be a boolean, found 1/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { oversample: 0 } }, 'x.json'), /field 'rl\.oversample' must be an integer >= 1, found 0/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { oversample: 1.5 } }, 'x.json'), /field 'rl\.oversample' must be an integer >= 1, found 1\.5/);
   for (const file of ['interim.json', 'frugal-r1-tiny.json']) {
     const path = join(root, 'recipe', file);
     if (existsSync(path)) mergeRecipe(QUICK_RECIPE, JSON.parse(readFileSync(path, 'utf8')), path);
