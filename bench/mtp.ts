@@ -149,12 +149,12 @@ function verifyCost(file: string, a: number, repeats: number): void {
   const verify2 = median(ratios[1]!);
   // A DeepSeek MTP module is one more decoder block that shares the output head: its draft reads
   // about (one block + head) / (all blocks + head) of the weights a forward reads.
-  const file_ = openGguf(file);
-  const bytes = (match: (name: string) => boolean) => file_.tensors.filter((t) => match(t.name)).reduce((sum, t) => sum + t.byteLength, 0);
+  const gguf = openGguf(file);
+  const bytes = (match: (name: string) => boolean) => gguf.tensors.filter((t) => match(t.name)).reduce((sum, t) => sum + t.byteLength, 0);
   const head = bytes((n) => n === 'output.weight') || bytes((n) => n === 'token_embd.weight');
   const block = bytes((n) => n.startsWith('blk.0.'));
   const all = bytes((n) => n.startsWith('blk.')) + head;
-  file_.close();
+  gguf.close();
   const draft = (block + head) / all;
   console.log(`  a draft by an MTP block (one decoder block + the shared output head) reads ${(draft * 100).toFixed(1)}% of a forward's weights`);
   console.log(`  MTP k=1 at ${(a * 100).toFixed(1)}% acceptance would give (1 + a) / (verify(2) + draft) = ${((1 + a) / (verify2 + draft)).toFixed(2)}x here`);
