@@ -1,4 +1,5 @@
 import { type Var, result } from './var.js';
+import { floats } from './pool.js';
 import { broadcastShapes, forEachBroadcast } from './broadcast.js';
 import { nativeArithKernels } from './native-kernels.js';
 
@@ -37,7 +38,7 @@ type GradKernel = (grad: Float32Array, dy: Float32Array, a: Float32Array, b: Flo
 
 function binary(op: string, a: Var, b: Var, forward: Kernel, gradA: GradKernel, gradB: GradKernel): Var {
   const { shape, size, ia, ib } = operands(op, a, b);
-  const value = new Float32Array(size);
+  const value = floats(size);
   forward(value, a.value, b.value, ia, ib);
   return result(value, shape, [a, b], (out) => () => {
     const g = out.grad!;
@@ -134,7 +135,7 @@ export function addN(terms: readonly Var[]): Var {
       throw new Error(`addN: shapes [${first.shape.join(', ')}] and [${t.shape.join(', ')}] differ`);
     }
   }
-  const value = new Float32Array(first.size);
+  const value = floats(first.size);
   for (const t of terms) arithKernels.axpy(value, 1, t.value, value.length);
   return result(value, first.shape, terms, (out) => () => {
     const g = out.grad!;

@@ -1,4 +1,5 @@
 import { type Var, result } from './var.js';
+import { floats } from './pool.js';
 import { FP8_E4M3_MAX, f32ToFp8E4M3, fp8E4M3ToF32 } from '../tensor/quant/fp8.js';
 
 /**
@@ -14,7 +15,7 @@ export const FP8_TILE = 128;
 export function fakeQuantTiles(x: Var, tile = FP8_TILE): Var {
   const cols = x.shape[x.rank - 1]!;
   const rows = cols === 0 ? 0 : x.size / cols;
-  const value = new Float32Array(x.size);
+  const value = floats(x.size);
   for (let r = 0; r < rows; r++) {
     for (let c0 = 0; c0 < cols; c0 += tile) {
       const c1 = Math.min(cols, c0 + tile);
@@ -28,7 +29,7 @@ export function fakeQuantTiles(x: Var, tile = FP8_TILE): Var {
 export function fakeQuantBlocks(w: Var, block = FP8_TILE): Var {
   if (w.rank !== 2) throw new Error(`fakeQuantBlocks: ${w.toString()} must be 2-D`);
   const [rows, cols] = w.shape as [number, number];
-  const value = new Float32Array(w.size);
+  const value = floats(w.size);
   for (let r0 = 0; r0 < rows; r0 += block) {
     const r1 = Math.min(rows, r0 + block);
     for (let c0 = 0; c0 < cols; c0 += block) {

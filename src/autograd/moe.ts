@@ -1,4 +1,5 @@
 import { type Var, constant, result } from './var.js';
+import { floats } from './pool.js';
 import { div, mul } from './arith.js';
 import { meanAxis, sum, sumAxis } from './reduce.js';
 import { scale } from './unary.js';
@@ -75,7 +76,7 @@ export function gatherColumns(x: Var, selection: ExpertSelection): Var {
   const { tokens, k, indices } = selection;
   const cols = x.shape[x.rank - 1]!;
   if (x.size !== tokens * cols) throw new Error(`gatherColumns: ${x.toString()} is not [${tokens}, experts]`);
-  const value = new Float32Array(tokens * k);
+  const value = floats(tokens * k);
   for (let t = 0; t < tokens; t++) for (let j = 0; j < k; j++) value[t * k + j] = x.value[t * cols + indices[t * k + j]!]!;
   return result(value, [tokens, k], [x], (out) => () => {
     const g = out.grad!;
@@ -120,7 +121,7 @@ export function gatherRows(x: Var, rows: Int32Array): Var {
   const d = x.shape[x.rank - 1]!;
   const n = x.size / d;
   for (const r of rows) if (r < 0 || r >= n) throw new Error(`gatherRows: row ${r} outside 0..${n - 1} of ${x.toString()}`);
-  const value = new Float32Array(rows.length * d);
+  const value = floats(rows.length * d);
   for (let i = 0; i < rows.length; i++) value.set(x.value.subarray(rows[i]! * d, (rows[i]! + 1) * d), i * d);
   return result(value, [rows.length, d], [x], (out) => () => {
     const g = out.grad!;
@@ -140,7 +141,7 @@ export function gatherRows(x: Var, rows: Int32Array): Var {
  */
 export function combineExperts(tokens: number, dim: number, outputs: readonly (Var | null)[], routes: readonly ExpertRoute[], weights: Var): Var {
   if (outputs.length !== routes.length) throw new Error(`combineExperts: ${outputs.length} outputs for ${routes.length} routes`);
-  const value = new Float32Array(tokens * dim);
+  const value = floats(tokens * dim);
   const w = weights.value;
   const inputs: Var[] = [weights];
   outputs.forEach((y, e) => {

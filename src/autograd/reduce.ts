@@ -1,4 +1,5 @@
 import { type Var, result, shapeString } from './var.js';
+import { floats } from './pool.js';
 
 /** Sum of all elements, a scalar (shape []). Accumulates in float64. */
 export function sum(x: Var): Var {
@@ -58,7 +59,7 @@ function reduceAxis(op: string, x: Var, axis: number, keepDim: boolean, factor: 
   const a = axisIndex(op, x.shape, axis);
   const { outer, size, inner } = aroundAxis(x.shape, a);
   const shape = keepDim ? x.shape.map((d, i) => (i === a ? 1 : d)) : x.shape.filter((_d, i) => i !== a);
-  const value = new Float32Array(outer * inner);
+  const value = floats(outer * inner);
   const acc = new Float64Array(inner);
   const xv = x.value;
   for (let o = 0; o < outer; o++) {

@@ -1,4 +1,5 @@
 import { type Var, result } from './var.js';
+import { floats } from './pool.js';
 import { nativeKernelsFor } from './native-kernels.js';
 
 export type RopeStyle = 'interleaved' | 'neox';
@@ -27,7 +28,7 @@ export function rope(x: Var, positions: Int32Array, invFreq: Float32Array, style
       sin[t * half + i] = Math.sin(angle) * attentionFactor;
     }
   }
-  const value = new Float32Array(x.size);
+  const value = floats(x.size);
   ropeKernels.rotate(value, x.value, cos, sin, tokens, heads, dim, style, 1);
   return result(value, x.shape, [x], (out) => () => {
     ropeKernels.rotate(x.gradBuffer(), out.grad!, cos, sin, tokens, heads, dim, style, -1, true);

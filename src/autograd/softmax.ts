@@ -1,11 +1,12 @@
 import { type Var, result } from './var.js';
+import { floats } from './pool.js';
 import { nativeKernelsFor } from './native-kernels.js';
 
 /** Softmax over the last axis. Backward: dx = y · (dy − Σ dy·y). */
 export function softmax(x: Var): Var {
   const cols = lastDim('softmax', x);
   const rows = x.size / cols;
-  const value = new Float32Array(x.size);
+  const value = floats(x.size);
   softmaxKernels.forward(value, x.value, rows, cols);
   return result(value, x.shape, [x], (out) => () => {
     softmaxKernels.backward(x.gradBuffer(), out.grad!, value, rows, cols);
@@ -16,7 +17,7 @@ export function softmax(x: Var): Var {
 export function logSoftmax(x: Var): Var {
   const cols = lastDim('logSoftmax', x);
   const rows = x.size / cols;
-  const value = new Float32Array(x.size);
+  const value = floats(x.size);
   logSoftmaxForward(value, x.value, rows, cols);
   return result(value, x.shape, [x], (out) => () => {
     const g = out.grad!;

@@ -8,6 +8,8 @@
  * exposes its forward and backward math as plain functions over Float32Arrays, so a native kernel
  * can replace one op at a time.
  */
+import { floats, recycle } from './pool.js';
+
 export class Var {
   readonly value: Float32Array;
   readonly shape: readonly number[];
@@ -20,6 +22,7 @@ export class Var {
   /** Optional name (parameters), used in error messages and optimizer state. */
   name: string;
   private gradient: Float32Array | null = null;
+  private spare: Float32Array | null = null;
 
   constructor(value: Float32Array, shape: readonly number[], options: { requiresGrad?: boolean; parents?: readonly Var[]; name?: string } = {}) {
     const size = sizeOfShape(shape);
@@ -47,9 +50,20 @@ export class Var {
     return this.gradient;
   }
 
-  /** The gradient buffer, allocated (zeroed) on first use. */
+  /**
+   * The gradient buffer, allocated (zeroed) on first use: the buffer resetGrad kept, else for an
+   * op's output one from the active buffer pool (./pool.ts), else a new array.
+   */
   gradBuffer(): Float32Array {
-    if (this.gradient === null) this.gradient = new Float32Array(this.value.length);
+    if (this.gradient === null) {
+      if (this.spare !== null) {
+        this.gradient = this.spare;
+        this.spare = null;
+        this.gradient.fill(0);
+      } else {
+        this.gradient = this.backwardFn === null ? new Float32Array(this.value.length) : floats(this.value.length);
+      }
+    }
     return this.gradient;
   }
 
@@ -58,8 +72,20 @@ export class Var {
     if (this.gradient !== null) this.gradient.fill(0);
   }
 
-  /** Drop the gradient buffer entirely. */
+  /** Drop the gradient buffer entirely (back to the active pool if it came from there). */
   clearGrad(): void {
+    if (this.gradient !== null) recycle(this.gradient);
+    this.gradient = null;
+    this.spare = null;
+  }
+
+  /**
+   * The gradient becomes null (not reached) as with clearGrad, but its buffer is kept for the next
+   * gradBuffer(): the optimizer's zeroGrad between steps, so that every step does not allocate
+   * (and fault in) the parameters' gradients afresh.
+   */
+  resetGrad(): void {
+    if (this.gradient !== null) this.spare = this.gradient;
     this.gradient = null;
   }
 

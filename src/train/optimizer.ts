@@ -89,9 +89,9 @@ export class AdamW {
     return this.steps;
   }
 
-  /** Drops every parameter's gradient (the next backward starts from zero). */
+  /** Drops every parameter's gradient (the next backward starts from zero; the buffers are kept for it). */
   zeroGrad(): void {
-    for (const s of this.slots) s.param.clearGrad();
+    for (const s of this.slots) s.param.resetGrad();
   }
 
   /** One update with learning rate `lr` (default: the constructor's; pass the schedule's value). */

@@ -6,6 +6,7 @@
  * zeroGrad leaves the calling thread's.
  */
 import type { Var } from '../autograd/var.js';
+import { BufferPool } from '../autograd/pool.js';
 import { parseHfConfig } from '../formats/hf-config.js';
 import { type NamedTensor, TrainModel } from './model.js';
 import type { WorkerInit } from './parallel-layout.js';
@@ -20,6 +21,7 @@ export class ShardReplica {
   private readonly targets: Float32Array[];
   /** The replica's parameters in layout order. */
   private readonly params: Var[];
+  private readonly pool = new BufferPool();
 
   constructor(private readonly init: WorkerInit) {
     this.values = new Float32Array(init.values);
@@ -51,7 +53,7 @@ export class ShardReplica {
     const slots = this.init.layout.slots;
     for (let j = 0; j < slots.length; j++) this.targets[j]!.set(this.values.subarray(slots[j]!.offset, slots[j]!.offset + slots[j]!.size));
     try {
-      const result = runShard(this.model, task);
+      const result = runShard(this.model, task, this.pool);
       for (let j = 0; j < this.params.length; j++) {
         const g = this.params[j]!.grad;
         this.reached[j] = g === null ? 0 : 1;
@@ -59,7 +61,7 @@ export class ShardReplica {
       }
       return result;
     } finally {
-      for (const p of this.params) p.clearGrad();
+      for (const p of this.params) p.resetGrad();
     }
   }
 }

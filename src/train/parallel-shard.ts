@@ -10,6 +10,7 @@
  * single-process step's.
  */
 import { backward } from '../autograd/var.js';
+import { type BufferPool, withPool } from '../autograd/pool.js';
 import { crossEntropy } from '../autograd/loss.js';
 import type { TrainModel } from './model.js';
 import { type Fp8Stats, newFp8Stats } from './fp8-linear.js';
@@ -55,13 +56,14 @@ export interface ShardResult {
 
 /**
  * Runs one shard on `model`, accumulating into its parameters' gradients. FP8 counts go into
- * `fp8Stats` when given (and are returned either way).
+ * `fp8Stats` when given (and are returned either way). The activations and intermediate gradients
+ * come from `pool` (reused from the previous step; src/autograd/pool.ts).
  */
-export function runShard(model: TrainModel, task: ShardTask, fp8Stats?: Fp8Stats): ShardResult {
-  return task.kind === 'pretrain' ? pretrainShard(model, task, fp8Stats) : sftShard(model, task);
+export function runShard(model: TrainModel, task: ShardTask, pool: BufferPool, fp8Stats?: Fp8Stats): ShardResult {
+  return task.kind === 'pretrain' ? pretrainShard(model, task, pool, fp8Stats) : withPool(pool, () => sftShard(model, task));
 }
 
-function pretrainShard(model: TrainModel, task: PretrainShardTask, fp8Stats?: Fp8Stats): ShardResult {
+function pretrainShard(model: TrainModel, task: PretrainShardTask, pool: BufferPool, fp8Stats?: Fp8Stats): ShardResult {
   const n = task.microBatches.length;
   const seed = new Float32Array([task.share / n]);
   const counted = newFp8Stats();
@@ -71,10 +73,13 @@ function pretrainShard(model: TrainModel, task: PretrainShardTask, fp8Stats?: Fp
   let balanceLoss = 0;
   const loads = new Map<number, Int32Array>();
   for (const ids of task.microBatches) {
-    const r = model.forward(ids, task.rows, task.seqPlusOne, {
-      mtp: task.mtp, mtpLambda: task.mtpLambda, balanceAlpha: task.balanceAlpha, fp8: task.fp8, fp8Stats: counted,
+    const r = withPool(pool, () => {
+      const forward = model.forward(ids, task.rows, task.seqPlusOne, {
+        mtp: task.mtp, mtpLambda: task.mtpLambda, balanceAlpha: task.balanceAlpha, fp8: task.fp8, fp8Stats: counted,
+      });
+      backward(forward.loss, seed);
+      return forward;
     });
-    backward(r.loss, seed);
     loss += (task.share * r.mainLoss) / n;
     balanceLoss += (task.share * r.balanceLoss) / n;
     if (r.mtpLoss !== null) mtpLoss = (mtpLoss ?? 0) + (task.share * r.mtpLoss) / n;

@@ -19,6 +19,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import type { Var } from '../autograd/var.js';
+import { BufferPool } from '../autograd/pool.js';
 import { hfConfigToObject } from '../formats/hf-config.js';
 import type { Fp8Stats } from './fp8-linear.js';
 import type { TrainModel } from './model.js';
@@ -74,6 +75,7 @@ export class DataParallel {
   private seq = 0;
   private closed = false;
   private running = 0;
+  private readonly pool = new BufferPool();
 
   /** `shards` ≥ 2: the calling thread plus shards − 1 worker threads (started at the first run). */
   constructor(readonly model: TrainModel, readonly shards: number) {
@@ -103,7 +105,7 @@ export class DataParallel {
     let first: ShardResult | null = null;
     let failure: unknown = null;
     try {
-      first = runShard(this.model, tasks[0]!, fp8Stats);
+      first = runShard(this.model, tasks[0]!, this.pool, fp8Stats);
     } catch (error) {
       failure = error;
     }

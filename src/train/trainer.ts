@@ -10,6 +10,7 @@
  * so the step equals the single-process one up to float rounding and is deterministic for a given
  * shard count. One shard runs the single-process arithmetic exactly.
  */
+import { BufferPool } from '../autograd/pool.js';
 import { AdamW, clipGradNorm, decayGroups, gradNorm } from './optimizer.js';
 import { warmupCosine, warmupStableDecay } from './schedule.js';
 import type { TrainModel } from './model.js';
@@ -59,6 +60,8 @@ export class Trainer {
   /** Data-parallel shards per micro-batch (1: single-process). */
   readonly workers: number;
   private parallel: DataParallel | null = null;
+  /** Activation and gradient buffers reused from step to step (single-process steps). */
+  private readonly pool = new BufferPool();
 
   constructor(readonly model: TrainModel, readonly options: TrainerOptions) {
     this.optimizer = new AdamW(decayGroups(model.parameterList, options.weightDecay), {
@@ -111,7 +114,7 @@ export class Trainer {
       kind: 'pretrain', microBatches: [...rows], rows: to - from, seqPlusOne, share: (to - from) / batch,
       mtp: o.mtp.enabled, mtpLambda: o.mtp.lambda, balanceAlpha: o.moe.alpha, fp8: o.fp8,
     });
-    if (ranges.length === 1) return [runShard(this.model, task(0, batch, microBatches), this.fp8Stats)];
+    if (ranges.length === 1) return [runShard(this.model, task(0, batch, microBatches), this.pool, this.fp8Stats)];
     this.parallel ??= new DataParallel(this.model, this.workers);
     const tasks = ranges.map(([from, to]) => task(from, to, microBatches.map((ids) => ids.slice(from * seqPlusOne, to * seqPlusOne))));
     return this.parallel.run(tasks, this.fp8Stats);

@@ -1,0 +1,82 @@
+/**
+ * Reuse of the large Float32Arrays of training steps (op outputs and intermediate gradients).
+ *
+ * A fresh large Float32Array is a fresh mmap: every page faults on first touch and is unmapped
+ * again when the array is collected, which cost more than the GEMMs themselves in training steps
+ * (the bench:train dense model: ~1 s of system time per 4,096-token step on one core). Inside
+ * `withPool(pool, fn)`, ops take their buffers from the pool instead; intermediate gradients go
+ * back to it as soon as backward has consumed them, and every other buffer taken in the scope goes
+ * back when the scope ends, so the next step (the same shapes) allocates nothing. Nothing computed
+ * inside the scope may be used after it: the trainer runs one forward + backward per scope and
+ * keeps only numbers. Outside any scope, `floats` is `new Float32Array`.
+ */
+
+/** Arrays smaller than this are left to the garbage collector (they come from V8's heap, not mmap). */
+const MIN_POOLED = 4096;
+
+export class BufferPool {
+  private readonly free = new Map<number, Float32Array[]>();
+  private readonly lent = new Set<Float32Array>();
+
+  /** A zero-filled array of n floats, from the pool when one of that size is free. */
+  take(n: number): Float32Array {
+    const reused = this.free.get(n)?.pop();
+    const buffer = reused ?? new Float32Array(n);
+    if (reused) buffer.fill(0);
+    this.lent.add(buffer);
+    return buffer;
+  }
+
+  /** Returns one array taken from this pool (no-op for any other array). */
+  give(buffer: Float32Array): void {
+    if (!this.lent.delete(buffer)) return;
+    const list = this.free.get(buffer.length);
+    if (list) list.push(buffer);
+    else this.free.set(buffer.length, [buffer]);
+  }
+
+  /** Returns every array still lent out. */
+  giveAll(): void {
+    for (const buffer of [...this.lent]) this.give(buffer);
+  }
+
+  /** Floats held (lent and free), for tests and diagnostics. */
+  get heldFloats(): number {
+    let n = 0;
+    for (const b of this.lent) n += b.length;
+    for (const list of this.free.values()) for (const b of list) n += b.length;
+    return n;
+  }
+
+  /** Drops every free array (lent ones stay lent). */
+  clear(): void {
+    this.free.clear();
+  }
+}
+
+let current: BufferPool | null = null;
+
+/** n zero-filled floats: from the active pool for large n inside withPool, else a new array. */
+export function floats(n: number): Float32Array {
+  return current !== null && n >= MIN_POOLED ? current.take(n) : new Float32Array(n);
+}
+
+/** Hands an array obtained from `floats` back early (intermediate gradients once consumed). */
+export function recycle(buffer: Float32Array): void {
+  if (current !== null && buffer.length >= MIN_POOLED) current.give(buffer);
+}
+
+/**
+ * Runs fn with `pool` active; every array taken from it during fn is returned when fn ends (by the
+ * outermost scope of that pool, when scopes of one pool nest).
+ */
+export function withPool<T>(pool: BufferPool, fn: () => T): T {
+  const previous = current;
+  current = pool;
+  try {
+    return fn();
+  } finally {
+    current = previous;
+    if (previous !== pool) pool.giveAll();
+  }
+}
