@@ -449,9 +449,90 @@ void wholeRows(const Weight& w, const float* x, int64_t m, float* out, int64_t r
   else matvecFewRows<D>(w, x, m, out, r0, r1);
 }
 
+/**
+ * fp8 E4M3 to f16 bits, 32 at a time: sign-extended to 16 bits and shifted so that the exponent and
+ * mantissa land in f16's fields (bias 15 instead of 7, so every value comes out 2^-8 too small;
+ * the caller folds 2^8 into the activations), the copy of the sign at bit 14 cleared. Subnormals
+ * become f16 subnormals, exactly; vcvtph2ps then widens without the slow path that f32
+ * subnormals take.
+ */
+FRUGAL_INLINE __m512i fp8ToHalfBits(__m256i bytes) {
+  return _mm512_and_si512(_mm512_slli_epi16(_mm512_cvtepi8_epi16(bytes), 7), _mm512_set1_epi16(static_cast<short>(0xBF80)));
+}
+
+/** 32 fp8 weights as f32 (2^-8 too small, see fp8ToHalfBits); `seen` tracks NaN bytes (see fp8RowWhole). */
+FRUGAL_INLINE void fp8Piece(const uint8_t* p, __m256i& seen, __m512& lo, __m512& hi) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  seen = _mm256_max_epu8(seen, _mm256_or_si256(raw, _mm256_set1_epi8(static_cast<char>(0x80))));
+  const __m512i half = fp8ToHalfBits(raw);
+  lo = _mm512_cvtph_ps(_mm512_castsi512_si256(half));
+  hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(half, 1));
+}
+
+/**
+ * Fp8 row r against G <= 2 activation rows xs (already multiplied by the row's block scales and
+ * 2^8), over the first `cols32` columns (a multiple of 32), 64 columns per step with two
+ * accumulator sets to hide the FMA latency. One row at a time reads fastest (rows side by side
+ * were slower here, as for Q8_0). NaN bytes (0x7F, 0xFF) make the result NaN, as decoding them
+ * would: the largest byte | 0x80 seen is 0xFF exactly then.
+ */
+template <int G>
+void fp8RowWhole(const Weight& w, int64_t r, const float* xs, int64_t cols32, float* out, int64_t ldo) {
+  const int64_t stride = w.cols;
+  const uint8_t* row = w.data + r * stride;
+  __m512 acc[2][G][2];
+  for (int u = 0; u < 2; u++)
+    for (int g = 0; g < G; g++) acc[u][g][0] = acc[u][g][1] = _mm512_setzero_ps();
+  __m256i seen = _mm256_setzero_si256();
+  for (int64_t c = 0; c < cols32; c += 64) {
+#pragma GCC unroll 2
+    for (int u = 0; u < 2; u++) {
+      const int64_t cu = c + 32 * u;
+      if (u == 1 && cu >= cols32) break;
+      __m512 lo, hi;
+      fp8Piece(row + cu, seen, lo, hi);
+#pragma GCC unroll 2
+      for (int g = 0; g < G; g++) {
+        acc[u][g][0] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xs + g * stride + cu), acc[u][g][0]);
+        acc[u][g][1] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xs + g * stride + cu + 16), acc[u][g][1]);
+      }
+    }
+  }
+  const bool nan = _mm256_cmpeq_epi8_mask(seen, _mm256_set1_epi8(-1)) != 0;
+  for (int g = 0; g < G; g++)
+    out[g * ldo + r] = nan ? NAN : _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0][g][0], acc[0][g][1]), _mm512_add_ps(acc[1][g][0], acc[1][g][1])));
+}
+
+/**
+ * m = 1 or 2 fp8 rows [r0, r1): per group of 128 rows (one row of block scales), x times the
+ * scales and 2^8 once into scratch, then rows side by side with the f16 decode; columns past the
+ * last multiple of 32 are added with the scalar decode.
+ */
+void matvecFp8Whole(const Weight& w, const float* x, int64_t m, float* out, int64_t r0, int64_t r1) {
+  const int64_t cols = w.cols, cols32 = cols / 32 * 32, scaleCols = (cols + 127) / 128;
+  float* xs = scratch(0, static_cast<size_t>(m * cols));
+  for (int64_t g0 = r0; g0 < r1;) {
+    const int64_t group = g0 / 128, g1 = imin(r1, (group + 1) * 128);
+    const float* scales = w.blockScales + group * scaleCols;
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t c = 0; c < cols; c++) xs[i * cols + c] = x[i * cols + c] * (scales[c / 128] * 256.0f);
+    for (int64_t r = g0; r < g1; r++) {
+      if (m == 1) fp8RowWhole<1>(w, r, xs, cols32, out, w.rows);
+      else fp8RowWhole<2>(w, r, xs, cols32, out, w.rows);
+    }
+    for (int64_t r = g0; cols32 < cols && r < g1; r++)
+      for (int64_t i = 0; i < m; i++) {
+        float tail = 0.0f;
+        for (int64_t c = cols32; c < cols; c++) tail += bitsToFloat(fp8Bits(w.data[r * cols + c])) * (scales[c / 128] * TWO_POW_120) * x[i * cols + c];
+        out[i * w.rows + r] += tail;
+      }
+    g0 = g1;
+  }
+}
+
 /** Whether matvecWhole has kernels for this dtype. */
 bool hasWholeRows(int dtype) {
-  return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_1 || dtype == DT_Q5_0 || dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K;
+  return dtype == DT_FP8 || dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_1 || dtype == DT_Q5_0 || dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K;
 }
 
 /**
@@ -475,6 +556,7 @@ void matvecWhole(const Weight& w, const float* x, int64_t m, float* out, int64_t
     case DT_Q4_K: wholeRows<DecQ4_K>(w, x, m, out, r0, r1); break;
     case DT_Q5_K: wholeRows<DecQ5_K>(w, x, m, out, r0, r1); break;
     case DT_Q6_K: wholeRows<DecQ6_K>(w, x, m, out, r0, r1); break;
+    case DT_FP8: matvecFp8Whole(w, x, m, out, r0, r1); break;
     default: break;
   }
 }

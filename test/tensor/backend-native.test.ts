@@ -269,14 +269,42 @@ test('native fp8 NaN patterns (0x7F, 0xFF) decode to NaN on every level, as in r
   const expected = new Float32Array(rows);
   ref.matmul(expected, x, 1, w);
   assert.ok(Number.isNaN(expected[1]) && Number.isNaN(expected[2]) && !Number.isNaN(expected[0]));
+  const x2 = random(2 * cols, 6);
   eachLevel((level) => {
     const out = new Float32Array(rows);
     native!.matmul(out, x, 1, w);
     assert.deepEqual([0, 1, 2].map((r) => Number.isNaN(out[r])), [false, true, true], `${level} matmul`);
+    const out2 = new Float32Array(2 * rows);
+    native!.matmul(out2, x2, 2, w);
+    assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => Number.isNaN(out2[i])), [false, true, true, false, true, true], `${level} matmul m = 2`);
     const dense = new Float32Array(rows * cols);
     native!.dequantizeRows(dense, w, 0, rows);
     assert.ok(Number.isNaN(dense[cols + 40]!) && Number.isNaN(dense[2 * cols + 150]!) && !Number.isNaN(dense[cols + 41]!), `${level} dequantizeRows`);
   });
+});
+
+test('native fp8 matmul m = 1, 2 over several 128-row scale groups, ragged columns and subnormal bytes equals ref', { skip }, () => {
+  // The m <= 2 fp8 kernel multiplies x by each 128-row group's scales once and decodes through f16
+  // (subnormals exactly); a ragged last 32 columns take the scalar decode.
+  let seed = 4000;
+  for (const [rows, cols] of [[300, 4100], [129, 64], [257, 131]] as const) {
+    const w = makeWeight('fp8_e4m3', rows, cols, seed++);
+    for (let i = 0; i < w.data.length; i += 37) w.data[i] = (i & 1 ? 0x80 : 0) | (1 + (i % 7)); // E4M3 subnormals, both signs
+    const dense = new Float32Array(rows * cols);
+    ref.dequantizeRows(dense, w, 0, rows);
+    const wn = Array.from({ length: rows }, (_, r) => Math.hypot(...dense.subarray(r * cols, (r + 1) * cols)));
+    for (const m of [1, 2]) {
+      const x = random(m * cols, seed++);
+      const expected = new Float32Array(m * rows);
+      ref.matmul(expected, x, m, w);
+      const xn = Array.from({ length: m }, (_, i) => Math.hypot(...x.subarray(i * cols, (i + 1) * cols)));
+      eachLevel((level) => {
+        const out = new Float32Array(m * rows).fill(NaN);
+        native!.matmul(out, x, m, w);
+        assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]!, `${level} fp8 matmul m${m} [${rows}, ${cols}]`);
+      });
+    }
+  }
 });
 
 test('native rmsNorm and softmax equal ref (odd sizes, in place, large logits)', { skip }, () => {
