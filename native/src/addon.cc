@@ -8,6 +8,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "cpu.h"
 #include "kernels.h"
@@ -233,6 +234,50 @@ napi_value SetInt8(napi_env env, napi_callback_info info) {
   return makeString(env, INT8_NAMES[int8InEffect(current)]);
 }
 
+/**
+ * attentionSegments(out, q, caches, segs, segments, heads, headDimK, headDimV, stride, scale):
+ * caches is an Array of one Float32Array per segment (batch_kernels.h).
+ */
+napi_value AttentionSegments(napi_env env, napi_callback_info info) {
+  Args a(env, info, 10);
+  float* out = a.f32(0);
+  const float* q = a.f32(1);
+  const int32_t* segs = a.i32(3);
+  const int64_t segments = a.i64(4);
+  BatchAttentionArgs p{a.i64(5), a.i64(6), a.i64(7), a.i64(8), static_cast<float>(a.num(9))};
+  if (!a.ok) return undefined(env);
+  std::vector<const float*> caches(static_cast<size_t>(segments < 0 ? 0 : segments));
+  for (int64_t i = 0; i < segments && a.ok; i++) {
+    napi_value element;
+    napi_get_element(env, a.argv[2], static_cast<uint32_t>(i), &element);
+    napi_typedarray_type type;
+    size_t length;
+    void* data = nullptr;
+    bool isTyped = false;
+    napi_is_typedarray(env, element, &isTyped);
+    if (!isTyped || napi_get_typedarray_info(env, element, &type, &length, &data, nullptr, nullptr) != napi_ok || type != napi_float32_array) {
+      a.fail("argument 2 must be an Array of Float32Array");
+    }
+    caches[static_cast<size_t>(i)] = static_cast<const float*>(data);
+  }
+  if (a.ok) current.batch.attentionSegments(out, q, caches.data(), segs, segments, p);
+  return undefined(env);
+}
+
+/** moeExperts(out, x, experts, weights, gateUp, down, tokens, hidden, topK, nExperts, width) (batch_kernels.h). */
+napi_value MoeExperts(napi_env env, napi_callback_info info) {
+  Args a(env, info, 11);
+  float* out = a.f32(0);
+  const float* x = a.f32(1);
+  const int32_t* experts = a.i32(2);
+  const float* weights = a.f32(3);
+  const float* gateUp = a.f32(4);
+  const float* down = a.f32(5);
+  MoeExpertsArgs p{a.i64(6), a.i64(7), a.i64(8), a.i64(9), a.i64(10)};
+  if (a.ok) current.batch.moeExperts(out, x, experts, weights, gateUp, down, p);
+  return undefined(env);
+}
+
 /** setSerial(on): nested on/off of serial mode (every kernel on its calling thread; see kernels.h). */
 napi_value SetSerial(napi_env env, napi_callback_info info) {
   Args a(env, info, 1);
@@ -298,7 +343,7 @@ napi_value Init(napi_env env, napi_value exports) {
   } entries[] = {
       {"gemm", Gemm}, {"matmul", Matmul}, {"dequantizeRows", DequantizeRows}, {"embeddingGather", EmbeddingGather},
       {"rmsNorm", RmsNorm}, {"softmax", Softmax}, {"rope", Rope}, {"siluMul", SiluMul}, {"add", Add}, {"mul", Mul},
-      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
+      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"attentionSegments", AttentionSegments}, {"moeExperts", MoeExperts}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
       {"probeFma", ProbeFma}, {"probeRead", ProbeRead}, {"mapFile", MapFile},
   };
   for (const Entry& e : entries) {

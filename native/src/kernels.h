@@ -69,6 +69,24 @@ struct TrainKernels {
                      int64_t srcStride, int64_t blocks, int64_t len, bool accumulate);
 };
 
+/** The common shape of a batched attention call (batch_kernels.h attentionSegments). */
+struct BatchAttentionArgs {
+  int64_t heads, headDimK, headDimV, stride;
+  float scale;
+};
+
+struct MoeExpertsArgs {
+  int64_t tokens, hidden, topK, experts, width;
+};
+
+/** Kernels of a batched decode step of several sequences (batch_kernels.h). */
+struct BatchKernels {
+  void (*attentionSegments)(float* out, const float* q, const float* const* caches, const int32_t* segs, int64_t segments,
+                            const BatchAttentionArgs& args);
+  void (*moeExperts)(float* out, const float* x, const int32_t* experts, const float* weights, const float* gateUp,
+                     const float* down, const MoeExpertsArgs& args);
+};
+
 struct Kernels {
   const char* name;
   void (*gemm)(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
@@ -102,6 +120,7 @@ struct Kernels {
   /** Register-only FMA loop: returns the flops done by this thread in `iterations` rounds. */
   double (*fmaProbe)(int64_t iterations);
   TrainKernels train;
+  BatchKernels batch;
 };
 
 Kernels kernelsScalar();

@@ -1059,6 +1059,7 @@ decltype(Kernels::matmul) matmulVnniPrefillEntry() { return matmulVnniPrefill; }
 #endif
 
 #include "train_impl.h"
+#include "batch_kernels.h"
 
 Kernels table(const char* name) {
   Kernels t;
@@ -1080,6 +1081,7 @@ Kernels table(const char* name) {
   t.attention = attention;
   t.fmaProbe = fmaProbe;
   t.train = trainTable();
+  t.batch = batchTable();
   return t;
 }
 

@@ -5,9 +5,10 @@
  * kernel calls and thread-pool wake-ups, which is what a batch of small decode steps costs:
  *  - the latents of all rows are normalized by one rmsNorm call (gathered into one block and
  *    scattered back) instead of one call per row;
- *  - each sequence's attention whose work is small runs on the calling thread (the kernel would
- *    otherwise wake the pool for a few microseconds of work per sequence: microseconds of wake-up
- *    on an idle machine, up to a scheduler time slice on a busy one);
+ *  - the attention of every sequence is one Backend.attentionSegments call where the backend has
+ *    it (native); otherwise one attention call per sequence, the small ones on the calling thread
+ *    (the kernel would otherwise wake the pool for a few microseconds of work per sequence:
+ *    microseconds of wake-up on an idle machine, up to a scheduler time slice on a busy one);
  *  - with the layer's fused weights (`MlaFusedWeights`, ./mla.ts: W_UK absorbed into the query
  *    projection, W_UV into the output projection, softmax scale included), the 2·H per-head
  *    products become two matmuls, as in the single-sequence forward of a small model.
@@ -43,17 +44,14 @@ export function mlaForwardBatch(
     queries: 0, heads: H, kvHeads: 1, headDimK: width, headDimV: r, startPos: 0, scale: fused ? 1 : cfg.softmaxScale,
     kTokenStride: width, kHeadStride: 0, vTokenStride: width, vHeadStride: 0,
   };
-  const whole = segments.length === 1 && segments[0]!.row === 0 && segments[0]!.count === tokens;
-  const attend = (seg: MlaSegment): void => {
-    params.queries = seg.count;
-    params.startPos = seg.startPos;
-    const rows = seg.cache.rows;
-    backend.attention(
-      whole ? oLat : oLat.subarray(seg.row * H * r, (seg.row + seg.count) * H * r),
-      whole ? qAbs : qAbs.subarray(seg.row * H * width, (seg.row + seg.count) * H * width), rows, rows, params,
-    );
-  };
-  attendSegments(segments, H, width, r, attend);
+  if (backend.attentionSegments) {
+    const segs = scratch.i32('mlab.segments', 3 * segments.length);
+    segments.forEach((seg, i) => segs.set([seg.row, seg.count, seg.startPos], 3 * i));
+    const caches = segments.map((seg) => seg.cache.rows);
+    backend.attentionSegments(oLat, qAbs, caches, segs, { heads: H, headDimK: width, headDimV: r, stride: width, scale: params.scale });
+  } else {
+    attendEach(backend, segments, tokens, qAbs, oLat, params, H, width, r);
+  }
 
   const out = scratch.f32('mlab.out', tokens * cfg.hiddenSize);
   if (fused) {
@@ -65,6 +63,23 @@ export function mlaForwardBatch(
   projectValueHeads(backend, cfg, w.vUp, oLat, attnOut, tokens, scratch, 'mlab');
   backend.matmul(out, attnOut, tokens, w.o);
   return out;
+}
+
+/** Without Backend.attentionSegments: one attention call per segment (the small ones on the calling thread). */
+function attendEach(
+  backend: Backend, segments: readonly MlaSegment[], tokens: number, qAbs: Float32Array, oLat: Float32Array, params: AttentionParams, H: number, width: number, r: number,
+): void {
+  const whole = segments.length === 1 && segments[0]!.row === 0 && segments[0]!.count === tokens;
+  const attend = (seg: MlaSegment): void => {
+    params.queries = seg.count;
+    params.startPos = seg.startPos;
+    const rows = seg.cache.rows;
+    backend.attention(
+      whole ? oLat : oLat.subarray(seg.row * H * r, (seg.row + seg.count) * H * r),
+      whole ? qAbs : qAbs.subarray(seg.row * H * width, (seg.row + seg.count) * H * width), rows, rows, params,
+    );
+  };
+  attendSegments(segments, H, width, r, attend);
 }
 
 /** The absorbed queries [tokens, H, kvLora + rope], rotated at each row's position (scaled when fused). */

@@ -269,8 +269,14 @@ export interface MoeFusedWeights {
   readonly routerShared: WeightMatrix;
   /** Width of the shared experts' FFN (0 without shared experts). */
   readonly sharedWidth: number;
-  /** Per routed expert, its stacked gate and up. */
+  /** Per routed expert, its stacked gate and up (views of grouped.gateUp when grouped is set). */
   readonly experts: readonly FfnFusedWeights[];
+  /**
+   * Every routed expert in one buffer each, for Backend.moeExperts (several tokens in one call):
+   * gate and up [E·2·width, hidden], down [E·hidden, width]. Set when all experts have one width
+   * and f32 down weights (the stacked down is then a plain copy: same products).
+   */
+  readonly grouped?: { readonly gateUp: Float32Array; readonly down: Float32Array; readonly width: number };
 }
 
 /** f32 values the stacked copies of an FFN would hold, or undefined unless every weight is f32. */
@@ -287,30 +293,39 @@ export function moeFusedValues(w: MoeWeights): number | undefined {
   return w.router.rows * w.router.cols + shared + experts.reduce((a: number, b) => a + b!, 0);
 }
 
-/** One f32 matrix of the given weights' rows, stacked in order (all with the same columns). */
-function stackRows(backend: Backend, parts: readonly WeightMatrix[]): WeightMatrix {
+/** One f32 matrix of the given weights' rows, stacked in order (all with the same columns), in `values` when given. */
+function stackRows(backend: Backend, parts: readonly WeightMatrix[], values?: Float32Array): WeightMatrix {
   const cols = parts[0]!.cols;
   const rows = parts.reduce((sum, p) => sum + p.rows, 0);
-  const values = new Float32Array(rows * cols);
+  values ??= new Float32Array(rows * cols);
   let at = 0;
   for (const p of parts) {
     if (p.cols !== cols) throw new Error(`cannot stack a [${p.rows}, ${p.cols}] weight under ${cols} columns`);
     backend.dequantizeRows(values.subarray(at * cols, (at + p.rows) * cols), p, 0, p.rows);
     at += p.rows;
   }
-  return { dtype: 'f32', rows, cols, data: new Uint8Array(values.buffer) };
+  return { dtype: 'f32', rows, cols, data: new Uint8Array(values.buffer, values.byteOffset, rows * cols * 4) };
 }
 
-export function fuseFfn(backend: Backend, w: FfnWeights): FfnFusedWeights {
-  return { gateUp: stackRows(backend, [w.gate, w.up]) };
+export function fuseFfn(backend: Backend, w: FfnWeights, values?: Float32Array): FfnFusedWeights {
+  return { gateUp: stackRows(backend, [w.gate, w.up], values) };
 }
 
 export function fuseMoe(backend: Backend, w: MoeWeights): MoeFusedWeights {
-  return {
-    routerShared: stackRows(backend, w.shared ? [w.router, w.shared.gate, w.shared.up] : [w.router]),
-    sharedWidth: w.shared ? w.shared.gate.rows : 0,
-    experts: w.experts.map((e) => fuseFfn(backend, e)),
-  };
+  const routerShared = stackRows(backend, w.shared ? [w.router, w.shared.gate, w.shared.up] : [w.router]);
+  const sharedWidth = w.shared ? w.shared.gate.rows : 0;
+  const width = w.experts[0]?.gate.rows ?? 0;
+  const hidden = w.router.cols;
+  if (!w.experts.every((e) => e.gate.rows === width && e.up.rows === width && e.down.rows === hidden && e.down.dtype === 'f32')) {
+    return { routerShared, sharedWidth, experts: w.experts.map((e) => fuseFfn(backend, e)) };
+  }
+  const gateUp = new Float32Array(w.experts.length * 2 * width * hidden);
+  const down = new Float32Array(w.experts.length * hidden * width);
+  const experts = w.experts.map((e, i) => {
+    backend.dequantizeRows(down.subarray(i * hidden * width, (i + 1) * hidden * width), e.down, 0, hidden);
+    return fuseFfn(backend, e, gateUp.subarray(i * 2 * width * hidden, (i + 1) * 2 * width * hidden));
+  });
+  return { routerShared, sharedWidth, experts, grouped: { gateUp, down, width } };
 }
 
 /**
@@ -381,6 +396,11 @@ export function moeForwardFused(
     backend.matmul(out, act, tokens, w.shared.down);
   } else {
     out.fill(0);
+  }
+  const grouped = fused.grouped;
+  if (grouped && backend.moeExperts && tokens > 1) {
+    backend.moeExperts(out, x, experts, weights, grouped.gateUp, grouped.down, { tokens, hidden, topK: K, experts: E, width: grouped.width });
+    return out;
   }
   addRoutedExperts(backend, out, x, tokens, hidden, K, E, experts, weights, fused.experts, scratch, (e, rows, count) => ffnForwardFused(backend, w.experts[e]!, fused.experts[e]!, rows, count, scratch));
   return out;

@@ -62,6 +62,44 @@ export interface Backend {
 
   /** Scaled dot-product attention with a causal mask and grouped KV heads; see AttentionParams. */
   attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, params: AttentionParams): void;
+
+  /**
+   * Optional (native; callers fall back to one attention() per segment): attention of the rows of
+   * several sequences in one call, each over its own cache with one KV head (MLA's absorbed form).
+   * Segment i has rows segments[3i] .. + segments[3i + 1] of q and out, at positions segments[3i + 2]..,
+   * attending causally to caches[i]: key s = caches[i][s · stride ..+ headDimK], value s the first
+   * headDimV of the same row. Equals attention() per segment to float rounding (exp is approximated to ~2e-7).
+   */
+  attentionSegments?(out: Float32Array, q: Float32Array, caches: readonly Float32Array[], segments: Int32Array, params: SegmentAttentionParams): void;
+
+  /**
+   * Optional (native; callers fall back to per-expert matmuls): out [tokens, hidden] += the routed
+   * experts of each token, weighted (experts and weights [tokens, topK]). Expert e's gate and up
+   * rows are stacked in gateUp [E·2·width, hidden] at row e·2·width, its down in down
+   * [E·hidden, width] at row e·hidden, all f32. Tokens are grouped per expert (ascending), added in
+   * slot order: the same sums as src/nn/moe.ts's per-expert loop.
+   */
+  moeExperts?(out: Float32Array, x: Float32Array, experts: Int32Array, weights: Float32Array, gateUp: Float32Array, down: Float32Array, params: MoeExpertsParams): void;
+}
+
+/** Shapes of Backend.attentionSegments: q [rows, heads, headDimK], out [rows, heads, headDimV]. */
+export interface SegmentAttentionParams {
+  heads: number;
+  headDimK: number;
+  headDimV: number;
+  /** Elements between consecutive rows of a cache. */
+  stride: number;
+  scale: number;
+}
+
+/** Shapes of Backend.moeExperts: x and out [tokens, hidden]. */
+export interface MoeExpertsParams {
+  tokens: number;
+  hidden: number;
+  topK: number;
+  experts: number;
+  /** Width of one expert's FFN. */
+  width: number;
 }
 
 /**

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AttentionParams, Backend, RopeParams } from './backend.js';
+import type { AttentionParams, Backend, MoeExpertsParams, RopeParams, SegmentAttentionParams } from './backend.js';
 import {
   checkAttention, checkCount, checkCountOf, checkGemm, checkIds, checkLength, checkMatmul, checkRope, checkRows, checkWeight,
 } from './ref/checks.js';
@@ -33,6 +33,10 @@ export interface NativeAddon {
   attention(out: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, queries: number, heads: number, kvHeads: number,
     headDimK: number, headDimV: number, startPos: number, scale: number, kTokenStride: number, kHeadStride: number,
     vTokenStride: number, vHeadStride: number): void;
+  attentionSegments(out: Float32Array, q: Float32Array, caches: readonly Float32Array[], segments: Int32Array, count: number, heads: number,
+    headDimK: number, headDimV: number, stride: number, scale: number): void;
+  moeExperts(out: Float32Array, x: Float32Array, experts: Int32Array, weights: Float32Array, gateUp: Float32Array, down: Float32Array,
+    tokens: number, hidden: number, topK: number, nExperts: number, width: number): void;
   info(): { simd: string; detected: string; threads: number; int8: Int8Mode };
   /**
    * Where int8 activations may be used on levels that have them (AVX-512 VNNI; Q4_0, Q5_0, Q8_0,
@@ -189,6 +193,16 @@ export function nativeBackend(addon: NativeAddon): NativeBackend {
       addon.attention(out, q, k, v, p.queries, p.heads, p.kvHeads, p.headDimK, p.headDimV, p.startPos, p.scale,
         p.kTokenStride, p.kHeadStride, p.vTokenStride, p.vHeadStride);
     },
+    ...(typeof addon.attentionSegments === 'function' ? {
+      attentionSegments(out: Float32Array, q: Float32Array, caches: readonly Float32Array[], segments: Int32Array, p: SegmentAttentionParams) {
+        checkSegmentAttention(out, q, caches, segments, p);
+        addon.attentionSegments(out, q, caches, segments, caches.length, p.heads, p.headDimK, p.headDimV, p.stride, p.scale);
+      },
+      moeExperts(out: Float32Array, x: Float32Array, experts: Int32Array, weights: Float32Array, gateUp: Float32Array, down: Float32Array, p: MoeExpertsParams) {
+        checkMoeExperts(out, x, experts, weights, gateUp, down, p);
+        addon.moeExperts(out, x, experts, weights, gateUp, down, p.tokens, p.hidden, p.topK, p.experts, p.width);
+      },
+    } : {}),
   };
 }
 
@@ -197,4 +211,37 @@ function elementwise(kernel: string, n: number, out: Float32Array, a: Float32Arr
   checkLength(kernel, 'out', out, n);
   checkLength(kernel, 'a', a, n);
   checkLength(kernel, 'b', b, n);
+}
+
+/** Checks of Backend.attentionSegments (the kernel trusts every row and position it is given). */
+function checkSegmentAttention(out: Float32Array, q: Float32Array, caches: readonly Float32Array[], segments: Int32Array, p: SegmentAttentionParams): void {
+  for (const [name, value] of [['heads', p.heads], ['headDimK', p.headDimK], ['headDimV', p.headDimV], ['stride', p.stride]] as const) checkCountOf('attentionSegments', name, value);
+  if (p.headDimK > p.stride || p.headDimV > p.stride) throw new Error(`attentionSegments: key ${p.headDimK} and value ${p.headDimV} values must fit a cache row of ${p.stride}`);
+  checkLength('attentionSegments', 'segments', segments, 3 * caches.length);
+  let rows = 0;
+  caches.forEach((cache, i) => {
+    const row = segments[3 * i]!;
+    const count = segments[3 * i + 1]!;
+    const startPos = segments[3 * i + 2]!;
+    if (row < 0 || count < 1 || startPos < 0) throw new Error(`attentionSegments: segment ${i} has row ${row}, count ${count}, startPos ${startPos}`);
+    checkLength('attentionSegments', `cache ${i}`, cache, (startPos + count) * p.stride);
+    rows = Math.max(rows, row + count);
+  });
+  checkLength('attentionSegments', 'q', q, rows * p.heads * p.headDimK);
+  checkLength('attentionSegments', 'out', out, rows * p.heads * p.headDimV);
+}
+
+/** Checks of Backend.moeExperts (the kernel trusts every expert id). */
+function checkMoeExperts(out: Float32Array, x: Float32Array, experts: Int32Array, weights: Float32Array, gateUp: Float32Array, down: Float32Array, p: MoeExpertsParams): void {
+  for (const [name, value] of [['tokens', p.tokens], ['hidden', p.hidden], ['topK', p.topK], ['experts', p.experts], ['width', p.width]] as const) checkCountOf('moeExperts', name, value);
+  checkLength('moeExperts', 'out', out, p.tokens * p.hidden);
+  checkLength('moeExperts', 'x', x, p.tokens * p.hidden);
+  checkLength('moeExperts', 'experts', experts, p.tokens * p.topK);
+  checkLength('moeExperts', 'weights', weights, p.tokens * p.topK);
+  checkLength('moeExperts', 'gateUp', gateUp, p.experts * 2 * p.width * p.hidden);
+  checkLength('moeExperts', 'down', down, p.experts * p.hidden * p.width);
+  for (let i = 0; i < p.tokens * p.topK; i++) {
+    const e = experts[i]!;
+    if (!(e >= 0 && e < p.experts)) throw new Error(`moeExperts: slot ${i} names expert ${e} of ${p.experts}`);
+  }
 }

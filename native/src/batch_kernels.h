@@ -1,0 +1,233 @@
+// Kernels for a batched decode step of several sequences (continuous batching: src/nn/mla-batch.ts,
+// src/nn/moe.ts), included by kernels_impl.h inside each SIMD level's namespace. A batched step of
+// a small model costs kernel calls rather than arithmetic, so each kernel here does in one call
+// what would otherwise be one call per sequence (attention) or several per expert (MoE).
+namespace {
+
+/** A per-thread work buffer (slot 0..4) of at least `floats` floats, kept apart from scratch(): the kernels called in between use that. */
+float* batchBuffer(int slot, int64_t floats) {
+  struct Buffers {
+    float* data[5] = {nullptr, nullptr, nullptr, nullptr, nullptr};
+    int64_t size[5] = {0, 0, 0, 0, 0};
+    ~Buffers() {
+      for (float* d : data) std::free(d);
+    }
+  };
+  static thread_local Buffers buffers;
+  if (buffers.size[slot] < floats) {
+    std::free(buffers.data[slot]);
+    buffers.data[slot] = static_cast<float*>(std::malloc(static_cast<size_t>(floats) * 4));
+    buffers.size[slot] = floats;
+  }
+  return buffers.data[slot];
+}
+
+/** Rows of a batch: which cache they attend to and at which position. */
+struct SegmentRow {
+  const float* cache;
+  int64_t pos;
+};
+
+struct SegmentsJob {
+  float* out;
+  const float* q;
+  const SegmentRow* rows;
+  const BatchAttentionArgs* p;
+};
+
+#if defined(__AVX512F__)
+/** expFast on 16 lanes (the same steps). */
+inline __m512 expFast16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  const __m512 kf = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504f), _mm512_set1_ps(12582912.0f)), _mm512_set1_ps(12582912.0f));
+  const __m512 r = _mm512_fnmadd_ps(kf, _mm512_set1_ps(1.42860677e-6f), _mm512_fnmadd_ps(kf, _mm512_set1_ps(0.693145752f), x));
+  __m512 pr = _mm512_set1_ps(1.0f / 5040.0f);
+  pr = _mm512_fmadd_ps(pr, r, _mm512_set1_ps(1.0f / 720.0f));
+  pr = _mm512_fmadd_ps(pr, r, _mm512_set1_ps(1.0f / 120.0f));
+  pr = _mm512_fmadd_ps(pr, r, _mm512_set1_ps(1.0f / 24.0f));
+  pr = _mm512_fmadd_ps(pr, r, _mm512_set1_ps(1.0f / 6.0f));
+  pr = _mm512_fmadd_ps(pr, r, _mm512_set1_ps(0.5f));
+  pr = _mm512_fmadd_ps(pr, r, _mm512_set1_ps(1.0f));
+  pr = _mm512_fmadd_ps(pr, r, _mm512_set1_ps(1.0f));
+  const __m512i k = _mm512_cvttps_epi32(kf);
+  return _mm512_mul_ps(pr, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k, _mm512_set1_epi32(127)), 23)));
+}
+
+inline __mmask16 tailMask(int64_t n) { return static_cast<__mmask16>((1u << (n % 16)) - 1); }
+#endif
+
+/** scores[h·keys + s] = scale · q_h · key s, for every head of one query row. */
+void rowScores(const float* qr, const float* cache, int64_t keys, const BatchAttentionArgs& p, float* scores) {
+  const int64_t H = p.heads, dk = p.headDimK, stride = p.stride;
+  const float scale = p.scale;
+#if defined(__AVX512F__)
+  if (dk <= 64) {  // the query's chunks stay in registers
+    const __mmask16 m0 = dk >= 16 ? 0xffff : tailMask(dk), m1 = dk >= 32 ? 0xffff : (dk > 16 ? tailMask(dk) : 0);
+    const __mmask16 m2 = dk >= 48 ? 0xffff : (dk > 32 ? tailMask(dk) : 0), m3 = dk >= 64 ? 0xffff : (dk > 48 ? tailMask(dk) : 0);
+    for (int64_t h = 0; h < H; h++) {
+      const float* q = qr + h * dk;
+      const __m512 q0 = _mm512_maskz_loadu_ps(m0, q), q1 = _mm512_maskz_loadu_ps(m1, q + 16);
+      const __m512 q2 = _mm512_maskz_loadu_ps(m2, q + 32), q3 = _mm512_maskz_loadu_ps(m3, q + 48);
+      float* out = scores + h * keys;
+      for (int64_t s = 0; s < keys; s++) {
+        const float* k = cache + s * stride;
+        __m512 acc = _mm512_mul_ps(q0, _mm512_maskz_loadu_ps(m0, k));
+        if (m1) acc = _mm512_fmadd_ps(q1, _mm512_maskz_loadu_ps(m1, k + 16), acc);
+        if (m2) acc = _mm512_fmadd_ps(q2, _mm512_maskz_loadu_ps(m2, k + 32), acc);
+        if (m3) acc = _mm512_fmadd_ps(q3, _mm512_maskz_loadu_ps(m3, k + 48), acc);
+        out[s] = _mm512_reduce_add_ps(acc) * scale;
+      }
+    }
+    return;
+  }
+#endif
+  for (int64_t h = 0; h < H; h++)
+    for (int64_t s = 0; s < keys; s++) scores[h * keys + s] = dot(qr + h * dk, cache + s * stride, dk) * scale;
+}
+
+/** sc[0 .. keys) = softmax of sc (exp by expFast). */
+void softmaxRow(float* sc, int64_t keys) {
+  double sum = 0;
+#if defined(__AVX512F__)
+  __m512 mv = _mm512_set1_ps(-INFINITY);
+  int64_t s = 0;
+  for (; s + 16 <= keys; s += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(sc + s));
+  if (s < keys) mv = _mm512_mask_max_ps(mv, tailMask(keys - s), mv, _mm512_maskz_loadu_ps(tailMask(keys - s), sc + s));
+  const float max = _mm512_reduce_max_ps(mv);
+  const __m512 m = _mm512_set1_ps(max);
+  __m512 total = _mm512_setzero_ps();
+  for (s = 0; s + 16 <= keys; s += 16) {
+    const __m512 e = expFast16(_mm512_sub_ps(_mm512_loadu_ps(sc + s), m));
+    _mm512_storeu_ps(sc + s, e);
+    total = _mm512_add_ps(total, e);
+  }
+  if (s < keys) {
+    const __mmask16 tail = tailMask(keys - s);
+    const __m512 e = expFast16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, sc + s), m));
+    _mm512_mask_storeu_ps(sc + s, tail, e);
+    total = _mm512_add_ps(total, _mm512_maskz_mov_ps(tail, e));
+  }
+  sum = _mm512_reduce_add_ps(total);
+#else
+  float max = -INFINITY;
+  for (int64_t s = 0; s < keys; s++) max = sc[s] > max ? sc[s] : max;
+  for (int64_t s = 0; s < keys; s++) sum += (sc[s] = expFast(sc[s] - max));
+#endif
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t s = 0; s < keys; s++) sc[s] *= inv;
+}
+
+/** out[h·dv ..] = Σ_s probs[h·keys + s] · value s, for every head of one query row. */
+void rowValues(const float* probs, const float* cache, int64_t keys, const BatchAttentionArgs& p, float* out) {
+  const int64_t H = p.heads, dv = p.headDimV, stride = p.stride;
+#if defined(__AVX512F__)
+  for (int64_t h = 0; h < H; h++) {
+    const float* pr = probs + h * keys;
+    for (int64_t c = 0; c < dv; c += 16) {
+      const __mmask16 mask = dv - c >= 16 ? static_cast<__mmask16>(0xffff) : tailMask(dv - c);
+      __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+      const float* v = cache + c;
+      int64_t s = 0;
+      for (; s + 4 <= keys; s += 4) {
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(pr[s]), _mm512_maskz_loadu_ps(mask, v + s * stride), a0);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(pr[s + 1]), _mm512_maskz_loadu_ps(mask, v + (s + 1) * stride), a1);
+        a2 = _mm512_fmadd_ps(_mm512_set1_ps(pr[s + 2]), _mm512_maskz_loadu_ps(mask, v + (s + 2) * stride), a2);
+        a3 = _mm512_fmadd_ps(_mm512_set1_ps(pr[s + 3]), _mm512_maskz_loadu_ps(mask, v + (s + 3) * stride), a3);
+      }
+      for (; s < keys; s++) a0 = _mm512_fmadd_ps(_mm512_set1_ps(pr[s]), _mm512_maskz_loadu_ps(mask, v + s * stride), a0);
+      _mm512_mask_storeu_ps(out + h * dv + c, mask, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    }
+  }
+#else
+  for (int64_t i = 0; i < H * dv; i++) out[i] = 0.0f;
+  for (int64_t s = 0; s < keys; s++)
+    for (int64_t h = 0; h < H; h++) axpyLoop(out + h * dv, probs[h * keys + s], cache + s * p.stride, dv);
+#endif
+}
+
+/** One query row, every head: scores, softmax (exp by expFast, to ~2e-7 relative), values. */
+void segmentRowTasks(void* ctx, int64_t r0, int64_t r1, int) {
+  const SegmentsJob& j = *static_cast<const SegmentsJob*>(ctx);
+  const BatchAttentionArgs& p = *j.p;
+  for (int64_t r = r0; r < r1; r++) {
+    const SegmentRow row = j.rows[r];
+    const int64_t keys = row.pos + 1;
+    float* scores = scratch(0, static_cast<size_t>(p.heads * keys));
+    rowScores(j.q + r * p.heads * p.headDimK, row.cache, keys, p, scores);
+    for (int64_t h = 0; h < p.heads; h++) softmaxRow(scores + h * keys, keys);
+    rowValues(scores, row.cache, keys, p, j.out + r * p.heads * p.headDimV);
+  }
+}
+
+/**
+ * Attention of the rows of several sequences, each over its own cache (MLA: one KV head; key s of
+ * a sequence is cache[s·stride .. + headDimK), its value the first headDimV of the same row).
+ * Segment i holds rows segs[3i] .. + segs[3i+1] at positions segs[3i+2].. (causal). One task per
+ * query row (all heads), over the pool unless serial mode is on.
+ */
+void attentionSegments(float* out, const float* q, const float* const* caches, const int32_t* segs, int64_t segments,
+                       const BatchAttentionArgs& p) {
+  int64_t tokens = 0;
+  for (int64_t i = 0; i < segments; i++) tokens = tokens > segs[3 * i] + segs[3 * i + 1] ? tokens : segs[3 * i] + segs[3 * i + 1];
+  SegmentRow* rows = reinterpret_cast<SegmentRow*>(batchBuffer(0, tokens * static_cast<int64_t>(sizeof(SegmentRow) / 4)));
+  for (int64_t i = 0; i < segments; i++)
+    for (int64_t t = 0; t < segs[3 * i + 1]; t++) rows[segs[3 * i] + t] = SegmentRow{caches[i], segs[3 * i + 2] + t};
+  SegmentsJob j{out, q, rows, &p};
+  parallelDynamic(tokens, segmentRowTasks, &j);
+}
+
+/**
+ * The routed experts of a MoE layer, added into out [tokens, hidden]: each token's topK experts
+ * (experts/weights [tokens, topK]); expert e has its gate and up stacked in gateUp
+ * [E·2·width, hidden] (rows e·2·width ..) and its down in down [E·hidden, width], all f32. The
+ * tokens are grouped per expert (experts in ascending order, tokens in slot order), each expert
+ * runs once on its rows, and the weighted outputs are added in that order: the same products and
+ * sums as src/nn/moe.ts's addRoutedExperts with ffnForwardFused.
+ */
+void moeExperts(float* out, const float* x, const int32_t* experts, const float* weights, const float* gateUp, const float* down,
+                const MoeExpertsArgs& p) {
+  const int64_t slots = p.tokens * p.topK, hidden = p.hidden, width = p.width, E = p.experts;
+  // counting sort of the slots by expert: expert e has order[start[e] .. start[e + 1])
+  int32_t* start = reinterpret_cast<int32_t*>(batchBuffer(0, 2 * E + 1 + slots));
+  int32_t* filled = start + E + 1;
+  int32_t* order = filled + E;
+  for (int64_t e = 0; e < 2 * E + 1; e++) start[e] = 0;
+  for (int64_t i = 0; i < slots; i++) start[experts[i] + 1]++;
+  for (int64_t e = 0; e < E; e++) start[e + 1] += start[e];
+  for (int64_t i = 0; i < slots; i++) order[start[experts[i]] + filled[experts[i]]++] = static_cast<int32_t>(i);
+  float* rows = batchBuffer(1, slots * hidden);
+  float* gu = batchBuffer(2, slots * 2 * width);
+  float* act = batchBuffer(3, slots * width);
+  float* y = batchBuffer(4, slots * hidden);
+  for (int64_t e = 0; e < E; e++) {
+    const int64_t first = start[e], count = start[e + 1] - first;
+    if (count == 0) continue;
+    for (int64_t i = 0; i < count; i++) {
+      const int64_t t = order[first + i] / p.topK;
+      std::memcpy(rows + i * hidden, x + t * hidden, static_cast<size_t>(hidden) * 4);
+    }
+    const Weight wGateUp{DT_F32, 2 * width, hidden, reinterpret_cast<const uint8_t*>(gateUp + e * 2 * width * hidden), nullptr};
+    matmul(gu, rows, count, wGateUp);
+    for (int64_t i = 0; i < count; i++) {
+      const float* g = gu + i * 2 * width;
+      float* a = act + i * width;
+#pragma GCC ivdep
+      for (int64_t c = 0; c < width; c++) a[c] = g[c] / (1.0f + expFast(-g[c])) * g[width + c];
+    }
+    const Weight wDown{DT_F32, hidden, width, reinterpret_cast<const uint8_t*>(down + e * hidden * width), nullptr};
+    matmul(y, act, count, wDown);
+    for (int64_t i = 0; i < count; i++) {
+      const int64_t slot = order[first + i];
+      axpyLoop(out + (slot / p.topK) * hidden, weights[slot], y + i * hidden, hidden);
+    }
+  }
+}
+
+BatchKernels batchTable() {
+  BatchKernels t;
+  t.attentionSegments = attentionSegments;
+  t.moeExperts = moeExperts;
+  return t;
+}
+
+}  // namespace
