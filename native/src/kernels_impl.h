@@ -792,10 +792,18 @@ void matmul(float* out, const float* x, int64_t m, const Weight& w) {
 #include "matvec_vnni.h"
 #include "gemm_int8.h"
 
-/** matmul for CPUs with AVX-512 VNNI, int8 activations for prefill only: Q4_0, Q5_0, Q8_0, Q4_K and Q6_K with m > SMALL_M. */
+/**
+ * matmul for CPUs with AVX-512 VNNI, int8 activations where they pay (the default): Q4_0, Q5_0,
+ * Q8_0, Q4_K and Q6_K with m > SMALL_M, and Q4_K with m <= WHOLE_ROWS_M (decode), whose f32
+ * decode costs more than streaming its 4.5 bits per weight.
+ */
 void matmulVnniPrefill(float* out, const float* x, int64_t m, const Weight& w) {
   if (int8GemmType(w.dtype) && m > SMALL_M && w.rows > 0 && w.cols > 0) {
     gemmInt8(out, x, m, w);
+    return;
+  }
+  if (w.dtype == DT_Q4_K && m <= WHOLE_ROWS_M && w.rows > 0 && w.cols > 0) {
+    matvecQ4KInt8(out, x, m, w);
     return;
   }
   matmul(out, x, m, w);
@@ -803,7 +811,8 @@ void matmulVnniPrefill(float* out, const float* x, int64_t m, const Weight& w) {
 
 /** matmul for CPUs with AVX-512 VNNI, int8 activations everywhere: Q4_K and Q4_0 with any m, Q5_0, Q8_0 and Q6_K with m > SMALL_M. */
 void matmulVnni(float* out, const float* x, int64_t m, const Weight& w) {
-  if ((w.dtype == DT_Q4_K || w.dtype == DT_Q4_0) && m >= 1 && m <= SMALL_M && w.rows > 0 && w.cols > 0) {
+  const int64_t fromM = w.dtype == DT_Q4_K ? WHOLE_ROWS_M + 1 : 1;  // Q4_K's m <= 2 kernel is matmulVnniPrefill's
+  if ((w.dtype == DT_Q4_K || w.dtype == DT_Q4_0) && m >= fromM && m <= SMALL_M && w.rows > 0 && w.cols > 0) {
     matvecVnni(out, x, m, w);
     return;
   }
