@@ -55,12 +55,19 @@ function passGrad(sign: 1 | -1): GradKernel {
   };
 }
 
-/** a + b (broadcasting). */
+/** a + b (broadcasting). Backward: a (when full-shaped) takes over the output's gradient buffer. */
 export function add(a: Var, b: Var): Var {
-  return binary('add', a, b, (out, x, y, ia, ib) => {
-    if (ia === null && ib === null) return arithKernels.add(out, x, y, out.length);
-    for (let o = 0; o < out.length; o++) out[o] = x[ia === null ? o : ia[o]!]! + y[ib === null ? o : ib[o]!]!;
-  }, passGrad(1), passGrad(1));
+  const { shape, size, ia, ib } = operands('add', a, b);
+  const value = floats(size);
+  if (ia === null && ib === null) arithKernels.add(value, a.value, b.value, size);
+  else for (let o = 0; o < size; o++) value[o] = a.value[ia === null ? o : ia[o]!]! + b.value[ib === null ? o : ib[o]!]!;
+  const pass = passGrad(1);
+  return result(value, shape, [a, b], (out) => () => {
+    const g = out.grad!;
+    // b first: a may then take g itself (a === b still gets g twice: its gradient exists by then).
+    if (b.requiresGrad) pass(b.gradBuffer(), g, a.value, b.value, value, ia, ib, ib);
+    if (a.requiresGrad && !(ia === null && a.adoptGrad(out))) pass(a.gradBuffer(), g, a.value, b.value, value, ia, ib, ia);
+  });
 }
 
 /** a − b (broadcasting). */

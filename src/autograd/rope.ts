@@ -18,21 +18,50 @@ export function rope(x: Var, positions: Int32Array, invFreq: Float32Array, style
   if (dim !== 2 * invFreq.length) throw new Error(`rope: last axis of ${x.toString()} is ${dim}, invFreq has ${invFreq.length} frequencies (needs dim / 2)`);
   const tokens = heads * dim === 0 ? 0 : x.size / (heads * dim);
   if (positions.length !== tokens) throw new Error(`rope: ${positions.length} positions for ${tokens} tokens of ${x.toString()}`);
-  const half = invFreq.length;
-  const cos = new Float32Array(tokens * half);
-  const sin = new Float32Array(tokens * half);
-  for (let t = 0; t < tokens; t++) {
-    for (let i = 0; i < half; i++) {
-      const angle = positions[t]! * invFreq[i]!;
-      cos[t * half + i] = Math.cos(angle) * attentionFactor;
-      sin[t * half + i] = Math.sin(angle) * attentionFactor;
-    }
-  }
+  const { cos, sin } = rotationTable(positions, invFreq, attentionFactor);
   const value = floats(x.size);
   ropeKernels.rotate(value, x.value, cos, sin, tokens, heads, dim, style, 1);
   return result(value, x.shape, [x], (out) => () => {
     ropeKernels.rotate(x.gradBuffer(), out.grad!, cos, sin, tokens, heads, dim, style, -1, true);
   });
+}
+
+interface RotationTable {
+  positions: Int32Array;
+  invFreq: Float32Array;
+  factor: number;
+  cos: Float32Array;
+  sin: Float32Array;
+}
+
+/** The last few tables (a training forward rotates q and k of every layer at the same positions). */
+const recentTables: RotationTable[] = [];
+const RECENT_TABLES = 4;
+
+/**
+ * cos and sin [tokens, dim/2] of positions[t] · invFreq[i], times factor; remembered for the same
+ * positions (by value), invFreq and factor (never modified: backward closures keep them).
+ */
+function rotationTable(positions: Int32Array, invFreq: Float32Array, factor: number): RotationTable {
+  const same = (t: RotationTable) => t.invFreq === invFreq && t.factor === factor && t.positions.length === positions.length &&
+    t.positions.every((p, i) => p === positions[i]);
+  const found = recentTables.find(same);
+  if (found) return found;
+  const half = invFreq.length;
+  const tokens = positions.length;
+  const cos = new Float32Array(tokens * half);
+  const sin = new Float32Array(tokens * half);
+  for (let t = 0; t < tokens; t++) {
+    for (let i = 0; i < half; i++) {
+      const angle = positions[t]! * invFreq[i]!;
+      cos[t * half + i] = Math.cos(angle) * factor;
+      sin[t * half + i] = Math.sin(angle) * factor;
+    }
+  }
+  const table = { positions: Int32Array.from(positions), invFreq, factor, cos, sin };
+  recentTables.unshift(table);
+  recentTables.length = Math.min(recentTables.length, RECENT_TABLES);
+  return table;
 }
 
 /**

@@ -2,14 +2,13 @@ import { type Var, result, shapeString, sizeOfShape } from './var.js';
 import { floats } from './pool.js';
 import { aroundAxis, axisIndex } from './reduce.js';
 import { nativeKernelsFor } from './native-kernels.js';
+import { arithKernels } from './arith.js';
 
 /** Same values, new shape (one dimension may be -1). Shares the value buffer. */
 export function reshape(x: Var, shape: readonly number[]): Var {
   const resolved = resolveShape(x, shape);
   return result(x.value, resolved, [x], (out) => () => {
-    const g = out.grad!;
-    const gx = x.gradBuffer();
-    for (let i = 0; i < g.length; i++) gx[i]! += g[i]!;
+    if (!x.adoptGrad(out)) arithKernels.axpy(x.gradBuffer(), 1, out.grad!, x.size);
   });
 }
 

@@ -80,6 +80,20 @@ export class Var {
   }
 
   /**
+   * Takes over `source`'s gradient buffer as this Var's gradient (no copy) when this is an op
+   * output (not a leaf) of the same size whose gradient is not allocated yet; returns false,
+   * changing nothing, otherwise. Backward of ops whose input gradient equals the output's (reshape,
+   * one side of add): source's gradient is consumed once its backward has run.
+   */
+  adoptGrad(source: Var): boolean {
+    if (this.gradient !== null || this.spare !== null || this.backwardFn === null || source.gradient === null) return false;
+    if (source.gradient.length !== this.value.length) return false;
+    this.gradient = source.gradient;
+    source.gradient = null;
+    return true;
+  }
+
+  /**
    * The gradient becomes null (not reached) as with clearGrad, but its buffer is kept for the next
    * gradBuffer(): the optimizer's zeroGrad between steps, so that every step does not allocate
    * (and fault in) the parameters' gradients afresh.
