@@ -67,6 +67,9 @@ struct TrainKernels {
   /** dst[dstOffset + b·dstStride + i] (+)= src[srcOffset + b·srcStride + i], b < blocks, i < len (narrow, concat). */
   void (*copyBlocks)(float* dst, int64_t dstOffset, int64_t dstStride, const float* src, int64_t srcOffset,
                      int64_t srcStride, int64_t blocks, int64_t len, bool accumulate);
+  /** AdamW on n values in place (src/train/optimizer.ts adamWUpdate; c1, c2: the bias corrections). */
+  void (*adamw)(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
+                double eps, double weightDecay, double c1, double c2);
 };
 
 /** The common shape of a batched attention call (batch_kernels.h attentionSegments). */

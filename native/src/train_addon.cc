@@ -244,6 +244,20 @@ napi_value CopyBlocks(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/** adamw(p, g, m, v, lr, beta1, beta2, eps, weightDecay, c1, c2): n = p.length; g, m, v hold n. */
+napi_value Adamw(napi_env env, napi_callback_info info) {
+  TrainArgs a(env, info, 11);
+  const int64_t n = static_cast<int64_t>(a.length(0));
+  float* p = a.f32(0, n);
+  const float* g = a.f32(1, n);
+  float* m = a.f32(2, n);
+  float* v = a.f32(3, n);
+  const double lr = a.num(4), beta1 = a.num(5), beta2 = a.num(6), eps = a.num(7);
+  const double weightDecay = a.num(8), c1 = a.num(9), c2 = a.num(10);
+  if (a.ok && n > 0) train().adamw(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, c1, c2);
+  return undefined(env);
+}
+
 }  // namespace
 
 void registerTrainFunctions(napi_env env, napi_value exports) {
@@ -256,7 +270,7 @@ void registerTrainFunctions(napi_env env, napi_value exports) {
       {"swigluForward", SwigluForward}, {"swigluBackward", SwigluBackward},
       {"softmaxForward", SoftmaxForward}, {"softmaxBackward", SoftmaxBackward},
       {"ropeRotate", RopeRotate}, {"attentionForward", AttentionForward}, {"attentionBackward", AttentionBackward},
-      {"copyBlocks", CopyBlocks},
+      {"copyBlocks", CopyBlocks}, {"adamw", Adamw},
   };
   for (const Entry& e : entries) {
     napi_value fn;

@@ -547,6 +547,54 @@ void copyBlocks(float* dst, int64_t dstOffset, int64_t dstStride, const float* s
   trainStatic(blocks, 1 + 4 * TRAIN_GRAIN_ELEMENTS / (len + 1), copyBlocksRange, &j);
 }
 
+// ---------------------------------------------------------------------------------------------
+// AdamW in float64, PyTorch's arrangement: p = p · (1 − lr · wd) − (lr / c1) · m / (sqrt(v) / sqrt(c2) + eps)
+// (one division and one square root per value; the TypeScript loop divides m and v by c1 and c2
+// first, so the two agree to float32 rounding, not bit for bit).
+
+struct AdamwJob {
+  float* p;
+  const float* g;
+  float* m;
+  float* v;
+  double beta1, beta2, eps, decay, stepSize, rootC2;
+};
+
+void adamwRange(void* ctx, int64_t i0, int64_t i1, int) {
+  const AdamwJob& j = *static_cast<const AdamwJob*>(ctx);
+  int64_t i = i0;
+#if defined(__AVX512F__)
+  const __m512d b1 = _mm512_set1_pd(j.beta1), nb1 = _mm512_set1_pd(1 - j.beta1);
+  const __m512d b2 = _mm512_set1_pd(j.beta2), nb2 = _mm512_set1_pd(1 - j.beta2);
+  const __m512d decay = _mm512_set1_pd(j.decay), stepSize = _mm512_set1_pd(j.stepSize);
+  const __m512d rootC2 = _mm512_set1_pd(j.rootC2), eps = _mm512_set1_pd(j.eps);
+  for (; i + 8 <= i1; i += 8) {
+    const __m512d g = _mm512_cvtps_pd(_mm256_loadu_ps(j.g + i));
+    const __m512d m = _mm512_add_pd(_mm512_mul_pd(b1, _mm512_cvtps_pd(_mm256_loadu_ps(j.m + i))), _mm512_mul_pd(nb1, g));
+    const __m512d v = _mm512_add_pd(_mm512_mul_pd(b2, _mm512_cvtps_pd(_mm256_loadu_ps(j.v + i))), _mm512_mul_pd(_mm512_mul_pd(nb2, g), g));
+    _mm256_storeu_ps(j.m + i, _mm512_cvtpd_ps(m));
+    _mm256_storeu_ps(j.v + i, _mm512_cvtpd_ps(v));
+    const __m512d denom = _mm512_add_pd(_mm512_div_pd(_mm512_sqrt_pd(v), rootC2), eps);
+    const __m512d p = _mm512_mul_pd(_mm512_cvtps_pd(_mm256_loadu_ps(j.p + i)), decay);
+    _mm256_storeu_ps(j.p + i, _mm512_cvtpd_ps(_mm512_sub_pd(p, _mm512_div_pd(_mm512_mul_pd(stepSize, m), denom))));
+  }
+#endif
+  for (; i < i1; i++) {
+    const double gi = j.g[i];
+    const double mi = j.beta1 * j.m[i] + (1 - j.beta1) * gi;
+    const double vi = j.beta2 * j.v[i] + (1 - j.beta2) * gi * gi;
+    j.m[i] = static_cast<float>(mi);
+    j.v[i] = static_cast<float>(vi);
+    j.p[i] = static_cast<float>(j.p[i] * j.decay - j.stepSize * mi / (std::sqrt(vi) / j.rootC2 + j.eps));
+  }
+}
+
+void adamw(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2, double eps,
+           double weightDecay, double c1, double c2) {
+  AdamwJob j{p, g, m, v, beta1, beta2, eps, 1 - lr * weightDecay, lr / c1, std::sqrt(c2)};
+  trainStatic(n, 4 * TRAIN_GRAIN_ELEMENTS, adamwRange, &j);
+}
+
 TrainKernels trainTable() {
   TrainKernels t;
   t.crossEntropyForward = crossEntropyForward;
@@ -561,6 +609,7 @@ TrainKernels trainTable() {
   t.attentionForward = trainAttentionForward;
   t.attentionBackward = trainAttentionBackward;
   t.copyBlocks = copyBlocks;
+  t.adamw = adamw;
   return t;
 }
 

@@ -39,6 +39,11 @@ export interface NativeTrainKernels {
     copyBlocks(dst: Float32Array, dstOffset: number, dstStride: number, src: Float32Array, srcOffset: number, srcStride: number,
       blocks: number, len: number, accumulate: boolean): void;
   };
+  /** src/train/optimizer.ts. */
+  optimizer: {
+    adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number,
+      weightDecay: number, c1: number, c2: number): void;
+  };
   attention: {
     forward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, s: AttentionShape): void;
     backward(dq: Float32Array | null, dk: Float32Array | null, dv: Float32Array | null, dout: Float32Array, probs: Float32Array,
@@ -57,6 +62,7 @@ const EXPORTS: { [Op in keyof NativeTrainKernels]: { [Entry in keyof NativeTrain
   rope: { rotate: 'ropeRotate' },
   attention: { forward: 'attentionForward', backward: 'attentionBackward' },
   shape: { copyBlocks: 'copyBlocks' },
+  optimizer: { adamw: 'adamw' },
 };
 
 let loaded: NativeTrainKernels | null | undefined;

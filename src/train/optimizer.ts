@@ -1,4 +1,5 @@
 import type { Var } from '../autograd/var.js';
+import { nativeKernelsFor } from '../autograd/native-kernels.js';
 
 /**
  * AdamW (Loshchilov & Hutter; the PyTorch update) with decoupled weight decay per parameter
@@ -134,6 +135,9 @@ export class AdamW {
   }
 }
 
+/** The loop adamWUpdate runs: adamwStep, or the native one (equal to float32 rounding) when the process computes natively. */
+export const optimizerKernels: { adamw: typeof adamwStep } = { adamw: adamwStep, ...nativeKernelsFor('optimizer') };
+
 function isGroupList(groups: readonly ParamGroup[] | readonly Var[]): groups is readonly ParamGroup[] {
   return groups.length > 0 && 'params' in groups[0]!;
 }
@@ -143,8 +147,14 @@ export function adamWUpdate(
   p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
   lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, t: number,
 ): void {
-  const c1 = 1 - Math.pow(beta1, t);
-  const c2 = 1 - Math.pow(beta2, t);
+  optimizerKernels.adamw(p, g, m, v, lr, beta1, beta2, eps, weightDecay, 1 - Math.pow(beta1, t), 1 - Math.pow(beta2, t));
+}
+
+/** adamWUpdate's loop, given the bias corrections c1 = 1 − β1^t, c2 = 1 − β2^t (float64 arithmetic). */
+export function adamwStep(
+  p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
+  lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, c1: number, c2: number,
+): void {
   const decay = 1 - lr * weightDecay;
   for (let i = 0; i < p.length; i++) {
     const gi = g[i]!;

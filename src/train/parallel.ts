@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads';
 import type { Var } from '../autograd/var.js';
 import { BufferPool } from '../autograd/pool.js';
+import { arithKernels } from '../autograd/arith.js';
 import { hfConfigToObject } from '../formats/hf-config.js';
 import type { Fp8Stats } from './fp8-linear.js';
 import type { TrainModel } from './model.js';
@@ -184,10 +185,8 @@ export class DataParallel {
     const slots = this.layout.slots;
     for (let j = 0; j < this.params.length; j++) {
       if (slot.reached[j] === 0) continue;
-      const g = this.params[j]!.gradBuffer();
       const { offset, size } = slots[j]!;
-      const src = slot.grads;
-      for (let k = 0; k < size; k++) g[k]! += src[offset + k]!;
+      arithKernels.axpy(this.params[j]!.gradBuffer(), 1, slot.grads.subarray(offset, offset + size), size);
     }
   }
 }

@@ -17,6 +17,7 @@ import { attentionBackward, attentionForward, type AttentionShape } from '../../
 import { copyBlocks } from '../../src/autograd/shape.js';
 import { addSame, axpy, arithKernels } from '../../src/autograd/arith.js';
 import { useBackend } from '../../src/autograd/compute.js';
+import { adamwStep } from '../../src/train/optimizer.js';
 import { Random } from '../../src/autograd/random.js';
 
 const native: NativeTrainKernels | null = loadNativeTrainKernels();
@@ -241,6 +242,36 @@ test('arith: the same-shape add and axpy in use are bit-identical to the TypeScr
       assertClose(`axpy ${alpha} n ${n}`, gUsed, gTs, 0);
     }
   }
+});
+
+/** Every |native − ts| <= 2 float32 ulps of ts (both compute in float64 and round once). */
+function assertUlps(what: string, actual: Float32Array, expected: Float32Array): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) {
+    const bound = 2 * 2 ** -23 * Math.abs(expected[i]!);
+    assert.ok(Math.abs(actual[i]! - expected[i]!) <= bound, `${what}: native ${actual[i]} vs ts ${expected[i]} at ${i}`);
+  }
+}
+
+test('AdamW: the native update equals the TypeScript loop to 2 float32 ulps, odd sizes, with and without decay', { skip }, () => {
+  for (const n of [1, 17, 4099, 70001]) {
+    for (const [lr, weightDecay, t] of [[1e-3, 0.1, 1], [3e-4, 0, 7], [1e-2, 0.5, 1000]] as const) {
+      const g = randn(n, 0.01);
+      g[0] = 0;
+      const [pTs, pNative] = twin(randn(n));
+      const [mTs, mNative] = twin(randn(n, 0.001));
+      const [vTs, vNative] = twin(Float32Array.from(randn(n, 1e-4), (x) => x * x));
+      const c1 = 1 - Math.pow(0.9, t);
+      const c2 = 1 - Math.pow(0.95, t);
+      adamwStep(pTs, g, mTs, vTs, lr, 0.9, 0.95, 1e-8, weightDecay, c1, c2);
+      kernels().optimizer.adamw(pNative, g, mNative, vNative, lr, 0.9, 0.95, 1e-8, weightDecay, c1, c2);
+      const shape = `n ${n} lr ${lr} wd ${weightDecay} t ${t}`;
+      assertUlps(`${shape}: p`, pNative, pTs);
+      assertUlps(`${shape}: m`, mNative, mTs);
+      assertUlps(`${shape}: v`, vNative, vTs);
+    }
+  }
+  assert.throws(() => kernels().optimizer.adamw(new Float32Array(8), new Float32Array(7), new Float32Array(8), new Float32Array(8), 1e-3, 0.9, 0.95, 1e-8, 0, 0.1, 0.05), /holds 7 elements/);
 });
 
 /** Which kernel the rmsNorm, swiglu and attention tables hold in a fresh process with `env`. */
