@@ -95,19 +95,31 @@ const PYTORCH = String.raw`
 import sys, time, torch, torch.nn as nn, torch.nn.functional as F
 threads, steps, D, L, T, B, V, H = map(int, sys.argv[1:9])
 torch.set_num_threads(threads); torch.manual_seed(0)
+class Rms(nn.Module):  # nn.RMSNorm before torch 2.4
+    def __init__(s, d):
+        super().__init__(); s.w = nn.Parameter(torch.ones(d))
+    def forward(s, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * s.w
+RMSNorm = getattr(nn, 'RMSNorm', Rms)
+def causal(q, k, v):  # F.scaled_dot_product_attention before torch 2.0
+    s = (q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)
+    s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float('-inf'))
+    return torch.softmax(s, -1) @ v
+sdpa = getattr(F, 'scaled_dot_product_attention', None)
+attend = (lambda q, k, v: sdpa(q, k, v, is_causal=True)) if sdpa else causal
 class Block(nn.Module):
     def __init__(s):
-        super().__init__(); s.n1 = nn.RMSNorm(D); s.n2 = nn.RMSNorm(D)
+        super().__init__(); s.n1 = RMSNorm(D); s.n2 = RMSNorm(D)
         s.qkv = nn.Linear(D, 3 * D, bias=False); s.o = nn.Linear(D, D, bias=False)
         s.g = nn.Linear(D, 4 * D, bias=False); s.u = nn.Linear(D, 4 * D, bias=False); s.d = nn.Linear(4 * D, D, bias=False)
     def forward(s, x):
         q, k, v = s.qkv(s.n1(x)).view(B, T, 3, H, D // H).unbind(2)
-        a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        a = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         x = x + s.o(a.transpose(1, 2).reshape(B, T, D)); h = s.n2(x)
         return x + s.d(F.silu(s.g(h)) * s.u(h))
 class M(nn.Module):
     def __init__(s):
-        super().__init__(); s.e = nn.Embedding(V, D); s.b = nn.ModuleList(Block() for _ in range(L)); s.n = nn.RMSNorm(D); s.h = nn.Linear(D, V, bias=False)
+        super().__init__(); s.e = nn.Embedding(V, D); s.b = nn.ModuleList(Block() for _ in range(L)); s.n = RMSNorm(D); s.h = nn.Linear(D, V, bias=False)
     def forward(s, x):
         x = s.e(x)
         for b in s.b: x = b(x)
@@ -119,15 +131,24 @@ def step():
     opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0); opt.step()
 step(); t0 = time.time()
 for _ in range(steps): step()
-print(steps * B * T / (time.time() - t0))
+print(steps * B * T / (time.time() - t0), torch.__version__)
 `;
 
-function pytorchTokensPerSecond(threads: number): number | string {
-  const probe = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' });
-  if (probe.status !== 0) return 'PyTorch peer missing (python3 -c "import torch" failed; nothing installed)';
-  const r = spawnSync('python3', ['-c', PYTORCH, String(threads), String(STEPS), String(D), String(LAYERS), String(SEQ), String(BATCH), String(VOCAB), String(HEADS)], { encoding: 'utf8', timeout: 600_000 });
+/** The first Python that imports torch: python3 on PATH, else Debian's (python3-torch installs there). */
+function pythonWithTorch(): string | null {
+  for (const python of ['python3', '/usr/bin/python3']) {
+    if (spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0) return python;
+  }
+  return null;
+}
+
+function pytorchRun(threads: number): { tokensPerSecond: number; version: string } | string {
+  const python = pythonWithTorch();
+  if (python === null) return 'PyTorch peer missing (neither python3 nor /usr/bin/python3 imports torch; nothing installed)';
+  const r = spawnSync(python, ['-c', PYTORCH, String(threads), String(STEPS), String(D), String(LAYERS), String(SEQ), String(BATCH), String(VOCAB), String(HEADS)], { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) return `PyTorch run failed: ${r.stderr.slice(-300)}`;
-  return Number(r.stdout.trim());
+  const [tokens, version] = r.stdout.trim().split(/\s+/);
+  return { tokensPerSecond: Number(tokens), version: `${python} torch ${version}` };
 }
 
 const backend = getBackend();
@@ -144,7 +165,7 @@ for (const [name, r] of Object.entries(results)) {
   console.log(`${name}: ${(100 * r.gflops / peak.value).toFixed(2)}% of the measured FMA peak, ${(100 * r.gflops / SPEC_PEAK).toFixed(2)}% of the ${SPEC_PEAK} GFLOPS spec peak`);
 }
 if (results.dense) {
-  const torch = pytorchTokensPerSecond(threads);
-  if (typeof torch === 'number') console.log(`PyTorch dense: ${torch.toFixed(0)} tokens/s on ${threads} threads; frugal / PyTorch = ${(results.dense.tokensPerSecond / torch).toFixed(3)}`);
-  else console.log(torch);
+  const torch = pytorchRun(threads);
+  if (typeof torch === 'string') console.log(torch);
+  else console.log(`PyTorch dense (${torch.version}): ${torch.tokensPerSecond.toFixed(0)} tokens/s on ${threads} threads; frugal / PyTorch = ${(results.dense.tokensPerSecond / torch.tokensPerSecond).toFixed(3)}`);
 }
