@@ -1,5 +1,5 @@
 import { type Var, result } from './var.js';
-import { floats } from './pool.js';
+import { floats, outputFloats } from './pool.js';
 import { broadcastShapes, forEachBroadcast } from './broadcast.js';
 import { nativeArithKernels } from './native-kernels.js';
 
@@ -38,7 +38,7 @@ type GradKernel = (grad: Float32Array, dy: Float32Array, a: Float32Array, b: Flo
 
 function binary(op: string, a: Var, b: Var, forward: Kernel, gradA: GradKernel, gradB: GradKernel): Var {
   const { shape, size, ia, ib } = operands(op, a, b);
-  const value = floats(size);
+  const value = outputFloats(size);
   forward(value, a.value, b.value, ia, ib);
   return result(value, shape, [a, b], (out) => () => {
     const g = out.grad!;
@@ -58,7 +58,7 @@ function passGrad(sign: 1 | -1): GradKernel {
 /** a + b (broadcasting). Backward: a (when full-shaped) takes over the output's gradient buffer. */
 export function add(a: Var, b: Var): Var {
   const { shape, size, ia, ib } = operands('add', a, b);
-  const value = floats(size);
+  const value = outputFloats(size);
   if (ia === null && ib === null) arithKernels.add(value, a.value, b.value, size);
   else for (let o = 0; o < size; o++) value[o] = a.value[ia === null ? o : ia[o]!]! + b.value[ib === null ? o : ib[o]!]!;
   const pass = passGrad(1);

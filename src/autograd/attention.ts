@@ -1,5 +1,5 @@
 import { type Var, result } from './var.js';
-import { floats } from './pool.js';
+import { outputFloats } from './pool.js';
 import { gemm } from './compute.js';
 import { nativeKernelsFor } from './native-kernels.js';
 
@@ -34,8 +34,8 @@ export function attention(q: Var, k: Var, v: Var, options: { scale?: number; cau
     batch, seq, heads, kvHeads, headDimK, headDimV,
     scale: options.scale ?? 1 / Math.sqrt(headDimK), causal: options.causal ?? true,
   };
-  const value = floats(batch * seq * heads * headDimV);
-  const probs = floats(batch * heads * seq * seq);
+  const value = outputFloats(batch * seq * heads * headDimV);
+  const probs = outputFloats(batch * heads * seq * seq);
   attentionKernels.forward(value, probs, q.value, k.value, v.value, shape);
   return result(value, [batch, seq, heads, headDimV], [q, k, v], (out) => () => {
     attentionKernels.backward(

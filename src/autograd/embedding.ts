@@ -1,5 +1,5 @@
 import { type Var, result } from './var.js';
-import { floats } from './pool.js';
+import { outputFloats } from './pool.js';
 
 /**
  * Row lookup: out[..., :] = table[ids[...], :] for table [vocab, dim] and integer ids of any
@@ -14,7 +14,7 @@ export function embedding(table: Var, ids: Int32Array, idsShape: readonly number
     const id = ids[i]!;
     if (id < 0 || id >= vocab) throw new Error(`embedding: id ${id} at position ${i} is outside the table's ${vocab} rows`);
   }
-  const value = floats(ids.length * dim);
+  const value = outputFloats(ids.length * dim);
   embeddingKernels.forward(value, table.value, ids, dim);
   return result(value, [...idsShape, dim], [table], (out) => () => {
     embeddingKernels.backward(table.gradBuffer(), out.grad!, ids, dim);

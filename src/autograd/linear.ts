@@ -1,5 +1,5 @@
 import { type Var, result, shapeString } from './var.js';
-import { floats } from './pool.js';
+import { outputFloats } from './pool.js';
 import { gemm } from './compute.js';
 
 /**
@@ -15,7 +15,7 @@ export function linear(x: Var, w: Var, b?: Var): Var {
   if (x.rank < 1 || x.shape[x.rank - 1] !== inDim) throw new Error(`linear: input ${x.toString()} does not end in ${inDim} (weight ${w.toString()})`);
   if (b && (b.rank !== 1 || b.shape[0] !== outDim)) throw new Error(`linear: bias ${b.toString()} must be [${outDim}]`);
   const rows = x.size / inDim;
-  const value = floats(rows * outDim);
+  const value = outputFloats(rows * outDim);
   linearKernels.forward(value, x.value, w.value, b ? b.value : null, rows, inDim, outDim);
   const shape = [...x.shape.slice(0, -1), outDim];
   const inputs = b ? [x, w, b] : [x, w];
@@ -72,7 +72,7 @@ export function matmul(a: Var, b: Var, options: { transA?: boolean; transB?: boo
   const ldb = b1;
   const aStride = m * k;
   const bStride = shared ? 0 : k * n;
-  const value = floats(batch * m * n);
+  const value = outputFloats(batch * m * n);
   for (let i = 0; i < batch; i++) {
     gemm(transA, transB, m, n, k, 1, a.value.subarray(i * aStride), lda, b.value.subarray(i * bStride), ldb, 0, value.subarray(i * m * n), n);
   }

@@ -18,11 +18,14 @@ export class BufferPool {
   private readonly free = new Map<number, Float32Array[]>();
   private readonly lent = new Set<Float32Array>();
 
-  /** A zero-filled array of n floats, from the pool when one of that size is free. */
-  take(n: number): Float32Array {
+  /**
+   * An array of n floats, from the pool when one of that size is free: zero-filled when `zeroed`,
+   * else holding whatever its last user left.
+   */
+  take(n: number, zeroed: boolean): Float32Array {
     const reused = this.free.get(n)?.pop();
     const buffer = reused ?? new Float32Array(n);
-    if (reused) buffer.fill(0);
+    if (reused && zeroed) buffer.fill(0);
     this.lent.add(buffer);
     return buffer;
   }
@@ -58,7 +61,15 @@ let current: BufferPool | null = null;
 
 /** n zero-filled floats: from the active pool for large n inside withPool, else a new array. */
 export function floats(n: number): Float32Array {
-  return current !== null && n >= MIN_POOLED ? current.take(n) : new Float32Array(n);
+  return current !== null && n >= MIN_POOLED ? current.take(n, true) : new Float32Array(n);
+}
+
+/**
+ * n floats for an op output that its kernel overwrites entirely: like floats, but a pooled array
+ * is not zero-filled first (the forward outputs are half of a training step's buffers).
+ */
+export function outputFloats(n: number): Float32Array {
+  return current !== null && n >= MIN_POOLED ? current.take(n, false) : new Float32Array(n);
 }
 
 /** Hands an array obtained from `floats` back early (intermediate gradients once consumed). */

@@ -1,5 +1,5 @@
 import { type Var, result } from './var.js';
-import { floats } from './pool.js';
+import { outputFloats } from './pool.js';
 import { nativeKernelsFor } from './native-kernels.js';
 
 /**
@@ -13,7 +13,7 @@ export function rmsNorm(x: Var, weight: Var | null, eps: number): Var {
   if (dim === undefined || dim === 0) throw new Error(`rmsNorm: ${x.toString()} has no last axis to normalize`);
   if (weight && (weight.rank !== 1 || weight.shape[0] !== dim)) throw new Error(`rmsNorm: weight ${weight.toString()} must be [${dim}]`);
   const rows = x.size / dim;
-  const value = floats(x.size);
+  const value = outputFloats(x.size);
   const rstd = new Float32Array(rows);
   rmsNormKernels.forward(value, rstd, x.value, weight ? weight.value : null, rows, dim, eps);
   const inputs = weight ? [x, weight] : [x];

@@ -1,5 +1,5 @@
 import { type Var, result } from './var.js';
-import { floats } from './pool.js';
+import { outputFloats } from './pool.js';
 import { nativeKernelsFor } from './native-kernels.js';
 
 export type RopeStyle = 'interleaved' | 'neox';
@@ -19,7 +19,7 @@ export function rope(x: Var, positions: Int32Array, invFreq: Float32Array, style
   const tokens = heads * dim === 0 ? 0 : x.size / (heads * dim);
   if (positions.length !== tokens) throw new Error(`rope: ${positions.length} positions for ${tokens} tokens of ${x.toString()}`);
   const { cos, sin } = rotationTable(positions, invFreq, attentionFactor);
-  const value = floats(x.size);
+  const value = outputFloats(x.size);
   ropeKernels.rotate(value, x.value, cos, sin, tokens, heads, dim, style, 1);
   return result(value, x.shape, [x], (out) => () => {
     ropeKernels.rotate(x.gradBuffer(), out.grad!, cos, sin, tokens, heads, dim, style, -1, true);

@@ -1,5 +1,5 @@
 import { type Var, result, shapeString, sizeOfShape } from './var.js';
-import { floats } from './pool.js';
+import { outputFloats } from './pool.js';
 import { aroundAxis, axisIndex } from './reduce.js';
 import { nativeKernelsFor } from './native-kernels.js';
 import { arithKernels } from './arith.js';
@@ -51,7 +51,7 @@ export function transpose(x: Var, axisA: number, axisB: number): Var {
       index[d] = 0;
     }
   }
-  const value = floats(x.size);
+  const value = outputFloats(x.size);
   for (let o = 0; o < map.length; o++) value[o] = x.value[map[o]!]!;
   return result(value, shape, [x], (out) => () => {
     const g = out.grad!;
@@ -68,7 +68,7 @@ export function narrow(x: Var, axis: number, start: number, length: number): Var
     throw new Error(`narrow: range [${start}, ${start + length}) out of bounds for axis ${axis} of ${x.toString()}`);
   }
   const shape = x.shape.map((d, i) => (i === a ? length : d));
-  const value = floats(outer * length * inner);
+  const value = outputFloats(outer * length * inner);
   const block = length * inner;
   shapeKernels.copyBlocks(value, 0, block, x.value, start * inner, size * inner, outer, block, false);
   return result(value, shape, [x], (out) => () => {
@@ -103,7 +103,7 @@ export function concat(xs: readonly Var[], axis: number): Var {
   const total = xs.reduce((p, x) => p + x.shape[a]!, 0);
   const shape = first.shape.map((d, i) => (i === a ? total : d));
   const { outer, inner } = aroundAxis(first.shape, a);
-  const value = floats(outer * total * inner);
+  const value = outputFloats(outer * total * inner);
   let offset = 0;
   const offsets: number[] = [];
   for (const x of xs) {
@@ -128,7 +128,7 @@ export function expand(x: Var, axis: number, count: number): Var {
   if (x.shape[a] !== 1) throw new Error(`expand: axis ${axis} of ${x.toString()} has size ${x.shape[a]}, not 1`);
   const { outer, inner } = aroundAxis(x.shape, a);
   const shape = x.shape.map((d, i) => (i === a ? count : d));
-  const value = floats(outer * count * inner);
+  const value = outputFloats(outer * count * inner);
   for (let o = 0; o < outer; o++) {
     const row = x.value.subarray(o * inner, (o + 1) * inner);
     for (let c = 0; c < count; c++) value.set(row, (o * count + c) * inner);

@@ -1,12 +1,12 @@
 import { type Var, result } from './var.js';
-import { floats } from './pool.js';
+import { floats, outputFloats } from './pool.js';
 import { nativeKernelsFor } from './native-kernels.js';
 
 /** Softmax over the last axis. Backward: dx = y · (dy − Σ dy·y). */
 export function softmax(x: Var): Var {
   const cols = lastDim('softmax', x);
   const rows = x.size / cols;
-  const value = floats(x.size);
+  const value = outputFloats(x.size);
   softmaxKernels.forward(value, x.value, rows, cols);
   return result(value, x.shape, [x], (out) => () => {
     softmaxKernels.backward(x.gradBuffer(), out.grad!, value, rows, cols);

@@ -1,5 +1,5 @@
 import { type Var, result, assertSameShape } from './var.js';
-import { floats } from './pool.js';
+import { outputFloats } from './pool.js';
 import { nativeKernelsFor } from './native-kernels.js';
 
 /**
@@ -8,7 +8,7 @@ import { nativeKernelsFor } from './native-kernels.js';
  */
 function unary(x: Var, f: (v: number) => number, df: (v: number, y: number) => number): Var {
   const xv = x.value;
-  const value = floats(xv.length);
+  const value = outputFloats(xv.length);
   for (let i = 0; i < xv.length; i++) value[i] = f(xv[i]!);
   return result(value, x.shape, [x], (out) => () => {
     const g = out.grad!;
@@ -80,7 +80,7 @@ export function swiglu(gate: Var, up: Var): Var {
   assertSameShape('swiglu', gate, up);
   const gv = gate.value;
   const uv = up.value;
-  const value = floats(gv.length);
+  const value = outputFloats(gv.length);
   swigluKernels.forward(value, gv, uv, gv.length);
   return result(value, gate.shape, [gate, up], (out) => () => {
     swigluKernels.backward(gate.requiresGrad ? gate.gradBuffer() : null, up.requiresGrad ? up.gradBuffer() : null, out.grad!, gv, uv, gv.length);
