@@ -374,13 +374,15 @@ void dotRowsWholeMany(const Weight& w, int64_t r, const float* x, int64_t ldx, f
 }
 
 /**
- * m = 1 over rows [r0, r1): 4 rows side by side, except Q8_0 (cheap to decode, bound by streaming
- * from DRAM), which one row at a time reads faster: the Qwen2-1.5B Q8_0 file decoded 14.2-15.4
- * tokens/s against 12.1 with 4 rows (its 247 MB head at 34 against 21 GB/s); Q4_K was slower so.
+ * m = 1 over rows [r0, r1): one row at a time, except Q4_K and Q5_K (4 rows side by side). A single
+ * row stream reads from DRAM much faster: the Qwen2-1.5B Q8_0 file decoded 14.2-15.4 tokens/s
+ * against 12.1 with 4 rows; one core streaming 4096x4096 matrices read Q4_0 at 15.9 against 8.7
+ * GB/s and Q6_K at 11.6 against 6.2 (the same speed in cache). The f32 Q4_K decode (VNNI CPUs take
+ * the int8 one) was slower so, in cache and streaming, its 4 rows sharing the activations' loads.
  */
 template <class D>
 void matvecWholeRows(const Weight& w, const float* x, float* out, int64_t r0, int64_t r1) {
-  constexpr int R = std::is_same<D, DecQ8_0>::value ? 1 : 4;
+  constexpr int R = std::is_same<D, DecQ4_K>::value || std::is_same<D, DecQ5_K>::value ? 4 : 1;
   int64_t r = r0;
   for (; r + R <= r1; r += R) dotRowsWholeMany<D, R, 1>(w, r, x, w.cols, out, w.rows);
   for (; r < r1; r++) dotRowsWholeMany<D, 1, 1>(w, r, x, w.cols, out, w.rows);
@@ -544,9 +546,7 @@ void matvecWhole(const Weight& w, const float* x, int64_t m, float* out, int64_t
     case DT_Q8_0: wholeRows<DecQ8_0>(w, x, m, out, r0, r1); break;
     case DT_Q4_0:
       if (m == 1) {
-        int64_t r = r0;
-        for (; r + 4 <= r1; r += 4) dotRowsQ4_0<4>(w, r, x, out + r);
-        for (; r < r1; r++) dotRowsQ4_0<1>(w, r, x, out + r);
+        for (int64_t r = r0; r < r1; r++) dotRowsQ4_0<1>(w, r, x, out + r);  // one row stream: see matvecWholeRows
       } else {
         matvecFewRows<DecQ4_0>(w, x, m, out, r0, r1);
       }
