@@ -6,16 +6,17 @@
  *  - the latents of all rows are normalized by one rmsNorm call (gathered into one block and
  *    scattered back) instead of one call per row;
  *  - the attention of every sequence is one Backend.attentionSegments call where the backend has
- *    it (native); otherwise one attention call per sequence, the small ones on the calling thread
- *    (the kernel would otherwise wake the pool for a few microseconds of work per sequence:
- *    microseconds of wake-up on an idle machine, up to a scheduler time slice on a busy one);
+ *    it (native), otherwise one attention call per sequence; small ones run on the calling thread
+ *    (the kernel would otherwise wake the pool for a few microseconds of work: microseconds of
+ *    wake-up on an idle machine, up to a scheduler time slice on a busy one);
  *  - with the layer's fused weights (`MlaFusedWeights`, ./mla.ts: W_UK absorbed into the query
  *    projection, W_UV into the output projection, softmax scale included), the 2·H per-head
  *    products become two matmuls, as in the single-sequence forward of a small model.
  */
 import type { Backend, AttentionParams } from '../tensor/backend.js';
+import { withSerialKernels } from '../tensor/index.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
-import { attendSegments } from './attention.js';
+import { attendSegments, attentionIsSmall } from './attention.js';
 import { type MlaConfig, type MlaFusedWeights, type MlaSegment, type MlaWeights, absorbQueryHeads, computeLatents, placeSegments, projectValueHeads } from './mla.js';
 import type { ScratchBuffers } from './scratch.js';
 
@@ -48,7 +49,10 @@ export function mlaForwardBatch(
     const segs = scratch.i32('mlab.segments', 3 * segments.length);
     segments.forEach((seg, i) => segs.set([seg.row, seg.count, seg.startPos], 3 * i));
     const caches = segments.map((seg) => seg.cache.rows);
-    backend.attentionSegments(oLat, qAbs, caches, segs, { heads: H, headDimK: width, headDimV: r, stride: width, scale: params.scale });
+    const attend = (): void => backend.attentionSegments!(oLat, qAbs, caches, segs, { heads: H, headDimK: width, headDimV: r, stride: width, scale: params.scale });
+    // all on the calling thread unless some segment's attention is large enough to pay a pool wake-up
+    if (segments.every((seg) => attentionIsSmall(H, seg.startPos + seg.count, width, r))) withSerialKernels(attend);
+    else attend();
   } else {
     attendEach(backend, segments, tokens, qAbs, oLat, params, H, width, r);
   }
