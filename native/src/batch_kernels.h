@@ -54,6 +54,18 @@ inline __m512 expFast16(__m512 x) {
 }
 
 inline __mmask16 tailMask(int64_t n) { return static_cast<__mmask16>((1u << (n % 16)) - 1); }
+
+/** The sums of the lanes of a[0..3], as 4 floats. */
+inline __m128 sum4(const __m512 (&a)[4]) {
+  // in each 128-bit lane: pairs of a0/a1 (and a2/a3) partial sums, then one partial sum per vector
+  const __m512 t0 = _mm512_add_ps(_mm512_unpacklo_ps(a[0], a[1]), _mm512_unpackhi_ps(a[0], a[1]));
+  const __m512 t1 = _mm512_add_ps(_mm512_unpacklo_ps(a[2], a[3]), _mm512_unpackhi_ps(a[2], a[3]));
+  const __m512 u = _mm512_add_ps(_mm512_shuffle_ps(t0, t1, 0x44), _mm512_shuffle_ps(t0, t1, 0xEE));
+  // u's lane l holds (a0, a1, a2, a3) partial sums over lane l: add the four lanes
+  const __m512 v = _mm512_add_ps(u, _mm512_shuffle_f32x4(u, u, 0x4E));
+  const __m512 w = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
+  return _mm512_castps512_ps128(w);
+}
 #endif
 
 /** scores[h·keys + s] = scale · q_h · key s, for every head of one query row. */
@@ -64,7 +76,36 @@ void rowScores(const float* qr, const float* cache, int64_t keys, const BatchAtt
   if (dk <= 64) {  // the query's chunks stay in registers
     const __mmask16 m0 = dk >= 16 ? 0xffff : tailMask(dk), m1 = dk >= 32 ? 0xffff : (dk > 16 ? tailMask(dk) : 0);
     const __mmask16 m2 = dk >= 48 ? 0xffff : (dk > 32 ? tailMask(dk) : 0), m3 = dk >= 64 ? 0xffff : (dk > 48 ? tailMask(dk) : 0);
-    for (int64_t h = 0; h < H; h++) {
+    int64_t h = 0;
+    for (; h + 4 <= H; h += 4) {  // 4 heads per key row read, their 4 sums reduced together
+      __m512 qa[4], qb[4], qc[4], qd[4];
+      for (int g = 0; g < 4; g++) {
+        const float* q = qr + (h + g) * dk;
+        qa[g] = _mm512_maskz_loadu_ps(m0, q);
+        qb[g] = _mm512_maskz_loadu_ps(m1, q + 16);
+        qc[g] = _mm512_maskz_loadu_ps(m2, q + 32);
+        qd[g] = _mm512_maskz_loadu_ps(m3, q + 48);
+      }
+      for (int64_t s = 0; s < keys; s++) {
+        const float* k = cache + s * stride;
+        const __m512 k0 = _mm512_maskz_loadu_ps(m0, k), k1 = _mm512_maskz_loadu_ps(m1, k + 16);
+        __m512 a[4];
+        for (int g = 0; g < 4; g++) a[g] = _mm512_fmadd_ps(qb[g], k1, _mm512_mul_ps(qa[g], k0));
+        if (m2) {
+          const __m512 k2 = _mm512_maskz_loadu_ps(m2, k + 32);
+          for (int g = 0; g < 4; g++) a[g] = _mm512_fmadd_ps(qc[g], k2, a[g]);
+        }
+        if (m3) {
+          const __m512 k3 = _mm512_maskz_loadu_ps(m3, k + 48);
+          for (int g = 0; g < 4; g++) a[g] = _mm512_fmadd_ps(qd[g], k3, a[g]);
+        }
+        const __m128 sums = sum4(a);
+        alignas(16) float lanes[4];
+        _mm_store_ps(lanes, sums);
+        for (int g = 0; g < 4; g++) scores[(h + g) * keys + s] = lanes[g] * scale;
+      }
+    }
+    for (; h < H; h++) {
       const float* q = qr + h * dk;
       const __m512 q0 = _mm512_maskz_loadu_ps(m0, q), q1 = _mm512_maskz_loadu_ps(m1, q + 16);
       const __m512 q2 = _mm512_maskz_loadu_ps(m2, q + 32), q3 = _mm512_maskz_loadu_ps(m3, q + 48);
@@ -121,7 +162,29 @@ void softmaxRow(float* sc, int64_t keys) {
 void rowValues(const float* probs, const float* cache, int64_t keys, const BatchAttentionArgs& p, float* out) {
   const int64_t H = p.heads, dv = p.headDimV, stride = p.stride;
 #if defined(__AVX512F__)
-  for (int64_t h = 0; h < H; h++) {
+  int64_t h0 = 0;
+  if (dv <= 32) {  // 4 heads x 2 chunks of accumulators per pass: each value row read once for 4 heads
+    const __mmask16 m0 = dv >= 16 ? static_cast<__mmask16>(0xffff) : tailMask(dv);
+    const __mmask16 m1 = dv >= 32 ? static_cast<__mmask16>(0xffff) : (dv > 16 ? tailMask(dv) : 0);
+    for (; h0 + 4 <= H; h0 += 4) {
+      __m512 a0[4], a1[4];
+      for (int g = 0; g < 4; g++) a0[g] = a1[g] = _mm512_setzero_ps();
+      for (int64_t s = 0; s < keys; s++) {
+        const float* v = cache + s * stride;
+        const __m512 v0 = _mm512_maskz_loadu_ps(m0, v), v1 = _mm512_maskz_loadu_ps(m1, v + 16);
+        for (int g = 0; g < 4; g++) {
+          const __m512 pg = _mm512_set1_ps(probs[(h0 + g) * keys + s]);
+          a0[g] = _mm512_fmadd_ps(pg, v0, a0[g]);
+          a1[g] = _mm512_fmadd_ps(pg, v1, a1[g]);
+        }
+      }
+      for (int g = 0; g < 4; g++) {
+        _mm512_mask_storeu_ps(out + (h0 + g) * dv, m0, a0[g]);
+        if (m1) _mm512_mask_storeu_ps(out + (h0 + g) * dv + 16, m1, a1[g]);
+      }
+    }
+  }
+  for (int64_t h = h0; h < H; h++) {
     const float* pr = probs + h * keys;
     for (int64_t c = 0; c < dv; c += 16) {
       const __mmask16 mask = dv - c >= 16 ? static_cast<__mmask16>(0xffff) : tailMask(dv - c);

@@ -70,6 +70,9 @@ test('attentionSegments equals one ref attention per segment (decode steps, pref
     attentionCase(1, 1, 1, 1, [[1, 0]], 3);
     attentionCase(2, 70, 40, 70, [[1, 1000]], 4); // keys wider than 64 values
     attentionCase(2, 64, 16, 80, [[3, 20]], 5);
+    attentionCase(8, 48, 32, 48, [[1, 90], [2, 3]], 6); // heads in groups of 4
+    attentionCase(5, 40, 24, 44, [[1, 17], [4, 0]], 7); // a group of 4 and one more; values in a chunk and a part
+    attentionCase(4, 17, 33, 40, [[2, 9]], 8); // values wider than two chunks
   });
 });
 
