@@ -794,16 +794,16 @@ void matmul(float* out, const float* x, int64_t m, const Weight& w) {
 
 /**
  * matmul for CPUs with AVX-512 VNNI, int8 activations where they pay (the default): Q4_0, Q5_0,
- * Q8_0, Q4_K and Q6_K with m > SMALL_M, and Q4_K with m <= WHOLE_ROWS_M (decode), whose f32
- * decode costs more than streaming its 4.5 bits per weight.
+ * Q8_0, Q4_K and Q6_K with m > SMALL_M, and Q4_K and Q6_K with m <= WHOLE_ROWS_M (decode), whose
+ * f32 decode costs more than streaming their 4.5 / 6.6 bits per weight.
  */
 void matmulVnniPrefill(float* out, const float* x, int64_t m, const Weight& w) {
   if (int8GemmType(w.dtype) && m > SMALL_M && w.rows > 0 && w.cols > 0) {
     gemmInt8(out, x, m, w);
     return;
   }
-  if (w.dtype == DT_Q4_K && m <= WHOLE_ROWS_M && w.rows > 0 && w.cols > 0) {
-    matvecQ4KInt8(out, x, m, w);
+  if ((w.dtype == DT_Q4_K || w.dtype == DT_Q6_K) && m <= WHOLE_ROWS_M && w.rows > 0 && w.cols > 0) {
+    matvecKInt8(out, x, m, w);
     return;
   }
   matmul(out, x, m, w);

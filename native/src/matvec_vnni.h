@@ -218,15 +218,19 @@ void matvecVnni(float* out, const float* x, int64_t m, const Weight& w) {
 // integers), then one f32 multiply-add by d · d_x, and the minimums as dmin · d_x · Σ mn · bsum.
 
 struct Q8K {
-  const int8_t* q;       // [m][cols], sub-blocks reordered as above
+  const int8_t* q;       // [m][cols]; for Q4_K with sub-blocks reordered as above
   const float* d;        // [m][cols / 256]
-  const int16_t* bsums;  // [m][cols / 32], natural sub-block order
+  const int16_t* bsums;  // Q4_K: [m][cols / 32]; Q6_K: [m][cols / 16]; natural order
 };
 
-/** Rows of x ([m][cols], cols a multiple of 256) rounded like roundRows' q8_K (the same expressions). */
-FRUGAL_VNNI void quantizeQ8K(const float* x, int64_t m, int64_t cols, int8_t* q, float* d, int16_t* bsums) {
+/**
+ * Rows of x ([m][cols], cols a multiple of 256) rounded like roundRows' q8_K (the same
+ * expressions), laid out for a Q4_K (reordered, sums of 32) or a Q6_K (natural, sums of 16) kernel.
+ */
+FRUGAL_VNNI void quantizeQ8K(const float* x, int64_t m, int64_t cols, int dtype, int8_t* q, float* d, int16_t* bsums) {
   const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   static constexpr int POSITION[4] = {0, 2, 1, 3};
+  const bool q4k = dtype == DT_Q4_K;
   for (int64_t i = 0; i < m * cols / 256; i++) {
     const float* xs = x + i * 256;
     __m512 mx = _mm512_setzero_ps();
@@ -237,10 +241,15 @@ FRUGAL_VNNI void quantizeQ8K(const float* x, int64_t m, int64_t cols, int8_t* q,
     for (int j = 0; j < 8; j++) {
       const __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xs + 32 * j), inv));
       const __m512i hi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xs + 32 * j + 16), inv));
-      int8_t* dst = q + i * 256 + 128 * (j / 4) + 32 * POSITION[j % 4];
+      int8_t* dst = q + i * 256 + (q4k ? 128 * (j / 4) + 32 * POSITION[j % 4] : 32 * j);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm512_cvtsepi32_epi8(lo));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm512_cvtsepi32_epi8(hi));
-      bsums[i * 8 + j] = static_cast<int16_t>(_mm512_reduce_add_epi32(_mm512_add_epi32(lo, hi)));
+      if (q4k) {
+        bsums[i * 8 + j] = static_cast<int16_t>(_mm512_reduce_add_epi32(_mm512_add_epi32(lo, hi)));
+      } else {
+        bsums[i * 16 + 2 * j] = static_cast<int16_t>(_mm512_reduce_add_epi32(lo));
+        bsums[i * 16 + 2 * j + 1] = static_cast<int16_t>(_mm512_reduce_add_epi32(hi));
+      }
     }
   }
 }
@@ -311,29 +320,93 @@ FRUGAL_VNNI void q4kRowInt8(const Weight& w, int64_t r, const Q8K& x, float* out
   }
 }
 
-struct Q4KInt8Job {
+/**
+ * Q6_K row r against G <= 2 q8_K activation rows (natural order, sums of 16). Per half block of
+ * 128: ql's 64 bytes hold the low 4 bits of elements 0..63 (low nibbles) and 64..127 (high), qh's
+ * 32 bytes their top 2 bits (bit pairs 0, 1, 2, 3 for elements l, l + 32, l + 64, l + 96). The
+ * 6-bit codes 0..63 go through vpmaddubsw and vpdpwssd against the int16 scale of each 16 (one
+ * 128-bit lane of the pair sums); the "- 32" is -32 · d · d_x · Σ scale · (sum of 16 int8 x).
+ */
+template <int G>
+FRUGAL_VNNI void q6kRowInt8(const Weight& w, int64_t r, const Q8K& x, float* out, int64_t ldo) {
+  const int64_t blocks = w.cols / 256;
+  const uint8_t* row = w.data + r * rowBytes(w);
+  const __m512i low4 = _mm512_set1_epi8(0x0f), low2 = _mm512_set1_epi8(0x03), bits45 = _mm512_set1_epi8(0x30);
+  // Scale word index of each 128-bit lane: element groups of 16 in the order the codes come.
+  const __m512i pick[4] = {_mm512_set_epi64(0x0003000300030003, 0x0003000300030003, 0x0002000200020002, 0x0002000200020002, 0x0001000100010001, 0x0001000100010001, 0, 0),
+                           _mm512_set_epi64(0x0007000700070007, 0x0007000700070007, 0x0006000600060006, 0x0006000600060006, 0x0005000500050005, 0x0005000500050005, 0x0004000400040004, 0x0004000400040004),
+                           _mm512_set_epi64(0x000b000b000b000b, 0x000b000b000b000b, 0x000a000a000a000a, 0x000a000a000a000a, 0x0009000900090009, 0x0009000900090009, 0x0008000800080008, 0x0008000800080008),
+                           _mm512_set_epi64(0x000f000f000f000f, 0x000f000f000f000f, 0x000e000e000e000e, 0x000e000e000e000e, 0x000d000d000d000d, 0x000d000d000d000d, 0x000c000c000c000c, 0x000c000c000c000c)};
+  __m512 acc[G];
+  __m256 offAcc[G];
+  for (int g = 0; g < G; g++) {
+    acc[g] = _mm512_setzero_ps();
+    offAcc[g] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < blocks; b++) {
+    const uint8_t* blk = row + b * 210;
+    const __m256i scale16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192)));
+    const __m512i scaleWords = _mm512_castsi256_si512(scale16);
+    __m512i codes[4], scales[4];
+    for (int h = 0; h < 2; h++) {
+      const __m512i ql = _mm512_loadu_si512(blk + 64 * h);
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+      const __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);  // bits 0-1: elements 0..63; bits 4-5: 64..127
+      // (a & b) | c with c holding only bits 4-5: vpternlog 0xEA.
+      codes[2 * h] = _mm512_ternarylogic_epi32(ql, low4, _mm512_slli_epi16(_mm512_and_si512(qa, low2), 4), 0xEA);
+      codes[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), low4, _mm512_and_si512(qa, bits45), 0xEA);
+    }
+    for (int k = 0; k < 4; k++) scales[k] = _mm512_permutexvar_epi16(pick[k], scaleWords);
+    const float dw = halfToFloat(read16(blk + 208));
+#pragma GCC unroll 2
+    for (int g = 0; g < G; g++) {
+      const int8_t* xq = x.q + g * w.cols + 256 * b;
+      __m512i sum = _mm512_setzero_si512();
+      for (int k = 0; k < 4; k++) sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(codes[k], _mm512_loadu_si512(xq + 64 * k)), scales[k]);
+      const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + g * (w.cols / 16) + 16 * b));
+      const float f = dw * x.d[g * blocks + b];
+      acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(f), acc[g]);
+      offAcc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(scale16, bsums)), _mm256_set1_ps(-32.0f * f), offAcc[g]);
+    }
+  }
+  for (int g = 0; g < G; g++) {
+    const __m256 o = offAcc[g];
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(o), _mm256_extractf128_ps(o, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    out[g * ldo + r] = _mm512_reduce_add_ps(acc[g]) + _mm_cvtss_f32(h);
+  }
+}
+
+struct KInt8Job {
   float* out;
   Q8K x;
   int64_t m;
   const Weight* w;
 };
 
-FRUGAL_VNNI void q4kInt8Rows(void* ctx, int64_t r0, int64_t r1, int) {
-  const Q4KInt8Job& j = *static_cast<const Q4KInt8Job*>(ctx);
+FRUGAL_VNNI void kInt8Rows(void* ctx, int64_t r0, int64_t r1, int) {
+  const KInt8Job& j = *static_cast<const KInt8Job*>(ctx);
   const Weight& w = *j.w;
+  const bool q4k = w.dtype == DT_Q4_K;
   for (int64_t r = r0; r < r1; r++) {
-    if (j.m == 1) q4kRowInt8<1>(w, r, j.x, j.out, w.rows);
-    else q4kRowInt8<2>(w, r, j.x, j.out, w.rows);
+    if (q4k) {
+      if (j.m == 1) q4kRowInt8<1>(w, r, j.x, j.out, w.rows);
+      else q4kRowInt8<2>(w, r, j.x, j.out, w.rows);
+    } else {
+      if (j.m == 1) q6kRowInt8<1>(w, r, j.x, j.out, w.rows);
+      else q6kRowInt8<2>(w, r, j.x, j.out, w.rows);
+    }
   }
 }
 
-/** Q4_K weights x m = 1 or 2 rows of x (w.cols a multiple of 256), x rounded as ggml's q8_K. */
-void matvecQ4KInt8(float* out, const float* x, int64_t m, const Weight& w) {
+/** Q4_K or Q6_K weights x m = 1 or 2 rows of x (w.cols a multiple of 256), x rounded as ggml's q8_K. */
+void matvecKInt8(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols;
-  int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 256 + m * cols / 64 + 16)));
+  int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 256 + m * cols / 32 + 16)));
   float* d = reinterpret_cast<float*>(q + m * cols);
   int16_t* bsums = reinterpret_cast<int16_t*>(d + m * cols / 256);
-  quantizeQ8K(x, m, cols, q, d, bsums);
-  Q4KInt8Job j{out, Q8K{q, d, bsums}, m, &w};
-  parallelStatic(w.rows, matvecGrain(w, m), q4kInt8Rows, &j);
+  quantizeQ8K(x, m, cols, w.dtype, q, d, bsums);
+  KInt8Job j{out, Q8K{q, d, bsums}, m, &w};
+  parallelStatic(w.rows, matvecGrain(w, m), kInt8Rows, &j);
 }
