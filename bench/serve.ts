@@ -4,7 +4,8 @@
  * on a given GGUF (`--model models/frugal-r1-tiny.gguf`: its answers end at EOS, so requests have
  * different lengths).
  *
- * Both sides serve the same work: `streams x rounds` streamed requests (request i: its own prompt
+ * Both sides serve the same work: `streams x rounds` streamed requests (32 by default: with 16, an
+ * 8-stream measurement lasted a few tenths of a second, much of it still JIT warm-up; request i: its own prompt
  * and seed i; the prompts are test problems of the shipped model's task families, which it answers
  * with a worked thought, as its users would ask). "1 stream" sends them one after another; "8 streams" keeps 8 requests in flight
  * (each client sends its next request as soon as its last one ends). Each measurement is repeated
@@ -13,7 +14,7 @@
  * `--client`), as real clients run elsewhere: in the server's process they took the main thread
  * from the server for every chunk they read. Loopback only, some seconds.
  *
- *   node dist/bench/serve.js [--model FILE] [--hidden 256] [--layers 4] [--tokens 128] [--streams 8] [--rounds 2] [--repeats 5]
+ *   node dist/bench/serve.js [--model FILE] [--hidden 256] [--layers 4] [--tokens 128] [--streams 8] [--rounds 4] [--repeats 5]
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,7 +33,7 @@ const { values } = parseArgs({
     layers: { type: 'string', default: '4' },
     tokens: { type: 'string', default: '128' },
     streams: { type: 'string', default: '8' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '4' },
     repeats: { type: 'string', default: '5' },
     model: { type: 'string' },
     client: { type: 'string' },
