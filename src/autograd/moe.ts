@@ -1,5 +1,5 @@
 import { type Var, constant, result } from './var.js';
-import { floats } from './pool.js';
+import { floats, outputFloats } from './pool.js';
 import { div, mul } from './arith.js';
 import { meanAxis, sum, sumAxis } from './reduce.js';
 import { scale } from './unary.js';
@@ -121,7 +121,7 @@ export function gatherRows(x: Var, rows: Int32Array): Var {
   const d = x.shape[x.rank - 1]!;
   const n = x.size / d;
   for (const r of rows) if (r < 0 || r >= n) throw new Error(`gatherRows: row ${r} outside 0..${n - 1} of ${x.toString()}`);
-  const value = floats(rows.length * d);
+  const value = outputFloats(rows.length * d);
   for (let i = 0; i < rows.length; i++) value.set(x.value.subarray(rows[i]! * d, (rows[i]! + 1) * d), i * d);
   return result(value, [rows.length, d], [x], (out) => () => {
     const g = out.grad!;

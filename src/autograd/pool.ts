@@ -14,39 +14,56 @@
 /** Arrays smaller than this are left to the garbage collector (they come from V8's heap, not mmap). */
 const MIN_POOLED = 4096;
 
+/**
+ * The capacity of the array that serves n floats: n rounded up to one of 8 steps per power of two
+ * (at most 12.5% unused), so that sizes that vary from step to step (the tokens routed to a MoE
+ * expert) still find a free array.
+ */
+export function capacityFor(n: number): number {
+  if (n <= 8) return n;
+  const step = 2 ** (Math.floor(Math.log2(n)) - 3);
+  return Math.ceil(n / step) * step;
+}
+
 export class BufferPool {
+  /** Free arrays by capacity. */
   private readonly free = new Map<number, Float32Array[]>();
-  private readonly lent = new Set<Float32Array>();
+  /** Each array lent out (a view of its first n floats when n is below the capacity) → the whole array. */
+  private readonly lent = new Map<Float32Array, Float32Array>();
 
   /**
-   * An array of n floats, from the pool when one of that size is free: zero-filled when `zeroed`,
-   * else holding whatever its last user left.
+   * An array of n floats, from the pool when one of its capacity is free: zero-filled when
+   * `zeroed`, else holding whatever its last user left.
    */
   take(n: number, zeroed: boolean): Float32Array {
-    const reused = this.free.get(n)?.pop();
-    const buffer = reused ?? new Float32Array(n);
+    const capacity = capacityFor(n);
+    const reused = this.free.get(capacity)?.pop();
+    const whole = reused ?? new Float32Array(capacity);
+    const buffer = capacity === n ? whole : whole.subarray(0, n);
     if (reused && zeroed) buffer.fill(0);
-    this.lent.add(buffer);
+    this.lent.set(buffer, whole);
     return buffer;
   }
 
   /** Returns one array taken from this pool (no-op for any other array). */
   give(buffer: Float32Array): void {
-    if (!this.lent.delete(buffer)) return;
-    const list = this.free.get(buffer.length);
-    if (list) list.push(buffer);
-    else this.free.set(buffer.length, [buffer]);
+    const whole = this.lent.get(buffer);
+    if (whole === undefined) return;
+    this.lent.delete(buffer);
+    const list = this.free.get(whole.length);
+    if (list) list.push(whole);
+    else this.free.set(whole.length, [whole]);
   }
 
   /** Returns every array still lent out. */
   giveAll(): void {
-    for (const buffer of [...this.lent]) this.give(buffer);
+    for (const buffer of [...this.lent.keys()]) this.give(buffer);
   }
 
   /** Floats held (lent and free), for tests and diagnostics. */
   get heldFloats(): number {
     let n = 0;
-    for (const b of this.lent) n += b.length;
+    for (const whole of this.lent.values()) n += whole.length;
     for (const list of this.free.values()) for (const b of list) n += b.length;
     return n;
   }

@@ -3,7 +3,7 @@
 // kept old values, or one handed back while still in use, would change the parameters).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BufferPool, floats, withPool } from '../../src/autograd/pool.js';
+import { BufferPool, capacityFor, floats, outputFloats, withPool } from '../../src/autograd/pool.js';
 import { backward, parameter } from '../../src/autograd/var.js';
 import { linear } from '../../src/autograd/linear.js';
 import { sum } from '../../src/autograd/reduce.js';
@@ -22,11 +22,30 @@ test('a pool lends zeroed arrays, takes them back when the scope ends, and lends
     assert.equal(floats(10).length, 10, 'small arrays are plain ones');
     return a;
   });
-  assert.equal(pool.heldFloats, 5000);
+  assert.equal(pool.heldFloats, capacityFor(5000));
   const again = withPool(pool, () => floats(5000));
-  assert.equal(again, first, 'the same array is lent again');
+  assert.equal(again.buffer, first.buffer, 'the same memory is lent again');
   assert.ok(again.every((v) => v === 0), 'zeroed when lent again');
-  assert.notEqual(floats(5000), first, 'outside a scope: a new array');
+  assert.notEqual(floats(5000).buffer, first.buffer, 'outside a scope: a new array');
+  const dirty = withPool(pool, () => {
+    const a = outputFloats(5000);
+    assert.equal(a.buffer, first.buffer);
+    return a[0];
+  });
+  assert.equal(dirty, 0, 'what the last user left (it wrote nothing)');
+});
+
+test('sizes within one capacity class share arrays; capacities waste at most 1/8', () => {
+  for (const n of [4096, 5000, 65537, 1 << 20, 3_000_001]) {
+    const c = capacityFor(n);
+    assert.ok(c >= n && c <= n * 1.125, `${n} → ${c}`);
+  }
+  const pool = new BufferPool();
+  const a = withPool(pool, () => floats(9000));
+  const b = withPool(pool, () => floats(9100));
+  assert.equal(b.length, 9100);
+  assert.equal(b.buffer, a.buffer, '9000 and 9100 floats share one array');
+  assert.equal(pool.heldFloats, capacityFor(9000));
 });
 
 test('nested scopes of one pool keep the outer scope\'s arrays lent until it ends', () => {
@@ -34,9 +53,9 @@ test('nested scopes of one pool keep the outer scope\'s arrays lent until it end
   withPool(pool, () => {
     const outer = floats(5000);
     withPool(pool, () => floats(6000));
-    assert.notEqual(floats(5000), outer, 'the outer array is still lent');
+    assert.notEqual(floats(5000).buffer, outer.buffer, 'the outer array is still lent');
   });
-  assert.equal(pool.heldFloats, 16000);
+  assert.equal(pool.heldFloats, 2 * capacityFor(5000) + capacityFor(6000));
 });
 
 test('backward hands intermediate gradients back for reuse and keeps parameter gradients', () => {
@@ -59,7 +78,7 @@ test('backward hands intermediate gradients back for reuse and keeps parameter g
     assert.deepEqual(w.grad, gw, `w gradient, round ${round}`);
   }
   // Two linear outputs and swiglu's output (8192 floats each) plus the reused intermediate gradients.
-  assert.ok(pool.heldFloats <= 6 * 8192, `pool holds ${pool.heldFloats} floats`);
+  assert.ok(pool.heldFloats <= 6 * capacityFor(8192), `pool holds ${pool.heldFloats} floats`);
 });
 
 test('pooled trainer steps leave exactly the parameters of unpooled forward + backward + AdamW', () => {
