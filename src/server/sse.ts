@@ -23,13 +23,13 @@ export function commitHeaders(reply: FastifyReply, contentType: string, flush = 
 }
 
 /**
- * Milliseconds during which a stream's later events wait to leave together: the event that opens a
- * window is written at once, those that follow within the window go out in one socket write when
- * it closes. A socket write costs tens of µs of the server's main thread (and as much of the
- * client's), more than a token's share of a batched decode step; 10 ms (less than a 60 Hz frame)
- * between bursts of tokens is not seen by a reader.
+ * At most one socket write per stream per window of this many milliseconds: an event that comes
+ * while no window is open is written at once and opens one; events that come during a window are
+ * held and leave together when it closes, which opens the next window. A socket write costs tens
+ * of µs of the server's main thread (and as much of the client's), more than a token's share of a
+ * batched decode step; a reader's screen shows no more than one update per 60 Hz frame anyway.
  */
-const COALESCE_MS = 10;
+const COALESCE_MS = 16;
 
 export class EventStream {
   private timer: NodeJS.Timeout | undefined;
@@ -64,20 +64,26 @@ export class EventStream {
 
   /** Opens a window (this write leaves at once) or, inside one, holds the write until the window closes. */
   private coalesce(): void {
-    if (!this.window) {
-      this.window = setTimeout(() => this.closeWindow(), COALESCE_MS);
-      this.window.unref();
-    } else if (!this.corked) {
+    if (!this.window) this.openWindow();
+    else if (!this.corked) {
       this.corked = true;
       this.reply.raw.cork();
     }
   }
 
+  private openWindow(): void {
+    this.window = setTimeout(() => this.closeWindow(), COALESCE_MS);
+    this.window.unref();
+  }
+
+  /** Sends what the window held, in one write; that write opens the next window. */
   private closeWindow(): void {
     this.window = undefined;
     if (!this.corked) return;
     this.corked = false;
-    if (!this.isClosed) this.reply.raw.uncork();
+    if (this.isClosed) return;
+    this.reply.raw.uncork();
+    this.openWindow();
   }
 
   /** SSE `data: [DONE]`. */

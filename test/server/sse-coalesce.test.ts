@@ -1,7 +1,7 @@
 /**
- * EventStream's write coalescing: the event that opens a window is written at once, the events
- * that follow within the window are held (the reply corked) and leave together when it closes;
- * end() sends what is held and leaves no timer behind.
+ * EventStream's write coalescing: at most one write per window; an event outside a window is
+ * written at once, the events within one are held (the reply corked) and leave together when it
+ * closes, which opens the next window; end() sends what is held and leaves no timer behind.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -48,13 +48,18 @@ test('events within a window leave in one write after the first; end() sends wha
   stream.send({ n: 3 });
   assert.equal(flushes.length, 1, 'later events of the window are held');
   assert.equal(pending.length, 2);
-  await sleep(40);
+  await sleep(24);
   assert.deepEqual(flushes[1], ['data: {"n":2}\n\n', 'data: {"n":3}\n\n'], 'they leave together when the window closes');
   stream.send({ n: 4 });
-  assert.equal(flushes.length, 3, 'the next event opens a new window and is written at once');
+  assert.equal(flushes.length, 2, 'that write opened the next window: the next event is held');
+  await sleep(24);
+  assert.deepEqual(flushes[2], ['data: {"n":4}\n\n']);
+  await sleep(24);
   stream.send({ n: 5 });
+  assert.equal(flushes.length, 4, 'after a window without events, the next event is written at once');
+  stream.send({ n: 6 });
   stream.end();
-  assert.deepEqual(flushes[3], ['data: {"n":5}\n\n'], 'end() sends the held event');
+  assert.deepEqual(flushes[4], ['data: {"n":6}\n\n'], 'end() sends the held event');
   await sleep(40);
-  assert.equal(flushes.length, 4, 'no write after end');
+  assert.equal(flushes.length, 5, 'no write after end');
 });
