@@ -70,6 +70,10 @@ struct TrainKernels {
   /** AdamW on n values in place (src/train/optimizer.ts adamWUpdate; c1, c2: the bias corrections). */
   void (*adamw)(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
                 double eps, double weightDecay, double c1, double c2);
+  /** Σ x² in float64 on the calling thread (gradient norms: the same sum whatever the thread count). */
+  double (*sumSquares)(const float* x, int64_t n);
+  /** x *= factor, each product in float64 then rounded (gradient clipping). */
+  void (*scale)(float* x, int64_t n, double factor);
 };
 
 /** The common shape of a batched attention call (batch_kernels.h attentionSegments). */

@@ -258,6 +258,26 @@ napi_value Adamw(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/** sumSquares(x): Σ x² in float64. */
+napi_value SumSquares(napi_env env, napi_callback_info info) {
+  TrainArgs a(env, info, 1);
+  const int64_t n = static_cast<int64_t>(a.length(0));
+  const float* x = a.f32(0, n);
+  napi_value out;
+  napi_create_double(env, a.ok ? train().sumSquares(x, n) : 0, &out);
+  return a.ok ? out : undefined(env);
+}
+
+/** scaleValues(x, factor): x *= factor. */
+napi_value ScaleValues(napi_env env, napi_callback_info info) {
+  TrainArgs a(env, info, 2);
+  const int64_t n = static_cast<int64_t>(a.length(0));
+  float* x = a.f32(0, n);
+  const double factor = a.num(1);
+  if (a.ok && n > 0) train().scale(x, n, factor);
+  return undefined(env);
+}
+
 }  // namespace
 
 void registerTrainFunctions(napi_env env, napi_value exports) {
@@ -270,7 +290,7 @@ void registerTrainFunctions(napi_env env, napi_value exports) {
       {"swigluForward", SwigluForward}, {"swigluBackward", SwigluBackward},
       {"softmaxForward", SoftmaxForward}, {"softmaxBackward", SoftmaxBackward},
       {"ropeRotate", RopeRotate}, {"attentionForward", AttentionForward}, {"attentionBackward", AttentionBackward},
-      {"copyBlocks", CopyBlocks}, {"adamw", Adamw},
+      {"copyBlocks", CopyBlocks}, {"adamw", Adamw}, {"sumSquares", SumSquares}, {"scaleValues", ScaleValues},
   };
   for (const Entry& e : entries) {
     napi_value fn;

@@ -595,6 +595,24 @@ void adamw(float* p, const float* g, float* m, float* v, int64_t n, double lr, d
   trainStatic(n, 4 * TRAIN_GRAIN_ELEMENTS, adamwRange, &j);
 }
 
+double sumSquares(const float* x, int64_t n) { return dotDouble(x, x, n); }
+
+struct ScaleJob {
+  float* x;
+  double factor;
+};
+
+void scaleRange(void* ctx, int64_t i0, int64_t i1, int) {
+  const ScaleJob& j = *static_cast<const ScaleJob*>(ctx);
+  float* __restrict x = j.x;
+  for (int64_t i = i0; i < i1; i++) x[i] = static_cast<float>(x[i] * j.factor);
+}
+
+void scale(float* x, int64_t n, double factor) {
+  ScaleJob j{x, factor};
+  trainStatic(n, 4 * TRAIN_GRAIN_ELEMENTS, scaleRange, &j);
+}
+
 TrainKernels trainTable() {
   TrainKernels t;
   t.crossEntropyForward = crossEntropyForward;
@@ -610,6 +628,8 @@ TrainKernels trainTable() {
   t.attentionBackward = trainAttentionBackward;
   t.copyBlocks = copyBlocks;
   t.adamw = adamw;
+  t.sumSquares = sumSquares;
+  t.scale = scale;
   return t;
 }
 

@@ -43,6 +43,8 @@ export interface NativeTrainKernels {
   optimizer: {
     adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number, eps: number,
       weightDecay: number, c1: number, c2: number): void;
+    sumSquares(x: Float32Array): number;
+    scaleValues(x: Float32Array, factor: number): void;
   };
   attention: {
     forward(out: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, s: AttentionShape): void;
@@ -62,7 +64,7 @@ const EXPORTS: { [Op in keyof NativeTrainKernels]: { [Entry in keyof NativeTrain
   rope: { rotate: 'ropeRotate' },
   attention: { forward: 'attentionForward', backward: 'attentionBackward' },
   shape: { copyBlocks: 'copyBlocks' },
-  optimizer: { adamw: 'adamw' },
+  optimizer: { adamw: 'adamw', sumSquares: 'sumSquares', scaleValues: 'scaleValues' },
 };
 
 let loaded: NativeTrainKernels | null | undefined;

@@ -135,8 +135,26 @@ export class AdamW {
   }
 }
 
-/** The loop adamWUpdate runs: adamwStep, or the native one (equal to float32 rounding) when the process computes natively. */
-export const optimizerKernels: { adamw: typeof adamwStep } = { adamw: adamwStep, ...nativeKernelsFor('optimizer') };
+/** Σ x² in float64. */
+export function sumSquares(x: Float32Array): number {
+  let ss = 0;
+  for (let i = 0; i < x.length; i++) ss += x[i]! * x[i]!;
+  return ss;
+}
+
+/** x *= factor. */
+export function scaleValues(x: Float32Array, factor: number): void {
+  for (let i = 0; i < x.length; i++) x[i]! *= factor;
+}
+
+/**
+ * The loops of the optimizer and of gradient clipping; the native ones replace them when the
+ * process computes natively (adamw equal to float32 rounding, sumSquares to float64 rounding,
+ * scaleValues bit for bit).
+ */
+export const optimizerKernels: { adamw: typeof adamwStep; sumSquares: typeof sumSquares; scaleValues: typeof scaleValues } = {
+  adamw: adamwStep, sumSquares, scaleValues, ...nativeKernelsFor('optimizer'),
+};
 
 function isGroupList(groups: readonly ParamGroup[] | readonly Var[]): groups is readonly ParamGroup[] {
   return groups.length > 0 && 'params' in groups[0]!;
@@ -171,8 +189,7 @@ export function gradNorm(params: readonly Var[]): number {
   let ss = 0;
   for (const p of params) {
     const g = p.grad;
-    if (g === null) continue;
-    for (let i = 0; i < g.length; i++) ss += g[i]! * g[i]!;
+    if (g !== null) ss += optimizerKernels.sumSquares(g);
   }
   return Math.sqrt(ss);
 }
@@ -196,8 +213,7 @@ export function clipGradNorm(params: readonly Var[], maxNorm: number): number {
 export function scaleGrads(params: readonly Var[], factor: number): void {
   for (const p of params) {
     const g = p.grad;
-    if (g === null) continue;
-    for (let i = 0; i < g.length; i++) g[i]! *= factor;
+    if (g !== null) optimizerKernels.scaleValues(g, factor);
   }
 }
 

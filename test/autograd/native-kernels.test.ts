@@ -17,7 +17,7 @@ import { attentionBackward, attentionForward, type AttentionShape } from '../../
 import { copyBlocks } from '../../src/autograd/shape.js';
 import { addSame, axpy, arithKernels } from '../../src/autograd/arith.js';
 import { useBackend } from '../../src/autograd/compute.js';
-import { adamwStep } from '../../src/train/optimizer.js';
+import { adamwStep, scaleValues, sumSquares } from '../../src/train/optimizer.js';
 import { Random } from '../../src/autograd/random.js';
 
 const native: NativeTrainKernels | null = loadNativeTrainKernels();
@@ -272,6 +272,19 @@ test('AdamW: the native update equals the TypeScript loop to 2 float32 ulps, odd
     }
   }
   assert.throws(() => kernels().optimizer.adamw(new Float32Array(8), new Float32Array(7), new Float32Array(8), new Float32Array(8), 1e-3, 0.9, 0.95, 1e-8, 0, 0.1, 0.05), /holds 7 elements/);
+});
+
+test('sumSquares and scaleValues (gradient clipping): native against the TypeScript loops', { skip }, () => {
+  for (const n of [0, 1, 17, 4099, 70001]) {
+    const x = randn(n, 3);
+    const ts = sumSquares(x);
+    const nat = kernels().optimizer.sumSquares(x);
+    assert.ok(Math.abs(nat - ts) <= 1e-12 * Math.max(1, ts), `n ${n}: sumSquares ${nat} vs ${ts}`);
+    const [xTs, xNative] = twin(x);
+    scaleValues(xTs, 0.3);
+    kernels().optimizer.scaleValues(xNative, 0.3);
+    assertClose(`n ${n}: scale`, xNative, xTs, 0);
+  }
 });
 
 /** Which kernel the rmsNorm, swiglu and attention tables hold in a fresh process with `env`. */
