@@ -794,8 +794,8 @@ void matmul(float* out, const float* x, int64_t m, const Weight& w) {
 
 /**
  * matmul for CPUs with AVX-512 VNNI, int8 activations where they pay (the default): Q4_0, Q5_0,
- * Q8_0, Q4_K and Q6_K with m > SMALL_M, and Q4_K and Q6_K with m <= WHOLE_ROWS_M (decode), whose
- * f32 decode costs more than streaming their 4.5 / 6.6 bits per weight.
+ * Q8_0, Q4_K and Q6_K with m > SMALL_M, and Q4_0, Q4_K and Q6_K with m <= WHOLE_ROWS_M (decode),
+ * whose f32 decode costs more than streaming their 4.5 to 6.6 bits per weight.
  */
 void matmulVnniPrefill(float* out, const float* x, int64_t m, const Weight& w) {
   if (int8GemmType(w.dtype) && m > SMALL_M && w.rows > 0 && w.cols > 0) {
@@ -806,12 +806,17 @@ void matmulVnniPrefill(float* out, const float* x, int64_t m, const Weight& w) {
     matvecKInt8(out, x, m, w);
     return;
   }
+  if (w.dtype == DT_Q4_0 && m <= WHOLE_ROWS_M && w.rows > 0 && w.cols % 64 == 0) {
+    matvecQ40Int8(out, x, m, w);
+    return;
+  }
   matmul(out, x, m, w);
 }
 
 /** matmul for CPUs with AVX-512 VNNI, int8 activations everywhere: Q4_K and Q4_0 with any m, Q5_0, Q8_0 and Q6_K with m > SMALL_M. */
 void matmulVnni(float* out, const float* x, int64_t m, const Weight& w) {
-  const int64_t fromM = w.dtype == DT_Q4_K ? WHOLE_ROWS_M + 1 : 1;  // Q4_K's m <= 2 kernel is matmulVnniPrefill's
+  // Q4_K's and (even block counts) Q4_0's m <= 2 kernels are matmulVnniPrefill's.
+  const int64_t fromM = w.dtype == DT_Q4_K || w.cols % 64 == 0 ? WHOLE_ROWS_M + 1 : 1;
   if ((w.dtype == DT_Q4_K || w.dtype == DT_Q4_0) && m >= fromM && m <= SMALL_M && w.rows > 0 && w.cols > 0) {
     matvecVnni(out, x, m, w);
     return;

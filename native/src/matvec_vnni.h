@@ -410,3 +410,95 @@ void matvecKInt8(float* out, const float* x, int64_t m, const Weight& w) {
   KInt8Job j{out, Q8K{q, d, bsums}, m, &w};
   parallelStatic(w.rows, matvecGrain(w, m), kInt8Rows, &j);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Q4_0 decode (m = 1, 2) with x rounded as ggml's q8_0 (per 32 values, d = amax / 127 in f16, as
+// roundRows). Two blocks (64 weights) per vpdpbusd: their 16 code bytes each, low nibbles then
+// high, give [a 0..15 | b 0..15 | a 16..31 | b 16..31], so x is stored in that order per pair of
+// blocks. The "- 8" is the dot products' starting value: -8 · (the sum of each lane's 4 int8 x).
+
+struct Q8Pairs {
+  const int8_t* q;         // [m][cols], pairs of blocks interleaved as above
+  const float* d;          // [m][cols / 32], f16-rounded
+  const int32_t* minus8;   // [m][cols / 4]: -8 · sum of each 4 int8 values, in q's order
+};
+
+/** Rows of x ([m][cols], cols a multiple of 64) rounded like roundRows' q8_0, laid out for q40RowInt8. */
+FRUGAL_VNNI void quantizeQ8Pairs(const float* x, int64_t m, int64_t cols, int8_t* q, float* d, int32_t* minus8) {
+  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  for (int64_t i = 0; i < m * cols / 32; i++) {
+    const float* xs = x + i * 32;
+    const __m512 lo = _mm512_loadu_ps(xs), hi = _mm512_loadu_ps(xs + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(lo, absMask), _mm512_and_ps(hi, absMask)));
+    const float dx = amax / 127.0f;
+    d[i] = dx <= 65504.0f ? _cvtsh_ss(_cvtss_sh(dx, _MM_FROUND_TO_NEAREST_INT)) : dx;
+    const __m512 inv = _mm512_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax);
+    const __m128i qlo = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(lo, inv)));
+    const __m128i qhi = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(hi, inv)));
+    // Block a (even i) fills bytes 0..15 and 32..47 of its pair's 64, block b (odd) 16..31 and 48..63.
+    int8_t* pair = q + (i / 2) * 64 + 16 * (i % 2);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pair), qlo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pair + 32), qhi);
+  }
+  for (int64_t p = 0; p < m * cols / 64; p++) {
+    const __m512i v = _mm512_loadu_si512(q + 64 * p);
+    _mm512_storeu_si512(minus8 + 16 * p, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), v)));
+  }
+}
+
+/** Q4_0 row r (an even number of blocks) against G <= 2 q8_0 activation rows: out[g * ldo + r]. */
+template <int G>
+FRUGAL_VNNI void q40RowInt8(const Weight& w, int64_t r, const Q8Pairs& x, float* out, int64_t ldo) {
+  const int64_t pairs = w.cols / 64, blocksPerRow = w.cols / 32;
+  const uint8_t* row = w.data + r * rowBytes(w);
+  const __m512i nibble = _mm512_set1_epi8(15);
+  // Lanes 0-3 and 8-11 belong to block a, 4-7 and 12-15 to block b.
+  const __m512i pick = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+  __m512 acc[G][2];
+  for (int g = 0; g < G; g++) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
+  for (int64_t p0 = 0; p0 < pairs; p0 += 2) {
+#pragma GCC unroll 2
+    for (int u = 0; u < 2; u++) {
+      const int64_t p = p0 + u;
+      if (u == 1 && p >= pairs) break;
+      const uint8_t* blk = row + 36 * p;
+      const __m256i codes = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 20)), _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+      const __m512i wq = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(codes), _mm256_srli_epi16(codes, 4), 1), nibble);
+      const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(read16(blk) | (static_cast<uint32_t>(read16(blk + 18)) << 16))));
+#pragma GCC unroll 2
+      for (int g = 0; g < G; g++) {
+        const __m512i dots = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.minus8 + g * (w.cols / 4) + 16 * p), wq, _mm512_loadu_si512(x.q + g * w.cols + 64 * p));
+        const __m128 dx = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(x.d + g * blocksPerRow + 2 * p)));
+        const __m512 scale = _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(_mm_mul_ps(dw, dx)));
+        acc[g][u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), scale, acc[g][u]);
+      }
+    }
+  }
+  for (int g = 0; g < G; g++) out[g * ldo + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[g][0], acc[g][1]));
+}
+
+struct Q40Int8Job {
+  float* out;
+  Q8Pairs x;
+  int64_t m;
+  const Weight* w;
+};
+
+FRUGAL_VNNI void q40Int8Rows(void* ctx, int64_t r0, int64_t r1, int) {
+  const Q40Int8Job& j = *static_cast<const Q40Int8Job*>(ctx);
+  for (int64_t r = r0; r < r1; r++) {
+    if (j.m == 1) q40RowInt8<1>(*j.w, r, j.x, j.out, j.w->rows);
+    else q40RowInt8<2>(*j.w, r, j.x, j.out, j.w->rows);
+  }
+}
+
+/** Q4_0 weights (w.cols a multiple of 64) x m = 1 or 2 rows of x, x rounded as ggml's q8_0. */
+void matvecQ40Int8(float* out, const float* x, int64_t m, const Weight& w) {
+  const int64_t cols = w.cols;
+  int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 32 + m * cols / 4 + 16)));
+  float* d = reinterpret_cast<float*>(q + m * cols);
+  int32_t* minus8 = reinterpret_cast<int32_t*>(d + m * cols / 32);
+  quantizeQ8Pairs(x, m, cols, q, d, minus8);
+  Q40Int8Job j{out, Q8Pairs{q, d, minus8}, m, &w};
+  parallelStatic(w.rows, matvecGrain(w, m), q40Int8Rows, &j);
+}

@@ -1,7 +1,7 @@
 // The int8-activation matmul for prefill-shaped products (native/src/gemm_int8.h: Q4_0, Q5_0,
 // Q8_0, Q4_K and Q6_K weights, m > 16 rows of x, AVX-512 VNNI level; the default there,
-// FRUGAL_INT8=0 turns it off), and Q4_K's and Q6_K's decode kernels (m = 1, 2;
-// native/src/matvec_vnni.h), which round x as ggml's q8_K too. Tolerances:
+// FRUGAL_INT8=0 turns it off), and the Q4_0, Q4_K and Q6_K decode kernels (m = 1, 2;
+// native/src/matvec_vnni.h), which round x as ggml's q8_0 / q8_K too. Tolerances:
 //  - against the exact same math (ref's dequantized weights times x rounded here the way the
 //    kernel and ggml round it: q = x · 127 / amax to nearest, ties to even, per 32 values with
 //    d = amax / 127 in f16 for Q4_0, Q5_0 and Q8_0, per 256 values with d in f32 for Q4_K and
@@ -95,7 +95,7 @@ function awkwardActivations(m: number, cols: number, seed: number): Float32Array
 const INT8_TYPES: [DType, number][] = [['q4_0', 32], ['q5_0', 32], ['q8_0', 32], ['q4_k', 256], ['q6_k', 256]];
 
 function colsFor(dtype: DType): number[] {
-  return dtype.endsWith('_k') ? [256, 1280] : [32, 64, 32 * 41];
+  return dtype.endsWith('_k') ? [256, 1280] : [32, 64, 32 * 41, 32 * 42];
 }
 
 function weight(dtype: DType, rows: number, cols: number, seed: number): WeightMatrix {
@@ -109,8 +109,8 @@ test('int8 prefill matmul equals ref on the int8-rounded activations (exact same
     assert.equal(addon!.setInt8('prefill'), 'prefill');
     for (const [dtype, block] of INT8_TYPES) {
       for (const cols of colsFor(dtype)) {
-        // Q4_K and Q6_K decode (m = 1, 2) round x the same way (native/src/matvec_vnni.h).
-        const decode = dtype.endsWith('_k') ? [[1, 37], [2, 9]] as const : [];
+        // Q4_K, Q6_K and (even block counts) Q4_0 decode (m = 1, 2) round x the same way (native/src/matvec_vnni.h).
+        const decode = dtype.endsWith('_k') || (dtype === 'q4_0' && cols % 64 === 0) ? [[1, 37], [2, 9]] as const : [];
         for (const [m, rows] of [...decode, [17, 1], [23, 33], [64, 31], [131, 70]] as const) {
           const w = weight(dtype, rows, cols, seed++);
           const dense = new Float32Array(rows * cols);
