@@ -210,7 +210,7 @@ void matvecVnni(float* out, const float* x, int64_t m, const Weight& w) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Q4_K decode (m = 1, 2) with x rounded as ggml's q8_K: one f32 scale per 256 values, the int8
+// Q4_K decode (m <= INT8_DECODE_M) with x rounded as ggml's q8_K: one f32 scale per 256 values, the int8
 // values of each 256 stored with their 32-value sub-blocks in the order 0 2 1 3 4 6 5 7, so that
 // the low nibbles of 64 weight bytes (sub-blocks 2c and 2c + 2) and their high nibbles (2c + 1,
 // 2c + 3) each meet their activations in one 64-byte load. Per block and row: vpmaddubsw
@@ -274,7 +274,7 @@ FRUGAL_VNNI inline __m128i kScaleBytesVector(const uint8_t* s) {
 }
 
 /**
- * Q4_K row r against G <= 2 q8_K activation rows: out[g * ldo + r]. One row at a time: a single
+ * Q4_K row r against G <= 4 q8_K activation rows: out[g * ldo + r]. One row at a time: a single
  * row stream read 25.6 GB/s from DRAM on one core against 15.7 with 4 rows side by side (the
  * same speed when the matrix is in cache).
  */
@@ -301,7 +301,7 @@ FRUGAL_VNNI void q4kRowInt8(const Weight& w, int64_t r, const Q8K& x, float* out
                               _mm512_and_si512(q1, nibble), _mm512_and_si512(_mm512_srli_epi16(q1, 4), nibble)};
     __m512i scales[4];
     for (int k = 0; k < 4; k++) scales[k] = _mm512_shuffle_epi8(scaleBytes, pick[k]);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int g = 0; g < G; g++) {
       const int8_t* xq = x.q + g * w.cols + 256 * b;
       __m512i sum = _mm512_setzero_si512();
@@ -321,7 +321,7 @@ FRUGAL_VNNI void q4kRowInt8(const Weight& w, int64_t r, const Q8K& x, float* out
 }
 
 /**
- * Q6_K row r against G <= 2 q8_K activation rows (natural order, sums of 16). Per half block of
+ * Q6_K row r against G <= 4 q8_K activation rows (natural order, sums of 16). Per half block of
  * 128: ql's 64 bytes hold the low 4 bits of elements 0..63 (low nibbles) and 64..127 (high), qh's
  * 32 bytes their top 2 bits (bit pairs 0, 1, 2, 3 for elements l, l + 32, l + 64, l + 96). The
  * 6-bit codes 0..63 go through vpmaddubsw and vpdpwssd against the int16 scale of each 16 (one
@@ -358,7 +358,7 @@ FRUGAL_VNNI void q6kRowInt8(const Weight& w, int64_t r, const Q8K& x, float* out
     }
     for (int k = 0; k < 4; k++) scales[k] = _mm512_permutexvar_epi16(pick[k], scaleWords);
     const float dw = halfToFloat(read16(blk + 208));
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int g = 0; g < G; g++) {
       const int8_t* xq = x.q + g * w.cols + 256 * b;
       __m512i sum = _mm512_setzero_si512();
@@ -390,17 +390,20 @@ FRUGAL_VNNI void kInt8Rows(void* ctx, int64_t r0, int64_t r1, int) {
   const Weight& w = *j.w;
   const bool q4k = w.dtype == DT_Q4_K;
   for (int64_t r = r0; r < r1; r++) {
-    if (q4k) {
-      if (j.m == 1) q4kRowInt8<1>(w, r, j.x, j.out, w.rows);
-      else q4kRowInt8<2>(w, r, j.x, j.out, w.rows);
-    } else {
-      if (j.m == 1) q6kRowInt8<1>(w, r, j.x, j.out, w.rows);
-      else q6kRowInt8<2>(w, r, j.x, j.out, w.rows);
+    switch (j.m * (q4k ? 1 : -1)) {
+      case 1: q4kRowInt8<1>(w, r, j.x, j.out, w.rows); break;
+      case 2: q4kRowInt8<2>(w, r, j.x, j.out, w.rows); break;
+      case 3: q4kRowInt8<3>(w, r, j.x, j.out, w.rows); break;
+      case 4: q4kRowInt8<4>(w, r, j.x, j.out, w.rows); break;
+      case -1: q6kRowInt8<1>(w, r, j.x, j.out, w.rows); break;
+      case -2: q6kRowInt8<2>(w, r, j.x, j.out, w.rows); break;
+      case -3: q6kRowInt8<3>(w, r, j.x, j.out, w.rows); break;
+      default: q6kRowInt8<4>(w, r, j.x, j.out, w.rows); break;
     }
   }
 }
 
-/** Q4_K or Q6_K weights x m = 1 or 2 rows of x (w.cols a multiple of 256), x rounded as ggml's q8_K. */
+/** Q4_K or Q6_K weights x m <= INT8_DECODE_M rows of x (w.cols a multiple of 256), x rounded as ggml's q8_K. */
 void matvecKInt8(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols;
   int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 256 + m * cols / 32 + 16)));
@@ -412,7 +415,7 @@ void matvecKInt8(float* out, const float* x, int64_t m, const Weight& w) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Q4_0 decode (m = 1, 2) with x rounded as ggml's q8_0 (per 32 values, d = amax / 127 in f16, as
+// Q4_0 decode (m <= INT8_DECODE_M) with x rounded as ggml's q8_0 (per 32 values, d = amax / 127 in f16, as
 // roundRows). Two blocks (64 weights) per vpdpbusd: their 16 code bytes each, low nibbles then
 // high, give [a 0..15 | b 0..15 | a 16..31 | b 16..31], so x is stored in that order per pair of
 // blocks. The "- 8" is the dot products' starting value: -8 · (the sum of each lane's 4 int8 x).
@@ -446,7 +449,7 @@ FRUGAL_VNNI void quantizeQ8Pairs(const float* x, int64_t m, int64_t cols, int8_t
   }
 }
 
-/** Q4_0 row r (an even number of blocks) against G <= 2 q8_0 activation rows: out[g * ldo + r]. */
+/** Q4_0 row r (an even number of blocks) against G <= 4 q8_0 activation rows: out[g * ldo + r]. */
 template <int G>
 FRUGAL_VNNI void q40RowInt8(const Weight& w, int64_t r, const Q8Pairs& x, float* out, int64_t ldo) {
   const int64_t pairs = w.cols / 64, blocksPerRow = w.cols / 32;
@@ -465,7 +468,7 @@ FRUGAL_VNNI void q40RowInt8(const Weight& w, int64_t r, const Q8Pairs& x, float*
       const __m256i codes = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 20)), _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
       const __m512i wq = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(codes), _mm256_srli_epi16(codes, 4), 1), nibble);
       const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(read16(blk) | (static_cast<uint32_t>(read16(blk + 18)) << 16))));
-#pragma GCC unroll 2
+#pragma GCC unroll 4
       for (int g = 0; g < G; g++) {
         const __m512i dots = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.minus8 + g * (w.cols / 4) + 16 * p), wq, _mm512_loadu_si512(x.q + g * w.cols + 64 * p));
         const __m128 dx = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(x.d + g * blocksPerRow + 2 * p)));
@@ -487,12 +490,16 @@ struct Q40Int8Job {
 FRUGAL_VNNI void q40Int8Rows(void* ctx, int64_t r0, int64_t r1, int) {
   const Q40Int8Job& j = *static_cast<const Q40Int8Job*>(ctx);
   for (int64_t r = r0; r < r1; r++) {
-    if (j.m == 1) q40RowInt8<1>(*j.w, r, j.x, j.out, j.w->rows);
-    else q40RowInt8<2>(*j.w, r, j.x, j.out, j.w->rows);
+    switch (j.m) {
+      case 1: q40RowInt8<1>(*j.w, r, j.x, j.out, j.w->rows); break;
+      case 2: q40RowInt8<2>(*j.w, r, j.x, j.out, j.w->rows); break;
+      case 3: q40RowInt8<3>(*j.w, r, j.x, j.out, j.w->rows); break;
+      default: q40RowInt8<4>(*j.w, r, j.x, j.out, j.w->rows); break;
+    }
   }
 }
 
-/** Q4_0 weights (w.cols a multiple of 64) x m = 1 or 2 rows of x, x rounded as ggml's q8_0. */
+/** Q4_0 weights (w.cols a multiple of 64) x m <= INT8_DECODE_M rows of x, x rounded as ggml's q8_0. */
 void matvecQ40Int8(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols;
   int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 32 + m * cols / 4 + 16)));

@@ -3,7 +3,7 @@
  * FRUGAL_BACKEND=ref), else the pure TypeScript ref backend, with one warning line on stderr.
  * FRUGAL_SIMD=avx2|scalar lowers the addon's SIMD level; FRUGAL_THREADS sets its thread count;
  * On the AVX-512 VNNI level, Q4_0/Q5_0/Q8_0/Q4_K/Q6_K prefill matmuls (m > 16) and Q4_0/Q4_K/Q6_K
- * decode (m <= 2) round activations to int8 like llama.cpp; FRUGAL_INT8=0 turns that off,
+ * decode (m <= 4) round activations to int8 like llama.cpp; FRUGAL_INT8=0 turns that off,
  * FRUGAL_INT8=1 also uses int8 in the other m <= 16 matvecs of Q4_0 and Q4_K.
  */
 import type { Backend } from './backend.js';

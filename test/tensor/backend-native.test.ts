@@ -142,8 +142,8 @@ test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip },
  * gemm_int8.h above), or 0 when a matmul keeps x in f32: int8 only with setInt8('all') here.
  */
 function int8Block(int8: boolean, dtype: DType, m: number): number {
-  if (!int8 || !(dtype === 'q4_k' || dtype === 'q4_0' || (dtype === 'q6_k' && m <= 2) || (['q5_0', 'q8_0', 'q6_k'].includes(dtype) && m > 16))) return 0;
-  return dtype.endsWith('_k') && (m > 16 || m <= 2) ? 256 : 32;
+  if (!int8 || !(dtype === 'q4_k' || dtype === 'q4_0' || (dtype === 'q6_k' && m <= 4) || (['q5_0', 'q8_0', 'q6_k'].includes(dtype) && m > 16))) return 0;
+  return dtype.endsWith('_k') && (m > 16 || m <= 4) ? 256 : 32;
 }
 
 /** bound[i * rows + r] = sum over blocks of amax(x_i block) / 254 · sum |w_r| over the block. */
