@@ -3,8 +3,8 @@
  * kernel tables, with the same signatures as the TypeScript kernels they replace. When the
  * process backend is native (getBackend().name !== 'ref', i.e. not FRUGAL_BACKEND=ref and the
  * addon is built), each op file merges `nativeKernelsFor(op)` into its table when it loads; with
- * the ref backend, FRUGAL_AUTOGRAD_KERNELS=ts (for comparisons), or an addon built before these
- * kernels existed, the tables stay TypeScript.
+ * the ref backend or FRUGAL_AUTOGRAD_KERNELS=ts (for comparisons) the tables stay TypeScript, and
+ * with an addon built before some op's kernels existed, that op's table does.
  */
 import type { Backend } from '../tensor/backend.js';
 import { getBackend } from '../tensor/index.js';
@@ -67,30 +67,37 @@ const EXPORTS: { [Op in keyof NativeTrainKernels]: { [Entry in keyof NativeTrain
   optimizer: { adamw: 'adamw', sumSquares: 'sumSquares', scaleValues: 'scaleValues' },
 };
 
-let loaded: NativeTrainKernels | null | undefined;
+let loaded: Partial<NativeTrainKernels> | undefined;
 
-/** The addon's training kernels, or null when the addon is missing, lacks them, or the backend is ref. */
-export function loadNativeTrainKernels(): NativeTrainKernels | null {
+/**
+ * The tables of the ops whose kernels the addon exports, each complete (an addon built before some
+ * op's kernels existed leaves only that op in TypeScript); {} without the addon.
+ */
+function loadTables(): Partial<NativeTrainKernels> {
   if (loaded !== undefined) return loaded;
-  loaded = null;
+  const kernels: Record<string, Record<string, Fn>> = {};
+  loaded = kernels as Partial<NativeTrainKernels>;
   let addon: Record<string, unknown>;
   try {
     addon = loadNativeAddon() as unknown as Record<string, unknown>;
   } catch {
     return loaded;
   }
-  const kernels: Record<string, Record<string, Fn>> = {};
   for (const [op, entries] of Object.entries(EXPORTS)) {
     const table: Record<string, Fn> = {};
     for (const [entry, name] of Object.entries(entries as Record<string, string>)) {
       const fn = addon[name];
-      if (typeof fn !== 'function') return loaded;
-      table[entry] = fn as Fn;
+      if (typeof fn === 'function') table[entry] = fn as Fn;
     }
-    kernels[op] = table;
+    if (Object.keys(table).length === Object.keys(entries).length) kernels[op] = table;
   }
-  loaded = kernels as unknown as NativeTrainKernels;
   return loaded;
+}
+
+/** The addon's training kernels, or null when the addon is missing or lacks any of them. */
+export function loadNativeTrainKernels(): NativeTrainKernels | null {
+  const tables = loadTables();
+  return Object.keys(EXPORTS).every((op) => op in tables) ? (tables as NativeTrainKernels) : null;
 }
 
 /**
@@ -99,7 +106,7 @@ export function loadNativeTrainKernels(): NativeTrainKernels | null {
  */
 export function nativeKernelsFor<Op extends keyof NativeTrainKernels>(op: Op): Partial<NativeTrainKernels[Op]> {
   if (process.env.FRUGAL_AUTOGRAD_KERNELS === 'ts' || getBackend().name === 'ref') return {};
-  return loadNativeTrainKernels()?.[op] ?? {};
+  return (loadTables()[op] as Partial<NativeTrainKernels[Op]> | undefined) ?? {};
 }
 
 /** The native backend's (checked) add and axpy for ./arith.ts's same-shape loops, else {}. */
