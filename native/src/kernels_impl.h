@@ -317,7 +317,7 @@ constexpr int MR = 6, NR = 16;
 constexpr int MR = 4, NR = 8;
 #endif
 #ifndef FRUGAL_KC
-#define FRUGAL_KC 256
+#define FRUGAL_KC 512  // 2048^3 on one core: 174-181 GFLOPS against 156-164 with 256 (with the C prefetch)
 #endif
 #ifndef FRUGAL_MC
 #define FRUGAL_MC 96
@@ -335,6 +335,12 @@ inline void storeTile(const float* tile, float* c, int64_t ldc, float alpha, flo
 
 void microkernel(int64_t kc, const float* A, const float* B, float* C, int64_t ldc, float alpha, float beta, int rows, int cols) {
 #if defined(__AVX512F__)
+  // The C tile is read (beta != 0) and written after the k loop: fetch its lines now so that the
+  // misses overlap with the FMAs instead of stalling at the end.
+  for (int r = 0; r < rows; r++) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(C + r * ldc + 16), _MM_HINT_T0);
+  }
   __m512 acc[MR][2];
 #pragma GCC unroll 16
   for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
