@@ -261,6 +261,19 @@ export class DeepseekModel implements CausalLM {
    * else the last) that the MTP module consumes.
    */
   forwardWithHidden(tokens: Int32Array, cache: KvCache, options: { allLogits?: boolean } = {}): { logits: Float32Array; hidden: Float32Array } {
+    return this.serialWhenSmall(tokens.length, () => this.forwardOn(tokens, cache, options));
+  }
+
+  /**
+   * Runs a step of `rows` rows with every kernel on the calling thread when the model is small
+   * enough (SERIAL_BATCH_ROWS, SERIAL_BATCH_PARAMETERS): a decode step, a speculative verify and an
+   * MTP draft of the shipped model then pay no pool wake-up (its 1024-row head went to the pool).
+   */
+  private serialWhenSmall<T>(rows: number, body: () => T): T {
+    return rows <= SERIAL_BATCH_ROWS && this.info.parameterCount <= SERIAL_BATCH_PARAMETERS ? withSerialKernels(body) : body();
+  }
+
+  private forwardOn(tokens: Int32Array, cache: KvCache, options: { allLogits?: boolean }): { logits: Float32Array; hidden: Float32Array } {
     const c = this.checkCache(cache, this.config.numLayers);
     const n = tokens.length;
     if (n === 0) throw new Error('forward needs at least one token');
@@ -303,12 +316,12 @@ export class DeepseekModel implements CausalLM {
     this.checkTokens(nextTokens);
     if (c.length + n > c.capacity) throw new Error(`MTP cache full: ${c.length} + ${n} tokens exceed its capacity of ${c.capacity}`);
     const index = this.config.numLayers;
-    const out = mtpForwardStates({
+    const out = this.serialWhenSmall(n, () => mtpForwardStates({
       backend: this.backend, hiddenSize: this.config.hiddenSize, rmsNormEps: this.config.rmsNormEps,
       embed: this.weights.embed, outputNorm: this.weights.norm, output: this.weights.output,
       block: (x, tokens, outRows) => this.blockOne(index, mtp.block, x, tokens, c.length, c.layers[0]!, outRows),
       scratch: this.scratch,
-    }, mtp, hidden, nextTokens, options.allLogits === false ? 1 : n);
+    }, mtp, hidden, nextTokens, options.allLogits === false ? 1 : n));
     c.length += n;
     return { logits: out.logits, hidden: out.states };
   }
