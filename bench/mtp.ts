@@ -27,6 +27,7 @@ import type { GenerationTokenizer } from '../src/generate/events.js';
 import { generateSpeculative, type SpeculativeDoneEvent, type SpeculativeOptions } from '../src/generate/speculative.js';
 import { hasMtp } from '../src/generate/draft-mtp.js';
 import type { CausalLM } from '../src/models/model.js';
+import type { DeepseekModel } from '../src/models/deepseek-v3.js';
 import { loadModel } from '../src/models/load.js';
 import { openGguf } from '../src/formats/gguf.js';
 import { tinyDeepseekModel, writeTinyDeepseekGguf } from '../src/models/deepseek-v3-tiny.js';
@@ -76,6 +77,7 @@ try {
     `${median(results.map((r) => r.tps)).toFixed(1).padStart(8)} tokens/s (${Math.max(...results.map((r) => r.tps)).toFixed(0).padStart(5)})  ` +
     `cpu ${median(results.map((r) => r.cpuPerToken)).toFixed(0).padStart(4)} us/token`;
   const acceptance = new Map<number, number>();
+  const tokensPerCycle = new Map<number, number>();
   const compare = async (label: string, text: string, variants: SpeculativeOptions[]) => {
     const all: (SpeculativeOptions | undefined)[] = [undefined, ...variants];
     for (const v of all) await run(text, v); // warm-up
@@ -86,7 +88,10 @@ try {
     for (const [j, v] of variants.entries()) {
       const rs = results[j + 1]!;
       const s = rs[0]!.stats!;
-      if (v.method === 'mtp') acceptance.set(v.draftTokens ?? 1, s.acceptanceRate);
+      if (v.method === 'mtp') {
+        acceptance.set(v.draftTokens ?? 1, s.acceptanceRate);
+        tokensPerCycle.set(v.draftTokens ?? 1, s.tokensPerForward);
+      }
       const same = rs.every((r, i) => r.tokens.join() === plain[i]!.tokens.join()) ? 'same tokens' : 'TOKENS DIFFER';
       const speedup = median(rs.map((r, i) => r.tps / plain[i]!.tps));
       const cpuSpeedup = median(plain.map((r) => r.cpuPerToken)) / median(rs.map((r) => r.cpuPerToken));
@@ -99,6 +104,7 @@ try {
 
   if (hasMtp(model)) {
     await compare('MTP self-drafting, prompt "The capital of France is"', 'The capital of France is', mtpK.map((k) => ({ method: 'mtp' as const, draftTokens: k })));
+    cycleCost(model as DeepseekModel, mtpK, tokensPerCycle, repeats);
   } else {
     console.log('(the model has no MTP module: MTP drafting skipped)');
   }
@@ -107,6 +113,53 @@ try {
   verifyCost(values.large ?? join(homedir(), '.cache', 'frugal-bench', 'qwen2-1.5b-q4_k.gguf'), acceptance.get(1), repeats);
 } finally {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
+}
+
+/**
+ * What one MTP cycle costs on `model`, in process CPU time (all threads; run with FRUGAL_THREADS=1
+ * for the work alone): the verify forward of k + 1 rows and the k drafts (the first draft enters
+ * two positions, as after an accepted draft), against one plain decode forward, at a 32-token
+ * context (interleaved rounds, median). With t tokens per cycle the forwards alone then allow at
+ * most t / (cycle / plain) times plain decoding's tokens/s.
+ */
+function cycleCost(model: DeepseekModel, ks: number[], tokensPerCycle: Map<number, number>, repeats: number): void {
+  const d = model.config.hiddenSize;
+  const cache = model.newCache(64);
+  const mtpCache = model.newMtpCache(64);
+  const context = Int32Array.from({ length: 32 }, (_, i) => (i * 7919 + 3) % model.info.vocabSize);
+  model.forward(context, cache);
+  const hidden = Float32Array.from({ length: 2 * d }, (_, i) => Math.sin(i));
+  const ids = (n: number) => Int32Array.from({ length: n }, (_, i) => (i * 104729 + 11) % model.info.vocabSize);
+  const verify = (rows: number) => () => {
+    model.forwardWithHidden(ids(rows), cache, { allLogits: rows > 1 });
+    cache.truncate(context.length);
+  };
+  const drafts = (k: number) => () => {
+    let state = model.mtpForwardWithHidden(hidden, ids(2), mtpCache, { allLogits: false }).hidden;
+    for (let j = 1; j < k; j++) state = model.mtpForwardWithHidden(state, ids(1), mtpCache, { allLogits: false }).hidden;
+    mtpCache.truncate(0);
+  };
+  const cases = [verify(1), ...ks.flatMap((k) => [verify(k + 1), drafts(k)])];
+  const calls = 200;
+  const cpu = (body: () => void): number => {
+    const before = process.cpuUsage();
+    for (let i = 0; i < calls; i++) body();
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / calls;
+  };
+  for (const c of cases) cpu(c); // warm-up
+  const times = cases.map(() => [] as number[]);
+  for (let r = 0; r < repeats; r++) cases.forEach((c, j) => times[j]!.push(cpu(c)));
+  const median = (v: number[]) => [...v].sort((x, y) => x - y)[v.length >> 1]!;
+  const plain = median(times[0]!);
+  console.log(`\nMTP cycle cost (process CPU time per call, median of ${repeats} rounds of ${calls}): plain decode forward ${plain.toFixed(0)} us`);
+  ks.forEach((k, j) => {
+    const v = median(times[1 + 2 * j]!) / plain;
+    const m = median(times[2 + 2 * j]!) / plain;
+    const t = tokensPerCycle.get(k);
+    const perCycle = t === undefined ? '' : `; at the ${t.toFixed(2)} tokens per cycle measured above, the forwards allow <= ${(t / (v + m)).toFixed(2)}x`;
+    console.log(`  k=${k}: verify of ${k + 1} rows ${v.toFixed(2)} + ${k} draft${k > 1 ? 's' : ''} ${m.toFixed(2)} = ${(v + m).toFixed(2)} plain forwards per cycle${perCycle}`);
+  });
 }
 
 /**
