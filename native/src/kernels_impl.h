@@ -795,41 +795,36 @@ void matmul(float* out, const float* x, int64_t m, const Weight& w) {
 }
 
 #if defined(__AVX512F__)
-/**
- * m up to this takes the int8 decode kernels of Q4_0, Q4_K and Q6_K (matvec_vnni.h): each weight
- * block is decoded once for all m rows, so verifying 1-3 speculative drafts costs about one decode
- * step, where the f32 segment path took 2.4x (m = 3) and 4.2x (m = 4) on a 1.5B Q4_K model.
- */
-constexpr int64_t INT8_DECODE_M = 4;
 #include "matvec_vnni.h"
 #include "gemm_int8.h"
 
 /**
  * matmul for CPUs with AVX-512 VNNI, int8 activations where they pay (the default): Q4_0, Q5_0,
- * Q8_0, Q4_K and Q6_K with m > SMALL_M, and Q4_0, Q4_K and Q6_K with m <= INT8_DECODE_M (decode),
- * whose f32 decode costs more than streaming their 4.5 to 6.6 bits per weight.
+ * Q8_0, Q4_K and Q6_K with m > SMALL_M (gemm_int8.h), and with m <= SMALL_M Q4_0 and Q8_0 (even
+ * block counts), Q4_K and Q6_K (matvec_vnni.h): a decode step, a speculative verify and a batch of
+ * decode steps all round x as ggml does, so a row's result does not depend on how many rows share
+ * its matmul, and the int8 kernels are faster than decoding to f32 (2.4-4.2x for m = 3, 4).
  */
 void matmulVnniPrefill(float* out, const float* x, int64_t m, const Weight& w) {
   if (int8GemmType(w.dtype) && m > SMALL_M && w.rows > 0 && w.cols > 0) {
     gemmInt8(out, x, m, w);
     return;
   }
-  if ((w.dtype == DT_Q4_K || w.dtype == DT_Q6_K) && m <= INT8_DECODE_M && w.rows > 0 && w.cols > 0) {
+  if ((w.dtype == DT_Q4_K || w.dtype == DT_Q6_K) && m <= SMALL_M && w.rows > 0 && w.cols > 0) {
     matvecKInt8(out, x, m, w);
     return;
   }
-  if (w.dtype == DT_Q4_0 && m <= INT8_DECODE_M && w.rows > 0 && w.cols % 64 == 0) {
-    matvecQ40Int8(out, x, m, w);
+  if ((w.dtype == DT_Q4_0 || w.dtype == DT_Q8_0) && m <= SMALL_M && w.rows > 0 && w.cols % 64 == 0) {
+    matvecPairsInt8(out, x, m, w);
     return;
   }
   matmul(out, x, m, w);
 }
 
-/** matmul for CPUs with AVX-512 VNNI, int8 activations everywhere: Q4_K and Q4_0 with any m, Q5_0, Q8_0 and Q6_K with m > SMALL_M. */
+/** matmul for CPUs with AVX-512 VNNI, int8 activations everywhere: also Q4_0 with an odd number of blocks and m <= SMALL_M. */
 void matmulVnni(float* out, const float* x, int64_t m, const Weight& w) {
-  // Q4_K's and (even block counts) Q4_0's m <= INT8_DECODE_M kernels are matmulVnniPrefill's.
-  const int64_t fromM = w.dtype == DT_Q4_K || w.cols % 64 == 0 ? INT8_DECODE_M + 1 : 1;
-  if ((w.dtype == DT_Q4_K || w.dtype == DT_Q4_0) && m >= fromM && m <= SMALL_M && w.rows > 0 && w.cols > 0) {
+  // Q4_K and (even block counts) Q4_0 take matmulVnniPrefill's kernels; odd Q4_0 blocks these.
+  if (w.dtype == DT_Q4_0 && w.cols % 64 != 0 && m <= SMALL_M && w.rows > 0 && w.cols > 0) {
     matvecVnni(out, x, m, w);
     return;
   }

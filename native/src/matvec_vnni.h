@@ -1,9 +1,12 @@
-// AVX-512 VNNI matrix x (few) vectors for Q4_K and Q4_0 weights: the activations are quantized to int8
-// per 32-column block (one f32 scale each, like ggml's q8 activations), and each pair of Q4_K
-// sub-blocks (64 nibbles) is multiplied into them with one vpdpbusd. The sub-block minimums are
-// applied with the exact f32 column sums of x. Included by kernels_impl.h when __AVX512F__.
-// Error: x is rounded to within amax(block)/254 per value, so |error| <= sum over blocks of
-// amax/254 * sum |w| in that block (on top of f32 rounding); see the native tests.
+// AVX-512 VNNI matrix x (few) vectors with int8 activations (m <= SMALL_M rows of x), included by
+// kernels_impl.h when __AVX512F__:
+//  - The default kernels (below the Q8K / Q8Pairs structs): Q4_K and Q6_K against x rounded as
+//    ggml's q8_K, Q4_0 and Q8_0 (even block counts) against x rounded as ggml's q8_0, one weight row
+//    at a time, each block decoded once per 4 rows of x: the same rounding as the prefill kernels
+//    (gemm_int8.h) and llama.cpp.
+//  - The 'all' mode's kernel for Q4_0 rows with an odd number of blocks: x per 32-column block with
+//    an f32 scale, packed by column segment. Error: x is rounded to within amax(block)/254 per value,
+//    so |error| <= sum over blocks of amax/254 * sum |w| in that block (on top of f32 rounding).
 
 #define FRUGAL_VNNI __attribute__((target("avx512vnni,avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 
@@ -61,58 +64,6 @@ inline void kScaleBytes(const uint8_t* s, uint8_t* out) {
   std::memcpy(out + 12, &mn47, 4);
 }
 
-template <int G>
-FRUGAL_VNNI void dotSegmentQ4KVnni(const Weight& w, int64_t r, int64_t c0, int64_t len, const Int8Activations& a, int64_t m, int64_t i0, float* res) {
-  const uint8_t* blk = w.data + r * rowBytes(w) + c0 / 256 * 144;
-  const int8_t* xq = a.q + m * c0 + i0 * len;
-  const __m512i nibble = _mm512_set1_epi8(15);
-  __m512 acc[G];
-  __m256 minAcc[G];
-  for (int g = 0; g < G; g++) {
-    acc[g] = _mm512_setzero_ps();
-    minAcc[g] = _mm256_setzero_ps();
-  }
-  const __m512i pick[4] = {
-      _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-      _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2),
-      _mm512_set_epi32(5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 4),
-      _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6),
-  };
-  const int64_t blocks = len / 256;
-  for (int64_t b = 0; b < blocks; b++, blk += 144) {
-    alignas(16) uint8_t sm[16];
-    kScaleBytes(blk + 4, sm);
-    const __m256 d = _mm256_set1_ps(halfToFloat(read16(blk))), dmin = _mm256_set1_ps(halfToFloat(read16(blk + 2)));
-    const __m256 scales = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm)))));
-    const __m256 mins = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8)))));
-    const int64_t xb = (c0 + 256 * b) / 32;  // index of this block's first 32-column activation block
-    __m512 blockScale[G];
-    for (int g = 0; g < G; g++) {
-      const float* xs = a.scale + (i0 + g) * a.blocksPerRow + xb;
-      const float* xsum = a.sum + (i0 + g) * a.blocksPerRow + xb;
-      blockScale[g] = _mm512_castps256_ps512(_mm256_mul_ps(scales, _mm256_loadu_ps(xs)));
-      minAcc[g] = _mm256_fmadd_ps(mins, _mm256_loadu_ps(xsum), minAcc[g]);
-    }
-    for (int c = 0; c < 4; c++) {
-      const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * c));
-      const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(qs), _mm256_srli_epi16(qs, 4), 1);
-      const __m512i wq = _mm512_and_si512(both, nibble);  // bytes 0..31: sub-block 2c, 32..63: sub-block 2c+1
-      for (int g = 0; g < G; g++) {
-        const __m512i xv = _mm512_loadu_si512(xq + g * len + 256 * b + 64 * c);
-        const __m512i dots = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, xv);
-        acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), _mm512_permutexvar_ps(pick[c], blockScale[g]), acc[g]);
-      }
-    }
-  }
-  for (int g = 0; g < G; g++) {
-    const __m256 mn = minAcc[g];
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(mn), _mm256_extractf128_ps(mn, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    res[g] += _mm512_reduce_add_ps(acc[g]) - _mm_cvtss_f32(h);
-  }
-}
-
 /** Q4_0 rows against int8 activations: two blocks (64 weights) per vpdpbusd. Even block counts only. */
 template <int G>
 FRUGAL_VNNI void dotSegmentQ4_0Vnni(const Weight& w, int64_t r, int64_t c0, int64_t len, const Int8Activations& a, int64_t m, int64_t i0, float* res) {
@@ -153,7 +104,6 @@ struct VnniJob {
 FRUGAL_VNNI void matvecRowsVnni(void* ctx, int64_t r0, int64_t r1, int) {
   const VnniJob& j = *static_cast<const VnniJob*>(ctx);
   const Weight& w = *j.w;
-  const bool q4k = w.dtype == DT_Q4_K;
   float acc[MATVEC_ROWS][SMALL_M];
   float* tmp = scratch(0, 32);
   for (int64_t rb = r0; rb < r1; rb += MATVEC_ROWS) {
@@ -162,30 +112,21 @@ FRUGAL_VNNI void matvecRowsVnni(void* ctx, int64_t r0, int64_t r1, int) {
       for (int64_t i = 0; i < j.m; i++) acc[rr][i] = 0.0f;
     for (int64_t c0 = 0; c0 < w.cols; c0 += j.segment) {
       const int64_t len = imin(j.segment, w.cols - c0);
-      const int64_t even = q4k ? len : len / 64 * 64;
+      const int64_t even = len / 64 * 64;
       for (int64_t rr = 0; rr < nr; rr++) {
         for (int64_t i = 0; i < j.m;) {
           const int64_t g = imin(4, j.m - i);
           float* res = acc[rr] + i;
           const int64_t r = rb + rr;
-          if (q4k) {
-            switch (g) {
-              case 4: dotSegmentQ4KVnni<4>(w, r, c0, len, j.a, j.m, i, res); break;
-              case 3: dotSegmentQ4KVnni<3>(w, r, c0, len, j.a, j.m, i, res); break;
-              case 2: dotSegmentQ4KVnni<2>(w, r, c0, len, j.a, j.m, i, res); break;
-              default: dotSegmentQ4KVnni<1>(w, r, c0, len, j.a, j.m, i, res); break;
-            }
-          } else {
-            switch (g) {
-              case 4: dotSegmentQ4_0Vnni<4>(w, r, c0, len, j.a, j.m, i, res); break;
-              case 3: dotSegmentQ4_0Vnni<3>(w, r, c0, len, j.a, j.m, i, res); break;
-              case 2: dotSegmentQ4_0Vnni<2>(w, r, c0, len, j.a, j.m, i, res); break;
-              default: dotSegmentQ4_0Vnni<1>(w, r, c0, len, j.a, j.m, i, res); break;
-            }
+          switch (g) {
+            case 4: dotSegmentQ4_0Vnni<4>(w, r, c0, len, j.a, j.m, i, res); break;
+            case 3: dotSegmentQ4_0Vnni<3>(w, r, c0, len, j.a, j.m, i, res); break;
+            case 2: dotSegmentQ4_0Vnni<2>(w, r, c0, len, j.a, j.m, i, res); break;
+            default: dotSegmentQ4_0Vnni<1>(w, r, c0, len, j.a, j.m, i, res); break;
           }
           i += g;
         }
-        if (even < len) {  // Q4_0 segment with an odd number of blocks: the last block in f32
+        if (even < len) {  // a segment with an odd number of blocks: the last block in f32
           decodeRow(w, rb + rr, c0 + even, len - even, tmp);
           for (int64_t i = 0; i < j.m; i++) acc[rr][i] += dot(tmp, j.x + i * w.cols + c0 + even, len - even);
         }
@@ -196,21 +137,20 @@ FRUGAL_VNNI void matvecRowsVnni(void* ctx, int64_t r0, int64_t r1, int) {
   }
 }
 
-/** Q4_K or Q4_0 weights x (m <= SMALL_M) rows with int8 activations and VNNI. */
+/** Q4_0 weights with an odd number of blocks x (m <= SMALL_M) rows with int8 activations ('all' mode). */
 void matvecVnni(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t segment = SEGMENT;
   const int64_t blocks = w.cols / 32;
   int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>((m * w.cols + 3) / 4 + m * w.cols / 4)));
   int32_t* minus8 = reinterpret_cast<int32_t*>(q + (m * w.cols + 3) / 4 * 4);
   float* scale = scratch(1, static_cast<size_t>(2 * m * blocks));
-  const bool q40 = w.dtype == DT_Q4_0;
-  quantizeActivations(x, m, w.cols, segment, q, scale, scale + m * blocks, q40 ? minus8 : nullptr);
+  quantizeActivations(x, m, w.cols, segment, q, scale, scale + m * blocks, minus8);
   VnniJob j{out, x, Int8Activations{q, scale, scale + m * blocks, minus8, blocks}, m, segment, &w};
   parallelStatic(w.rows, matvecGrain(w, m), matvecRowsVnni, &j);
 }
 
 // ---------------------------------------------------------------------------------------------
-// Q4_K decode (m <= INT8_DECODE_M) with x rounded as ggml's q8_K: one f32 scale per 256 values, the int8
+// Q4_K decode (m <= SMALL_M) with x rounded as ggml's q8_K: one f32 scale per 256 values, the int8
 // values of each 256 stored with their 32-value sub-blocks in the order 0 2 1 3 4 6 5 7, so that
 // the low nibbles of 64 weight bytes (sub-blocks 2c and 2c + 2) and their high nibbles (2c + 1,
 // 2c + 3) each meet their activations in one 64-byte load. Per block and row: vpmaddubsw
@@ -385,25 +325,35 @@ struct KInt8Job {
   const Weight* w;
 };
 
+/** The activation rows from g0 on (for the groups of 4 that m > 4 is taken in). */
+inline Q8K rowsFrom(const Q8K& x, int64_t g0, int64_t cols, int dtype) {
+  return Q8K{x.q + g0 * cols, x.d + g0 * (cols / 256), x.bsums + g0 * (cols / (dtype == DT_Q4_K ? 32 : 16))};
+}
+
 FRUGAL_VNNI void kInt8Rows(void* ctx, int64_t r0, int64_t r1, int) {
   const KInt8Job& j = *static_cast<const KInt8Job*>(ctx);
   const Weight& w = *j.w;
   const bool q4k = w.dtype == DT_Q4_K;
   for (int64_t r = r0; r < r1; r++) {
-    switch (j.m * (q4k ? 1 : -1)) {
-      case 1: q4kRowInt8<1>(w, r, j.x, j.out, w.rows); break;
-      case 2: q4kRowInt8<2>(w, r, j.x, j.out, w.rows); break;
-      case 3: q4kRowInt8<3>(w, r, j.x, j.out, w.rows); break;
-      case 4: q4kRowInt8<4>(w, r, j.x, j.out, w.rows); break;
-      case -1: q6kRowInt8<1>(w, r, j.x, j.out, w.rows); break;
-      case -2: q6kRowInt8<2>(w, r, j.x, j.out, w.rows); break;
-      case -3: q6kRowInt8<3>(w, r, j.x, j.out, w.rows); break;
-      default: q6kRowInt8<4>(w, r, j.x, j.out, w.rows); break;
+    // Up to 4 activation rows per pass over the weight row (it stays in L1 for the next 4).
+    for (int64_t g0 = 0; g0 < j.m; g0 += 4) {
+      const Q8K x = rowsFrom(j.x, g0, w.cols, w.dtype);
+      float* out = j.out + g0 * w.rows;
+      switch (imin(4, j.m - g0) * (q4k ? 1 : -1)) {
+        case 1: q4kRowInt8<1>(w, r, x, out, w.rows); break;
+        case 2: q4kRowInt8<2>(w, r, x, out, w.rows); break;
+        case 3: q4kRowInt8<3>(w, r, x, out, w.rows); break;
+        case 4: q4kRowInt8<4>(w, r, x, out, w.rows); break;
+        case -1: q6kRowInt8<1>(w, r, x, out, w.rows); break;
+        case -2: q6kRowInt8<2>(w, r, x, out, w.rows); break;
+        case -3: q6kRowInt8<3>(w, r, x, out, w.rows); break;
+        default: q6kRowInt8<4>(w, r, x, out, w.rows); break;
+      }
     }
   }
 }
 
-/** Q4_K or Q6_K weights x m <= INT8_DECODE_M rows of x (w.cols a multiple of 256), x rounded as ggml's q8_K. */
+/** Q4_K or Q6_K weights x m <= SMALL_M rows of x (w.cols a multiple of 256), x rounded as ggml's q8_K. */
 void matvecKInt8(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols;
   int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 256 + m * cols / 32 + 16)));
@@ -415,20 +365,23 @@ void matvecKInt8(float* out, const float* x, int64_t m, const Weight& w) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Q4_0 decode (m <= INT8_DECODE_M) with x rounded as ggml's q8_0 (per 32 values, d = amax / 127 in f16, as
-// roundRows). Two blocks (64 weights) per vpdpbusd: their 16 code bytes each, low nibbles then
-// high, give [a 0..15 | b 0..15 | a 16..31 | b 16..31], so x is stored in that order per pair of
-// blocks. The "- 8" is the dot products' starting value: -8 · (the sum of each lane's 4 int8 x).
+// Q4_0 and Q8_0 decode (m <= SMALL_M) with x rounded as ggml's q8_0 (per 32 values,
+// d = amax / 127 in f16, as roundRows), two blocks (64 weights) per vpdpbusd. Q4_0: the blocks'
+// 16 code bytes each, low nibbles then high, give [a 0..15 | b 0..15 | a 16..31 | b 16..31], so x is
+// stored in that order per pair of blocks; the "- 8" is the dot products' starting value, -8 · the
+// sum of each lane's 4 int8 x. Q8_0: the int8 codes + 128 (unsigned for vpdpbusd), x in its own
+// order, starting value -128 · the sum of each lane's 4 int8 x.
 
 struct Q8Pairs {
-  const int8_t* q;         // [m][cols], pairs of blocks interleaved as above
-  const float* d;          // [m][cols / 32], f16-rounded
-  const int32_t* minus8;   // [m][cols / 4]: -8 · sum of each 4 int8 values, in q's order
+  const int8_t* q;        // [m][cols], for Q4_0 pairs of blocks interleaved as above
+  const float* d;         // [m][cols / 32], f16-rounded
+  const int32_t* offset;  // [m][cols / 4]: -8 (Q4_0) or -128 (Q8_0) · sum of each 4 int8 values, in q's order
 };
 
-/** Rows of x ([m][cols], cols a multiple of 64) rounded like roundRows' q8_0, laid out for q40RowInt8. */
-FRUGAL_VNNI void quantizeQ8Pairs(const float* x, int64_t m, int64_t cols, int8_t* q, float* d, int32_t* minus8) {
+/** Rows of x ([m][cols], cols a multiple of 64) rounded like roundRows' q8_0, laid out for pairRowInt8<dtype>. */
+FRUGAL_VNNI void quantizeQ8Pairs(const float* x, int64_t m, int64_t cols, int dtype, int8_t* q, float* d, int32_t* offset) {
   const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  const bool q40 = dtype == DT_Q4_0;
   for (int64_t i = 0; i < m * cols / 32; i++) {
     const float* xs = x + i * 32;
     const __m512 lo = _mm512_loadu_ps(xs), hi = _mm512_loadu_ps(xs + 16);
@@ -438,25 +391,42 @@ FRUGAL_VNNI void quantizeQ8Pairs(const float* x, int64_t m, int64_t cols, int8_t
     const __m512 inv = _mm512_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax);
     const __m128i qlo = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(lo, inv)));
     const __m128i qhi = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(hi, inv)));
-    // Block a (even i) fills bytes 0..15 and 32..47 of its pair's 64, block b (odd) 16..31 and 48..63.
-    int8_t* pair = q + (i / 2) * 64 + 16 * (i % 2);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(pair), qlo);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(pair + 32), qhi);
+    // Q4_0: block a (even i) fills bytes 0..15 and 32..47 of its pair's 64, block b (odd) 16..31 and 48..63.
+    int8_t* lowHalf = q40 ? q + (i / 2) * 64 + 16 * (i % 2) : q + 32 * i;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(lowHalf), qlo);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(lowHalf + (q40 ? 32 : 16)), qhi);
   }
+  const __m512i factor = _mm512_set1_epi8(static_cast<char>(q40 ? 8 : 128));
   for (int64_t p = 0; p < m * cols / 64; p++) {
-    const __m512i v = _mm512_loadu_si512(q + 64 * p);
-    _mm512_storeu_si512(minus8 + 16 * p, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8), v)));
+    const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), factor, _mm512_loadu_si512(q + 64 * p));
+    _mm512_storeu_si512(offset + 16 * p, _mm512_sub_epi32(_mm512_setzero_si512(), sums));
   }
 }
 
-/** Q4_0 row r (an even number of blocks) against G <= 4 q8_0 activation rows: out[g * ldo + r]. */
-template <int G>
-FRUGAL_VNNI void q40RowInt8(const Weight& w, int64_t r, const Q8Pairs& x, float* out, int64_t ldo) {
+/** The unsigned codes of the pair of blocks at blk (see Q8Pairs) and their two scales d_a, d_b. */
+template <int DTYPE>
+FRUGAL_VNNI inline void pairCodes(const uint8_t* blk, __m512i& codes, __m128& d) {
+  if constexpr (DTYPE == DT_Q4_0) {
+    const __m256i q = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 20)), _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+    codes = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), _mm512_set1_epi8(15));
+    d = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(read16(blk) | (static_cast<uint32_t>(read16(blk + 18)) << 16))));
+  } else {
+    const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))),
+                                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 36)), 1);
+    codes = _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));
+    d = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(read16(blk) | (static_cast<uint32_t>(read16(blk + 34)) << 16))));
+  }
+}
+
+/** Q4_0 or Q8_0 row r (an even number of blocks) against G <= 4 q8_0 activation rows: out[g * ldo + r]. */
+template <int DTYPE, int G>
+FRUGAL_VNNI void pairRowInt8(const Weight& w, int64_t r, const Q8Pairs& x, float* out, int64_t ldo) {
+  constexpr int64_t PAIR_BYTES = DTYPE == DT_Q4_0 ? 36 : 68;
   const int64_t pairs = w.cols / 64, blocksPerRow = w.cols / 32;
   const uint8_t* row = w.data + r * rowBytes(w);
-  const __m512i nibble = _mm512_set1_epi8(15);
-  // Lanes 0-3 and 8-11 belong to block a, 4-7 and 12-15 to block b.
-  const __m512i pick = _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+  // Which block of the pair each lane's sums belong to: Q4_0 lanes 0-3, 8-11 a; Q8_0 lanes 0-7 a.
+  const __m512i pick = DTYPE == DT_Q4_0 ? _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0)
+                                        : _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   __m512 acc[G][2];
   for (int g = 0; g < G; g++) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
   for (int64_t p0 = 0; p0 < pairs; p0 += 2) {
@@ -464,13 +434,12 @@ FRUGAL_VNNI void q40RowInt8(const Weight& w, int64_t r, const Q8Pairs& x, float*
     for (int u = 0; u < 2; u++) {
       const int64_t p = p0 + u;
       if (u == 1 && p >= pairs) break;
-      const uint8_t* blk = row + 36 * p;
-      const __m256i codes = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 20)), _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-      const __m512i wq = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(codes), _mm256_srli_epi16(codes, 4), 1), nibble);
-      const __m128 dw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(read16(blk) | (static_cast<uint32_t>(read16(blk + 18)) << 16))));
+      __m512i codes;
+      __m128 dw;
+      pairCodes<DTYPE>(row + PAIR_BYTES * p, codes, dw);
 #pragma GCC unroll 4
       for (int g = 0; g < G; g++) {
-        const __m512i dots = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.minus8 + g * (w.cols / 4) + 16 * p), wq, _mm512_loadu_si512(x.q + g * w.cols + 64 * p));
+        const __m512i dots = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.offset + g * (w.cols / 4) + 16 * p), codes, _mm512_loadu_si512(x.q + g * w.cols + 64 * p));
         const __m128 dx = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(x.d + g * blocksPerRow + 2 * p)));
         const __m512 scale = _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(_mm_mul_ps(dw, dx)));
         acc[g][u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), scale, acc[g][u]);
@@ -480,32 +449,38 @@ FRUGAL_VNNI void q40RowInt8(const Weight& w, int64_t r, const Q8Pairs& x, float*
   for (int g = 0; g < G; g++) out[g * ldo + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[g][0], acc[g][1]));
 }
 
-struct Q40Int8Job {
+struct PairInt8Job {
   float* out;
   Q8Pairs x;
   int64_t m;
   const Weight* w;
 };
 
-FRUGAL_VNNI void q40Int8Rows(void* ctx, int64_t r0, int64_t r1, int) {
-  const Q40Int8Job& j = *static_cast<const Q40Int8Job*>(ctx);
+template <int DTYPE>
+FRUGAL_VNNI void pairInt8Rows(void* ctx, int64_t r0, int64_t r1, int) {
+  const PairInt8Job& j = *static_cast<const PairInt8Job*>(ctx);
+  const Weight& w = *j.w;
   for (int64_t r = r0; r < r1; r++) {
-    switch (j.m) {
-      case 1: q40RowInt8<1>(*j.w, r, j.x, j.out, j.w->rows); break;
-      case 2: q40RowInt8<2>(*j.w, r, j.x, j.out, j.w->rows); break;
-      case 3: q40RowInt8<3>(*j.w, r, j.x, j.out, j.w->rows); break;
-      default: q40RowInt8<4>(*j.w, r, j.x, j.out, j.w->rows); break;
+    for (int64_t g0 = 0; g0 < j.m; g0 += 4) {  // as kInt8Rows
+      const Q8Pairs x{j.x.q + g0 * w.cols, j.x.d + g0 * (w.cols / 32), j.x.offset + g0 * (w.cols / 4)};
+      float* out = j.out + g0 * w.rows;
+      switch (imin(4, j.m - g0)) {
+        case 1: pairRowInt8<DTYPE, 1>(w, r, x, out, w.rows); break;
+        case 2: pairRowInt8<DTYPE, 2>(w, r, x, out, w.rows); break;
+        case 3: pairRowInt8<DTYPE, 3>(w, r, x, out, w.rows); break;
+        default: pairRowInt8<DTYPE, 4>(w, r, x, out, w.rows); break;
+      }
     }
   }
 }
 
-/** Q4_0 weights (w.cols a multiple of 64) x m <= INT8_DECODE_M rows of x, x rounded as ggml's q8_0. */
-void matvecQ40Int8(float* out, const float* x, int64_t m, const Weight& w) {
+/** Q4_0 or Q8_0 weights (w.cols a multiple of 64) x m <= SMALL_M rows of x, x rounded as ggml's q8_0. */
+void matvecPairsInt8(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols;
   int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 32 + m * cols / 4 + 16)));
   float* d = reinterpret_cast<float*>(q + m * cols);
-  int32_t* minus8 = reinterpret_cast<int32_t*>(d + m * cols / 32);
-  quantizeQ8Pairs(x, m, cols, q, d, minus8);
-  Q40Int8Job j{out, Q8Pairs{q, d, minus8}, m, &w};
-  parallelStatic(w.rows, matvecGrain(w, m), q40Int8Rows, &j);
+  int32_t* offset = reinterpret_cast<int32_t*>(d + m * cols / 32);
+  quantizeQ8Pairs(x, m, cols, w.dtype, q, d, offset);
+  PairInt8Job j{out, Q8Pairs{q, d, offset}, m, &w};
+  parallelStatic(w.rows, matvecGrain(w, m), w.dtype == DT_Q4_0 ? pairInt8Rows<DT_Q4_0> : pairInt8Rows<DT_Q8_0>, &j);
 }

@@ -2,9 +2,9 @@
  * Picks the compute backend once per process: the native addon when it loads (unless
  * FRUGAL_BACKEND=ref), else the pure TypeScript ref backend, with one warning line on stderr.
  * FRUGAL_SIMD=avx2|scalar lowers the addon's SIMD level; FRUGAL_THREADS sets its thread count;
- * On the AVX-512 VNNI level, Q4_0/Q5_0/Q8_0/Q4_K/Q6_K prefill matmuls (m > 16) and Q4_0/Q4_K/Q6_K
- * decode (m <= 4) round activations to int8 like llama.cpp; FRUGAL_INT8=0 turns that off,
- * FRUGAL_INT8=1 also uses int8 in the other m <= 16 matvecs of Q4_0 and Q4_K.
+ * On the AVX-512 VNNI level, quantized matmuls round activations to int8 like llama.cpp (Q4_0, Q5_0,
+ * Q8_0, Q4_K and Q6_K for m > 16 rows; Q4_0, Q8_0, Q4_K and Q6_K also for m <= 16, from decode to
+ * small batches); FRUGAL_INT8=0 turns that off, FRUGAL_INT8=1 also takes Q4_0 with an odd block count.
  */
 import type { Backend } from './backend.js';
 import { loadNativeAddon, nativeBackend, type NativeBackend } from './native.js';

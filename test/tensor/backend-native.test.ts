@@ -141,9 +141,16 @@ test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip },
  * The block of values x is rounded to int8 by (native/src/matvec_vnni.h for m <= 16,
  * gemm_int8.h above), or 0 when a matmul keeps x in f32: int8 only with setInt8('all') here.
  */
-function int8Block(int8: boolean, dtype: DType, m: number): number {
-  if (!int8 || !(dtype === 'q4_k' || dtype === 'q4_0' || (dtype === 'q6_k' && m <= 4) || (['q5_0', 'q8_0', 'q6_k'].includes(dtype) && m > 16))) return 0;
-  return dtype.endsWith('_k') && (m > 16 || m <= 4) ? 256 : 32;
+/**
+ * The rounding block of x where the native matmul rounds activations to int8 at the VNNI level, 0
+ * where it does not: Q4_K and Q6_K (q8_K, 256) for any m; Q4_0 (32) for any m; Q8_0 (32) with
+ * m > 16 or an even number of blocks; Q5_0 (32) with m > 16.
+ */
+function int8Block(int8: boolean, dtype: DType, m: number, cols: number): number {
+  if (!int8) return 0;
+  if (dtype === 'q4_k' || dtype === 'q6_k') return 256;
+  if (dtype === 'q4_0' || (dtype === 'q8_0' && (m > 16 || cols % 64 === 0)) || (dtype === 'q5_0' && m > 16)) return 32;
+  return 0;
 }
 
 /** bound[i * rows + r] = sum over blocks of amax(x_i block) / 254 · sum |w_r| over the block. */
@@ -199,7 +206,7 @@ test('native matmul equals ref for every weight dtype, m in {1, 2, 3, 5, 6, 16, 
       eachMode((level, int8) => {
         const out = new Float32Array(m * rows).fill(NaN);
         native!.matmul(out, x, m, w);
-        const block = int8Block(int8, dtype, m);
+        const block = int8Block(int8, dtype, m, cols);
         if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block);
         const extra = block ? quantBound! : undefined;
         assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level}${int8 ? ' int8' : ''} matmul ${dtype} m${m} [${rows}, ${cols}]`);

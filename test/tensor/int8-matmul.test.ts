@@ -1,6 +1,6 @@
 // The int8-activation matmul for prefill-shaped products (native/src/gemm_int8.h: Q4_0, Q5_0,
 // Q8_0, Q4_K and Q6_K weights, m > 16 rows of x, AVX-512 VNNI level; the default there,
-// FRUGAL_INT8=0 turns it off), and the Q4_0, Q4_K and Q6_K decode kernels (m <= 4;
+// FRUGAL_INT8=0 turns it off), and the Q4_0, Q8_0, Q4_K and Q6_K small-m kernels (m <= 16;
 // native/src/matvec_vnni.h), which round x as ggml's q8_0 / q8_K too. Tolerances:
 //  - against the exact same math (ref's dequantized weights times x rounded here the way the
 //    kernel and ggml round it: q = x · 127 / amax to nearest, ties to even, per 32 values with
@@ -109,9 +109,9 @@ test('int8 prefill matmul equals ref on the int8-rounded activations (exact same
     assert.equal(addon!.setInt8('prefill'), 'prefill');
     for (const [dtype, block] of INT8_TYPES) {
       for (const cols of colsFor(dtype)) {
-        // Q4_K, Q6_K and (even block counts) Q4_0 decode (m <= 4) round x the same way (native/src/matvec_vnni.h).
-        const decode = dtype.endsWith('_k') || (dtype === 'q4_0' && cols % 64 === 0) ? [[1, 37], [2, 9], [3, 5], [4, 12]] as const : [];
-        for (const [m, rows] of [...decode, [17, 1], [23, 33], [64, 31], [131, 70]] as const) {
+        // Q4_K, Q6_K and (even block counts) Q4_0 and Q8_0 with m <= 16 round x the same way (native/src/matvec_vnni.h).
+        const small = dtype.endsWith('_k') || ((dtype === 'q4_0' || dtype === 'q8_0') && cols % 64 === 0) ? [[1, 37], [2, 9], [3, 5], [4, 12], [7, 6], [16, 3]] as const : [];
+        for (const [m, rows] of [...small, [17, 1], [23, 33], [64, 31], [131, 70]] as const) {
           const w = weight(dtype, rows, cols, seed++);
           const dense = new Float32Array(rows * cols);
           ref.dequantizeRows(dense, w, 0, rows);
