@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpu.h"
+#include "fdlibm_exp.h"
 #include "kernels.h"
 #include "mmap.h"
 #include "napi_args.h"
@@ -265,6 +266,17 @@ napi_value AttentionSegments(napi_env env, napi_callback_info info) {
 }
 
 /** moeExperts(out, x, experts, weights, gateUp, down, tokens, hidden, topK, nExperts, width) (batch_kernels.h). */
+/** expShifted(out, z, n, shift, scale): out[i] = Math.exp((z[i] - shift) * scale), bit for bit (fdlibm_exp.h). */
+napi_value ExpShifted(napi_env env, napi_callback_info info) {
+  Args a(env, info, 5);
+  double* out = a.f64(0);
+  const float* z = a.f32(1);
+  const int64_t n = a.i64(2);
+  const double shift = a.num(3), scale = a.num(4);
+  if (a.ok) expShifted(out, z, n, shift, scale);
+  return undefined(env);
+}
+
 napi_value MoeExperts(napi_env env, napi_callback_info info) {
   Args a(env, info, 11);
   float* out = a.f32(0);
@@ -343,7 +355,7 @@ napi_value Init(napi_env env, napi_value exports) {
   } entries[] = {
       {"gemm", Gemm}, {"matmul", Matmul}, {"dequantizeRows", DequantizeRows}, {"embeddingGather", EmbeddingGather},
       {"rmsNorm", RmsNorm}, {"softmax", Softmax}, {"rope", Rope}, {"siluMul", SiluMul}, {"add", Add}, {"mul", Mul},
-      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"attentionSegments", AttentionSegments}, {"moeExperts", MoeExperts}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
+      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"attentionSegments", AttentionSegments}, {"moeExperts", MoeExperts}, {"expShifted", ExpShifted}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
       {"probeFma", ProbeFma}, {"probeRead", ProbeRead}, {"mapFile", MapFile},
   };
   for (const Entry& e : entries) {

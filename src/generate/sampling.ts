@@ -14,6 +14,7 @@
  * Per step the sampler works in buffers it allocates once (vocab-sized); top-k/top-p select
  * candidates with a bounded heap instead of sorting the whole vocabulary.
  */
+import { getBackend } from '../tensor/index.js';
 import { Rng, randomSeed } from './rng.js';
 
 export interface SamplingOptions {
@@ -287,7 +288,9 @@ export class Sampler {
     }
     if (o.topP >= 1 && o.minP === 0) {
       const full = this.full;
-      for (let i = 0; i < V; i++) full[i] = Math.exp((z[i]! - m) * invT);
+      const native = getBackend().expShifted;
+      if (native) native(full, z, V, m, invT);
+      else for (let i = 0; i < V; i++) full[i] = Math.exp((z[i]! - m) * invT);
       this.wholeVocab = true;
       return;
     }

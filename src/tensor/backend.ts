@@ -80,6 +80,13 @@ export interface Backend {
    * slot order: the same sums as src/nn/moe.ts's per-expert loop.
    */
   moeExperts?(out: Float32Array, x: Float32Array, experts: Int32Array, weights: Float32Array, gateUp: Float32Array, down: Float32Array, params: MoeExpertsParams): void;
+
+  /**
+   * Optional (native; callers fall back to a Math.exp loop): out[i] = Math.exp((z[i] - shift) ·
+   * scale) for i < n, bit for bit as V8's Math.exp (fdlibm) computes it, so that seeded sampling
+   * (src/generate/sampling.ts) draws the same tokens either way.
+   */
+  expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number): void;
 }
 
 /** Shapes of Backend.attentionSegments: q [rows, heads, headDimK], out [rows, heads, headDimV]. */

@@ -37,6 +37,7 @@ export interface NativeAddon {
     headDimK: number, headDimV: number, stride: number, scale: number): void;
   moeExperts(out: Float32Array, x: Float32Array, experts: Int32Array, weights: Float32Array, gateUp: Float32Array, down: Float32Array,
     tokens: number, hidden: number, topK: number, nExperts: number, width: number): void;
+  expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number): void;
   info(): { simd: string; detected: string; threads: number; int8: Int8Mode };
   /**
    * Where int8 activations may be used on levels that have them (AVX-512 VNNI; x rounded to 8 bits
@@ -201,6 +202,13 @@ export function nativeBackend(addon: NativeAddon): NativeBackend {
       moeExperts(out: Float32Array, x: Float32Array, experts: Int32Array, weights: Float32Array, gateUp: Float32Array, down: Float32Array, p: MoeExpertsParams) {
         checkMoeExperts(out, x, experts, weights, gateUp, down, p);
         addon.moeExperts(out, x, experts, weights, gateUp, down, p.tokens, p.hidden, p.topK, p.experts, p.width);
+      },
+    } : {}),
+    ...(typeof addon.expShifted === 'function' ? {
+      expShifted(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number) {
+        checkCountOf('expShifted', 'n', n);
+        if (out.length < n || z.length < n) throw new RangeError(`expShifted: out (${out.length}) and z (${z.length}) need n = ${n} elements`);
+        addon.expShifted!(out, z, n, shift, scale);
       },
     } : {}),
   };

@@ -1,0 +1,43 @@
+/**
+ * The native expShifted (the sampler's softmax weights, native/src/fdlibm_exp.h) must equal
+ * Math.exp((z - shift) · scale) bit for bit, so that seeded sampling draws the same tokens with
+ * and without the addon: random logits at several temperatures, and arguments in every branch of
+ * fdlibm's exp (tiny, near ±ln 2, reduced, underflow, overflow, ±Infinity, NaN).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Rng } from '../../src/generate/rng.js';
+import { loadNativeBackend } from '../../src/tensor/index.js';
+
+const native = loadNativeBackend();
+const skip = native?.expShifted ? false : 'native addon without expShifted';
+
+function assertSameAsMathExp(z: Float32Array, shift: number, scale: number): void {
+  const out = new Float64Array(z.length + 1).fill(-1);
+  native!.expShifted!(out, z, z.length, shift, scale);
+  for (let i = 0; i < z.length; i++) {
+    const want = Math.exp((z[i]! - shift) * scale);
+    if (!Object.is(out[i], want)) assert.fail(`z ${z[i]}, shift ${shift}, scale ${scale}: native ${out[i]} vs Math.exp ${want}`);
+  }
+  assert.equal(out[z.length], -1, 'nothing written past n');
+}
+
+test('expShifted equals Math.exp on random logits at several temperatures', { skip }, () => {
+  const rng = new Rng(7);
+  for (const spread of [0.01, 1, 8, 40, 300]) {
+    const z = Float32Array.from({ length: 1021 }, () => (rng.nextFloat() * 2 - 1) * spread);
+    let max = -Infinity;
+    for (const v of z) max = Math.max(max, v);
+    for (const temperature of [1, 0.7, 0.05, 1.3, 1e-3]) assertSameAsMathExp(z, max, 1 / temperature);
+  }
+});
+
+test('expShifted equals Math.exp in every branch of the exp', { skip }, () => {
+  const ln2 = Math.LN2;
+  const xs = [0, -0, 1, -1, 1e-9, -1e-9, 2 ** -30, 0.3 * ln2, 0.5 * ln2, 0.51 * ln2, -0.9 * ln2, 1.49 * ln2, -1.51 * ln2, 1.5 * ln2,
+    -3, 3, -20.5, 20.5, -700, 700, 709.7, 709.8, -745.1, -745.2, -744, -708.5, -709.5, -800, 800, Infinity, -Infinity, NaN];
+  const rng = new Rng(11);
+  for (let i = 0; i < 4000; i++) xs.push((rng.nextFloat() * 2 - 1) * 760);
+  assertSameAsMathExp(Float32Array.from(xs), 0, 1);
+  assertSameAsMathExp(Float32Array.from(xs), 0.25, 1.75);
+});
