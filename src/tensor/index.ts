@@ -75,6 +75,6 @@ export function int8Prefill(backend: Backend = getBackend()): boolean {
 export function describeBackend(backend: Backend = getBackend()): string {
   if (backend.name === 'ref') return 'ref (TypeScript), 1 thread';
   const mode = (backend as Partial<NativeBackend>).int8;
-  const int8 = mode === 'all' ? ', int8 activations' : mode === 'prefill' ? ', int8 prefill' : '';
+  const int8 = mode === 'all' ? ', int8 activations (all)' : mode === 'prefill' ? ', int8 activations' : '';
   return `native ${backend.simd}, ${backend.threads} thread${backend.threads === 1 ? '' : 's'}${int8}`;
 }
