@@ -25,7 +25,7 @@ export function commitHeaders(reply: FastifyReply, contentType: string, flush = 
 /**
  * At most one socket write per stream per window of this many milliseconds: an event that comes
  * while no window is open is written at once and opens one; events that come during a window are
- * held and leave together when it closes, which opens the next window. A socket write costs tens
+ * held (as one string) and leave in one write when it closes, which opens the next window. A socket write costs tens
  * of µs of the server's main thread (and as much of the client's), more than a token's share of a
  * batched decode step; a reader's screen shows no more than one update per 60 Hz frame anyway.
  */
@@ -34,9 +34,11 @@ const COALESCE_MS = 16;
 export class EventStream {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** The open coalescing window, and whether writes in it are held (corked). */
+  /** The open coalescing window, and the text held in it (written in one go when it closes). */
   private window: NodeJS.Timeout | undefined;
-  private corked = false;
+  private held = '';
+  /** holdUntilEnd: everything written from then on leaves with end(). */
+  private holding = false;
 
   /**
    * With `flush` false the headers leave with the first event, for a route that writes one at once
@@ -56,19 +58,19 @@ export class EventStream {
   }
 
   send(data: unknown): void {
-    if (this.isClosed) return;
-    const json = JSON.stringify(data);
-    this.coalesce();
-    this.reply.raw.write(this.framing === 'sse' ? `data: ${json}\n\n` : `${json}\n`);
+    this.sendJson(JSON.stringify(data));
   }
 
-  /** Opens a window (this write leaves at once) or, inside one, holds the write until the window closes. */
-  private coalesce(): void {
-    if (!this.window) this.openWindow();
-    else if (!this.corked) {
-      this.corked = true;
-      this.reply.raw.cork();
+  /** An event whose JSON text the caller built (see openai.ts's chunk templates). */
+  sendJson(json: string): void {
+    if (this.isClosed) return;
+    const text = this.framing === 'sse' ? `data: ${json}\n\n` : `${json}\n`;
+    if (this.window || this.holding) {
+      this.held += text;
+      return;
     }
+    this.reply.raw.write(text);
+    this.openWindow();
   }
 
   private openWindow(): void {
@@ -79,16 +81,18 @@ export class EventStream {
   /** Sends what the window held, in one write; that write opens the next window. */
   private closeWindow(): void {
     this.window = undefined;
-    if (!this.corked) return;
-    this.corked = false;
-    if (this.isClosed) return;
-    this.reply.raw.uncork();
+    if (this.held === '' || this.holding || this.isClosed) return;
+    const text = this.held;
+    this.held = '';
+    this.reply.raw.write(text);
     this.openWindow();
   }
 
-  /** SSE `data: [DONE]`. */
+  /** SSE `data: [DONE]` and comments: after what is held, if anything is. */
   sendRaw(text: string): void {
-    if (!this.isClosed) this.reply.raw.write(text);
+    if (this.isClosed) return;
+    if (this.held !== '' || this.holding) this.held += text;
+    else this.reply.raw.write(text);
   }
 
   /** Comments every `ms` until stopKeepAlive (SSE only; NDJSON streams have no comments). */
@@ -109,15 +113,32 @@ export class EventStream {
    * of a stream: one socket write instead of one per event).
    */
   holdUntilEnd(): void {
-    if (!this.isClosed) this.reply.raw.cork();
+    this.holding = true;
   }
 
   end(): void {
     this.stopKeepAlive();
     clearTimeout(this.window);
     this.window = undefined;
-    this.corked = false; // end() sends whatever is held
-    if (!this.isClosed) this.reply.raw.end();
+    const text = this.held;
+    this.held = '';
+    if (!this.isClosed) {
+      if (text === '') this.reply.raw.end();
+      else this.reply.raw.end(text);
+    }
     this.closed = true;
   }
+}
+
+/**
+ * JSON.stringify(build(text)) for any string `text`, from one JSON.stringify of a template: the
+ * text's JSON spliced between the constant parts (a streamed chunk's id, model, ... are built once
+ * per request instead of once per token).
+ */
+export function jsonTemplate(build: (text: string) => unknown): (text: string) => string {
+  const mark = '\u0000frugal-text\u0000';
+  const parts = JSON.stringify(build(mark)).split(JSON.stringify(mark));
+  if (parts.length !== 2) return (text) => JSON.stringify(build(text));
+  const [head, tail] = parts as [string, string];
+  return (text) => head + JSON.stringify(text) + tail;
 }

@@ -1,14 +1,15 @@
 /**
  * EventStream's write coalescing: at most one write per window; an event outside a window is
- * written at once, the events within one are held (the reply corked) and leave together when it
- * closes, which opens the next window; end() sends what is held and leaves no timer behind.
+ * written at once, the events within one are held and leave in one write when it closes, which
+ * opens the next window; [DONE] after held events stays behind them; end() sends what is held and
+ * leaves no timer behind. jsonTemplate (the streamed chunks' JSON) equals JSON.stringify.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import type { FastifyReply } from 'fastify';
-import { EventStream } from '../../src/server/sse.js';
+import { EventStream, jsonTemplate } from '../../src/server/sse.js';
 
 /** A reply whose raw stream records writes and flushes (a flush: the cork count falling to 0). */
 function fakeReply(): { reply: FastifyReply; flushes: string[][]; pending: string[] } {
@@ -31,7 +32,8 @@ function fakeReply(): { reply: FastifyReply; flushes: string[][]; pending: strin
       corks = Math.max(0, corks - 1);
       flush();
     },
-    end: () => {
+    end: (text?: string) => {
+      if (text !== undefined) pending.push(text);
       corks = 0;
       flush();
     },
@@ -47,9 +49,8 @@ test('events within a window leave in one write after the first; end() sends wha
   stream.send({ n: 2 });
   stream.send({ n: 3 });
   assert.equal(flushes.length, 1, 'later events of the window are held');
-  assert.equal(pending.length, 2);
   await sleep(24);
-  assert.deepEqual(flushes[1], ['data: {"n":2}\n\n', 'data: {"n":3}\n\n'], 'they leave together when the window closes');
+  assert.deepEqual(flushes[1], ['data: {"n":2}\n\ndata: {"n":3}\n\n'], 'they leave in one write when the window closes');
   stream.send({ n: 4 });
   assert.equal(flushes.length, 2, 'that write opened the next window: the next event is held');
   await sleep(24);
@@ -58,8 +59,19 @@ test('events within a window leave in one write after the first; end() sends wha
   stream.send({ n: 5 });
   assert.equal(flushes.length, 4, 'after a window without events, the next event is written at once');
   stream.send({ n: 6 });
+  stream.sendRaw('data: [DONE]\n\n');
+  assert.equal(flushes.length, 4, '[DONE] waits behind the held event');
   stream.end();
-  assert.deepEqual(flushes[4], ['data: {"n":6}\n\n'], 'end() sends the held event');
+  assert.deepEqual(flushes[4], ['data: {"n":6}\n\ndata: [DONE]\n\n'], 'end() sends the held events in order');
   await sleep(40);
   assert.equal(flushes.length, 5, 'no write after end');
+});
+
+test('jsonTemplate gives the bytes of JSON.stringify for any text', () => {
+  const build = (text: string): unknown => ({ id: 'chatcmpl-"x"', created: 1, choices: [{ index: 0, delta: { content: null, reasoning_content: text }, finish_reason: null }], usage: null });
+  const template = jsonTemplate(build);
+  const texts = ['', 'plain', ' "quoted" \\ back', 'line\nbreak\ttab\u0000nul\u001f', 'ünïcödé 数学 🙂', '\ud800 lone surrogate', '</script>'];
+  for (const text of texts) assert.equal(template(text), JSON.stringify(build(text)), JSON.stringify(text));
+  const clash = (text: string): unknown => ({ model: '\u0000frugal-text\u0000', text });
+  assert.equal(jsonTemplate(clash)('a"b'), JSON.stringify(clash('a"b')), 'a template whose constant parts hold the marker falls back to JSON.stringify');
 });

@@ -13,7 +13,7 @@ import { ApiError } from '../errors.js';
 import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
 import { buildChatPrompt, encodePrompt } from '../prompt.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
-import { EventStream } from '../sse.js';
+import { EventStream, jsonTemplate } from '../sse.js';
 import { parseToolCalls, toolCallId, type ToolDefinition } from '../tools.js';
 import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
 
@@ -277,6 +277,8 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
     id, object: 'chat.completion.chunk', created, model: chat.modelName, system_fingerprint: FINGERPRINT,
     choices: [{ index: 0, delta, logprobs: null, finish_reason: null, ...extra }], usage: null,
   });
+  const reasoningChunk = jsonTemplate((text) => chunk({ content: null, reasoning_content: text }));
+  const contentChunk = jsonTemplate((text) => chunk({ content: text, reasoning_content: null }));
   let heldContent = '';
   const onEvent = (e: GenerationEvent): void => {
     if (e.type === 'done' || e.text === '') return;
@@ -284,9 +286,9 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
       heldContent += e.text;
       return;
     }
-    const delta = e.channel === 'reasoning' ? { content: null, reasoning_content: e.text } : { content: e.text, reasoning_content: null };
-    const extra = wantLogprobs && e.type === 'token' && e.channel === 'content' ? { logprobs: { content: [logprobEntry(tokenizer, e)] } } : {};
-    stream.send(chunk(delta, extra));
+    if (wantLogprobs && e.type === 'token' && e.channel === 'content') {
+      stream.send(chunk({ content: e.text, reasoning_content: null }, { logprobs: { content: [logprobEntry(tokenizer, e)] } }));
+    } else stream.sendJson(e.channel === 'reasoning' ? reasoningChunk(e.text) : contentChunk(e.text));
   };
   try {
     const result = await admission.run({
