@@ -512,11 +512,45 @@ void packBRange(void* ctx, int64_t s0, int64_t s1, int) {
   }
 }
 
+#if defined(__AVX512F__)
+/** dst[p * 8 + r] = src[r * ld + p] for r < rows (zero for rows <= r < 8), p < kc: 8x8 in-register transposes. */
+void packRowsTransposed8(const float* src, int64_t ld, int rows, int64_t kc, float* dst) {
+  for (int64_t p = 0; p < kc; p += 8) {
+    const int64_t left = imin(8, kc - p);
+    const __mmask8 mask = static_cast<__mmask8>((1u << left) - 1);
+    __m256 r[8];
+    for (int i = 0; i < 8; i++) r[i] = i < rows ? _mm256_maskz_loadu_ps(mask, src + i * ld + p) : _mm256_setzero_ps();
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+      u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+      u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+      u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+      u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; q++) {
+      r[q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x20);
+      r[4 + q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x31);
+    }
+    for (int64_t q = 0; q < left; q++) _mm256_store_ps(dst + (p + q) * 8, r[q]);
+  }
+}
+#endif
+
 void packA(const GemmJob& g, int64_t i0, int64_t mc, float* Ap) {
   for (int64_t s = 0; s * MR < mc; s++) {
     float* dst = Ap + s * MR * g.kc;
     const int64_t r0 = i0 + s * MR;
     const int rows = static_cast<int>(imin(MR, i0 + mc - r0));
+#if defined(__AVX512F__)
+    if (!g.transA && MR == 8) {
+      packRowsTransposed8(g.a + r0 * g.lda + g.pc, g.lda, rows, g.kc, dst);
+      continue;
+    }
+#endif
     if (!g.transA) {
       for (int r = 0; r < rows; r++) {
         const float* src = g.a + (r0 + r) * g.lda + g.pc;
