@@ -628,10 +628,56 @@ void gemmCore(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float a
   }
 }
 
+struct GemmSlabs {
+  bool transA, transB;
+  int64_t m, n, k;
+  float alpha;
+  const float* a;
+  int64_t lda;
+  const float* b;
+  int64_t ldb;
+  float beta;
+  float* c;
+  int64_t ldc;
+  int64_t slabCols;  // > 0: slabs of columns; else slabRows rows
+  int64_t slabRows;
+};
+
+void gemmSlab(void* ctx, int64_t s0, int64_t s1, int) {
+  const GemmSlabs& g = *static_cast<const GemmSlabs*>(ctx);
+  for (int64_t s = s0; s < s1; s++) {
+    if (g.slabCols > 0) {
+      const int64_t j0 = s * g.slabCols, nc = imin(g.slabCols, g.n - j0);
+      if (nc <= 0) continue;
+      gemmCore(g.transA, g.transB, g.m, nc, g.k, g.alpha, g.a, g.lda, g.transB ? g.b + j0 * g.ldb : g.b + j0, g.ldb, g.beta, g.c + j0, g.ldc, false);
+    } else {
+      const int64_t i0 = s * g.slabRows, mc = imin(g.slabRows, g.m - i0);
+      if (mc <= 0) continue;
+      gemmCore(g.transA, g.transB, mc, g.n, g.k, g.alpha, g.transA ? g.a + i0 : g.a + i0 * g.lda, g.lda, g.b, g.ldb, g.beta, g.c + i0 * g.ldc, g.ldc, false);
+    }
+  }
+}
+
+/**
+ * The parallel GEMM: with enough columns (rows) for every thread, each thread multiplies its own
+ * slab of C's columns (rows) serially, packing its own panels, with no barrier between the k
+ * steps; otherwise the threads share each panel's tasks (gemmCore).
+ */
 void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  gemmCore(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true);
+  const int64_t threads = threadCount();
+  GemmSlabs g{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 0, 0};
+  if (threads > 1 && n >= threads * 4 * NR) {
+    g.slabCols = (n / threads + NR - 1) / NR * NR;
+    parallelStatic((n + g.slabCols - 1) / g.slabCols, 1, gemmSlab, &g);
+  } else if (threads > 1 && m >= threads * MC) {
+    g.slabRows = (m / threads + MR - 1) / MR * MR;
+    parallelStatic((m + g.slabRows - 1) / g.slabRows, 1, gemmSlab, &g);
+  } else {
+    gemmCore(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, true);
+  }
 }
+
 
 // ---------------------------------------------------------------------------------------------
 // matmul: out[m, rows] = x[m, cols] · Wᵀ
