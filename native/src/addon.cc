@@ -277,6 +277,21 @@ napi_value ExpShifted(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/** matmulKMajor(out, x, m, wt, n, k) (batch_kernels.h); false where the SIMD level has no such kernel. */
+napi_value MatmulKMajor(napi_env env, napi_callback_info info) {
+  Args a(env, info, 6);
+  float* out = a.f32(0);
+  const float* x = a.f32(1);
+  const int64_t m = a.i64(2);
+  const float* wt = a.f32(3);
+  const int64_t n = a.i64(4), k = a.i64(5);
+  const bool has = current.batch.matmulKMajor != nullptr;
+  if (a.ok && has) current.batch.matmulKMajor(out, x, m, wt, n, k);
+  napi_value result;
+  napi_get_boolean(env, has, &result);
+  return result;
+}
+
 napi_value MoeExperts(napi_env env, napi_callback_info info) {
   Args a(env, info, 11);
   float* out = a.f32(0);
@@ -355,7 +370,7 @@ napi_value Init(napi_env env, napi_value exports) {
   } entries[] = {
       {"gemm", Gemm}, {"matmul", Matmul}, {"dequantizeRows", DequantizeRows}, {"embeddingGather", EmbeddingGather},
       {"rmsNorm", RmsNorm}, {"softmax", Softmax}, {"rope", Rope}, {"siluMul", SiluMul}, {"add", Add}, {"mul", Mul},
-      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"attentionSegments", AttentionSegments}, {"moeExperts", MoeExperts}, {"expShifted", ExpShifted}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
+      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"attentionSegments", AttentionSegments}, {"moeExperts", MoeExperts}, {"expShifted", ExpShifted}, {"matmulKMajor", MatmulKMajor}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
       {"probeFma", ProbeFma}, {"probeRead", ProbeRead}, {"mapFile", MapFile},
   };
   for (const Entry& e : entries) {

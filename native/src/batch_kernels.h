@@ -286,10 +286,73 @@ void moeExperts(float* out, const float* x, const int32_t* experts, const float*
   }
 }
 
+#if defined(__AVX512F__)
+/**
+ * out [m, n] = x [m, k] · wt [k, nPad] for the few rows of a batched decode step: the weight
+ * transposed (k-major, rows padded to nPad = n rounded up to 16), so that each x value is
+ * broadcast against 32 output columns and no dot product needs a horizontal sum; 8 rows x 32
+ * columns of accumulators per pass, on the calling thread.
+ */
+template <int R>
+__attribute__((always_inline)) inline void kmajorTile(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t nPad, int64_t c, int64_t n) {
+  __m512 a0[R], a1[R];
+  for (int r = 0; r < R; r++) { a0[r] = _mm512_setzero_ps(); a1[r] = _mm512_setzero_ps(); }
+  const bool two = c + 16 < nPad;
+  if (two) {
+    for (int64_t kk = 0; kk < k; kk++) {
+      const __m512 w0 = _mm512_loadu_ps(wt + kk * nPad + c), w1 = _mm512_loadu_ps(wt + kk * nPad + c + 16);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) {
+        const __m512 xv = _mm512_set1_ps(x[r * k + kk]);
+        a0[r] = _mm512_fmadd_ps(xv, w0, a0[r]);
+        a1[r] = _mm512_fmadd_ps(xv, w1, a1[r]);
+      }
+    }
+  } else {
+    for (int64_t kk = 0; kk < k; kk++) {
+      const __m512 w0 = _mm512_loadu_ps(wt + kk * nPad + c);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * k + kk]), w0, a0[r]);
+    }
+  }
+  const int64_t left0 = n - c, left1 = n - c - 16;
+  const __mmask16 m0 = left0 >= 16 ? 0xffff : static_cast<__mmask16>((1u << left0) - 1);
+  const __mmask16 m1 = left1 >= 16 ? 0xffff : left1 <= 0 ? 0 : static_cast<__mmask16>((1u << left1) - 1);
+  for (int r = 0; r < R; r++) {
+    _mm512_mask_storeu_ps(out + r * ldo + c, m0, a0[r]);
+    if (two) _mm512_mask_storeu_ps(out + r * ldo + c + 16, m1, a1[r]);
+  }
+}
+template <int R>
+void kmajorRows(float* out, const float* x, int64_t k, const float* wt, int64_t n, int64_t nPad) {
+  for (int64_t c = 0; c < n; c += 32) kmajorTile<R>(out, n, x, k, wt, nPad, c, n);
+}
+void matmulKMajor(float* out, const float* x, int64_t m, const float* wt, int64_t n, int64_t k) {
+  const int64_t nPad = (n + 15) / 16 * 16;
+  int64_t r = 0;
+  for (; r + 8 <= m; r += 8) kmajorRows<8>(out + r * n, x + r * k, k, wt, n, nPad);
+  switch (m - r) {
+    case 1: kmajorRows<1>(out + r * n, x + r * k, k, wt, n, nPad); break;
+    case 2: kmajorRows<2>(out + r * n, x + r * k, k, wt, n, nPad); break;
+    case 3: kmajorRows<3>(out + r * n, x + r * k, k, wt, n, nPad); break;
+    case 4: kmajorRows<4>(out + r * n, x + r * k, k, wt, n, nPad); break;
+    case 5: kmajorRows<5>(out + r * n, x + r * k, k, wt, n, nPad); break;
+    case 6: kmajorRows<6>(out + r * n, x + r * k, k, wt, n, nPad); break;
+    case 7: kmajorRows<7>(out + r * n, x + r * k, k, wt, n, nPad); break;
+    default: break;
+  }
+}
+#endif
+
 BatchKernels batchTable() {
   BatchKernels t;
   t.attentionSegments = attentionSegments;
   t.moeExperts = moeExperts;
+#if defined(__AVX512F__)
+  t.matmulKMajor = matmulKMajor;
+#else
+  t.matmulKMajor = nullptr;
+#endif
   return t;
 }
 

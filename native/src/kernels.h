@@ -92,6 +92,8 @@ struct BatchKernels {
                             const BatchAttentionArgs& args);
   void (*moeExperts)(float* out, const float* x, const int32_t* experts, const float* weights, const float* gateUp,
                      const float* down, const MoeExpertsArgs& args);
+  /** out [m, n] = x [m, k] · wt, wt a weight transposed to [k, n rounded up to 16] (AVX-512 only, else nullptr). */
+  void (*matmulKMajor)(float* out, const float* x, int64_t m, const float* wt, int64_t n, int64_t k);
 };
 
 struct Kernels {

@@ -17,6 +17,7 @@ import type { Backend, AttentionParams } from '../tensor/backend.js';
 import { withSerialKernels } from '../tensor/index.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { attendSegments, attentionIsSmall } from './attention.js';
+import { batchMatmul } from './batch-matmul.js';
 import { type MlaConfig, type MlaFusedWeights, type MlaSegment, type MlaWeights, absorbQueryHeads, computeLatents, placeSegments, projectValueHeads } from './mla.js';
 import type { ScratchBuffers } from './scratch.js';
 
@@ -59,7 +60,7 @@ export function mlaForwardBatch(
 
   const out = scratch.f32('mlab.out', tokens * cfg.hiddenSize);
   if (fused) {
-    backend.matmul(out, oLat, tokens, fused.ov);
+    batchMatmul(backend, out, oLat, tokens, fused.ov);
     return out;
   }
   // o[h] = W_UV[h] o_lat[h] for every row, then the output projection.
@@ -98,7 +99,7 @@ function absorbedQueries(
   let qUp: WeightMatrix;
   if (w.qA && w.qB && w.qANorm) {
     input = scratch.f32('mlab.cq', tokens * w.qA.rows);
-    backend.matmul(input, x, tokens, w.qA);
+    batchMatmul(backend, input, x, tokens, w.qA);
     backend.rmsNorm(input, input, w.qANorm, tokens, w.qA.rows, cfg.rmsNormEps);
     qUp = w.qB;
   } else if (w.q) {
@@ -109,7 +110,7 @@ function absorbedQueries(
   const qAbs = scratch.f32('mlab.qAbs', tokens * H * width);
   const ropeParams = { tokens, heads: H, ropeDim: rope, positions, invFreq: cfg.invFreq, style: 'interleaved' as const, attentionFactor: cfg.ropeAttentionFactor };
   if (fused) {
-    backend.matmul(qAbs, input, tokens, fused.qAbs);
+    batchMatmul(backend, qAbs, input, tokens, fused.qAbs);
     backend.rope(qAbs, { ...ropeParams, tokenStride: H * width, headStride: width, offset: r });
     return qAbs;
   }

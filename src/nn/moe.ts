@@ -11,6 +11,7 @@
  *
  * Only the routed experts of each token are computed: tokens are grouped by expert.
  */
+import { batchMatmul } from './batch-matmul.js';
 import type { Backend } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { type ScratchBuffers, f32Buffer } from './scratch.js';
@@ -378,7 +379,7 @@ export function moeForwardFused(
   const fs = fused.sharedWidth;
   const stride = E + 2 * fs;
   const rs = scratch.f32('moe.routerShared', tokens * stride);
-  backend.matmul(rs, x, tokens, fused.routerShared);
+  batchMatmul(backend, rs, x, tokens, fused.routerShared);
   let logits: Float32Array;
   if (tokens === 1) {
     logits = rs.subarray(0, E);
@@ -393,7 +394,7 @@ export function moeForwardFused(
   if (w.shared) {
     const act = scratch.f32('moe.sharedAct', tokens * fs);
     siluMulRows(backend, act, rs, tokens, fs, stride, E, scratch);
-    backend.matmul(out, act, tokens, w.shared.down);
+    batchMatmul(backend, out, act, tokens, w.shared.down);
   } else {
     out.fill(0);
   }

@@ -87,6 +87,14 @@ export interface Backend {
    * (src/generate/sampling.ts) draws the same tokens either way.
    */
   expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number): void;
+
+  /**
+   * Optional (native, AVX-512; callers fall back to matmul): out [m, n] = x [m, k] · wt, where wt
+   * is a weight [n, k] transposed to [k, nPad] (nPad = n rounded up to a multiple of 16, zero
+   * padded): the few rows of a batched decode step without horizontal sums. Returns false (and
+   * computes nothing) where the active SIMD level has no such kernel.
+   */
+  matmulKMajor?(out: Float32Array, x: Float32Array, m: number, wt: Float32Array, n: number, k: number): boolean;
 }
 
 /** Shapes of Backend.attentionSegments: q [rows, heads, headDimK], out [rows, heads, headDimV]. */

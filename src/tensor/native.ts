@@ -38,6 +38,7 @@ export interface NativeAddon {
   moeExperts(out: Float32Array, x: Float32Array, experts: Int32Array, weights: Float32Array, gateUp: Float32Array, down: Float32Array,
     tokens: number, hidden: number, topK: number, nExperts: number, width: number): void;
   expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number): void;
+  matmulKMajor?(out: Float32Array, x: Float32Array, m: number, wt: Float32Array, n: number, k: number): boolean;
   info(): { simd: string; detected: string; threads: number; int8: Int8Mode };
   /**
    * Where int8 activations may be used on levels that have them (AVX-512 VNNI; x rounded to 8 bits
@@ -209,6 +210,17 @@ export function nativeBackend(addon: NativeAddon): NativeBackend {
         checkCountOf('expShifted', 'n', n);
         if (out.length < n || z.length < n) throw new RangeError(`expShifted: out (${out.length}) and z (${z.length}) need n = ${n} elements`);
         addon.expShifted!(out, z, n, shift, scale);
+      },
+    } : {}),
+    ...(typeof addon.matmulKMajor === 'function' ? {
+      matmulKMajor(out: Float32Array, x: Float32Array, m: number, wt: Float32Array, n: number, k: number) {
+        checkCountOf('matmulKMajor', 'm', m);
+        checkCountOf('matmulKMajor', 'n', n);
+        checkCountOf('matmulKMajor', 'k', k);
+        checkLength('matmulKMajor', 'out', out, m * n);
+        checkLength('matmulKMajor', 'x', x, m * k);
+        checkLength('matmulKMajor', 'wt', wt, k * Math.ceil(n / 16) * 16);
+        return addon.matmulKMajor!(out, x, m, wt, n, k);
       },
     } : {}),
   };

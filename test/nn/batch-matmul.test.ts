@@ -1,0 +1,62 @@
+/**
+ * batchMatmul through the native k-major kernel (a transposed copy of an f32 weight) against the
+ * ref backend's matmul, on odd shapes: columns that are not a multiple of 16 or 32, 1..129 inputs,
+ * 4..16 rows (a pass of 8 and the rest); the kernel itself directly on more row counts.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Rng } from '../../src/generate/rng.js';
+import { batchMatmul, transposedOf } from '../../src/nn/batch-matmul.js';
+import { loadNativeBackend, refBackend } from '../../src/tensor/index.js';
+import { weightMatrix } from '../../src/tensor/tensor.js';
+
+const native = loadNativeBackend();
+/** false where the addon lacks the kernel or the SIMD level has none (AVX-512 only). */
+const has = native?.matmulKMajor?.(new Float32Array(1), new Float32Array(1), 1, new Float32Array(16), 1, 1) ?? false;
+const skip = has ? false : 'no native matmulKMajor (addon or SIMD level)';
+
+function random(rng: Rng, n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.nextFloat() * 2 - 1);
+}
+
+function close(actual: Float32Array, expected: Float32Array, k: number, what: string): void {
+  assert.equal(actual.length, expected.length);
+  const bound = 1e-5 * Math.sqrt(k) + 1e-6;
+  for (let i = 0; i < expected.length; i++) {
+    if (!(Math.abs(actual[i]! - expected[i]!) <= bound)) assert.fail(`${what}: element ${i}: ${actual[i]} vs ${expected[i]}`);
+  }
+}
+
+test('batchMatmul equals the ref matmul on odd shapes', { skip }, () => {
+  const rng = new Rng(5);
+  for (const [n, k] of [[1, 1], [15, 7], [17, 64], [33, 129], [48, 128], [100, 96], [1024, 128]] as const) {
+    const w = weightMatrix('f32', n, k, new Uint8Array(random(rng, n * k).buffer));
+    for (const m of [1, 4, 5, 8, 9, 13, 16, 17]) {
+      const x = random(rng, m * k);
+      const want = new Float32Array(m * n);
+      refBackend.matmul(want, x, m, w);
+      const got = new Float32Array(m * n + 3).fill(7);
+      batchMatmul(native!, got.subarray(0, m * n), x, m, w);
+      close(got.subarray(0, m * n), want, k, `n ${n} k ${k} m ${m}`);
+      assert.deepEqual([...got.subarray(m * n)], [7, 7, 7], 'nothing written past the output');
+    }
+  }
+});
+
+test('matmulKMajor on every row count 1..12 against ref, and the transposed copy zero padded', { skip }, () => {
+  const rng = new Rng(9);
+  const n = 37;
+  const k = 21;
+  const w = weightMatrix('f32', n, k, new Uint8Array(random(rng, n * k).buffer));
+  const wt = transposedOf(w);
+  assert.equal(wt.length, k * 48);
+  for (let c = 0; c < k; c++) for (let r = n; r < 48; r++) assert.equal(wt[c * 48 + r], 0);
+  for (let m = 1; m <= 12; m++) {
+    const x = random(rng, m * k);
+    const want = new Float32Array(m * n);
+    refBackend.matmul(want, x, m, w);
+    const got = new Float32Array(m * n);
+    assert.equal(native!.matmulKMajor!(got, x, m, wt, n, k), true);
+    close(got, want, k, `m ${m}`);
+  }
+});
