@@ -793,7 +793,9 @@ void matvecSmall(float* out, const float* x, int64_t m, const Weight& w) {
     return;
   }
 #if defined(__AVX512F__)
-  if (m <= WHOLE_ROWS_M && hasWholeRows(w.dtype)) {
+  // fp8 takes the whole-row kernel for every small m: the segment path's decoder turns its bytes
+  // into f32 subnormals (slow on x86), 10x slower at m = 8.
+  if ((m <= WHOLE_ROWS_M || w.dtype == DT_FP8) && hasWholeRows(w.dtype)) {
     WholeRowsJob j{out, x, m, &w};
     parallelStatic(w.rows, matvecGrain(w, m), matvecWholeJob, &j);
     return;

@@ -479,9 +479,8 @@ FRUGAL_INLINE void fp8Piece(const uint8_t* p, __m256i& seen, __m512& lo, __m512&
  * would: the largest byte | 0x80 seen is 0xFF exactly then.
  */
 template <int G>
-void fp8RowWhole(const Weight& w, int64_t r, const float* xs, int64_t cols32, float* out, int64_t ldo) {
-  const int64_t stride = w.cols;
-  const uint8_t* row = w.data + r * stride;
+void fp8RowWhole(const Weight& w, int64_t r, const float* xs, int64_t ldx, int64_t cols32, float* out, int64_t ldo) {
+  const uint8_t* row = w.data + r * w.cols;
   __m512 acc[2][G][2];
   for (int u = 0; u < 2; u++)
     for (int g = 0; g < G; g++) acc[u][g][0] = acc[u][g][1] = _mm512_setzero_ps();
@@ -495,8 +494,8 @@ void fp8RowWhole(const Weight& w, int64_t r, const float* xs, int64_t cols32, fl
       fp8Piece(row + cu, seen, lo, hi);
 #pragma GCC unroll 2
       for (int g = 0; g < G; g++) {
-        acc[u][g][0] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xs + g * stride + cu), acc[u][g][0]);
-        acc[u][g][1] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xs + g * stride + cu + 16), acc[u][g][1]);
+        acc[u][g][0] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xs + g * ldx + cu), acc[u][g][0]);
+        acc[u][g][1] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xs + g * ldx + cu + 16), acc[u][g][1]);
       }
     }
   }
@@ -506,21 +505,33 @@ void fp8RowWhole(const Weight& w, int64_t r, const float* xs, int64_t cols32, fl
 }
 
 /**
- * m = 1 or 2 fp8 rows [r0, r1): per group of 128 rows (one row of block scales), x times the
+ * m <= SMALL_M fp8 rows [r0, r1): per group of 128 rows (one row of block scales), x times the
  * scales and 2^8 once into scratch, then rows side by side with the f16 decode; columns past the
  * last multiple of 32 are added with the scalar decode.
  */
 void matvecFp8Whole(const Weight& w, const float* x, int64_t m, float* out, int64_t r0, int64_t r1) {
   const int64_t cols = w.cols, cols32 = cols / 32 * 32, scaleCols = (cols + 127) / 128;
-  float* xs = scratch(0, static_cast<size_t>(m * cols));
+  // Rows of the scaled x 64 bytes more than a multiple of 4 KiB apart: at 16 KiB (4096 columns)
+  // their loads competed for the same L1 sets, and m = 2 ran at a third of m = 1's speed.
+  const int64_t ldx = (cols + 15) / 16 * 16 + (cols % 1024 == 0 ? 16 : 0);
+  float* xs = scratch(0, static_cast<size_t>(m * ldx));
   for (int64_t g0 = r0; g0 < r1;) {
     const int64_t group = g0 / 128, g1 = imin(r1, (group + 1) * 128);
     const float* scales = w.blockScales + group * scaleCols;
-    for (int64_t i = 0; i < m; i++)
-      for (int64_t c = 0; c < cols; c++) xs[i * cols + c] = x[i * cols + c] * (scales[c / 128] * 256.0f);
+    for (int64_t i = 0; i < m; i++) {
+      for (int64_t c0 = 0; c0 < cols; c0 += 128) {
+        const float scale = scales[c0 / 128] * 256.0f;
+        const int64_t end = imin(cols, c0 + 128);
+        int64_t c = c0;
+        for (; c + 16 <= end; c += 16) _mm512_storeu_ps(xs + i * ldx + c, _mm512_mul_ps(_mm512_loadu_ps(x + i * cols + c), _mm512_set1_ps(scale)));
+        for (; c < end; c++) xs[i * ldx + c] = x[i * cols + c] * scale;
+      }
+    }
     for (int64_t r = g0; r < g1; r++) {
-      if (m == 1) fp8RowWhole<1>(w, r, xs, cols32, out, w.rows);
-      else fp8RowWhole<2>(w, r, xs, cols32, out, w.rows);
+      for (int64_t i = 0; i < m; i += 2) {  // 2 activation rows per pass; the weight row stays in L1
+        if (m - i == 1) fp8RowWhole<1>(w, r, xs + i * ldx, ldx, cols32, out + i * w.rows, w.rows);
+        else fp8RowWhole<2>(w, r, xs + i * ldx, ldx, cols32, out + i * w.rows, w.rows);
+      }
     }
     for (int64_t r = g0; cols32 < cols && r < g1; r++)
       for (int64_t i = 0; i < m; i++) {

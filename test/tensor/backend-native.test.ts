@@ -290,8 +290,8 @@ test('native fp8 NaN patterns (0x7F, 0xFF) decode to NaN on every level, as in r
   });
 });
 
-test('native fp8 matmul m = 1, 2 over several 128-row scale groups, ragged columns and subnormal bytes equals ref', { skip }, () => {
-  // The m <= 2 fp8 kernel multiplies x by each 128-row group's scales once and decodes through f16
+test('native fp8 matmul m = 1, 2, 5 over several 128-row scale groups, ragged columns and subnormal bytes equals ref', { skip }, () => {
+  // The small-m fp8 kernel multiplies x by each 128-row group's scales once and decodes through f16
   // (subnormals exactly); a ragged last 32 columns take the scalar decode.
   let seed = 4000;
   for (const [rows, cols] of [[300, 4100], [129, 64], [257, 131]] as const) {
@@ -300,7 +300,7 @@ test('native fp8 matmul m = 1, 2 over several 128-row scale groups, ragged colum
     const dense = new Float32Array(rows * cols);
     ref.dequantizeRows(dense, w, 0, rows);
     const wn = Array.from({ length: rows }, (_, r) => Math.hypot(...dense.subarray(r * cols, (r + 1) * cols)));
-    for (const m of [1, 2]) {
+    for (const m of [1, 2, 5]) {
       const x = random(m * cols, seed++);
       const expected = new Float32Array(m * rows);
       ref.matmul(expected, x, m, w);
