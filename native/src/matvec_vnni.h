@@ -252,12 +252,7 @@ FRUGAL_VNNI void q4kRowInt8(const Weight& w, int64_t r, const Q8K& x, float* out
       minAcc[g] = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mins, bsums)), _mm_permute_ps(factors, 0x55), minAcc[g]);
     }
   }
-  for (int g = 0; g < G; g++) {
-    __m128 h = minAcc[g];
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    out[g * ldo + r] = _mm512_reduce_add_ps(acc[g]) - _mm_cvtss_f32(h);
-  }
+  for (int g = 0; g < G; g++) out[g * ldo + r] = _mm512_reduce_add_ps(acc[g]) - _mm512_reduce_add_ps(_mm512_zextps128_ps512(minAcc[g]));
 }
 
 /**
@@ -309,13 +304,7 @@ FRUGAL_VNNI void q6kRowInt8(const Weight& w, int64_t r, const Q8K& x, float* out
       offAcc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(scale16, bsums)), _mm256_set1_ps(-32.0f * f), offAcc[g]);
     }
   }
-  for (int g = 0; g < G; g++) {
-    const __m256 o = offAcc[g];
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(o), _mm256_extractf128_ps(o, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    out[g * ldo + r] = _mm512_reduce_add_ps(acc[g]) + _mm_cvtss_f32(h);
-  }
+  for (int g = 0; g < G; g++) out[g * ldo + r] = _mm512_reduce_add_ps(acc[g]) + _mm512_reduce_add_ps(_mm512_zextps256_ps512(offAcc[g]));
 }
 
 struct KInt8Job {
