@@ -14,12 +14,11 @@
 struct Int8Activations {
   const int8_t* q;
   const float* scale;    // [m][cols / 32]
-  const float* sum;      // [m][cols / 32], exact f32 sums of each 32-block
   const int32_t* minus8; // packed like q, one per 4 values: -8 · (sum of those 4 int8 values); for Q4_0
   int64_t blocksPerRow;
 };
 
-FRUGAL_VNNI void quantizeActivations(const float* x, int64_t m, int64_t cols, int64_t segment, int8_t* q, float* scale, float* sum, int32_t* minus8) {
+FRUGAL_VNNI void quantizeActivations(const float* x, int64_t m, int64_t cols, int64_t segment, int8_t* q, float* scale, int32_t* minus8) {
   const int64_t blocks = cols / 32;
   for (int64_t i = 0; i < m; i++) {
     for (int64_t b = 0; b < blocks; b++) {
@@ -43,7 +42,6 @@ FRUGAL_VNNI void quantizeActivations(const float* x, int64_t m, int64_t cols, in
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(minus8 + (m * c0 + i * len + (col - c0)) / 4), _mm256_sub_epi32(_mm256_setzero_si256(), eights));
       }
       scale[i * blocks + b] = d;
-      sum[i * blocks + b] = _mm512_reduce_add_ps(_mm512_add_ps(lo, hi));
     }
   }
 }
@@ -143,9 +141,9 @@ void matvecVnni(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t blocks = w.cols / 32;
   int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>((m * w.cols + 3) / 4 + m * w.cols / 4)));
   int32_t* minus8 = reinterpret_cast<int32_t*>(q + (m * w.cols + 3) / 4 * 4);
-  float* scale = scratch(1, static_cast<size_t>(2 * m * blocks));
-  quantizeActivations(x, m, w.cols, segment, q, scale, scale + m * blocks, minus8);
-  VnniJob j{out, x, Int8Activations{q, scale, scale + m * blocks, minus8, blocks}, m, segment, &w};
+  float* scale = scratch(1, static_cast<size_t>(m * blocks));
+  quantizeActivations(x, m, w.cols, segment, q, scale, minus8);
+  VnniJob j{out, x, Int8Activations{q, scale, minus8, blocks}, m, segment, &w};
   parallelStatic(w.rows, matvecGrain(w, m), matvecRowsVnni, &j);
 }
 
