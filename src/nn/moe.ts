@@ -399,7 +399,7 @@ export function moeForwardFused(
     out.fill(0);
   }
   const grouped = fused.grouped;
-  if (grouped && backend.moeExperts && tokens > 1) {
+  if (grouped && backend.moeExperts) {
     backend.moeExperts(out, x, experts, weights, grouped.gateUp, grouped.down, { tokens, hidden, topK: K, experts: E, width: grouped.width });
     return out;
   }
