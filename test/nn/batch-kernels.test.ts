@@ -95,7 +95,7 @@ function ffn(hidden: number, width: number, seed: number): FfnWeights {
 
 test('moeExperts adds the routed experts like the per-expert loop: equal to ref, bit for bit the native loop', { skip }, () => {
   atEachLevel((level) => {
-  for (const [hidden, width, E, K, tokens] of [[24, 10, 5, 2, 7], [128, 96, 8, 2, 8], [33, 17, 4, 3, 16], [16, 16, 3, 1, 2]] as const) {
+  for (const [hidden, width, E, K, tokens] of [[24, 10, 5, 2, 7], [128, 96, 8, 2, 8], [33, 17, 4, 3, 16], [16, 16, 3, 1, 2], [40, 24, 6, 2, 1]] as const) {
     const w: MoeWeights = {
       router: weight(E, hidden, 7), bias: random(E, 8),
       experts: Array.from({ length: E }, (_, e) => ffn(hidden, width, 20 + 3 * e)), shared: ffn(hidden, 2 * width, 90),
