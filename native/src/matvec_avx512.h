@@ -174,23 +174,6 @@ struct DecQ6_K {
   }
 };
 
-/** fp8 E4M3: sign-extend, keep sign + exponent + mantissa bits, rebias in the scale; 0x7F/0xFF are NaN. */
-struct DecFp8 {
-  static constexpr int E = 32, B = 32;
-  struct State { __m512 scale; };
-  FRUGAL_INLINE static __m512 sixteen(__m128i bytes, __m512 scale) {
-    const __m512i wide = _mm512_cvtepi8_epi32(bytes);
-    const __m512i bits = _mm512_and_si512(_mm512_slli_epi32(wide, 20), _mm512_set1_epi32(static_cast<int>(0x87F00000u)));
-    const __m512i seven = _mm512_set1_epi32(0x7f);
-    const __mmask16 nan = _mm512_cmpeq_epi32_mask(_mm512_and_si512(wide, seven), seven);
-    return _mm512_mask_mov_ps(_mm512_mul_ps(_mm512_castsi512_ps(bits), scale), nan, _mm512_set1_ps(NAN));
-  }
-  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
-    lo = sixteen(load128(blk), s.scale);
-    hi = sixteen(load128(blk + 16), s.scale);
-  }
-};
-
 template <class D, int G>
 FRUGAL_INLINE void accumulatePiece(const uint8_t* blk, const typename D::State& s, int p, const float* xp, int64_t ldx, __m512 (&acc)[G][2]) {
   __m512 lo, hi;
@@ -244,40 +227,6 @@ void dotSegment(const Weight& w, int64_t r, int64_t c0, int64_t blocks, const fl
   }
 }
 
-/** fp8 rows as 32-column pieces, the block scale changing every 4 pieces (128 columns). */
-struct DecFp8Piece {
-  static constexpr int E = 32, B = 32;
-  struct State { __m512 scale; };
-  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) { DecFp8::piece(blk, DecFp8::State{s.scale}, p, lo, hi); }
-};
-
-template <int G>
-void dotSegmentFp8(const Weight& w, int64_t r, int64_t c0, int64_t pieces, const float* x, int64_t ldx, float* res) {
-  constexpr int U = G == 1 ? 4 : (G == 2 ? 2 : 1);
-  __m512 acc[U][G][2];
-  for (int u = 0; u < U; u++)
-    for (int g = 0; g < G; g++) acc[u][g][0] = acc[u][g][1] = _mm512_setzero_ps();
-  const uint8_t* blk = w.data + r * w.cols + c0;
-  const float* scales = w.blockScales + (r / 128) * ((w.cols + 127) / 128) + c0 / 128;
-  int64_t b = 0;
-  for (; b + U <= pieces; b += U) {
-#pragma GCC unroll 4
-    for (int u = 0; u < U; u++) {
-      DecFp8Piece::State s{_mm512_set1_ps(scales[(b + u) / 4] * TWO_POW_120)};  // 2^120 rebias folded in
-      accumulatePiece<DecFp8Piece, G>(blk + (b + u) * 32, s, 0, x + (b + u) * 32, ldx, acc[u]);
-    }
-  }
-  for (; b < pieces; b++) {
-    DecFp8Piece::State s{_mm512_set1_ps(scales[b / 4] * TWO_POW_120)};
-    accumulatePiece<DecFp8Piece, G>(blk + b * 32, s, 0, x + b * 32, ldx, acc[0]);
-  }
-  for (int g = 0; g < G; g++) {
-    __m512 sum = _mm512_add_ps(acc[0][g][0], acc[0][g][1]);
-    for (int u = 1; u < U; u++) sum = _mm512_add_ps(sum, _mm512_add_ps(acc[u][g][0], acc[u][g][1]));
-    res[g] += _mm512_reduce_add_ps(sum);
-  }
-}
-
 /** Returns how many columns from c0 were covered (whole 32-column pieces / whole blocks). */
 template <int G>
 int64_t dotSegmentFast(const Weight& w, int64_t r, int64_t c0, int64_t len, const float* x, int64_t ldx, float* res) {
@@ -290,7 +239,6 @@ int64_t dotSegmentFast(const Weight& w, int64_t r, int64_t c0, int64_t len, cons
     case DT_Q4_K: dotSegment<DecQ4_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
     case DT_Q5_K: dotSegment<DecQ5_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
     case DT_Q6_K: dotSegment<DecQ6_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
-    case DT_FP8: dotSegmentFp8<G>(w, r, c0, pieces, x, ldx, res); return pieces * 32;
     default: return 0;  // the generic decoder does it all
   }
 }
@@ -298,8 +246,8 @@ int64_t dotSegmentFast(const Weight& w, int64_t r, int64_t c0, int64_t len, cons
 /**
  * res[i] += dot(columns [c0, c0 + len) of weight row r, x + i * ldx) for i < m (x holds the
  * activations of those columns, row after row).
- * The register decoders cover whole 32-column pieces; a ragged tail (fp8 rows whose length is not
- * a multiple of 32) is finished with the generic decoder.
+ * Dtypes without a register decoder here (fp8 takes matvecFp8Whole for every small m) go through
+ * the generic decoder.
  */
 void dotSegmentMany(const Weight& w, int64_t r, int64_t c0, int64_t len, const float* x, int64_t ldx, int64_t m, float* res, float* tmp) {
   int64_t done = 0;
