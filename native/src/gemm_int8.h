@@ -37,20 +37,13 @@ inline int64_t int8ScaleBlock(int dtype) { return dtype == DT_Q4_K || dtype == D
 /** Rows [i0, i1) of x rounded to int8 (see Int8Rows). */
 FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t i0, int64_t i1) {
   const int64_t cols = r.cols, sb = r.scaleBlock, scales = cols / sb;
-  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   for (int64_t i = i0; i < i1; i++) {
     for (int64_t s = 0; s < scales; s++) {
       const float* xs = x + i * cols + s * sb;
-      __m512 mx = _mm512_setzero_ps();
-      for (int64_t c = 0; c < sb; c += 16) mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_loadu_ps(xs + c), absMask));
-      const float amax = _mm512_reduce_max_ps(mx);
-      // ggml's q8_0 keeps d in f16 (round to nearest even; f32 here where f16 would overflow), q8_K in f32.
-      const float d = amax / 127.0f;
-      r.d[i * scales + s] = sb == 32 && d <= 65504.0f ? _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT)) : d;
-      const __m512 inv = _mm512_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax);
+      __m512 inv;
+      r.d[i * scales + s] = q8Scale(xs, sb, sb == 32, inv);  // q8_0's d in f16, q8_K's in f32
       for (int64_t c = 0; c < sb; c += 32) {
-        const __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xs + c), inv));
-        const __m512i hi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xs + c + 16), inv));
+        const __m512i lo = q8Round(xs + c, inv), hi = q8Round(xs + c + 16, inv);
         int8_t* dst = r.q + i * cols + s * sb + c;
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm512_cvtsepi32_epi8(lo));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm512_cvtsepi32_epi8(hi));

@@ -678,7 +678,6 @@ void gemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k, float alpha
   }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // matmul: out[m, rows] = x[m, cols] · Wᵀ
 
@@ -783,8 +782,9 @@ void matvecWholeJob(void* ctx, int64_t r0, int64_t r1, int) {
 
 /**
  * Small-m matmul (f32 / f16 / bf16 weights with m <= DENSE_M: matvecDense; quantized weights with
- * m <= WHOLE_ROWS_M on AVX-512: matvecWhole). Otherwise the activations are repacked segment by segment (m rows of one segment stored together): rows of x that are a
- * multiple of 4 KiB apart would otherwise compete for the same L1 sets. The segment shrinks as m
+ * m <= WHOLE_ROWS_M and fp8 on AVX-512: matvecWhole). Otherwise the activations are repacked
+ * segment by segment (m rows of one segment stored together): rows of x that are a multiple of
+ * 4 KiB apart would otherwise compete for the same L1 sets. The segment shrinks as m
  * grows so that m x segment floats stay well inside L1.
  */
 void matvecSmall(float* out, const float* x, int64_t m, const Weight& w) {

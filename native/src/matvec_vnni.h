@@ -148,6 +148,27 @@ void matvecVnni(float* out, const float* x, int64_t m, const Weight& w) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ggml's rounding of activations to int8, shared by the decode kernels below and the prefill
+// kernels (gemm_int8.h, roundRows): per block of n values (32 for q8_0, 256 for q8_K),
+// d = amax / 127, kept in f16 for q8_0 (round to nearest even; f32 where f16 would overflow) and in
+// f32 for q8_K, and q = x · 127 / amax to nearest, ties to even (saturated to int8 when stored).
+// Matching it bit for bit is what makes our logits agree with llama.cpp's.
+
+/** The scale d of the n values at x (a multiple of 16) and the factor `inv` that rounds them (0 for an all-zero block). */
+FRUGAL_VNNI inline float q8Scale(const float* x, int64_t n, bool f16Scale, __m512& inv) {
+  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+  __m512 mx = _mm512_setzero_ps();
+  for (int64_t c = 0; c < n; c += 16) mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_loadu_ps(x + c), absMask));
+  const float amax = _mm512_reduce_max_ps(mx);
+  const float d = amax / 127.0f;
+  inv = _mm512_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax);
+  return f16Scale && d <= 65504.0f ? _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT)) : d;
+}
+
+/** 16 values at x rounded with q8Scale's inv, as int32 lanes. */
+FRUGAL_VNNI inline __m512i q8Round(const float* x, __m512 inv) { return _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), inv)); }
+
+// ---------------------------------------------------------------------------------------------
 // Q4_K decode (m <= SMALL_M) with x rounded as ggml's q8_K: one f32 scale per 256 values, the int8
 // values of each 256 stored with their 32-value sub-blocks in the order 0 2 1 3 4 6 5 7, so that
 // the low nibbles of 64 weight bytes (sub-blocks 2c and 2c + 2) and their high nibbles (2c + 1,
@@ -162,23 +183,18 @@ struct Q8K {
 };
 
 /**
- * Rows of x ([m][cols], cols a multiple of 256) rounded like roundRows' q8_K (the same
- * expressions), laid out for a Q4_K (reordered, sums of 32) or a Q6_K (natural, sums of 16) kernel.
+ * Rows of x ([m][cols], cols a multiple of 256) rounded as ggml's q8_K, laid out for a Q4_K
+ * (reordered, sums of 32) or a Q6_K (natural, sums of 16) kernel.
  */
 FRUGAL_VNNI void quantizeQ8K(const float* x, int64_t m, int64_t cols, int dtype, int8_t* q, float* d, int16_t* bsums) {
-  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   static constexpr int POSITION[4] = {0, 2, 1, 3};
   const bool q4k = dtype == DT_Q4_K;
   for (int64_t i = 0; i < m * cols / 256; i++) {
     const float* xs = x + i * 256;
-    __m512 mx = _mm512_setzero_ps();
-    for (int c = 0; c < 256; c += 16) mx = _mm512_max_ps(mx, _mm512_and_ps(_mm512_loadu_ps(xs + c), absMask));
-    const float amax = _mm512_reduce_max_ps(mx);
-    d[i] = amax / 127.0f;
-    const __m512 inv = _mm512_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax);
+    __m512 inv;
+    d[i] = q8Scale(xs, 256, false, inv);
     for (int j = 0; j < 8; j++) {
-      const __m512i lo = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xs + 32 * j), inv));
-      const __m512i hi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xs + 32 * j + 16), inv));
+      const __m512i lo = q8Round(xs + 32 * j, inv), hi = q8Round(xs + 32 * j + 16, inv);
       int8_t* dst = q + i * 256 + (q4k ? 128 * (j / 4) + 32 * POSITION[j % 4] : 32 * j);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm512_cvtsepi32_epi8(lo));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm512_cvtsepi32_epi8(hi));
@@ -353,7 +369,7 @@ void matvecKInt8(float* out, const float* x, int64_t m, const Weight& w) {
 
 // ---------------------------------------------------------------------------------------------
 // Q4_0 and Q8_0 decode (m <= SMALL_M) with x rounded as ggml's q8_0 (per 32 values,
-// d = amax / 127 in f16, as roundRows), two blocks (64 weights) per vpdpbusd. Q4_0: the blocks'
+// d = amax / 127 in f16), two blocks (64 weights) per vpdpbusd. Q4_0: the blocks'
 // 16 code bytes each, low nibbles then high, give [a 0..15 | b 0..15 | a 16..31 | b 16..31], so x is
 // stored in that order per pair of blocks; the "- 8" is the dot products' starting value, -8 · the
 // sum of each lane's 4 int8 x. Q8_0: the int8 codes + 128 (unsigned for vpdpbusd), x in its own
@@ -365,19 +381,14 @@ struct Q8Pairs {
   const int32_t* offset;  // [m][cols / 4]: -8 (Q4_0) or -128 (Q8_0) · sum of each 4 int8 values, in q's order
 };
 
-/** Rows of x ([m][cols], cols a multiple of 64) rounded like roundRows' q8_0, laid out for pairRowInt8<dtype>. */
+/** Rows of x ([m][cols], cols a multiple of 64) rounded as ggml's q8_0, laid out for pairRowInt8<dtype>. */
 FRUGAL_VNNI void quantizeQ8Pairs(const float* x, int64_t m, int64_t cols, int dtype, int8_t* q, float* d, int32_t* offset) {
-  const __m512 absMask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
   const bool q40 = dtype == DT_Q4_0;
   for (int64_t i = 0; i < m * cols / 32; i++) {
     const float* xs = x + i * 32;
-    const __m512 lo = _mm512_loadu_ps(xs), hi = _mm512_loadu_ps(xs + 16);
-    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(lo, absMask), _mm512_and_ps(hi, absMask)));
-    const float dx = amax / 127.0f;
-    d[i] = dx <= 65504.0f ? _cvtsh_ss(_cvtss_sh(dx, _MM_FROUND_TO_NEAREST_INT)) : dx;
-    const __m512 inv = _mm512_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax);
-    const __m128i qlo = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(lo, inv)));
-    const __m128i qhi = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(hi, inv)));
+    __m512 inv;
+    d[i] = q8Scale(xs, 32, true, inv);
+    const __m128i qlo = _mm512_cvtsepi32_epi8(q8Round(xs, inv)), qhi = _mm512_cvtsepi32_epi8(q8Round(xs + 16, inv));
     // Q4_0: block a (even i) fills bytes 0..15 and 32..47 of its pair's 64, block b (odd) 16..31 and 48..63.
     int8_t* lowHalf = q40 ? q + (i / 2) * 64 + 16 * (i % 2) : q + 32 * i;
     _mm_storeu_si128(reinterpret_cast<__m128i*>(lowHalf), qlo);
