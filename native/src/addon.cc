@@ -265,7 +265,6 @@ napi_value AttentionSegments(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-/** moeExperts(out, x, experts, weights, gateUp, down, tokens, hidden, topK, nExperts, width) (batch_kernels.h). */
 /** expShifted(out, z, n, shift, scale): out[i] = Math.exp((z[i] - shift) * scale), bit for bit (fdlibm_exp.h). */
 napi_value ExpShifted(napi_env env, napi_callback_info info) {
   Args a(env, info, 5);
@@ -292,6 +291,7 @@ napi_value MatmulKMajor(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/** moeExperts(out, x, experts, weights, gateUp, down, tokens, hidden, topK, nExperts, width) (batch_kernels.h). */
 napi_value MoeExperts(napi_env env, napi_callback_info info) {
   Args a(env, info, 11);
   float* out = a.f32(0);
