@@ -41,3 +41,9 @@ test('expShifted equals Math.exp in every branch of the exp', { skip }, () => {
   assertSameAsMathExp(Float32Array.from(xs), 0, 1);
   assertSameAsMathExp(Float32Array.from(xs), 0.25, 1.75);
 });
+
+test('expShifted rejects n beyond its arrays and a negative n', { skip }, () => {
+  assert.throws(() => native!.expShifted!(new Float64Array(4), new Float32Array(8), 8, 0, 1), /need n = 8/);
+  assert.throws(() => native!.expShifted!(new Float64Array(8), new Float32Array(4), 8, 0, 1), /need n = 8/);
+  assert.throws(() => native!.expShifted!(new Float64Array(8), new Float32Array(8), -1, 0, 1), /n must be a non-negative integer/);
+});

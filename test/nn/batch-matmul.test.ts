@@ -60,3 +60,14 @@ test('matmulKMajor on every row count 1..12 against ref, and the transposed copy
     close(got, want, k, `m ${m}`);
   }
 });
+
+test('matmulKMajor rejects arrays too short for m, n, k and a negative count', { skip }, () => {
+  const [m, n, k] = [4, 20, 8];
+  const ok = () => ({ out: new Float32Array(m * n), x: new Float32Array(m * k), wt: new Float32Array(k * 32) });
+  const { out, x, wt } = ok();
+  assert.throws(() => native!.matmulKMajor!(out.subarray(1), x, m, wt, n, k), /out/);
+  assert.throws(() => native!.matmulKMajor!(out, x.subarray(1), m, wt, n, k), /x/);
+  assert.throws(() => native!.matmulKMajor!(out, x, m, wt.subarray(0, k * n), n, k), /wt/); // n padded to 32 columns
+  assert.throws(() => native!.matmulKMajor!(out, x, -1, wt, n, k), /m must be a non-negative integer/);
+  assert.equal(native!.matmulKMajor!(out, x, m, wt, n, k), true);
+});
