@@ -21,6 +21,8 @@ const usage = `usage: frugal serve [--model FILE]... [options]
                           allow serving a non-loopback address without --auth (not recommended)
   --ctx-size N            context per request (default: the model's, at most 8192)
   --memory-budget MB      most megabytes of weights loaded at once (least recently used unload)
+  --cache-memory MB       most megabytes the idle prefix caches of all models keep for later
+                          requests (default 1024; least recently used dropped first; 0: none kept)
   --max-active N          generations decoded together (default 8)
   --max-queue N           requests waiting beyond those (default 64; more get 429)
   --max-tokens N          largest max_tokens a request may ask for (default 32768)
@@ -73,6 +75,7 @@ export async function run(args: string[]): Promise<number> {
       'insecure-no-auth-on-public-address': { type: 'boolean' },
       'ctx-size': { type: 'string' },
       'memory-budget': { type: 'string' },
+      'cache-memory': { type: 'string' },
       'max-active': { type: 'string' },
       'max-queue': { type: 'string' },
       'max-tokens': { type: 'string' },
@@ -112,11 +115,13 @@ export async function run(args: string[]): Promise<number> {
   }
   const { createServer } = await import('../server/app.js');
   const budget = int(values['memory-budget'], 'memory-budget', 1);
+  const cacheMemory = int(values['cache-memory'], 'cache-memory', 0);
   const server = await createServer({
     models: paths.map((path) => ({ path })),
     dbPath: values.db!,
     registry: {
       ...(budget !== undefined ? { memoryBudgetBytes: budget * 1024 * 1024 } : {}),
+      ...(cacheMemory !== undefined ? { cacheMemoryBytes: cacheMemory * 1024 * 1024 } : {}),
       ...(values['ctx-size'] !== undefined ? { contextSize: int(values['ctx-size'], 'ctx-size', 2)! } : {}),
     },
     scheduler: {

@@ -75,7 +75,7 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
   // as many idle prefix caches as sequences run at once: each concurrent stream's next request
   // finds its conversation's cache (no more memory than the running sequences already use)
   const registry = new ModelRegistry(options.models, { cacheSlots: Math.max(4, scheduler.maxActive), ...options.registry });
-  const metrics = new Metrics(scheduler, { processMetrics: options.processMetrics ?? false });
+  const metrics = new Metrics(scheduler, { processMetrics: options.processMetrics ?? false, cacheBudget: registry.cacheBudget });
   const ctx = new ServerContext(settings, registry, scheduler, store, new RateLimiter(options.limits), metrics);
 
   const app = Fastify({

@@ -1,8 +1,9 @@
 /**
  * Prefix cache: per model, a few KV caches kept between requests with the tokens they hold. A new
  * request takes the idle cache sharing the longest prefix with its prompt (only the rest is
- * computed: prompt_cache_hit_tokens), or a fresh one; least recently used caches are dropped
- * beyond the pool size.
+ * computed: prompt_cache_hit_tokens), or a fresh one. Idle caches are kept up to a count per model
+ * and, across every model's pool, up to a byte budget (CacheBudget): beyond either, the least
+ * recently used idle caches are dropped.
  */
 import type { CausalLM } from '../models/model.js';
 import type { CacheSlot } from '../generate/engine.js';
@@ -13,8 +14,65 @@ export interface Lease {
   cached: number;
 }
 
+interface IdleSlot {
+  slot: CacheSlot;
+  usedAt: number;
+}
+
+/**
+ * The byte budget the idle caches of all pools share (server option --cache-memory): after each
+ * release, the least recently used idle caches of any pool are dropped until the idle caches
+ * together hold at most maxBytes. Caches in use do not count.
+ */
+export class CacheBudget {
+  private readonly pools = new Set<CachePool>();
+  private clock = 0;
+
+  constructor(readonly maxBytes: number) {
+    if (!(maxBytes >= 0)) throw new Error(`the prompt cache budget must be a byte count >= 0, got ${maxBytes}`);
+  }
+
+  /** The next use stamp (one clock for every pool, so that least recently used is global). */
+  stamp(): number {
+    return ++this.clock;
+  }
+
+  join(pool: CachePool): void {
+    this.pools.add(pool);
+  }
+
+  leave(pool: CachePool): void {
+    this.pools.delete(pool);
+  }
+
+  /** Bytes held by the idle caches of every pool. */
+  get idleBytes(): number {
+    let total = 0;
+    for (const pool of this.pools) total += pool.idleBytes;
+    return total;
+  }
+
+  /** Drops least recently used idle caches (of any pool) until the budget holds. */
+  trim(): void {
+    let total = this.idleBytes;
+    while (total > this.maxBytes) {
+      let oldest: CachePool | undefined;
+      let stamp = Infinity;
+      for (const pool of this.pools) {
+        const used = pool.oldestUse();
+        if (used < stamp) {
+          stamp = used;
+          oldest = pool;
+        }
+      }
+      if (!oldest) return;
+      total -= oldest.dropOldest();
+    }
+  }
+}
+
 export class CachePool {
-  private idle: { slot: CacheSlot; usedAt: number }[] = [];
+  private idle: IdleSlot[] = [];
   private clock = 0;
 
   constructor(
@@ -23,7 +81,11 @@ export class CachePool {
     readonly capacity: number,
     /** Idle caches kept at most. */
     readonly maxIdle: number,
-  ) {}
+    /** The byte budget shared with other pools, if any. */
+    private readonly budget?: CacheBudget,
+  ) {
+    budget?.join(this);
+  }
 
   /** An idle cache with the longest common prefix (at most prompt.length - 1 tokens), truncated to it. */
   acquire(prompt: Int32Array): Lease {
@@ -62,11 +124,9 @@ export class CachePool {
       slot.cache.truncate(0);
       slot.tokens.length = 0;
     }
-    this.idle.push({ slot, usedAt: ++this.clock });
-    if (this.idle.length > this.maxIdle) {
-      this.idle.sort((a, b) => a.usedAt - b.usedAt);
-      this.idle.shift();
-    }
+    this.idle.push({ slot, usedAt: this.budget ? this.budget.stamp() : ++this.clock });
+    if (this.idle.length > this.maxIdle) this.dropOldest();
+    this.budget?.trim();
   }
 
   get idleCount(): number {
@@ -78,7 +138,22 @@ export class CachePool {
     return this.idle.reduce((sum, e) => sum + e.slot.cache.bytes, 0);
   }
 
+  /** The use stamp of its least recently used idle cache (Infinity when none is idle). */
+  oldestUse(): number {
+    return this.idle.reduce((least, e) => Math.min(least, e.usedAt), Infinity);
+  }
+
+  /** Drops its least recently used idle cache; returns the bytes it held (0 when none was idle). */
+  dropOldest(): number {
+    if (this.idle.length === 0) return 0;
+    let at = 0;
+    for (let i = 1; i < this.idle.length; i++) if (this.idle[i]!.usedAt < this.idle[at]!.usedAt) at = i;
+    return this.idle.splice(at, 1)[0]!.slot.cache.bytes;
+  }
+
+  /** Drops every idle cache and leaves the shared budget (the model is unloaded). */
   clear(): void {
     this.idle = [];
+    this.budget?.leave(this);
   }
 }

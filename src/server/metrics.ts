@@ -1,10 +1,11 @@
 /**
  * Prometheus metrics (GET /metrics) in a registry of their own (several servers in one process,
  * as in tests, do not collide): requests by route and status, queue depth and running
- * generations, time to first token, decode speed, tokens in and out, prefix-cache hits, aborts,
+ * generations, time to first token, decode speed, tokens in and out, prefix-cache hits and bytes, aborts,
  * and speculative decoding's drafted / accepted tokens (counted when a generation ends).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CacheBudget } from './cache-pool.js';
 import type { Scheduler } from './scheduler.js';
 
 export class Metrics {
@@ -20,11 +21,16 @@ export class Metrics {
   readonly acceptedTokens: Counter<'model'>;
   readonly speculativeForwards: Counter<'model'>;
 
-  constructor(scheduler: Scheduler, options: { processMetrics?: boolean } = {}) {
+  constructor(scheduler: Scheduler, options: { processMetrics?: boolean; cacheBudget?: CacheBudget } = {}) {
     const registers = [this.registry];
     this.requests = new Counter({ name: 'frugal_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
     new Gauge({ name: 'frugal_queue_depth', help: 'Requests waiting for a generation slot', registers, collect() { this.set(scheduler.queueDepth); } });
     new Gauge({ name: 'frugal_active_generations', help: 'Generations running now', registers, collect() { this.set(scheduler.activeCount); } });
+    const budget = options.cacheBudget;
+    if (budget) {
+      new Gauge({ name: 'frugal_prompt_cache_idle_bytes', help: 'Bytes held by idle prefix caches (all models)', registers, collect() { this.set(budget.idleBytes); } });
+      new Gauge({ name: 'frugal_prompt_cache_budget_bytes', help: 'Most bytes idle prefix caches may hold (--cache-memory)', registers, collect() { this.set(budget.maxBytes); } });
+    }
     this.timeToFirstToken = new Histogram({
       name: 'frugal_time_to_first_token_seconds', help: 'From admission to the first generated token', labelNames: ['model'], registers,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],

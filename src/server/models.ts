@@ -10,7 +10,7 @@ import { loadModel } from '../models/load.js';
 import type { CausalLM } from '../models/model.js';
 import type { GenerationTokenizer } from '../generate/events.js';
 import { defaultStopTokenIds } from '../generate/sequence.js';
-import { CachePool } from './cache-pool.js';
+import { CacheBudget, CachePool } from './cache-pool.js';
 import { ApiError } from './errors.js';
 import { maskVocabulary, type MaskVocabulary } from './json-constraint.js';
 
@@ -42,6 +42,8 @@ export interface RegistryOptions {
   contextSize?: number;
   /** Idle prefix caches kept per model. */
   cacheSlots?: number;
+  /** Most bytes the idle prefix caches of all models hold together (default 1 GiB; least recently used dropped first). */
+  cacheMemoryBytes?: number;
   /** Loader (default: loadForServing). */
   load?: (path: string) => LoadedForServing;
 }
@@ -54,10 +56,12 @@ export class ServedModel {
   usedAt = 0;
   private mask: MaskVocabulary | undefined;
 
-  constructor(readonly id: string, readonly loaded: LoadedForServing, readonly bytes: number, contextSize: number | undefined, cacheSlots: number) {
+  constructor(
+    readonly id: string, readonly loaded: LoadedForServing, readonly bytes: number, contextSize: number | undefined, cacheSlots: number, cacheBudget?: CacheBudget,
+  ) {
     const info = loaded.model.info;
     this.contextLength = Math.min(info.contextLength, contextSize ?? 8192);
-    this.pool = new CachePool(loaded.model, this.contextLength, cacheSlots);
+    this.pool = new CachePool(loaded.model, this.contextLength, cacheSlots, cacheBudget);
     this.stopIds = defaultStopTokenIds(loaded.tokenizer);
   }
 
@@ -75,6 +79,9 @@ export class ServedModel {
     return this.mask;
   }
 }
+
+/** Default byte budget of the idle prefix caches (all models together). */
+export const DEFAULT_CACHE_MEMORY_BYTES = 1 << 30;
 
 export interface ResolvedModel {
   /** The configured model id. */
@@ -95,6 +102,8 @@ export class ModelRegistry {
   private readonly loaded = new Map<string, ServedModel>();
   private clock = 0;
   readonly defaultId: string;
+  /** The byte budget of every model's idle prefix caches. */
+  readonly cacheBudget: CacheBudget;
 
   constructor(configs: readonly ModelConfig[], private readonly options: RegistryOptions = {}) {
     if (configs.length === 0) throw new Error('no model configured');
@@ -104,6 +113,7 @@ export class ModelRegistry {
       this.configs.set(id, c);
     }
     this.defaultId = this.configs.keys().next().value!;
+    this.cacheBudget = new CacheBudget(options.cacheMemoryBytes ?? DEFAULT_CACHE_MEMORY_BYTES);
   }
 
   ids(): string[] {
@@ -137,7 +147,7 @@ export class ModelRegistry {
       const bytes = config.loaded ? 0 : fileBytes(config.path);
       this.makeRoom(bytes);
       const loaded = config.loaded ?? this.load(config.path);
-      served = new ServedModel(id, loaded, bytes, this.options.contextSize, this.options.cacheSlots ?? 4);
+      served = new ServedModel(id, loaded, bytes, this.options.contextSize, this.options.cacheSlots ?? 4, this.cacheBudget);
       this.loaded.set(id, served);
     }
     served.usedAt = ++this.clock;
