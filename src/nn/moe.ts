@@ -159,11 +159,11 @@ export function ffnForward(backend: Backend, w: FfnWeights, x: Float32Array, tok
   }
   const gate = f32Buffer(scratch, 'ffn.gate', tokens * width);
   const up = f32Buffer(scratch, 'ffn.up', tokens * width);
-  backend.matmul(gate, x, tokens, w.gate);
-  backend.matmul(up, x, tokens, w.up);
+  batchMatmul(backend, gate, x, tokens, w.gate);
+  batchMatmul(backend, up, x, tokens, w.up);
   backend.siluMul(gate, gate, up, tokens * width);
   const out = f32Buffer(scratch, outName, tokens * w.down.rows);
-  backend.matmul(out, gate, tokens, w.down);
+  batchMatmul(backend, out, gate, tokens, w.down);
   return out;
 }
 
