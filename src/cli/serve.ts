@@ -41,8 +41,9 @@ Authentication: on a loopback address API keys are optional unless --auth is giv
 key is then ignored, a revoked one refused). Any other address requires --auth semantics: the
 server turns authentication on by itself, and refuses to start with --no-auth unless
 --insecure-no-auth-on-public-address is given. A loopback server without auth answers only
-requests whose Host is a loopback name (DNS-rebinding protection), and only JSON bodies
-(so a web page cannot post to it without a CORS preflight, which it never grants).
+requests whose Host is a loopback name (DNS-rebinding protection). A request from a web page
+(Origin header) must send application/json, which needs a CORS preflight that is never granted;
+other clients may send JSON under any content type (curl -d, as in Ollama's docs).
 Create users and keys with 'frugal admin'.
 
 Timeouts: request headers 30 s, whole request body 60 s, idle connection 10 min, one

@@ -88,9 +88,20 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
   });
   app.server.headersTimeout = options.headersTimeoutMs ?? 30_000;
 
-  // JSON bodies: invalid UTF-8 and malformed JSON are 400 with a clear message
+  // JSON bodies: invalid UTF-8 and malformed JSON are 400 with a clear message. A body sent with
+  // another content type (or none) is read as JSON too when the request carries no Origin header:
+  // that is curl -d, as Ollama's docs use it. A browser always sends Origin with a cross-site POST,
+  // and such a "simple" request (text/plain, form) needs no CORS preflight, so from a page it is
+  // refused: only application/json, which the page cannot send here without a preflight we never grant.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, parseJsonBody);
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
+    if (request.headers.origin !== undefined) {
+      return done(new ApiError(415, `send the body as application/json (a request with an Origin header and content type '${request.headers['content-type'] ?? 'none'}' is refused)`), undefined);
+    }
+    parseJsonBody(request, body, done);
+  });
+  function parseJsonBody(_request: unknown, body: string | Buffer, done: (error: Error | null, value?: unknown) => void): void {
     const buffer = body as Buffer;
     if (buffer.length === 0) return done(null, undefined);
     let text: string;
@@ -104,7 +115,7 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
     } catch (error) {
       done(new ApiError(400, `the request body is not valid JSON: ${(error as Error).message}`), undefined);
     }
-  });
+  }
 
   app.addHook('onRequest', async (request, reply) => {
     reply.raw.on('close', () => {

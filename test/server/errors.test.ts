@@ -16,11 +16,12 @@ after(() => t.close());
 
 const good = { model: 'deepseek-chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 };
 
-/** Raw POST (bytes as given), to send malformed JSON and invalid UTF-8. */
-function post(path: string, body: Buffer | string, contentType = 'application/json', host?: string): Promise<{ status: number; body: string }> {
+/** Raw POST (bytes as given), to send malformed JSON and invalid UTF-8; contentType null sends none. */
+function post(path: string, body: Buffer | string, contentType: string | null = 'application/json', host?: string, origin?: string): Promise<{ status: number; body: string }> {
   const url = new URL(path, t.url);
+  const headers = { ...(contentType !== null ? { 'content-type': contentType } : {}), ...(host ? { host } : {}), ...(origin ? { origin } : {}) };
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'POST', headers: { 'content-type': contentType, ...(host ? { host } : {}) } }, (res) => {
+    const req = httpRequest(url, { method: 'POST', headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
@@ -53,7 +54,7 @@ const cases: [name: string, path: string, body: Buffer | string, status: number,
   ['tool_choice naming an unknown tool', '/v1/chat/completions', JSON.stringify({ ...good, tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } }), 422, /not among the tools/],
   ['prompt beyond the context', '/v1/chat/completions', JSON.stringify({ ...good, messages: [{ role: 'user', content: 'x'.repeat(600) }] }), 400, /maximum context length is 128 tokens/],
   ['oversized body', '/v1/chat/completions', JSON.stringify({ ...good, messages: [{ role: 'user', content: 'x'.repeat(5000) }] }), 413, /larger than the limit of 4096 bytes/],
-  ['wrong content type', '/v1/chat/completions', 'model=x', 415, /application\/json/, 'application/x-www-form-urlencoded'],
+  ['a form body (no Origin: read as JSON)', '/v1/chat/completions', 'model=x', 400, /not valid JSON/, 'application/x-www-form-urlencoded'],
   ['unknown route', '/v1/nothing', '{}', 404, /no route POST \/v1\/nothing/],
   ['ollama: bad think', '/api/chat', JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'x' }], think: 'maybe' }), 400, /think must be/],
   ['ollama: unknown model', '/api/generate', JSON.stringify({ model: 'llama9', prompt: 'x' }), 404, /does not exist/],
@@ -74,6 +75,20 @@ test('bad requests: status and error body', async () => {
   assert.equal(ok.status, 200, ok.body);
   const health = await fetch(`${t.url}/health`);
   assert.equal(((await health.json()) as { status: string }).status, 'ok');
+});
+
+test('curl -d style bodies (form or no content type, no Origin) are read as JSON; from a browser page (Origin) only application/json', async () => {
+  const body = JSON.stringify({ model: 'tiny', prompt: 'hi', stream: false, options: { num_predict: 2 } });
+  for (const type of ['application/x-www-form-urlencoded', 'text/plain', null]) {
+    const r = await post('/api/generate', body, type);
+    assert.equal(r.status, 200, `${type}: ${r.body}`);
+    assert.equal(typeof (JSON.parse(r.body) as { response: unknown }).response, 'string');
+  }
+  const page = await post('/v1/chat/completions', JSON.stringify(good), 'text/plain', undefined, 'http://evil.example');
+  assert.equal(page.status, 415);
+  assert.match(page.body, /send the body as application\/json/);
+  const json = await post('/v1/chat/completions', JSON.stringify(good), 'application/json', undefined, 'http://localhost:3000');
+  assert.equal(json.status, 200, 'a JSON body passes whatever its Origin (the browser needs a CORS preflight to send one)');
 });
 
 test('a loopback server without auth refuses other Host names (DNS rebinding)', async () => {
