@@ -169,3 +169,14 @@ test('thinking disabled on the reasoner; a tool-call round trip renders and answ
   assert.ok(['stop', 'length', 'tool_calls'].includes(loop.choices[0]!.finish_reason));
   assert.ok(loop.usage!.prompt_tokens > 0);
 });
+
+test('the "developer" role (newer OpenAI clients) is a system message: same prompt, same answer', async () => {
+  const ask = (role: 'developer' | 'system') => client.chat.completions.create({
+    model: 'deepseek-chat', messages: [{ role, content: 'Answer in one word.' }, { role: 'user', content: 'Hello?' }], max_tokens: 8, temperature: 0,
+  });
+  const [developer, system] = await Promise.all([ask('developer'), ask('system')]);
+  assert.equal(developer.choices[0]!.message.content, system.choices[0]!.message.content);
+  assert.equal(developer.usage!.prompt_tokens, system.usage!.prompt_tokens);
+  const plain = await client.chat.completions.create({ model: 'deepseek-chat', messages: [{ role: 'user', content: 'Hello?' }], max_tokens: 8, temperature: 0 });
+  assert.ok(plain.usage!.prompt_tokens < developer.usage!.prompt_tokens, 'the developer message is in the prompt');
+});

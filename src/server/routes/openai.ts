@@ -53,10 +53,11 @@ function parseMessages(value: unknown): { messages: ChatMessage[]; prefix?: { co
   value.forEach((raw, i) => {
     if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ApiError(400, `messages[${i}] must be an object`, `messages[${i}]`);
     const m = raw as Body;
-    if (typeof m.role !== 'string' || !ROLES.has(m.role)) {
-      throw new ApiError(400, `messages[${i}].role must be one of system, user, assistant, tool; got ${JSON.stringify(m.role)}`, `messages[${i}].role`);
+    // OpenAI's "developer" role (its newer name for system instructions) is a system message here
+    if (typeof m.role !== 'string' || !(ROLES.has(m.role) || m.role === 'developer')) {
+      throw new ApiError(400, `messages[${i}].role must be one of system (or developer), user, assistant, tool; got ${JSON.stringify(m.role)}`, `messages[${i}].role`);
     }
-    const role = m.role as ChatMessage['role'];
+    const role = (m.role === 'developer' ? 'system' : m.role) as ChatMessage['role'];
     const content = contentText(m.content, i);
     if (role !== 'assistant' && content === null) throw new ApiError(400, `messages[${i}].content is required for role ${role}`, `messages[${i}].content`);
     const reasoning = m.reasoning_content ?? m.reasoning;
