@@ -5,6 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { createDeepSeek } from '@ai-sdk/deepseek';
 import { generateText, streamText } from 'ai';
 import { Ollama } from 'ollama';
@@ -72,7 +73,7 @@ test('ollama client: chat with think: true, streamed and not', async () => {
   assert.equal(last?.eval_count, expected.done.usage.completionTokens);
 });
 
-test('ollama client: think: false gives no thinking; generate, tags, show, version', async () => {
+test('ollama client: think: false gives no thinking; generate, tags, ps, show, version', async () => {
   const ollama = new Ollama({ host: t.url });
   const messages = [{ role: 'user' as const, content: 'Hello there' }];
   const expected = await reference(messages, 10, false);
@@ -87,6 +88,10 @@ test('ollama client: think: false gives no thinking; generate, tags, show, versi
 
   const tags = await ollama.list();
   assert.deepEqual(tags.models.map((m) => m.name), ['tiny:latest']);
+  assert.equal(tags.models[0]!.size, statSync(t.modelPath).size);
+  const running = await ollama.ps();
+  assert.deepEqual(running.models.map((m) => m.name), ['tiny:latest'], 'the model that answered is loaded');
+  assert.equal(running.models[0]!.size, statSync(t.modelPath).size);
   const show = await ollama.show({ model: 'tiny' });
   assert.equal(show.details.family, 'llama');
   assert.ok((await ollama.version()).version.length > 0);

@@ -1,8 +1,9 @@
 /**
  * Ollama-compatible routes: POST /api/chat and /api/generate (NDJSON streaming by default,
- * `think` and the `thinking` field), GET /api/tags, POST /api/show, GET /api/version
+ * `think` and the `thinking` field), GET /api/tags, GET /api/ps (loaded models), POST /api/show, GET /api/version
  * (../shared/spec/formats-and-api.md §5.11). Durations are nanoseconds.
  */
+import { statSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ChatMessage } from '../../tokenizer/chat-template.js';
 import type { SamplingOptions } from '../../generate/sampling.js';
@@ -161,10 +162,25 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ServerContext): 
     return {
       models: ctx.registry.ids().map((id) => {
         const config = ctx.registry.config(id)!;
+        const file = fileFacts(config.path);
         return {
-          name: `${id}:latest`, model: `${id}:latest`, modified_at: new Date(0).toISOString(), size: 0, digest: '',
+          name: `${id}:latest`, model: `${id}:latest`, modified_at: file.modified, size: file.size, digest: '',
           details: { format: 'gguf', family: ctx.registry.isLoaded(id) ? ctx.registry.get(id).model.info.architecture : '', families: null, parameter_size: '', quantization_level: '' },
           path: config.path,
+        };
+      }),
+    };
+  });
+  // the loaded models (Ollama's "running" list); they stay loaded until the memory budget needs room
+  app.get('/api/ps', async (req) => {
+    ctx.principal(req);
+    return {
+      models: ctx.registry.loadedModels().map((served) => {
+        const info = served.model.info;
+        return {
+          name: `${served.id}:latest`, model: `${served.id}:latest`, size: served.bytes, digest: '', size_vram: 0,
+          expires_at: new Date(Date.UTC(9999, 0, 1)).toISOString(), context_length: served.contextLength,
+          details: { format: 'gguf', family: info.architecture, families: null, parameter_size: `${(info.parameterCount / 1e6).toFixed(1)}M`, quantization_level: '' },
         };
       }),
     };
@@ -182,4 +198,14 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ServerContext): 
       capabilities: ['completion', 'thinking'],
     };
   });
+}
+
+/** A model file's size and modification time (0 and the epoch for models built in memory or gone). */
+function fileFacts(path: string): { size: number; modified: string } {
+  try {
+    const stat = statSync(path);
+    return { size: stat.isFile() ? stat.size : 0, modified: stat.mtime.toISOString() };
+  } catch {
+    return { size: 0, modified: new Date(0).toISOString() };
+  }
 }
