@@ -21,6 +21,15 @@ import type { GenerationTokenizer } from '../generate/events.js';
 import type { ThinkingMode } from '../generate/sequence.js';
 import { forcedCallPrefix, toolsPrompt, type ToolDefinition } from './tools.js';
 
+/**
+ * The template option for a model's chat prompts: its own Jinja template, unless that is the R1
+ * template (rendered by the built-in TypeScript version) or it has none (R1 by default).
+ */
+export function templateOption(chatTemplate: string | undefined): { template?: string } {
+  const r1 = chatTemplate !== undefined && chatTemplate.includes('<｜Assistant｜>') && chatTemplate.includes('<｜User｜>');
+  return chatTemplate !== undefined && !r1 ? { template: chatTemplate } : {};
+}
+
 export interface ChatPromptRequest {
   messages: ChatMessage[];
   thinking: boolean;

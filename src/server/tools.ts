@@ -6,6 +6,8 @@
  *
  * which parseToolCalls turns into OpenAI `tool_calls` (arguments as a JSON string).
  */
+import { ApiError } from './errors.js';
+
 export const TOOL_CALLS_BEGIN = '<｜tool▁calls▁begin｜>';
 export const TOOL_CALLS_END = '<｜tool▁calls▁end｜>';
 export const TOOL_CALL_BEGIN = '<｜tool▁call▁begin｜>';
@@ -21,6 +23,20 @@ export interface ParsedToolCall {
   id: string;
   type: 'function';
   function: { name: string; arguments: string };
+}
+
+/** A request's `tools` (OpenAI's and Ollama's shape), checked: at most 128 functions with plain names. */
+export function parseToolDefinitions(raw: unknown): ToolDefinition[] {
+  if (!Array.isArray(raw)) throw new ApiError(400, 'tools must be an array', 'tools');
+  if (raw.length > 128) throw new ApiError(422, `at most 128 tools, got ${raw.length}`, 'tools');
+  return raw.map((t, i) => {
+    const tool = t as { type?: unknown; function?: { name?: unknown } } | null;
+    const fn = tool?.function;
+    if (tool?.type !== 'function' || !fn || typeof fn.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(fn.name)) {
+      throw new ApiError(400, `tools[${i}] must be {"type": "function", "function": {"name": ..., "parameters": ...}} with a name of letters, digits, _ or -`, `tools[${i}]`);
+    }
+    return t as ToolDefinition;
+  });
 }
 
 /** The system-prompt section that describes the tools and the call format. */

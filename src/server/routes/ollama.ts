@@ -1,6 +1,7 @@
 /**
- * Ollama-compatible routes: POST /api/chat and /api/generate (NDJSON streaming by default,
- * `think` and the `thinking` field), GET /api/tags, GET /api/ps (loaded models), POST /api/show, GET /api/version
+ * Ollama-compatible routes: POST /api/chat (with `tools`: calls in `message.tool_calls`) and
+ * /api/generate (NDJSON streaming by default, `think` and the `thinking` field), GET /api/tags,
+ * GET /api/ps (loaded models), POST /api/show, GET /api/version
  * (../shared/spec/formats-and-api.md §5.11). Durations are nanoseconds.
  */
 import { statSync } from 'node:fs';
@@ -10,7 +11,8 @@ import type { SamplingOptions } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
-import { buildChatPrompt, encodePrompt } from '../prompt.js';
+import { buildChatPrompt, encodePrompt, templateOption } from '../prompt.js';
+import { parseToolCalls, parseToolDefinitions, toolCallId } from '../tools.js';
 import { EventStream } from '../sse.js';
 import type { JobResult } from '../scheduler.js';
 import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
@@ -58,9 +60,29 @@ function parseMessages(value: unknown): ChatMessage[] {
     if (!m || typeof m !== 'object' || !['system', 'user', 'assistant', 'tool'].includes(m.role as string)) {
       throw new ApiError(400, `messages[${i}] must be an object with role system, user, assistant or tool`, `messages[${i}]`);
     }
-    if (typeof m.content !== 'string') throw new ApiError(400, `messages[${i}].content must be a string`, `messages[${i}].content`);
-    return { role: m.role as ChatMessage['role'], content: m.content };
+    const role = m.role as ChatMessage['role'];
+    const calls = role === 'assistant' && Array.isArray(m.tool_calls) ? m.tool_calls : undefined;
+    if (typeof m.content !== 'string' && !(calls && (m.content === undefined || m.content === null))) {
+      throw new ApiError(400, `messages[${i}].content must be a string`, `messages[${i}].content`);
+    }
+    const message: ChatMessage = { role, content: typeof m.content === 'string' ? m.content : null };
+    // Ollama's calls: {function: {name, arguments: {...}}} (arguments an object; a JSON string is taken too)
+    if (calls) {
+      message.tool_calls = calls.map((call, j) => {
+        const fn = (call as Body | null)?.function as Body | undefined;
+        if (!fn || typeof fn.name !== 'string') throw new ApiError(400, `messages[${i}].tool_calls[${j}].function.name must be a string`, `messages[${i}].tool_calls`);
+        const args = fn.arguments;
+        return { id: toolCallId(), type: 'function', function: { name: fn.name, arguments: typeof args === 'string' ? args : JSON.stringify(args ?? {}) } };
+      });
+    }
+    return message;
   });
+}
+
+/** Tool calls in Ollama's shape (arguments as an object), or none when the content holds no well-formed call. */
+function ollamaToolCalls(content: string): { content: string; calls: Body[] } {
+  const parsed = parseToolCalls(content);
+  return { content: parsed.content, calls: parsed.calls.map((c) => ({ function: { name: c.function.name, arguments: JSON.parse(c.function.arguments) as unknown } })) };
 }
 
 const ns = (ms: number): number => Math.round(ms * 1e6);
@@ -93,11 +115,13 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
   const json = format === 'json' || (typeof format === 'object' && format !== null);
   const served = ctx.registry.get(resolved.id);
   const thinking = thinkOf(b, resolved.thinking);
+  const template = templateOption(served.loaded.chatTemplate);
+  const tools = kind === 'chat' && b.tools !== undefined && b.tools !== null ? parseToolDefinitions(b.tools) : [];
   let prompt: Int32Array;
   let thinkingMode: GenerationPlan['thinking'];
   if (kind === 'chat') {
     const messages = parseMessages(b.messages);
-    const plan = buildChatPrompt(served.tokenizer, { messages, thinking });
+    const plan = buildChatPrompt(served.tokenizer, { messages, thinking, ...(tools.length > 0 ? { tools } : {}), ...template });
     prompt = encodePrompt(served.tokenizer, plan);
     thinkingMode = plan.thinking;
   } else {
@@ -109,7 +133,7 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
     } else {
       const messages: ChatMessage[] = system ? [{ role: 'system', content: system }] : [];
       messages.push({ role: 'user', content: text });
-      const plan = buildChatPrompt(served.tokenizer, { messages, thinking });
+      const plan = buildChatPrompt(served.tokenizer, { messages, thinking, ...template });
       prompt = encodePrompt(served.tokenizer, plan);
       thinkingMode = plan.thinking;
     }
@@ -135,13 +159,21 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
         if (e.type === 'done' || e.text === '') return;
         if (e.channel === 'reasoning') reasoning += e.text;
         else content += e.text;
-        out?.send(piece(e.channel, e.text));
+        // with tools the content is held: it may turn out to be a call
+        if (e.channel === 'reasoning' || tools.length === 0) out?.send(piece(e.channel, e.text));
       },
     });
     const stats = finalStats(result, performance.now() - started);
+    const called = tools.length > 0 ? ollamaToolCalls(content) : { content, calls: [] };
+    // streamed: the final message carries only what was held back (a tools answer's content or calls)
+    const finalContent = out && tools.length === 0 ? '' : called.content;
     const final: Body =
       kind === 'chat'
-        ? { model: modelName, created_at: createdAt(), message: { role: 'assistant', content: out ? '' : content, ...(!out && reasoning ? { thinking: reasoning } : {}) }, ...stats }
+        ? {
+          model: modelName, created_at: createdAt(),
+          message: { role: 'assistant', content: finalContent, ...(!out && reasoning ? { thinking: reasoning } : {}), ...(called.calls.length > 0 ? { tool_calls: called.calls } : {}) },
+          ...stats,
+        }
         : { model: modelName, created_at: createdAt(), response: out ? '' : content, ...(!out && reasoning ? { thinking: reasoning } : {}), ...stats, context: [] };
     if (!out) return reply.send(final);
     out.send(final);

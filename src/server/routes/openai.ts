@@ -11,10 +11,10 @@ import type { SamplingOptions } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
-import { buildChatPrompt, encodePrompt } from '../prompt.js';
+import { buildChatPrompt, encodePrompt, templateOption } from '../prompt.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import { EventStream, jsonTemplate } from '../sse.js';
-import { parseToolCalls, toolCallId, type ToolDefinition } from '../tools.js';
+import { parseToolCalls, parseToolDefinitions, toolCallId, type ToolDefinition } from '../tools.js';
 import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
 
 const FINGERPRINT = 'fp_frugal';
@@ -90,15 +90,7 @@ function parseTools(b: Body): { tools?: ToolDefinition[]; forced?: string; use: 
     if (b.tool_choice !== undefined && b.tool_choice !== null && b.tool_choice !== 'none') throw new ApiError(422, 'tool_choice needs tools', 'tool_choice');
     return { use: false };
   }
-  if (!Array.isArray(raw)) throw new ApiError(400, 'tools must be an array', 'tools');
-  if (raw.length > 128) throw new ApiError(422, `at most 128 tools, got ${raw.length}`, 'tools');
-  const tools = raw.map((t, i) => {
-    const fn = (t as Body | null)?.function as Body | undefined;
-    if ((t as Body | null)?.type !== 'function' || !fn || typeof fn.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(fn.name)) {
-      throw new ApiError(400, `tools[${i}] must be {"type": "function", "function": {"name": ..., "parameters": ...}} with a name of letters, digits, _ or -`, `tools[${i}]`);
-    }
-    return t as ToolDefinition;
-  });
+  const tools = parseToolDefinitions(raw);
   const choice = b.tool_choice ?? 'auto';
   if (choice === 'none') return { tools: [], use: false };
   if (choice === 'auto') return { tools, use: true };
@@ -161,7 +153,7 @@ function parseChatRequest(ctx: ServerContext, body: unknown): ChatRequest {
     ...(tools.tools ? { tools: tools.tools } : {}),
     ...(tools.forced !== undefined ? { forcedTool: tools.forced } : {}),
     ...(prefix ? { prefix } : {}),
-    ...(served.loaded.chatTemplate !== undefined && !isR1Template(served.loaded.chatTemplate) ? { template: served.loaded.chatTemplate } : {}),
+    ...templateOption(served.loaded.chatTemplate),
   });
   const prompt = encodePrompt(served.tokenizer, promptPlan);
   const plan: GenerationPlan = {
@@ -177,11 +169,6 @@ function parseChatRequest(ctx: ServerContext, body: unknown): ChatRequest {
     json: formatType === 'json_object' || tools.forced !== undefined,
   };
   return { modelName: b.model as string, plan, stream, includeUsage, tools: tools.use, forcedTool: tools.forced };
-}
-
-/** Models carrying the R1 template render with the built-in TypeScript version of it. */
-function isR1Template(template: string): boolean {
-  return template.includes('<｜Assistant｜>') && template.includes('<｜User｜>');
 }
 
 export function usageOf(done: DoneEvent): Body {
