@@ -3,6 +3,7 @@
  * answer in the DeepSeek call format comes back as `message.tool_calls` (arguments as an object),
  * streamed or not; an answer without a call stays content. The model is scripted: it writes a
  * fixed text (byte tokens) whatever the prompt, so the test controls what the server must parse.
+ * Also: the Ollama routes use the model's own chat template (ChatML here), like the OpenAI route.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,4 +100,24 @@ test('ollama /api/chat with tools: a plain answer stays content; the call histor
   const streamed = [];
   for await (const part of await ollama.chat({ model: 'scripted', tools, think: false, stream: true, messages: [{ role: 'user', content: 'hi' }] })) streamed.push(part.message.content);
   assert.equal(streamed.join(''), 'It is sunny.');
+});
+
+test("the Ollama routes render the model's own chat template, as the OpenAI route does", async () => {
+  const chatml = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  const tiny = loadForServing(t.modelPath);
+  answer = 'ok';
+  const model = scriptedModel(tiny.model.info.vocabSize, tiny.tokenizer.eosId!, () => Array.from(tiny.tokenizer.encode(answer, { addSpecialTokens: false })));
+  const s = await startTestServer({ models: [{ id: 'chatml', path: t.modelPath, loaded: { model, tokenizer: tiny.tokenizer, chatTemplate: chatml } }], registry: { cacheMemoryBytes: 0 } });
+  try {
+    const messages = [{ role: 'system' as const, content: 'Be brief.' }, { role: 'user' as const, content: 'Hello there' }];
+    // the prompt ChatML gives, in byte tokens (this tokenizer adds no BOS)
+    const expected = Array.from(tiny.tokenizer.encode('<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n', { addSpecialTokens: true })).length;
+    const ollama = await new Ollama({ host: s.url }).chat({ model: 'chatml', messages, think: false, stream: false });
+    const openai = await (await fetch(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'chatml', messages, max_tokens: 4 }) })).json() as { usage: { prompt_tokens: number } };
+    assert.equal(openai.usage.prompt_tokens, expected);
+    assert.equal(ollama.prompt_eval_count, expected);
+    assert.equal(ollama.message.content, 'ok');
+  } finally {
+    await s.close();
+  }
 });
