@@ -180,3 +180,11 @@ test('the "developer" role (newer OpenAI clients) is a system message: same prom
   const plain = await client.chat.completions.create({ model: 'deepseek-chat', messages: [{ role: 'user', content: 'Hello?' }], max_tokens: 8, temperature: 0 });
   assert.ok(plain.usage!.prompt_tokens < developer.usage!.prompt_tokens, 'the developer message is in the prompt');
 });
+
+test('models.list and models.retrieve: configured ids and DeepSeek aliases; an unknown one is 404', async () => {
+  const ids = (await client.models.list()).data.map((m) => m.id);
+  assert.ok(ids.includes('tiny') && ids.includes('deepseek-reasoner'), ids.join(', '));
+  assert.equal((await client.models.retrieve('tiny')).id, 'tiny');
+  assert.equal((await client.models.retrieve('deepseek-chat')).object, 'model');
+  await assert.rejects(client.models.retrieve('gpt-99'), (error: { status?: number; message?: string }) => error.status === 404 && /does not exist/.test(error.message ?? ''));
+});

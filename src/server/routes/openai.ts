@@ -401,4 +401,13 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: ServerContext): 
   };
   app.get('/models', (req) => models(req));
   app.get('/v1/models', (req) => models(req));
+  // retrieve one model (the SDKs' models.retrieve): a configured id or an alias, else 404 model_not_found
+  const model = (req: FastifyRequest): Body => {
+    ctx.principal(req);
+    const name = (req.params as { model: string }).model;
+    ctx.registry.resolve(name);
+    return { id: name, object: 'model', created: 0, owned_by: 'frugal' };
+  };
+  app.get('/models/:model', (req) => model(req));
+  app.get('/v1/models/:model', (req) => model(req));
 }
