@@ -288,3 +288,14 @@ function markerIndex(t: TemplateTokenizer): MarkerIndex {
   }
   return index;
 }
+
+/**
+ * A fill-in-the-middle prompt in DeepSeek-V3's format: BOS, `<｜fim▁begin｜>` prefix `<｜fim▁hole｜>`
+ * suffix `<｜fim▁end｜>`; the markers are parsed as special tokens, the user's text never is.
+ */
+export function fimPrompt(tokenizer: GenerationTokenizer, prefix: string, suffix: string): Int32Array {
+  const plain = (text: string): number[] => Array.from(tokenizer.encode(text, { addSpecialTokens: false, parseSpecial: false }));
+  const special = (text: string): number[] => Array.from(tokenizer.encode(text, { addSpecialTokens: false, parseSpecial: true }));
+  const bos = Array.from(tokenizer.encode('', { addSpecialTokens: true }));
+  return Int32Array.from([...bos, ...special('<｜fim▁begin｜>'), ...plain(prefix), ...special('<｜fim▁hole｜>'), ...plain(suffix), ...special('<｜fim▁end｜>')]);
+}

@@ -96,3 +96,24 @@ test('ollama client: think: false gives no thinking; generate, tags, ps, show, v
   assert.equal(show.details.family, 'llama');
   assert.ok((await ollama.version()).version.length > 0);
 });
+
+test('ollama client: a request without prompt or messages only loads the model; suffix asks for fill in the middle', async () => {
+  const ollama = new Ollama({ host: t.url });
+  const loadGenerate = await ollama.generate({ model: 'tiny', prompt: '', stream: false });
+  assert.equal(loadGenerate.done_reason, 'load');
+  assert.equal(loadGenerate.response, '');
+  assert.equal(loadGenerate.eval_count ?? 0, 0, 'nothing generated');
+  const loadChat = await ollama.chat({ model: 'tiny', messages: [], stream: false });
+  assert.equal(loadChat.done_reason, 'load');
+  assert.equal(loadChat.message.content, '');
+
+  // the same FIM prompt as DeepSeek's /beta/completions builds
+  const fim = await ollama.generate({ model: 'tiny', prompt: 'def add(a, b):\n', suffix: '\n    return c', stream: false, options: { temperature: 0, num_predict: 6 } });
+  const beta = await (await fetch(`${t.url}/beta/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'tiny', prompt: 'def add(a, b):\n', suffix: '\n    return c', max_tokens: 6, temperature: 0 }),
+  })).json() as { choices: { text: string }[]; usage: { prompt_tokens: number } };
+  assert.equal(fim.prompt_eval_count, beta.usage.prompt_tokens);
+  assert.equal(fim.response, beta.choices[0]!.text);
+  assert.equal(fim.thinking, undefined, 'fill in the middle has no thought');
+});

@@ -1,6 +1,7 @@
 /**
  * Ollama-compatible routes: POST /api/chat (with `tools`: calls in `message.tool_calls`) and
- * /api/generate (NDJSON streaming by default, `think` and the `thinking` field), GET /api/tags,
+ * /api/generate (with `suffix`: fill in the middle) (NDJSON streaming by default, `think` and the
+ * `thinking` field; no prompt or no messages is a load request, answered done_reason "load"), GET /api/tags,
  * GET /api/ps (loaded models), POST /api/show, GET /api/version
  * (../shared/spec/formats-and-api.md §5.11). Durations are nanoseconds.
  */
@@ -11,7 +12,7 @@ import type { SamplingOptions } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
-import { buildChatPrompt, encodePrompt, templateOption } from '../prompt.js';
+import { buildChatPrompt, encodePrompt, fimPrompt, templateOption } from '../prompt.js';
 import { parseToolCalls, parseToolDefinitions, toolCallId } from '../tools.js';
 import { EventStream } from '../sse.js';
 import type { JobResult } from '../scheduler.js';
@@ -114,6 +115,12 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
   if (format !== undefined && format !== null && format !== '' && format !== 'json' && typeof format !== 'object') throw new ApiError(400, 'format must be "json" or a JSON schema object', 'format');
   const json = format === 'json' || (typeof format === 'object' && format !== null);
   const served = ctx.registry.get(resolved.id);
+  // Ollama's load request (the ollama CLI sends one before a chat): no prompt, or no messages
+  const load = kind === 'chat' ? b.messages === undefined || b.messages === null || (Array.isArray(b.messages) && b.messages.length === 0) : (b.prompt === undefined || b.prompt === '') && b.suffix === undefined;
+  if (load) {
+    const loaded = { model: modelName, created_at: new Date().toISOString(), done: true, done_reason: 'load' };
+    return reply.send(kind === 'chat' ? { ...loaded, message: { role: 'assistant', content: '' } } : { ...loaded, response: '' });
+  }
   const thinking = thinkOf(b, resolved.thinking);
   const template = templateOption(served.loaded.chatTemplate);
   const tools = kind === 'chat' && b.tools !== undefined && b.tools !== null ? parseToolDefinitions(b.tools) : [];
@@ -127,7 +134,12 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
   } else {
     const text = optString(b, 'prompt') ?? '';
     const system = optString(b, 'system');
-    if (optBool(b, 'raw')) {
+    const suffix = optString(b, 'suffix');
+    if (suffix !== undefined) {
+      // fill in the middle (code completion): the text between prompt and suffix, no thought
+      prompt = fimPrompt(served.tokenizer, text, suffix);
+      thinkingMode = 'off';
+    } else if (optBool(b, 'raw')) {
       prompt = Int32Array.from(served.tokenizer.encode(text, { addSpecialTokens: true, parseSpecial: false }));
       thinkingMode = 'off';
     } else {

@@ -11,7 +11,7 @@ import type { SamplingOptions } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
-import { buildChatPrompt, encodePrompt, templateOption } from '../prompt.js';
+import { buildChatPrompt, encodePrompt, fimPrompt, templateOption } from '../prompt.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import { EventStream, jsonTemplate } from '../sse.js';
 import { parseToolCalls, parseToolDefinitions, toolCallId, type ToolDefinition } from '../tools.js';
@@ -324,15 +324,10 @@ async function completions(ctx: ServerContext, request: FastifyRequest, reply: F
   const logprobsCount = optNumber(b, 'logprobs', { integer: true, min: 0, max: 20 });
   const served = ctx.registry.get(resolved.id);
   const tokenizer = served.tokenizer;
-  // the FIM markers are special tokens (parsed), the user's text is not
-  const plain = (text: string): number[] => Array.from(tokenizer.encode(text, { addSpecialTokens: false, parseSpecial: false }));
-  const special = (text: string): number[] => Array.from(tokenizer.encode(text, { addSpecialTokens: false, parseSpecial: true }));
-  const bos = Array.from(tokenizer.encode('', { addSpecialTokens: true }));
-  const prompt = Int32Array.from(
-    suffix !== undefined
-      ? [...bos, ...special('<｜fim▁begin｜>'), ...plain(promptText), ...special('<｜fim▁hole｜>'), ...plain(suffix), ...special('<｜fim▁end｜>')]
-      : [...bos, ...plain(promptText)],
-  );
+  const bos = (): number[] => Array.from(tokenizer.encode('', { addSpecialTokens: true }));
+  const prompt = suffix !== undefined
+    ? fimPrompt(tokenizer, promptText, suffix)
+    : Int32Array.from([...bos(), ...Array.from(tokenizer.encode(promptText, { addSpecialTokens: false, parseSpecial: false }))]);
   const plan: GenerationPlan = {
     served, prompt, thinking: 'off', sampling: samplingOf(b), stop: optStops(b),
     maxTokens: resolveMaxTokens(ctx, served, prompt.length, optNumber(b, 'max_tokens', { integer: true, min: 1 })),
