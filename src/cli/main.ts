@@ -18,6 +18,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   distill: () => import('./distill.js'),
   eval: () => import('./eval.js'),
   export: () => import('./export.js'),
+  quantize: () => import('./quantize.js'),
   recipe: () => import('./recipe.js'),
   serve: () => import('./serve.js'),
   admin: () => import('./admin.js'),

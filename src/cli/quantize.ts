@@ -1,0 +1,125 @@
+/**
+ * `frugal quantize IN.gguf OUT.gguf TYPE`: a GGUF with its weight matrices stored as TYPE, the way
+ * llama-quantize makes one (one type for every matrix, like its *_S presets). Every tensor with two
+ * or more dimensions whose rows split into TYPE's blocks is converted (decoded to f32, then
+ * encoded); 1-D tensors (norms, biases), MoE routers (`ffn_gate_inp`, which llama.cpp keeps in
+ * f32) and rows that do not fit the block (a K-quant needs rows of 256: then Q8_0 when rows of
+ * 32 fit, else the tensor stays as it is) keep their type. Metadata is copied, with
+ * general.file_type set. A source already quantized needs --allow-requantize (quality loss twice).
+ */
+import { parseArgs } from 'node:util';
+import { openGguf, type GgufTensorInfo } from '../formats/gguf.js';
+import type { GgufValue } from '../formats/gguf-value.js';
+import { writeGguf, type GgufTensorInput } from '../formats/gguf-write.js';
+import { type DType, dtypeInfo } from '../tensor/dtype.js';
+import { canDequantize, canQuantize, dequantize, quantize } from '../tensor/quant/index.js';
+
+export const summary = 'convert a GGUF model\'s weight matrices to another type (q8_0, q4_k, ...)';
+
+const USAGE = `usage: frugal quantize IN.gguf OUT.gguf TYPE [--allow-requantize]
+  TYPE: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k`;
+
+/** llama.cpp's llama_ftype for a file whose matrices are all `type` (the *_S presets for K-quants). */
+const FILE_TYPES: Partial<Record<DType, number>> = {
+  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, bf16: 32,
+};
+
+/** Types that hold a weight without (noticeable) loss: converting from or to them is no requantization. */
+const FLOAT_TYPES = new Set<DType>(['f32', 'f16', 'bf16']);
+
+/** The type a tensor gets: `target` when its rows fit the blocks, a fallback, or its own type. */
+export function quantizedType(info: Pick<GgufTensorInfo, 'name' | 'dims' | 'dtype'>, target: DType): DType {
+  if (info.dims.length < 2 || !info.name.endsWith('.weight') || info.name.includes('ffn_gate_inp')) return info.dtype;
+  const rowLength = info.dims[0]!;
+  if (rowLength % dtypeInfo(target).blockElements === 0) return target;
+  if (dtypeInfo(target).blockElements === 256 && rowLength % 32 === 0) return 'q8_0';
+  return info.dtype;
+}
+
+export interface QuantizeReport {
+  converted: number;
+  kept: number;
+  /** Tensors that got another type than asked (rows that do not fit the target's blocks): name -> type. */
+  fallbacks: Map<string, DType>;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** Writes `output`: `input` with its matrices as `target` (see the file comment). */
+export function quantizeGguf(input: string, output: string, target: DType, options: { allowRequantize?: boolean; progress?: (done: number, total: number, name: string) => void } = {}): QuantizeReport {
+  if (!canQuantize(target)) throw new Error(`quantize: no encoder for type '${target}'`);
+  const file = openGguf(input);
+  try {
+    const plan = file.tensors.map((t) => ({ info: t, type: quantizedType(t, target) }));
+    const requantized = plan.find((p) => p.type !== p.info.dtype && !FLOAT_TYPES.has(p.info.dtype) && !FLOAT_TYPES.has(p.type));
+    if (requantized && !options.allowRequantize) {
+      throw new Error(`${input}: tensor '${requantized.info.name}' is already ${requantized.info.dtype}; quantizing it again loses quality twice (pass --allow-requantize to do it anyway)`);
+    }
+    const undecodable = plan.find((p) => p.type !== p.info.dtype && !canDequantize(p.info.dtype));
+    if (undecodable) throw new Error(`${input}: tensor '${undecodable.info.name}' has type ${undecodable.info.dtype}, which cannot be decoded`);
+    const report: QuantizeReport = { converted: 0, kept: 0, fallbacks: new Map(), bytesIn: 0, bytesOut: 0 };
+    let done = 0;
+    const tensors: GgufTensorInput[] = plan.map(({ info, type }) => {
+      report.bytesIn += info.byteLength;
+      if (type === info.dtype) report.kept++;
+      else report.converted++;
+      if (type !== info.dtype && type !== target) report.fallbacks.set(info.name, type);
+      return {
+        name: info.name, dims: info.dims, dtype: type,
+        data: () => {
+          const bytes = file.readTensorBytes(info);
+          const out = type === info.dtype ? bytes : quantize(type, dequantize(info.dtype, bytes, info.elements));
+          report.bytesOut += out.length;
+          options.progress?.(++done, plan.length, info.name);
+          return out;
+        },
+      };
+    });
+    const metadata = new Map<string, GgufValue>(file.metadata);
+    const fileType = FILE_TYPES[target];
+    if (fileType !== undefined) metadata.set('general.file_type', { type: 'u32', value: fileType });
+    if (!FLOAT_TYPES.has(target)) metadata.set('general.quantization_version', { type: 'u32', value: 2 });
+    writeGguf(output, { metadata, tensors, alignment: file.alignment });
+    return report;
+  } finally {
+    file.close();
+  }
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { 'allow-requantize': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 3) {
+    console.error(USAGE);
+    return 2;
+  }
+  const [input, output, type] = positionals as [string, string, string];
+  const target = type.toLowerCase() as DType;
+  if (!(target in FILE_TYPES)) {
+    console.error(`frugal quantize: unknown type '${type}'\n${USAGE}`);
+    return 2;
+  }
+  if (input === output) throw new Error('quantize: write to another file than the input (it is read while the output is written)');
+  const started = performance.now();
+  let shown = 0;
+  const report = quantizeGguf(input, output, target, {
+    allowRequantize: values['allow-requantize'] ?? false,
+    // a progress line at most twice a second (and the last one), rewritten in place on a terminal
+    progress: (done, total, name) => {
+      const now = performance.now();
+      if (now - shown < 500 && done < total) return;
+      shown = now;
+      const seconds = (now - started) / 1000;
+      const eta = (seconds / done) * (total - done);
+      const line = `[${done}/${total}] ${seconds.toFixed(1)} s, ETA ${eta.toFixed(0)} s  ${name}`;
+      process.stderr.write(process.stderr.isTTY ? `\r${line.padEnd(80).slice(0, 80)}${done === total ? '\n' : ''}` : `${line}\n`);
+    },
+  });
+  const mib = (n: number): string => (n / 1048576).toFixed(2);
+  console.log(`${output}: ${report.converted} tensors as ${target}, ${report.kept} kept; ${mib(report.bytesIn)} MiB -> ${mib(report.bytesOut)} MiB`);
+  for (const [name, t] of report.fallbacks) console.log(`  ${name}: ${t} (its rows do not split into ${target} blocks)`);
+  return 0;
+}

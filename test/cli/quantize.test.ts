@@ -1,0 +1,108 @@
+/**
+ * `frugal quantize`: the shipped f32 model as Q8_0 loads here and in llama.cpp (same top tokens,
+ * log-probabilities close), keeps norms and routers in f32, and answers like the f32 model; a
+ * K-quant falls back to Q8_0 for rows that are not a multiple of 256; quantizing a quantized file
+ * needs --allow-requantize; bad arguments are refused with a message.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { quantizeGguf, quantizedType } from '../../src/cli/quantize.js';
+import { openGguf } from '../../src/formats/gguf.js';
+import { loadModel } from '../../src/models/load.js';
+import { compareLogProbs, runLlamaCpp } from '../oracle/llama-cpp.js';
+
+const shipped = 'models/frugal-r1-tiny.gguf';
+const dir = mkdtempSync(join(tmpdir(), 'frugal-quantize-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function frugal(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, ['bin/frugal.js', ...args], { encoding: 'utf8' });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+const typesOf = (path: string): Map<string, string> => {
+  const file = openGguf(path);
+  try {
+    return new Map(file.tensors.map((t) => [t.name, t.dtype]));
+  } finally {
+    file.close();
+  }
+};
+
+test('quantize q8_0: matrices as Q8_0, norms and routers kept; llama.cpp and we agree on the new file; answers like f32', async () => {
+  const out = join(dir, 'tiny-q8_0.gguf');
+  const cli = frugal('quantize', shipped, out, 'q8_0');
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /tensors as q8_0/);
+  const types = typesOf(out);
+  assert.equal(types.get('blk.1.attn_q_a.weight'), 'q8_0');
+  assert.equal(types.get('blk.1.ffn_up_exps.weight'), 'q8_0');
+  assert.equal(types.get('output.weight'), 'q8_0');
+  assert.equal(types.get('blk.1.attn_norm.weight'), 'f32');
+  assert.equal(types.get('blk.1.ffn_gate_inp.weight'), 'f32', 'MoE router kept');
+  assert.ok(statSync(out).size < statSync(shipped).size / 3, 'about a quarter of the f32 bytes');
+  const file = openGguf(out);
+  assert.equal(file.value('general.file_type'), 7);
+  file.close();
+
+  // our logits on the Q8_0 file: close to the f32 model's, the same next token
+  const { model: f32, tokenizer } = loadModel(shipped);
+  const q8 = loadModel(out).model;
+  const prompt = Array.from(tokenizer!.encode('<｜User｜>What is 12 + 35?<｜Assistant｜><think>\n', { addSpecialTokens: true, parseSpecial: true }));
+  const a = f32.forward(Int32Array.from(prompt), f32.newCache(64));
+  const b = q8.forward(Int32Array.from(prompt), q8.newCache(64));
+  const argmax = (v: Float32Array): number => v.indexOf(Math.max(...v));
+  assert.equal(argmax(b), argmax(a));
+  const scale = Math.max(...a.map(Math.abs));
+  const worst = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+  assert.ok(worst < 0.05 * scale, `Q8_0 logits differ from f32 by ${worst} (logits up to ${scale})`);
+
+  // llama.cpp reads the file and gives the same top tokens, log-probabilities within activation rounding
+  const [result] = await runLlamaCpp({ modelPath: out, jobs: [{ kind: 'logprobs', tokens: prompt, allPositions: true }] });
+  assert.equal(result?.kind, 'logprobs');
+  if (result?.kind !== 'logprobs') return;
+  const all = q8.forward(Int32Array.from(prompt), q8.newCache(64), { allLogits: true });
+  const V = q8.info.vocabSize;
+  result.positions.forEach((theirs, i) => {
+    const c = compareLogProbs(all.subarray(i * V, (i + 1) * V), theirs);
+    assert.ok(c.sameTop, `position ${i}: top token differs from llama.cpp's`);
+    assert.ok(c.maxError < 0.5, `position ${i}: max |log p diff| ${c.maxError}`);
+  });
+});
+
+test('quantize q4_k: rows of 128 fall back to Q8_0 (reported); requantizing needs --allow-requantize', () => {
+  const out = join(dir, 'tiny-q4_k.gguf');
+  const report = quantizeGguf(shipped, out, 'q4_k');
+  assert.ok(report.fallbacks.size > 0);
+  for (const [name, type] of report.fallbacks) assert.equal(type, 'q8_0', name);
+  assert.equal(quantizedType({ name: 'x.weight', dims: [256, 4], dtype: 'f32' }, 'q4_k'), 'q4_k');
+  assert.equal(quantizedType({ name: 'x.weight', dims: [96, 4], dtype: 'f32' }, 'q4_k'), 'q8_0');
+  assert.equal(quantizedType({ name: 'x.weight', dims: [100, 4], dtype: 'f32' }, 'q4_k'), 'f32', 'no block fits: kept');
+  assert.equal(quantizedType({ name: 'norm.weight', dims: [256], dtype: 'f32' }, 'q4_k'), 'f32');
+
+  const again = frugal('quantize', out, join(dir, 'again.gguf'), 'q4_0');
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /already q8_0.*--allow-requantize/);
+  const forced = frugal('quantize', out, join(dir, 'again.gguf'), 'q4_0', '--allow-requantize');
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(typesOf(join(dir, 'again.gguf')).get('output.weight'), 'q4_0');
+  // back to f32 is no requantization
+  assert.equal(frugal('quantize', out, join(dir, 'back.gguf'), 'f32').code, 0);
+});
+
+test('quantize: unknown type, wrong argument count, same file in and out, a missing file', () => {
+  const bad = frugal('quantize', shipped, join(dir, 'x.gguf'), 'q9_9');
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown type 'q9_9'/);
+  assert.equal(frugal('quantize', shipped).code, 2);
+  const same = frugal('quantize', shipped, shipped, 'q8_0');
+  assert.equal(same.code, 1);
+  assert.match(same.stderr, /another file than the input/);
+  const missing = frugal('quantize', join(dir, 'nope.gguf'), join(dir, 'y.gguf'), 'q8_0');
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /nope\.gguf/);
+});
