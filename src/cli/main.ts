@@ -19,6 +19,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   eval: () => import('./eval.js'),
   export: () => import('./export.js'),
   quantize: () => import('./quantize.js'),
+  bench: () => import('./bench.js'),
   recipe: () => import('./recipe.js'),
   serve: () => import('./serve.js'),
   admin: () => import('./admin.js'),
