@@ -53,6 +53,15 @@ export async function run(args: string[]): Promise<number> {
     console.log(usage);
     return values.help ? 0 : 2;
   }
+  // arguments an action does not take are an error, not ignored (`create-key alice` made a key without owner)
+  const takes: Record<string, number> = {
+    'create-user': 1, 'list-users': 0, 'create-key': 0, 'list-keys': 0, 'revoke-key': 1, registration: 1, 'create-invite': 0, resume: 0, status: 0,
+  };
+  const most = takes[action];
+  if (most !== undefined && rest.length > most) {
+    const hint = action === 'create-key' ? ' (give the owner as --user NAME)' : '';
+    throw new Error(`${action} takes ${most === 0 ? 'no argument' : `${most} argument`}, got '${rest.join(' ')}'${hint}`);
+  }
   const store = new Store(values.db!);
   try {
     switch (action) {

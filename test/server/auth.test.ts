@@ -151,3 +151,10 @@ test('login attempts per IP are limited (429 with Retry-After)', async () => {
     await limited.close();
   }
 });
+
+test('frugal admin: an argument an action does not take is an error, not ignored', async () => {
+  await assert.rejects(admin(['--db', db, 'create-key', 'alice']), /create-key takes no argument, got 'alice' \(give the owner as --user NAME\)/);
+  await assert.rejects(admin(['--db', db, 'status', 'now']), /status takes no argument/);
+  await assert.rejects(admin(['--db', db, 'registration', 'open', 'please']), /registration takes 1 argument/);
+  assert.match(await adminCommand('status'), /active keys/);
+});
