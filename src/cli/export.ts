@@ -1,11 +1,12 @@
 /**
  * `frugal export --checkpoint DIR --to gguf --out FILE [--type f32|f16|q8_0]`: writes a training
- * checkpoint (or a run directory's latest) as a GGUF file for llama.cpp and `frugal run`.
+ * checkpoint (or a run directory's latest), or a Hugging Face model directory (sharded, FP8 with
+ * block scales included), as a GGUF file for llama.cpp and `frugal run`.
  */
 import { parseArgs } from 'node:util';
 import { type ExportType, exportCheckpoint } from '../train/export-gguf.js';
 
-export const summary = 'export a training checkpoint to GGUF (deepseek2 / llama / qwen2)';
+export const summary = 'export a training checkpoint or a Hugging Face model directory to GGUF (deepseek2 / llama / qwen2)';
 
 const USAGE = 'usage: frugal export --checkpoint DIR --to gguf --out FILE [--type f32|f16|q8_0]';
 const TYPES: readonly ExportType[] = ['f32', 'f16', 'q8_0'];

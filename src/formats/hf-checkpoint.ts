@@ -207,15 +207,30 @@ export function readTensorF32(checkpoint: Checkpoint, name: string): Float32Arra
 }
 
 /**
- * The checkpoint directory a path names: a directory with model.safetensors, or a training run
- * directory whose `latest` file points at one (src/train/checkpoint.ts writes both).
+ * Every tensor of a checkpoint as f32 with its shape (FP8 weights dequantized with their block
+ * scales, whose `_scale_inv` tensors are not listed themselves): a whole model in memory, for
+ * conversions.
+ */
+export function readAllTensorsF32(checkpoint: Checkpoint): Map<string, { shape: number[]; values: Float32Array }> {
+  const out = new Map<string, { shape: number[]; values: Float32Array }>();
+  for (const name of checkpoint.tensorNames()) {
+    if (name.endsWith(FP8_SCALE_SUFFIX) && checkpoint.tensor(name.slice(0, -FP8_SCALE_SUFFIX.length))?.computeDtype === 'fp8_e4m3') continue;
+    out.set(name, { shape: [...checkpoint.tensor(name)!.shape], values: readTensorF32(checkpoint, name) });
+  }
+  return out;
+}
+
+/**
+ * The checkpoint directory a path names: a directory with model.safetensors (or a sharded
+ * model's model.safetensors.index.json), or a training run directory whose `latest` file points
+ * at one (src/train/checkpoint.ts writes both).
  */
 export function resolveCheckpointDir(path: string): string {
   if (!existsSync(path)) throw new Error(`checkpoint not found: ${path}`);
   if (!statSync(path).isDirectory()) throw new Error(`checkpoint ${path}: not a directory`);
-  if (existsSync(join(path, 'model.safetensors'))) return path;
+  if (existsSync(join(path, 'model.safetensors')) || existsSync(join(path, INDEX_FILE))) return path;
   const latest = join(path, 'latest');
-  if (!existsSync(latest)) throw new Error(`checkpoint ${path}: no model.safetensors and no 'latest' pointer`);
+  if (!existsSync(latest)) throw new Error(`checkpoint ${path}: no model.safetensors, no ${INDEX_FILE} and no 'latest' pointer`);
   const target = readFileSync(latest, 'utf8').trim();
   if (target.length === 0 || target.includes('..')) throw new Error(`checkpoint ${latest}: bad pointer ${JSON.stringify(target)}`);
   const dir = resolve(path, target);

@@ -1,5 +1,6 @@
 /**
- * Export of a training checkpoint (HF config.json + model.safetensors + tokenizer.json) to a GGUF
+ * Export of a training checkpoint or a Hugging Face model directory (config.json, model.safetensors
+ * or shards with their index, BF16/F32 or FP8 with block scales, tokenizer.json) to a GGUF
  * file that llama.cpp and our engine load: `deepseek2` for DeepseekV3ForCausalLM (split
  * attn_k_b/attn_v_b, stacked experts, the MTP module as `blk.{n}.nextn.*` with copies of the
  * embedding and head as in the released checkpoint), `llama` / `qwen2` for the dense models.
@@ -15,7 +16,8 @@ import { type TinyDeepseekModel, deepseekGgufTensors } from '../models/deepseek-
 import { type TinyDenseModel, denseGgufTensors } from '../models/tiny.js';
 import { Tokenizer, tokenizerGgufMetadata } from '../tokenizer/index.js';
 import type { DType } from '../tensor/dtype.js';
-import { loadModelDir, resolveCheckpointDir } from './checkpoint.js';
+import { openCheckpoint, readAllTensorsF32, resolveCheckpointDir } from '../formats/hf-checkpoint.js';
+import { readHfConfig } from '../formats/hf-config.js';
 import type { NamedTensor } from './model.js';
 
 export type ExportType = 'f32' | 'f16' | 'q8_0';
@@ -140,6 +142,13 @@ export function exportCheckpoint(checkpoint: string, out: string, type: ExportTy
   const dir = resolveCheckpointDir(checkpoint);
   const tokenizerPath = join(dir, 'tokenizer.json');
   if (!existsSync(tokenizerPath)) throw new Error(`checkpoint ${dir}: tokenizer.json is missing (GGUF files embed the tokenizer)`);
-  const { config, tensors } = loadModelDir(dir);
-  return exportGguf(config, tensors, Tokenizer.fromFile(tokenizerPath), out, type);
+  // our checkpoints and Hugging Face model directories alike: sharded, BF16, or FP8 with block scales
+  const files = openCheckpoint(dir);
+  let tensors: Map<string, NamedTensor>;
+  try {
+    tensors = readAllTensorsF32(files);
+  } finally {
+    files.close();
+  }
+  return exportGguf(readHfConfig(join(dir, 'config.json')), tensors, Tokenizer.fromFile(tokenizerPath), out, type);
 }

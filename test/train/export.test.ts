@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { rmSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { noGrad } from '../../src/autograd/var.js';
 import { runPretraining } from '../../src/train/pretrain.js';
 import { exportCheckpoint } from '../../src/train/export-gguf.js';
@@ -13,6 +13,9 @@ import { TrainModel } from '../../src/train/model.js';
 import { loadModel } from '../../src/models/load.js';
 import type { DeepseekModel } from '../../src/models/deepseek-v3.js';
 import { Tokenizer } from '../../src/tokenizer/index.js';
+import { resolveCheckpointDir } from '../../src/formats/hf-checkpoint.js';
+import { readF32Tensors } from '../../src/train/checkpoint.js';
+import { type TinyDeepseekModel, fp8Checkpoint, writeTinyDeepseekHf } from '../../src/models/deepseek-v3-tiny.js';
 import { compareLogProbs, runLlamaCppModels } from '../oracle/llama-cpp.js';
 import { runFixture } from './run-fixture.js';
 import { tempDir } from './helpers.js';
@@ -86,7 +89,7 @@ test('export to GGUF (deepseek2 with MTP, qwen2, llama): our engine on the GGUF 
   assert.match(bad.stderr, /--type: 'q3' is not one of f32, f16, q8_0/);
   const missing = spawnSync(process.execPath, [bin, 'export', '--checkpoint', tempDir('empty'), '--out', 'x.gguf'], { encoding: 'utf8' });
   assert.equal(missing.status, 1);
-  assert.match(missing.stderr, /no model\.safetensors and no 'latest' pointer/);
+  assert.match(missing.stderr, /no model\.safetensors, no model\.safetensors\.index\.json and no 'latest' pointer/);
 });
 
 test('llama.cpp loads the exported GGUFs and gives the training forward\'s next-token log-probs', { timeout: 300_000 }, async () => {
@@ -114,4 +117,26 @@ test('llama.cpp loads the exported GGUFs and gives the training forward\'s next-
     });
     assert.ok(worst < 1e-3, `${run.run.model.architecture}: max |log p diff| vs llama.cpp = ${worst}`);
   });
+});
+
+test('export from a Hugging Face directory (2 shards, FP8 weights with block scales): the GGUF computes what the directory does', () => {
+  const source = resolveCheckpointDir(v3.run.run.outDir);
+  const config = JSON.parse(readFileSync(join(source, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const tensors = readF32Tensors(join(source, 'model.safetensors'));
+  const hf = tempDir('export-hf');
+  dirs.push(hf);
+  const model = { hfConfig: config, tensors } as unknown as TinyDeepseekModel;
+  const fp8 = fp8Checkpoint(tensors);
+  assert.ok(fp8.fp8.size > 0, 'some weights are stored as FP8');
+  writeTinyDeepseekHf(hf, model, { fp8, shards: 2 });
+  copyFileSync(join(source, 'tokenizer.json'), join(hf, 'tokenizer.json'));
+  const out = join(hf, 'model.gguf');
+  const cli = spawnSync(process.execPath, [bin, 'export', '--checkpoint', hf, '--to', 'gguf', '--out', out], { encoding: 'utf8' });
+  assert.equal(cli.status, 0, cli.stderr);
+  const fromGguf = loadModel(out).model;
+  const fromDir = loadModel(hf).model;
+  const a = fromGguf.forward(PROMPT, fromGguf.newCache(64), { allLogits: true });
+  const b = fromDir.forward(PROMPT, fromDir.newCache(64), { allLogits: true });
+  assert.ok(relDiff(a, b) < 1e-5, `GGUF vs HF directory: ${relDiff(a, b)}`);
+  assert.ok((fromGguf as DeepseekModel).weights.mtp.length === 1, 'the MTP module came along');
 });
