@@ -10,7 +10,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type GgufValue, gguf } from '../formats/gguf-value.js';
-import { writeGguf } from '../formats/gguf-write.js';
+import { type GgufTensorInput, writeGguf } from '../formats/gguf-write.js';
+import { llama3FreqFactors } from '../nn/rope.js';
 import type { DeepseekConfig, HfConfig, LlamaConfig, Qwen2Config } from '../formats/hf-config.js';
 import { type TinyDeepseekModel, deepseekGgufTensors } from '../models/deepseek-v3-tiny.js';
 import { type TinyDenseModel, denseGgufTensors } from '../models/tiny.js';
@@ -79,8 +80,14 @@ function deepseekMetadata(c: DeepseekConfig, name: string, mtp: boolean): [strin
 
 function denseMetadata(c: LlamaConfig | Qwen2Config, name: string): [string, GgufValue][] {
   const a = c.architecture === 'LlamaForCausalLM' ? 'llama' : 'qwen2';
-  if (c.rope_scaling !== null) throw new Error(`export: rope_scaling '${c.rope_scaling.type}' is not supported for ${a} export`);
+  const rs = c.rope_scaling;
+  // llama3 scaling travels as the rope_freqs.weight tensor (denseRopeTensors), linear as llama.cpp's keys
+  const scaling: [string, GgufValue][] = rs?.type === 'linear' ? [[`${a}.rope.scaling.type`, gguf.string('linear')], [`${a}.rope.scaling.factor`, gguf.f32(rs.factor)]] : [];
+  if (rs !== null && !(rs.type === 'linear' || (rs.type === 'llama3' && a === 'llama'))) {
+    throw new Error(`export: rope_scaling '${rs.type}' is not supported for ${a} export (llama3 for llama, linear)`);
+  }
   return [
+    ...scaling,
     ['general.architecture', gguf.string(a)],
     ['general.name', gguf.string(name)],
     ['general.quantization_version', gguf.u32(2)],
@@ -95,6 +102,16 @@ function denseMetadata(c: LlamaConfig | Qwen2Config, name: string): [string, Ggu
     [`${a}.rope.dimension_count`, gguf.u32(c.head_dim)],
     [`${a}.vocab_size`, gguf.u32(c.vocab_size)],
   ];
+}
+
+/** Llama 3.1's rope scaling as llama.cpp stores it: per-frequency divisors in rope_freqs.weight. */
+function denseRopeTensors(c: LlamaConfig | Qwen2Config): GgufTensorInput[] {
+  const rs = c.rope_scaling;
+  if (rs?.type !== 'llama3') return [];
+  const factors = llama3FreqFactors(c.head_dim, c.rope_theta, {
+    type: 'llama3', factor: rs.factor, lowFreqFactor: rs.low_freq_factor, highFreqFactor: rs.high_freq_factor, originalContext: rs.original_max_position_embeddings,
+  });
+  return [{ name: 'rope_freqs.weight', dims: [factors.length], dtype: 'f32', data: new Uint8Array(factors.buffer, factors.byteOffset, factors.byteLength) }];
 }
 
 /** Writes `tensors` (HF names, f32) of a model with `config` as a GGUF file with the tokenizer embedded. */
@@ -132,7 +149,7 @@ export function exportGguf(config: HfConfig, tensors: ReadonlyMap<string, NamedT
     options: { architecture: arch, heads: c.num_attention_heads, kvHeads: c.num_key_value_heads, llama3RopeScaling: false, ropeTheta: c.rope_theta, dtype },
     headDim: c.head_dim, tensors: hf,
   } as unknown as TinyDenseModel;
-  const ggufTensors = denseGgufTensors(dense, dtype);
+  const ggufTensors = [...denseRopeTensors(c), ...denseGgufTensors(dense, dtype)];
   const result = writeGguf(out, { metadata: [...denseMetadata(c, name), ...tokenizerEntries], tensors: ggufTensors });
   return { architecture: arch, tensors: ggufTensors.length, fileSize: result.fileSize };
 }
