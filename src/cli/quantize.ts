@@ -17,12 +17,45 @@ import { canDequantize, canQuantize, dequantize, quantize } from '../tensor/quan
 export const summary = 'convert a GGUF model\'s weight matrices to another type (q8_0, q4_k, ...)';
 
 const USAGE = `usage: frugal quantize IN.gguf OUT.gguf TYPE [--allow-requantize]
-  TYPE: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k`;
+  TYPE: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k (= q4_k_s), q5_k (= q5_k_s), q6_k,
+        q4_k_m, q5_k_m (Q6_K for the output and for attn_v / ffn_down of some layers, as llama-quantize)`;
 
 /** llama.cpp's llama_ftype for a file whose matrices are all `type` (the *_S presets for K-quants). */
 const FILE_TYPES: Partial<Record<DType, number>> = {
   f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, bf16: 32,
 };
+
+/** A quantization preset: one type for the matrices, or (the _M presets) Q6_K for the sensitive ones. */
+export interface QuantScheme {
+  base: DType;
+  /** The type of the output matrix and of attn_v / ffn_down in the layers useMoreBits picks (_M presets). */
+  more?: DType;
+  fileType: number;
+}
+
+/** The preset a TYPE argument names, or undefined. */
+export function quantScheme(name: string): QuantScheme | undefined {
+  const lower = name.toLowerCase();
+  if (lower === 'q4_k_m') return { base: 'q4_k', more: 'q6_k', fileType: 15 };
+  if (lower === 'q5_k_m') return { base: 'q5_k', more: 'q6_k', fileType: 17 };
+  const base = (lower === 'q4_k_s' ? 'q4_k' : lower === 'q5_k_s' ? 'q5_k' : lower) as DType;
+  const fileType = FILE_TYPES[base];
+  return fileType === undefined ? undefined : { base, fileType };
+}
+
+/** llama-quantize's choice of layers that keep more bits in the _M presets: the first and last eighth, and every third between. */
+export function useMoreBits(layer: number, layers: number): boolean {
+  const eighth = Math.floor(layers / 8);
+  return layer < eighth || layer >= Math.floor((7 * layers) / 8) || (layer - eighth) % 3 === 2;
+}
+
+/** The type a scheme asks for a tensor (before the block-size fallback of quantizedType). */
+export function schemeType(scheme: QuantScheme, name: string, layers: number): DType {
+  if (!scheme.more) return scheme.base;
+  if (name === 'output.weight') return scheme.more;
+  const layer = /^blk\.(\d+)\.(attn_v|ffn_down)/.exec(name);
+  return layer && useMoreBits(Number(layer[1]), layers) ? scheme.more : scheme.base;
+}
 
 /** Types that hold a weight without (noticeable) loss: converting from or to them is no requantization. */
 const FLOAT_TYPES = new Set<DType>(['f32', 'f16', 'bf16']);
@@ -45,12 +78,19 @@ export interface QuantizeReport {
   bytesOut: number;
 }
 
-/** Writes `output`: `input` with its matrices as `target` (see the file comment). */
-export function quantizeGguf(input: string, output: string, target: DType, options: { allowRequantize?: boolean; progress?: (done: number, total: number, name: string) => void } = {}): QuantizeReport {
-  if (!canQuantize(target)) throw new Error(`quantize: no encoder for type '${target}'`);
+/** Writes `output`: `input` with its matrices as `type` names them (a DType or a preset; see the file comment). */
+export function quantizeGguf(input: string, output: string, type: string, options: { allowRequantize?: boolean; progress?: (done: number, total: number, name: string) => void } = {}): QuantizeReport {
+  const scheme = quantScheme(type);
+  if (!scheme || !canQuantize(scheme.base)) throw new Error(`quantize: unknown type '${type}'`);
+  const target = scheme.base;
   const file = openGguf(input);
   try {
-    const plan = file.tensors.map((t) => ({ info: t, type: quantizedType(t, target) }));
+    const architecture = file.value('general.architecture');
+    const layers = Number(file.value(`${String(architecture)}.block_count`) ?? 0);
+    const plan = file.tensors.map((t) => {
+      const wanted = schemeType(scheme, t.name, layers);
+      return { info: t, wanted, type: quantizedType(t, wanted) };
+    });
     const requantized = plan.find((p) => p.type !== p.info.dtype && !FLOAT_TYPES.has(p.info.dtype) && !FLOAT_TYPES.has(p.type));
     if (requantized && !options.allowRequantize) {
       throw new Error(`${input}: tensor '${requantized.info.name}' is already ${requantized.info.dtype}; quantizing it again loses quality twice (pass --allow-requantize to do it anyway)`);
@@ -59,11 +99,11 @@ export function quantizeGguf(input: string, output: string, target: DType, optio
     if (undecodable) throw new Error(`${input}: tensor '${undecodable.info.name}' has type ${undecodable.info.dtype}, which cannot be decoded`);
     const report: QuantizeReport = { converted: 0, kept: 0, fallbacks: new Map(), bytesIn: 0, bytesOut: 0 };
     let done = 0;
-    const tensors: GgufTensorInput[] = plan.map(({ info, type }) => {
+    const tensors: GgufTensorInput[] = plan.map(({ info, wanted, type }) => {
       report.bytesIn += info.byteLength;
       if (type === info.dtype) report.kept++;
       else report.converted++;
-      if (type !== info.dtype && type !== target) report.fallbacks.set(info.name, type);
+      if (type !== info.dtype && type !== wanted) report.fallbacks.set(info.name, type);
       return {
         name: info.name, dims: info.dims, dtype: type,
         data: () => {
@@ -76,8 +116,7 @@ export function quantizeGguf(input: string, output: string, target: DType, optio
       };
     });
     const metadata = new Map<string, GgufValue>(file.metadata);
-    const fileType = FILE_TYPES[target];
-    if (fileType !== undefined) metadata.set('general.file_type', { type: 'u32', value: fileType });
+    metadata.set('general.file_type', { type: 'u32', value: scheme.fileType });
     if (!FLOAT_TYPES.has(target)) metadata.set('general.quantization_version', { type: 'u32', value: 2 });
     writeGguf(output, { metadata, tensors, alignment: file.alignment });
     return report;
@@ -97,15 +136,14 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const [input, output, type] = positionals as [string, string, string];
-  const target = type.toLowerCase() as DType;
-  if (!(target in FILE_TYPES)) {
+  if (!quantScheme(type)) {
     console.error(`frugal quantize: unknown type '${type}'\n${USAGE}`);
     return 2;
   }
   if (input === output) throw new Error('quantize: write to another file than the input (it is read while the output is written)');
   const started = performance.now();
   let shown = 0;
-  const report = quantizeGguf(input, output, target, {
+  const report = quantizeGguf(input, output, type, {
     allowRequantize: values['allow-requantize'] ?? false,
     // a progress line at most twice a second (and the last one), rewritten in place on a terminal
     progress: (done, total, name) => {
@@ -119,7 +157,7 @@ export async function run(args: string[]): Promise<number> {
     },
   });
   const mib = (n: number): string => (n / 1048576).toFixed(2);
-  console.log(`${output}: ${report.converted} tensors as ${target}, ${report.kept} kept; ${mib(report.bytesIn)} MiB -> ${mib(report.bytesOut)} MiB`);
-  for (const [name, t] of report.fallbacks) console.log(`  ${name}: ${t} (its rows do not split into ${target} blocks)`);
+  console.log(`${output}: ${report.converted} tensors converted (${type.toLowerCase()}), ${report.kept} kept; ${mib(report.bytesIn)} MiB -> ${mib(report.bytesOut)} MiB`);
+  for (const [name, t] of report.fallbacks) console.log(`  ${name}: ${t} (its rows do not split into the blocks of the type asked)`);
   return 0;
 }

@@ -10,9 +10,10 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { quantizeGguf, quantizedType } from '../../src/cli/quantize.js';
+import { quantizeGguf, quantizedType, useMoreBits } from '../../src/cli/quantize.js';
 import { openGguf } from '../../src/formats/gguf.js';
 import { loadModel } from '../../src/models/load.js';
+import { writeTinyDenseGguf } from '../../src/models/tiny.js';
 import { compareLogProbs, runLlamaCpp } from '../oracle/llama-cpp.js';
 
 const shipped = 'models/frugal-r1-tiny.gguf';
@@ -37,7 +38,7 @@ test('quantize q8_0: matrices as Q8_0, norms and routers kept; llama.cpp and we 
   const out = join(dir, 'tiny-q8_0.gguf');
   const cli = frugal('quantize', shipped, out, 'q8_0');
   assert.equal(cli.code, 0, cli.stderr);
-  assert.match(cli.stdout, /tensors as q8_0/);
+  assert.match(cli.stdout, /tensors converted \(q8_0\)/);
   const types = typesOf(out);
   assert.equal(types.get('blk.1.attn_q_a.weight'), 'q8_0');
   assert.equal(types.get('blk.1.ffn_up_exps.weight'), 'q8_0');
@@ -105,4 +106,27 @@ test('quantize: unknown type, wrong argument count, same file in and out, a miss
   const missing = frugal('quantize', join(dir, 'nope.gguf'), join(dir, 'y.gguf'), 'q8_0');
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /nope\.gguf/);
+});
+
+test('quantize q4_k_m: Q6_K for the output and for attn_v / ffn_down of the layers llama-quantize picks, Q4_K elsewhere', () => {
+  const src = join(dir, 'dense-256.gguf');
+  writeTinyDenseGguf(src, { architecture: 'llama', tokenizer: 'bytes', hiddenSize: 256, heads: 4, kvHeads: 2, ffSize: 512, layers: 8, seed: 5 });
+  const out = join(dir, 'dense-q4_k_m.gguf');
+  const cli = frugal('quantize', src, out, 'Q4_K_M');
+  assert.equal(cli.code, 0, cli.stderr);
+  const types = typesOf(out);
+  assert.equal(types.get('output.weight'), 'q6_k');
+  assert.equal(types.get('blk.0.attn_q.weight'), 'q4_k');
+  // layers 0 and 7 (first and last eighth of 8) and 3, 6 ((i - 1) % 3 == 2) keep more bits
+  const more = [0, 1, 2, 3, 4, 5, 6, 7].filter((i) => types.get(`blk.${i}.attn_v.weight`) === 'q6_k');
+  assert.deepEqual(more, [0, 3, 6, 7]);
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7].filter((i) => types.get(`blk.${i}.ffn_down.weight`) === 'q6_k'), more);
+  assert.ok([1, 2, 4, 5].every((i) => types.get(`blk.${i}.attn_v.weight`) === 'q4_k'));
+  const file = openGguf(out);
+  assert.equal(file.value('general.file_type'), 15);
+  file.close();
+  assert.deepEqual([0, 1, 2, 3, 4, 27].map((i) => useMoreBits(i, 28)), [true, true, true, false, false, true], 'integer eighths as llama.cpp computes them');
+  const model = loadModel(out).model;
+  const logits = model.forward(Int32Array.of(1, 40, 41, 42), model.newCache(16));
+  assert.ok(logits.every(Number.isFinite));
 });
