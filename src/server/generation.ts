@@ -9,6 +9,7 @@ import type { SamplingOptions } from '../generate/sampling.js';
 import type { ThinkingMode } from '../generate/sequence.js';
 import type { ServerContext, Principal } from './context.js';
 import { ApiError } from './errors.js';
+import type { JsonSchema } from './json-schema.js';
 import type { ServedModel } from './models.js';
 import type { JobResult } from './scheduler.js';
 
@@ -22,7 +23,8 @@ export interface GenerationPlan {
   reasoningBudget?: number | undefined;
   logprobs?: boolean;
   topLogprobs?: number;
-  json?: boolean;
+  /** Constrain the answer to one JSON object (true) or to one that fits a schema (json-schema.ts). */
+  json?: boolean | Exclude<JsonSchema, boolean>;
 }
 
 /** Checks that the prompt fits and resolves max_tokens (400 / 422 with the numbers). */

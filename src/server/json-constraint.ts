@@ -29,7 +29,17 @@ const enum Mode {
 
 const MAX_WHITESPACE_RUN = 2;
 
-export class JsonValidator {
+/** What the mask needs of a constraint: JsonValidator (any object), SchemaValidator (json-schema.ts). */
+export interface JsonConstraint {
+  /** True once the top-level object is closed. */
+  readonly complete: boolean;
+  /** Feeds text; false when it cannot continue a valid output (the state is then undefined). */
+  push(text: string): boolean;
+  /** Would `text` keep the output valid? (state unchanged) */
+  accepts(text: string): boolean;
+}
+
+export class JsonValidator implements JsonConstraint {
   private stack = '';
   private mode: Mode = Mode.Value;
   private isKey = false;
@@ -233,7 +243,7 @@ export function maskVocabulary(
  * tested in order of decreasing logit until `keep` acceptable ones are found (the rest are banned
  * too), which bounds the work per step on large vocabularies. Returns the number of tokens left.
  */
-export function maskJsonLogits(logits: Float32Array, state: JsonValidator, vocab: MaskVocabulary, keep = 64): number {
+export function maskJsonLogits(logits: Float32Array, state: JsonConstraint, vocab: MaskVocabulary, keep = 64): number {
   if (state.complete) {
     for (let id = 0; id < logits.length; id++) if (!vocab.stopIds.has(id)) logits[id] = -Infinity;
     return vocab.stopIds.size;

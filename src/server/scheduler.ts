@@ -26,7 +26,8 @@ import { HIDDEN_PREFILL_CHUNK } from '../generate/speculative.js';
 import { Sequence, type SequenceOptions } from '../generate/sequence.js';
 import type { SpeculativeDecoder } from '../generate/speculative-step.js';
 import { ApiError } from './errors.js';
-import { JsonValidator, maskJsonLogits } from './json-constraint.js';
+import { type JsonConstraint, JsonValidator, maskJsonLogits } from './json-constraint.js';
+import { type JsonSchema, SchemaValidator } from './json-schema.js';
 import type { ServedModel } from './models.js';
 import { Speculation, type ServerSpeculativeOptions } from './speculation.js';
 
@@ -35,8 +36,8 @@ export interface JobSpec {
   prompt: Int32Array;
   options: SequenceOptions;
   signal?: AbortSignal;
-  /** Constrain the content (after the thought, if any) to one JSON object. */
-  json?: boolean;
+  /** Constrain the content (after the thought, if any) to one JSON object (true), or to one that fits a schema. */
+  json?: boolean | Exclude<JsonSchema, boolean>;
   /** Token and text events as they happen (the done event is the promise's result). */
   onEvent?: (event: GenerationEvent) => void;
   /** Called when the request leaves the queue and starts running. */
@@ -82,7 +83,7 @@ interface Job {
   feed?: Int32Array | undefined;
   /** The feed is a prompt chunk (its logits matter only after the prompt's last chunk). */
   prefilling?: boolean;
-  json?: { state: JsonValidator; active: boolean; raw: string } | undefined;
+  json?: { state: JsonConstraint; active: boolean; raw: string } | undefined;
   /** Its speculative decoder, when the server speculates and the request allows it. */
   speculative?: SpeculativeDecoder | undefined;
   resolve: (r: JobResult) => void;
@@ -144,7 +145,7 @@ export class Scheduler {
     const seq = new Sequence(spec.model.tokenizer, spec.prompt, spec.options, spec.model.model.info.vocabSize);
     return new Promise<JobResult>((resolve, reject) => {
       const job: Job = { spec, seq, enqueuedAt: performance.now(), startedAt: 0, prefillEnd: 0, firstTokenAt: undefined, cached: 0, pos: 0, resolve, reject };
-      if (spec.json) job.json = { state: new JsonValidator(), active: spec.options.thinking === 'off', raw: '' };
+      if (spec.json) job.json = { state: spec.json === true ? new JsonValidator() : new SchemaValidator(spec.json), active: spec.options.thinking === 'off', raw: '' };
       spec.model.active++;
       if (this.active.length < this.maxActive) this.start(job);
       else {

@@ -31,7 +31,7 @@ export interface ServerSpeculativeOptions {
 /** What a request asks that bears on speculation. */
 export interface SpeculationRequest {
   model: ServedModel;
-  json?: boolean | undefined;
+  json?: boolean | object | undefined;
   options: { logprobs?: boolean | undefined; maxTokens?: number | undefined };
 }
 

@@ -97,12 +97,13 @@ test('deepseek-chat answers without reasoning; JSON mode output is always a vali
   assert.ok(completed > 0, 'some answers closed their object');
 });
 
-test('a forced tool call returns tool_calls with JSON arguments', async () => {
+test('a forced tool call returns tool_calls with JSON arguments that follow the tool\'s parameter schema', async () => {
   let calls = 0;
+  const parameters = { type: 'object', properties: { city: { type: 'string', maxLength: 6 }, days: { type: 'integer' } }, required: ['city'] };
   for (let seed = 1; seed <= 6; seed++) {
     const r = await client.chat.completions.create({
       model: 'deepseek-chat', messages: [{ role: 'user', content: 'weather in Paris?' }], max_tokens: 60, seed,
-      tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }],
+      tools: [{ type: 'function', function: { name: 'get_weather', parameters } }],
       tool_choice: { type: 'function', function: { name: 'get_weather' } },
     });
     const choice = r.choices[0]!;
@@ -110,7 +111,11 @@ test('a forced tool call returns tool_calls with JSON arguments', async () => {
     assert.equal(choice.finish_reason, 'tool_calls');
     const call = choice.message.tool_calls![0]! as { function: { name: string; arguments: string } };
     assert.equal(call.function.name, 'get_weather');
-    assert.equal(typeof JSON.parse(call.function.arguments), 'object');
+    const args = JSON.parse(call.function.arguments) as Record<string, unknown>;
+    assert.equal(typeof args.city, 'string');
+    assert.ok((args.city as string).length <= 6);
+    assert.ok(Object.keys(args).every((k) => k === 'city' || k === 'days'), call.function.arguments);
+    if ('days' in args) assert.ok(Number.isInteger(args.days));
     calls++;
   }
   assert.ok(calls > 0, 'some calls completed');

@@ -14,6 +14,7 @@ import { ApiError } from '../errors.js';
 import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
 import { buildChatPrompt, encodePrompt, fimPrompt, templateOption } from '../prompt.js';
 import { parseToolCalls, parseToolDefinitions, toolCallId } from '../tools.js';
+import { checkJsonSchema, type JsonSchema } from '../json-schema.js';
 import { EventStream } from '../sse.js';
 import type { JobResult } from '../scheduler.js';
 import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
@@ -113,7 +114,7 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
   const opts = optionsOf(b);
   const format = b.format;
   if (format !== undefined && format !== null && format !== '' && format !== 'json' && typeof format !== 'object') throw new ApiError(400, 'format must be "json" or a JSON schema object', 'format');
-  const json = format === 'json' || (typeof format === 'object' && format !== null);
+  const json = format === 'json' ? true : typeof format === 'object' && format !== null ? (checkJsonSchema(format, 'format') as Exclude<JsonSchema, boolean>) : false;
   const served = ctx.registry.get(resolved.id);
   // Ollama's load request (the ollama CLI sends one before a chat): no prompt, or no messages
   const load = kind === 'chat' ? b.messages === undefined || b.messages === null || (Array.isArray(b.messages) && b.messages.length === 0) : (b.prompt === undefined || b.prompt === '') && b.suffix === undefined;

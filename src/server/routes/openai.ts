@@ -15,6 +15,7 @@ import { buildChatPrompt, encodePrompt, fimPrompt, templateOption } from '../pro
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import { EventStream, jsonTemplate } from '../sse.js';
 import { parseToolCalls, parseToolDefinitions, toolCallId, type ToolDefinition } from '../tools.js';
+import { checkJsonSchema, type JsonSchema } from '../json-schema.js';
 import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
 
 const FINGERPRINT = 'fp_frugal';
@@ -84,6 +85,17 @@ function parseMessages(value: unknown): { messages: ChatMessage[]; prefix?: { co
   return prefix ? { messages, prefix } : { messages };
 }
 
+/** A forced call's arguments follow the tool's parameter schema when it is one we can enforce (else any JSON object). */
+function forcedToolSchema(tools: { tools?: ToolDefinition[]; forced?: string }): Exclude<JsonSchema, boolean> | undefined {
+  const parameters = tools.tools?.find((t) => t.function.name === tools.forced)?.function.parameters;
+  if (parameters === undefined) return undefined;
+  try {
+    return checkJsonSchema(parameters, 'parameters') as Exclude<JsonSchema, boolean>;
+  } catch {
+    return undefined;
+  }
+}
+
 function parseTools(b: Body): { tools?: ToolDefinition[]; forced?: string; use: boolean } {
   const raw = b.tools;
   if (raw === undefined || raw === null) {
@@ -135,7 +147,12 @@ function parseChatRequest(ctx: ServerContext, body: unknown): ChatRequest {
   if (topLogprobs !== undefined && !logprobs) throw new ApiError(422, 'top_logprobs requires logprobs: true', 'top_logprobs');
   const format = optObject(b, 'response_format');
   const formatType = format ? optString(format, 'type') ?? 'text' : 'text';
-  if (formatType !== 'text' && formatType !== 'json_object') throw new ApiError(422, `response_format.type must be "text" or "json_object", got "${formatType}"`, 'response_format');
+  if (formatType !== 'text' && formatType !== 'json_object' && formatType !== 'json_schema') {
+    throw new ApiError(422, `response_format.type must be "text", "json_object" or "json_schema", got "${formatType}"`, 'response_format');
+  }
+  const schema = formatType === 'json_schema'
+    ? (checkJsonSchema((format!.json_schema as Body | undefined)?.schema, 'response_format.json_schema.schema') as Exclude<JsonSchema, boolean>)
+    : undefined;
   const thinkingField = optObject(b, 'thinking');
   let thinking = resolved.thinking;
   if (thinkingField) {
@@ -166,7 +183,7 @@ function parseChatRequest(ctx: ServerContext, body: unknown): ChatRequest {
     reasoningBudget,
     logprobs,
     topLogprobs: topLogprobs ?? 0,
-    json: formatType === 'json_object' || tools.forced !== undefined,
+    json: schema ?? forcedToolSchema(tools) ?? (formatType === 'json_object' || tools.forced !== undefined),
   };
   return { modelName: b.model as string, plan, stream, includeUsage, tools: tools.use, forcedTool: tools.forced };
 }
