@@ -61,3 +61,37 @@ test('tool calls in the DeepSeek format become tool_calls; malformed ones stay c
   assert.deepEqual(parseToolCalls(broken), { content: broken, calls: [] });
   assert.deepEqual(parseToolCalls('plain answer'), { content: 'plain answer', calls: [] });
 });
+
+test('the mask keeps the same tokens as testing the whole vocabulary in sorted order would, on a large vocabulary', () => {
+  // a 5000-token vocabulary of short texts; only a few of them continue a number, and they rank low
+  const alphabet = 'abcdefghij{}[]":, 0123456789-.eE';
+  let seed = 7;
+  const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const texts = Array.from({ length: 5000 }, (_, i) => (i % 9 === 0 ? undefined : Array.from({ length: 1 + (i % 3) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('')));
+  const vocab = { texts, stopIds: new Set([0]) };
+  /** The mask as it was: sort everything, test in order. */
+  const reference = (logits: Float32Array, state: JsonValidator, keep: number): Float32Array => {
+    const out = logits.slice();
+    const order = Array.from({ length: out.length }, (_, i) => i).sort((a, b) => out[b]! - out[a]! || a - b);
+    let kept = 0;
+    for (const id of order) {
+      const text = vocab.texts[id];
+      if (kept < keep && text !== undefined && out[id] !== -Infinity && state.accepts(text)) kept++;
+      else out[id] = -Infinity;
+    }
+    return out;
+  };
+  for (const prefix of ['{"a": 1', '{"a": ', '{"a": [1', '{']) {
+    const state = new JsonValidator();
+    assert.ok(state.push(prefix));
+    for (let round = 0; round < 4; round++) {
+      const logits = Float32Array.from({ length: texts.length }, () => Math.floor(rnd() * 50)); // many ties
+      // keep 400: fewer than that fit among the best 1024, so the whole vocabulary gets sorted too
+      const keep = round % 2 === 0 ? 64 : 400;
+      const expected = reference(logits, state, keep);
+      const got = logits.slice();
+      maskJsonLogits(got, state, vocab, keep);
+      assert.deepEqual(Array.from(got).map((v) => v !== -Infinity), Array.from(expected).map((v) => v !== -Infinity), `${prefix} round ${round}`);
+    }
+  }
+});
