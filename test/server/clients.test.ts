@@ -94,6 +94,7 @@ test('ollama client: think: false gives no thinking; generate, tags, ps, show, v
   assert.equal(running.models[0]!.size, statSync(t.modelPath).size);
   const show = await ollama.show({ model: 'tiny' });
   assert.equal(show.details.family, 'llama');
+  assert.deepEqual([...(show as { capabilities?: string[] }).capabilities ?? []].sort(), ['completion', 'thinking', 'tools'], 'what /api/chat supports');
   assert.ok((await ollama.version()).version.length > 0);
 });
 

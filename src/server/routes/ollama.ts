@@ -240,7 +240,7 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ServerContext): 
       modelfile: '', parameters: '', template: served.loaded.chatTemplate ?? '',
       details: { format: 'gguf', family: info.architecture, parameter_size: `${(info.parameterCount / 1e6).toFixed(1)}M`, quantization_level: '' },
       model_info: { 'general.architecture': info.architecture, 'general.parameter_count': info.parameterCount, [`${info.architecture}.context_length`]: info.contextLength, [`${info.architecture}.vocab_size`]: info.vocabSize },
-      capabilities: ['completion', 'thinking'],
+      capabilities: ['completion', 'tools', 'thinking'],
     };
   });
 }
