@@ -58,6 +58,8 @@ const cases: [name: string, path: string, body: Buffer | string, status: number,
   ['unknown route', '/v1/nothing', '{}', 404, /no route POST \/v1\/nothing/],
   ['ollama: bad think', '/api/chat', JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'x' }], think: 'maybe' }), 400, /think must be/],
   ['ollama: unknown model', '/api/generate', JSON.stringify({ model: 'llama9', prompt: 'x' }), 404, /does not exist/],
+  ['ollama: images in a chat', '/api/chat', JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'what is this?', images: ['iVBORw0KGgo='] }] }), 400, /images: the models served here read text only/],
+  ['ollama: images in a generate', '/api/generate', JSON.stringify({ model: 'tiny', prompt: 'what is this?', images: ['iVBORw0KGgo='] }), 400, /images: the models served here read text only/],
   ['FIM without prompt', '/beta/completions', JSON.stringify({ model: 'deepseek-chat' }), 400, /prompt must be a string/],
 ];
 

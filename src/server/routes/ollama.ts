@@ -63,6 +63,7 @@ function parseMessages(value: unknown): ChatMessage[] {
       throw new ApiError(400, `messages[${i}] must be an object with role system, user, assistant or tool`, `messages[${i}]`);
     }
     const role = m.role as ChatMessage['role'];
+    if (Array.isArray(m.images) && m.images.length > 0) throw new ApiError(400, `messages[${i}].images: the models served here read text only`, `messages[${i}].images`);
     const calls = role === 'assistant' && Array.isArray(m.tool_calls) ? m.tool_calls : undefined;
     if (typeof m.content !== 'string' && !(calls && (m.content === undefined || m.content === null))) {
       throw new ApiError(400, `messages[${i}].content must be a string`, `messages[${i}].content`);
@@ -133,6 +134,7 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
     prompt = encodePrompt(served.tokenizer, plan);
     thinkingMode = plan.thinking;
   } else {
+    if (Array.isArray(b.images) && b.images.length > 0) throw new ApiError(400, 'images: the models served here read text only', 'images');
     const text = optString(b, 'prompt') ?? '';
     const system = optString(b, 'system');
     const suffix = optString(b, 'suffix');
