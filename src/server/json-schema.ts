@@ -88,6 +88,30 @@ function parse(text: string): Node | undefined {
     at = text.length;
     return { value, raw: text.slice(start), closed: false, pending };
   };
+  /**
+   * The members of a container after its opening bracket, up to `close`: readMember reads one and
+   * says whether it was finished (else the text ends inside it). `more`: the text ends after a comma.
+   */
+  const members = (node: { closed: boolean; more: boolean }, close: string, readMember: () => boolean): void => {
+    for (;;) {
+      ws();
+      if (at >= text.length) return;
+      if (text[at] === close) {
+        at++;
+        node.closed = true;
+        return;
+      }
+      if (text[at] === ',') {
+        at++;
+        ws();
+        if (at >= text.length) {
+          node.more = true;
+          return;
+        }
+      }
+      if (!readMember()) return;
+    }
+  };
   const value = (): Node | undefined => {
     ws();
     if (at >= text.length) return undefined;
@@ -95,54 +119,28 @@ function parse(text: string): Node | undefined {
     if (ch === '{') {
       at++;
       const node: Node = { kind: 'object', entries: [], closed: false, more: false };
-      for (;;) {
-        ws();
-        if (at >= text.length) return node;
-        if (text[at] === '}') {
-          at++;
-          node.closed = true;
-          return node;
-        }
-        if (text[at] === ',') {
-          at++;
-          ws();
-          if (at >= text.length) {
-            node.more = true;
-            return node;
-          }
-        }
+      members(node, '}', () => {
         const key = string();
         const entry = { key: key.value, rawKey: key.raw, keyDone: key.closed, value: undefined as Node | undefined };
         node.entries.push(entry);
-        if (!key.closed) return node;
+        if (!key.closed) return false;
         ws();
-        if (at >= text.length) return node;
+        if (at >= text.length) return false;
         at++; // :
         entry.value = value();
-        if (!entry.value || !entry.value.closed) return node;
-      }
+        return entry.value !== undefined && entry.value.closed;
+      });
+      return node;
     }
     if (ch === '[') {
       at++;
       const node: Node = { kind: 'array', items: [], closed: false, more: false };
-      for (;;) {
-        ws();
-        if (at >= text.length) return node;
-        if (text[at] === ']') {
-          at++;
-          node.closed = true;
-          return node;
-        }
-        const comma = text[at] === ',';
-        if (comma) at++;
-        const item = value();
-        if (!item) {
-          node.more = comma;
-          return node;
-        }
+      members(node, ']', () => {
+        const item = value()!; // the text goes on after the whitespace members() skipped
         node.items.push(item);
-        if (!item.closed) return node;
-      }
+        return item.closed;
+      });
+      return node;
     }
     if (ch === '"') return { kind: 'string', ...string() };
     const start = at;
