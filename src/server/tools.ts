@@ -39,6 +39,20 @@ export function parseToolDefinitions(raw: unknown): ToolDefinition[] {
   });
 }
 
+/**
+ * The tool calls of an earlier assistant message (OpenAI's shape, or Ollama's with arguments as an
+ * object and no id), as the prompt renders them; 400 naming the call without a function name.
+ */
+export function historyToolCalls(calls: readonly unknown[], message: number): ParsedToolCall[] {
+  return calls.map((call, j) => {
+    const c = call as { id?: unknown; function?: { name?: unknown; arguments?: unknown } } | null;
+    const fn = c?.function;
+    if (!fn || typeof fn.name !== 'string') throw new ApiError(400, `messages[${message}].tool_calls[${j}].function.name must be a string`, `messages[${message}].tool_calls`);
+    const args = fn.arguments;
+    return { id: typeof c.id === 'string' ? c.id : toolCallId(), type: 'function', function: { name: fn.name, arguments: typeof args === 'string' ? args : JSON.stringify(args ?? {}) } };
+  });
+}
+
 /** The system-prompt section that describes the tools and the call format. */
 export function toolsPrompt(tools: readonly ToolDefinition[]): string {
   const lines = ['## Tools', '', 'You can call these functions:', ''];

@@ -13,7 +13,7 @@ import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
 import { buildChatPrompt, encodePrompt, fimPrompt, templateOption } from '../prompt.js';
-import { parseToolCalls, parseToolDefinitions, toolCallId } from '../tools.js';
+import { historyToolCalls, parseToolCalls, parseToolDefinitions } from '../tools.js';
 import { checkJsonSchema, type JsonSchema } from '../json-schema.js';
 import { EventStream } from '../sse.js';
 import type { JobResult } from '../scheduler.js';
@@ -70,14 +70,7 @@ function parseMessages(value: unknown): ChatMessage[] {
     }
     const message: ChatMessage = { role, content: typeof m.content === 'string' ? m.content : null };
     // Ollama's calls: {function: {name, arguments: {...}}} (arguments an object; a JSON string is taken too)
-    if (calls) {
-      message.tool_calls = calls.map((call, j) => {
-        const fn = (call as Body | null)?.function as Body | undefined;
-        if (!fn || typeof fn.name !== 'string') throw new ApiError(400, `messages[${i}].tool_calls[${j}].function.name must be a string`, `messages[${i}].tool_calls`);
-        const args = fn.arguments;
-        return { id: toolCallId(), type: 'function', function: { name: fn.name, arguments: typeof args === 'string' ? args : JSON.stringify(args ?? {}) } };
-      });
-    }
+    if (calls) message.tool_calls = historyToolCalls(calls, i);
     return message;
   });
 }

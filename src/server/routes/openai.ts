@@ -14,7 +14,7 @@ import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '
 import { buildChatPrompt, encodePrompt, fimPrompt, templateOption } from '../prompt.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import { EventStream, jsonTemplate } from '../sse.js';
-import { parseToolCalls, parseToolDefinitions, toolCallId, type ToolDefinition } from '../tools.js';
+import { historyToolCalls, parseToolCalls, parseToolDefinitions, toolCallId, type ToolDefinition } from '../tools.js';
 import { checkJsonSchema, type JsonSchema } from '../json-schema.js';
 import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
 
@@ -70,14 +70,7 @@ function parseMessages(value: unknown): { messages: ChatMessage[]; prefix?: { co
       return;
     }
     const message: ChatMessage = { role, content };
-    if (role === 'assistant' && Array.isArray(m.tool_calls)) {
-      message.tool_calls = (m.tool_calls as Body[]).map((call, j) => {
-        const fn = call?.function as Body | undefined;
-        if (!fn || typeof fn.name !== 'string') throw new ApiError(400, `messages[${i}].tool_calls[${j}].function.name must be a string`, `messages[${i}].tool_calls`);
-        const args = fn.arguments;
-        return { id: typeof call.id === 'string' ? call.id : toolCallId(), type: 'function', function: { name: fn.name, arguments: typeof args === 'string' ? args : JSON.stringify(args ?? {}) } };
-      });
-    }
+    if (role === 'assistant' && Array.isArray(m.tool_calls)) message.tool_calls = historyToolCalls(m.tool_calls, i);
     if (role === 'tool' && typeof m.tool_call_id === 'string') message.tool_call_id = m.tool_call_id;
     messages.push(message);
   });
