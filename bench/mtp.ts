@@ -1,5 +1,5 @@
 /**
- * Speculative decoding benchmark (`npm run bench:mtp [-- --model FILE --tokens N --k K --repeats R]`):
+ * Speculative decoding benchmark (`npm run bench:mtp [-- --model FILE --tokens N --k K --repeats R --deepen 8,12,16]`):
  * greedy tokens/s without and with MTP self-drafting (same run, same prompt), acceptance rate,
  * tokens per main-model forward and speedup; then the same for n-gram drafting on a repetitive
  * prompt. The variants run interleaved (plain, k=1, k=2, ..., plain, ...) R times after a
@@ -10,6 +10,9 @@
  * machine runs. Default model: models/frugal-r1-tiny.gguf when it exists, else a tiny random-weight
  * deepseek2 with an MTP module, built in a temporary directory (its MTP acceptance is then
  * meaningless: an untrained module guesses).
+ *
+ * With --deepen L,...: the cycle cost again on copies of the model deepened to L layers (its
+ * MoE layers repeated; see deepenGguf), at the tokens per cycle measured on the model itself.
  *
  * Last, the verify cost on a memory-bound model (`--large FILE`, default the bench:decode cache's
  * Qwen2-1.5B Q4_K file when it exists): the time of one forward over 1, 2, 3, 4 and 8 new tokens
@@ -30,11 +33,12 @@ import type { CausalLM } from '../src/models/model.js';
 import type { DeepseekModel } from '../src/models/deepseek-v3.js';
 import { loadModel } from '../src/models/load.js';
 import { openGguf } from '../src/formats/gguf.js';
+import { type GgufTensorInput, writeGguf } from '../src/formats/gguf-write.js';
 import { tinyDeepseekModel, writeTinyDeepseekGguf } from '../src/models/deepseek-v3-tiny.js';
 import { describeBackend } from '../src/tensor/index.js';
 
 const { values } = parseArgs({
-  options: { model: { type: 'string' }, tokens: { type: 'string' }, k: { type: 'string' }, repeats: { type: 'string' }, large: { type: 'string' } },
+  options: { model: { type: 'string' }, tokens: { type: 'string' }, k: { type: 'string' }, repeats: { type: 'string' }, large: { type: 'string' }, deepen: { type: 'string' } },
   strict: true,
 });
 const tokens = Number(values.tokens ?? 64);
@@ -105,6 +109,12 @@ try {
   if (hasMtp(model)) {
     await compare('MTP self-drafting, prompt "The capital of France is"', 'The capital of France is', mtpK.map((k) => ({ method: 'mtp' as const, draftTokens: k })));
     cycleCost(model as DeepseekModel, mtpK, tokensPerCycle, repeats);
+    for (const layers of (values.deepen ?? '').split(',').filter(Boolean).map(Number)) {
+      const copy = join(tmp || (tmp = mkdtempSync(join(tmpdir(), 'frugal-bench-mtp-'))), `deepened-${layers}.gguf`);
+      deepenGguf(path, copy, layers);
+      console.log(`\ndeepened to ${layers} layers (its MoE layers repeated, the MTP module last; tokens per cycle as measured above):`);
+      cycleCost(loadModel(copy, { tokenizer: false }).model as DeepseekModel, mtpK, tokensPerCycle, repeats);
+    }
   } else {
     console.log('(the model has no MTP module: MTP drafting skipped)');
   }
@@ -113,6 +123,35 @@ try {
   verifyCost(values.large ?? join(homedir(), '.cache', 'frugal-bench', 'qwen2-1.5b-q4_k.gguf'), acceptance.get(1), repeats);
 } finally {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
+}
+
+/**
+ * A copy of the deepseek2 GGUF at `source` with `layers` decoder layers: layer 0 (dense) kept, the
+ * MoE layers 1 .. n-1 repeated in turn to fill 1 .. layers-1, the MTP module (block n) moved to
+ * block `layers`. Its weights are the shipped ones, so its cost is what a deeper model of the same
+ * width would cost (its drafts mean nothing).
+ */
+function deepenGguf(source: string, out: string, layers: number): void {
+  if (!Number.isInteger(layers) || layers < 2) throw new Error(`--deepen: ${layers} is not a layer count >= 2`);
+  const file = openGguf(source);
+  try {
+    const blocks = Number(file.value('deepseek2.block_count')); // the main layers and the MTP module
+    const moeLayers = blocks - 2;
+    const metadata = new Map(file.metadata);
+    metadata.set('deepseek2.block_count', { type: 'u32', value: layers + 1 });
+    const tensors: GgufTensorInput[] = [];
+    for (const t of file.tensors) {
+      const data = (): Uint8Array => file.readTensorBytes(t);
+      const m = /^blk\.(\d+)\.(.*)$/.exec(t.name);
+      const block = m ? Number(m[1]) : -1;
+      const names = !m || block === 0 ? [t.name] : block === blocks - 1 ? [`blk.${layers}.${m[2]}`]
+        : Array.from({ length: layers - 1 }, (_, j) => j + 1).filter((j) => ((j - 1) % moeLayers) + 1 === block).map((j) => `blk.${j}.${m[2]}`);
+      for (const name of names) tensors.push({ name, dims: t.dims, dtype: t.dtype, data });
+    }
+    writeGguf(out, { metadata, tensors });
+  } finally {
+    file.close();
+  }
 }
 
 /**
