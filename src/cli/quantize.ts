@@ -1,6 +1,7 @@
 /**
  * `frugal quantize IN.gguf OUT.gguf TYPE`: a GGUF with its weight matrices stored as TYPE, the way
- * llama-quantize makes one (one type for every matrix, like its *_S presets). Every tensor with two
+ * llama-quantize makes one: one type for every matrix (its *_S presets), or for q4_k_m / q5_k_m
+ * Q6_K for the output and some attn_v / ffn_down (schemeType). Every tensor with two
  * or more dimensions whose rows split into TYPE's blocks is converted (decoded to f32, then
  * encoded); 1-D tensors (norms, biases), MoE routers (`ffn_gate_inp`, which llama.cpp keeps in
  * f32) and rows that do not fit the block (a K-quant needs rows of 256: then Q8_0 when rows of
