@@ -115,3 +115,11 @@ test('the registry loads with loadForServing by default; a model without a token
   const broken = new ModelRegistry([{ id: 'bare', path: bare }]);
   assert.throws(() => broken.get('bare'), /no-tokenizer: the model file has no tokenizer, so it cannot generate text/);
 });
+
+test('a bad --cache-memory is refused at start with the flag named', () => {
+  for (const value of ['-5', 'lots', '1.5']) {
+    const r = spawnSync(process.execPath, [bin, 'serve', '--model', model, '--port', '0', '--db', join(dir, 'cache.db'), `--cache-memory=${value}`], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 1, value);
+    assert.match(r.stderr, new RegExp(`--cache-memory must be an integer >= 0, got '${value.replace('.', '\\.')}'`));
+  }
+});
