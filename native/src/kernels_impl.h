@@ -946,16 +946,84 @@ void softmax(float* x, int64_t rows, int64_t cols) {
   }
 }
 
+/** cs[i] = cos(pos·invFreq[i])·factor, sn[i] = sin(..)·factor, i < half (in double, then rounded). */
+void ropeAngles(int64_t pos, const float* invFreq, float factor, int64_t half, float* cs, float* sn) {
+  for (int64_t i = 0; i < half; i++) {
+    const double angle = static_cast<double>(pos) * static_cast<double>(invFreq[i]);
+    cs[i] = static_cast<float>(std::cos(angle) * factor);
+    sn[i] = static_cast<float>(std::sin(angle) * factor);
+  }
+}
+
+/**
+ * The rows [cos | sin] of ropeAngles for positions 0 .. count-1 of one (invFreq, factor), kept
+ * per thread: a decode step rotates a few rows at positions met before (every layer, q and k),
+ * and a double sin and cos per pair cost more than the rotation itself. Values are the ones
+ * ropeAngles computes, so results do not change.
+ */
+struct RopeTable {
+  float invFreq[256];
+  int64_t half = -1;
+  float factor = 0;
+  float* rows = nullptr;
+  int64_t count = 0, capacity = 0;
+};
+constexpr int64_t ROPE_TABLE_POSITIONS = 32768;  // at most 32768 · 2 · half floats per table
+constexpr int ROPE_TABLES = 4;                    // per thread (models with different rope, MTP)
+
+/** The [cos | sin] row of `pos`, from this thread's table for (invFreq, factor); nullptr where not kept. */
+const float* ropeTableRow(int64_t pos, const float* invFreq, float factor, int64_t half) {
+  struct Tables {
+    RopeTable t[ROPE_TABLES];
+    int next = 0;
+    ~Tables() {
+      for (RopeTable& table : t) std::free(table.rows);
+    }
+  };
+  static thread_local Tables tables;
+  if (pos < 0 || pos >= ROPE_TABLE_POSITIONS || half > 256) return nullptr;
+  RopeTable* table = nullptr;
+  for (RopeTable& candidate : tables.t) {
+    if (candidate.half == half && candidate.factor == factor && std::memcmp(candidate.invFreq, invFreq, static_cast<size_t>(half) * 4) == 0) {
+      table = &candidate;
+      break;
+    }
+  }
+  if (!table) {
+    table = &tables.t[tables.next];
+    tables.next = (tables.next + 1) % ROPE_TABLES;
+    std::memcpy(table->invFreq, invFreq, static_cast<size_t>(half) * 4);
+    table->half = half;
+    table->factor = factor;
+    table->count = 0;
+  }
+  if (pos >= table->count) {
+    if (pos >= table->capacity) {
+      int64_t capacity = table->capacity > 0 ? table->capacity : 256;
+      while (capacity <= pos) capacity *= 2;
+      if (capacity > ROPE_TABLE_POSITIONS) capacity = ROPE_TABLE_POSITIONS;
+      float* rows = static_cast<float*>(std::realloc(table->rows, static_cast<size_t>(capacity * 2 * half) * 4));
+      if (!rows) return nullptr;
+      table->rows = rows;
+      table->capacity = capacity;
+    }
+    for (int64_t q = table->count; q <= pos; q++) ropeAngles(q, invFreq, factor, half, table->rows + q * 2 * half, table->rows + q * 2 * half + half);
+    table->count = pos + 1;
+  }
+  return table->rows + pos * 2 * half;
+}
+
 void rope(float* x, const RopeArgs& p) {
   const int64_t half = p.ropeDim / 2;
-  float* cs = scratch(0, static_cast<size_t>(2 * half + 2));
-  float* sn = cs + half;
+  float* own = scratch(0, static_cast<size_t>(2 * half + 2));
   for (int64_t t = 0; t < p.tokens; t++) {
-    for (int64_t i = 0; i < half; i++) {
-      const double angle = static_cast<double>(p.positions[t]) * static_cast<double>(p.invFreq[i]);
-      cs[i] = static_cast<float>(std::cos(angle) * p.attentionFactor);
-      sn[i] = static_cast<float>(std::sin(angle) * p.attentionFactor);
+    const float* row = ropeTableRow(p.positions[t], p.invFreq, p.attentionFactor, half);
+    if (!row) {
+      ropeAngles(p.positions[t], p.invFreq, p.attentionFactor, half, own, own + half);
+      row = own;
     }
+    const float* cs = row;
+    const float* sn = row + half;
     for (int64_t h = 0; h < p.heads; h++) {
       float* base = x + t * p.tokenStride + h * p.headStride + p.offset;
       if (p.neox) {

@@ -356,6 +356,34 @@ test('native rope equals ref: interleaved and neox, strided heads, offset, large
   }
 });
 
+test('native rope stays equal to ref across its per-thread tables: 6 rope settings in turn, positions repeated, growing, jumping past the table', { skip }, () => {
+  // The native kernel keeps cos/sin rows per (invFreq, factor) and position (4 tables per thread,
+  // positions below 32768): settings that evict each other, a row read back, and a position
+  // beyond the tables must all give what ref computes afresh.
+  const settings = Array.from({ length: 6 }, (_, s) => ({
+    invFreq: Float32Array.from({ length: 4 + (s % 2) * 4 }, (_, i) => (10000 + 1000 * s) ** (-i / 8)),
+    attentionFactor: s === 3 ? 1.5 : 1,
+  }));
+  const positionRuns = [[0, 1, 2], [5, 1, 300], [4096, 4097, 0], [40000, 32767, 32768], [7, 7, 7]];
+  let seed = 90;
+  for (let round = 0; round < 2; round++) {
+    for (const positions of positionRuns) {
+      for (const setting of settings) {
+        const ropeDim = 2 * setting.invFreq.length;
+        const params = { tokens: 3, heads: 2, tokenStride: 2 * ropeDim + 3, headStride: ropeDim, offset: 3, ropeDim, positions: Int32Array.from(positions), style: 'interleaved' as const, ...setting };
+        const x = random(3 * params.tokenStride, seed++);
+        const expected = x.slice();
+        ref.rope(expected, params);
+        eachLevel((level) => {
+          const got = x.slice();
+          native!.rope(got, params);
+          assertNear(got, expected, relative(expected, 1e-5), `${level} rope at ${positions} with ${setting.invFreq.length} frequencies`);
+        });
+      }
+    }
+  }
+});
+
 test('native element-wise kernels equal ref (siluMul with aliasing, add, mul, axpy)', { skip }, () => {
   for (const n of [1, 17, 1000]) {
     const a = random(n, n, 8);
