@@ -91,7 +91,7 @@ const MIN_TENSOR_INFO_BYTES = 24;
 /** ggml type names for ids this project cannot compute with, used in error messages. */
 const UNSUPPORTED_GGML_TYPES: Record<number, string> = {
   4: 'Q4_2 (removed)', 5: 'Q4_3 (removed)', 9: 'Q8_1', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S',
-  20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS', 29: 'IQ1_M', 31: 'Q4_0_4_4 (removed)', 32: 'Q4_0_4_8 (removed)',
+  21: 'IQ3_S', 22: 'IQ2_S', 29: 'IQ1_M', 31: 'Q4_0_4_4 (removed)', 32: 'Q4_0_4_8 (removed)',
   33: 'Q4_0_8_8 (removed)', 34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4', 40: 'NVFP4', 41: 'Q1_0', 42: 'Q2_0',
 };
 

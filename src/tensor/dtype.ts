@@ -9,6 +9,7 @@ export type DType =
   | 'i8' | 'i16' | 'i32' | 'i64'
   | 'q4_0' | 'q4_1' | 'q5_0' | 'q5_1' | 'q8_0'
   | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k'
+  | 'iq4_nl' | 'iq4_xs'
   | 'fp8_e4m3';
 
 export interface DTypeInfo {
@@ -36,6 +37,8 @@ const table: DTypeInfo[] = [
   { name: 'q5_k', blockElements: 256, blockBytes: 176, ggmlType: 13, quantized: true },
   { name: 'q6_k', blockElements: 256, blockBytes: 210, ggmlType: 14, quantized: true },
   { name: 'q8_k', blockElements: 256, blockBytes: 292, ggmlType: 15, quantized: true },
+  { name: 'iq4_nl', blockElements: 32, blockBytes: 18, ggmlType: 20, quantized: true },
+  { name: 'iq4_xs', blockElements: 256, blockBytes: 136, ggmlType: 23, quantized: true },
   { name: 'i8', blockElements: 1, blockBytes: 1, ggmlType: 24, quantized: false },
   { name: 'i16', blockElements: 1, blockBytes: 2, ggmlType: 25, quantized: false },
   { name: 'i32', blockElements: 1, blockBytes: 4, ggmlType: 26, quantized: false },

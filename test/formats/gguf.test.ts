@@ -363,7 +363,8 @@ describe('GGUF corrupt input', () => {
     expectError(oneTensor({ dims: [1n << 40n, 1n << 40n] }), /'t' ne at byte 37: f32 tensor of 1208925819614629174706176 elements needs .* bytes, more than the whole file/);
     expectError(oneTensor({ dims: [1n << 62n] }), /'t' ne\[0\] at byte 37: dimension 4611686018427387904 is too large/);
     expectError(oneTensor({ type: 99 }), /'t' type at byte 45: ggml type 99 \(unknown\) is not supported/);
-    expectError(oneTensor({ type: 20 }), /'t' type at byte 45: ggml type 20 \(IQ4_NL\) is not supported/);
+    expectError(oneTensor({ type: 21 }), /'t' type at byte 45: ggml type 21 \(IQ3_S\) is not supported/);
+    expectError(oneTensor({ type: 23, dims: [32] }), /'t' ne\[0\] at byte 37: 32 is not a multiple of the iq4_xs block size 256/);
     expectError(oneTensor({ type: 8, dims: [33] }), /'t' ne\[0\] at byte 37: 33 is not a multiple of the q8_0 block size 32/);
     expectError(oneTensor({ offset: 8 }), /'t' offset at byte 49: data offset 8 is not a multiple of the alignment 32/);
     expectError(oneTensor({ offset: 1n << 62n }), /'t' offset at byte 49: data \[4611686018427387968, .*\) lies beyond the end of the file/);

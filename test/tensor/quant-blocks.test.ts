@@ -65,6 +65,9 @@ function nibble(blk: Block, qsAt: number, e: number): number {
   return e < 16 ? byte & 0xf : byte >> 4;
 }
 
+/** The IQ4_NL / IQ4_XS codebook (ggml's kvalues_iq4nl). */
+const IQ4_VALUES = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
 const refs: Record<string, RefDecoder> = {
   q4_0: (b, e) => (nibble(b, 2, e) - 8) * b.half(0),
   q4_1: (b, e) => nibble(b, 4, e) * b.half(0) + b.half(2),
@@ -131,12 +134,20 @@ const refs: Record<string, RefDecoder> = {
     return b.half(108) * scale * (low - (hbit ? 0 : 4));
   },
   q8_k: (b, e) => b.f32(0) * b.i8(4 + e),
+  iq4_nl: (b, e) => b.half(0) * IQ4_VALUES[nibble(b, 2, e)]!,
+  iq4_xs: (b, e) => {
+    const ib = Math.floor(e / 32);
+    const scalesH = b.view.getUint16(2, true);
+    const ls = ((b.u8(4 + Math.floor(ib / 2)) >> (4 * (ib % 2))) & 15) | (((scalesH >> (2 * ib)) & 3) << 4);
+    return b.half(0) * (ls - 32) * IQ4_VALUES[nibble(b, 8 + 16 * ib, e % 32)]!;
+  },
 };
 
 /** Where each format keeps its f16 fields (so random bytes there can be replaced by finite values). */
 const halfFields: Record<string, number[]> = {
   q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2], q8_0: [0],
   q4_k: [0, 2], q5_k: [0, 2], q6_k: [208], q2_k: [80, 82], q3_k: [108], q8_k: [],
+  iq4_nl: [0], iq4_xs: [0],
 };
 
 function randomBlocks(dtype: DType, blocks: number, rand: () => number): Uint8Array {

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { type DType, DTYPES, dtypeInfo } from '../../src/tensor/dtype.js';
 import { canDequantize, canQuantize, dequantize, quantize } from '../../src/tensor/quant/index.js';
 
-const decodable: DType[] = ['f32', 'f16', 'bf16', 'fp8_e4m3', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q8_k'];
-const encodable: DType[] = ['f32', 'f16', 'bf16', 'fp8_e4m3', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
+const decodable: DType[] = ['f32', 'f16', 'bf16', 'fp8_e4m3', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q8_k', 'iq4_nl', 'iq4_xs'];
+const encodable: DType[] = ['f32', 'f16', 'bf16', 'fp8_e4m3', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'];
 
 test('canDequantize / canQuantize list exactly the implemented formats', () => {
   for (const dtype of DTYPES.keys()) {
@@ -63,6 +63,9 @@ test('block quantizers reject non-finite values and values beyond the f16 scale 
   const big = new Float32Array(32).fill(1e9);
   assert.throws(() => quantize('q8_0', big), /q8_0 quantize: block 0 needs scale .* beyond the f16 range/);
   assert.throws(() => quantize('q4_1', big), /q4_1 quantize: block 0/);
+  assert.throws(() => quantize('iq4_nl', Float32Array.from({ length: 64 }, (_, i) => (i < 32 ? 1 : 1e9))), /iq4_nl quantize: block 1 needs scale/);
+  x[77] = NaN;
+  assert.throws(() => quantize('iq4_xs', x), /iq4_xs: value NaN at index 77 is not finite/);
   // Scalar float formats represent non-finite values instead.
   assert.ok(Number.isNaN(dequantize('f16', quantize('f16', Float32Array.from([NaN])), 1)[0]!));
   assert.equal(dequantize('bf16', quantize('bf16', Float32Array.from([-Infinity])), 1)[0], -Infinity);

@@ -57,6 +57,8 @@ const bounds: Record<string, { normal: number; heavy: number }> = {
   q4_k: { normal: 0.08, heavy: 0.104 },
   q5_k: { normal: 0.04, heavy: 0.053 },
   q6_k: { normal: 0.02, heavy: 0.028 },
+  iq4_nl: { normal: 0.082, heavy: 0.112 },
+  iq4_xs: { normal: 0.082, heavy: 0.112 },
 };
 
 const N = 4096;
@@ -95,7 +97,7 @@ test('fp8_e4m3 (raw, unscaled) round trip of unit-scale data: relative error per
   assert.ok(relativeRmse(x, y) < 0.03);
 });
 
-const allQuantizable: DType[] = ['f32', 'f16', 'bf16', 'fp8_e4m3', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'];
+const allQuantizable: DType[] = ['f32', 'f16', 'bf16', 'fp8_e4m3', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'];
 
 test('all-zero input decodes to exact zeros for every quantizer', () => {
   for (const dtype of allQuantizable) {
@@ -122,7 +124,7 @@ test('constant blocks (positive and negative) come back within f16-scale roundin
 test('zero sub-blocks next to large values stay exactly zero', () => {
   const x = sample('normal', 4, 512, 5);
   x.fill(0, 32, 64); // one 32-value (sub-)block of zeros in the first super-block
-  for (const dtype of ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as DType[]) {
+  for (const dtype of ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs'] as DType[]) {
     const y = roundTrip(dtype, x);
     for (let i = 32; i < 64; i++) assert.ok(y[i] === 0, `${dtype} element ${i} = ${y[i]}`); // -0 allowed
   }
@@ -135,6 +137,16 @@ test('k-quant scale search beats the plain min/max formats of the same bit width
   assert.ok(err('q5_k') < err('q5_1'), 'q5_k should beat q5_1');
   assert.ok(err('q6_k') < err('q5_k'), 'q6_k should beat q5_k');
   assert.ok(err('q3_k') < err('q2_k') && err('q4_k') < err('q3_k'), 'more bits, less error');
+});
+
+test('iq4: the non-linear codebook beats q4_0 at the same size; iq4_xs (4.25 bits) is no worse than iq4_nl (4.5)', () => {
+  for (const dist of ['normal', 'heavy'] as const) {
+    const x = sample(dist, 5, N, 1);
+    const err = (d: DType) => relativeRmse(x, roundTrip(d, x));
+    assert.ok(err('iq4_nl') < err('q4_0'), `${dist}: iq4_nl ${err('iq4_nl')} should beat q4_0 ${err('q4_0')}`);
+    assert.ok(err('iq4_xs') < err('q4_0'), `${dist}: iq4_xs ${err('iq4_xs')} should beat q4_0 ${err('q4_0')}`);
+    assert.ok(err('iq4_xs') < err('iq4_nl') * 1.03, `${dist}: iq4_xs ${err('iq4_xs')} vs iq4_nl ${err('iq4_nl')}`);
+  }
 });
 
 test('f32 quantize/dequantize is exact, including non-finite values', () => {

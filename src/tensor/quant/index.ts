@@ -7,6 +7,7 @@ import { dequantizeBf16, quantizeBf16 } from './bf16.js';
 import { dequantizeF16, quantizeF16 } from './f16.js';
 import { dequantizeF32, quantizeF32 } from './f32.js';
 import { dequantizeFp8, quantizeFp8 } from './fp8.js';
+import { dequantizeIQ4_NL, dequantizeIQ4_XS, quantizeIQ4_NL, quantizeIQ4_XS } from './iq4.js';
 import { dequantizeQ2_K, quantizeQ2_K } from './q2_k.js';
 import { dequantizeQ3_K, quantizeQ3_K } from './q3_k.js';
 import { dequantizeQ4_0, quantizeQ4_0 } from './q4_0.js';
@@ -47,6 +48,8 @@ const decoders: Partial<Record<DType, BlockDecoder>> = {
   q5_k: dequantizeQ5_K,
   q6_k: dequantizeQ6_K,
   q8_k: dequantizeQ8_K,
+  iq4_nl: dequantizeIQ4_NL,
+  iq4_xs: dequantizeIQ4_XS,
 };
 
 const encoders: Partial<Record<DType, BlockEncoder>> = {
@@ -64,10 +67,12 @@ const encoders: Partial<Record<DType, BlockEncoder>> = {
   q4_k: quantizeQ4_K,
   q5_k: quantizeQ5_K,
   q6_k: quantizeQ6_K,
+  iq4_nl: quantizeIQ4_NL,
+  iq4_xs: quantizeIQ4_XS,
 };
 
 /** Formats whose quantizer needs finite input (their block scales cannot carry inf/NaN). */
-const needsFinite = new Set<DType>(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k']);
+const needsFinite = new Set<DType>(['q4_0', 'q4_1', 'q5_0', 'q5_1', 'q8_0', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_nl', 'iq4_xs']);
 
 function infoOf(dtype: DType, what: string) {
   const info = DTYPES.get(dtype);
