@@ -1,9 +1,11 @@
 /**
  * `frugal eval --model M --task T [--difficulty D] [--samples k] [--limit n] [--style S]
- *   [--max-tokens N] [--temperature 0.6] [--top-p 0.95] [--no-greedy] [--seed S] [--json out.json]`:
+ *   [--max-tokens N] [--temperature 0.6] [--top-p 0.95] [--no-greedy] [--seed S] [--rephrase] [--json out.json]`:
  * pass@1 over k samples (R1's T = 0.6, top-p 0.95), greedy accuracy, format rate and mean
  * response length on the TEST split of a task (src/train/eval.ts). M: a .gguf file or an HF
- * model directory (what the training stages write). Several tasks/levels: comma lists.
+ * model directory (what the training stages write). Several tasks/levels: comma lists. With
+ * --rephrase each test question is worded another way (src/train/tasks/phrasing.ts), as people
+ * type it, instead of the generator's wording.
  */
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,12 +16,14 @@ import { loadModel } from '../models/load.js';
 import { checkPromptStyle } from '../train/cold-start.js';
 import { type EvalReport, R1_EVAL_DEFAULTS, evaluate, formatEvalTable } from '../train/eval.js';
 import { EnginePolicy, tokenizerCodec } from '../train/rollout.js';
+import { rephrase } from '../train/tasks/phrasing.js';
 import { getTask } from '../train/tasks/registry.js';
+import { TaskRng } from '../train/tasks/rng.js';
 import type { Difficulty } from '../train/tasks/types.js';
 
 export const summary = 'pass@1 / greedy accuracy / format rate on a task\'s test split';
 
-const USAGE = 'usage: frugal eval --model M --task T[,T2] [--difficulty 1[,2,3]] [--samples k] [--limit n] [--style r1-chat|r1-zero|plain] [--max-tokens N] [--json out.json]';
+const USAGE = 'usage: frugal eval --model M --task T[,T2] [--difficulty 1[,2,3]] [--samples k] [--limit n] [--style r1-chat|r1-zero|plain] [--max-tokens N] [--rephrase] [--json out.json]';
 
 function positiveInt(name: string, text: string | undefined, fallback: number, min = 1): number {
   if (text === undefined) return fallback;
@@ -53,6 +57,7 @@ export async function run(args: string[]): Promise<number> {
         model: { type: 'string' }, task: { type: 'string' }, difficulty: { type: 'string' }, samples: { type: 'string' }, limit: { type: 'string' },
         style: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' },
         'no-greedy': { type: 'boolean', default: false }, seed: { type: 'string' }, json: { type: 'string' },
+        rephrase: { type: 'boolean', default: false },
       },
       allowPositionals: false,
     });
@@ -69,7 +74,7 @@ export async function run(args: string[]): Promise<number> {
       limit: positiveInt('limit', values.limit, 50), style: checkPromptStyle(values.style ?? 'r1-chat', '--style'),
       maxTokens: positiveInt('max-tokens', values['max-tokens'], 256), temperature: unitNumber('temperature', values.temperature, R1_EVAL_DEFAULTS.temperature, 2),
       topP: unitNumber('top-p', values['top-p'], R1_EVAL_DEFAULTS.topP, 1), greedy: !values['no-greedy'],
-      seed: positiveInt('seed', values.seed, 0, 0), json: values.json,
+      seed: positiveInt('seed', values.seed, 0, 0), json: values.json, rephrase: values.rephrase,
     };
   } catch (error) {
     console.error(`frugal eval: ${(error as Error).message}\n${USAGE}`);
@@ -84,7 +89,9 @@ export async function run(args: string[]): Promise<number> {
   const reports: (EvalReport & { difficulty: number })[] = [];
   for (const task of o.tasks) {
     for (const difficulty of o.difficulties) {
-      const problems = getTask(task).generate(o.limit, { seed: 1234 + o.seed, difficulty, split: 'test' });
+      const generated = getTask(task).generate(o.limit, { seed: 1234 + o.seed, difficulty, split: 'test' });
+      const wording = new TaskRng(o.seed, `eval/rephrase/${task}/${difficulty}`);
+      const problems = o.rephrase ? generated.map((problem) => rephrase(problem, wording)) : generated;
       const started = Date.now();
       const report = evaluate(policy, codec, problems, { style: o.style, samples: o.samples, temperature: o.temperature, topP: o.topP, maxTokens: o.maxTokens, greedy: o.greedy, seed: o.seed });
       console.error(`${task} level ${difficulty}: ${problems.length} problems in ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -93,7 +100,7 @@ export async function run(args: string[]): Promise<number> {
   }
   console.log(formatEvalTable(reports));
   if (o.json) {
-    writeFileSync(o.json, `${JSON.stringify({ model: o.model, style: o.style, maxTokens: o.maxTokens, reports }, null, 1)}\n`);
+    writeFileSync(o.json, `${JSON.stringify({ model: o.model, style: o.style, maxTokens: o.maxTokens, rephrased: o.rephrase, reports }, null, 1)}\n`);
     console.error(`wrote ${o.json}`);
   }
   return 0;

@@ -12,7 +12,9 @@
  *   'plain'    `{question}\n<think>\n` — a short form for tiny test models (prefilledThink).
  */
 import { r1ChatMessages, r1ChatPrompt, r1ZeroPrompt } from './tasks/prompt.js';
+import { rephrase } from './tasks/phrasing.js';
 import { getTask } from './tasks/registry.js';
+import { TaskRng } from './tasks/rng.js';
 import { DIFFICULTIES, type Difficulty, type Problem } from './tasks/types.js';
 import type { ChatMessage } from '../tokenizer/chat-template.js';
 
@@ -65,6 +67,8 @@ export interface ColdStartOptions {
   /** Examples in total, spread evenly over (task, difficulty) pairs, interleaved. */
   count: number;
   seed: number;
+  /** The share of examples (0..1, default 0) whose question is worded another way (tasks/phrasing.ts). */
+  rephrased?: number;
 }
 
 /** The cold-start set: chat examples from worked solutions (train split), interleaved over tasks × difficulties. */
@@ -75,12 +79,15 @@ export function coldStartExamples(options: ColdStartOptions): ChatExample[] {
   const cells = options.tasks.flatMap((task) => difficulties.map((difficulty) => ({ task: getTask(task), difficulty })));
   const per = Math.ceil(options.count / cells.length);
   const lists = cells.map(({ task, difficulty }, i) => task.generate(per, { seed: options.seed * 131 + i, difficulty, split: 'train' }) as Problem[]);
+  const wording = new TaskRng(options.seed, 'cold-start/rephrase');
+  const share = options.rephrased ?? 0;
   const out: ChatExample[] = [];
   for (let j = 0; j < per && out.length < options.count; j++) {
     for (let c = 0; c < cells.length && out.length < options.count; c++) {
       const problem = lists[c]![j];
       if (!problem) continue;
-      out.push(chatExampleOf(problem, cells[c]!.task.solution(problem).completion));
+      const asked = share > 0 && wording.float() < share ? rephrase(problem, wording) : problem;
+      out.push(chatExampleOf(asked, cells[c]!.task.solution(problem).completion));
     }
   }
   return out;

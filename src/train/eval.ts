@@ -25,6 +25,8 @@ export const R1_EVAL_DEFAULTS: Omit<EvalOptions, 'style' | 'maxTokens'> = { samp
 
 export interface ProblemResult {
   id: string;
+  /** The question as asked (the generator's wording, or another with `frugal eval --rephrase`). */
+  prompt: string;
   /** Fraction of the k samples that verified. */
   pass1: number;
   greedyCorrect: boolean | null;
@@ -82,7 +84,7 @@ export function evaluate(policy: Policy, codec: Codec, problems: readonly Proble
       }
     }
     const n = Math.max(1, o.samples);
-    return { id: problem.id, pass1: o.samples === 0 ? NaN : correct / o.samples, greedyCorrect, formatRate: formatted / n, meanLength: length / n };
+    return { id: problem.id, prompt: problem.prompt, pass1: o.samples === 0 ? NaN : correct / o.samples, greedyCorrect, formatRate: formatted / n, meanLength: length / n };
   });
   const mean = (f: (r: ProblemResult) => number) => perProblem.reduce((a, r) => a + f(r), 0) / perProblem.length;
   return {

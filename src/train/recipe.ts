@@ -31,7 +31,9 @@ import { parseRunConfig } from './run-config.js';
 import { EnginePolicy, inferenceModel, snapshotTensors, tokenizerCodec } from './rollout.js';
 import { questionOf, runSft, tokenizeExample } from './sft.js';
 import { getTask } from './tasks/registry.js';
+import { rephrase } from './tasks/phrasing.js';
 import { scoreCompletion } from './tasks/reward.js';
+import { TaskRng } from './tasks/rng.js';
 import type { Difficulty, Problem } from './tasks/types.js';
 
 /**
@@ -55,9 +57,13 @@ export interface RecipeConfig {
   corpus: { problemsPerCell: number; vocabSize: number; preTokenizer: TrainPreTokenizer };
   model: Record<string, unknown>;
   pretrain: { steps: number; batchSize: number; seqLen: number; lr: number; warmup: number; mtpLambda: number };
-  sft: { steps: number; batchSize: number; lr: number; examples: number; maxLen: number };
-  /** `oversample` K > 1: dynamic sampling, K × promptsPerStep prompts rolled out, promptsPerStep informative groups trained on. */
-  rl: { enabled: boolean; steps: number; promptsPerStep: number; oversample: number; groupSize: number; lr: number; maxTokens: number; beta: number };
+  /** `rephrased`: the share of examples whose question is worded another way (tasks/phrasing.ts). */
+  sft: { steps: number; batchSize: number; lr: number; examples: number; maxLen: number; rephrased: number };
+  /**
+   * `oversample` K > 1: dynamic sampling, K × promptsPerStep prompts rolled out, promptsPerStep informative groups trained on.
+   * `rephrased`: the share of the chat model's prompts worded another way (the R1-Zero ablation keeps the generators' wording).
+   */
+  rl: { enabled: boolean; steps: number; promptsPerStep: number; oversample: number; groupSize: number; lr: number; maxTokens: number; beta: number; rephrased: number };
   zero: { enabled: boolean; steps: number };
   /**
    * R1-Distill at our scale: a smaller dense student (Qwen2 layout, `model` overrides
@@ -99,8 +105,8 @@ export const QUICK_RECIPE: RecipeConfig = {
   model: { hidden_size: 32, intermediate_size: 64, moe_intermediate_size: 16, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 2,
     q_lora_rank: 24, kv_lora_rank: 16, qk_nope_head_dim: 16, qk_rope_head_dim: 8, v_head_dim: 16, n_routed_experts: 4, max_position_embeddings: 512 },
   pretrain: { steps: 6, batchSize: 4, seqLen: 64, lr: 0.01, warmup: 2, mtpLambda: 0.3 },
-  sft: { steps: 4, batchSize: 4, lr: 0.005, examples: 16, maxLen: 320 },
-  rl: { enabled: true, steps: 2, promptsPerStep: 2, oversample: 2, groupSize: 2, lr: 1e-4, maxTokens: 12, beta: 0 },
+  sft: { steps: 4, batchSize: 4, lr: 0.005, examples: 16, maxLen: 320, rephrased: 0.5 },
+  rl: { enabled: true, steps: 2, promptsPerStep: 2, oversample: 2, groupSize: 2, lr: 1e-4, maxTokens: 12, beta: 0, rephrased: 0.5 },
   zero: { enabled: false, steps: 1 },
   distill: { enabled: true, model: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 }, pretrainSteps: 2, problems: 2, samples: 1, sftSteps: 2, lr: 0.005 },
   eval: { problemsPerCell: 2, samples: 0, maxTokens: 12 },
@@ -118,8 +124,8 @@ export const DEFAULT_RECIPE: RecipeConfig = {
   corpus: { problemsPerCell: 3500, vocabSize: 1024, preTokenizer: 'qwen2' },
   model: {},
   pretrain: { steps: 2700, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
-  sft: { steps: 250, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512 },
-  rl: { enabled: true, steps: 60, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.001 },
+  sft: { steps: 250, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512, rephrased: 0 },
+  rl: { enabled: true, steps: 60, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.001, rephrased: 0 },
   zero: { enabled: true, steps: 40 },
   distill: { enabled: true, model: {}, pretrainSteps: 600, problems: 400, samples: 4, sftSteps: 200, lr: 1e-3 },
   eval: { problemsPerCell: 30, samples: 2, maxTokens: 384 },
@@ -150,6 +156,10 @@ export function mergeRecipe(base: RecipeConfig, json: unknown, source: string): 
   }
   const merged = out as unknown as RecipeConfig;
   if (!Number.isInteger(merged.rl.oversample) || merged.rl.oversample < 1) throw new Error(`${source}: field 'rl.oversample' must be an integer >= 1, found ${merged.rl.oversample}`);
+  for (const key of ['sft', 'rl'] as const) {
+    const share = merged[key].rephrased;
+    if (share < 0 || share > 1) throw new Error(`${source}: field '${key}.rephrased' must be a share between 0 and 1, found ${share}`);
+  }
   return merged;
 }
 
@@ -278,8 +288,8 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
   await stage('sft', (dir) => {
     const s = config.sft;
     const half = Math.ceil(s.examples / 2);
-    const withInstruction = coldStartExamples({ tasks: config.tasks, difficulties: config.difficulties, count: half, seed: seed + 11 });
-    const bare = coldStartExamples({ tasks: config.tasks, difficulties: config.difficulties, count: Math.max(1, s.examples - half), seed: seed + 12 }).map(bareExample);
+    const withInstruction = coldStartExamples({ tasks: config.tasks, difficulties: config.difficulties, count: half, seed: seed + 11, rephrased: s.rephrased });
+    const bare = coldStartExamples({ tasks: config.tasks, difficulties: config.difficulties, count: Math.max(1, s.examples - half), seed: seed + 12, rephrased: s.rephrased }).map(bareExample);
     const all = [...withInstruction, ...bare].map((e, i) => tokenizeExample(e, 'r1-chat', codec, `sft example ${i}`));
     // Examples longer than maxLen would be cut (no EOS learned): drop them, unless too few remain.
     const fitting = all.filter((e) => e.prompt.length + e.completion.length <= s.maxLen);
@@ -298,7 +308,9 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
       for (let i = 0; i < rolledOut; i++) {
         const task = config.tasks[(step * rolledOut + i) % config.tasks.length]!;
         const difficulty = config.difficulties[(step + i) % config.difficulties.length]!;
-        const problem = problemsOf(task, difficulty, 1, seed * 1_000_003 + step * 997 + i, 'train')[0]!;
+        const drawn = problemsOf(task, difficulty, 1, seed * 1_000_003 + step * 997 + i, 'train')[0]!;
+        const wording = new TaskRng(seed * 1_000_003 + step * 997 + i, 'rl/rephrase');
+        const problem = style === 'r1-chat' && wording.float() < r.rephrased ? rephrase(drawn, wording) : drawn;
         list.push({
           tokens: codec.encode(promptText(problem.prompt, style)),
           reward: (completion) => scoreCompletion(problem, completion, { prefilledThink: prefilledThink(style) }),

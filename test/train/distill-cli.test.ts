@@ -60,6 +60,15 @@ test('cli: frugal sft -> rl -> eval -> distill on a tiny model; config errors na
   r = await quiet(['eval', '--model', join(dir, 'rl'), '--task', 'arithmetic', '--samples', '2', '--limit', '2', '--max-tokens', '6', '--json', runJson]);
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(JSON.parse(readFileSync(runJson, 'utf8')).reports, report.reports);
+  // --rephrase: the same problems asked in other words
+  const rephrasedJson = join(dir, 'eval-rephrased.json');
+  r = await quiet(['eval', '--model', join(dir, 'rl'), '--task', 'arithmetic', '--samples', '0', '--limit', '2', '--max-tokens', '6', '--rephrase', '--json', rephrasedJson]);
+  assert.equal(r.code, 0, r.err);
+  const rephrased = JSON.parse(readFileSync(rephrasedJson, 'utf8'));
+  assert.equal(rephrased.rephrased, true);
+  const asked = rephrased.reports[0].perProblem as { id: string; prompt: string }[];
+  assert.deepEqual(asked.map((p) => p.id), report.reports[0].perProblem.map((p: { id: string }) => p.id));
+  asked.forEach((p, i) => assert.notEqual(p.prompt, report.reports[0].perProblem[i].prompt));
 
   const student = tinyDense('LlamaForCausalLM', { eos_token_id: eos, hidden_size: 16, num_hidden_layers: 1, max_position_embeddings: 1024 });
   write('student.json', hfConfigToObject(student));
