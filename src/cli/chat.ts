@@ -18,6 +18,11 @@ import { loadForGeneration } from './run.js';
 export const summary = 'talk with a reasoning model in the terminal (keeps the conversation)';
 
 /** The model `frugal chat` uses without --model: models/frugal-r1-tiny.gguf in the package. */
+/** What the shipped model can do (printed when chat opens it by default): it knows its four task families and nothing else. */
+export const SHIPPED_MODEL_HINT =
+  'This tiny model only knows four kinds of question: arithmetic ("What is 42 - 61?"), linear equations ("Solve 3x + 4 = 19"), ' +
+  'Countdown ("Make 72 from 24, 15, 5") and word sorting ("Sort alphabetically: pear, fig, apple"). It thinks first, and it is often wrong.';
+
 export const DEFAULT_MODEL = fileURLToPath(new URL('../../../models/frugal-r1-tiny.gguf', import.meta.url));
 
 const usage = `usage: frugal chat [--model FILE] [options]
@@ -75,6 +80,7 @@ export async function run(args: string[]): Promise<number> {
     `frugal chat: ${path} (${model.info.architecture}, ${(model.info.parameterCount / 1e6).toFixed(1)}M parameters, ` +
       `loaded in ${loadMs.toFixed(0)} ms). /reset clears the conversation, /exit or Ctrl-D quits, Ctrl-C stops an answer.\n`,
   );
+  if (values.model === undefined) process.stderr.write(`${SHIPPED_MODEL_HINT}\n`);
 
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: interactive, historySize: 200 });
   const lines = rl[Symbol.asyncIterator]();

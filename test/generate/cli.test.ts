@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeTinyDenseGguf } from '../../src/models/tiny.js';
 import { loadModel } from '../../src/models/load.js';
-import { DEFAULT_MODEL } from '../../src/cli/chat.js';
+import { DEFAULT_MODEL, SHIPPED_MODEL_HINT } from '../../src/cli/chat.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'bin', 'frugal.js');
@@ -114,6 +114,15 @@ test('frugal chat without --model explains the missing default model', { skip: e
   const r = frugal(['chat'], '');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /default model .*frugal-r1-tiny\.gguf does not exist yet; pass --model FILE/);
+});
+
+test('frugal chat on the shipped model says what it can answer; with --model it does not', { skip: !existsSync(DEFAULT_MODEL) }, () => {
+  const shipped = frugal(['chat', '--max-tokens', '4'], '/exit\n');
+  assert.equal(shipped.code, 0, shipped.stderr);
+  assert.ok(shipped.stderr.includes(SHIPPED_MODEL_HINT), shipped.stderr);
+  const other = frugal(['chat', '--model', modelPath, '--max-tokens', '4'], '/exit\n');
+  assert.equal(other.code, 0, other.stderr);
+  assert.ok(!other.stderr.includes('four kinds of question'), other.stderr);
 });
 
 /** Starts `frugal ARGS`, sends SIGINT once stdout shows `marker`, then writes `after` to stdin. */
