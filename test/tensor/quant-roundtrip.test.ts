@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type DType, dtypeInfo } from '../../src/tensor/dtype.js';
 import { dequantize, quantize } from '../../src/tensor/quant/index.js';
+import { IQ4_CODEBOOK, nearestCode } from '../../src/tensor/quant/iq4.js';
 
 function seeded(seed: number): () => number {
   let s = seed >>> 0;
@@ -137,6 +138,21 @@ test('k-quant scale search beats the plain min/max formats of the same bit width
   assert.ok(err('q5_k') < err('q5_1'), 'q5_k should beat q5_1');
   assert.ok(err('q6_k') < err('q5_k'), 'q6_k should beat q5_k');
   assert.ok(err('q3_k') < err('q2_k') && err('q4_k') < err('q3_k'), 'more bits, less error');
+});
+
+test('iq4: nearest codebook entry by table equals brute force (random values, midpoints and their neighbours, far out)', () => {
+  const brute = (v: number): number => {
+    let best = 0;
+    for (let q = 1; q < 16; q++) if (Math.abs(v - IQ4_CODEBOOK[q]!) <= Math.abs(v - IQ4_CODEBOOK[best]!)) best = q; // ties: upper
+    return best;
+  };
+  const probes = [-1e6, -300, -160.01, -160, 159.99, 160, 1e6, 0, -0];
+  for (let q = 0; q < 15; q++) {
+    const mid = (IQ4_CODEBOOK[q]! + IQ4_CODEBOOK[q + 1]!) / 2;
+    probes.push(mid, mid - 1e-9, mid + 1e-9, mid - 0.25, mid + 0.49);
+  }
+  const x = sample('heavy', 11, 4000, 80);
+  for (const v of [...probes, ...x]) assert.equal(nearestCode(v), brute(v), `value ${v}`);
 });
 
 test('iq4: the non-linear codebook beats q4_0 at the same size; iq4_xs (4.25 bits) is no worse than iq4_nl (4.5)', () => {

@@ -32,8 +32,8 @@ const BYTES_XS = 136;
 /** Candidate scales per side of the codebook: ±STEPS around the end value. */
 const STEPS = 7;
 
-/** The code whose codebook value is nearest to v. */
-function nearestCode(v: number): number {
+/** The code whose codebook value is nearest to v, by binary search over the midpoints. */
+function searchCode(v: number): number {
   let lo = 0;
   let hi = 15;
   while (lo < hi) {
@@ -42,6 +42,18 @@ function nearestCode(v: number): number {
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * Every midpoint is a multiple of 1/2, so the code is constant on each [k/2, (k+1)/2): CODE_AT[k + 320]
+ * holds it for k/2 in [-160, 160), and values beyond take the end codes.
+ */
+const CODE_AT = Uint8Array.from({ length: 640 }, (_, i) => searchCode((i - 320) / 2 + 0.25));
+
+/** The code whose codebook value is nearest to v (searchCode, by table; a midpoint takes the upper code). */
+export function nearestCode(v: number): number {
+  const i = v * 2 + 320;
+  return CODE_AT[i < 0 ? 0 : i >= 639 ? 639 : i | 0]!;
 }
 
 export function dequantizeIQ4_NL(src: Uint8Array, blocks: number, out: Float32Array): void {
