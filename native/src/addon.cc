@@ -210,6 +210,7 @@ napi_value Info(napi_env env, napi_callback_info) {
   napi_set_named_property(env, o, "simd", makeString(env, simdName(currentLevel)));
   napi_set_named_property(env, o, "detected", makeString(env, simdName(detectedSimd())));
   napi_set_named_property(env, o, "threads", makeNumber(env, threadCount()));
+  napi_set_named_property(env, o, "lastDtype", makeNumber(env, DT_LAST));
   napi_set_named_property(env, o, "int8", makeString(env, INT8_NAMES[int8InEffect(kernelsFor(currentLevel))]));
   return o;
 }

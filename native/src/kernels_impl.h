@@ -141,6 +141,8 @@ BlockShape blockShape(int dtype) {
     case DT_Q4_K: return {256, 144};
     case DT_Q5_K: return {256, 176};
     case DT_Q6_K: return {256, 210};
+    case DT_IQ4_NL: return {32, 18};
+    case DT_IQ4_XS: return {256, 136};
     default: return {1, 1};  // fp8
   }
 }
@@ -276,6 +278,45 @@ void decodeQ6_K(const uint8_t* __restrict src, int64_t blocks, float* __restrict
   }
 }
 
+/** The IQ4_NL / IQ4_XS codebook (ggml's kvalues_iq4nl): 4-bit code q stands for IQ4_VALUES[q]. */
+alignas(16) constexpr int8_t IQ4_VALUES[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+void decodeIQ4_NL(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
+  for (int64_t b = 0; b < blocks; b++, src += 18, out += 32) {
+    const float d = halfToFloat(read16(src));
+    const uint8_t* q = src + 2;
+    for (int j = 0; j < 16; j++) {
+      out[j] = d * static_cast<float>(IQ4_VALUES[q[j] & 15]);
+      out[j + 16] = d * static_cast<float>(IQ4_VALUES[q[j] >> 4]);
+    }
+  }
+}
+
+/** The eight sub-block scales d · (ls - 32) of an IQ4_XS block. */
+inline void iq4xsScales(const uint8_t* blk, float* dl) {
+  const float d = halfToFloat(read16(blk));
+  const uint16_t h = read16(blk + 2);
+  for (int ib = 0; ib < 8; ib++) {
+    const int ls = ((blk[4 + ib / 2] >> (4 * (ib % 2))) & 15) | (((h >> (2 * ib)) & 3) << 4);
+    dl[ib] = d * static_cast<float>(ls - 32);
+  }
+}
+
+void decodeIQ4_XS(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
+  for (int64_t b = 0; b < blocks; b++, src += 136, out += 256) {
+    float dl[8];
+    iq4xsScales(src, dl);
+    for (int ib = 0; ib < 8; ib++) {
+      const uint8_t* q = src + 8 + 16 * ib;
+      float* y = out + 32 * ib;
+      for (int j = 0; j < 16; j++) {
+        y[j] = dl[ib] * static_cast<float>(IQ4_VALUES[q[j] & 15]);
+        y[j + 16] = dl[ib] * static_cast<float>(IQ4_VALUES[q[j] >> 4]);
+      }
+    }
+  }
+}
+
 /** Values [c0, c0 + len) of row `row` of w into out; c0 and len are whole blocks (any for fp8). */
 void decodeRow(const Weight& w, int64_t row, int64_t c0, int64_t len, float* out) {
   const BlockShape s = blockShape(w.dtype);
@@ -292,6 +333,8 @@ void decodeRow(const Weight& w, int64_t row, int64_t c0, int64_t len, float* out
     case DT_Q4_K: decodeQ4_K(src, blocks, out); break;
     case DT_Q5_K: decodeQ5_K(src, blocks, out); break;
     case DT_Q6_K: decodeQ6_K(src, blocks, out); break;
+    case DT_IQ4_NL: decodeIQ4_NL(src, blocks, out); break;
+    case DT_IQ4_XS: decodeIQ4_XS(src, blocks, out); break;
     case DT_FP8: {
       const float* scales = w.blockScales + (row / 128) * ((w.cols + 127) / 128);
       for (int64_t c = 0; c < len;) {

@@ -98,6 +98,22 @@ __attribute__((always_inline)) inline V4 decodePiece(const uint8_t* blk, int p, 
       }
       break;
     }
+    case DT_IQ4_NL:
+    case DT_IQ4_XS: {
+      // Codes looked up in the codebook as bytes (pshufb), widened, times the (sub-)block scale
+      // (aux[p]: IQ4_XS's sub-block p): the products d · K[q] of the scalar decode.
+      const bool xs = DT == DT_IQ4_XS;
+      const __m256 d = _mm256_set1_ps(xs ? aux[p] : halfToFloat(read16(blk)));
+      const __m128i table = _mm_load_si128(reinterpret_cast<const __m128i*>(IQ4_VALUES));
+      const __m128i q = load128a(blk + (xs ? 8 + 16 * p : 2));
+      const __m128i lo = _mm_shuffle_epi8(table, _mm_and_si128(q, mask));
+      const __m128i hi = _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(q, 4), mask));
+      o.v[0] = _mm256_mul_ps(cvtI8x8(lo), d);
+      o.v[1] = _mm256_mul_ps(cvtI8x8(_mm_srli_si128(lo, 8)), d);
+      o.v[2] = _mm256_mul_ps(cvtI8x8(hi), d);
+      o.v[3] = _mm256_mul_ps(cvtI8x8(_mm_srli_si128(hi, 8)), d);
+      break;
+    }
     default: {  // fp8: aux[0] = block scale times 2^120; 0x7F/0xFF are NaN
       const __m256 s = _mm256_set1_ps(aux[0]);
       const __m256i keep = _mm256_set1_epi32(static_cast<int>(0x87F00000u));
@@ -114,7 +130,7 @@ __attribute__((always_inline)) inline V4 decodePiece(const uint8_t* blk, int p, 
   return o;
 }
 
-/** Per-block values the pieces need (K-quant scales and mins, Q6_K scales). */
+/** Per-block values the pieces need (K-quant scales and mins, Q6_K and IQ4_XS sub-block scales). */
 inline void prepareBlock(const Weight& w, const uint8_t* blk, float* aux) {
   if (w.dtype == DT_Q4_K || w.dtype == DT_Q5_K) {
     const float d = halfToFloat(read16(blk)), dmin = halfToFloat(read16(blk + 2));
@@ -128,6 +144,8 @@ inline void prepareBlock(const Weight& w, const uint8_t* blk, float* aux) {
     const float d = halfToFloat(read16(blk + 208));
     const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
     for (int j = 0; j < 16; j++) aux[j] = d * static_cast<float>(sc[j]);
+  } else if (w.dtype == DT_IQ4_XS) {
+    iq4xsScales(blk, aux);
   }
 }
 
@@ -168,7 +186,7 @@ void dotSegmentManyAvx2(const Weight& w, int64_t r, int64_t c0, int64_t len, con
   const BlockShape shape = blockShape(w.dtype);
   const int64_t unit = shape.elements == 1 ? 32 : shape.elements;
   // Only the dtypes of the switch below have register decoders; any other goes generically.
-  const bool decoded = w.dtype >= DT_Q8_0 && w.dtype <= DT_FP8;
+  const bool decoded = w.dtype >= DT_Q8_0 && w.dtype <= DT_IQ4_XS;
   const int64_t fast = decoded ? len / unit * unit : 0;
   if (fast > 0) {
     for (int64_t i = 0; i < m; i += 2) {
@@ -188,6 +206,8 @@ void dotSegmentManyAvx2(const Weight& w, int64_t r, int64_t c0, int64_t len, con
         FRUGAL_AVX2_CASE(DT_Q5_K)
         FRUGAL_AVX2_CASE(DT_Q6_K)
         FRUGAL_AVX2_CASE(DT_FP8)
+        FRUGAL_AVX2_CASE(DT_IQ4_NL)
+        FRUGAL_AVX2_CASE(DT_IQ4_XS)
 #undef FRUGAL_AVX2_CASE
         default: break;
       }

@@ -174,6 +174,35 @@ struct DecQ6_K {
   }
 };
 
+/** IQ4_NL / IQ4_XS: the codebook times the (sub-)block scale, looked up by code as the nibble tables are. */
+FRUGAL_INLINE __m512 iq4Table(float d) {
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(IQ4_VALUES)))), _mm512_set1_ps(d));
+}
+
+struct DecIQ4_NL {
+  static constexpr int E = 32, B = 18;
+  struct State { __m512 table; };
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { s.table = iq4Table(halfToFloat(read16(blk))); }
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+    const __m512i q = _mm512_cvtepu8_epi32(load128(blk + 2));
+    lo = _mm512_permutexvar_ps(q, s.table);
+    hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), s.table);
+  }
+};
+
+struct DecIQ4_XS {
+  static constexpr int E = 256, B = 136;
+  struct State { float dl[8]; };
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { iq4xsScales(blk, s.dl); }
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
+    // piece p = sub-block p: low nibbles of qs[16p ..] are its first 16 values, high nibbles the rest.
+    const __m512i q = _mm512_cvtepu8_epi32(load128(blk + 8 + 16 * p));
+    const __m512 table = iq4Table(s.dl[p]);
+    lo = _mm512_permutexvar_ps(q, table);
+    hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table);
+  }
+};
+
 template <class D, int G>
 FRUGAL_INLINE void accumulatePiece(const uint8_t* blk, const typename D::State& s, int p, const float* xp, int64_t ldx, __m512 (&acc)[G][2]) {
   __m512 lo, hi;
@@ -239,6 +268,8 @@ int64_t dotSegmentFast(const Weight& w, int64_t r, int64_t c0, int64_t len, cons
     case DT_Q4_K: dotSegment<DecQ4_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
     case DT_Q5_K: dotSegment<DecQ5_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
     case DT_Q6_K: dotSegment<DecQ6_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
+    case DT_IQ4_NL: dotSegment<DecIQ4_NL, G>(w, r, c0, pieces, x, ldx, res); return len;
+    case DT_IQ4_XS: dotSegment<DecIQ4_XS, G>(w, r, c0, len / 256, x, ldx, res); return len;
     default: return 0;  // the generic decoder does it all
   }
 }
@@ -493,7 +524,8 @@ void matvecFp8Whole(const Weight& w, const float* x, int64_t m, float* out, int6
 
 /** Whether matvecWhole has kernels for this dtype. */
 bool hasWholeRows(int dtype) {
-  return dtype == DT_FP8 || dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_1 || dtype == DT_Q5_0 || dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K;
+  return dtype == DT_FP8 || dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_1 || dtype == DT_Q5_0 || dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K
+      || dtype == DT_IQ4_NL || dtype == DT_IQ4_XS;
 }
 
 /**
@@ -515,6 +547,8 @@ void matvecWhole(const Weight& w, const float* x, int64_t m, float* out, int64_t
     case DT_Q4_K: wholeRows<DecQ4_K>(w, x, m, out, r0, r1); break;
     case DT_Q5_K: wholeRows<DecQ5_K>(w, x, m, out, r0, r1); break;
     case DT_Q6_K: wholeRows<DecQ6_K>(w, x, m, out, r0, r1); break;
+    case DT_IQ4_NL: wholeRows<DecIQ4_NL>(w, x, m, out, r0, r1); break;
+    case DT_IQ4_XS: wholeRows<DecIQ4_XS>(w, x, m, out, r0, r1); break;
     case DT_FP8: matvecFp8Whole(w, x, m, out, r0, r1); break;
     default: break;
   }

@@ -77,6 +77,7 @@ struct Args {
     w.cols = i64(i + 2);
     w.data = u8(i + 3);
     w.blockScales = static_cast<const float*>(typed(i + 4, napi_float32_array, "Float32Array or undefined", true));
+    if (ok && (w.dtype < 0 || w.dtype > DT_LAST)) fail("unknown weight dtype code " + std::to_string(w.dtype));
     if (ok && w.dtype == DT_FP8 && !w.blockScales) fail("fp8 weights need block scales");
     return w;
   }

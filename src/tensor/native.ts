@@ -39,7 +39,8 @@ export interface NativeAddon {
     tokens: number, hidden: number, topK: number, nExperts: number, width: number): void;
   expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number): void;
   matmulKMajor?(out: Float32Array, x: Float32Array, m: number, wt: Float32Array, n: number, k: number): boolean;
-  info(): { simd: string; detected: string; threads: number; int8: Int8Mode };
+  /** lastDtype: the highest dtype code (DTYPE_CODES) the build knows; absent on builds older than iq4_nl / iq4_xs (code 10). */
+  info(): { simd: string; detected: string; threads: number; int8: Int8Mode; lastDtype?: number };
   /**
    * Where int8 activations may be used on levels that have them (AVX-512 VNNI; x rounded to 8 bits
    * like llama.cpp does, so results move by that rounding): 'off', 'prefill' (the default despite
@@ -74,6 +75,7 @@ export type Int8Mode = 'off' | 'prefill' | 'all';
 /** dtype codes of native/src/kernels.h (DTypeCode). */
 const DTYPE_CODES: Readonly<Record<string, number>> = {
   f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_1: 5, q5_0: 6, q4_k: 7, q5_k: 8, q6_k: 9, fp8_e4m3: 10,
+  iq4_nl: 11, iq4_xs: 12,
 };
 
 /** The SIMD levels from best to worst; the addon can run any level at or below the detected one. */
@@ -107,8 +109,11 @@ function requireAddon(): NativeAddon {
   return require(path) as NativeAddon;
 }
 
-function code(w: WeightMatrix): number {
-  return DTYPE_CODES[w.dtype]!;
+/** The addon's code of w's dtype; throws when the addon was built before that dtype existed. */
+function codeOf(w: WeightMatrix, lastDtype: number): number {
+  const c = DTYPE_CODES[w.dtype]!;
+  if (c > lastDtype) throw new Error(`the native addon predates ${w.dtype} weights: rebuild it (npm install, or node scripts/build-native.mjs)`);
+  return c;
 }
 
 /** The native backend: a Backend plus where int8 activations are in use (NativeAddon.setInt8). */
@@ -116,6 +121,8 @@ export type NativeBackend = Backend & { readonly int8: Int8Mode };
 
 /** A Backend over the addon. `simd` reflects the addon's current level (see NativeAddon.setSimd). */
 export function nativeBackend(addon: NativeAddon): NativeBackend {
+  const lastDtype = addon.info().lastDtype ?? DTYPE_CODES.fp8_e4m3!;
+  const code = (w: WeightMatrix): number => codeOf(w, lastDtype);
   return {
     name: 'native',
     get simd() {

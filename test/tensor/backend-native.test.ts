@@ -170,7 +170,7 @@ function int8Bound(x: Float32Array, dense: Float32Array, m: number, rows: number
   return bound;
 }
 
-const MATMUL_DTYPES: DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q4_k', 'q5_k', 'q6_k', 'fp8_e4m3'];
+const MATMUL_DTYPES: DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q4_k', 'q5_k', 'q6_k', 'fp8_e4m3', 'iq4_nl', 'iq4_xs'];
 
 function makeWeight(dtype: DType, rows: number, cols: number, seed: number): WeightMatrix {
   const values = random(rows * cols, seed);
@@ -183,8 +183,8 @@ function makeWeight(dtype: DType, rows: number, cols: number, seed: number): Wei
 
 function colsFor(dtype: DType): number {
   if (dtype === 'fp8_e4m3') return 300; // not a multiple of 128: partial scale blocks
-  if (dtype.endsWith('_k')) return 256 * 5; // 1280: more than one 1024-column segment, not a multiple of it
-  if (dtype.startsWith('q')) return 32 * 41;
+  if (dtype.endsWith('_k') || dtype === 'iq4_xs') return 256 * 5; // 1280: more than one 1024-column segment, not a multiple of it
+  if (dtype.startsWith('q') || dtype === 'iq4_nl') return 32 * 41;
   return 1031;
 }
 
@@ -265,6 +265,50 @@ test('native dequantizeRows and embeddingGather equal ref for every weight dtype
       assertNear(g, gathered, (i) => 1e-6 * gatherMaxes[Math.floor(i / cols)]!, `${level} embeddingGather ${dtype}`);
     });
   }
+});
+
+test('native iq4_nl / iq4_xs matmul equals ref on odd shapes: one block per row, ragged row counts, m up to 17', { skip }, () => {
+  // One block per row (the whole-row kernels' shortest rows), rows not a multiple of the 4 / 8-row
+  // groups, m across the whole-row (1, 2), segment (3..16) and prefill (17) paths; per-block
+  // scales of very different sizes so that a decoder mixing up blocks or sub-blocks shows.
+  let seed = 7000;
+  for (const dtype of ['iq4_nl', 'iq4_xs'] as const) {
+    const block = dtype === 'iq4_nl' ? 32 : 256;
+    for (const [rows, blocks] of [[1, 1], [5, 1], [13, 3], [70, 9]] as const) {
+      const cols = block * blocks;
+      const values = random(rows * cols, seed++);
+      for (let i = 0; i < values.length; i++) values[i]! *= 2 ** ((Math.floor(i / 32) % 7) - 3);
+      const w = weightMatrix(dtype, rows, cols, quantize(dtype, values));
+      const dense = new Float32Array(rows * cols);
+      ref.dequantizeRows(dense, w, 0, rows);
+      const wn = Array.from({ length: rows }, (_, r) => Math.hypot(...dense.subarray(r * cols, (r + 1) * cols)));
+      for (const m of [1, 2, 3, 4, 17]) {
+        const x = random(m * cols, seed++);
+        const expected = new Float32Array(m * rows);
+        ref.matmul(expected, x, m, w);
+        const xn = Array.from({ length: m }, (_, i) => Math.hypot(...x.subarray(i * cols, (i + 1) * cols)));
+        eachLevel((level) => {
+          const out = new Float32Array(m * rows).fill(NaN);
+          native!.matmul(out, x, m, w);
+          assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]!, `${level} matmul ${dtype} m${m} [${rows}, ${cols}]`);
+          const decoded = new Float32Array(rows * cols);
+          native!.dequantizeRows(decoded, w, 0, rows);
+          assert.deepEqual(decoded, dense, `${level} dequantizeRows ${dtype} [${rows}, ${cols}] is exact`);
+        });
+      }
+    }
+  }
+});
+
+test('native: a dtype code the addon does not know is refused, by the addon and before it', { skip }, () => {
+  const w = makeWeight('iq4_nl', 2, 64, 1);
+  assert.throws(() => addon!.matmul(new Float32Array(2), new Float32Array(64), 1, 99, 2, 64, w.data, undefined), /unknown weight dtype code 99/);
+  // An addon built before iq4 (no lastDtype, or a lower one) gets a clear error instead of garbage.
+  const old = nativeBackend({ ...addon!, info: () => ({ ...addon!.info(), lastDtype: undefined }) } as NativeAddon);
+  assert.throws(() => old.matmul(new Float32Array(2), new Float32Array(64), 1, w), /native addon predates iq4_nl weights: rebuild it/);
+  const out = new Float32Array(2);
+  native!.matmul(out, new Float32Array(64).fill(1), 1, w);
+  assert.ok(out.every(Number.isFinite));
 });
 
 test('native fp8 NaN patterns (0x7F, 0xFF) decode to NaN on every level, as in ref', { skip }, () => {
