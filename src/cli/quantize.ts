@@ -5,7 +5,8 @@
  * or more dimensions whose rows split into TYPE's blocks is converted (decoded to f32, then
  * encoded); 1-D tensors (norms, biases), MoE routers (`ffn_gate_inp`, which llama.cpp keeps in
  * f32) and rows that do not fit the block (a K-quant needs rows of 256: then Q8_0 when rows of
- * 32 fit, else the tensor stays as it is) keep their type. Metadata is copied, with
+ * 32 fit; IQ4_XS falls back to IQ4_NL, as llama-quantize does; else the tensor stays as it is)
+ * keep their type. Metadata is copied, with
  * general.file_type set. A source already quantized needs --allow-requantize (quality loss twice).
  */
 import { parseArgs } from 'node:util';
@@ -15,15 +16,20 @@ import { writeGguf, type GgufTensorInput } from '../formats/gguf-write.js';
 import { type DType, dtypeInfo } from '../tensor/dtype.js';
 import { canDequantize, canQuantize, dequantize, quantize } from '../tensor/quant/index.js';
 
-export const summary = 'convert a GGUF model\'s weight matrices to another type (q8_0, q4_k, ...)';
+export const summary = 'convert a GGUF model\'s weight matrices to another type (q8_0, q4_k, iq4_xs, ...)';
 
 const USAGE = `usage: frugal quantize IN.gguf OUT.gguf TYPE [--allow-requantize]
   TYPE: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k (= q4_k_s), q5_k (= q5_k_s), q6_k,
+        iq4_nl, iq4_xs (rows that are not a multiple of 256 as iq4_nl),
         q4_k_m, q5_k_m (Q6_K for the output and for attn_v / ffn_down of some layers, as llama-quantize)`;
 
-/** llama.cpp's llama_ftype for a file whose matrices are all `type` (the *_S presets for K-quants). */
+/**
+ * llama.cpp's llama_ftype for a file whose matrices are all `type` (the *_S presets for K-quants;
+ * MOSTLY_IQ4_NL = 25 and MOSTLY_IQ4_XS = 30 as in node-llama-cpp's GgufFileType).
+ */
 const FILE_TYPES: Partial<Record<DType, number>> = {
   f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, bf16: 32,
+  iq4_nl: 25, iq4_xs: 30,
 };
 
 /** A quantization preset: one type for the matrices, or (the _M presets) Q6_K for the sensitive ones. */
@@ -66,6 +72,7 @@ export function quantizedType(info: Pick<GgufTensorInfo, 'name' | 'dims' | 'dtyp
   if (info.dims.length < 2 || !info.name.endsWith('.weight') || info.name.includes('ffn_gate_inp')) return info.dtype;
   const rowLength = info.dims[0]!;
   if (rowLength % dtypeInfo(target).blockElements === 0) return target;
+  if (target === 'iq4_xs' && rowLength % 32 === 0) return 'iq4_nl';
   if (dtypeInfo(target).blockElements === 256 && rowLength % 32 === 0) return 'q8_0';
   return info.dtype;
 }

@@ -16,10 +16,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { writeGguf } from '../../src/formats/gguf-write.js';
+import { quantizedType } from '../../src/cli/quantize.js';
+import { type GgufTensorInput, writeGguf } from '../../src/formats/gguf-write.js';
 import { loadModel } from '../../src/models/load.js';
 import {
-  type TinyDType, type TinyDenseOptions, denseGgufMetadata, denseGgufTensors, tinyDenseModel, tinyTokenizerMetadata,
+  type TinyDType, type TinyDenseModel, type TinyDenseOptions, denseGgufMetadata, denseGgufTensors, tinyDenseModel, tinyTokenizerMetadata,
 } from '../../src/models/tiny.js';
 import { dequantize, quantize } from '../../src/tensor/quant/index.js';
 import type { Backend } from '../../src/tensor/backend.js';
@@ -31,7 +32,22 @@ export const GREEDY_TOKENS = 32;
 /** |log p ours - log p llama.cpp| on quantized files when both round prefill activations like ggml (measured 2.5e-5 - 4.8e-5). */
 export const INT8_PREFILL_BOUND = 1e-3;
 /** The dtypes whose prefill matmuls the int8 kernels take (native/src/gemm_int8.h). */
-const INT8_DTYPES: ReadonlySet<TinyDType> = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q5_0']);
+const INT8_DTYPES: ReadonlySet<OracleDType> = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q5_0']);
+
+/**
+ * A file dtype: one the tiny builders write, or an IQ4 type, whose files are made as `frugal
+ * quantize` makes them (quantizedType: IQ4_XS matrices with rows that are not a multiple of 256
+ * become IQ4_NL, as llama-quantize does).
+ */
+export type OracleDType = TinyDType | 'iq4_nl' | 'iq4_xs';
+
+function oracleTensors(model: TinyDenseModel, dtype: OracleDType): GgufTensorInput[] {
+  if (dtype !== 'iq4_nl' && dtype !== 'iq4_xs') return denseGgufTensors(model, dtype);
+  return denseGgufTensors(model, 'f32').map((t) => {
+    const type = quantizedType({ name: t.name, dims: t.dims, dtype: 'f32' }, dtype);
+    return type === 'f32' ? t : { ...t, dtype: type, data: quantize(type, dequantize('f32', t.data as Uint8Array, t.dims.reduce((a, b) => a * b, 1))) };
+  });
+}
 /** Prompt positions whose next-token distributions are compared (each costs llama.cpp a 150k-entry Map). */
 export const CHECKED_POSITIONS = [0, 3, 7, 11, 14, 17];
 
@@ -79,9 +95,9 @@ function firstDifference(a: number[], b: number[]): number {
 
 export interface DenseOracleCase {
   base: Omit<TinyDenseOptions, 'dtype'>;
-  dtypes: TinyDType[];
+  dtypes: OracleDType[];
   /** Bound on |log p ours - log p llama.cpp| for our D file vs llama.cpp's D path (measured, with margin). */
-  nativeBounds: Partial<Record<TinyDType, number>>;
+  nativeBounds: Partial<Record<OracleDType, number>>;
 }
 
 /** Writes the files, runs both engines, and asserts; returns the measurements for the report. */
@@ -98,7 +114,7 @@ export async function checkDenseAgainstLlamaCpp(t: TestContext, c: DenseOracleCa
     // Tied embeddings halve the bytes. The quantized files share one model; each has an f32 twin with the dequantized values.
     const qModel = tinyDenseModel({ ...c.base, tiedEmbeddings: true, seed: (c.base.seed ?? 1) + 100 });
     for (const dtype of c.dtypes) {
-      const tensors = denseGgufTensors(qModel, dtype);
+      const tensors = oracleTensors(qModel, dtype);
       const path = join(dir, `${dtype}.gguf`);
       writeGguf(path, { metadata, tensors });
       const twin = tensors.map((x) => {
