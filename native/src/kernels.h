@@ -10,9 +10,10 @@ namespace frugal {
 enum DTypeCode : int {
   DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q4_1 = 5, DT_Q5_0 = 6,
   DT_Q4_K = 7, DT_Q5_K = 8, DT_Q6_K = 9, DT_FP8 = 10, DT_IQ4_NL = 11, DT_IQ4_XS = 12,
+  DT_Q2_K = 13, DT_Q3_K = 14, DT_Q5_1 = 15,
 };
 /** The highest DTypeCode this build knows (reported by the addon's info(), so TypeScript can refuse newer codes on an old build). */
-constexpr int DT_LAST = DT_IQ4_XS;
+constexpr int DT_LAST = DT_Q5_1;
 
 struct Weight {
   int dtype;

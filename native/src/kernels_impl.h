@@ -143,6 +143,9 @@ BlockShape blockShape(int dtype) {
     case DT_Q6_K: return {256, 210};
     case DT_IQ4_NL: return {32, 18};
     case DT_IQ4_XS: return {256, 136};
+    case DT_Q2_K: return {256, 84};
+    case DT_Q3_K: return {256, 110};
+    case DT_Q5_1: return {32, 24};
     default: return {1, 1};  // fp8
   }
 }
@@ -317,6 +320,85 @@ void decodeIQ4_XS(const uint8_t* __restrict src, int64_t blocks, float* __restri
   }
 }
 
+void decodeQ5_1(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
+  for (int64_t b = 0; b < blocks; b++, src += 24, out += 32) {
+    const float d = halfToFloat(read16(src)), m = halfToFloat(read16(src + 2));
+    const uint32_t qh = read32(src + 4);
+    const uint8_t* q = src + 8;
+    for (int j = 0; j < 16; j++) {
+      const int lo = (q[j] & 15) | static_cast<int>(((qh >> j) & 1) << 4);
+      const int hi = (q[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1) << 4);
+      out[j] = d * static_cast<float>(lo) + m;
+      out[j + 16] = d * static_cast<float>(hi) + m;
+    }
+  }
+}
+
+/**
+ * The sixteen sub-block scales d · (scales[j] & 15) (sm[0..15]) and mins dmin · (scales[j] >> 4)
+ * (sm[16..31]) of a Q2_K block; both products are exact in f32.
+ */
+inline void q2kScales(const uint8_t* blk, float* sm) {
+  const float d = halfToFloat(read16(blk + 80)), dmin = halfToFloat(read16(blk + 82));
+  for (int j = 0; j < 16; j++) {
+    sm[j] = d * static_cast<float>(blk[j] & 15);
+    sm[16 + j] = dmin * static_cast<float>(blk[j] >> 4);
+  }
+}
+
+/**
+ * Q2_K: element 128n + 32k + l (l < 32) is ((qs[32n + l] >> 2k) & 3) · scale - min of sub-block
+ * (128n + 32k + l) / 16, as ggml's dequantize_row_q2_K.
+ */
+void decodeQ2_K(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
+  for (int64_t b = 0; b < blocks; b++, src += 84, out += 256) {
+    float sm[32];
+    q2kScales(src, sm);
+    for (int n = 0; n < 2; n++) {
+      const uint8_t* q = src + 16 + 32 * n;
+      for (int k = 0; k < 4; k++) {
+        float* y = out + 128 * n + 32 * k;
+        const int s = 8 * n + 2 * k;
+        for (int l = 0; l < 16; l++) y[l] = sm[s] * static_cast<float>((q[l] >> (2 * k)) & 3) - sm[16 + s];
+        for (int l = 16; l < 32; l++) y[l] = sm[s + 1] * static_cast<float>((q[l] >> (2 * k)) & 3) - sm[17 + s];
+      }
+    }
+  }
+}
+
+/** The sixteen sub-block scales d · (s - 32) of a Q3_K block (6-bit s; exact in f32). */
+inline void q3kScales(const uint8_t* blk, float* sc) {
+  const float d = halfToFloat(read16(blk + 108));
+  const uint8_t* s = blk + 96;
+  for (int j = 0; j < 16; j++) {
+    const int low = j < 8 ? s[j] & 15 : s[j - 8] >> 4;
+    const int high = (s[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
+    sc[j] = d * static_cast<float>((low | (high << 4)) - 32);
+  }
+}
+
+/**
+ * Q3_K: element 128n + 32k + l (l < 32) is q · scale of sub-block (128n + 32k + l) / 16, with
+ * q = ((qs[32n + l] >> 2k) & 3) - 4 unless bit 4n + k of hmask[l] is set, as ggml's dequantize_row_q3_K.
+ */
+void decodeQ3_K(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
+  for (int64_t b = 0; b < blocks; b++, src += 110, out += 256) {
+    float sc[16];
+    q3kScales(src, sc);
+    for (int n = 0; n < 2; n++) {
+      const uint8_t* q = src + 32 + 32 * n;
+      for (int k = 0; k < 4; k++) {
+        float* y = out + 128 * n + 32 * k;
+        const int s = 8 * n + 2 * k, bit = 4 * n + k;
+        for (int l = 0; l < 32; l++) {
+          const int v = ((q[l] >> (2 * k)) & 3) - (((src[l] >> bit) & 1) ? 0 : 4);
+          y[l] = sc[s + (l >> 4)] * static_cast<float>(v);
+        }
+      }
+    }
+  }
+}
+
 /** Values [c0, c0 + len) of row `row` of w into out; c0 and len are whole blocks (any for fp8). */
 void decodeRow(const Weight& w, int64_t row, int64_t c0, int64_t len, float* out) {
   const BlockShape s = blockShape(w.dtype);
@@ -335,6 +417,9 @@ void decodeRow(const Weight& w, int64_t row, int64_t c0, int64_t len, float* out
     case DT_Q6_K: decodeQ6_K(src, blocks, out); break;
     case DT_IQ4_NL: decodeIQ4_NL(src, blocks, out); break;
     case DT_IQ4_XS: decodeIQ4_XS(src, blocks, out); break;
+    case DT_Q2_K: decodeQ2_K(src, blocks, out); break;
+    case DT_Q3_K: decodeQ3_K(src, blocks, out); break;
+    case DT_Q5_1: decodeQ5_1(src, blocks, out); break;
     case DT_FP8: {
       const float* scales = w.blockScales + (row / 128) * ((w.cols + 127) / 128);
       for (int64_t c = 0; c < len;) {

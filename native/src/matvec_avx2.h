@@ -114,6 +114,52 @@ __attribute__((always_inline)) inline V4 decodePiece(const uint8_t* blk, int p, 
       o.v[3] = _mm256_mul_ps(cvtI8x8(_mm_srli_si128(hi, 8)), d);
       break;
     }
+    case DT_Q5_1: {
+      // As Q5_0, x = q · d + m rounded once (an FMA; q · d is exact).
+      const __m256 d = _mm256_set1_ps(halfToFloat(read16(blk))), m = _mm256_set1_ps(halfToFloat(read16(blk + 2)));
+      const uint32_t qh = read32(blk + 4);
+      const __m128i q = load128a(blk + 8);
+      __m256 f[4];
+      u8x16(_mm_and_si128(q, mask), f[0], f[1]);
+      u8x16(_mm_and_si128(_mm_srli_epi16(q, 4), mask), f[2], f[3]);
+      const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      for (int i = 0; i < 4; i++) {
+        const __m256i bits = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(qh >> (8 * i))), lanes), _mm256_set1_epi32(1));
+        o.v[i] = _mm256_fmadd_ps(_mm256_add_ps(f[i], _mm256_cvtepi32_ps(_mm256_slli_epi32(bits, 4))), d, m);
+      }
+      break;
+    }
+    case DT_Q2_K:
+    case DT_Q3_K: {
+      // Piece p: half n = p / 4, bit pair k = p % 4 of the 32 bytes qs[32n ..]; its first 16
+      // values belong to sub-block 2p, the other 16 to 2p + 1. aux: Q2_K scales[16], mins[16];
+      // Q3_K scales[16]. Q3_K's 3rd bit (set: no -4) is bit 4n + k of hmask[l].
+      const bool q3 = DT == DT_Q3_K;
+      const int n = p >> 2, k = p & 3;
+      const uint8_t* q = blk + (q3 ? 32 : 16) + 32 * n;
+      const __m128i three = _mm_set1_epi8(3), shift = _mm_cvtsi32_si128(2 * k);
+      for (int half = 0; half < 2; half++) {
+        __m128i v = _mm_and_si128(_mm_srl_epi16(load128a(q + 16 * half), shift), three);
+        if (q3) {
+          const __m128i hb = _mm_and_si128(_mm_srl_epi16(load128a(blk + 16 * half), _mm_cvtsi32_si128(4 * n + k)), _mm_set1_epi8(1));
+          v = _mm_or_si128(v, _mm_slli_epi16(hb, 2));
+        }
+        __m256 x0, x1;
+        u8x16(v, x0, x1);
+        const int sb = 2 * p + half;
+        const __m256 s = _mm256_set1_ps(aux[sb]);
+        if (q3) {
+          const __m256 four = _mm256_set1_ps(4.0f);
+          o.v[2 * half] = _mm256_mul_ps(_mm256_sub_ps(x0, four), s);
+          o.v[2 * half + 1] = _mm256_mul_ps(_mm256_sub_ps(x1, four), s);
+        } else {
+          const __m256 mn = _mm256_set1_ps(aux[16 + sb]);
+          o.v[2 * half] = _mm256_fmsub_ps(x0, s, mn);
+          o.v[2 * half + 1] = _mm256_fmsub_ps(x1, s, mn);
+        }
+      }
+      break;
+    }
     default: {  // fp8: aux[0] = block scale times 2^120; 0x7F/0xFF are NaN
       const __m256 s = _mm256_set1_ps(aux[0]);
       const __m256i keep = _mm256_set1_epi32(static_cast<int>(0x87F00000u));
@@ -130,7 +176,7 @@ __attribute__((always_inline)) inline V4 decodePiece(const uint8_t* blk, int p, 
   return o;
 }
 
-/** Per-block values the pieces need (K-quant scales and mins, Q6_K and IQ4_XS sub-block scales). */
+/** Per-block values the pieces need (K-quant scales and mins, Q6_K, IQ4_XS and Q3_K sub-block scales; 32 for Q2_K). */
 inline void prepareBlock(const Weight& w, const uint8_t* blk, float* aux) {
   if (w.dtype == DT_Q4_K || w.dtype == DT_Q5_K) {
     const float d = halfToFloat(read16(blk)), dmin = halfToFloat(read16(blk + 2));
@@ -146,6 +192,10 @@ inline void prepareBlock(const Weight& w, const uint8_t* blk, float* aux) {
     for (int j = 0; j < 16; j++) aux[j] = d * static_cast<float>(sc[j]);
   } else if (w.dtype == DT_IQ4_XS) {
     iq4xsScales(blk, aux);
+  } else if (w.dtype == DT_Q2_K) {
+    q2kScales(blk, aux);
+  } else if (w.dtype == DT_Q3_K) {
+    q3kScales(blk, aux);
   }
 }
 
@@ -159,7 +209,7 @@ void dotSegmentAvx2(const Weight& w, int64_t r, int64_t c0, int64_t len, const f
   const float* fp8Scales = w.dtype == DT_FP8 ? w.blockScales + (r / 128) * ((w.cols + 127) / 128) : nullptr;
   __m256 acc[G][4];
   for (int g = 0; g < G; g++) acc[g][0] = acc[g][1] = acc[g][2] = acc[g][3] = _mm256_setzero_ps();
-  float aux[16];
+  float aux[32];
   const int64_t blocks = len / E;
   for (int64_t b = 0; b < blocks; b++, blk += B) {
     if (fp8Scales) aux[0] = fp8Scales[(c0 + 32 * b) / 128] * TWO_POW_120;
@@ -186,7 +236,7 @@ void dotSegmentManyAvx2(const Weight& w, int64_t r, int64_t c0, int64_t len, con
   const BlockShape shape = blockShape(w.dtype);
   const int64_t unit = shape.elements == 1 ? 32 : shape.elements;
   // Only the dtypes of the switch below have register decoders; any other goes generically.
-  const bool decoded = w.dtype >= DT_Q8_0 && w.dtype <= DT_IQ4_XS;
+  const bool decoded = w.dtype >= DT_Q8_0 && w.dtype <= DT_LAST;
   const int64_t fast = decoded ? len / unit * unit : 0;
   if (fast > 0) {
     for (int64_t i = 0; i < m; i += 2) {
@@ -208,6 +258,9 @@ void dotSegmentManyAvx2(const Weight& w, int64_t r, int64_t c0, int64_t len, con
         FRUGAL_AVX2_CASE(DT_FP8)
         FRUGAL_AVX2_CASE(DT_IQ4_NL)
         FRUGAL_AVX2_CASE(DT_IQ4_XS)
+        FRUGAL_AVX2_CASE(DT_Q2_K)
+        FRUGAL_AVX2_CASE(DT_Q3_K)
+        FRUGAL_AVX2_CASE(DT_Q5_1)
 #undef FRUGAL_AVX2_CASE
         default: break;
       }

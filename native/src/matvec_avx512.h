@@ -203,6 +203,68 @@ struct DecIQ4_XS {
   }
 };
 
+struct DecQ5_1 {
+  static constexpr int E = 32, B = 24;
+  struct State { __m512 low, high; uint32_t qh; };
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) {
+    // table[q] = q · d + m for q < 32, each rounded once (q · d is exact), as the scalar decode.
+    const __m512 codes = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 d = _mm512_set1_ps(halfToFloat(read16(blk))), m = _mm512_set1_ps(halfToFloat(read16(blk + 2)));
+    s.low = _mm512_fmadd_ps(codes, d, m);
+    s.high = _mm512_fmadd_ps(_mm512_add_ps(codes, _mm512_set1_ps(16.0f)), d, m);
+    s.qh = read32(blk + 4);
+  }
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
+    const __m512i q = _mm512_cvtepu8_epi32(load128(blk + 8)), fifteen = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
+    __m512i l = _mm512_and_si512(q, fifteen), h = _mm512_srli_epi32(q, 4);
+    l = _mm512_mask_or_epi32(l, static_cast<__mmask16>(s.qh), l, sixteen);
+    h = _mm512_mask_or_epi32(h, static_cast<__mmask16>(s.qh >> 16), h, sixteen);
+    lo = _mm512_permutex2var_ps(s.low, l, s.high);
+    hi = _mm512_permutex2var_ps(s.low, h, s.high);
+  }
+};
+
+/**
+ * Q2_K and Q3_K: piece p (half n = p / 4, bit pair k = p % 4 of the 32 bytes qs[32n ..]) holds
+ * sub-blocks 2p (its first 16 values) and 2p + 1, each looked up in its own scaled table.
+ */
+struct DecQ2_K {
+  static constexpr int E = 256, B = 84;
+  struct State { float sm[32]; };
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { q2kScales(blk, s.sm); }
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
+    const uint8_t* q = blk + 16 + 32 * (p >> 2);
+    const __m128i shift = _mm_cvtsi32_si128(2 * (p & 3));
+    const __m512i a = _mm512_srl_epi32(_mm512_cvtepu8_epi32(load128(q)), shift);
+    const __m512i b = _mm512_srl_epi32(_mm512_cvtepu8_epi32(load128(q + 16)), shift);
+    // table[c] = c · scale - min; only codes 0..3 are used (vpermps reads the low 4 bits: mask to 2).
+    const __m512i three = _mm512_set1_epi32(3);
+    lo = _mm512_permutexvar_ps(_mm512_and_si512(a, three), nibbleTable(s.sm[2 * p], s.sm[16 + 2 * p]));
+    hi = _mm512_permutexvar_ps(_mm512_and_si512(b, three), nibbleTable(s.sm[2 * p + 1], s.sm[17 + 2 * p]));
+  }
+};
+
+struct DecQ3_K {
+  static constexpr int E = 256, B = 110;
+  struct State { float sc[16]; };
+  FRUGAL_INLINE_STATIC prepare(const uint8_t* blk, State& s) { q3kScales(blk, s.sc); }
+  FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int p, __m512& lo, __m512& hi) {
+    const int n = p >> 2, k = p & 3;
+    const uint8_t* q = blk + 32 + 32 * n;
+    const __m128i shift = _mm_cvtsi32_si128(2 * k);
+    const __m512i three = _mm512_set1_epi32(3), four = _mm512_set1_epi32(4);
+    __m512i a = _mm512_and_si512(_mm512_srl_epi32(_mm512_cvtepu8_epi32(load128(q)), shift), three);
+    __m512i b = _mm512_and_si512(_mm512_srl_epi32(_mm512_cvtepu8_epi32(load128(q + 16)), shift), three);
+    // Code c = low | 4 · (bit 4n + k of hmask[l]) stands for c - 4: table[c] = c · scale - 4 · scale (exact).
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
+    const __mmask32 bits = _mm256_test_epi8_mask(hm, _mm256_set1_epi8(static_cast<char>(1 << (4 * n + k))));
+    a = _mm512_mask_or_epi32(a, static_cast<__mmask16>(bits), a, four);
+    b = _mm512_mask_or_epi32(b, static_cast<__mmask16>(bits >> 16), b, four);
+    lo = _mm512_permutexvar_ps(a, nibbleTable(s.sc[2 * p], 4.0f * s.sc[2 * p]));
+    hi = _mm512_permutexvar_ps(b, nibbleTable(s.sc[2 * p + 1], 4.0f * s.sc[2 * p + 1]));
+  }
+};
+
 template <class D, int G>
 FRUGAL_INLINE void accumulatePiece(const uint8_t* blk, const typename D::State& s, int p, const float* xp, int64_t ldx, __m512 (&acc)[G][2]) {
   __m512 lo, hi;
@@ -270,6 +332,9 @@ int64_t dotSegmentFast(const Weight& w, int64_t r, int64_t c0, int64_t len, cons
     case DT_Q6_K: dotSegment<DecQ6_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
     case DT_IQ4_NL: dotSegment<DecIQ4_NL, G>(w, r, c0, pieces, x, ldx, res); return len;
     case DT_IQ4_XS: dotSegment<DecIQ4_XS, G>(w, r, c0, len / 256, x, ldx, res); return len;
+    case DT_Q2_K: dotSegment<DecQ2_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
+    case DT_Q3_K: dotSegment<DecQ3_K, G>(w, r, c0, len / 256, x, ldx, res); return len;
+    case DT_Q5_1: dotSegment<DecQ5_1, G>(w, r, c0, pieces, x, ldx, res); return len;
     default: return 0;  // the generic decoder does it all
   }
 }
@@ -525,7 +590,7 @@ void matvecFp8Whole(const Weight& w, const float* x, int64_t m, float* out, int6
 /** Whether matvecWhole has kernels for this dtype. */
 bool hasWholeRows(int dtype) {
   return dtype == DT_FP8 || dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q4_1 || dtype == DT_Q5_0 || dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K
-      || dtype == DT_IQ4_NL || dtype == DT_IQ4_XS;
+      || dtype == DT_IQ4_NL || dtype == DT_IQ4_XS || dtype == DT_Q2_K || dtype == DT_Q3_K || dtype == DT_Q5_1;
 }
 
 /**
@@ -549,6 +614,9 @@ void matvecWhole(const Weight& w, const float* x, int64_t m, float* out, int64_t
     case DT_Q6_K: wholeRows<DecQ6_K>(w, x, m, out, r0, r1); break;
     case DT_IQ4_NL: wholeRows<DecIQ4_NL>(w, x, m, out, r0, r1); break;
     case DT_IQ4_XS: wholeRows<DecIQ4_XS>(w, x, m, out, r0, r1); break;
+    case DT_Q2_K: wholeRows<DecQ2_K>(w, x, m, out, r0, r1); break;
+    case DT_Q3_K: wholeRows<DecQ3_K>(w, x, m, out, r0, r1); break;
+    case DT_Q5_1: wholeRows<DecQ5_1>(w, x, m, out, r0, r1); break;
     case DT_FP8: matvecFp8Whole(w, x, m, out, r0, r1); break;
     default: break;
   }

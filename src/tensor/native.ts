@@ -39,7 +39,7 @@ export interface NativeAddon {
     tokens: number, hidden: number, topK: number, nExperts: number, width: number): void;
   expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number): void;
   matmulKMajor?(out: Float32Array, x: Float32Array, m: number, wt: Float32Array, n: number, k: number): boolean;
-  /** lastDtype: the highest dtype code (DTYPE_CODES) the build knows; absent on builds older than iq4_nl / iq4_xs (code 10). */
+  /** lastDtype: the highest dtype code (DTYPE_CODES) the build knows (12 before q2_k / q3_k / q5_1); absent on builds older than iq4_nl / iq4_xs (code 10). */
   info(): { simd: string; detected: string; threads: number; int8: Int8Mode; lastDtype?: number };
   /**
    * Where int8 activations may be used on levels that have them (AVX-512 VNNI; x rounded to 8 bits
@@ -75,7 +75,7 @@ export type Int8Mode = 'off' | 'prefill' | 'all';
 /** dtype codes of native/src/kernels.h (DTypeCode). */
 const DTYPE_CODES: Readonly<Record<string, number>> = {
   f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4, q4_1: 5, q5_0: 6, q4_k: 7, q5_k: 8, q6_k: 9, fp8_e4m3: 10,
-  iq4_nl: 11, iq4_xs: 12,
+  iq4_nl: 11, iq4_xs: 12, q2_k: 13, q3_k: 14, q5_1: 15,
 };
 
 /** The SIMD levels from best to worst; the addon can run any level at or below the detected one. */

@@ -19,7 +19,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Backend } from '../../src/tensor/backend.js';
-import { type DType } from '../../src/tensor/dtype.js';
+import { type DType, dtypeInfo } from '../../src/tensor/dtype.js';
 import { loadNativeAddon, nativeBackend, type NativeAddon, SIMD_LEVELS } from '../../src/tensor/native.js';
 import { quantize, quantizeFp8BlockScaled } from '../../src/tensor/quant/index.js';
 import { refBackend as ref } from '../../src/tensor/ref.js';
@@ -170,7 +170,7 @@ function int8Bound(x: Float32Array, dense: Float32Array, m: number, rows: number
   return bound;
 }
 
-const MATMUL_DTYPES: DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q4_k', 'q5_k', 'q6_k', 'fp8_e4m3', 'iq4_nl', 'iq4_xs'];
+const MATMUL_DTYPES: DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q4_k', 'q5_k', 'q6_k', 'fp8_e4m3', 'iq4_nl', 'iq4_xs', 'q2_k', 'q3_k', 'q5_1'];
 
 function makeWeight(dtype: DType, rows: number, cols: number, seed: number): WeightMatrix {
   const values = random(rows * cols, seed);
@@ -267,17 +267,23 @@ test('native dequantizeRows and embeddingGather equal ref for every weight dtype
   }
 });
 
-test('native iq4_nl / iq4_xs matmul equals ref on odd shapes: one block per row, ragged row counts, m up to 17', { skip }, () => {
-  // One block per row (the whole-row kernels' shortest rows), rows not a multiple of the 4 / 8-row
-  // groups, m across the whole-row (1, 2), segment (3..16) and prefill (17) paths; per-block
-  // scales of very different sizes so that a decoder mixing up blocks or sub-blocks shows.
-  let seed = 7000;
-  for (const dtype of ['iq4_nl', 'iq4_xs'] as const) {
-    const block = dtype === 'iq4_nl' ? 32 : 256;
+/**
+ * matmul of `dtypes` against ref on odd shapes, every level; dequantizeRows exact. One block per
+ * row (the whole-row kernels' shortest rows), rows not a multiple of the 4 / 8-row groups, m
+ * across the whole-row (1, 2), segment (3..16) and prefill (17) paths. `spread` shapes the values
+ * of each `group` consecutive ones (scale, offset) so that a decoder mixing up blocks or
+ * sub-blocks (or their scales and mins) shows.
+ */
+function checkOddShapes(dtypes: readonly DType[], seed: number, group: number, spread: (g: number) => [number, number]): void {
+  for (const dtype of dtypes) {
+    const block = dtypeInfo(dtype).blockElements;
     for (const [rows, blocks] of [[1, 1], [5, 1], [13, 3], [70, 9]] as const) {
       const cols = block * blocks;
       const values = random(rows * cols, seed++);
-      for (let i = 0; i < values.length; i++) values[i]! *= 2 ** ((Math.floor(i / 32) % 7) - 3);
+      for (let i = 0; i < values.length; i++) {
+        const [scale, offset] = spread(Math.floor(i / group));
+        values[i] = (values[i]! + offset) * scale;
+      }
       const w = weightMatrix(dtype, rows, cols, quantize(dtype, values));
       const dense = new Float32Array(rows * cols);
       ref.dequantizeRows(dense, w, 0, rows);
@@ -298,6 +304,16 @@ test('native iq4_nl / iq4_xs matmul equals ref on odd shapes: one block per row,
       }
     }
   }
+}
+
+test('native iq4_nl / iq4_xs matmul equals ref on odd shapes: one block per row, ragged row counts, m up to 17', { skip }, () => {
+  checkOddShapes(['iq4_nl', 'iq4_xs'], 7000, 32, (g) => [2 ** ((g % 7) - 3), 0]);
+});
+
+test('native q2_k / q3_k / q5_1 matmul equals ref on odd shapes: one block per row, ragged row counts, m up to 17', { skip }, () => {
+  // Every 16 values (a Q2_K / Q3_K sub-block; half a Q5_1 block) their own scale and mean, so
+  // that the two sub-blocks of a 32-value piece, Q2_K's mins and Q5_1's m all matter.
+  checkOddShapes(['q2_k', 'q3_k', 'q5_1'], 7500, 16, (g) => [2 ** ((g % 7) - 3), ((g * 5) % 9) / 4 - 1]);
 });
 
 test('native: a dtype code the addon does not know is refused, by the addon and before it', { skip }, () => {
@@ -306,6 +322,14 @@ test('native: a dtype code the addon does not know is refused, by the addon and 
   // An addon built before iq4 (no lastDtype, or a lower one) gets a clear error instead of garbage.
   const old = nativeBackend({ ...addon!, info: () => ({ ...addon!.info(), lastDtype: undefined }) } as NativeAddon);
   assert.throws(() => old.matmul(new Float32Array(2), new Float32Array(64), 1, w), /native addon predates iq4_nl weights: rebuild it/);
+  // One built before q2_k / q3_k / q5_1 (lastDtype 12, iq4_xs) still runs iq4 and refuses those.
+  const iq4Only = nativeBackend({ ...addon!, info: () => ({ ...addon!.info(), lastDtype: 12 }) } as NativeAddon);
+  iq4Only.matmul(new Float32Array(2), new Float32Array(64).fill(1), 1, w);
+  for (const dtype of ['q2_k', 'q3_k', 'q5_1'] as const) {
+    const q = makeWeight(dtype, 2, 256, 2);
+    assert.throws(() => iq4Only.matmul(new Float32Array(2), new Float32Array(256), 1, q), new RegExp(`native addon predates ${dtype} weights: rebuild it`));
+    assert.throws(() => iq4Only.dequantizeRows(new Float32Array(512), q, 0, 2), /rebuild it/);
+  }
   const out = new Float32Array(2);
   native!.matmul(out, new Float32Array(64).fill(1), 1, w);
   assert.ok(out.every(Number.isFinite));

@@ -21,7 +21,7 @@ export function checkLength(kernel: string, name: string, buffer: ArrayLike<numb
 }
 
 /** Weight dtypes the matmul kernels accept. */
-export const MATMUL_DTYPES = new Set(['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q4_k', 'q5_k', 'q6_k', 'fp8_e4m3', 'iq4_nl', 'iq4_xs']);
+export const MATMUL_DTYPES = new Set(['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q4_k', 'q5_k', 'q6_k', 'fp8_e4m3', 'iq4_nl', 'iq4_xs', 'q2_k', 'q3_k', 'q5_1']);
 
 /**
  * The fields a weight had when it passed checkWeight: model weights are checked on every matmul,
