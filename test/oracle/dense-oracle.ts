@@ -33,18 +33,24 @@ export const GREEDY_TOKENS = 32;
 export const INT8_PREFILL_BOUND = 1e-3;
 /** The dtypes whose prefill matmuls the int8 kernels take (native/src/gemm_int8.h). */
 const INT8_DTYPES: ReadonlySet<OracleDType> = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q5_0']);
+/** File dtypes whose matmuls keep f32 activations on every backend and level: the default backend must then follow llama.cpp's f32 run of the dequantized weights tightly too. */
+const F32_ACTIVATION_DTYPES: ReadonlySet<OracleDType> = new Set(['iq4_nl', 'iq4_xs', 'q2_k-q3_k-q5_1']);
 
 /**
- * A file dtype: one the tiny builders write, or an IQ4 type, whose files are made as `frugal
+ * A file dtype: one the tiny builders write; an IQ4 type, whose files are made as `frugal
  * quantize` makes them (quantizedType: IQ4_XS matrices with rows that are not a multiple of 256
- * become IQ4_NL, as llama-quantize does).
+ * become IQ4_NL, as llama-quantize does); or LOW_BITS, one file for the three low-bit types:
+ * layer 0's ffn_down as Q2_K, layer 1's as Q3_K (the matrices with rows of 256 here), every other
+ * matrix (and the tied output) as Q5_1.
  */
-export type OracleDType = TinyDType | 'iq4_nl' | 'iq4_xs';
+export const LOW_BITS = 'q2_k-q3_k-q5_1';
+export type OracleDType = TinyDType | 'iq4_nl' | 'iq4_xs' | typeof LOW_BITS;
 
 function oracleTensors(model: TinyDenseModel, dtype: OracleDType): GgufTensorInput[] {
-  if (dtype !== 'iq4_nl' && dtype !== 'iq4_xs') return denseGgufTensors(model, dtype);
+  if (dtype !== 'iq4_nl' && dtype !== 'iq4_xs' && dtype !== LOW_BITS) return denseGgufTensors(model, dtype);
   return denseGgufTensors(model, 'f32').map((t) => {
-    const type = quantizedType({ name: t.name, dims: t.dims, dtype: 'f32' }, dtype);
+    const wanted = dtype !== LOW_BITS ? dtype : t.name === 'blk.0.ffn_down.weight' ? 'q2_k' : t.name === 'blk.1.ffn_down.weight' ? 'q3_k' : 'q5_1';
+    const type = quantizedType({ name: t.name, dims: t.dims, dtype: 'f32' }, wanted);
     return type === 'f32' ? t : { ...t, dtype: type, data: quantize(type, dequantize('f32', t.data as Uint8Array, t.dims.reduce((a, b) => a * b, 1))) };
   });
 }
@@ -158,9 +164,15 @@ export async function checkDenseAgainstLlamaCpp(t: TestContext, c: DenseOracleCa
       const exactDiff = firstDifference(qRef.greedy, greedy(`${dtype}-dequantized`));
       const native = logProbError(q, lp(dtype));
       const nativeDiff = firstDifference(q.greedy, greedy(dtype));
-      t.diagnostic(`${dtype}: ref backend vs llama.cpp on dequantized f32 ${exact.maxError.toExponential(2)} (greedy first difference ${exactDiff}); ` +
+      const nativeExact = logProbError(q, lp(`${dtype}-dequantized`));
+      t.diagnostic(`${dtype}: ref backend vs llama.cpp on dequantized f32 ${exact.maxError.toExponential(2)} (greedy first difference ${exactDiff}), ` +
+        `default backend ${nativeExact.maxError.toExponential(2)}; ` +
         `vs llama.cpp ${dtype} ${native.maxError.toExponential(2)}, same top ${native.sameTop}/${CHECKED_POSITIONS.length}, greedy first difference ${nativeDiff}`);
       assert.ok(exact.maxError < 1e-3, `${dtype} vs llama.cpp on the dequantized weights: max log-prob error ${exact.maxError}`);
+      if (F32_ACTIVATION_DTYPES.has(dtype)) {
+        assert.ok(nativeExact.maxError < 1e-3, `${dtype}, default backend vs llama.cpp on the dequantized weights: max log-prob error ${nativeExact.maxError}`);
+        assert.deepEqual(q.greedy, greedy(`${dtype}-dequantized`), `${dtype}, default backend: greedy continuation vs llama.cpp on the dequantized weights`);
+      }
       assert.deepEqual(qRef.greedy, greedy(`${dtype}-dequantized`), `${dtype} greedy continuation vs llama.cpp on the dequantized weights`);
       const bound = INT8_DTYPES.has(dtype) && int8Prefill() ? INT8_PREFILL_BOUND : c.nativeBounds[dtype];
       assert.ok(bound !== undefined, `no bound stated for ${dtype}`);
