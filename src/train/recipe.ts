@@ -115,17 +115,17 @@ export const QUICK_RECIPE: RecipeConfig = {
 
 /**
  * The full recipe (recipe/frugal-r1-tiny.json says the same): the four task families at levels 1
- * and 2, ~11M pretraining tokens (about 45 minutes at ~4.3k tokens/s on 2 idle cores), 250 SFT
- * steps, 60 GRPO steps from SFT and 40 from the base (R1-Zero), a distilled dense student, eval
- * on 30 test problems per cell. Level 3 is left out: too long for this model's training budget.
+ * and 2, ~11M pretraining tokens (about 45 minutes at ~4.3k tokens/s on 2 idle cores), 400 SFT
+ * steps and 60 GRPO steps from SFT with half the questions worded another way (tasks/phrasing.ts),
+ * 40 GRPO steps from the base (R1-Zero), a distilled dense student, eval on 30 test problems per cell. Level 3 is left out: too long for this model's training budget.
  */
 export const DEFAULT_RECIPE: RecipeConfig = {
   name: 'frugal-r1-tiny', seed: 1, tasks: ['arithmetic', 'linear', 'sort', 'countdown'], difficulties: [1, 2],
   corpus: { problemsPerCell: 3500, vocabSize: 1024, preTokenizer: 'qwen2' },
   model: {},
   pretrain: { steps: 2700, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
-  sft: { steps: 250, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512, rephrased: 0 },
-  rl: { enabled: true, steps: 60, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.001, rephrased: 0 },
+  sft: { steps: 400, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512, rephrased: 0.5 },
+  rl: { enabled: true, steps: 60, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.001, rephrased: 0.5 },
   zero: { enabled: true, steps: 40 },
   distill: { enabled: true, model: {}, pretrainSteps: 600, problems: 400, samples: 4, sftSteps: 200, lr: 1e-3 },
   eval: { problemsPerCell: 30, samples: 2, maxTokens: 384 },
