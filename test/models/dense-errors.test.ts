@@ -8,6 +8,7 @@ import { gguf, type GgufValue } from '../../src/formats/gguf-value.js';
 import { writeGguf } from '../../src/formats/gguf-write.js';
 import { loadModel } from '../../src/models/load.js';
 import { denseGgufMetadata, denseGgufTensors, tinyDenseModel, tinyTokenizerMetadata } from '../../src/models/tiny.js';
+import { dequantize } from '../../src/tensor/quant/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'frugal-dense-errors-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,11 +40,15 @@ test('a tensor of the wrong shape is named with both shapes', () => {
 });
 
 test('a weight in a dtype the kernels cannot multiply is refused at load time', () => {
-  const q5_1 = denseGgufTensors(model, 'q5_1');
-  const tensors = goodTensors.map((t) => (t.name === 'blk.0.attn_v.weight' ? q5_1.find((u) => u.name === t.name)! : t));
-  assert.equal(tensors.find((t) => t.name === 'blk.0.attn_v.weight')!.dtype, 'q5_1');
+  // f64 (ggml type 28): a GGUF storage type with no matmul kernel (q5_1, used here before, now has one).
+  const f64 = (t: (typeof goodTensors)[number]) => ({
+    ...t, dtype: 'f64' as const,
+    data: new Uint8Array(Float64Array.from(dequantize(t.dtype, t.data as Uint8Array, t.dims[0]! * t.dims[1]!)).buffer),
+  });
+  const tensors = goodTensors.map((t) => (t.name === 'blk.0.attn_v.weight' ? f64(t) : t));
+  assert.equal(tensors.find((t) => t.name === 'blk.0.attn_v.weight')!.dtype, 'f64');
   const path = write('dtype', { tensors });
-  assert.throws(() => loadModel(path), /tensor 'blk\.0\.attn_v\.weight' is stored as q5_1, which the compute kernels do not support/);
+  assert.throws(() => loadModel(path), /tensor 'blk\.0\.attn_v\.weight' is stored as f64, which the compute kernels do not support/);
 });
 
 test('an unknown architecture lists the supported ones', () => {
