@@ -5,7 +5,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { quantizeGguf } from '../../src/cli/quantize.js';
+import { modelFileFacts, parameterSizeText } from '../../src/server/routes/ollama.js';
+import { openGguf } from '../../src/formats/gguf.js';
 import { createDeepSeek } from '@ai-sdk/deepseek';
 import { generateText, streamText } from 'ai';
 import { Ollama } from 'ollama';
@@ -92,8 +97,16 @@ test('ollama client: think: false gives no thinking; generate, tags, ps, show, v
   const running = await ollama.ps();
   assert.deepEqual(running.models.map((m) => m.name), ['tiny:latest'], 'the model that answered is loaded');
   assert.equal(running.models[0]!.size, statSync(t.modelPath).size);
+  // details as Ollama lists them, from the file's header: architecture, all weights, the weights' type
+  const file = openGguf(t.modelPath);
+  const weights = file.tensors.reduce((sum, tensor) => sum + tensor.elements, 0);
+  file.close();
+  assert.ok(weights < 1e6, 'the test model has thousands of weights');
+  const expectedDetails = { format: 'gguf', family: 'llama', families: ['llama'], parameter_size: `${(weights / 1e3).toFixed(1)}K`, quantization_level: 'F32' };
+  assert.deepEqual({ ...tags.models[0]!.details }, expectedDetails);
+  assert.deepEqual({ ...running.models[0]!.details }, expectedDetails);
   const show = await ollama.show({ model: 'tiny' });
-  assert.equal(show.details.family, 'llama');
+  assert.deepEqual({ ...show.details }, expectedDetails);
   assert.deepEqual([...(show as { capabilities?: string[] }).capabilities ?? []].sort(), ['completion', 'thinking', 'tools'], 'what /api/chat supports');
   assert.ok((await ollama.version()).version.length > 0);
 });
@@ -117,4 +130,21 @@ test('ollama client: a request without prompt or messages only loads the model; 
   assert.equal(fim.prompt_eval_count, beta.usage.prompt_tokens);
   assert.equal(fim.response, beta.choices[0]!.text);
   assert.equal(fim.thinking, undefined, 'fill in the middle has no thought');
+});
+
+test('Ollama model details: llama.cpp\'s file-type name when the file has one, sizes in K, M and B, nothing for a missing or foreign file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'frugal-facts-'));
+  try {
+    const q8 = join(dir, 'q8.gguf');
+    quantizeGguf(t.modelPath, q8, 'q8_0');
+    assert.equal(modelFileFacts(q8).quantizationLevel, 'Q8_0');
+    const text = join(dir, 'notes.gguf');
+    writeFileSync(text, 'not a model');
+    assert.deepEqual({ ...modelFileFacts(text), modified: '' }, { size: 11, modified: '', family: '', parameterSize: '', quantizationLevel: '' });
+    assert.equal(modelFileFacts(join(dir, 'gone.gguf')).size, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.deepEqual([999, 1500, 2_030_000, 7_615_616_512].map(parameterSizeText), ['1.0K', '1.5K', '2.0M', '7.6B']);
+  assert.equal(parameterSizeText(0), '');
 });

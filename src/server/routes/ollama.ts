@@ -6,6 +6,7 @@
  * (../shared/spec/formats-and-api.md §5.11). Durations are nanoseconds.
  */
 import { statSync } from 'node:fs';
+import { openGguf } from '../../formats/gguf.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ChatMessage } from '../../tokenizer/chat-template.js';
 import type { SamplingOptions } from '../../generate/sampling.js';
@@ -202,10 +203,13 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ServerContext): 
     return {
       models: ctx.registry.ids().map((id) => {
         const config = ctx.registry.config(id)!;
-        const file = fileFacts(config.path);
+        const file = modelFileFacts(config.path);
         return {
           name: `${id}:latest`, model: `${id}:latest`, modified_at: file.modified, size: file.size, digest: '',
-          details: { format: 'gguf', family: ctx.registry.isLoaded(id) ? ctx.registry.get(id).model.info.architecture : '', families: null, parameter_size: '', quantization_level: '' },
+          details: {
+            format: 'gguf', family: file.family || (ctx.registry.isLoaded(id) ? ctx.registry.get(id).model.info.architecture : ''),
+            families: file.family ? [file.family] : null, parameter_size: file.parameterSize, quantization_level: file.quantizationLevel,
+          },
           path: config.path,
         };
       }),
@@ -220,7 +224,7 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ServerContext): 
         return {
           name: `${served.id}:latest`, model: `${served.id}:latest`, size: served.bytes, digest: '', size_vram: 0,
           expires_at: new Date(Date.UTC(9999, 0, 1)).toISOString(), context_length: served.contextLength,
-          details: { format: 'gguf', family: info.architecture, families: null, parameter_size: `${(info.parameterCount / 1e6).toFixed(1)}M`, quantization_level: '' },
+          details: detailsOf(info, modelFileFacts(ctx.registry.config(served.id)?.path ?? '')),
         };
       }),
     };
@@ -233,19 +237,85 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ServerContext): 
     const info = served.model.info;
     return {
       modelfile: '', parameters: '', template: served.loaded.chatTemplate ?? '',
-      details: { format: 'gguf', family: info.architecture, parameter_size: `${(info.parameterCount / 1e6).toFixed(1)}M`, quantization_level: '' },
+      details: detailsOf(info, modelFileFacts(ctx.registry.config(served.id)?.path ?? '')),
       model_info: { 'general.architecture': info.architecture, 'general.parameter_count': info.parameterCount, [`${info.architecture}.context_length`]: info.contextLength, [`${info.architecture}.vocab_size`]: info.vocabSize },
       capabilities: ['completion', 'tools', 'thinking'],
     };
   });
 }
 
-/** A model file's size and modification time (0 and the epoch for models built in memory or gone). */
-function fileFacts(path: string): { size: number; modified: string } {
+/** What /api/tags, /api/ps and /api/show report about a model file, as Ollama does. */
+export interface FileFacts {
+  size: number;
+  modified: string;
+  /** general.architecture ('' when unknown). */
+  family: string;
+  /** Weights in the file, as Ollama writes them: "1.6M", "7.6B" ('' when unknown). */
+  parameterSize: string;
+  /** The file type (general.file_type) as llama.cpp names it, else the weight matrices' own type: "F32", "Q4_K_M" ('' when unknown). */
+  quantizationLevel: string;
+}
+
+/** llama_ftype values (general.file_type) and their llama.cpp names. */
+const FILE_TYPE_NAMES: Record<number, string> = {
+  0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 7: 'Q8_0', 8: 'Q5_0', 9: 'Q5_1', 10: 'Q2_K', 11: 'Q3_K_S', 12: 'Q3_K_M', 13: 'Q3_K_L',
+  14: 'Q4_K_S', 15: 'Q4_K_M', 16: 'Q5_K_S', 17: 'Q5_K_M', 18: 'Q6_K', 25: 'IQ4_NL', 30: 'IQ4_XS', 32: 'BF16',
+};
+
+export function parameterSizeText(count: number): string {
+  if (count <= 0) return '';
+  if (count >= 1e9) return `${(count / 1e9).toFixed(1)}B`;
+  if (count >= 1e6) return `${(count / 1e6).toFixed(1)}M`;
+  return `${(count / 1e3).toFixed(1)}K`;
+}
+
+/** Ollama's `details` of a loaded model: the file's facts, the engine's where the file has none. */
+function detailsOf(info: { architecture: string; parameterCount: number }, file: FileFacts): Record<string, unknown> {
+  const family = file.family || info.architecture;
+  return { format: 'gguf', family, families: [family], parameter_size: file.parameterSize || parameterSizeText(info.parameterCount), quantization_level: file.quantizationLevel };
+}
+
+const factsCache = new Map<string, { key: string; facts: FileFacts }>();
+
+/**
+ * A model file's size, modification time and GGUF header facts (read once per file version; the
+ * header only). Models built in memory, directories and unreadable files get zeros and ''.
+ */
+export function modelFileFacts(path: string): FileFacts {
+  let stat;
   try {
-    const stat = statSync(path);
-    return { size: stat.isFile() ? stat.size : 0, modified: stat.mtime.toISOString() };
+    stat = statSync(path);
   } catch {
-    return { size: 0, modified: new Date(0).toISOString() };
+    return { size: 0, modified: new Date(0).toISOString(), family: '', parameterSize: '', quantizationLevel: '' };
   }
+  const base = { size: stat.isFile() ? stat.size : 0, modified: stat.mtime.toISOString(), family: '', parameterSize: '', quantizationLevel: '' };
+  const key = `${stat.size}:${stat.mtimeMs}`;
+  const cached = factsCache.get(path);
+  if (cached?.key === key) return cached.facts;
+  let facts: FileFacts = base;
+  if (stat.isFile()) {
+    try {
+      const file = openGguf(path);
+      try {
+        const architecture = file.value('general.architecture');
+        const fileType = file.value('general.file_type');
+        const matrices = file.tensors.filter((t) => t.dims.length >= 2);
+        const counts = new Map<string, number>();
+        for (const t of matrices) counts.set(t.dtype, (counts.get(t.dtype) ?? 0) + t.elements);
+        const mostly = [...counts].sort((x, y) => y[1] - x[1])[0]?.[0] ?? '';
+        facts = {
+          ...base,
+          family: typeof architecture === 'string' ? architecture : '',
+          parameterSize: parameterSizeText(file.tensors.reduce((sum, t) => sum + t.elements, 0)),
+          quantizationLevel: (typeof fileType === 'number' ? FILE_TYPE_NAMES[fileType] : undefined) ?? mostly.toUpperCase(),
+        };
+      } finally {
+        file.close();
+      }
+    } catch {
+      // not a GGUF file we can read: size and time only
+    }
+  }
+  factsCache.set(path, { key, facts });
+  return facts;
 }
