@@ -42,7 +42,8 @@ function randomWeight(dtype: DType, rows: number, cols: number): WeightMatrix {
   const data = new Uint8Array(rows * byteSize(dtype, cols));
   for (let i = 0; i < data.length; i += 65536) randomFillSync(data.subarray(i, i + 65536));
   const scaleOffsets: Partial<Record<DType, [number, number[]]>> = {
-    q8_0: [34, [0]], q4_0: [18, [0]], q4_1: [20, [0, 2]], q5_0: [22, [0]], q4_k: [144, [0, 2]], q5_k: [176, [0, 2]], q6_k: [210, [208]],
+    q8_0: [34, [0]], q4_0: [18, [0]], q4_1: [20, [0, 2]], q5_0: [22, [0]], q5_1: [24, [0, 2]], q4_k: [144, [0, 2]], q5_k: [176, [0, 2]], q6_k: [210, [208]],
+    q2_k: [84, [80, 82]], q3_k: [110, [108]], iq4_nl: [18, [0]], iq4_xs: [136, [0]],
   };
   const layout = scaleOffsets[dtype];
   if (layout) {
@@ -123,7 +124,7 @@ for (const size of want('gemm') ? [512, 2048] : []) {
 // "Streaming" (m = 1): calls cycle through enough copies (>= 256 MB) that every byte comes from
 // DRAM, as the matrices of a model larger than the cache do in decode; the honest bandwidth figure.
 const n = 4096;
-for (const dtype of (want('matvec') ? ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'fp8_e4m3', 'f16'] : []) as DType[]) {
+for (const dtype of (want('matvec') ? ['q8_0', 'q4_0', 'q4_k', 'q6_k', 'fp8_e4m3', 'f16', 'iq4_xs', 'iq4_nl', 'q3_k', 'q2_k', 'q5_1'] : []) as DType[]) {
   const w = randomWeight(dtype, n, n);
   const bytes = w.rows * byteSize(dtype, w.cols);
   for (const m of [1, 8]) {
