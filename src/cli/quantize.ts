@@ -1,80 +1,82 @@
 /**
- * `frugal quantize IN.gguf OUT.gguf TYPE`: a GGUF with its weight matrices stored as TYPE, the way
- * llama-quantize makes one: one type for every matrix (its *_S presets), or for q4_k_m / q5_k_m
- * Q6_K for the output and some attn_v / ffn_down (schemeType). Every tensor with two
- * or more dimensions whose rows split into TYPE's blocks is converted (decoded to f32, then
- * encoded); 1-D tensors (norms, biases), MoE routers (`ffn_gate_inp`, which llama.cpp keeps in
- * f32) and rows that do not fit the block (a K-quant needs rows of 256: then Q8_0 when rows of
- * 32 fit; IQ4_XS falls back to IQ4_NL, as llama-quantize does; else the tensor stays as it is)
- * keep their type. Metadata is copied, with
- * general.file_type set. A source already quantized needs --allow-requantize (quality loss twice).
+ * `frugal quantize IN.gguf OUT.gguf TYPE [--pure]`: a GGUF with its weight matrices converted the
+ * way llama-quantize converts them.
+ * - TYPE a preset of llama-quantize (q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m,
+ *   q6_k): each matrix gets the type llama-quantize's rules give it (quantize-mix.ts: Q6_K / Q8_0
+ *   for the output, more bits for some attn_v / ffn_down / attn_output, Q8_0 attn_v / attn_k with
+ *   8 experts, ...); with --pure every matrix gets the preset's base type (llama-quantize --pure).
+ * - TYPE a plain type (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q3_k, q4_k, q5_k, iq4_nl,
+ *   iq4_xs): that type for every matrix. (llama-quantize's "Q3_K", "Q4_K", "Q5_K" are aliases
+ *   of its _M presets; here they name the plain type, as before.)
+ * Rows that do not split into the chosen type's blocks get llama.cpp's fallback (Q2_K / Q3_K ->
+ * Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, IQ4_XS -> IQ4_NL; F16 when rows are not a
+ * multiple of 32 either). 1-D tensors (norms, biases), norms and MoE routers (`ffn_gate_inp`, which
+ * llama.cpp keeps in f32) keep their type. Metadata is copied, with general.file_type set to the
+ * preset's llama_ftype. A source already quantized needs --allow-requantize (quality loss twice).
  */
 import { parseArgs } from 'node:util';
 import { openGguf, type GgufTensorInfo } from '../formats/gguf.js';
 import type { GgufValue } from '../formats/gguf-value.js';
 import { writeGguf, type GgufTensorInput } from '../formats/gguf-write.js';
-import { type DType, dtypeInfo } from '../tensor/dtype.js';
+import type { DType } from '../tensor/dtype.js';
 import { canDequantize, canQuantize, dequantize, quantize } from '../tensor/quant/index.js';
+import { K_MIXES, type KMix, type MixModelInfo, fallbackType, isKMix, isQuantizable, mixModelInfo, mixTypes } from './quantize-mix.js';
 
-export const summary = 'convert a GGUF model\'s weight matrices to another type (q8_0, q4_k, iq4_xs, ...)';
+export { useMoreBits } from './quantize-mix.js';
 
-const USAGE = `usage: frugal quantize IN.gguf OUT.gguf TYPE [--allow-requantize]
-  TYPE: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k (= q4_k_s), q5_k (= q5_k_s), q6_k,
-        iq4_nl, iq4_xs (rows that are not a multiple of 256 as iq4_nl),
-        q4_k_m, q5_k_m (Q6_K for the output and for attn_v / ffn_down of some layers, as llama-quantize)`;
+export const summary = 'convert a GGUF model\'s weight matrices to another type (q8_0, q4_k_m, iq4_xs, ...)';
+
+const USAGE = `usage: frugal quantize IN.gguf OUT.gguf TYPE [--pure] [--allow-requantize]
+  TYPE: llama-quantize's presets q2_k, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k
+        (its per-tensor choices: Q6_K output, more bits for some attn_v / ffn_down / attn_output;
+        --pure: the preset's base type for every matrix),
+        or one type for every matrix: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q3_k, q4_k, q5_k,
+        iq4_nl, iq4_xs
+  Rows that do not split into a type's blocks fall back as in llama.cpp (Q4_K -> Q5_0, Q6_K -> Q8_0, IQ4_XS -> IQ4_NL, ...).`;
 
 /**
- * llama.cpp's llama_ftype for a file whose matrices are all `type` (the *_S presets for K-quants;
- * MOSTLY_IQ4_NL = 25 and MOSTLY_IQ4_XS = 30 as in node-llama-cpp's GgufFileType).
+ * llama.cpp's llama_ftype for a file whose matrices are all `type` (K-quants: the *_S preset's
+ * number, q3_k: Q3_K_S; MOSTLY_IQ4_NL = 25 and MOSTLY_IQ4_XS = 30 as in node-llama-cpp's GgufFileType).
  */
 const FILE_TYPES: Partial<Record<DType, number>> = {
   f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, bf16: 32,
   iq4_nl: 25, iq4_xs: 30,
 };
 
-/** A quantization preset: one type for the matrices, or (the _M presets) Q6_K for the sensitive ones. */
+/** A quantization choice: one type for the matrices, or a llama-quantize preset (mix). */
 export interface QuantScheme {
   base: DType;
-  /** The type of the output matrix and of attn_v / ffn_down in the layers useMoreBits picks (_M presets). */
-  more?: DType;
+  /** The llama-quantize preset whose per-tensor rules apply (absent: `base` for every matrix). */
+  mix?: KMix;
   fileType: number;
 }
 
-/** The preset a TYPE argument names, or undefined. */
-export function quantScheme(name: string): QuantScheme | undefined {
+/** The scheme a TYPE argument names (`pure`: a preset's base type everywhere), or undefined. */
+export function quantScheme(name: string, pure = false): QuantScheme | undefined {
   const lower = name.toLowerCase();
-  if (lower === 'q4_k_m') return { base: 'q4_k', more: 'q6_k', fileType: 15 };
-  if (lower === 'q5_k_m') return { base: 'q5_k', more: 'q6_k', fileType: 17 };
-  const base = (lower === 'q4_k_s' ? 'q4_k' : lower === 'q5_k_s' ? 'q5_k' : lower) as DType;
+  if (isKMix(lower)) {
+    const { base, fileType } = K_MIXES[lower];
+    return pure ? { base, fileType } : { base, mix: lower, fileType };
+  }
+  const base = lower as DType;
   const fileType = FILE_TYPES[base];
   return fileType === undefined ? undefined : { base, fileType };
-}
-
-/** llama-quantize's choice of layers that keep more bits in the _M presets: the first and last eighth, and every third between. */
-export function useMoreBits(layer: number, layers: number): boolean {
-  const eighth = Math.floor(layers / 8);
-  return layer < eighth || layer >= Math.floor((7 * layers) / 8) || (layer - eighth) % 3 === 2;
-}
-
-/** The type a scheme asks for a tensor (before the block-size fallback of quantizedType). */
-export function schemeType(scheme: QuantScheme, name: string, layers: number): DType {
-  if (!scheme.more) return scheme.base;
-  if (name === 'output.weight') return scheme.more;
-  const layer = /^blk\.(\d+)\.(attn_v|ffn_down)/.exec(name);
-  return layer && useMoreBits(Number(layer[1]), layers) ? scheme.more : scheme.base;
 }
 
 /** Types that hold a weight without (noticeable) loss: converting from or to them is no requantization. */
 const FLOAT_TYPES = new Set<DType>(['f32', 'f16', 'bf16']);
 
-/** The type a tensor gets: `target` when its rows fit the blocks, a fallback, or its own type. */
+/** The type a tensor gets: `target` when its rows fit the blocks, llama.cpp's fallback (see fallbackType), or its own type when it is not converted. */
 export function quantizedType(info: Pick<GgufTensorInfo, 'name' | 'dims' | 'dtype'>, target: DType): DType {
-  if (info.dims.length < 2 || !info.name.endsWith('.weight') || info.name.includes('ffn_gate_inp')) return info.dtype;
-  const rowLength = info.dims[0]!;
-  if (rowLength % dtypeInfo(target).blockElements === 0) return target;
-  if (target === 'iq4_xs' && rowLength % 32 === 0) return 'iq4_nl';
-  if (dtypeInfo(target).blockElements === 256 && rowLength % 32 === 0) return 'q8_0';
-  return info.dtype;
+  if (!info.name.endsWith('.weight') || !isQuantizable(info)) return info.dtype;
+  if (FLOAT_TYPES.has(target)) return target;
+  return fallbackType(info.dims[0]!, target);
+}
+
+/** Each tensor's type under `scheme` (the tensors' own types where they are not converted). */
+export function planTypes(scheme: QuantScheme, tensors: readonly Pick<GgufTensorInfo, 'name' | 'dims' | 'dtype'>[], model: MixModelInfo): Map<string, DType> {
+  const wanted = scheme.mix ? mixTypes(scheme.mix, tensors, model) : undefined;
+  return new Map(tensors.map((t) => [t.name, quantizedType(t, wanted?.get(t.name) ?? scheme.base)]));
 }
 
 export interface QuantizeReport {
@@ -87,18 +89,16 @@ export interface QuantizeReport {
 }
 
 /** Writes `output`: `input` with its matrices as `type` names them (a DType or a preset; see the file comment). */
-export function quantizeGguf(input: string, output: string, type: string, options: { allowRequantize?: boolean; progress?: (done: number, total: number, name: string) => void } = {}): QuantizeReport {
-  const scheme = quantScheme(type);
+export function quantizeGguf(input: string, output: string, type: string, options: { allowRequantize?: boolean; pure?: boolean; progress?: (done: number, total: number, name: string) => void } = {}): QuantizeReport {
+  const scheme = quantScheme(type, options.pure);
   if (!scheme || !canQuantize(scheme.base)) throw new Error(`quantize: unknown type '${type}'`);
   const target = scheme.base;
   const file = openGguf(input);
   try {
-    const architecture = file.value('general.architecture');
-    const layers = Number(file.value(`${String(architecture)}.block_count`) ?? 0);
-    const plan = file.tensors.map((t) => {
-      const wanted = schemeType(scheme, t.name, layers);
-      return { info: t, wanted, type: quantizedType(t, wanted) };
-    });
+    const model = mixModelInfo((key) => file.value(key));
+    const types = planTypes(scheme, file.tensors, model);
+    const wantedTypes = scheme.mix ? mixTypes(scheme.mix, file.tensors, model) : undefined;
+    const plan = file.tensors.map((t) => ({ info: t, wanted: wantedTypes?.get(t.name) ?? target, type: types.get(t.name)! }));
     const requantized = plan.find((p) => p.type !== p.info.dtype && !FLOAT_TYPES.has(p.info.dtype) && !FLOAT_TYPES.has(p.type));
     if (requantized && !options.allowRequantize) {
       throw new Error(`${input}: tensor '${requantized.info.name}' is already ${requantized.info.dtype}; quantizing it again loses quality twice (pass --allow-requantize to do it anyway)`);
@@ -134,7 +134,7 @@ export function quantizeGguf(input: string, output: string, type: string, option
 }
 
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { 'allow-requantize': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args, options: { 'allow-requantize': { type: 'boolean' }, pure: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
   if (values.help) {
     console.log(USAGE);
     return 0;
@@ -153,6 +153,7 @@ export async function run(args: string[]): Promise<number> {
   let shown = 0;
   const report = quantizeGguf(input, output, type, {
     allowRequantize: values['allow-requantize'] ?? false,
+    pure: values.pure ?? false,
     // a progress line at most twice a second (and the last one), rewritten in place on a terminal
     progress: (done, total, name) => {
       const now = performance.now();
