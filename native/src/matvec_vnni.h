@@ -188,16 +188,19 @@ struct Q8K {
  */
 FRUGAL_VNNI void quantizeQ8K(const float* x, int64_t m, int64_t cols, int dtype, int8_t* q, float* d, int16_t* bsums) {
   static constexpr int POSITION[4] = {0, 2, 1, 3};
-  const bool q4k = dtype == DT_Q4_K;
+  const bool q4k = dtype == DT_Q4_K, iq4xs = dtype == DT_IQ4_XS, low = dtype == DT_Q2_K || dtype == DT_Q3_K;
   for (int64_t i = 0; i < m * cols / 256; i++) {
     const float* xs = x + i * 256;
     __m512 inv;
     d[i] = q8Scale(xs, 256, false, inv);
     for (int j = 0; j < 8; j++) {
       const __m512i lo = q8Round(xs + 32 * j, inv), hi = q8Round(xs + 32 * j + 16, inv);
-      int8_t* dst = q + i * 256 + (q4k ? 128 * (j / 4) + 32 * POSITION[j % 4] : 32 * j);
+      // IQ4_XS: the first and second 16 values of sub-block j go to lane j % 4 of the low- and
+      // high-nibble loads of code half j / 4; Q2_K / Q3_K: values 32j.. and 128 + 32j.. side by
+      // side (the bit pair j of qs[0..63]); see kLowRowInt8.
+      int8_t* dst = q + i * 256 + (q4k ? 128 * (j / 4) + 32 * POSITION[j % 4] : iq4xs ? 128 * (j / 4) + 16 * (j % 4) : low ? 64 * (j % 4) + 32 * (j / 4) : 32 * j);
       _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm512_cvtsepi32_epi8(lo));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm512_cvtsepi32_epi8(hi));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (iq4xs ? 64 : 16)), _mm512_cvtsepi32_epi8(hi));
       if (q4k) {
         bsums[i * 8 + j] = static_cast<int16_t>(_mm512_reduce_add_epi32(_mm512_add_epi32(lo, hi)));
       } else {
@@ -321,6 +324,122 @@ FRUGAL_VNNI void q6kRowInt8(const Weight& w, int64_t r, const Q8K& x, float* out
   for (int g = 0; g < G; g++) out[g * ldo + r] = _mm512_reduce_add_ps(acc[g]) + _mm512_reduce_add_ps(_mm512_zextps256_ps512(offAcc[g]));
 }
 
+/** Word index vector: every word of 128-bit lane L is word (l0, l1, l2, l3)[L] (a scale per 16 codes). */
+FRUGAL_VNNI inline __m512i laneWords(int l0, int l1, int l2, int l3) {
+  const long long k = 0x0001000100010001LL;
+  return _mm512_set_epi64(k * l3, k * l3, k * l2, k * l2, k * l1, k * l1, k * l0, k * l0);
+}
+
+/** As laneWords, for a byte shuffle: each word is that byte of its lane, zero-extended. */
+FRUGAL_VNNI inline __m512i laneByteWords(__m512i words) { return _mm512_or_si512(words, _mm512_set1_epi16(static_cast<short>(0x8000))); }
+
+/**
+ * Q2_K, Q3_K and IQ4_XS row r against G <= 4 q8_K activation rows: out[g * ldo + r]. Per block,
+ * the 256 codes as 4 x 64 unsigned bytes (codes[k] meets x's bytes 64k..64k+63), each 128-bit
+ * lane of 16 codes with its own int16 scale (vpmaddubsw then vpdpwssd, exact integers), scaled
+ * once by d · d_x; then the offset term Σ off16 · bsum16 (sums of 16 int8 x) times dOff · d_x.
+ *  - Q2_K: codes (qs >> 2j) & 3 in column order (x natural), scales & 15; offset: the mins
+ *    (scales >> 4), dOff = -dmin.
+ *  - Q3_K: codes c = low 2 bits | 4 · hmask bit (0..7, standing for c - 4), 6-bit scales - 32;
+ *    offset: the scales, dOff = -4 · d.
+ *  - IQ4_XS: |codebook value| (0..127), its sign moved onto x (x negated where the value is
+ *    negative), sub-block scales ls - 32; x stored per block as the 4 low-nibble lanes of
+ *    sub-blocks 0..3, their high-nibble lanes, then the same for 4..7 (quantizeQ8K); no offset.
+ */
+template <int DT, int G>
+FRUGAL_VNNI void kLowRowInt8(const Weight& w, int64_t r, const Q8K& x, float* out, int64_t ldo) {
+  constexpr int64_t B = DT == DT_Q2_K ? 84 : DT == DT_Q3_K ? 110 : 136;
+  constexpr bool IQ4 = DT == DT_IQ4_XS;
+  const int64_t blocks = w.cols / 256;
+  const uint8_t* row = w.data + r * rowBytes(w);
+  const __m512i three = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4), low4 = _mm512_set1_epi8(15);
+  // Q2_K / Q3_K: lane L of codes[j] holds sub-block 2j, 2j + 1, 8 + 2j, 9 + 2j; IQ4_XS (pick[0], pick[1]): 4h + L.
+  const __m512i pick[4] = {IQ4 ? laneWords(0, 1, 2, 3) : laneWords(0, 1, 8, 9), IQ4 ? laneWords(4, 5, 6, 7) : laneWords(2, 3, 10, 11),
+                           laneWords(4, 5, 12, 13), laneWords(6, 7, 14, 15)};
+  const __m512i pickBytes[4] = {laneByteWords(pick[0]), laneByteWords(pick[1]), laneByteWords(pick[2]), laneByteWords(pick[3])};
+  const __m512i absTable = _mm512_set_epi8(113, 89, 69, 53, 38, 25, 13, 1, 10, 22, 35, 49, 65, 83, 104, 127, 113, 89, 69, 53, 38, 25, 13, 1, 10, 22, 35, 49, 65, 83, 104, 127,
+                                           113, 89, 69, 53, 38, 25, 13, 1, 10, 22, 35, 49, 65, 83, 104, 127, 113, 89, 69, 53, 38, 25, 13, 1, 10, 22, 35, 49, 65, 83, 104, 127);
+  __m512 acc[G];
+  __m256 offAcc[G];
+  for (int g = 0; g < G; g++) {
+    acc[g] = _mm512_setzero_ps();
+    offAcc[g] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < blocks; b++) {
+    const uint8_t* blk = row + b * B;
+    __m512i codes[4], scales[4];
+    __mmask64 neg[4] = {0, 0, 0, 0};
+    __m256i off16 = _mm256_setzero_si256();
+    float dMain, dOff = 0.0f;
+    if constexpr (DT == DT_Q2_K) {
+      const __m512i q = _mm512_loadu_si512(blk + 16);
+      codes[0] = _mm512_and_si512(q, three);
+      for (int j = 1; j < 4; j++) codes[j] = _mm512_and_si512(_mm512_srli_epi16(q, 2 * j), three);
+      const __m128i sb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
+      const __m512i sc = _mm512_broadcast_i32x4(_mm_and_si128(sb, _mm_set1_epi8(15)));
+      for (int k = 0; k < 4; k++) scales[k] = _mm512_shuffle_epi8(sc, pickBytes[k]);
+      off16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sb, 4), _mm_set1_epi8(15)));
+      const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(read32(blk + 80))));
+      dMain = _mm_cvtss_f32(dd);
+      dOff = -_mm_cvtss_f32(_mm_movehdup_ps(dd));
+    } else if constexpr (DT == DT_Q3_K) {
+      const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
+      const __m512i h2 = _mm512_inserti64x4(_mm512_castsi256_si512(hm), _mm256_srli_epi16(hm, 4), 1);  // hmask bit j of codes[j], low | high half
+      const __m512i hb[4] = {_mm512_slli_epi16(h2, 2), _mm512_slli_epi16(h2, 1), h2, _mm512_srli_epi16(h2, 1)};  // at bit 2
+      const __m512i q = _mm512_loadu_si512(blk + 32);
+      for (int j = 0; j < 4; j++) {
+        // bits 0-1 from qs >> 2j, the others from hb (bit 2 the hmask bit), then & 7
+        const __m512i mixed = _mm512_ternarylogic_epi32(_mm512_set1_epi8(3), j == 0 ? q : _mm512_srli_epi16(q, 2 * j), hb[j], 0xCA);
+        codes[j] = _mm512_and_si512(mixed, _mm512_set1_epi8(7));
+      }
+      // The 16 6-bit scales: low 4 bits from the nibbles of bytes 0..7 (low nibbles first), high 2
+      // bits of scale j from bits 2 (j / 4) of byte 8 + j % 4.
+      const __m128i l8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 96)), n4 = _mm_set1_epi8(15);
+      const __m128i lowBits = _mm_unpacklo_epi64(_mm_and_si128(l8, n4), _mm_and_si128(_mm_srli_epi16(l8, 4), n4));
+      const __m128i t = _mm_set1_epi32(static_cast<int>(read32(blk + 104)));
+      const __m128i highBits = _mm_and_si128(_mm_slli_epi32(_mm_srlv_epi32(t, _mm_setr_epi32(0, 2, 4, 6)), 4), _mm_set1_epi8(0x30));
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(lowBits, highBits), _mm_set1_epi8(32)));
+      const __m512i words = _mm512_castsi256_si512(sc16);
+      for (int k = 0; k < 4; k++) scales[k] = _mm512_permutexvar_epi16(pick[k], words);
+      // The "- 4" shares d · d_x with the codes: -4 · scale against the sums of 16 in the same integer sum.
+      off16 = _mm256_sub_epi16(_mm256_setzero_si256(), _mm256_slli_epi16(sc16, 2));
+      dMain = halfToFloat(read16(blk + 108));
+    } else {
+      const uint64_t ls = _pdep_u64(read32(blk + 4), 0x0f0f0f0f0f0f0f0fULL) | _pdep_u64(read16(blk + 2), 0x3030303030303030ULL);
+      const __m512i words = _mm512_castsi128_si512(_mm_cvtepi8_epi16(_mm_sub_epi8(_mm_cvtsi64_si128(static_cast<long long>(ls)), _mm_set1_epi8(32))));
+      for (int h = 0; h < 2; h++) {
+        const __m512i q = _mm512_loadu_si512(blk + 8 + 64 * h);
+        const __m512i nib[2] = {_mm512_and_si512(q, low4), _mm512_and_si512(_mm512_srli_epi16(q, 4), low4)};
+        scales[2 * h] = scales[2 * h + 1] = _mm512_permutexvar_epi16(pick[h], words);
+        for (int u = 0; u < 2; u++) {
+          codes[2 * h + u] = _mm512_shuffle_epi8(absTable, nib[u]);
+          neg[2 * h + u] = _mm512_testn_epi8_mask(nib[u], _mm512_set1_epi8(8));  // codes 0..7: negative values
+        }
+      }
+      dMain = halfToFloat(read16(blk));
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+      const int8_t* xq = x.q + g * w.cols + 256 * b;
+      __m512i sum = _mm512_setzero_si512();
+      for (int k = 0; k < 4; k++) {
+        __m512i xk = _mm512_loadu_si512(xq + 64 * k);
+        if constexpr (IQ4) xk = _mm512_mask_sub_epi8(xk, neg[k], _mm512_setzero_si512(), xk);
+        sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(codes[k], xk), scales[k]);
+      }
+      if constexpr (DT == DT_Q3_K)
+        sum = _mm512_dpwssd_epi32(sum, _mm512_zextsi256_si512(off16), _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + g * (w.cols / 16) + 16 * b))));
+      const float dx = x.d[g * blocks + b];
+      acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(dMain * dx), acc[g]);
+      if constexpr (DT == DT_Q2_K) {
+        const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + g * (w.cols / 16) + 16 * b));
+        offAcc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(off16, bsums)), _mm256_set1_ps(dOff * dx), offAcc[g]);
+      }
+    }
+  }
+  for (int g = 0; g < G; g++) out[g * ldo + r] = _mm512_reduce_add_ps(acc[g]) + _mm512_reduce_add_ps(_mm512_zextps256_ps512(offAcc[g]));
+}
+
 struct KInt8Job {
   float* out;
   Q8K x;
@@ -333,30 +452,38 @@ inline Q8K rowsFrom(const Q8K& x, int64_t g0, int64_t cols, int dtype) {
   return Q8K{x.q + g0 * cols, x.d + g0 * (cols / 256), x.bsums + g0 * (cols / (dtype == DT_Q4_K ? 32 : 16))};
 }
 
+template <int DT, int G>
+FRUGAL_VNNI inline void kRowInt8(const Weight& w, int64_t r, const Q8K& x, float* out, int64_t ldo) {
+  if constexpr (DT == DT_Q4_K) q4kRowInt8<G>(w, r, x, out, ldo);
+  else if constexpr (DT == DT_Q6_K) q6kRowInt8<G>(w, r, x, out, ldo);
+  else kLowRowInt8<DT, G>(w, r, x, out, ldo);
+}
+
+template <int DT>
 FRUGAL_VNNI void kInt8Rows(void* ctx, int64_t r0, int64_t r1, int) {
   const KInt8Job& j = *static_cast<const KInt8Job*>(ctx);
   const Weight& w = *j.w;
-  const bool q4k = w.dtype == DT_Q4_K;
   for (int64_t r = r0; r < r1; r++) {
     // Up to 4 activation rows per pass over the weight row (it stays in L1 for the next 4).
     for (int64_t g0 = 0; g0 < j.m; g0 += 4) {
       const Q8K x = rowsFrom(j.x, g0, w.cols, w.dtype);
       float* out = j.out + g0 * w.rows;
-      switch (imin(4, j.m - g0) * (q4k ? 1 : -1)) {
-        case 1: q4kRowInt8<1>(w, r, x, out, w.rows); break;
-        case 2: q4kRowInt8<2>(w, r, x, out, w.rows); break;
-        case 3: q4kRowInt8<3>(w, r, x, out, w.rows); break;
-        case 4: q4kRowInt8<4>(w, r, x, out, w.rows); break;
-        case -1: q6kRowInt8<1>(w, r, x, out, w.rows); break;
-        case -2: q6kRowInt8<2>(w, r, x, out, w.rows); break;
-        case -3: q6kRowInt8<3>(w, r, x, out, w.rows); break;
-        default: q6kRowInt8<4>(w, r, x, out, w.rows); break;
+      switch (imin(4, j.m - g0)) {
+        case 1: kRowInt8<DT, 1>(w, r, x, out, w.rows); break;
+        case 2: kRowInt8<DT, 2>(w, r, x, out, w.rows); break;
+        case 3: kRowInt8<DT, 3>(w, r, x, out, w.rows); break;
+        default: kRowInt8<DT, 4>(w, r, x, out, w.rows); break;
       }
     }
   }
 }
 
-/** Q4_K or Q6_K weights x m <= SMALL_M rows of x (w.cols a multiple of 256), x rounded as ggml's q8_K. */
+/** Whether matvecKInt8 takes this dtype. */
+inline bool kInt8Type(int dtype) {
+  return dtype == DT_Q4_K || dtype == DT_Q6_K || dtype == DT_Q2_K || dtype == DT_Q3_K || dtype == DT_IQ4_XS;
+}
+
+/** Q4_K, Q6_K, Q2_K, Q3_K or IQ4_XS weights x m <= SMALL_M rows of x (w.cols a multiple of 256), x rounded as ggml's q8_K. */
 void matvecKInt8(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols;
   int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 256 + m * cols / 32 + 16)));
@@ -364,7 +491,9 @@ void matvecKInt8(float* out, const float* x, int64_t m, const Weight& w) {
   int16_t* bsums = reinterpret_cast<int16_t*>(d + m * cols / 256);
   quantizeQ8K(x, m, cols, w.dtype, q, d, bsums);
   KInt8Job j{out, Q8K{q, d, bsums}, m, &w};
-  parallelStatic(w.rows, matvecGrain(w, m), kInt8Rows, &j);
+  RangeFn fn = w.dtype == DT_Q4_K ? kInt8Rows<DT_Q4_K> : w.dtype == DT_Q6_K ? kInt8Rows<DT_Q6_K> : w.dtype == DT_Q2_K ? kInt8Rows<DT_Q2_K>
+             : w.dtype == DT_Q3_K ? kInt8Rows<DT_Q3_K> : kInt8Rows<DT_IQ4_XS>;
+  parallelStatic(w.rows, matvecGrain(w, m), fn, &j);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,38 +505,62 @@ void matvecKInt8(float* out, const float* x, int64_t m, const Weight& w) {
 // order, starting value -128 · the sum of each lane's 4 int8 x.
 
 struct Q8Pairs {
-  const int8_t* q;        // [m][cols], for Q4_0 pairs of blocks interleaved as above
+  const int8_t* q;        // [m][cols], for Q4_0, IQ4_NL and Q5_1 pairs of blocks interleaved as above
   const float* d;         // [m][cols / 32], f16-rounded
-  const int32_t* offset;  // [m][cols / 4]: -8 (Q4_0) or -128 (Q8_0) · sum of each 4 int8 values, in q's order
+  const int32_t* offset;  // [m][cols / 4]: -8 (Q4_0) or -128 (Q8_0, IQ4_NL) · sum of each 4 int8 values, in q's order; Q5_1: none
+  const float* sums;      // Q5_1: [m][cols / 32], d · (sum of the block's int8 values)
 };
 
+/** Whether the pair layout interleaves two blocks' halves (codes from nibbles). */
+constexpr bool pairInterleaved(int dtype) { return dtype == DT_Q4_0 || dtype == DT_IQ4_NL || dtype == DT_Q5_1; }
+
 /** Rows of x ([m][cols], cols a multiple of 64) rounded as ggml's q8_0, laid out for pairRowInt8<dtype>. */
-FRUGAL_VNNI void quantizeQ8Pairs(const float* x, int64_t m, int64_t cols, int dtype, int8_t* q, float* d, int32_t* offset) {
-  const bool q40 = dtype == DT_Q4_0;
+FRUGAL_VNNI void quantizeQ8Pairs(const float* x, int64_t m, int64_t cols, int dtype, int8_t* q, float* d, int32_t* offset, float* sums) {
+  const bool inter = pairInterleaved(dtype);
   for (int64_t i = 0; i < m * cols / 32; i++) {
     const float* xs = x + i * 32;
     __m512 inv;
     d[i] = q8Scale(xs, 32, true, inv);
-    const __m128i qlo = _mm512_cvtsepi32_epi8(q8Round(xs, inv)), qhi = _mm512_cvtsepi32_epi8(q8Round(xs + 16, inv));
-    // Q4_0: block a (even i) fills bytes 0..15 and 32..47 of its pair's 64, block b (odd) 16..31 and 48..63.
-    int8_t* lowHalf = q40 ? q + (i / 2) * 64 + 16 * (i % 2) : q + 32 * i;
+    const __m512i lo = q8Round(xs, inv), hi = q8Round(xs + 16, inv);
+    const __m128i qlo = _mm512_cvtsepi32_epi8(lo), qhi = _mm512_cvtsepi32_epi8(hi);
+    // Interleaved: block a (even i) fills bytes 0..15 and 32..47 of its pair's 64, block b (odd) 16..31 and 48..63.
+    int8_t* lowHalf = inter ? q + (i / 2) * 64 + 16 * (i % 2) : q + 32 * i;
     _mm_storeu_si128(reinterpret_cast<__m128i*>(lowHalf), qlo);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(lowHalf + (q40 ? 32 : 16)), qhi);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(lowHalf + (inter ? 32 : 16)), qhi);
+    if (sums) sums[i] = d[i] * static_cast<float>(_mm512_reduce_add_epi32(_mm512_add_epi32(lo, hi)));
   }
-  const __m512i factor = _mm512_set1_epi8(static_cast<char>(q40 ? 8 : 128));
+  if (!offset) return;
+  const __m512i factor = _mm512_set1_epi8(static_cast<char>(dtype == DT_Q4_0 ? 8 : 128));
   for (int64_t p = 0; p < m * cols / 64; p++) {
-    const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), factor, _mm512_loadu_si512(q + 64 * p));
-    _mm512_storeu_si512(offset + 16 * p, _mm512_sub_epi32(_mm512_setzero_si512(), sums));
+    const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), factor, _mm512_loadu_si512(q + 64 * p));
+    _mm512_storeu_si512(offset + 16 * p, _mm512_sub_epi32(_mm512_setzero_si512(), s));
   }
 }
 
-/** The unsigned codes of the pair of blocks at blk (see Q8Pairs) and their two scales d_a, d_b. */
+/**
+ * The unsigned codes of the pair of blocks at blk (see Q8Pairs), their two scales d_a, d_b and
+ * (Q5_1) their two minimums. IQ4_NL: the codebook value + 128 (offset -128 · Σ x, as Q8_0).
+ * Q5_1: the 5-bit codes (the fifth bits of qh: bits 0..15 for a block's low nibbles, 16..31 high).
+ */
 template <int DTYPE>
-FRUGAL_VNNI inline void pairCodes(const uint8_t* blk, __m512i& codes, __m128& d) {
-  if constexpr (DTYPE == DT_Q4_0) {
+FRUGAL_VNNI inline void pairCodes(const uint8_t* blk, __m512i& codes, __m128& d, __m128& mins) {
+  if constexpr (DTYPE == DT_Q4_0 || DTYPE == DT_IQ4_NL) {
     const __m256i q = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 20)), _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
     codes = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), _mm512_set1_epi8(15));
+    if constexpr (DTYPE == DT_IQ4_NL) {
+      const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166, (char)181, (char)197, (char)217, (char)241));
+      codes = _mm512_shuffle_epi8(table, codes);
+    }
     d = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(read16(blk) | (static_cast<uint32_t>(read16(blk + 18)) << 16))));
+  } else if constexpr (DTYPE == DT_Q5_1) {
+    const __m256i q = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32)), _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 8)));
+    codes = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), _mm512_set1_epi8(15));
+    const uint64_t ha = read32(blk + 4), hb = read32(blk + 28);
+    const __mmask64 fifth = (ha & 0xffff) | ((hb & 0xffff) << 16) | ((ha >> 16) << 32) | ((hb >> 16) << 48);
+    codes = _mm512_mask_add_epi8(codes, fifth, codes, _mm512_set1_epi8(16));
+    const __m128 both = _mm_cvtph_ps(_mm_setr_epi32(static_cast<int>(read32(blk)), static_cast<int>(read32(blk + 24)), 0, 0));  // da, ma, db, mb
+    d = _mm_shuffle_ps(both, both, _MM_SHUFFLE(3, 3, 2, 0));
+    mins = _mm_shuffle_ps(both, _mm_setzero_ps(), _MM_SHUFFLE(0, 0, 3, 1));
   } else {
     const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2))),
                                          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 36)), 1);
@@ -416,35 +569,46 @@ FRUGAL_VNNI inline void pairCodes(const uint8_t* blk, __m512i& codes, __m128& d)
   }
 }
 
-/** Q4_0 or Q8_0 row r (an even number of blocks) against G <= 4 q8_0 activation rows: out[g * ldo + r]. */
+/** Q4_0, Q8_0, IQ4_NL or Q5_1 row r (an even number of blocks) against G <= 4 q8_0 activation rows: out[g * ldo + r]. */
 template <int DTYPE, int G>
 FRUGAL_VNNI void pairRowInt8(const Weight& w, int64_t r, const Q8Pairs& x, float* out, int64_t ldo) {
-  constexpr int64_t PAIR_BYTES = DTYPE == DT_Q4_0 ? 36 : 68;
+  constexpr int64_t PAIR_BYTES = DTYPE == DT_Q8_0 ? 68 : DTYPE == DT_Q5_1 ? 48 : 36;
+  constexpr bool MINS = DTYPE == DT_Q5_1;
   const int64_t pairs = w.cols / 64, blocksPerRow = w.cols / 32;
   const uint8_t* row = w.data + r * rowBytes(w);
-  // Which block of the pair each lane's sums belong to: Q4_0 lanes 0-3, 8-11 a; Q8_0 lanes 0-7 a.
-  const __m512i pick = DTYPE == DT_Q4_0 ? _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0)
-                                        : _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  // Which block of the pair each lane's sums belong to: interleaved lanes 0-3, 8-11 a; Q8_0 lanes 0-7 a.
+  const __m512i pick = pairInterleaved(DTYPE) ? _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0)
+                                              : _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   __m512 acc[G][2];
-  for (int g = 0; g < G; g++) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
+  __m128 minAcc[G];
+  for (int g = 0; g < G; g++) {
+    acc[g][0] = acc[g][1] = _mm512_setzero_ps();
+    minAcc[g] = _mm_setzero_ps();
+  }
   for (int64_t p0 = 0; p0 < pairs; p0 += 2) {
 #pragma GCC unroll 2
     for (int u = 0; u < 2; u++) {
       const int64_t p = p0 + u;
       if (u == 1 && p >= pairs) break;
       __m512i codes;
-      __m128 dw;
-      pairCodes<DTYPE>(row + PAIR_BYTES * p, codes, dw);
+      __m128 dw, mw = _mm_setzero_ps();
+      pairCodes<DTYPE>(row + PAIR_BYTES * p, codes, dw, mw);
 #pragma GCC unroll 4
       for (int g = 0; g < G; g++) {
-        const __m512i dots = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.offset + g * (w.cols / 4) + 16 * p), codes, _mm512_loadu_si512(x.q + g * w.cols + 64 * p));
+        const __m512i start = MINS ? _mm512_setzero_si512() : _mm512_loadu_si512(x.offset + g * (w.cols / 4) + 16 * p);
+        const __m512i dots = _mm512_dpbusd_epi32(start, codes, _mm512_loadu_si512(x.q + g * w.cols + 64 * p));
         const __m128 dx = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(x.d + g * blocksPerRow + 2 * p)));
         const __m512 scale = _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(_mm_mul_ps(dw, dx)));
         acc[g][u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), scale, acc[g][u]);
+        if constexpr (MINS) minAcc[g] = _mm_fmadd_ps(mw, _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(x.sums + g * blocksPerRow + 2 * p))), minAcc[g]);
       }
     }
   }
-  for (int g = 0; g < G; g++) out[g * ldo + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[g][0], acc[g][1]));
+  for (int g = 0; g < G; g++) {
+    float result = _mm512_reduce_add_ps(_mm512_add_ps(acc[g][0], acc[g][1]));
+    if constexpr (MINS) result += _mm512_reduce_add_ps(_mm512_zextps128_ps512(minAcc[g]));
+    out[g * ldo + r] = result;
+  }
 }
 
 struct PairInt8Job {
@@ -460,7 +624,8 @@ FRUGAL_VNNI void pairInt8Rows(void* ctx, int64_t r0, int64_t r1, int) {
   const Weight& w = *j.w;
   for (int64_t r = r0; r < r1; r++) {
     for (int64_t g0 = 0; g0 < j.m; g0 += 4) {  // as kInt8Rows
-      const Q8Pairs x{j.x.q + g0 * w.cols, j.x.d + g0 * (w.cols / 32), j.x.offset + g0 * (w.cols / 4)};
+      const Q8Pairs x{j.x.q + g0 * w.cols, j.x.d + g0 * (w.cols / 32), j.x.offset ? j.x.offset + g0 * (w.cols / 4) : nullptr,
+                      j.x.sums ? j.x.sums + g0 * (w.cols / 32) : nullptr};
       float* out = j.out + g0 * w.rows;
       switch (imin(4, j.m - g0)) {
         case 1: pairRowInt8<DTYPE, 1>(w, r, x, out, w.rows); break;
@@ -472,13 +637,19 @@ FRUGAL_VNNI void pairInt8Rows(void* ctx, int64_t r0, int64_t r1, int) {
   }
 }
 
-/** Q4_0 or Q8_0 weights (w.cols a multiple of 64) x m <= SMALL_M rows of x, x rounded as ggml's q8_0. */
+/** Whether matvecPairsInt8 takes this dtype (with w.cols a multiple of 64). */
+inline bool pairInt8Type(int dtype) { return dtype == DT_Q4_0 || dtype == DT_Q8_0 || dtype == DT_IQ4_NL || dtype == DT_Q5_1; }
+
+/** Q4_0, Q8_0, IQ4_NL or Q5_1 weights (w.cols a multiple of 64) x m <= SMALL_M rows of x, x rounded as ggml's q8_0. */
 void matvecPairsInt8(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols;
-  int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 32 + m * cols / 4 + 16)));
+  int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 32 + m * cols / 4 + m * cols / 32 + 16)));
   float* d = reinterpret_cast<float*>(q + m * cols);
   int32_t* offset = reinterpret_cast<int32_t*>(d + m * cols / 32);
-  quantizeQ8Pairs(x, m, cols, w.dtype, q, d, offset);
-  PairInt8Job j{out, Q8Pairs{q, d, offset}, m, &w};
-  parallelStatic(w.rows, matvecGrain(w, m), w.dtype == DT_Q4_0 ? pairInt8Rows<DT_Q4_0> : pairInt8Rows<DT_Q8_0>, &j);
+  float* sums = reinterpret_cast<float*>(offset + m * cols / 4);
+  const bool q51 = w.dtype == DT_Q5_1;
+  quantizeQ8Pairs(x, m, cols, w.dtype, q, d, q51 ? nullptr : offset, q51 ? sums : nullptr);
+  PairInt8Job j{out, Q8Pairs{q, d, q51 ? nullptr : offset, q51 ? sums : nullptr}, m, &w};
+  RangeFn fn = w.dtype == DT_Q4_0 ? pairInt8Rows<DT_Q4_0> : w.dtype == DT_Q8_0 ? pairInt8Rows<DT_Q8_0> : w.dtype == DT_IQ4_NL ? pairInt8Rows<DT_IQ4_NL> : pairInt8Rows<DT_Q5_1>;
+  parallelStatic(w.rows, matvecGrain(w, m), fn, &j);
 }

@@ -6,12 +6,13 @@
 //    Cauchy-Schwarz bound for random data, worst case k · 6e-8); ref sums in doubles. Quantized
 //    weights are compared with ref's dequantize-then-multiply, and the native kernels also
 //    dequantize to f32 in registers (activations are not quantized), so the same bound holds.
-//  - except where activations are quantized to int8 ('avx512-vnni' level, q4_k and q4_0 (q5_0,
-//    q8_0 and q6_k for m > 16): with setInt8('all') / FRUGAL_INT8=1 every m, by default only m > 16; the first pass below sets
+//  - except where activations are quantized to int8 ('avx512-vnni' level, see int8Block: q4_k,
+//    q6_k and q4_0 for every m, q5_0 and q8_0 for m > 16, q2_k, q3_k, iq4_xs and (even block
+//    counts) q8_0, iq4_nl and q5_1 for m <= 16) in the second pass of eachMode (setInt8('all')); the first pass sets
 //    'off'): each x value is then rounded to within amax(its block) / 254 (blocks of 32 values,
-//    256 for q4_k and q6_k with m > 16; the m > 16 kernel keeps a 32-block's scale in f16 as
-//    ggml does, which adds amax / 2048), so the bound adds sum over blocks of that · sum |w| over
-//    the block (exact worst case of that rounding). int8-matmul.test.ts checks the m > 16 kernel tightly.
+//    256 for the K-quants and iq4_xs; a 32-block's scale is kept in f16 as ggml does, which adds
+//    amax / 2048), so the bound adds sum over blocks of that · sum |w| over the block (exact
+//    worst case of that rounding). int8-matmul.test.ts checks the int8 kernels tightly.
 //  - dequantizeRows / embeddingGather: 1e-6 of the row's largest magnitude (the native decoders
 //    round d·scale to f32 before multiplying by q; ref rounds once).
 //  - rmsNorm, softmax, rope, siluMul, axpy, attention: 1e-5 relative (f32 vs double arithmetic).
@@ -138,18 +139,18 @@ test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip },
 });
 
 /**
- * The block of values x is rounded to int8 by (native/src/matvec_vnni.h for m <= 16,
- * gemm_int8.h above), or 0 when a matmul keeps x in f32: int8 only with setInt8('all') here.
- */
-/**
- * The rounding block of x where the native matmul rounds activations to int8 at the VNNI level, 0
- * where it does not: Q4_K and Q6_K (q8_K, 256) for any m; Q4_0 (32) for any m; Q8_0 (32) with
- * m > 16 or an even number of blocks; Q5_0 (32) with m > 16.
+ * The rounding block of x where the native matmul rounds activations to int8 at the VNNI level
+ * (native/src/matvec_vnni.h for m <= 16, gemm_int8.h above), 0 where it keeps x in f32: Q4_K and
+ * Q6_K (q8_K, 256) for any m; Q2_K, Q3_K and IQ4_XS (q8_K, 256) with m <= 16; Q4_0 (32) for any m;
+ * Q8_0 (32) with m > 16 or an even number of blocks; Q5_0 (32) with m > 16; IQ4_NL and Q5_1 (32)
+ * with m <= 16 and an even number of blocks. Callers pass int8 = false when int8 is off.
  */
 function int8Block(int8: boolean, dtype: DType, m: number, cols: number): number {
   if (!int8) return 0;
   if (dtype === 'q4_k' || dtype === 'q6_k') return 256;
+  if ((dtype === 'q2_k' || dtype === 'q3_k' || dtype === 'iq4_xs') && m <= 16) return 256;
   if (dtype === 'q4_0' || (dtype === 'q8_0' && (m > 16 || cols % 64 === 0)) || (dtype === 'q5_0' && m > 16)) return 32;
+  if ((dtype === 'iq4_nl' || dtype === 'q5_1') && m <= 16 && cols % 64 === 0) return 32;
   return 0;
 }
 
@@ -163,7 +164,7 @@ function int8Bound(x: Float32Array, dense: Float32Array, m: number, rows: number
       for (let r = 0; r < rows; r++) {
         let wsum = 0;
         for (let j = 0; j < block; j++) wsum += Math.abs(dense[r * cols + block * b + j]!);
-        bound[i * rows + r] += (amax / 254 + (m > 16 && block === 32 ? amax / 2048 + 127 * 2 ** -25 : 0)) * wsum;
+        bound[i * rows + r] += (amax / 254 + (block === 32 ? amax / 2048 + 127 * 2 ** -25 : 0)) * wsum;
       }
     }
   }
@@ -277,7 +278,8 @@ test('native dequantizeRows and embeddingGather equal ref for every weight dtype
 function checkOddShapes(dtypes: readonly DType[], seed: number, group: number, spread: (g: number) => [number, number]): void {
   for (const dtype of dtypes) {
     const block = dtypeInfo(dtype).blockElements;
-    for (const [rows, blocks] of [[1, 1], [5, 1], [13, 3], [70, 9]] as const) {
+    // [9, 2]: an even block count (the int8 pair kernels of 32-blocks).
+    for (const [rows, blocks] of [[1, 1], [5, 1], [9, 2], [13, 3], [70, 9]] as const) {
       const cols = block * blocks;
       const values = random(rows * cols, seed++);
       for (let i = 0; i < values.length; i++) {
@@ -293,10 +295,14 @@ function checkOddShapes(dtypes: readonly DType[], seed: number, group: number, s
         const expected = new Float32Array(m * rows);
         ref.matmul(expected, x, m, w);
         const xn = Array.from({ length: m }, (_, i) => Math.hypot(...x.subarray(i * cols, (i + 1) * cols)));
-        eachLevel((level) => {
+        let quantBound: Float64Array | undefined;
+        eachMode((level, int8) => {
           const out = new Float32Array(m * rows).fill(NaN);
           native!.matmul(out, x, m, w);
-          assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]!, `${level} matmul ${dtype} m${m} [${rows}, ${cols}]`);
+          const block = int8Block(int8, dtype, m, cols);
+          if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block);
+          const extra = block ? quantBound! : undefined;
+          assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level}${int8 ? ' int8' : ''} matmul ${dtype} m${m} [${rows}, ${cols}]`);
           const decoded = new Float32Array(rows * cols);
           native!.dequantizeRows(decoded, w, 0, rows);
           assert.deepEqual(decoded, dense, `${level} dequantizeRows ${dtype} [${rows}, ${cols}] is exact`);
