@@ -33,7 +33,12 @@ export const GREEDY_TOKENS = 32;
 export const INT8_PREFILL_BOUND = 1e-3;
 /** The dtypes whose prefill matmuls the int8 kernels take (native/src/gemm_int8.h). */
 const INT8_DTYPES: ReadonlySet<OracleDType> = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q5_0']);
-/** File dtypes whose matmuls keep f32 activations on every backend and level: the default backend must then follow llama.cpp's f32 run of the dequantized weights tightly too. */
+/**
+ * File dtypes whose prefill matmuls (m > 16: the prompt here) keep f32 activations on every backend
+ * and level: the default backend's log-probabilities must then follow llama.cpp's f32 run of the
+ * dequantized weights tightly too. (Their decode matvecs, m <= 16, round x to int8 on avx512-vnni,
+ * so the greedy continuation checked with them may differ at a near tie; it has not so far.)
+ */
 const F32_ACTIVATION_DTYPES: ReadonlySet<OracleDType> = new Set(['iq4_nl', 'iq4_xs', 'q2_k-q3_k-q5_1']);
 
 /**
