@@ -18,10 +18,18 @@ import { loadForGeneration } from './run.js';
 export const summary = 'talk with a reasoning model in the terminal (keeps the conversation)';
 
 /** The model `frugal chat` uses without --model: models/frugal-r1-tiny.gguf in the package. */
+/** Questions of three task families that the shipped model answers right (greedy; test/train/recipe.test.ts checks them). */
+export const SHIPPED_MODEL_EXAMPLES = {
+  arithmetic: 'What is 23 + 58?',
+  linear: 'Solve 9x + 12 = 30',
+  countdown: 'Make 24 from 10, 5, 9 using + - * /.',
+} as const;
+
 /** What the shipped model can do (printed when chat opens it by default): it knows its four task families and nothing else. */
 export const SHIPPED_MODEL_HINT =
-  'This tiny model only knows four kinds of question: arithmetic ("What is 42 - 61?"), linear equations ("Solve 3x + 4 = 19"), ' +
-  'Countdown ("Make 72 from 24, 15, 5") and word sorting ("Sort alphabetically: pear, fig, apple"). It thinks first, and it is often wrong.';
+  `This tiny model only knows four kinds of question: arithmetic ("${SHIPPED_MODEL_EXAMPLES.arithmetic}"), linear equations ` +
+  `("${SHIPPED_MODEL_EXAMPLES.linear}"), Countdown ("${SHIPPED_MODEL_EXAMPLES.countdown}") and word sorting (which it never gets right). ` +
+  'It thinks first, and it is often wrong.';
 
 export const DEFAULT_MODEL = fileURLToPath(new URL('../../../models/frugal-r1-tiny.gguf', import.meta.url));
 

@@ -14,6 +14,8 @@ import { renderChat } from '../../src/tokenizer/chat-template.js';
 import { QUICK_RECIPE, R1_JINJA_TEMPLATE, mergeRecipe } from '../../src/train/recipe.js';
 import { rephrase } from '../../src/train/tasks/phrasing.js';
 import { getTask } from '../../src/train/tasks/registry.js';
+import { makeArithmeticProblem, makeCountdownProblem, makeLinearProblem } from '../../src/train/tasks/index.js';
+import { SHIPPED_MODEL_EXAMPLES } from '../../src/cli/chat.js';
 import { TaskRng } from '../../src/train/tasks/rng.js';
 import { tempDir } from './helpers.js';
 
@@ -136,4 +138,17 @@ test('shipped model: arithmetic asked in other words ("42-61", "what\'s 12 + 7")
     else misses.push(`${asked.prompt} -> ${reply.text.slice(-40)}`);
   }
   assert.ok(solved >= 4, `solved ${solved} of 20 reworded questions:\n${misses.join('\n')}`);
+});
+
+test('shipped model: the examples frugal chat shows it are ones it answers right', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
+  const problems = {
+    arithmetic: makeArithmeticProblem('23', '+', '58'),
+    linear: makeLinearProblem(9, 12, 0, 30),
+    countdown: makeCountdownProblem([10, 5, 9], 24),
+  };
+  for (const [task, question] of Object.entries(SHIPPED_MODEL_EXAMPLES)) {
+    const reply = greedyReply(shipped, question, 300);
+    const verdict = getTask(task).verify(problems[task as keyof typeof problems], `<think>\n${reply.text}`);
+    assert.ok(verdict.correct, `${question}: ${verdict.reason}\n${reply.text}`);
+  }
 });
