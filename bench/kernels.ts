@@ -172,7 +172,7 @@ function bestInterleaved(reps: number, variants: { setup: () => void; run: () =>
 if (want('prefill')) {
   const m = 128;
   const startMode = addon.info().int8;
-  for (const dtype of ['q4_k', 'q4_0'] as DType[]) {
+  for (const dtype of ['q4_k', 'q4_0', 'q3_k', 'q2_k', 'iq4_xs', 'iq4_nl', 'q5_1'] as DType[]) {
     const w = randomWeight(dtype, n, n);
     const x = randomFloats(m * n);
     const out = new Float32Array(m * n);

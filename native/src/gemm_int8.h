@@ -1,22 +1,28 @@
 // AVX-512 VNNI matmul with int8 activations for prefill-shaped products (m > SMALL_M rows of x):
-// out[m, rows] = x[m, cols] · Wᵀ for Q4_0, Q5_0, Q8_0, Q4_K and Q6_K weights, the way llama.cpp
-// multiplies them.
+// out[m, rows] = x[m, cols] · Wᵀ for Q4_0, Q5_0, Q8_0, IQ4_NL, Q5_1, Q4_K, Q6_K, Q3_K, Q2_K and
+// IQ4_XS weights, the way llama.cpp multiplies them.
 //
 //  - x is rounded to int8 once per call, exactly as ggml's CPU backend does: q = round(x · 127 / amax)
 //    (nearest, ties to even) per 32 values with the scale d = amax / 127 stored in f16 (Q4_0,
-//    Q5_0 and Q8_0: ggml's q8_0), or per 256 values with d in f32 (Q4_K and Q6_K: ggml's q8_K). Matching
+//    Q5_0, Q8_0, IQ4_NL and Q5_1: ggml's q8_0; for Q5_1 the block sums d · Σq are kept in f32, as
+//    the decode kernels do), or per 256 values with d in f32 (Q4_K, Q6_K, Q3_K, Q2_K and IQ4_XS:
+//    ggml's q8_K). Matching
 //    ggml's rounding bit for bit (the f16 scale included) makes our logits agree with llama.cpp's
 //    to ~1e-3 instead of the ~0.3 nats that any other 8-bit rounding differs by. The result is then the exact product of the dequantized weights and
 //    the rounded activations, up to f32 rounding (see test/tensor/int8-matmul.test.ts).
-//  - Each task unpacks a panel of 32 weight rows once into unsigned bytes (Q4: 0..15, Q5_0:
-//    0..31, Q6_K: 0..63, Q8_0: the int8 value + 128), interleaved by 4
+//  - Each task unpacks a panel of 32 weight rows once into unsigned bytes (Q4: 0..15, Q5_0 and
+//    Q5_1: 0..31, Q6_K: 0..63, Q3_K: 0..7, Q2_K: code · scale 0..45, Q8_0: the int8 value + 128,
+//    IQ4_NL and IQ4_XS: the codebook value + 128), interleaved by 4
 //    columns: panel[g][row][4] holds columns 4g..4g+3 of the 32 rows, so one 64-byte load gives 16
 //    rows and vpdpbusd against 4 broadcast activation bytes adds 4 products into each row's lane.
 //  - The microkernel holds MR activation rows x 32 weight rows of int32 sums for one 32-column
-//    block (16 for Q6_K), then scales them into f32 accumulators: 8 (4) vpdpbusd per conversion.
-//  - Offsets: Q4_0's "- 8" (Q5_0's "- 16", Q8_0's "+ 128", Q6_K's "- 32") is the int32 sums'
-//    starting value (-8 · (-16 ·, -128 ·, -32 ·) the sum of the block's int8 x);
-//    Q4_K's minimums are dmin · (mins · sums of int8 x per 32) with vpdpwssd on int16 pairs.
+//    block (16 for Q6_K and Q3_K), then scales them into f32 accumulators: 8 (4) vpdpbusd per
+//    conversion. Q2_K's codes carry their 4-bit sub-block scale, so its f32 scale is d for every
+//    32-column block.
+//  - Offsets: Q4_0's "- 8" (Q5_0's "- 16", Q8_0's, IQ4_NL's and IQ4_XS's "+ 128", Q6_K's "- 32",
+//    Q3_K's "- 4") is the int32 sums' starting value (-8 · (-16 ·, -128 ·, -32 ·, -4 ·) the sum of
+//    the block's int8 x); Q4_K's minimums are dmin · (mins · sums of int8 x per 32) with vpdpwssd
+//    on int16 pairs, Q2_K's the same per 16; Q5_1's m · (d_x · Σ x) per block in f32.
 // Included by kernels_impl.h when __AVX512F__, after matvec_vnni.h (FRUGAL_VNNI, kScaleBytes).
 
 constexpr int PANEL_ROWS = 32;
@@ -26,13 +32,19 @@ constexpr int INT8_MR = 6;
 struct Int8Rows {
   int8_t* q;
   float* d;        // [m][cols / scaleBlock]
-  int32_t* sums;   // Q4_0, Q5_0, Q8_0: [m][cols / 32] of -8 · sum, -16 · sum, -128 · sum; Q4_K: [m][cols / 64] int16 pairs
-                   // (sum of 32, sum of next 32); Q6_K: [m][cols / 16] of -32 · sum
+  int32_t* sums;   // Q4_0, Q5_0, Q8_0, IQ4_NL, IQ4_XS: [m][cols / 32] of -8 · sum, -16 · sum, -128 · sum; Q5_1:
+                   // [m][cols / 32] d · sum as f32 bits; Q4_K: [m][cols / 64] int16 pairs (sum of 32, sum of next 32);
+                   // Q2_K: [m][cols / 32] int16 pairs (sum of 16, sum of next 16); Q6_K, Q3_K: [m][cols / 16] of -32 · sum, -4 · sum
   int64_t cols;
   int64_t scaleBlock;  // 32 or 256
 };
 
-inline int64_t int8ScaleBlock(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q6_K ? 256 : 32; }
+/** Whether x is rounded as ggml's q8_K (per 256 values, f32 scale) for this weight type; else q8_0. */
+inline bool q8KType(int dtype) {
+  return dtype == DT_Q4_K || dtype == DT_Q6_K || dtype == DT_Q3_K || dtype == DT_Q2_K || dtype == DT_IQ4_XS;
+}
+
+inline int64_t int8ScaleBlock(int dtype) { return q8KType(dtype) ? 256 : 32; }
 
 /** Rows [i0, i1) of x rounded to int8 (see Int8Rows). */
 FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t i0, int64_t i1) {
@@ -49,10 +61,17 @@ FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16), _mm512_cvtsepi32_epi8(hi));
         const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(lo, hi));
         const int64_t block = (s * sb + c) / 32;
-        if (dtype == DT_Q6_K) {
+        if (dtype == DT_Q6_K || dtype == DT_Q3_K) {
+          const int32_t first = _mm512_reduce_add_epi32(lo), k = dtype == DT_Q6_K ? -32 : -4;
+          r.sums[i * (cols / 16) + 2 * block] = k * first;
+          r.sums[i * (cols / 16) + 2 * block + 1] = k * (sum - first);
+        } else if (dtype == DT_Q2_K) {  // the pair (sum of 16, sum of next 16) as int16 words
           const int32_t first = _mm512_reduce_add_epi32(lo);
-          r.sums[i * (cols / 16) + 2 * block] = -32 * first;
-          r.sums[i * (cols / 16) + 2 * block + 1] = -32 * (sum - first);
+          r.sums[i * (cols / 32) + block] = static_cast<int32_t>(static_cast<uint16_t>(static_cast<int16_t>(first)) |
+                                                                 (static_cast<uint32_t>(static_cast<uint16_t>(static_cast<int16_t>(sum - first))) << 16));
+        } else if (dtype == DT_Q5_1) {  // d · sum as f32 bits, for the minimums
+          const float ds = r.d[i * scales + s] * static_cast<float>(sum);
+          std::memcpy(&r.sums[i * (cols / 32) + block], &ds, 4);
         } else if (dtype != DT_Q4_K) {
           r.sums[i * (cols / 32) + block] = (dtype == DT_Q4_0 ? -8 : dtype == DT_Q5_0 ? -16 : -128) * sum;
         } else {
@@ -68,16 +87,18 @@ FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t
 /** One task's unpacked weights: 32 rows (zero past the last row) over all columns. */
 struct Panel {
   uint8_t* q;       // [cols / 4 rounded up to 16][32][4]
-  float* scale;     // [cols / 32][32]: Q4_0 / Q5_0 / Q8_0 d, Q4_K d · sc; Q6_K: [cols / 16][32] d · sc
-  float* dmin;      // Q4_K: [cols / 256][32]
-  int32_t* mins;    // Q4_K: [cols / 64][32] int16 pairs (mn of 2p, mn of 2p + 1)
+  float* scale;     // [cols / 32][32]: Q4_0 / Q5_0 / Q8_0 / IQ4_NL / Q5_1 d, Q4_K d · sc, IQ4_XS d · (ls - 32), Q2_K d;
+                    // Q6_K: [cols / 16][32] d · sc, Q3_K d · (sc - 32)
+  float* dmin;      // Q4_K, Q2_K: [cols / 256][32]
+  int32_t* mins;    // Q4_K: [cols / 64][32] int16 pairs (mn of 2p, mn of 2p + 1); Q2_K: [cols / 32][32] int16
+                    // pairs of the mins of 16; Q5_1: [cols / 32][32] the f32 minimum m
 };
 
 inline int64_t panelGroups(int64_t cols) { return (cols + 63) / 64 * 16; }
 
 /** Bytes of scratch a panel needs (64-byte aligned parts). */
 inline int64_t panelBytes(int64_t cols) {
-  return panelGroups(cols) * PANEL_ROWS * 4 + (cols / 16 + cols / 256 + cols / 64 + 3) * PANEL_ROWS * 4;
+  return panelGroups(cols) * PANEL_ROWS * 4 + (cols / 16 + cols / 256 + cols / 32 + 3) * PANEL_ROWS * 4;
 }
 
 inline Panel panelAt(uint8_t* base, int64_t cols) {
@@ -97,12 +118,17 @@ FRUGAL_VNNI inline void storeGroups(__m512i (&r)[16], uint8_t* dst) {
   for (int g = 0; g < 16; g++) _mm512_store_si512(reinterpret_cast<__m512i*>(dst + g * PANEL_ROWS * 4), _mm512_castps_si512(f[g]));
 }
 
-/** Q4_0 (or Q5_0 with its fifth bits) as bytes 0..15 (0..31) in column order, with d. */
+/**
+ * Q4_0 (or Q5_0, Q5_1 with their fifth bits) as bytes 0..15 (0..31) in column order, with d (Q5_1:
+ * and m in p.mins); IQ4_NL as its codebook value + 128.
+ */
 FRUGAL_VNNI void unpackPanelQ4_0(const Weight& w, int64_t r0, const Panel& p) {
   const int64_t blocks = w.cols / 32, stride = rowBytes(w);
-  const bool q5 = w.dtype == DT_Q5_0;
-  const int64_t blockBytes = q5 ? 22 : 18, quants = q5 ? 6 : 2;
+  const bool q51 = w.dtype == DT_Q5_1, q5 = w.dtype == DT_Q5_0 || q51, nl = w.dtype == DT_IQ4_NL;
+  const int64_t blockBytes = q51 ? 24 : q5 ? 22 : 18, quants = q51 ? 8 : q5 ? 6 : 2, highAt = q51 ? 4 : 2;
   const __m512i nibble = _mm512_set1_epi8(15), fifth = _mm512_set1_epi8(16);
+  const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166, (char)181, (char)197, (char)217, (char)241));
+  float* mins = reinterpret_cast<float*>(p.mins);
   for (int half = 0; half < 2; half++) {
     for (int64_t b = 0; b < blocks; b += 2) {
       const bool second = b + 1 < blocks;
@@ -114,6 +140,10 @@ FRUGAL_VNNI void unpackPanelQ4_0(const Weight& w, int64_t r0, const Panel& p) {
           r[t] = _mm512_setzero_si512();
           p.scale[b * PANEL_ROWS + lane] = 0.0f;
           if (second) p.scale[(b + 1) * PANEL_ROWS + lane] = 0.0f;
+          if (q51) {
+            mins[b * PANEL_ROWS + lane] = 0.0f;
+            if (second) mins[(b + 1) * PANEL_ROWS + lane] = 0.0f;
+          }
           continue;
         }
         const uint8_t* blk = w.data + row * stride + b * blockBytes;
@@ -124,11 +154,16 @@ FRUGAL_VNNI void unpackPanelQ4_0(const Weight& w, int64_t r0, const Panel& p) {
         const __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), nibble);
         r[t] = _mm512_shuffle_i64x2(z, z, 0xD8);
         if (q5) {  // bit j of qh is the fifth bit of column j
-          const uint64_t high = read32(blk + 2) | (second ? static_cast<uint64_t>(read32(blk + blockBytes + 2)) << 32 : 0);
+          const uint64_t high = read32(blk + highAt) | (second ? static_cast<uint64_t>(read32(blk + blockBytes + highAt)) << 32 : 0);
           r[t] = _mm512_or_si512(r[t], _mm512_maskz_mov_epi8(high, fifth));
         }
+        if (nl) r[t] = _mm512_shuffle_epi8(table, r[t]);
         p.scale[b * PANEL_ROWS + lane] = halfToFloat(read16(blk));
         if (second) p.scale[(b + 1) * PANEL_ROWS + lane] = halfToFloat(read16(blk + blockBytes));
+        if (q51) {
+          mins[b * PANEL_ROWS + lane] = halfToFloat(read16(blk + 2));
+          if (second) mins[(b + 1) * PANEL_ROWS + lane] = halfToFloat(read16(blk + blockBytes + 2));
+        }
       }
       storeGroups(r, p.q + (b / 2 * 16 * PANEL_ROWS + 16 * half) * 4);
     }
@@ -237,6 +272,134 @@ FRUGAL_VNNI void unpackPanelQ6_K(const Weight& w, int64_t r0, const Panel& p) {
   }
 }
 
+/** Q3_K: codes c = 2 low bits | 4 · hmask bit (0..7, standing for c - 4) in column order, d · (scale - 32) per 16 columns. */
+FRUGAL_VNNI void unpackPanelQ3_K(const Weight& w, int64_t r0, const Panel& p) {
+  const int64_t supers = w.cols / 256, stride = rowBytes(w);
+  const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  for (int half = 0; half < 2; half++) {
+    for (int64_t s = 0; s < supers; s++) {
+      __m512i r[4][16];
+      for (int t = 0; t < 16; t++) {
+        const int64_t row = r0 + 16 * half + t;
+        const int lane = 16 * half + t;
+        if (row >= w.rows) {
+          for (int c = 0; c < 4; c++) r[c][t] = _mm512_setzero_si512();
+          for (int j = 0; j < 16; j++) p.scale[(s * 16 + j) * PANEL_ROWS + lane] = 0.0f;
+          continue;
+        }
+        const uint8_t* blk = w.data + row * stride + s * 110;
+        const float d = halfToFloat(read16(blk + 108));
+        // The 16 6-bit scales (as matvec_vnni.h's kLowRowInt8): low 4 bits from the nibbles of bytes
+        // 0..7, high 2 bits of scale j from bits 2 (j / 4) of byte 8 + j % 4.
+        const __m128i l8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 96)), n4 = _mm_set1_epi8(15);
+        const __m128i lowBits = _mm_unpacklo_epi64(_mm_and_si128(l8, n4), _mm_and_si128(_mm_srli_epi16(l8, 4), n4));
+        const __m128i tb = _mm_set1_epi32(static_cast<int>(read32(blk + 104)));
+        const __m128i highBits = _mm_and_si128(_mm_slli_epi32(_mm_srlv_epi32(tb, _mm_setr_epi32(0, 2, 4, 6)), 4), _mm_set1_epi8(0x30));
+        alignas(16) int8_t sc[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(sc), _mm_sub_epi8(_mm_or_si128(lowBits, highBits), _mm_set1_epi8(32)));
+        for (int j = 0; j < 16; j++) p.scale[(s * 16 + j) * PANEL_ROWS + lane] = d * static_cast<float>(sc[j]);
+        const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
+        for (int k = 0; k < 4; k++) {  // columns 64k.. 64k + 63: 128n + 32j + l for n = k / 2, j = 2 (k % 2) + u
+          const int n = k / 2;
+          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 32 * n));
+          __m256i v[2];
+          for (int u = 0; u < 2; u++) {
+            const int j = 2 * (k % 2) + u;
+            const __m256i low = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j)), three);
+            const __m256i high = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * n + j)), one);
+            v[u] = _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
+          }
+          r[k][t] = _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
+        }
+      }
+      for (int c = 0; c < 4; c++) storeGroups(r[c], p.q + ((s * 64 + c * 16) * PANEL_ROWS + 16 * half) * 4);
+    }
+  }
+}
+
+/**
+ * Q2_K: code · (scale & 15) (0..45) in column order, so that one f32 scale d per super-block
+ * serves all 256 columns (p.scale holds d for each of its 8 32-column blocks); the minimums
+ * (scale >> 4) of each 16 as int16 pairs against the sums of 16 int8 x, times dmin.
+ */
+FRUGAL_VNNI void unpackPanelQ2_K(const Weight& w, int64_t r0, const Panel& p) {
+  const int64_t supers = w.cols / 256, stride = rowBytes(w);
+  const __m256i three = _mm256_set1_epi8(3);
+  const long long b1 = 0x0101010101010101LL;
+  __m512i lanes[4];  // byte index 4k + L throughout 128-bit lane L
+  for (int k = 0; k < 4; k++) lanes[k] = _mm512_set_epi64(b1 * (4 * k + 3), b1 * (4 * k + 3), b1 * (4 * k + 2), b1 * (4 * k + 2), b1 * (4 * k + 1), b1 * (4 * k + 1), b1 * (4 * k), b1 * (4 * k));
+  const __m512i oneBit = _mm512_set1_epi8(1), twoBit = _mm512_set1_epi8(2);
+  for (int half = 0; half < 2; half++) {
+    for (int64_t s = 0; s < supers; s++) {
+      __m512i r[4][16];
+      for (int t = 0; t < 16; t++) {
+        const int64_t row = r0 + 16 * half + t;
+        const int lane = 16 * half + t;
+        if (row >= w.rows) {
+          for (int c = 0; c < 4; c++) r[c][t] = _mm512_setzero_si512();
+          for (int j = 0; j < 8; j++) p.scale[(s * 8 + j) * PANEL_ROWS + lane] = 0.0f;
+          for (int j = 0; j < 8; j++) p.mins[(s * 8 + j) * PANEL_ROWS + lane] = 0;
+          p.dmin[s * PANEL_ROWS + lane] = 0.0f;
+          continue;
+        }
+        const uint8_t* blk = w.data + row * stride + s * 84;
+        const float d = halfToFloat(read16(blk + 80));
+        for (int j = 0; j < 8; j++) p.scale[(s * 8 + j) * PANEL_ROWS + lane] = d;
+        p.dmin[s * PANEL_ROWS + lane] = halfToFloat(read16(blk + 82));
+        for (int j = 0; j < 8; j++) p.mins[(s * 8 + j) * PANEL_ROWS + lane] = static_cast<int32_t>((blk[2 * j] >> 4) | (static_cast<uint32_t>(blk[2 * j + 1] >> 4) << 16));
+        const __m512i sc = _mm512_broadcast_i32x4(_mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)), _mm_set1_epi8(15)));
+        for (int k = 0; k < 4; k++) {  // columns 64k.. 64k + 63 (as Q3_K); 128-bit lane L is sub-block 4k + L
+          const int n = k / 2;
+          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * n));
+          const int j0 = 2 * (k % 2);
+          const __m256i v0 = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j0)), three);
+          const __m256i v1 = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j0 + 2)), three);
+          const __m512i codes = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
+          const __m512i scv = _mm512_shuffle_epi8(sc, lanes[k]);
+          __m512i v = _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(codes, oneBit), scv);
+          v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(codes, twoBit), v, _mm512_add_epi8(scv, scv));
+          r[k][t] = v;
+        }
+      }
+      for (int c = 0; c < 4; c++) storeGroups(r[c], p.q + ((s * 64 + c * 16) * PANEL_ROWS + 16 * half) * 4);
+    }
+  }
+}
+
+/** IQ4_XS: codebook value + 128 in column order (each 32-column sub-block's 16 bytes as Q4_0's), d · (ls - 32) per 32. */
+FRUGAL_VNNI void unpackPanelIQ4_XS(const Weight& w, int64_t r0, const Panel& p) {
+  const int64_t supers = w.cols / 256, stride = rowBytes(w);
+  const __m512i nibble = _mm512_set1_epi8(15);
+  const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166, (char)181, (char)197, (char)217, (char)241));
+  for (int half = 0; half < 2; half++) {
+    for (int64_t s = 0; s < supers; s++) {
+      __m512i r[4][16];
+      for (int t = 0; t < 16; t++) {
+        const int64_t row = r0 + 16 * half + t;
+        const int lane = 16 * half + t;
+        if (row >= w.rows) {
+          for (int c = 0; c < 4; c++) r[c][t] = _mm512_setzero_si512();
+          for (int j = 0; j < 8; j++) p.scale[(s * 8 + j) * PANEL_ROWS + lane] = 0.0f;
+          continue;
+        }
+        const uint8_t* blk = w.data + row * stride + s * 136;
+        const float d = halfToFloat(read16(blk));
+        const uint32_t high = read16(blk + 2);
+        for (int j = 0; j < 8; j++) {
+          const int ls = ((blk[4 + j / 2] >> (4 * (j % 2))) & 15) | (((high >> (2 * j)) & 3) << 4);
+          p.scale[(s * 8 + j) * PANEL_ROWS + lane] = d * static_cast<float>(ls - 32);
+        }
+        for (int c = 0; c < 4; c++) {
+          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 8 + 32 * c));
+          const __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), nibble);
+          r[c][t] = _mm512_shuffle_epi8(table, _mm512_shuffle_i64x2(z, z, 0xD8));
+        }
+      }
+      for (int c = 0; c < 4; c++) storeGroups(r[c], p.q + ((s * 64 + c * 16) * PANEL_ROWS + 16 * half) * 4);
+    }
+  }
+}
+
 inline __m512i broadcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -268,33 +431,51 @@ FRUGAL_VNNI void storeTile(const __m512 (&f)[MR][2], float* out, int64_t ldo, in
   }
 }
 
-/** out rows i0 .. i0 + MR, columns r0 .. r0 + n of the Q4_0 (or Q5_0, Q8_0) product from panel p. */
-template <int MR>
+/**
+ * out rows i0 .. i0 + MR, columns r0 .. r0 + n of the Q4_0 (or Q5_0, Q8_0, IQ4_NL, Q5_1; XPER = 8:
+ * IQ4_XS, x as q8_K) product from panel p. XPER: 32-column blocks per activation scale. MINS (Q5_1):
+ * no offset; m · (d_x · Σ x) per block.
+ */
+template <int MR, int XPER = 1, bool MINS = false>
 FRUGAL_VNNI void tileQ4_0(const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
-  const int64_t cols = x.cols, blocks = cols / 32;
+  const int64_t cols = x.cols, blocks = cols / 32, xblocks = blocks / XPER;
   __m512 f[MR][2];
   for (int i = 0; i < MR; i++) f[i][0] = f[i][1] = _mm512_setzero_ps();
   const int8_t* xq = x.q + i0 * cols;
   const int32_t* sums = x.sums + i0 * blocks;
-  const float* xd = x.d + i0 * blocks;
+  const float* xd = x.d + i0 * xblocks;
   for (int64_t b = 0; b < blocks; b++) {
     __m512i acc[MR][2];
-    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_set1_epi32(sums[i * blocks + b]);
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = MINS ? _mm512_setzero_si512() : _mm512_set1_epi32(sums[i * blocks + b]);
     blockDots<MR>(acc, p.q + b * 8 * PANEL_ROWS * 4, xq + 32 * b, cols);
     const __m512 d0 = _mm512_load_ps(p.scale + b * PANEL_ROWS), d1 = _mm512_load_ps(p.scale + b * PANEL_ROWS + 16);
     for (int i = 0; i < MR; i++) {
-      const __m512 s = _mm512_set1_ps(xd[i * blocks + b]);
+      const __m512 s = _mm512_set1_ps(xd[i * xblocks + b / XPER]);
       f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][0]), _mm512_mul_ps(d0, s), f[i][0]);
       f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i][1]), _mm512_mul_ps(d1, s), f[i][1]);
+    }
+    if constexpr (MINS) {
+      const float* mins = reinterpret_cast<const float*>(p.mins);
+      const __m512 m0 = _mm512_load_ps(mins + b * PANEL_ROWS), m1 = _mm512_load_ps(mins + b * PANEL_ROWS + 16);
+      for (int i = 0; i < MR; i++) {
+        float xs;
+        std::memcpy(&xs, &sums[i * blocks + b], 4);
+        const __m512 s = _mm512_set1_ps(xs);
+        f[i][0] = _mm512_fmadd_ps(m0, s, f[i][0]);
+        f[i][1] = _mm512_fmadd_ps(m1, s, f[i][1]);
+      }
     }
   }
   storeTile<MR>(f, out + i0 * ldo, ldo, n);
 }
 
-/** As tileQ4_0 for Q4_K: per super-block of 256 columns one activation scale, 8 weight sub-block scales. */
-template <int MR>
+/**
+ * As tileQ4_0 for Q4_K: per super-block of 256 columns one activation scale, 8 weight sub-block
+ * scales, PAIRS = 4 pairs of minimums (of 32 columns each). Q2_K: PAIRS = 8 (minimums of 16).
+ */
+template <int MR, int PAIRS = 4>
 FRUGAL_VNNI void tileQ4_K(const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
-  const int64_t cols = x.cols, supers = cols / 256, pairs = cols / 64;
+  const int64_t cols = x.cols, supers = cols / 256, pairs = cols / 256 * PAIRS;
   __m512 f[MR][2];
   for (int i = 0; i < MR; i++) f[i][0] = f[i][1] = _mm512_setzero_ps();
   const int8_t* xq = x.q + i0 * cols;
@@ -316,11 +497,11 @@ FRUGAL_VNNI void tileQ4_K(const Int8Rows& x, int64_t i0, const Panel& p, float* 
     }
     __m512i acc[MR][2];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
-    for (int j = 0; j < 4; j++) {
-      const __m512i mn0 = _mm512_load_si512(reinterpret_cast<const __m512i*>(p.mins + (s * 4 + j) * PANEL_ROWS));
-      const __m512i mn1 = _mm512_load_si512(reinterpret_cast<const __m512i*>(p.mins + (s * 4 + j) * PANEL_ROWS + 16));
+    for (int j = 0; j < PAIRS; j++) {
+      const __m512i mn0 = _mm512_load_si512(reinterpret_cast<const __m512i*>(p.mins + (s * PAIRS + j) * PANEL_ROWS));
+      const __m512i mn1 = _mm512_load_si512(reinterpret_cast<const __m512i*>(p.mins + (s * PAIRS + j) * PANEL_ROWS + 16));
       for (int i = 0; i < MR; i++) {
-        const __m512i a = _mm512_set1_epi32(sums[i * pairs + s * 4 + j]);
+        const __m512i a = _mm512_set1_epi32(sums[i * pairs + s * PAIRS + j]);
         acc[i][0] = _mm512_dpwssd_epi32(acc[i][0], mn0, a);
         acc[i][1] = _mm512_dpwssd_epi32(acc[i][1], mn1, a);
       }
@@ -334,7 +515,7 @@ FRUGAL_VNNI void tileQ4_K(const Int8Rows& x, int64_t i0, const Panel& p, float* 
   storeTile<MR>(f, out + i0 * ldo, ldo, n);
 }
 
-/** As tileQ4_K for Q6_K: 16 sub-blocks of 16 columns per super-block, offset -32 in the sums. */
+/** As tileQ4_K for Q6_K: 16 sub-blocks of 16 columns per super-block, offset -32 in the sums (Q3_K: -4). */
 template <int MR>
 FRUGAL_VNNI void tileQ6_K(const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
   const int64_t cols = x.cols, supers = cols / 256, subs = cols / 16;
@@ -373,7 +554,10 @@ FRUGAL_VNNI void tileQ6_K(const Int8Rows& x, int64_t i0, const Panel& p, float* 
 template <int MR>
 FRUGAL_VNNI void tileInt8(int dtype, const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {
   if (dtype == DT_Q4_K) tileQ4_K<MR>(x, i0, p, out, ldo, n);
-  else if (dtype == DT_Q6_K) tileQ6_K<MR>(x, i0, p, out, ldo, n);
+  else if (dtype == DT_Q2_K) tileQ4_K<MR, 8>(x, i0, p, out, ldo, n);
+  else if (dtype == DT_Q6_K || dtype == DT_Q3_K) tileQ6_K<MR>(x, i0, p, out, ldo, n);
+  else if (dtype == DT_IQ4_XS) tileQ4_0<MR, 8>(x, i0, p, out, ldo, n);
+  else if (dtype == DT_Q5_1) tileQ4_0<MR, 1, true>(x, i0, p, out, ldo, n);
   else tileQ4_0<MR>(x, i0, p, out, ldo, n);
 }
 
@@ -397,9 +581,12 @@ FRUGAL_VNNI void int8Panels(void* ctx, int64_t t0, int64_t t1, int) {
   for (int64_t t = t0; t < t1; t++) {
     const int64_t r0 = t * PANEL_ROWS;
     const int n = static_cast<int>(imin(PANEL_ROWS, w.rows - r0));
-    if (w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0) unpackPanelQ4_0(w, r0, p);
+    if (w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0 || w.dtype == DT_IQ4_NL || w.dtype == DT_Q5_1) unpackPanelQ4_0(w, r0, p);
     else if (w.dtype == DT_Q8_0) unpackPanelQ8_0(w, r0, p);
     else if (w.dtype == DT_Q6_K) unpackPanelQ6_K(w, r0, p);
+    else if (w.dtype == DT_Q3_K) unpackPanelQ3_K(w, r0, p);
+    else if (w.dtype == DT_Q2_K) unpackPanelQ2_K(w, r0, p);
+    else if (w.dtype == DT_IQ4_XS) unpackPanelIQ4_XS(w, r0, p);
     else unpackPanelQ4_K(w, r0, p);
     float* out = j.out + r0;
     int64_t i = 0;
@@ -417,10 +604,11 @@ FRUGAL_VNNI void int8Panels(void* ctx, int64_t t0, int64_t t1, int) {
 
 /** Whether gemmInt8 handles this weight type. */
 inline bool int8GemmType(int dtype) {
-  return dtype == DT_Q4_0 || dtype == DT_Q5_0 || dtype == DT_Q8_0 || dtype == DT_Q4_K || dtype == DT_Q6_K;
+  return dtype == DT_Q4_0 || dtype == DT_Q5_0 || dtype == DT_Q8_0 || dtype == DT_Q4_K || dtype == DT_Q6_K || dtype == DT_Q3_K ||
+         dtype == DT_Q2_K || dtype == DT_IQ4_XS || dtype == DT_IQ4_NL || dtype == DT_Q5_1;
 }
 
-/** out[m, rows] = round8(x) · Wᵀ for Q4_0 / Q5_0 / Q8_0 / Q4_K / Q6_K weights (rows, cols > 0). */
+/** out[m, rows] = round8(x) · Wᵀ for the int8GemmType weights (rows, cols > 0). */
 void gemmInt8(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols, sb = int8ScaleBlock(w.dtype);
   const int64_t qBytes = (m * cols + 63) / 64 * 64;

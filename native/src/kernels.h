@@ -106,7 +106,7 @@ struct Kernels {
   void (*matmul)(float* out, const float* x, int64_t m, const Weight& w);
   /**
    * matmul that quantizes the activations to int8 where that is faster (AVX-512 VNNI: Q4_K, Q6_K,
-   * Q2_K, Q3_K, IQ4_XS, Q4_0, Q8_0, IQ4_NL and Q5_1 with m <= 16 in matvec_vnni.h; Q4_0, Q5_0, Q8_0, Q4_K and Q6_K with larger m in
+   * Q2_K, Q3_K, IQ4_XS, Q4_0, Q8_0, IQ4_NL and Q5_1 with m <= 16 in matvec_vnni.h; all of those and Q5_0 with larger m in
    * gemm_int8.h), or nullptr. Opt-in (FRUGAL_INT8=1): results then differ from ref by the
    * rounding of x to 8 bits, not just by f32 rounding.
    */
@@ -114,7 +114,7 @@ struct Kernels {
   /**
    * matmul with int8 activations as llama.cpp rounds them (x per 32 values with an f16 scale for
    * Q4_0, Q5_0, Q8_0, IQ4_NL and Q5_1, per 256 with an f32 scale for the K-quants and IQ4_XS):
-   * Q4_0, Q5_0, Q8_0, Q4_K and Q6_K with m > 16, and the m <= 16 kernels of matmulInt8 except Q4_0
+   * Q4_0, Q5_0, Q8_0, IQ4_NL, Q5_1, Q4_K, Q6_K, Q3_K, Q2_K and IQ4_XS with m > 16, and the m <= 16 kernels of matmulInt8 except Q4_0
    * with an odd block count (despite the name); or nullptr.
    * The default on levels that have it (FRUGAL_INT8=0 turns it off).
    */

@@ -1010,9 +1010,9 @@ void matmul(float* out, const float* x, int64_t m, const Weight& w) {
 
 /**
  * matmul for CPUs with AVX-512 VNNI, int8 activations where they pay (the default): Q4_0, Q5_0,
- * Q8_0, Q4_K and Q6_K with m > SMALL_M (gemm_int8.h), and with m <= SMALL_M Q4_0, Q8_0, IQ4_NL and
- * Q5_1 (even block counts; x as q8_0), Q4_K, Q6_K, Q2_K, Q3_K and IQ4_XS (x as q8_K) (matvec_vnni.h;
- * the low-bit and IQ4 types keep f32 activations for m > SMALL_M): a decode step, a speculative verify and a batch of
+ * Q8_0, IQ4_NL, Q5_1, Q4_K, Q6_K, Q3_K, Q2_K and IQ4_XS with m > SMALL_M (gemm_int8.h), and with
+ * m <= SMALL_M Q4_0, Q8_0, IQ4_NL and Q5_1 (even block counts; x as q8_0), Q4_K, Q6_K, Q2_K, Q3_K
+ * and IQ4_XS (x as q8_K) (matvec_vnni.h): a decode step, a speculative verify and a batch of
  * decode steps all round x as ggml does, so a row's result does not depend on how many rows share
  * its matmul, and the int8 kernels are faster than decoding to f32 (2.4-4.2x for m = 3, 4).
  */

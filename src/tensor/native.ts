@@ -44,9 +44,9 @@ export interface NativeAddon {
   /**
    * Where int8 activations may be used on levels that have them (AVX-512 VNNI; x rounded to 8 bits
    * like llama.cpp does, so results move by that rounding): 'off', 'prefill' (the default despite
-   * its name: Q4_0, Q5_0, Q8_0, Q4_K and Q6_K matmuls with m > 16 rows of x, and Q4_0, Q8_0, IQ4_NL and
-   * Q5_1 with an even block count, Q4_K, Q6_K, Q2_K, Q3_K and IQ4_XS with m <= 16), 'all' (also Q4_0 with
-   * an odd block count). FRUGAL_INT8=0
+   * its name: Q4_0, Q5_0, Q8_0, IQ4_NL, Q5_1, Q4_K, Q6_K, Q2_K, Q3_K and IQ4_XS matmuls with m > 16
+   * rows of x, and Q4_0, Q8_0, IQ4_NL and Q5_1 with an even block count, Q4_K, Q6_K, Q2_K, Q3_K and
+   * IQ4_XS with m <= 16), 'all' (also Q4_0 with an odd block count). FRUGAL_INT8=0
    * starts the process with 'off', FRUGAL_INT8=1 with 'all'. Returns the mode in effect at the
    * current level ('off' where the level has no int8 kernels).
    */

@@ -7,8 +7,8 @@
 //    weights are compared with ref's dequantize-then-multiply, and the native kernels also
 //    dequantize to f32 in registers (activations are not quantized), so the same bound holds.
 //  - except where activations are quantized to int8 ('avx512-vnni' level, see int8Block: q4_k,
-//    q6_k and q4_0 for every m, q5_0 and q8_0 for m > 16, q2_k, q3_k, iq4_xs and (even block
-//    counts) q8_0, iq4_nl and q5_1 for m <= 16) in the second pass of eachMode (setInt8('all')); the first pass sets
+//    q6_k, q2_k, q3_k, iq4_xs and q4_0 for every m, q5_0, q8_0, iq4_nl and q5_1 for m > 16, and
+//    (even block counts) q8_0, iq4_nl and q5_1 for m <= 16) in the second pass of eachMode (setInt8('all')); the first pass sets
 //    'off'): each x value is then rounded to within amax(its block) / 254 (blocks of 32 values,
 //    256 for the K-quants and iq4_xs; a 32-block's scale is kept in f16 as ggml does, which adds
 //    amax / 2048), so the bound adds sum over blocks of that · sum |w| over the block (exact
@@ -140,17 +140,16 @@ test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip },
 
 /**
  * The rounding block of x where the native matmul rounds activations to int8 at the VNNI level
- * (native/src/matvec_vnni.h for m <= 16, gemm_int8.h above), 0 where it keeps x in f32: Q4_K and
- * Q6_K (q8_K, 256) for any m; Q2_K, Q3_K and IQ4_XS (q8_K, 256) with m <= 16; Q4_0 (32) for any m;
- * Q8_0 (32) with m > 16 or an even number of blocks; Q5_0 (32) with m > 16; IQ4_NL and Q5_1 (32)
- * with m <= 16 and an even number of blocks. Callers pass int8 = false when int8 is off.
+ * (native/src/matvec_vnni.h for m <= 16, gemm_int8.h above), 0 where it keeps x in f32: Q4_K,
+ * Q6_K, Q2_K, Q3_K and IQ4_XS (q8_K, 256) for any m; Q4_0 (32) for any m; Q8_0, IQ4_NL and Q5_1
+ * (32) with m > 16 or an even number of blocks; Q5_0 (32) with m > 16. Callers pass int8 = false
+ * when int8 is off.
  */
 function int8Block(int8: boolean, dtype: DType, m: number, cols: number): number {
   if (!int8) return 0;
-  if (dtype === 'q4_k' || dtype === 'q6_k') return 256;
-  if ((dtype === 'q2_k' || dtype === 'q3_k' || dtype === 'iq4_xs') && m <= 16) return 256;
-  if (dtype === 'q4_0' || (dtype === 'q8_0' && (m > 16 || cols % 64 === 0)) || (dtype === 'q5_0' && m > 16)) return 32;
-  if ((dtype === 'iq4_nl' || dtype === 'q5_1') && m <= 16 && cols % 64 === 0) return 32;
+  if (dtype === 'q4_k' || dtype === 'q6_k' || dtype === 'q2_k' || dtype === 'q3_k' || dtype === 'iq4_xs') return 256;
+  if (dtype === 'q4_0' || (dtype === 'q5_0' && m > 16)) return 32;
+  if ((dtype === 'q8_0' || dtype === 'iq4_nl' || dtype === 'q5_1') && (m > 16 || cols % 64 === 0)) return 32;
   return 0;
 }
 

@@ -1,12 +1,13 @@
 // The int8-activation matmul for prefill-shaped products (native/src/gemm_int8.h: Q4_0, Q5_0,
-// Q8_0, Q4_K and Q6_K weights, m > 16 rows of x, AVX-512 VNNI level; the default there,
+// Q8_0, IQ4_NL, Q5_1 (x as q8_0) and Q4_K, Q6_K, Q3_K, Q2_K, IQ4_XS (x as q8_K) weights, m > 16
+// rows of x, AVX-512 VNNI level; the default there,
 // FRUGAL_INT8=0 turns it off), and the Q4_0, Q8_0, IQ4_NL, Q5_1 (q8_0) and Q4_K, Q6_K, Q3_K,
 // Q2_K, IQ4_XS (q8_K) small-m kernels (m <= 16; native/src/matvec_vnni.h), which round x as
 // ggml's q8_0 / q8_K too. Tolerances:
 //  - against the exact same math (ref's dequantized weights times x rounded here the way the
 //    kernel and ggml round it: q = x · 127 / amax to nearest, ties to even, per 32 values with
-//    d = amax / 127 in f16 for Q4_0, Q5_0 and Q8_0, per 256 values with d in f32 for Q4_K and
-//    Q6_K): |native - ref| <= 2e-5 · ‖rounded row of x‖ · ‖row of W‖, the f32-summation bound of
+//    d = amax / 127 in f16 for Q4_0, Q5_0, Q8_0, IQ4_NL and Q5_1, per 256 values with d in f32 for
+//    Q4_K, Q6_K, Q3_K, Q2_K and IQ4_XS): |native - ref| <= 2e-5 · ‖rounded row of x‖ · ‖row of W‖, the f32-summation bound of
 //    the other matmul tests (the int8 products themselves are exact);
 //  - against the f32 path (ref with x itself): that bound plus the worst case of the rounding,
 //    sum over scale blocks of (amax / 254 + amax / 2048 for an f16 d) · sum |w| over the block.
@@ -93,9 +94,9 @@ function awkwardActivations(m: number, cols: number, seed: number): Float32Array
   return x;
 }
 
-const INT8_TYPES: [DType, number][] = [['q4_0', 32], ['q5_0', 32], ['q8_0', 32], ['q4_k', 256], ['q6_k', 256]];
-/** Types rounded to int8 only with m <= 16 (native/src/matvec_vnni.h; f32 activations above): q8_K for the 256-blocks, q8_0 for the 32-blocks (even block counts). */
-const SMALL_INT8_TYPES: [DType, number][] = [['q3_k', 256], ['q2_k', 256], ['iq4_xs', 256], ['iq4_nl', 32], ['q5_1', 32]];
+/** Types rounded to int8 with m > 16 (gemm_int8.h) and with m <= 16 (matvec_vnni.h; 32-blocks other than Q5_0: even block counts there). */
+const INT8_TYPES: [DType, number][] = [['q4_0', 32], ['q5_0', 32], ['q8_0', 32], ['q4_k', 256], ['q6_k', 256],
+  ['q3_k', 256], ['q2_k', 256], ['iq4_xs', 256], ['iq4_nl', 32], ['q5_1', 32]];
 
 function colsFor(dtype: DType): number[] {
   return dtype.endsWith('_k') || dtype === 'iq4_xs' ? [256, 1280] : [32, 64, 32 * 41, 32 * 42];
@@ -110,13 +111,12 @@ test('int8 prefill matmul equals ref on the int8-rounded activations (exact same
   let seed = 7000;
   try {
     assert.equal(addon!.setInt8('prefill'), 'prefill');
-    for (const [dtype, block] of [...INT8_TYPES, ...SMALL_INT8_TYPES]) {
-      const smallOnly = SMALL_INT8_TYPES.some(([t]) => t === dtype);
+    for (const [dtype, block] of INT8_TYPES) {
       for (const cols of colsFor(dtype)) {
         // Q4_K, Q6_K, Q3_K, Q2_K, IQ4_XS and (even block counts) Q4_0, Q8_0, IQ4_NL and Q5_1 with m <= 16 round x the same way (native/src/matvec_vnni.h).
         const small = dtype.endsWith('_k') || dtype === 'iq4_xs' || (['q4_0', 'q8_0', 'iq4_nl', 'q5_1'].includes(dtype) && cols % 64 === 0)
           ? [[1, 37], [2, 9], [3, 5], [4, 12], [5, 7], [7, 6], [16, 3]] as const : [];
-        for (const [m, rows] of [...small, ...(smallOnly ? [] : [[17, 1], [23, 33], [64, 31], [131, 70]] as const)]) {
+        for (const [m, rows] of [...small, ...([[17, 1], [23, 33], [33, 45], [64, 31], [131, 70]] as const)]) {
           const w = weight(dtype, rows, cols, seed++);
           const dense = new Float32Array(rows * cols);
           ref.dequantizeRows(dense, w, 0, rows);
