@@ -125,7 +125,7 @@ export const DEFAULT_RECIPE: RecipeConfig = {
   model: {},
   pretrain: { steps: 2700, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
   sft: { steps: 400, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512, rephrased: 0.5 },
-  rl: { enabled: true, steps: 60, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.001, rephrased: 0.5 },
+  rl: { enabled: true, steps: 60, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.04, rephrased: 0.5 },
   zero: { enabled: true, steps: 40 },
   distill: { enabled: true, model: {}, pretrainSteps: 600, problems: 400, samples: 4, sftSteps: 200, lr: 1e-3 },
   eval: { problemsPerCell: 30, samples: 2, maxTokens: 384 },

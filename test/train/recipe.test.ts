@@ -126,7 +126,7 @@ test('shipped models/frugal-r1-tiny.gguf: deepseek2 with an MTP head, under 40 M
 
 test('shipped model: arithmetic asked in other words ("42-61", "what\'s 12 + 7") is still read as arithmetic and often solved', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
   // The recipe's SFT and GRPO reword half their questions (tasks/phrasing.ts). A model trained only
-  // on "What is A op B?" (the one shipped before) solved 0 of these 20; this one solves 7.
+  // on "What is A op B?" (the one shipped before) solved 0 of these 20; this one solves 11.
   const task = getTask('arithmetic');
   const wording = new TaskRng(7, 'shipped-model-test');
   let solved = 0;
@@ -137,7 +137,7 @@ test('shipped model: arithmetic asked in other words ("42-61", "what\'s 12 + 7")
     if (task.verify(problem, `<think>\n${reply.text}`).correct) solved++;
     else misses.push(`${asked.prompt} -> ${reply.text.slice(-40)}`);
   }
-  assert.ok(solved >= 4, `solved ${solved} of 20 reworded questions:\n${misses.join('\n')}`);
+  assert.ok(solved >= 6, `solved ${solved} of 20 reworded questions:\n${misses.join('\n')}`);
 });
 
 test('shipped model: the examples frugal chat shows it are ones it answers right', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
