@@ -4,8 +4,8 @@
 //
 //  - x is rounded to int8 once per call, exactly as ggml's CPU backend does: q = round(x · 127 / amax)
 //    (nearest, ties to even) per 32 values with the scale d = amax / 127 stored in f16 (Q4_0,
-//    Q5_0, Q8_0, IQ4_NL and Q5_1: ggml's q8_0; for Q5_1 the block sums d · Σq are kept in f32, as
-//    the decode kernels do), or per 256 values with d in f32 (Q4_K, Q6_K, Q3_K, Q2_K and IQ4_XS:
+//    Q5_0, Q8_0, IQ4_NL and Q5_1: ggml's q8_0; for Q5_1 with the block sums of ggml's q8_1,
+//    s = f16(d · Σq) with d in f32: see q8_1Sum), or per 256 values with d in f32 (Q4_K, Q6_K, Q3_K, Q2_K and IQ4_XS:
 //    ggml's q8_K). Matching
 //    ggml's rounding bit for bit (the f16 scale included) makes our logits agree with llama.cpp's
 //    to ~1e-3 instead of the ~0.3 nats that any other 8-bit rounding differs by. The result is then the exact product of the dequantized weights and
@@ -22,7 +22,7 @@
 //  - Offsets: Q4_0's "- 8" (Q5_0's "- 16", Q8_0's, IQ4_NL's and IQ4_XS's "+ 128", Q6_K's "- 32",
 //    Q3_K's "- 4") is the int32 sums' starting value (-8 · (-16 ·, -128 ·, -32 ·, -4 ·) the sum of
 //    the block's int8 x); Q4_K's minimums are dmin · (mins · sums of int8 x per 32) with vpdpwssd
-//    on int16 pairs, Q2_K's the same per 16; Q5_1's m · (d_x · Σ x) per block in f32.
+//    on int16 pairs, Q2_K's the same per 16; Q5_1's m · s per block (q8_1Sum: ggml's f16 s = d_x · Σ x).
 // Included by kernels_impl.h when __AVX512F__, after matvec_vnni.h (FRUGAL_VNNI, kScaleBytes).
 
 constexpr int PANEL_ROWS = 32;
@@ -33,7 +33,7 @@ struct Int8Rows {
   int8_t* q;
   float* d;        // [m][cols / scaleBlock]
   int32_t* sums;   // Q4_0, Q5_0, Q8_0, IQ4_NL, IQ4_XS: [m][cols / 32] of -8 · sum, -16 · sum, -128 · sum; Q5_1:
-                   // [m][cols / 32] d · sum as f32 bits; Q4_K: [m][cols / 64] int16 pairs (sum of 32, sum of next 32);
+                   // [m][cols / 32] q8_1Sum as f32 bits; Q4_K: [m][cols / 64] int16 pairs (sum of 32, sum of next 32);
                    // Q2_K: [m][cols / 32] int16 pairs (sum of 16, sum of next 16); Q6_K, Q3_K: [m][cols / 16] of -32 · sum, -4 · sum
   int64_t cols;
   int64_t scaleBlock;  // 32 or 256
@@ -69,8 +69,8 @@ FRUGAL_VNNI void roundRows(const float* x, int dtype, const Int8Rows& r, int64_t
           const int32_t first = _mm512_reduce_add_epi32(lo);
           r.sums[i * (cols / 32) + block] = static_cast<int32_t>(static_cast<uint16_t>(static_cast<int16_t>(first)) |
                                                                  (static_cast<uint32_t>(static_cast<uint16_t>(static_cast<int16_t>(sum - first))) << 16));
-        } else if (dtype == DT_Q5_1) {  // d · sum as f32 bits, for the minimums
-          const float ds = r.d[i * scales + s] * static_cast<float>(sum);
+        } else if (dtype == DT_Q5_1) {  // ggml's q8_1 s = f16(d · sum), d unrounded, as f32 bits, for the minimums
+          const float ds = q8_1Sum(xs, sum);
           std::memcpy(&r.sums[i * (cols / 32) + block], &ds, 4);
         } else if (dtype != DT_Q4_K) {
           r.sums[i * (cols / 32) + block] = (dtype == DT_Q4_0 ? -8 : dtype == DT_Q5_0 ? -16 : -128) * sum;
@@ -434,7 +434,7 @@ FRUGAL_VNNI void storeTile(const __m512 (&f)[MR][2], float* out, int64_t ldo, in
 /**
  * out rows i0 .. i0 + MR, columns r0 .. r0 + n of the Q4_0 (or Q5_0, Q8_0, IQ4_NL, Q5_1; XPER = 8:
  * IQ4_XS, x as q8_K) product from panel p. XPER: 32-column blocks per activation scale. MINS (Q5_1):
- * no offset; m · (d_x · Σ x) per block.
+ * no offset; m · s per block (q8_1Sum).
  */
 template <int MR, int XPER = 1, bool MINS = false>
 FRUGAL_VNNI void tileQ4_0(const Int8Rows& x, int64_t i0, const Panel& p, float* out, int64_t ldo, int n) {

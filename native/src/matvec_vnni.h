@@ -168,6 +168,19 @@ FRUGAL_VNNI inline float q8Scale(const float* x, int64_t n, bool f16Scale, __m51
 /** 16 values at x rounded with q8Scale's inv, as int32 lanes. */
 FRUGAL_VNNI inline __m512i q8Round(const float* x, __m512 inv) { return _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), inv)); }
 
+/**
+ * ggml's q8_1 block sum for the 32 values at x whose int8 values add up to `sum`: s = f16(d · sum)
+ * with d = amax / 127 in f32 (not f16-rounded), as quantize_row_q8_1 stores it. Q5_1's minimums
+ * meet x through s; its f16 rounding matters (the min term largely cancels the codes' term), so we
+ * match it: with d · sum in f32 instead, a tiny model's log-probabilities differed from llama.cpp's
+ * by 0.32 nats, with s as here by 5e-5.
+ */
+FRUGAL_VNNI inline float q8_1Sum(const float* x, int32_t sum) {
+  __m512 unused;
+  const float d = q8Scale(x, 32, false, unused);
+  return _cvtsh_ss(_cvtss_sh(d * static_cast<float>(sum), _MM_FROUND_TO_NEAREST_INT));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Q4_K decode (m <= SMALL_M) with x rounded as ggml's q8_K: one f32 scale per 256 values, the int8
 // values of each 256 stored with their 32-value sub-blocks in the order 0 2 1 3 4 6 5 7, so that
@@ -508,7 +521,7 @@ struct Q8Pairs {
   const int8_t* q;        // [m][cols], for Q4_0, IQ4_NL and Q5_1 pairs of blocks interleaved as above
   const float* d;         // [m][cols / 32], f16-rounded
   const int32_t* offset;  // [m][cols / 4]: -8 (Q4_0) or -128 (Q8_0, IQ4_NL) · sum of each 4 int8 values, in q's order; Q5_1: none
-  const float* sums;      // Q5_1: [m][cols / 32], d · (sum of the block's int8 values)
+  const float* sums;      // Q5_1: [m][cols / 32], q8_1Sum (ggml's q8_1 s: f16(d · sum of the block's int8 values))
 };
 
 /** Whether the pair layout interleaves two blocks' halves (codes from nibbles). */
@@ -527,7 +540,7 @@ FRUGAL_VNNI void quantizeQ8Pairs(const float* x, int64_t m, int64_t cols, int dt
     int8_t* lowHalf = inter ? q + (i / 2) * 64 + 16 * (i % 2) : q + 32 * i;
     _mm_storeu_si128(reinterpret_cast<__m128i*>(lowHalf), qlo);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(lowHalf + (inter ? 32 : 16)), qhi);
-    if (sums) sums[i] = d[i] * static_cast<float>(_mm512_reduce_add_epi32(_mm512_add_epi32(lo, hi)));
+    if (sums) sums[i] = q8_1Sum(xs, _mm512_reduce_add_epi32(_mm512_add_epi32(lo, hi)));
   }
   if (!offset) return;
   const __m512i factor = _mm512_set1_epi8(static_cast<char>(dtype == DT_Q4_0 ? 8 : 128));
