@@ -22,7 +22,7 @@ import { test } from 'node:test';
 import type { Backend } from '../../src/tensor/backend.js';
 import { type DType, dtypeInfo } from '../../src/tensor/dtype.js';
 import { loadNativeAddon, nativeBackend, type NativeAddon, SIMD_LEVELS } from '../../src/tensor/native.js';
-import { quantize, quantizeFp8BlockScaled } from '../../src/tensor/quant/index.js';
+import { f16ToF32, quantize, quantizeFp8BlockScaled } from '../../src/tensor/quant/index.js';
 import { refBackend as ref } from '../../src/tensor/ref.js';
 import { type WeightMatrix, weightMatrix } from '../../src/tensor/tensor.js';
 
@@ -153,8 +153,13 @@ function int8Block(int8: boolean, dtype: DType, m: number, cols: number): number
   return 0;
 }
 
-/** bound[i * rows + r] = sum over blocks of amax(x_i block) / 254 · sum |w_r| over the block. */
-function int8Bound(x: Float32Array, dense: Float32Array, m: number, rows: number, cols: number, block: number): Float64Array {
+/**
+ * bound[i * rows + r] = sum over blocks of amax(x_i block) / 254 · sum |w_r| over the block. Q5_1
+ * (w given): its minimums m meet x through ggml's q8_1 block sum s = f16(d · Σq) (d = amax / 127 in
+ * f32), within |Σq| · d · 2^-10 (<= 32 · amax / 1024) of the sum of the rounded x, so each block
+ * also adds |m| · (amax / 32 + f16 subnormal and f32 slack).
+ */
+function int8Bound(x: Float32Array, dense: Float32Array, m: number, rows: number, cols: number, block: number, q5_1?: WeightMatrix): Float64Array {
   const bound = new Float64Array(m * rows);
   for (let i = 0; i < m; i++) {
     for (let b = 0; b < cols / block; b++) {
@@ -164,6 +169,11 @@ function int8Bound(x: Float32Array, dense: Float32Array, m: number, rows: number
         let wsum = 0;
         for (let j = 0; j < block; j++) wsum += Math.abs(dense[r * cols + block * b + j]!);
         bound[i * rows + r] += (amax / 254 + (block === 32 ? amax / 2048 + 127 * 2 ** -25 : 0)) * wsum;
+        if (q5_1) {
+          const at = (r * (cols / 32) + b) * 24 + 2;
+          const min = Math.abs(f16ToF32(q5_1.data[at]! | (q5_1.data[at + 1]! << 8)));
+          bound[i * rows + r] += min * (amax / 32 + 32 * 127 * 2 ** -24 + 2 ** -20) * 1.01;
+        }
       }
     }
   }
@@ -207,7 +217,7 @@ test('native matmul equals ref for every weight dtype, m in {1, 2, 3, 5, 6, 16, 
         const out = new Float32Array(m * rows).fill(NaN);
         native!.matmul(out, x, m, w);
         const block = int8Block(int8, dtype, m, cols);
-        if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block);
+        if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block, dtype === 'q5_1' ? w : undefined);
         const extra = block ? quantBound! : undefined;
         assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level}${int8 ? ' int8' : ''} matmul ${dtype} m${m} [${rows}, ${cols}]`);
       });
@@ -299,7 +309,7 @@ function checkOddShapes(dtypes: readonly DType[], seed: number, group: number, s
           const out = new Float32Array(m * rows).fill(NaN);
           native!.matmul(out, x, m, w);
           const block = int8Block(int8, dtype, m, cols);
-          if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block);
+          if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block, dtype === 'q5_1' ? w : undefined);
           const extra = block ? quantBound! : undefined;
           assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level}${int8 ? ' int8' : ''} matmul ${dtype} m${m} [${rows}, ${cols}]`);
           const decoded = new Float32Array(rows * cols);

@@ -7,7 +7,8 @@
 //  - against the exact same math (ref's dequantized weights times x rounded here the way the
 //    kernel and ggml round it: q = x · 127 / amax to nearest, ties to even, per 32 values with
 //    d = amax / 127 in f16 for Q4_0, Q5_0, Q8_0, IQ4_NL and Q5_1, per 256 values with d in f32 for
-//    Q4_K, Q6_K, Q3_K, Q2_K and IQ4_XS): |native - ref| <= 2e-5 · ‖rounded row of x‖ · ‖row of W‖, the f32-summation bound of
+//    Q4_K, Q6_K, Q3_K, Q2_K and IQ4_XS; Q5_1's minimums against ggml's q8_1 block sums, see
+//    q8_1SumCorrection): |native - ref| <= 2e-5 · ‖rounded row of x‖ · ‖row of W‖, the f32-summation bound of
 //    the other matmul tests (the int8 products themselves are exact);
 //  - against the f32 path (ref with x itself): that bound plus the worst case of the rounding,
 //    sum over scale blocks of (amax / 254 + amax / 2048 for an f16 d) · sum |w| over the block.
@@ -80,6 +81,39 @@ function roundingBound(x: Float32Array, dense: Float32Array, m: number, rows: nu
   return bound;
 }
 
+/**
+ * Q5_1 meets x as ggml's q8_1: its minimums multiply the block sum s = f16(d · Σq) (d = amax / 127
+ * in f32) instead of the sum of the rounded values. What that adds to ref on the rounded
+ * activations: out[i * rows + r] = sum over blocks b of m_rb · (s_ib - sum of rounded x_ib).
+ */
+function q8_1SumCorrection(w: WeightMatrix, x: Float32Array, rounded: Float32Array, m: number): Float64Array {
+  const { rows, cols } = w;
+  const blocks = cols / 32;
+  const delta = new Float64Array(m * blocks);
+  for (let i = 0; i < m * blocks; i++) {
+    const o = 32 * i;
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[o + j]!));
+    const inv = amax === 0 ? 0 : Math.fround(127 / amax);
+    let q = 0;
+    let sum = 0;
+    for (let j = 0; j < 32; j++) {
+      q += roundEven(Math.fround(x[o + j]! * inv));
+      sum += rounded[o + j]!;
+    }
+    delta[i] = f16ToF32(f32ToF16(Math.fround(Math.fround(amax / 127) * q))) - sum;
+  }
+  const out = new Float64Array(m * rows);
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < blocks; b++) {
+      const at = (r * blocks + b) * 24 + 2;
+      const min = f16ToF32(w.data[at]! | (w.data[at + 1]! << 8));
+      for (let i = 0; i < m; i++) out[i * rows + r] += min * delta[i * blocks + b];
+    }
+  }
+  return out;
+}
+
 function norms(values: Float32Array, count: number, len: number): number[] {
   return Array.from({ length: count }, (_, i) => Math.hypot(...values.subarray(i * len, (i + 1) * len)));
 }
@@ -125,6 +159,10 @@ test('int8 prefill matmul equals ref on the int8-rounded activations (exact same
           const rounded = roundActivations(x, block);
           const exact = new Float32Array(m * rows);
           ref.matmul(exact, rounded, m, w);
+          if (dtype === 'q5_1') {
+            const correction = q8_1SumCorrection(w, x, rounded, m);
+            for (let idx = 0; idx < exact.length; idx++) exact[idx] = exact[idx]! + correction[idx]!;
+          }
           const out = new Float32Array(m * rows).fill(NaN);
           native.matmul(out, x, m, w);
           const rn = norms(rounded, m, cols);
