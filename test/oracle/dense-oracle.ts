@@ -31,20 +31,14 @@ export const PROMPT = [9707, 11, 1879, 0, 1096, 374, 264, 1273, 315, 279, 1614, 
 export const GREEDY_TOKENS = 32;
 /** |log p ours - log p llama.cpp| on quantized files when both round prefill activations like ggml (measured 2.5e-5 - 4.8e-5). */
 export const INT8_PREFILL_BOUND = 1e-3;
-/**
- * The dtypes whose prefill matmuls the int8 kernels take (native/src/gemm_int8.h) and that then
- * follow llama.cpp's own path within INT8_PREFILL_BOUND. Not LOW_BITS: its prefill rounds x to
- * int8 too (q8_K for Q2_K / Q3_K, q8_0 with f32 block sums for Q5_1), but its log-probabilities
- * still differ from llama.cpp's by ~0.32 (measured; as much as with f32 activations, not yet
- * explained), so it keeps its measured nativeBounds.
- */
-const INT8_DTYPES: ReadonlySet<OracleDType> = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q5_0', 'iq4_nl', 'iq4_xs']);
+/** The dtypes whose prefill matmuls the int8 kernels take (native/src/gemm_int8.h). */
+const INT8_DTYPES: ReadonlySet<OracleDType> = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k-q3_k-q5_1']);
 /**
  * File dtypes whose default-backend log-probabilities must also follow llama.cpp's f32 run of the
  * dequantized weights tightly (1e-3) where prefill keeps f32 activations (int8Prefill() false: no
  * AVX-512 VNNI, or FRUGAL_INT8=0). With int8 prefill (the default on avx512-vnni) their prefill
- * matmuls round x to int8 like llama.cpp's own path (IQ4 types: held to INT8_PREFILL_BOUND against
- * it, INT8_DTYPES). (Their decode matvecs, m <= 16, round x to int8 on avx512-vnni in
+ * matmuls round x to int8 like llama.cpp's own path and are held to INT8_PREFILL_BOUND against it
+ * instead (INT8_DTYPES). (Their decode matvecs, m <= 16, round x to int8 on avx512-vnni in
  * either case, so the greedy continuation checked with them may differ at a near tie; it has not so far.)
  */
 const F32_ACTIVATION_DTYPES: ReadonlySet<OracleDType> = new Set(['iq4_nl', 'iq4_xs', 'q2_k-q3_k-q5_1']);
