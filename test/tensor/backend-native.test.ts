@@ -205,25 +205,35 @@ test('native matmul equals ref for every weight dtype, m in {1, 2, 3, 5, 6, 16, 
     const cols = colsFor(dtype);
     for (const [m, rows] of [[1, 37], [2, 7], [3, 130], [5, 31], [6, 12], [16, 9], [17, 300], [40, 33]] as const) {
       const w = makeWeight(dtype, rows, cols, seed++);
-      const x = random(m * cols, seed++);
       const dense = new Float32Array(rows * cols);
       ref.dequantizeRows(dense, w, 0, rows);
-      const expected = new Float32Array(m * rows);
-      ref.matmul(expected, x, m, w);
-      const xn = Array.from({ length: m }, (_, i) => Math.hypot(...x.subarray(i * cols, (i + 1) * cols)));
-      const wn = Array.from({ length: rows }, (_, r) => Math.hypot(...dense.subarray(r * cols, (r + 1) * cols)));
-      let quantBound: Float64Array | undefined;
-      eachMode((level, int8) => {
-        const out = new Float32Array(m * rows).fill(NaN);
-        native!.matmul(out, x, m, w);
-        const block = int8Block(int8, dtype, m, cols);
-        if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block, dtype === 'q5_1' ? w : undefined);
-        const extra = block ? quantBound! : undefined;
-        assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level}${int8 ? ' int8' : ''} matmul ${dtype} m${m} [${rows}, ${cols}]`);
-      });
+      checkMatmulAtEveryLevel(w, dense, random(m * cols, seed++), m);
     }
   }
 });
+
+/**
+ * native.matmul of x [m, w.cols] by w at every SIMD level and int8 mode against ref's, within 2e-5
+ * of the row norms plus, where int8 activations are used, the worst case of their rounding;
+ * `afterEach` runs more checks at each level. dense: w dequantized.
+ */
+function checkMatmulAtEveryLevel(w: WeightMatrix, dense: Float32Array, x: Float32Array, m: number, afterEach?: (level: string) => void): void {
+  const { rows, cols, dtype } = w;
+  const expected = new Float32Array(m * rows);
+  ref.matmul(expected, x, m, w);
+  const xn = Array.from({ length: m }, (_, i) => Math.hypot(...x.subarray(i * cols, (i + 1) * cols)));
+  const wn = Array.from({ length: rows }, (_, r) => Math.hypot(...dense.subarray(r * cols, (r + 1) * cols)));
+  let quantBound: Float64Array | undefined;
+  eachMode((level, int8) => {
+    const out = new Float32Array(m * rows).fill(NaN);
+    native!.matmul(out, x, m, w);
+    const block = int8Block(int8, dtype, m, cols);
+    if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block, dtype === 'q5_1' ? w : undefined);
+    const extra = block ? quantBound! : undefined;
+    assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level}${int8 ? ' int8' : ''} matmul ${dtype} m${m} [${rows}, ${cols}]`);
+    afterEach?.(level);
+  });
+}
 
 test('native matmul equals ref for dense weights (f32, f16, bf16): m 1..16, ragged columns, odd row counts', { skip }, () => {
   // The dense small-m kernel (native/src/matvec_dense.h) blocks weight rows by 8/4/3/2/1 and
@@ -298,20 +308,8 @@ function checkOddShapes(dtypes: readonly DType[], seed: number, group: number, s
       const w = weightMatrix(dtype, rows, cols, quantize(dtype, values));
       const dense = new Float32Array(rows * cols);
       ref.dequantizeRows(dense, w, 0, rows);
-      const wn = Array.from({ length: rows }, (_, r) => Math.hypot(...dense.subarray(r * cols, (r + 1) * cols)));
       for (const m of [1, 2, 3, 4, 17]) {
-        const x = random(m * cols, seed++);
-        const expected = new Float32Array(m * rows);
-        ref.matmul(expected, x, m, w);
-        const xn = Array.from({ length: m }, (_, i) => Math.hypot(...x.subarray(i * cols, (i + 1) * cols)));
-        let quantBound: Float64Array | undefined;
-        eachMode((level, int8) => {
-          const out = new Float32Array(m * rows).fill(NaN);
-          native!.matmul(out, x, m, w);
-          const block = int8Block(int8, dtype, m, cols);
-          if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block, dtype === 'q5_1' ? w : undefined);
-          const extra = block ? quantBound! : undefined;
-          assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level}${int8 ? ' int8' : ''} matmul ${dtype} m${m} [${rows}, ${cols}]`);
+        checkMatmulAtEveryLevel(w, dense, random(m * cols, seed++), m, (level) => {
           const decoded = new Float32Array(rows * cols);
           native!.dequantizeRows(decoded, w, 0, rows);
           assert.deepEqual(decoded, dense, `${level} dequantizeRows ${dtype} [${rows}, ${cols}] is exact`);
