@@ -2,7 +2,8 @@
  * The dense decoder shared by Llama and Qwen2 (GGUF architectures `llama` and `qwen2`):
  * token embedding; per layer h += Attention(RMSNorm(h)), h += SwiGLU(RMSNorm(h)); final RMSNorm;
  * output projection (or the tied embedding). Qwen2 differs only by q/k/v biases and NEOX RoPE
- * (./qwen2.ts). GGUF llama files hold Q/K rows permuted by the converter so that adjacent pairs
+ * (./qwen2.ts); Qwen3 has no biases but RMSNorms each query and key head before RoPE, and may
+ * have a head size other than hidden / heads. GGUF llama files hold Q/K rows permuted by the converter so that adjacent pairs
  * rotate (ggml NORM = 'interleaved'); HF Llama checkpoints rotate half-split pairs ('neox').
  *
  * Weights stay in their storage dtype; all math goes through the backend, into scratch buffers
@@ -22,8 +23,10 @@ import { type RopeScaling, ropeTables } from '../nn/rope.js';
 import { type SwiGlu, type SwiGluScratch, swiGlu, swiGluForward, swiGluParameters, swiGluScratch } from '../nn/swiglu.js';
 import type { ArchitectureSummary, ModelSource } from './load.js';
 
+export type DenseArchitecture = 'llama' | 'qwen2' | 'qwen3';
+
 export interface DenseConfig {
-  readonly architecture: 'llama' | 'qwen2';
+  readonly architecture: DenseArchitecture;
   readonly vocabSize: number;
   readonly hiddenSize: number;
   readonly layers: number;
@@ -39,11 +42,16 @@ export interface DenseConfig {
   readonly ropeStyle: 'interleaved' | 'neox';
   /** q/k/v projections carry biases (Qwen2). */
   readonly attentionBias: boolean;
+  /** Per-head RMSNorm of queries and keys before RoPE (Qwen3: attn_q_norm / attn_k_norm, [headDim]). */
+  readonly qkNorm: boolean;
 }
 
 export interface DenseLayer {
   readonly attnNorm: RmsNorm;
   readonly attention: AttentionWeights;
+  /** Qwen3's per-head query / key norms (present when config.qkNorm). */
+  readonly qNorm?: RmsNorm;
+  readonly kNorm?: RmsNorm;
   readonly ffnNorm: RmsNorm;
   readonly ffn: SwiGlu;
 }
@@ -65,7 +73,7 @@ function positiveInt(value: number | undefined, what: string, origin: string): n
 }
 
 /** Reads the `{arch}.*` GGUF keys (../shared/spec/formats-and-api.md §2.2-2.3). */
-export function denseConfigFromGguf(source: ModelSource, architecture: 'llama' | 'qwen2'): DenseConfig {
+export function denseConfigFromGguf(source: ModelSource, architecture: DenseArchitecture): DenseConfig {
   const a = architecture;
   const origin = source.path;
   const num = (key: string) => source.number(`${a}.${key}`);
@@ -97,6 +105,7 @@ export function denseConfigFromGguf(source: ModelSource, architecture: 'llama' |
     ropeScaling: ggufRopeScaling(source, a, ropeDim),
     ropeStyle: a === 'llama' ? 'interleaved' : 'neox',
     attentionBias: a === 'qwen2',
+    qkNorm: a === 'qwen3',
   };
 }
 
@@ -139,6 +148,10 @@ export function loadDenseWeights(config: DenseConfig, source: ModelSource): Dens
         v: proj(`${p}.attn_v`, kvDim, d, config.attentionBias),
         o: proj(`${p}.attn_output`, d, qDim, false),
       },
+      ...(config.qkNorm ? {
+        qNorm: rmsNorm(source.vector(`${p}.attn_q_norm.weight`, headDim), eps),
+        kNorm: rmsNorm(source.vector(`${p}.attn_k_norm.weight`, headDim), eps),
+      } : {}),
       ffnNorm: rmsNorm(source.vector(`${p}.ffn_norm.weight`, d), eps),
       ffn: swiGlu(proj(`${p}.ffn_gate`, ffSize, d, false), proj(`${p}.ffn_up`, ffSize, d, false), proj(`${p}.ffn_down`, d, ffSize, false)),
     });
@@ -192,6 +205,7 @@ export class DenseModel implements CausalLM {
     if (!weights.tiedOutput) parameters += weights.output.rows * weights.output.cols;
     for (const layer of weights.layers) {
       parameters += 2 * config.hiddenSize + attentionParameters(layer.attention) + swiGluParameters(layer.ffn);
+      if (layer.qNorm && layer.kNorm) parameters += layer.qNorm.weight.length + layer.kNorm.weight.length;
     }
     this.info = {
       architecture: config.architecture,
@@ -349,7 +363,8 @@ export class DenseModel implements CausalLM {
         row += seg.count;
       }
       rmsNormForward(b, normed, hidden, m, layer.attnNorm);
-      attentionForwardSegments(b, delta, normed, m, positions, this.attention, layer.attention, attentionSegments, s.attention);
+      const attentionBackend = layer.qNorm && layer.kNorm ? this.qkNormBackend(layer.qNorm, layer.kNorm, s) : b;
+      attentionForwardSegments(attentionBackend, delta, normed, m, positions, this.attention, layer.attention, attentionSegments, s.attention);
       b.add(hidden, hidden, delta, m * d);
       rmsNormForward(b, normed, hidden, m, layer.ffnNorm);
       swiGluForward(b, delta, normed, m, layer.ffn, s.ffn);
@@ -357,6 +372,23 @@ export class DenseModel implements CausalLM {
     }
     for (const seg of segments) seg.cache.advance(seg.count);
     return s;
+  }
+
+  /**
+   * Qwen3's q/k norms: the backend, except that rope first RMSNorms every head of the buffer it
+   * rotates (attention ropes scratch q, then scratch k, each [tokens, heads, headDim] contiguous).
+   */
+  private qkNormBackend(qNorm: RmsNorm, kNorm: RmsNorm, s: Scratch): Backend {
+    const b = this.backend;
+    const headDim = this.config.headDim;
+    const wrapped: Backend = Object.create(b);
+    wrapped.rope = (x, params) => {
+      const norm = x.buffer === s.attention.q.buffer ? qNorm : x.buffer === s.attention.k.buffer ? kNorm : undefined;
+      if (!norm) throw new Error('qwen3 attention: rope on a buffer that is neither the query nor the key scratch');
+      b.rmsNorm(x, x, norm.weight, params.tokens * params.heads, headDim, norm.eps);
+      b.rope(x, params);
+    };
+    return wrapped;
   }
 
   /** logits[m, vocab] = output(RMSNorm(hidden[m, d])). */
@@ -376,14 +408,14 @@ export function loadLlama(source: ModelSource, options: DenseModelOptions & { ro
 }
 
 /** `frugal info` lines for a dense model, from its metadata. */
-export function describeDense(source: ModelSource, architecture: 'llama' | 'qwen2'): ArchitectureSummary {
+export function describeDense(source: ModelSource, architecture: DenseArchitecture): ArchitectureSummary {
   const c = denseConfigFromGguf(source, architecture);
   const scaling = c.ropeScaling.type === 'none' ? '' : `, ${c.ropeScaling.type} scaling`;
   return {
     cacheValuesPerToken: c.layers * 2 * c.kvHeads * c.headDim,
     lines: [
       `layers: ${c.layers}, hidden ${c.hiddenSize}, feed-forward ${c.ffSize}, vocab ${c.vocabSize}`,
-      `attention: ${c.heads} heads, ${c.kvHeads} kv heads, head dim ${c.headDim}${c.attentionBias ? ', q/k/v bias' : ''}`,
+      `attention: ${c.heads} heads, ${c.kvHeads} kv heads, head dim ${c.headDim}${c.attentionBias ? ', q/k/v bias' : ''}${c.qkNorm ? ', q/k norm' : ''}`,
       `rope: ${c.ropeStyle}, dim ${c.ropeDim}, base ${c.ropeBase}${scaling}`,
     ],
   };

@@ -26,7 +26,7 @@ import { deepseekConfigFromGguf, loadDeepseekFromGguf } from './deepseek-v3.js';
 import { deepseekConfigFromHf, loadDeepseekFromHf } from './deepseek-v3-hf.js';
 import { describeDense, loadLlama } from './llama.js';
 import type { CausalLM } from './model.js';
-import { loadQwen2 } from './qwen2.js';
+import { loadQwen2, loadQwen3 } from './qwen2.js';
 
 /** One stored tensor: name, dtype, shape in ggml order (dims[0] = contiguous), bytes. */
 export interface TensorSummary {
@@ -176,6 +176,7 @@ export interface Architecture {
 export const architectures: Record<string, Architecture> = {
   llama: { load: loadLlama, describe: (source) => describeDense(source, 'llama') },
   qwen2: { load: loadQwen2, describe: (source) => describeDense(source, 'qwen2') },
+  qwen3: { load: loadQwen3, describe: (source) => describeDense(source, 'qwen3') },
   deepseek2: {
     load(source, options) {
       if (!source.gguf) throw new ModelFileError(source.path, 'deepseek2 loads from GGUF files or DeepSeek HF checkpoint directories');
@@ -289,6 +290,7 @@ const DENSE_LAYER_NAMES: [string, string][] = [
   ['self_attn.k_proj.weight', 'attn_k.weight'], ['self_attn.k_proj.bias', 'attn_k.bias'],
   ['self_attn.v_proj.weight', 'attn_v.weight'], ['self_attn.v_proj.bias', 'attn_v.bias'],
   ['self_attn.o_proj.weight', 'attn_output.weight'],
+  ['self_attn.q_norm.weight', 'attn_q_norm.weight'], ['self_attn.k_norm.weight', 'attn_k_norm.weight'],
   ['mlp.gate_proj.weight', 'ffn_gate.weight'],
   ['mlp.up_proj.weight', 'ffn_up.weight'],
   ['mlp.down_proj.weight', 'ffn_down.weight'],

@@ -152,7 +152,7 @@ export function tinyTokenizerMetadata(name: TinyTokenizerName): TinyTokenizerMet
 }
 
 export interface TinyDenseOptions {
-  architecture: 'llama' | 'qwen2';
+  architecture: 'llama' | 'qwen2' | 'qwen3';
   /** Storage dtype of the matrices (norms and biases stay f32). Default f32. */
   dtype?: TinyDType;
   tokenizer?: TinyTokenizerName;
@@ -172,9 +172,12 @@ export interface TinyDenseOptions {
   seed?: number;
 }
 
+/** TinyDenseOptions plus the head size (default hiddenSize / heads; qwen3 may differ: written as key_length / value_length). */
+export type TinyDenseHeadOptions = TinyDenseOptions & { headDim?: number };
+
 /** A tiny model's weights in HF layout (f32, PyTorch shapes) and its HF config.json. */
 export interface TinyDenseModel {
-  readonly options: Required<Omit<TinyDenseOptions, 'dtype'>> & { dtype: TinyDType };
+  readonly options: Required<Omit<TinyDenseOptions, 'dtype'>> & { dtype: TinyDType; headDim: number };
   readonly vocabSize: number;
   readonly headDim: number;
   /** HF tensor name -> shape and values. */
@@ -184,15 +187,16 @@ export interface TinyDenseModel {
 
 const LLAMA3_SCALING = { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 };
 
-export function tinyDenseModel(options: TinyDenseOptions): TinyDenseModel {
+export function tinyDenseModel(options: TinyDenseHeadOptions): TinyDenseModel {
   const o = {
     dtype: 'f32' as TinyDType, tokenizer: 'qwen2.5' as TinyTokenizerName, hiddenSize: 64, layers: 2, heads: 4, kvHeads: 2,
-    ffSize: 256, contextLength: 256, ropeTheta: 10000, llama3RopeScaling: false, tiedEmbeddings: false, rmsNormEps: 1e-6, attentionGain: 1, seed: 1,
+    headDim: (options.hiddenSize ?? 64) / (options.heads ?? 4), ffSize: 256, contextLength: 256, ropeTheta: 10000, llama3RopeScaling: false, tiedEmbeddings: false, rmsNormEps: 1e-6, attentionGain: 1, seed: 1,
     ...options,
   };
-  if (o.hiddenSize % o.heads !== 0) throw new Error(`hidden size ${o.hiddenSize} is not a multiple of ${o.heads} heads`);
+  if (!Number.isInteger(o.headDim) || o.headDim % 2 !== 0) throw new Error(`head size ${o.headDim} (hidden ${o.hiddenSize} / ${o.heads} heads unless given) is not an even integer`);
+  if (o.headDim * o.heads !== o.hiddenSize && o.architecture !== 'qwen3') throw new Error(`a head size other than hidden / heads is for qwen3 models`);
   if (o.llama3RopeScaling && o.architecture !== 'llama') throw new Error('llama3 rope scaling is for llama models');
-  const headDim = o.hiddenSize / o.heads;
+  const headDim = o.headDim;
   const vocabSize = tinyTokenizerMetadata(o.tokenizer).vocabSize;
   const rng = new SeededRandom(o.seed);
   const d = o.hiddenSize;
@@ -213,6 +217,10 @@ export function tinyDenseModel(options: TinyDenseOptions): TinyDenseModel {
       vector(`${p}.self_attn.v_proj.bias`, o.kvHeads * headDim, 0.5, 0);
     }
     matrix(`${p}.self_attn.o_proj.weight`, d, o.heads * headDim, 1);
+    if (o.architecture === 'qwen3') {
+      vector(`${p}.self_attn.q_norm.weight`, headDim, 0.5, 1);
+      vector(`${p}.self_attn.k_norm.weight`, headDim, 0.5, 1);
+    }
     vector(`${p}.post_attention_layernorm.weight`, d, 0.1, 1);
     matrix(`${p}.mlp.gate_proj.weight`, o.ffSize, d, 1);
     matrix(`${p}.mlp.up_proj.weight`, o.ffSize, d, 1);
@@ -221,13 +229,14 @@ export function tinyDenseModel(options: TinyDenseOptions): TinyDenseModel {
   vector('model.norm.weight', d, 0.1, 1);
   if (!o.tiedEmbeddings) matrix('lm_head.weight', vocabSize, d, 4);
   const hfConfig: Record<string, unknown> = {
-    architectures: [o.architecture === 'llama' ? 'LlamaForCausalLM' : 'Qwen2ForCausalLM'],
+    architectures: [o.architecture === 'llama' ? 'LlamaForCausalLM' : o.architecture === 'qwen2' ? 'Qwen2ForCausalLM' : 'Qwen3ForCausalLM'],
     model_type: o.architecture,
     hidden_size: d,
     intermediate_size: o.ffSize,
     num_hidden_layers: o.layers,
     num_attention_heads: o.heads,
     num_key_value_heads: o.kvHeads,
+    ...(o.architecture === 'qwen3' ? { head_dim: headDim } : {}),
     max_position_embeddings: o.contextLength,
     rms_norm_eps: o.rmsNormEps,
     rope_theta: o.ropeTheta,
@@ -290,6 +299,7 @@ export function denseGgufMetadata(model: TinyDenseModel): [string, GgufValue][] 
     [`${a}.rope.freq_base`, gguf.f32(o.ropeTheta)],
     [`${a}.rope.dimension_count`, gguf.u32(model.headDim)],
     [`${a}.vocab_size`, gguf.u32(model.vocabSize)],
+    ...(a === 'qwen3' ? [[`${a}.attention.key_length`, gguf.u32(model.headDim)], [`${a}.attention.value_length`, gguf.u32(model.headDim)]] as [string, GgufValue][] : []),
   ];
 }
 
@@ -313,7 +323,7 @@ export function denseGgufTensors(model: TinyDenseModel, dtype: DType = model.opt
 }
 
 /** Writes the model as a GGUF file that both this project and llama.cpp load. */
-export function writeTinyDenseGguf(path: string, model: TinyDenseModel | TinyDenseOptions): TinyDenseModel {
+export function writeTinyDenseGguf(path: string, model: TinyDenseModel | TinyDenseHeadOptions): TinyDenseModel {
   const m = 'tensors' in model ? model : tinyDenseModel(model);
   const metadata = [...denseGgufMetadata(m), ...tinyTokenizerMetadata(m.options.tokenizer).entries];
   writeGguf(path, { metadata, tensors: denseGgufTensors(m) });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { gguf, type GgufValue } from '../../src/formats/gguf-value.js';
 import { writeGguf } from '../../src/formats/gguf-write.js';
-import { loadModel } from '../../src/models/load.js';
+import { ModelFileError, architectures, loadModel, openModelSource } from '../../src/models/load.js';
 import { denseGgufMetadata, denseGgufTensors, tinyDenseModel, tinyTokenizerMetadata } from '../../src/models/tiny.js';
 import { dequantize } from '../../src/tensor/quant/index.js';
 
@@ -53,7 +53,28 @@ test('a weight in a dtype the kernels cannot multiply is refused at load time', 
 
 test('an unknown architecture lists the supported ones', () => {
   const path = write('arch', { metadata: (m) => m.map(([k, v]) => [k, k === 'general.architecture' ? gguf.string('gpt2') : v]) });
-  assert.throws(() => loadModel(path), /unsupported architecture 'gpt2' \(supported: llama, qwen2, deepseek2\)/);
+  assert.throws(() => loadModel(path), /unsupported architecture 'gpt2' \(supported: llama, qwen2, qwen3, deepseek2\)/);
+});
+
+test('qwen3: a missing q/k norm is named; frugal info shows the head size and the norms', () => {
+  const q3 = tinyDenseModel({ architecture: 'qwen3', tokenizer: 'bytes', seed: 9, layers: 1, headDim: 32 });
+  const metadata = [...denseGgufMetadata(q3), ...tinyTokenizerMetadata('bytes').entries];
+  const tensors = denseGgufTensors(q3, 'q8_0');
+  const good = join(dir, 'qwen3.gguf');
+  writeGguf(good, { metadata, tensors });
+  assert.equal(loadModel(good).model.info.architecture, 'qwen3');
+  const source = openModelSource(good);
+  try {
+    const lines = architectures.qwen3!.describe(source).lines.join('\n');
+    assert.match(lines, /4 heads, 2 kv heads, head dim 32, q\/k norm/);
+  } finally {
+    source.close();
+  }
+  for (const name of ['blk.0.attn_q_norm.weight', 'blk.0.attn_k_norm.weight']) {
+    const path = join(dir, `qwen3-no-${name}.gguf`);
+    writeGguf(path, { metadata, tensors: tensors.filter((t) => t.name !== name) });
+    assert.throws(() => loadModel(path), (e: Error) => e instanceof ModelFileError && e.message.includes(path) && e.message.includes(`tensor '${name}' is missing`));
+  }
 });
 
 test('a missing required key is named', () => {

@@ -20,7 +20,7 @@ import { quantizedType } from '../../src/cli/quantize.js';
 import { type GgufTensorInput, writeGguf } from '../../src/formats/gguf-write.js';
 import { loadModel } from '../../src/models/load.js';
 import {
-  type TinyDType, type TinyDenseModel, type TinyDenseOptions, denseGgufMetadata, denseGgufTensors, tinyDenseModel, tinyTokenizerMetadata,
+  type TinyDType, type TinyDenseModel, type TinyDenseHeadOptions, denseGgufMetadata, denseGgufTensors, tinyDenseModel, tinyTokenizerMetadata,
 } from '../../src/models/tiny.js';
 import { dequantize, quantize } from '../../src/tensor/quant/index.js';
 import type { Backend } from '../../src/tensor/backend.js';
@@ -107,7 +107,7 @@ function firstDifference(a: number[], b: number[]): number {
 }
 
 export interface DenseOracleCase {
-  base: Omit<TinyDenseOptions, 'dtype'>;
+  base: Omit<TinyDenseHeadOptions, 'dtype'>;
   dtypes: OracleDType[];
   /** Bound on |log p ours - log p llama.cpp| for our D file vs llama.cpp's D path (measured, with margin). */
   nativeBounds: Partial<Record<OracleDType, number>>;
