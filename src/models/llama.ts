@@ -48,10 +48,8 @@ export interface DenseConfig {
 
 export interface DenseLayer {
   readonly attnNorm: RmsNorm;
+  /** With Qwen3's per-head query / key norms (qNorm, kNorm) when config.qkNorm. */
   readonly attention: AttentionWeights;
-  /** Qwen3's per-head query / key norms (present when config.qkNorm). */
-  readonly qNorm?: RmsNorm;
-  readonly kNorm?: RmsNorm;
   readonly ffnNorm: RmsNorm;
   readonly ffn: SwiGlu;
 }
@@ -147,11 +145,11 @@ export function loadDenseWeights(config: DenseConfig, source: ModelSource): Dens
         k: proj(`${p}.attn_k`, kvDim, d, config.attentionBias),
         v: proj(`${p}.attn_v`, kvDim, d, config.attentionBias),
         o: proj(`${p}.attn_output`, d, qDim, false),
+        ...(config.qkNorm ? {
+          qNorm: rmsNorm(source.vector(`${p}.attn_q_norm.weight`, headDim), eps),
+          kNorm: rmsNorm(source.vector(`${p}.attn_k_norm.weight`, headDim), eps),
+        } : {}),
       },
-      ...(config.qkNorm ? {
-        qNorm: rmsNorm(source.vector(`${p}.attn_q_norm.weight`, headDim), eps),
-        kNorm: rmsNorm(source.vector(`${p}.attn_k_norm.weight`, headDim), eps),
-      } : {}),
       ffnNorm: rmsNorm(source.vector(`${p}.ffn_norm.weight`, d), eps),
       ffn: swiGlu(proj(`${p}.ffn_gate`, ffSize, d, false), proj(`${p}.ffn_up`, ffSize, d, false), proj(`${p}.ffn_down`, d, ffSize, false)),
     });
@@ -205,7 +203,7 @@ export class DenseModel implements CausalLM {
     if (!weights.tiedOutput) parameters += weights.output.rows * weights.output.cols;
     for (const layer of weights.layers) {
       parameters += 2 * config.hiddenSize + attentionParameters(layer.attention) + swiGluParameters(layer.ffn);
-      if (layer.qNorm && layer.kNorm) parameters += layer.qNorm.weight.length + layer.kNorm.weight.length;
+      if (layer.attention.qNorm && layer.attention.kNorm) parameters += layer.attention.qNorm.weight.length + layer.attention.kNorm.weight.length;
     }
     this.info = {
       architecture: config.architecture,
@@ -363,8 +361,7 @@ export class DenseModel implements CausalLM {
         row += seg.count;
       }
       rmsNormForward(b, normed, hidden, m, layer.attnNorm);
-      const attentionBackend = layer.qNorm && layer.kNorm ? this.qkNormBackend(layer.qNorm, layer.kNorm, s) : b;
-      attentionForwardSegments(attentionBackend, delta, normed, m, positions, this.attention, layer.attention, attentionSegments, s.attention);
+      attentionForwardSegments(b, delta, normed, m, positions, this.attention, layer.attention, attentionSegments, s.attention);
       b.add(hidden, hidden, delta, m * d);
       rmsNormForward(b, normed, hidden, m, layer.ffnNorm);
       swiGluForward(b, delta, normed, m, layer.ffn, s.ffn);
@@ -372,23 +369,6 @@ export class DenseModel implements CausalLM {
     }
     for (const seg of segments) seg.cache.advance(seg.count);
     return s;
-  }
-
-  /**
-   * Qwen3's q/k norms: the backend, except that rope first RMSNorms every head of the buffer it
-   * rotates (attention ropes scratch q, then scratch k, each [tokens, heads, headDim] contiguous).
-   */
-  private qkNormBackend(qNorm: RmsNorm, kNorm: RmsNorm, s: Scratch): Backend {
-    const b = this.backend;
-    const headDim = this.config.headDim;
-    const wrapped: Backend = Object.create(b);
-    wrapped.rope = (x, params) => {
-      const norm = x.buffer === s.attention.q.buffer ? qNorm : x.buffer === s.attention.k.buffer ? kNorm : undefined;
-      if (!norm) throw new Error('qwen3 attention: rope on a buffer that is neither the query nor the key scratch');
-      b.rmsNorm(x, x, norm.weight, params.tokens * params.heads, headDim, norm.eps);
-      b.rope(x, params);
-    };
-    return wrapped;
   }
 
   /** logits[m, vocab] = output(RMSNorm(hidden[m, d])). */

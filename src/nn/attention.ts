@@ -3,6 +3,7 @@
  * q = x·Wqᵀ (+bq), k = x·Wkᵀ (+bk), v = x·Wvᵀ (+bv); RoPE on q and k; causal softmax attention
  * over the cached keys; out = o·Woᵀ. New keys and values are computed straight into the cache.
  */
+import type { RmsNorm } from './rmsnorm.js';
 import type { AttentionParams, Backend, RopeParams } from '../tensor/backend.js';
 import { withSerialKernels } from '../tensor/index.js';
 import type { KvCache } from '../models/model.js';
@@ -57,6 +58,9 @@ export interface AttentionWeights {
   readonly k: Linear;
   readonly v: Linear;
   readonly o: Linear;
+  /** Qwen3: an RMSNorm of every query head and every key head [headDim], after the projections, before RoPE. */
+  readonly qNorm?: RmsNorm;
+  readonly kNorm?: RmsNorm;
 }
 
 /** Checks that the projection shapes agree with the head layout and the hidden size. */
@@ -209,6 +213,8 @@ export function attentionForwardSegments(
   linearForward(backend, q, x, m, w.q);
   linearForward(backend, k, x, m, w.k);
   linearForward(backend, v, x, m, w.v);
+  if (w.qNorm) backend.rmsNorm(q, q, w.qNorm.weight, m * heads, headDim, w.qNorm.eps);
+  if (w.kNorm) backend.rmsNorm(k, k, w.kNorm.weight, m * kvHeads, headDim, w.kNorm.eps);
   const rope = (data: Float32Array, n: number): void => {
     const params: RopeParams = {
       tokens: m, heads: n, tokenStride: n * headDim, headStride: headDim, offset: 0, ropeDim: config.ropeDim,
