@@ -39,19 +39,20 @@
  * --tensor-type overrides, pruning; the Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/IQ4 names stay "one type for every
  * matrix" here (llama-quantize would also give their output.weight Q6_K, IQ4 also some Q5_K).
  */
+import { LLAMA_FILE_TYPES } from '../formats/gguf-file-type.js';
 import { type DType, dtypeInfo } from '../tensor/dtype.js';
 
 /** llama-quantize's K-quant presets that this file knows, with their llama_ftype and base type. */
 export const K_MIXES = {
-  q2_k: { fileType: 10, base: 'q2_k' },
-  q3_k_s: { fileType: 11, base: 'q3_k' },
-  q3_k_m: { fileType: 12, base: 'q3_k' },
-  q3_k_l: { fileType: 13, base: 'q3_k' },
-  q4_k_s: { fileType: 14, base: 'q4_k' },
-  q4_k_m: { fileType: 15, base: 'q4_k' },
-  q5_k_s: { fileType: 16, base: 'q5_k' },
-  q5_k_m: { fileType: 17, base: 'q5_k' },
-  q6_k: { fileType: 18, base: 'q6_k' },
+  q2_k: { fileType: LLAMA_FILE_TYPES.q2_k, base: 'q2_k' },
+  q3_k_s: { fileType: LLAMA_FILE_TYPES.q3_k_s, base: 'q3_k' },
+  q3_k_m: { fileType: LLAMA_FILE_TYPES.q3_k_m, base: 'q3_k' },
+  q3_k_l: { fileType: LLAMA_FILE_TYPES.q3_k_l, base: 'q3_k' },
+  q4_k_s: { fileType: LLAMA_FILE_TYPES.q4_k_s, base: 'q4_k' },
+  q4_k_m: { fileType: LLAMA_FILE_TYPES.q4_k_m, base: 'q4_k' },
+  q5_k_s: { fileType: LLAMA_FILE_TYPES.q5_k_s, base: 'q5_k' },
+  q5_k_m: { fileType: LLAMA_FILE_TYPES.q5_k_m, base: 'q5_k' },
+  q6_k: { fileType: LLAMA_FILE_TYPES.q6_k, base: 'q6_k' },
 } as const satisfies Record<string, { fileType: number; base: DType }>;
 export type KMix = keyof typeof K_MIXES;
 

@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { openGguf, type GgufTensorInfo } from '../formats/gguf.js';
 import type { GgufValue } from '../formats/gguf-value.js';
 import { writeGguf, type GgufTensorInput } from '../formats/gguf-write.js';
+import { LLAMA_FILE_TYPES } from '../formats/gguf-file-type.js';
 import type { DType } from '../tensor/dtype.js';
 import { canDequantize, canQuantize, dequantize, quantize } from '../tensor/quant/index.js';
 import { K_MIXES, type KMix, type MixModelInfo, fallbackType, isKMix, isQuantizable, mixModelInfo, mixTypes } from './quantize-mix.js';
@@ -36,11 +37,13 @@ const USAGE = `usage: frugal quantize IN.gguf OUT.gguf TYPE [--pure] [--allow-re
 
 /**
  * llama.cpp's llama_ftype for a file whose matrices are all `type` (K-quants: the *_S preset's
- * number, q3_k: Q3_K_S; MOSTLY_IQ4_NL = 25 and MOSTLY_IQ4_XS = 30 as in node-llama-cpp's GgufFileType).
+ * number, q3_k: Q3_K_S).
  */
 const FILE_TYPES: Partial<Record<DType, number>> = {
-  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, bf16: 32,
-  iq4_nl: 25, iq4_xs: 30,
+  f32: LLAMA_FILE_TYPES.f32, f16: LLAMA_FILE_TYPES.f16, bf16: LLAMA_FILE_TYPES.bf16, q4_0: LLAMA_FILE_TYPES.q4_0, q4_1: LLAMA_FILE_TYPES.q4_1,
+  q8_0: LLAMA_FILE_TYPES.q8_0, q5_0: LLAMA_FILE_TYPES.q5_0, q5_1: LLAMA_FILE_TYPES.q5_1, q2_k: LLAMA_FILE_TYPES.q2_k,
+  q3_k: LLAMA_FILE_TYPES.q3_k_s, q4_k: LLAMA_FILE_TYPES.q4_k_s, q5_k: LLAMA_FILE_TYPES.q5_k_s, q6_k: LLAMA_FILE_TYPES.q6_k,
+  iq4_nl: LLAMA_FILE_TYPES.iq4_nl, iq4_xs: LLAMA_FILE_TYPES.iq4_xs,
 };
 
 /** A quantization choice: one type for the matrices, or a llama-quantize preset (mix). */

@@ -7,6 +7,7 @@
  */
 import { statSync } from 'node:fs';
 import { openGguf } from '../../formats/gguf.js';
+import { llamaFileTypeName } from '../../formats/gguf-file-type.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ChatMessage } from '../../tokenizer/chat-template.js';
 import type { SamplingOptions } from '../../generate/sampling.js';
@@ -206,10 +207,7 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ServerContext): 
         const file = modelFileFacts(config.path);
         return {
           name: `${id}:latest`, model: `${id}:latest`, modified_at: file.modified, size: file.size, digest: '',
-          details: {
-            format: 'gguf', family: file.family || (ctx.registry.isLoaded(id) ? ctx.registry.get(id).model.info.architecture : ''),
-            families: file.family ? [file.family] : null, parameter_size: file.parameterSize, quantization_level: file.quantizationLevel,
-          },
+          details: detailsOf(ctx.registry.isLoaded(id) ? ctx.registry.get(id).model.info : undefined, file),
           path: config.path,
         };
       }),
@@ -256,12 +254,6 @@ export interface FileFacts {
   quantizationLevel: string;
 }
 
-/** llama_ftype values (general.file_type) and their llama.cpp names. */
-const FILE_TYPE_NAMES: Record<number, string> = {
-  0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 7: 'Q8_0', 8: 'Q5_0', 9: 'Q5_1', 10: 'Q2_K', 11: 'Q3_K_S', 12: 'Q3_K_M', 13: 'Q3_K_L',
-  14: 'Q4_K_S', 15: 'Q4_K_M', 16: 'Q5_K_S', 17: 'Q5_K_M', 18: 'Q6_K', 25: 'IQ4_NL', 30: 'IQ4_XS', 32: 'BF16',
-};
-
 export function parameterSizeText(count: number): string {
   if (count <= 0) return '';
   if (count >= 1e9) return `${(count / 1e9).toFixed(1)}B`;
@@ -269,10 +261,11 @@ export function parameterSizeText(count: number): string {
   return `${(count / 1e3).toFixed(1)}K`;
 }
 
-/** Ollama's `details` of a loaded model: the file's facts, the engine's where the file has none. */
-function detailsOf(info: { architecture: string; parameterCount: number }, file: FileFacts): Record<string, unknown> {
-  const family = file.family || info.architecture;
-  return { format: 'gguf', family, families: [family], parameter_size: file.parameterSize || parameterSizeText(info.parameterCount), quantization_level: file.quantizationLevel };
+/** Ollama's `details` of a model: the file's facts, the loaded engine's (`info`) where the file has none. */
+function detailsOf(info: { architecture: string; parameterCount: number } | undefined, file: FileFacts): Record<string, unknown> {
+  const family = file.family || info?.architecture || '';
+  const parameterSize = file.parameterSize || (info ? parameterSizeText(info.parameterCount) : '');
+  return { format: 'gguf', family, families: family ? [family] : null, parameter_size: parameterSize, quantization_level: file.quantizationLevel };
 }
 
 const factsCache = new Map<string, { key: string; facts: FileFacts }>();
@@ -307,7 +300,7 @@ export function modelFileFacts(path: string): FileFacts {
           ...base,
           family: typeof architecture === 'string' ? architecture : '',
           parameterSize: parameterSizeText(file.tensors.reduce((sum, t) => sum + t.elements, 0)),
-          quantizationLevel: (typeof fileType === 'number' ? FILE_TYPE_NAMES[fileType] : undefined) ?? mostly.toUpperCase(),
+          quantizationLevel: (typeof fileType === 'number' ? llamaFileTypeName(fileType) : undefined) ?? mostly.toUpperCase(),
         };
       } finally {
         file.close();
