@@ -203,7 +203,6 @@ export class DenseModel implements CausalLM {
     if (!weights.tiedOutput) parameters += weights.output.rows * weights.output.cols;
     for (const layer of weights.layers) {
       parameters += 2 * config.hiddenSize + attentionParameters(layer.attention) + swiGluParameters(layer.ffn);
-      if (layer.attention.qNorm && layer.attention.kNorm) parameters += layer.attention.qNorm.weight.length + layer.attention.kNorm.weight.length;
     }
     this.info = {
       architecture: config.architecture,

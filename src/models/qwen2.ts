@@ -8,12 +8,13 @@
 import { type DenseModelOptions, DenseModel, denseConfigFromGguf, loadDenseWeights } from './llama.js';
 import type { ModelSource } from './load.js';
 
-export function loadQwen2(source: ModelSource, options: DenseModelOptions = {}): DenseModel {
-  const config = denseConfigFromGguf(source, 'qwen2');
-  return new DenseModel(config, loadDenseWeights(config, source), options);
+/** The loader of a dense architecture whose GGUF weights are used as stored (no Q/K row permutation). */
+function storedLayoutLoader(architecture: 'qwen2' | 'qwen3'): (source: ModelSource, options?: DenseModelOptions) => DenseModel {
+  return (source, options = {}) => {
+    const config = denseConfigFromGguf(source, architecture);
+    return new DenseModel(config, loadDenseWeights(config, source), options);
+  };
 }
 
-export function loadQwen3(source: ModelSource, options: DenseModelOptions = {}): DenseModel {
-  const config = denseConfigFromGguf(source, 'qwen3');
-  return new DenseModel(config, loadDenseWeights(config, source), options);
-}
+export const loadQwen2 = storedLayoutLoader('qwen2');
+export const loadQwen3 = storedLayoutLoader('qwen3');

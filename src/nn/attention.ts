@@ -245,5 +245,6 @@ export function attentionForwardSegments(
 }
 
 export function attentionParameters(w: AttentionWeights): number {
-  return linearParameters(w.q) + linearParameters(w.k) + linearParameters(w.v) + linearParameters(w.o);
+  const norms = (w.qNorm?.weight.length ?? 0) + (w.kNorm?.weight.length ?? 0);
+  return linearParameters(w.q) + linearParameters(w.k) + linearParameters(w.v) + linearParameters(w.o) + norms;
 }
