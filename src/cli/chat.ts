@@ -17,7 +17,6 @@ import { loadForGeneration } from './run.js';
 
 export const summary = 'talk with a reasoning model in the terminal (keeps the conversation)';
 
-/** The model `frugal chat` uses without --model: models/frugal-r1-tiny.gguf in the package. */
 /** Questions of three task families that the shipped model answers right (greedy; test/train/recipe.test.ts checks them). */
 export const SHIPPED_MODEL_EXAMPLES = {
   arithmetic: 'What is 23 + 58?',
@@ -31,6 +30,7 @@ export const SHIPPED_MODEL_HINT =
   `("${SHIPPED_MODEL_EXAMPLES.linear}"), Countdown ("${SHIPPED_MODEL_EXAMPLES.countdown}") and word sorting (which it never gets right). ` +
   'It thinks first, and it is often wrong.';
 
+/** The model `frugal chat` uses without --model: models/frugal-r1-tiny.gguf in the package. */
 export const DEFAULT_MODEL = fileURLToPath(new URL('../../../models/frugal-r1-tiny.gguf', import.meta.url));
 
 const usage = `usage: frugal chat [--model FILE] [options]
