@@ -12,7 +12,7 @@
  *   'plain'    `{question}\n<think>\n` — a short form for tiny test models (prefilledThink).
  */
 import { r1ChatMessages, r1ChatPrompt, r1ZeroPrompt } from './tasks/prompt.js';
-import { rephrase } from './tasks/phrasing.js';
+import { rephraseShare } from './tasks/phrasing.js';
 import { getTask } from './tasks/registry.js';
 import { TaskRng } from './tasks/rng.js';
 import { DIFFICULTIES, type Difficulty, type Problem } from './tasks/types.js';
@@ -86,7 +86,7 @@ export function coldStartExamples(options: ColdStartOptions): ChatExample[] {
     for (let c = 0; c < cells.length && out.length < options.count; c++) {
       const problem = lists[c]![j];
       if (!problem) continue;
-      const asked = share > 0 && wording.float() < share ? rephrase(problem, wording) : problem;
+      const asked = rephraseShare(problem, wording, share);
       out.push(chatExampleOf(asked, cells[c]!.task.solution(problem).completion));
     }
   }

@@ -31,7 +31,7 @@ import { parseRunConfig } from './run-config.js';
 import { EnginePolicy, inferenceModel, snapshotTensors, tokenizerCodec } from './rollout.js';
 import { questionOf, runSft, tokenizeExample } from './sft.js';
 import { getTask } from './tasks/registry.js';
-import { rephrase } from './tasks/phrasing.js';
+import { rephraseShare } from './tasks/phrasing.js';
 import { scoreCompletion } from './tasks/reward.js';
 import { TaskRng } from './tasks/rng.js';
 import type { Difficulty, Problem } from './tasks/types.js';
@@ -310,7 +310,7 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
         const difficulty = config.difficulties[(step + i) % config.difficulties.length]!;
         const drawn = problemsOf(task, difficulty, 1, seed * 1_000_003 + step * 997 + i, 'train')[0]!;
         const wording = new TaskRng(seed * 1_000_003 + step * 997 + i, 'rl/rephrase');
-        const problem = style === 'r1-chat' && wording.float() < r.rephrased ? rephrase(drawn, wording) : drawn;
+        const problem = style === 'r1-chat' ? rephraseShare(drawn, wording, r.rephrased) : drawn;
         list.push({
           tokens: codec.encode(promptText(problem.prompt, style)),
           reward: (completion) => scoreCompletion(problem, completion, { prefilledThink: prefilledThink(style) }),

@@ -77,6 +77,11 @@ export function wordingCount(task: string): number {
   return WORDINGS[task]?.length ?? 0;
 }
 
+/** With probability `share` (0..1; rng not drawn from when 0) the problem asked another way, else the problem as it is. */
+export function rephraseShare<D>(problem: Problem<D>, rng: TaskRng, share: number): Problem<D> {
+  return share > 0 && rng.float() < share ? rephrase(problem, rng) : problem;
+}
+
 /**
  * The problem asked another way, picked by rng (a task without wordings keeps its prompt). The
  * problem is unchanged apart from `prompt`.
