@@ -53,6 +53,14 @@ inline __m512 expFast16(__m512 x) {
   return _mm512_mul_ps(pr, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k, _mm512_set1_epi32(127)), 23)));
 }
 
+/**
+ * exp(x) for x = score - max <= 0 (softmax): expFast16, and exactly 0 below -87 (a masked score,
+ * -inf, gives 0 as std::exp does, not expFast's floor of e^-87).
+ */
+inline __m512 expShifted16(__m512 x) {
+  return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ), expFast16(x));
+}
+
 inline __mmask16 tailMask(int64_t n) { return static_cast<__mmask16>((1u << (n % 16)) - 1); }
 
 /** The sums of the lanes of a[0..3], as 4 floats. */
@@ -138,13 +146,13 @@ void softmaxRow(float* sc, int64_t keys) {
   const __m512 m = _mm512_set1_ps(max);
   __m512 total = _mm512_setzero_ps();
   for (s = 0; s + 16 <= keys; s += 16) {
-    const __m512 e = expFast16(_mm512_sub_ps(_mm512_loadu_ps(sc + s), m));
+    const __m512 e = expShifted16(_mm512_sub_ps(_mm512_loadu_ps(sc + s), m));
     _mm512_storeu_ps(sc + s, e);
     total = _mm512_add_ps(total, e);
   }
   if (s < keys) {
     const __mmask16 tail = tailMask(keys - s);
-    const __m512 e = expFast16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, sc + s), m));
+    const __m512 e = expShifted16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, sc + s), m));
     _mm512_mask_storeu_ps(sc + s, tail, e);
     total = _mm512_add_ps(total, _mm512_maskz_mov_ps(tail, e));
   }
@@ -221,6 +229,13 @@ void segmentRowTasks(void* ctx, int64_t r0, int64_t r1, int) {
     rowValues(scores, row.cache, keys, p, j.out + r * p.heads * p.headDimV);
   }
 }
+
+#if defined(__AVX512F__)
+/** Backend softmax of rows (mlaForwardFused's attention probabilities): softmaxRow on each, 16 lanes of expFast at a time. */
+void softmaxRows(float* x, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) softmaxRow(x + r * cols, cols);
+}
+#endif
 
 /**
  * Attention of the rows of several sequences, each over its own cache (MLA: one KV head; key s of

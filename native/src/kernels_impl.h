@@ -1371,7 +1371,11 @@ Kernels table(const char* name) {
   t.dequantizeRows = dequantizeRows;
   t.embeddingGather = embeddingGather;
   t.rmsNorm = rmsNorm;
+#if defined(__AVX512F__)
+  t.softmax = softmaxRows;
+#else
   t.softmax = softmax;
+#endif
   t.rope = rope;
   t.siluMul = siluMul;
   t.add = add;

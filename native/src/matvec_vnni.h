@@ -365,7 +365,7 @@ FRUGAL_VNNI void kLowRowInt8(const Weight& w, int64_t r, const Q8K& x, float* ou
   constexpr bool IQ4 = DT == DT_IQ4_XS;
   const int64_t blocks = w.cols / 256;
   const uint8_t* row = w.data + r * rowBytes(w);
-  const __m512i three = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4), low4 = _mm512_set1_epi8(15);
+  const __m512i three = _mm512_set1_epi8(3), low4 = _mm512_set1_epi8(15);
   // Q2_K / Q3_K: lane L of codes[j] holds sub-block 2j, 2j + 1, 8 + 2j, 9 + 2j; IQ4_XS (pick[0], pick[1]): 4h + L.
   const __m512i pick[4] = {IQ4 ? laneWords(0, 1, 2, 3) : laneWords(0, 1, 8, 9), IQ4 ? laneWords(4, 5, 6, 7) : laneWords(2, 3, 10, 11),
                            laneWords(4, 5, 12, 13), laneWords(6, 7, 14, 15)};

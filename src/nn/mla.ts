@@ -18,6 +18,7 @@ import type { Backend } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { byteSize } from '../tensor/dtype.js';
 import { type ScratchBuffers, f32Buffer } from './scratch.js';
+import { sequenceMatmul } from './batch-matmul.js';
 
 export interface MlaConfig {
   readonly hiddenSize: number;
@@ -209,7 +210,7 @@ export function computeLatents(
 ): void {
   const { kvLoraRank: r, qkRopeHeadDim: rope } = cfg;
   const width = r + rope;
-  backend.matmul(latents, x, tokens, w.kvA);
+  sequenceMatmul(backend, latents, x, tokens, w.kvA);
   if (tokens === 1) {
     const latent = latents.subarray(0, r);
     backend.rmsNorm(latent, latent, w.kvANorm, 1, r, cfg.rmsNormEps);
@@ -305,11 +306,11 @@ export function mlaForwardSegments(
   const q = f32Buffer(scratch, 'mla.q', tokens * H * qk);
   if (w.qA && w.qB && w.qANorm) {
     const cq = f32Buffer(scratch, 'mla.cq', tokens * w.qA.rows);
-    backend.matmul(cq, x, tokens, w.qA);
+    sequenceMatmul(backend, cq, x, tokens, w.qA);
     backend.rmsNorm(cq, cq, w.qANorm, tokens, w.qA.rows, cfg.rmsNormEps);
-    backend.matmul(q, cq, tokens, w.qB);
+    sequenceMatmul(backend, q, cq, tokens, w.qB);
   } else if (w.q) {
-    backend.matmul(q, x, tokens, w.q);
+    sequenceMatmul(backend, q, x, tokens, w.q);
   } else {
     throw new Error('MLA layer has neither q_a/q_b nor q weights');
   }
@@ -348,7 +349,7 @@ export function mlaForwardSegments(
     }
   }
   const out = f32Buffer(scratch, 'mla.out', tokens * cfg.hiddenSize);
-  backend.matmul(out, attnOut, tokens, w.o);
+  sequenceMatmul(backend, out, attnOut, tokens, w.o);
   return out;
 }
 
@@ -473,11 +474,11 @@ export function mlaForwardFused(
   const qAbs = scratch.f32('mla.qAbs', queryRows * H * width);
   if (w.qA && w.qANorm) {
     const cq = scratch.f32('mla.cq', queryRows * w.qA.rows);
-    backend.matmul(cq, xq, queryRows, w.qA);
+    sequenceMatmul(backend, cq, xq, queryRows, w.qA);
     backend.rmsNorm(cq, cq, w.qANorm, queryRows, w.qA.rows, cfg.rmsNormEps);
-    backend.matmul(qAbs, cq, queryRows, fused.qAbs);
+    sequenceMatmul(backend, qAbs, cq, queryRows, fused.qAbs);
   } else {
-    backend.matmul(qAbs, xq, queryRows, fused.qAbs);
+    sequenceMatmul(backend, qAbs, xq, queryRows, fused.qAbs);
   }
   backend.rope(qAbs, {
     tokens: queryRows, heads: H, tokenStride: H * width, headStride: width, offset: r, ropeDim: rope,
@@ -507,6 +508,6 @@ export function mlaForwardFused(
     backend.gemm(false, false, n * H, r, used, 1, s, used, rows, width, 0, oLat.subarray(j0 * H * r), r);
   }
   const out = scratch.f32('mla.out', queryRows * cfg.hiddenSize);
-  backend.matmul(out, oLat, queryRows, fused.ov);
+  sequenceMatmul(backend, out, oLat, queryRows, fused.ov);
   return out;
 }

@@ -11,7 +11,7 @@
  *
  * Only the routed experts of each token are computed: tokens are grouped by expert.
  */
-import { batchMatmul } from './batch-matmul.js';
+import { batchMatmul, sequenceMatmul } from './batch-matmul.js';
 import type { Backend } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { type ScratchBuffers, f32Buffer } from './scratch.js';
@@ -176,7 +176,7 @@ export function moeForward(backend: Backend, cfg: RouterConfig, w: MoeWeights, x
   const E = cfg.nExperts;
   const K = cfg.topK;
   const logits = f32Buffer(scratch, 'moe.logits', tokens * E);
-  backend.matmul(logits, x, tokens, w.router);
+  sequenceMatmul(backend, logits, x, tokens, w.router);
   const routing = scratch ? { experts: scratch.i32('moe.experts', tokens * K), weights: scratch.f32('moe.weights', tokens * K) } : undefined;
   if (routing) routeInto(routing, logits, tokens, cfg, w.bias, scratch);
   const { experts, weights } = routing ?? route(logits, tokens, cfg, w.bias);
@@ -357,11 +357,11 @@ export function ffnForwardFused(
 ): Float32Array {
   const width = w.gate.rows;
   const gu = scratch.f32('ffn.gateUp', tokens * 2 * width);
-  backend.matmul(gu, x, tokens, fused.gateUp);
+  sequenceMatmul(backend, gu, x, tokens, fused.gateUp);
   const act = scratch.f32('ffn.act', tokens * width);
   siluMulRows(backend, act, gu, tokens, width, 2 * width, 0, scratch);
   const out = scratch.f32(outName, tokens * w.down.rows);
-  backend.matmul(out, act, tokens, w.down);
+  sequenceMatmul(backend, out, act, tokens, w.down);
   return out;
 }
 

@@ -12,6 +12,7 @@
 import type { Backend } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { type ScratchBuffers, f32Buffer } from './scratch.js';
+import { sequenceMatmul } from './batch-matmul.js';
 
 export interface MtpWeights {
   readonly enorm: Float32Array;
@@ -80,7 +81,7 @@ export function mtpForwardStates(
     }
   }
   const x = f32Buffer(scratch, 'mtp.x', n * d);
-  backend.matmul(x, cat, n, w.ehProj);
+  sequenceMatmul(backend, x, cat, n, w.ehProj);
   ctx.block(x, n, logitRows);
   const states = new Float32Array(logitRows * d);
   backend.rmsNorm(states, x.subarray((n - logitRows) * d), w.headNorm ?? ctx.outputNorm, logitRows, d, eps);

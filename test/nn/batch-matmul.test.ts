@@ -1,14 +1,17 @@
 /**
  * batchMatmul through the native k-major kernel (a transposed copy of an f32 weight) against the
  * ref backend's matmul, on odd shapes: columns that are not a multiple of 16 or 32, 1..129 inputs,
- * 4..16 rows (a pass of 8 and the rest); the kernel itself directly on more row counts.
+ * 4..16 rows (a pass of 8 and the rest); the kernel itself directly on more row counts. Prompt
+ * rows (17-64) of a small weight: the same bits as the native matmul's GEMM, through batchMatmul
+ * and sequenceMatmul; sequenceMatmul leaves 1-16 rows to matmul.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../../src/generate/rng.js';
-import { batchMatmul, transposedOf } from '../../src/nn/batch-matmul.js';
+import { batchMatmul, sequenceMatmul, transposedOf } from '../../src/nn/batch-matmul.js';
 import { loadNativeBackend, refBackend } from '../../src/tensor/index.js';
 import { weightMatrix } from '../../src/tensor/tensor.js';
+import type { Backend } from '../../src/tensor/backend.js';
 
 const native = loadNativeBackend();
 /** false where the addon lacks the kernel or the SIMD level has none (AVX-512 only). */
@@ -70,4 +73,35 @@ test('matmulKMajor rejects arrays too short for m, n, k and a negative count', {
   assert.throws(() => native!.matmulKMajor!(out, x, m, wt.subarray(0, k * n), n, k), /wt/); // n padded to 32 columns
   assert.throws(() => native!.matmulKMajor!(out, x, -1, wt, n, k), /m must be a non-negative integer/);
   assert.equal(native!.matmulKMajor!(out, x, m, wt, n, k), true);
+});
+
+test('prompt rows of a small weight: batchMatmul and sequenceMatmul give the native matmul\'s bits; sequenceMatmul keeps 1-16 rows on matmul', { skip }, () => {
+  const rng = new Rng(12);
+  let kMajorCalls = 0;
+  const kMajor = native!.matmulKMajor!.bind(native);
+  const counting: Backend = { ...native!, matmulKMajor: (out, x, m, wt, n, k) => {
+    kMajorCalls++;
+    return kMajor(out, x, m, wt, n, k);
+  } };
+  for (const [n, k] of [[1, 5], [31, 17], [96, 128], [129, 300], [200, 64], [300, 200]] as const) {
+    const w = weightMatrix('f32', n, k, new Uint8Array(random(rng, n * k).buffer));
+    for (const m of [1, 3, 4, 16, 17, 23, 40, 64, 65]) {
+      const x = random(rng, m * k);
+      const want = new Float32Array(m * n);
+      native!.matmul(want, x, m, w);
+      const ref = new Float32Array(m * n);
+      refBackend.matmul(ref, x, m, w);
+      for (const [name, f] of [['batchMatmul', batchMatmul], ['sequenceMatmul', sequenceMatmul]] as const) {
+        const before = kMajorCalls;
+        const got = new Float32Array(m * n + 2).fill(7);
+        f(counting, got.subarray(0, m * n), x, m, w);
+        const usedKMajor = kMajorCalls > before;
+        const expectKMajor = n * k <= 1 << 16 && m <= 64 && (name === 'batchMatmul' ? m >= 4 : m > 16);
+        assert.equal(usedKMajor, expectKMajor, `${name} n ${n} k ${k} m ${m}: k-major kernel used`);
+        close(got.subarray(0, m * n), ref, k, `${name} n ${n} k ${k} m ${m}`);
+        if (m > 16) assert.deepEqual(got.subarray(0, m * n), want, `${name} n ${n} k ${k} m ${m}: the bits of matmul`);
+        assert.deepEqual([...got.subarray(m * n)], [7, 7], 'nothing written past the output');
+      }
+    }
+  }
 });

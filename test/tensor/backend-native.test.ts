@@ -411,6 +411,18 @@ test('native rmsNorm and softmax equal ref (odd sizes, in place, large logits)',
         assertNear(got, soft, (i) => 1e-6 + 1e-5 * soft[i]!, `${level} softmax [${r}, ${c}]`);
       });
     }
+    // a causal mask's -Infinity scores (and scores e^-100 below the row's top) get exactly 0, as in ref
+    const masked = random(3 * 37, 11, 4);
+    for (let i = 0; i < 3 * 37; i++) if (i % 37 > 20 + (i / 37 | 0) * 5) masked[i] = -Infinity;
+    masked[5] = 200;
+    const softMasked = masked.slice();
+    ref.softmax(softMasked, 3, 37);
+    eachLevel((level) => {
+      const got = masked.slice();
+      native!.softmax(got, 3, 37);
+      assertNear(got, softMasked, (i) => 1e-6 + 1e-5 * softMasked[i]!, `${level} masked softmax`);
+      for (let i = 0; i < got.length; i++) if (softMasked[i] === 0) assert.equal(got[i], 0, `${level} masked softmax: element ${i} is ${got[i]}, ref 0`);
+    });
     eachLevel((level) => {
       const inPlace = x.slice();
       native!.rmsNorm(inPlace, inPlace, weight, rows, dim, 1e-6);
