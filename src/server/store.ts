@@ -6,7 +6,7 @@
  * loses nothing it acknowledged. Schema changes are versioned migrations recorded in the
  * `migrations` table, each applied in its own transaction. Every write runs in a transaction.
  */
-import Database from 'better-sqlite3';
+import Database, { type Statement } from 'better-sqlite3';
 
 export type RegistrationPolicy = 'open' | 'invite' | 'closed';
 
@@ -109,6 +109,8 @@ const MIGRATIONS: string[] = [
 
 export class Store {
   readonly db: Database;
+  /** Prepared statements by SQL text: preparing compiles the SQL, tens of µs each time (every request reads the pause setting). */
+  private readonly statements = new Map<string, Statement<unknown>>();
 
   constructor(readonly path: string) {
     try {
@@ -126,17 +128,27 @@ export class Store {
   /** Applies the migrations the file does not have yet; returns the schema version. */
   migrate(): number {
     this.db.exec('CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-    const current = (this.db.prepare<{ v: number | null }>('SELECT MAX(version) AS v FROM migrations').get()?.v ?? 0) as number;
+    const current = (this.statement<{ v: number | null }>('SELECT MAX(version) AS v FROM migrations').get()?.v ?? 0) as number;
     if (current > MIGRATIONS.length) {
       throw new Error(`${this.path}: the database has schema version ${current}, newer than this program's ${MIGRATIONS.length}`);
     }
     for (let v = current + 1; v <= MIGRATIONS.length; v++) {
       this.db.transaction(() => {
         this.db.exec(MIGRATIONS[v - 1]!);
-        this.db.prepare('INSERT INTO migrations (version, applied_at) VALUES (?, ?)').run(v, Date.now());
+        this.statement('INSERT INTO migrations (version, applied_at) VALUES (?, ?)').run(v, Date.now());
       })();
     }
     return MIGRATIONS.length;
+  }
+
+  /** The prepared statement of `sql`, compiled on first use. */
+  private statement<Row = unknown>(sql: string): Statement<Row> {
+    let prepared = this.statements.get(sql);
+    if (!prepared) {
+      prepared = this.db.prepare(sql);
+      this.statements.set(sql, prepared);
+    }
+    return prepared as Statement<Row>;
   }
 
   close(): void {
@@ -150,11 +162,11 @@ export class Store {
   // settings --------------------------------------------------------------------------------
 
   setting(key: string): string | undefined {
-    return this.db.prepare<{ value: string }>('SELECT value FROM settings WHERE key = ?').get(key)?.value;
+    return this.statement<{ value: string }>('SELECT value FROM settings WHERE key = ?').get(key)?.value;
   }
 
   setSetting(key: string, value: string): void {
-    this.tx(() => this.db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value));
+    this.tx(() => this.statement('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value));
   }
 
   registrationPolicy(): RegistrationPolicy {
@@ -171,38 +183,38 @@ export class Store {
 
   createUser(username: string, passwordHash: string, isAdmin = false): UserRow {
     return this.tx(() => {
-      const info = this.db.prepare('INSERT INTO users (username, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)').run(username, passwordHash, isAdmin ? 1 : 0, Date.now());
+      const info = this.statement('INSERT INTO users (username, password_hash, is_admin, created_at) VALUES (?, ?, ?, ?)').run(username, passwordHash, isAdmin ? 1 : 0, Date.now());
       return this.userById(Number(info.lastInsertRowid))!;
     });
   }
 
   userByName(username: string): UserRow | undefined {
-    return this.db.prepare<UserRow>('SELECT * FROM users WHERE username = ?').get(username);
+    return this.statement<UserRow>('SELECT * FROM users WHERE username = ?').get(username);
   }
 
   userById(id: number): UserRow | undefined {
-    return this.db.prepare<UserRow>('SELECT * FROM users WHERE id = ?').get(id);
+    return this.statement<UserRow>('SELECT * FROM users WHERE id = ?').get(id);
   }
 
   users(): UserRow[] {
-    return this.db.prepare<UserRow>('SELECT * FROM users ORDER BY id').all();
+    return this.statement<UserRow>('SELECT * FROM users ORDER BY id').all();
   }
 
   // invites ---------------------------------------------------------------------------------
 
   createInvite(codeHash: string): void {
-    this.tx(() => this.db.prepare('INSERT INTO invites (code_hash, created_at) VALUES (?, ?)').run(codeHash, Date.now()));
+    this.tx(() => this.statement('INSERT INTO invites (code_hash, created_at) VALUES (?, ?)').run(codeHash, Date.now()));
   }
 
   /** Registers a user, consuming the invite when one is needed; returns undefined if the invite is invalid. */
   createUserWithInvite(username: string, passwordHash: string, inviteHash: string | undefined): UserRow | undefined {
     return this.tx(() => {
       if (inviteHash !== undefined) {
-        const invite = this.db.prepare<{ used_by: number | null }>('SELECT used_by FROM invites WHERE code_hash = ?').get(inviteHash);
+        const invite = this.statement<{ used_by: number | null }>('SELECT used_by FROM invites WHERE code_hash = ?').get(inviteHash);
         if (!invite || invite.used_by !== null) return undefined;
       }
       const user = this.createUser(username, passwordHash);
-      if (inviteHash !== undefined) this.db.prepare('UPDATE invites SET used_by = ?, used_at = ? WHERE code_hash = ?').run(user.id, Date.now(), inviteHash);
+      if (inviteHash !== undefined) this.statement('UPDATE invites SET used_by = ?, used_at = ? WHERE code_hash = ?').run(user.id, Date.now(), inviteHash);
       return user;
     });
   }
@@ -211,40 +223,40 @@ export class Store {
 
   createSession(idHash: string, userId: number, csrf: string, ttlMs: number): void {
     const now = Date.now();
-    this.tx(() => this.db.prepare('INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(idHash, userId, csrf, now, now + ttlMs));
+    this.tx(() => this.statement('INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at) VALUES (?, ?, ?, ?, ?)').run(idHash, userId, csrf, now, now + ttlMs));
   }
 
   session(idHash: string): SessionRow | undefined {
-    const row = this.db.prepare<SessionRow>('SELECT * FROM sessions WHERE id_hash = ?').get(idHash);
+    const row = this.statement<SessionRow>('SELECT * FROM sessions WHERE id_hash = ?').get(idHash);
     return row && row.expires_at > Date.now() ? row : undefined;
   }
 
   deleteSession(idHash: string): void {
-    this.tx(() => this.db.prepare('DELETE FROM sessions WHERE id_hash = ? OR expires_at < ?').run(idHash, Date.now()));
+    this.tx(() => this.statement('DELETE FROM sessions WHERE id_hash = ? OR expires_at < ?').run(idHash, Date.now()));
   }
 
   // API keys --------------------------------------------------------------------------------
 
   createApiKey(userId: number | null, name: string, prefix: string, hash: string): ApiKeyRow {
     return this.tx(() => {
-      const info = this.db.prepare('INSERT INTO api_keys (user_id, name, prefix, hash, created_at) VALUES (?, ?, ?, ?, ?)').run(userId, name, prefix, hash, Date.now());
-      return this.db.prepare<ApiKeyRow>('SELECT * FROM api_keys WHERE id = ?').get(Number(info.lastInsertRowid))!;
+      const info = this.statement('INSERT INTO api_keys (user_id, name, prefix, hash, created_at) VALUES (?, ?, ?, ?, ?)').run(userId, name, prefix, hash, Date.now());
+      return this.statement<ApiKeyRow>('SELECT * FROM api_keys WHERE id = ?').get(Number(info.lastInsertRowid))!;
     });
   }
 
   apiKeyByHash(hash: string): ApiKeyRow | undefined {
-    return this.db.prepare<ApiKeyRow>('SELECT * FROM api_keys WHERE hash = ?').get(hash);
+    return this.statement<ApiKeyRow>('SELECT * FROM api_keys WHERE hash = ?').get(hash);
   }
 
   apiKeys(): ApiKeyRow[] {
-    return this.db.prepare<ApiKeyRow>('SELECT * FROM api_keys ORDER BY id').all();
+    return this.statement<ApiKeyRow>('SELECT * FROM api_keys ORDER BY id').all();
   }
 
   /** Revokes by id or prefix; returns how many keys were revoked. */
   revokeApiKey(idOrPrefix: string): number {
     return this.tx(() => {
       const asId = /^\d+$/.test(idOrPrefix) ? Number(idOrPrefix) : -1;
-      return this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL AND (id = ? OR prefix = ?)').run(Date.now(), asId, idOrPrefix).changes;
+      return this.statement('UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL AND (id = ? OR prefix = ?)').run(Date.now(), asId, idOrPrefix).changes;
     });
   }
 
@@ -252,37 +264,37 @@ export class Store {
 
   createConversation(id: string, userId: number, title: string, model: string): ConversationRow {
     const now = Date.now();
-    this.tx(() => this.db.prepare('INSERT INTO conversations (id, user_id, title, model, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)').run(id, userId, title, model, now, now));
+    this.tx(() => this.statement('INSERT INTO conversations (id, user_id, title, model, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)').run(id, userId, title, model, now, now));
     return this.conversation(id, userId)!;
   }
 
   conversation(id: string, userId: number): ConversationRow | undefined {
-    return this.db.prepare<ConversationRow>('SELECT * FROM conversations WHERE id = ? AND user_id = ?').get(id, userId);
+    return this.statement<ConversationRow>('SELECT * FROM conversations WHERE id = ? AND user_id = ?').get(id, userId);
   }
 
   conversations(userId: number): ConversationRow[] {
-    return this.db.prepare<ConversationRow>('SELECT * FROM conversations WHERE user_id = ? ORDER BY updated_at DESC, created_at DESC').all(userId);
+    return this.statement<ConversationRow>('SELECT * FROM conversations WHERE user_id = ? ORDER BY updated_at DESC, created_at DESC').all(userId);
   }
 
   deleteConversation(id: string, userId: number): boolean {
-    return this.tx(() => this.db.prepare('DELETE FROM conversations WHERE id = ? AND user_id = ?').run(id, userId).changes > 0);
+    return this.tx(() => this.statement('DELETE FROM conversations WHERE id = ? AND user_id = ?').run(id, userId).changes > 0);
   }
 
   messages(conversationId: string): MessageRow[] {
-    return this.db.prepare<MessageRow>('SELECT id, conversation_id, role, content, reasoning_content, reasoning_ms, finish_reason, created_at FROM messages WHERE conversation_id = ? ORDER BY seq').all(conversationId);
+    return this.statement<MessageRow>('SELECT id, conversation_id, role, content, reasoning_content, reasoning_ms, finish_reason, created_at FROM messages WHERE conversation_id = ? ORDER BY seq').all(conversationId);
   }
 
   /** Appends a message (and touches the conversation, titling it from the first user message). */
   addMessage(message: Omit<MessageRow, 'created_at'>): MessageRow {
     const now = Date.now();
     return this.tx(() => {
-      const seq = (this.db.prepare<{ n: number | null }>('SELECT MAX(seq) AS n FROM messages WHERE conversation_id = ?').get(message.conversation_id)?.n ?? 0) + 1;
+      const seq = (this.statement<{ n: number | null }>('SELECT MAX(seq) AS n FROM messages WHERE conversation_id = ?').get(message.conversation_id)?.n ?? 0) + 1;
       this.db
         .prepare('INSERT INTO messages (id, conversation_id, seq, role, content, reasoning_content, reasoning_ms, finish_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
         .run(message.id, message.conversation_id, seq, message.role, message.content, message.reasoning_content, message.reasoning_ms, message.finish_reason, now);
-      this.db.prepare('UPDATE conversations SET updated_at = ? WHERE id = ?').run(now, message.conversation_id);
+      this.statement('UPDATE conversations SET updated_at = ? WHERE id = ?').run(now, message.conversation_id);
       if (seq === 1 && message.role === 'user') {
-        this.db.prepare("UPDATE conversations SET title = ? WHERE id = ? AND title = ''").run(message.content.slice(0, 60).trim(), message.conversation_id);
+        this.statement("UPDATE conversations SET title = ? WHERE id = ? AND title = ''").run(message.content.slice(0, 60).trim(), message.conversation_id);
       }
       return { ...message, created_at: now };
     });
