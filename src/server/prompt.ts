@@ -134,6 +134,11 @@ function commonSuffix(a: string, b: string): string {
 
 const SENTINEL_OPEN = '\uE000';
 const SENTINEL_CLOSE = '\uE001';
+/** Any sentinel: the nonce, then the content's index (compiled once; a pattern per nonce cost a regex compilation per request). */
+const SENTINEL = /\uE000([0-9a-z]+):(\d+)\uE001/g;
+/** A per-process secret and a counter make each rendering's nonce: unguessable by the contents, without random bytes per request. */
+const NONCE_SECRET = randomBytes(8).toString('hex');
+let nonces = 0;
 
 /**
  * Renders the chat and splits it into template text and contents: renders once with the real
@@ -148,7 +153,7 @@ function renderPieces(messages: readonly TrustedMessage[], options: RenderChatOp
     return rest;
   };
   const real = renderChat(messages.map(plain), options);
-  const nonce = randomBytes(8).toString('hex');
+  const nonce = `${NONCE_SECRET}${(nonces++).toString(36)}`;
   const contents: string[] = [];
   const mark = (content: string): string => {
     contents.push(content);
@@ -175,12 +180,12 @@ function renderPieces(messages: readonly TrustedMessage[], options: RenderChatOp
     return out;
   });
   const pieces: PromptPiece[] = [];
-  const pattern = new RegExp(`${SENTINEL_OPEN}${nonce}:(\\d+)${SENTINEL_CLOSE}`, 'g');
   const rendered = renderChat(marked, options);
   let at = 0;
-  for (const match of rendered.matchAll(pattern)) {
+  for (const match of rendered.matchAll(SENTINEL)) {
+    if (match[1] !== nonce) continue;
     if (match.index > at) pieces.push({ text: rendered.slice(at, match.index), trusted: true });
-    pieces.push({ text: contents[Number(match[1])]!, trusted: false });
+    pieces.push({ text: contents[Number(match[2])]!, trusted: false });
     at = match.index + match[0].length;
   }
   if (at < rendered.length) pieces.push({ text: rendered.slice(at), trusted: true });
