@@ -64,13 +64,34 @@ export class EventStream {
   /** An event whose JSON text the caller built (see openai.ts's chunk templates). */
   sendJson(json: string): void {
     if (this.isClosed) return;
-    const text = this.framing === 'sse' ? `data: ${json}\n\n` : `${json}\n`;
+    const text = this.frame(json);
     if (this.window || this.holding) {
       this.held += text;
       return;
     }
-    this.reply.raw.write(text);
+    this.writeHeldAnd(text);
     this.openWindow();
+  }
+
+  /**
+   * An event that leaves with the next write instead of on its own: a stream's opening chunk
+   * (the role) then reaches the client together with the first token, one socket write fewer,
+   * and the first token does not wait for the window the opening chunk's own write would open.
+   */
+  sendWithNext(data: unknown): void {
+    if (this.isClosed) return;
+    this.held += this.frame(JSON.stringify(data));
+  }
+
+  private frame(json: string): string {
+    return this.framing === 'sse' ? `data: ${json}\n\n` : `${json}\n`;
+  }
+
+  /** Writes what is held (outside a window: an event sent with sendWithNext), then `text`. */
+  private writeHeldAnd(text: string): void {
+    const out = this.held + text;
+    this.held = '';
+    this.reply.raw.write(out);
   }
 
   private openWindow(): void {
@@ -91,8 +112,8 @@ export class EventStream {
   /** SSE `data: [DONE]` and comments: after what is held, if anything is. */
   sendRaw(text: string): void {
     if (this.isClosed) return;
-    if (this.held !== '' || this.holding) this.held += text;
-    else this.reply.raw.write(text);
+    if (this.holding || (this.window && this.held !== '')) this.held += text;
+    else this.writeHeldAnd(text);
   }
 
   /** Comments every `ms` until stopKeepAlive (SSE only; NDJSON streams have no comments). */

@@ -2,7 +2,8 @@
  * EventStream's write coalescing: at most one write per window; an event outside a window is
  * written at once, the events within one are held and leave in one write when it closes, which
  * opens the next window; [DONE] after held events stays behind them; end() sends what is held and
- * leaves no timer behind. jsonTemplate (the streamed chunks' JSON) equals JSON.stringify.
+ * leaves no timer behind; an event sent with sendWithNext (a stream's role chunk) leaves with the
+ * next write. jsonTemplate (the streamed chunks' JSON) equals JSON.stringify.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -65,6 +66,37 @@ test('events within a window leave in one write after the first; end() sends wha
   assert.deepEqual(flushes[4], ['data: {"n":6}\n\ndata: [DONE]\n\n'], 'end() sends the held events in order');
   await sleep(40);
   assert.equal(flushes.length, 5, 'no write after end');
+});
+
+test('sendWithNext: the event leaves with the next write (event, raw text or end), in order', async () => {
+  {
+    const { reply, flushes } = fakeReply();
+    const stream = new EventStream(reply);
+    stream.sendWithNext({ role: 'assistant' });
+    assert.equal(flushes.length, 0, 'nothing is written on its own');
+    stream.send({ n: 1 });
+    assert.deepEqual(flushes, [['data: {"role":"assistant"}\n\ndata: {"n":1}\n\n']], 'one write with the first event, at once');
+    stream.send({ n: 2 });
+    assert.equal(flushes.length, 1, 'that write opened a window');
+    await sleep(24);
+    assert.deepEqual(flushes[1], ['data: {"n":2}\n\n']);
+    stream.end();
+  }
+  {
+    const { reply, flushes } = fakeReply();
+    const stream = new EventStream(reply);
+    stream.sendWithNext({ role: 'assistant' });
+    stream.sendRaw('data: [DONE]\n\n');
+    assert.deepEqual(flushes, [['data: {"role":"assistant"}\n\ndata: [DONE]\n\n']], 'raw text takes it along');
+    stream.end();
+  }
+  {
+    const { reply, flushes } = fakeReply();
+    const stream = new EventStream(reply);
+    stream.sendWithNext({ role: 'assistant' });
+    stream.end();
+    assert.deepEqual(flushes, [['data: {"role":"assistant"}\n\n']], 'end() sends it when nothing else came');
+  }
 });
 
 test('jsonTemplate gives the bytes of JSON.stringify for any text', () => {

@@ -268,7 +268,7 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
     });
   }
 
-  // headers with the first write: a keep-alive comment now, or the role chunk when the generation starts
+  // headers with the first write: a keep-alive comment now, or the role chunk with the first token
   const stream = new EventStream(reply, 'sse', false);
   if (mustWait(ctx)) stream.keepAlive(ctx.settings.keepAliveMs);
   const chunk = (delta: Body, extra: Body = {}): Body => ({
@@ -293,7 +293,7 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
       signal: controller.signal,
       onStart: () => {
         stream.stopKeepAlive();
-        stream.send(chunk({ role: 'assistant', content: null, reasoning_content: '' }));
+        stream.sendWithNext(chunk({ role: 'assistant', content: null, reasoning_content: '' }));
       },
       onEvent,
     });
