@@ -30,6 +30,8 @@ export function commitHeaders(reply: FastifyReply, contentType: string, flush = 
  * batched decode step; a reader's screen shows no more than one update per 60 Hz frame anyway.
  */
 const COALESCE_MS = 16;
+/** How long sendWithNext's event waits for company before it leaves alone. */
+const WITH_NEXT_MS = 250;
 
 export class EventStream {
   private timer: NodeJS.Timeout | undefined;
@@ -39,6 +41,8 @@ export class EventStream {
   private held = '';
   /** holdUntilEnd: everything written from then on leaves with end(). */
   private holding = false;
+  /** sendWithNext's deadline. */
+  private withNext: NodeJS.Timeout | undefined;
 
   /**
    * With `flush` false the headers leave with the first event, for a route that writes one at once
@@ -50,6 +54,7 @@ export class EventStream {
       this.closed = true;
       this.stopKeepAlive();
       clearTimeout(this.window);
+      clearTimeout(this.withNext);
     });
   }
 
@@ -77,10 +82,17 @@ export class EventStream {
    * An event that leaves with the next write instead of on its own: a stream's opening chunk
    * (the role) then reaches the client together with the first token, one socket write fewer,
    * and the first token does not wait for the window the opening chunk's own write would open.
+   * If nothing else is written within `withinMs` (a long prompt still being read), it leaves
+   * alone then, with the headers, so that clients see the stream start.
    */
-  sendWithNext(data: unknown): void {
+  sendWithNext(data: unknown, withinMs = WITH_NEXT_MS): void {
     if (this.isClosed) return;
     this.held += this.frame(JSON.stringify(data));
+    clearTimeout(this.withNext);
+    this.withNext = setTimeout(() => {
+      if (!this.window && !this.holding && this.held !== '' && !this.isClosed) this.writeHeldAnd('');
+    }, withinMs);
+    this.withNext.unref();
   }
 
   private frame(json: string): string {
@@ -140,6 +152,7 @@ export class EventStream {
   end(): void {
     this.stopKeepAlive();
     clearTimeout(this.window);
+    clearTimeout(this.withNext);
     this.window = undefined;
     const text = this.held;
     this.held = '';

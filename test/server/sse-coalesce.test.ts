@@ -97,6 +97,16 @@ test('sendWithNext: the event leaves with the next write (event, raw text or end
     stream.end();
     assert.deepEqual(flushes, [['data: {"role":"assistant"}\n\n']], 'end() sends it when nothing else came');
   }
+  {
+    const { reply, flushes } = fakeReply();
+    const stream = new EventStream(reply);
+    stream.sendWithNext({ role: 'assistant' }, 10);
+    await sleep(30);
+    assert.deepEqual(flushes, [['data: {"role":"assistant"}\n\n']], 'alone after its deadline (a long prompt still being read)');
+    stream.send({ n: 1 });
+    assert.deepEqual(flushes[1], ['data: {"n":1}\n\n'], 'that write opened no window: the first token leaves at once');
+    stream.end();
+  }
 });
 
 test('jsonTemplate gives the bytes of JSON.stringify for any text', () => {
