@@ -9,7 +9,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize, sep } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { ServerContext, type ServerSettings } from './context.js';
-import { ApiError, errorBody } from './errors.js';
+import { ApiError, type ErrorBody, errorBody, errorBodyFor } from './errors.js';
 import { RateLimiter, type LimitOptions } from './limits.js';
 import { Metrics } from './metrics.js';
 import { ModelRegistry, type ModelConfig, type RegistryOptions } from './models.js';
@@ -128,23 +128,24 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
     }
   });
 
-  app.setErrorHandler((error: unknown, _request, reply) => {
+  app.setErrorHandler((error: unknown, request, reply) => {
+    const send = (status: number, body: ErrorBody) => reply.status(status).send(errorBodyFor(request.url, body));
     if (error instanceof ApiError) {
       if (error.retryAfter !== undefined) reply.header('retry-after', String(error.retryAfter));
       if (error.status >= 500 && error.status !== 503) reply.header('x-should-retry', 'false');
-      return reply.status(error.status).send(error.body());
+      return send(error.status, error.body());
     }
     const e = error as { statusCode?: number; code?: string; message?: string };
-    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.status(413).send(errorBody(413, `the request body is larger than the limit of ${options.bodyLimit ?? 1024 * 1024} bytes`));
-    if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.status(415).send(errorBody(415, 'send the body as application/json'));
-    if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) return reply.status(e.statusCode).send(errorBody(e.statusCode, e.message ?? 'bad request'));
+    if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return send(413, errorBody(413, `the request body is larger than the limit of ${options.bodyLimit ?? 1024 * 1024} bytes`));
+    if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return send(415, errorBody(415, 'send the body as application/json'));
+    if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) return send(e.statusCode, errorBody(e.statusCode, e.message ?? 'bad request'));
     // an Error from the engine (bad option values reach it only through checks we missed): 422; anything else 500
     const message = e.message ?? String(error);
-    if (/must be|must not|outside|not a token/.test(message)) return reply.status(422).send(errorBody(422, message));
+    if (/must be|must not|outside|not a token/.test(message)) return send(422, errorBody(422, message));
     reply.header('x-should-retry', 'false');
-    return reply.status(500).send(errorBody(500, `internal error: ${message}`));
+    return send(500, errorBody(500, `internal error: ${message}`));
   });
-  app.setNotFoundHandler((request, reply) => reply.status(404).send(errorBody(404, `no route ${request.method} ${request.url.split('?')[0]}`)));
+  app.setNotFoundHandler((request, reply) => reply.status(404).send(errorBodyFor(request.url, errorBody(404, `no route ${request.method} ${request.url.split('?')[0]}`))));
 
   app.get('/health', async () => ({
     status: store.pausedMessage() === undefined ? 'ok' : 'paused',

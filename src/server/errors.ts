@@ -46,6 +46,15 @@ export function errorBody(status: number, message: string, param: string | null 
   return { error: { message, type, param, code: code ?? defaultCode } };
 }
 
+/**
+ * The error body for a request path: Ollama's routes (/api/*) answer as Ollama does, with the
+ * message as a string (`{"error": "..."}`; the ollama clients take `error` as the message and
+ * printed "[object Object]" for the DeepSeek shape); every other route in DeepSeek's shape.
+ */
+export function errorBodyFor(path: string, body: ErrorBody): ErrorBody | { error: string } {
+  return path.startsWith('/api/') ? { error: body.error.message } : body;
+}
+
 /** 400 for a malformed body, 422 for a well-formed one with a bad value (DeepSeek's split). */
 export const badRequest = (message: string, param: string | null = null): ApiError => new ApiError(400, message, param);
 export const invalidParam = (message: string, param: string | null = null): ApiError => new ApiError(422, message, param);

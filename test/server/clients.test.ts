@@ -132,6 +132,27 @@ test('ollama client: a request without prompt or messages only loads the model; 
   assert.equal(fim.thinking, undefined, 'fill in the middle has no thought');
 });
 
+test('ollama client: errors carry the server\'s message (unknown model, bad think, unknown route)', async () => {
+  const ollama = new Ollama({ host: t.url });
+  const failure = async (call: () => Promise<unknown>): Promise<{ message: string; status: number }> => {
+    try {
+      await call();
+    } catch (error) {
+      return { message: (error as Error).message, status: (error as { status_code?: number }).status_code ?? 0 };
+    }
+    return assert.fail('the call should have failed');
+  };
+  const unknown = await failure(() => ollama.chat({ model: 'llama9', messages: [{ role: 'user', content: 'hi' }], stream: false }));
+  assert.equal(unknown.status, 404);
+  assert.match(unknown.message, /model 'llama9' does not exist/);
+  const think = await failure(() => ollama.generate({ model: 'tiny', prompt: 'hi', think: 'maybe' as unknown as boolean, stream: false }));
+  assert.equal(think.status, 400);
+  assert.match(think.message, /think must be/);
+  const pull = await failure(() => ollama.pull({ model: 'tiny', stream: false }));
+  assert.equal(pull.status, 404);
+  assert.match(pull.message, /no route POST \/api\/pull/);
+});
+
 test('Ollama model details: llama.cpp\'s file-type name when the file has one, sizes in K, M and B, nothing for a missing or foreign file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'frugal-facts-'));
   try {

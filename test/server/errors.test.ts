@@ -1,6 +1,6 @@
 /**
- * Bad requests: each gets the right status and an OpenAI/DeepSeek-shaped error body naming the
- * problem, and the server keeps serving afterwards.
+ * Bad requests: each gets the right status and an error body naming the problem (DeepSeek's
+ * shape; Ollama's `{"error": "..."}` on its /api/* routes), and the server keeps serving afterwards.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,6 +70,13 @@ test('bad requests: status and error body', async () => {
   for (const [name, path, body, status, message, contentType] of cases) {
     const r = await post(path, body, contentType);
     assert.equal(r.status, status, `${name}: status (${r.body})`);
+    if (path.startsWith('/api/')) {
+      // Ollama's shape: the message as a string (its clients read `error` as the message)
+      const parsed = JSON.parse(r.body) as { error: unknown };
+      assert.equal(typeof parsed.error, 'string', `${name}: Ollama's error shape (${r.body})`);
+      assert.match(parsed.error as string, message, name);
+      continue;
+    }
     const parsed = JSON.parse(r.body) as { error: { message: string; type: string; code: string | null; param: string | null } };
     assert.match(parsed.error.message, message, name);
     assert.equal(typeof parsed.error.type, 'string', name);
