@@ -72,7 +72,7 @@ export function describeModel(path: string, options: DescribeOptions = {}): stri
     const lines = [
       `file: ${path} (${size})`,
       `architecture: ${name}`,
-      `parameters: ${humanCount(parameters)} (${parameters})`,
+      `parameters: ${humanCount(parameters)} in the file (${parameters})`,
       `tensor types: ${typeList} (${tensors.length} tensors)`,
       `context length: ${contextLength}`,
       tokenizerLine(source),

@@ -15,14 +15,14 @@ import { type GgufPlainValue, plainValue } from '../formats/gguf-value.js';
 import { modelDirectory, openCheckpoint, readTensorF32, readWeight } from '../formats/hf-checkpoint.js';
 import { type HfArchitecture, type LlamaConfig, type Qwen2Config, readHfConfig } from '../formats/hf-config.js';
 import type { SafetensorsTensorInfo } from '../formats/safetensors.js';
-import { mhaCacheWidth, mlaCacheWidth } from '../nn/mla.js';
+import { mhaCacheWidth } from '../nn/mla.js';
 import { llama3FreqFactors } from '../nn/rope.js';
 import type { Backend } from '../tensor/backend.js';
 import { MATMUL_DTYPES } from '../tensor/ref/checks.js';
 import type { DType } from '../tensor/dtype.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { Tokenizer, tokenizerGgufMetadata } from '../tokenizer/index.js';
-import { deepseekConfigFromGguf, loadDeepseekFromGguf } from './deepseek-v3.js';
+import { deepseekConfigFromGguf, describeDeepseekConfig, loadDeepseekFromGguf } from './deepseek-v3.js';
 import { deepseekConfigFromHf, loadDeepseekFromHf } from './deepseek-v3-hf.js';
 import { describeDense, loadLlama } from './llama.js';
 import type { CausalLM } from './model.js';
@@ -187,17 +187,7 @@ export const architectures: Record<string, Architecture> = {
         : source.hfConfig ? deepseekConfigFromHf(source.hfConfig, join(source.path, 'config.json'))
         : undefined;
       if (!c) throw new ModelFileError(source.path, 'no deepseek2 configuration found');
-      const width = mlaCacheWidth(c);
-      return {
-        cacheValuesPerToken: c.numLayers * width,
-        plainCacheValuesPerToken: c.numLayers * mhaCacheWidth(c),
-        lines: [
-          `layers: ${c.numLayers} (${c.firstKDenseReplace} dense), hidden ${c.hiddenSize}, heads ${c.heads}, vocab ${c.vocabSize}`,
-          `MLA: q_lora_rank ${c.qLoraRank || 'none'}, kv_lora_rank ${c.kvLoraRank}, head dims nope ${c.qkNopeHeadDim} + rope ${c.qkRopeHeadDim}, v ${c.vHeadDim}`,
-          `MLA cache: ${width} values per token per layer (latent ${c.kvLoraRank} + rope key ${c.qkRopeHeadDim})`,
-          `experts: ${c.nRoutedExperts} routed, ${c.router.topK} per token, ${c.nSharedExperts} shared`,
-        ],
-      };
+      return { ...describeDeepseekConfig(c), plainCacheValuesPerToken: c.numLayers * mhaCacheWidth(c) };
     },
   },
 };

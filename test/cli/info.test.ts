@@ -72,6 +72,20 @@ test('MLA models also show the plain (full K/V per head) cache at that context',
   }
 });
 
+test('deepseek2: layers with the MTP module, MLA against full MHA, experts, and the parameter counts the config implies', () => {
+  const withMtp = join(dir, 'deepseek-mtp.gguf');
+  const model = tinyDeepseekModel({ mtp: true });
+  writeTinyDeepseekGguf(withMtp, model);
+  for (const [path, mtp] of [[deepseekGguf, false], [withMtp, true]] as const) {
+    const text = describeModel(path).join('\n');
+    assert.match(text, mtp ? /layers: 3 \(1 dense, 2 MoE\) \+ 1 MTP, / : /layers: 3 \(1 dense, 2 MoE\), /, text);
+    assert.match(text, /MLA cache: 48 values per token per layer \(latent 32 \+ rope key 16\) vs 320 for full MHA \(6\.7x smaller\)/);
+    assert.match(text, /experts: \d+ routed, \d+ per token/);
+    assert.match(text, mtp ? /parameters \(from the config\): .* total, .* active per token, MTP module / : /parameters \(from the config\): .* active per token$/m, text);
+    assert.match(text, /^parameters: .* in the file \(\d+\)$/m);
+  }
+});
+
 test('frugal info FILE --context N on the command line, and its validation', () => {
   const ok = frugal('info', deepseekGguf, '--context', '100');
   assert.equal(ok.code, 0, ok.stderr);
