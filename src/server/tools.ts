@@ -7,6 +7,7 @@
  * which parseToolCalls turns into OpenAI `tool_calls` (arguments as a JSON string).
  */
 import { ApiError } from './errors.js';
+import { checkJsonSchema, type JsonSchema } from './json-schema.js';
 
 export const TOOL_CALLS_BEGIN = '<｜tool▁calls▁begin｜>';
 export const TOOL_CALLS_END = '<｜tool▁calls▁end｜>';
@@ -102,4 +103,60 @@ export function parseToolCalls(content: string): { content: string; calls: Parse
   }
   if (calls.length === 0) return { content, calls };
   return { content: content.slice(0, begin).trim(), calls };
+}
+
+/** A request's tools with its tool_choice: the tools, the function a call is forced to, and whether calls are parsed from the answer. */
+export interface ToolUse {
+  tools?: ToolDefinition[];
+  forced?: string;
+  use: boolean;
+}
+
+/**
+ * `tools` and `tool_choice` of a request (OpenAI's chat shape): "none", "auto" (default),
+ * "required" (the first tool) or {"type": "function", "function": {"name": ...}}.
+ */
+export function parseTools(b: { tools?: unknown; tool_choice?: unknown }): ToolUse {
+  const raw = b.tools;
+  if (raw === undefined || raw === null) {
+    if (b.tool_choice !== undefined && b.tool_choice !== null && b.tool_choice !== 'none') throw new ApiError(422, 'tool_choice needs tools', 'tool_choice');
+    return { use: false };
+  }
+  const tools = parseToolDefinitions(raw);
+  const choice = b.tool_choice ?? 'auto';
+  if (choice === 'none') return { tools: [], use: false };
+  if (choice === 'auto') return { tools, use: true };
+  if (choice === 'required') return { tools, forced: tools[0]!.function.name, use: true };
+  const name = ((choice as { function?: { name?: unknown } } | null)?.function)?.name;
+  if (typeof name !== 'string') throw new ApiError(400, 'tool_choice must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}', 'tool_choice');
+  if (!tools.some((t) => t.function.name === name)) throw new ApiError(422, `tool_choice names '${name}', which is not among the tools`, 'tool_choice');
+  return { tools, forced: name, use: true };
+}
+
+/** A forced call's arguments follow the tool's parameter schema when it is one we can enforce (else any JSON object). */
+export function forcedToolSchema(tools: ToolUse): Exclude<JsonSchema, boolean> | undefined {
+  const parameters = tools.tools?.find((t) => t.function.name === tools.forced)?.function.parameters;
+  if (parameters === undefined) return undefined;
+  try {
+    return checkJsonSchema(parameters, 'parameters') as Exclude<JsonSchema, boolean>;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The tool calls of a finished answer: with a forced function, the answer (JSON, as the output
+ * constraint made it) is that call's arguments; with tools in use, the calls parsed from it.
+ */
+export function answerToolCalls(content: string, tools: { use: boolean; forced?: string | undefined }): { content: string; calls: ParsedToolCall[] } {
+  if (tools.forced !== undefined) {
+    try {
+      JSON.parse(content);
+    } catch {
+      return { content, calls: [] };
+    }
+    return { content: '', calls: [{ id: toolCallId(), type: 'function', function: { name: tools.forced, arguments: content.trim() } }] };
+  }
+  if (!tools.use) return { content, calls: [] };
+  return parseToolCalls(content);
 }

@@ -14,7 +14,7 @@ import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '
 import { buildChatPrompt, encodePrompt, fimPrompt, templateOption } from '../prompt.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import { EventStream, jsonTemplate } from '../sse.js';
-import { historyToolCalls, parseToolCalls, parseToolDefinitions, toolCallId, type ToolDefinition } from '../tools.js';
+import { answerToolCalls, forcedToolSchema, historyToolCalls, parseTools } from '../tools.js';
 import { checkJsonSchema, type JsonSchema } from '../json-schema.js';
 import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
 
@@ -76,34 +76,6 @@ function parseMessages(value: unknown): { messages: ChatMessage[]; prefix?: { co
   });
   if (messages.length === 0 && prefix === undefined) throw new ApiError(400, 'messages must not be empty', 'messages');
   return prefix ? { messages, prefix } : { messages };
-}
-
-/** A forced call's arguments follow the tool's parameter schema when it is one we can enforce (else any JSON object). */
-function forcedToolSchema(tools: { tools?: ToolDefinition[]; forced?: string }): Exclude<JsonSchema, boolean> | undefined {
-  const parameters = tools.tools?.find((t) => t.function.name === tools.forced)?.function.parameters;
-  if (parameters === undefined) return undefined;
-  try {
-    return checkJsonSchema(parameters, 'parameters') as Exclude<JsonSchema, boolean>;
-  } catch {
-    return undefined;
-  }
-}
-
-function parseTools(b: Body): { tools?: ToolDefinition[]; forced?: string; use: boolean } {
-  const raw = b.tools;
-  if (raw === undefined || raw === null) {
-    if (b.tool_choice !== undefined && b.tool_choice !== null && b.tool_choice !== 'none') throw new ApiError(422, 'tool_choice needs tools', 'tool_choice');
-    return { use: false };
-  }
-  const tools = parseToolDefinitions(raw);
-  const choice = b.tool_choice ?? 'auto';
-  if (choice === 'none') return { tools: [], use: false };
-  if (choice === 'auto') return { tools, use: true };
-  if (choice === 'required') return { tools, forced: tools[0]!.function.name, use: true };
-  const name = ((choice as Body | null)?.function as Body | undefined)?.name;
-  if (typeof name !== 'string') throw new ApiError(400, 'tool_choice must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}', 'tool_choice');
-  if (!tools.some((t) => t.function.name === name)) throw new ApiError(422, `tool_choice names '${name}', which is not among the tools`, 'tool_choice');
-  return { tools, forced: name, use: true };
 }
 
 export function samplingOf(b: Body): SamplingOptions {
@@ -215,17 +187,8 @@ function finishReason(done: DoneEvent, toolCalls: boolean): string {
 
 /** Tool calls of a finished answer: the forced call's JSON, or calls parsed from the content. */
 function toolCallsOf(request: ChatRequest, content: string): { content: string; calls: Body[] } {
-  if (request.forcedTool !== undefined) {
-    try {
-      JSON.parse(content);
-    } catch {
-      return { content, calls: [] };
-    }
-    return { content: '', calls: [{ id: toolCallId(), type: 'function', function: { name: request.forcedTool, arguments: content.trim() } }] };
-  }
-  if (!request.tools) return { content, calls: [] };
-  const parsed = parseToolCalls(content);
-  return { content: parsed.content, calls: parsed.calls as unknown as Body[] };
+  const { content: answer, calls } = answerToolCalls(content, { use: request.tools, forced: request.forcedTool });
+  return { content: answer, calls: calls as unknown as Body[] };
 }
 
 async function chatCompletions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
