@@ -17,6 +17,7 @@ import { Scheduler, type SchedulerOptions } from './scheduler.js';
 import { Store } from './store.js';
 import { registerOpenAiRoutes } from './routes/openai.js';
 import { registerOllamaRoutes } from './routes/ollama.js';
+import { registerResponsesRoutes } from './routes/responses.js';
 import { registerAccountRoutes } from './routes/accounts.js';
 import { registerUiRoutes } from './routes/ui.js';
 
@@ -161,6 +162,7 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
 
   registerOpenAiRoutes(app, ctx);
   registerOllamaRoutes(app, ctx);
+  registerResponsesRoutes(app, ctx);
   registerAccountRoutes(app, ctx);
   registerUiRoutes(app, ctx);
   registerStatic(app, options.webDir ?? new URL('../../web', import.meta.url).pathname);

@@ -62,14 +62,15 @@ export class EventStream {
     return this.closed || this.reply.raw.destroyed;
   }
 
-  send(data: unknown): void {
-    this.sendJson(JSON.stringify(data));
+  /** An event of `data` (SSE: named `event` when given, as the Responses API's events are). */
+  send(data: unknown, event?: string): void {
+    this.sendJson(JSON.stringify(data), event);
   }
 
   /** An event whose JSON text the caller built (see openai.ts's chunk templates). */
-  sendJson(json: string): void {
+  sendJson(json: string, event?: string): void {
     if (this.isClosed) return;
-    const text = this.frame(json);
+    const text = this.frame(json, event);
     if (this.window || this.holding) {
       this.held += text;
       return;
@@ -85,9 +86,9 @@ export class EventStream {
    * If nothing else is written within `withinMs` (a long prompt still being read), it leaves
    * alone then, with the headers, so that clients see the stream start.
    */
-  sendWithNext(data: unknown, withinMs = WITH_NEXT_MS): void {
+  sendWithNext(data: unknown, event?: string, withinMs = WITH_NEXT_MS): void {
     if (this.isClosed) return;
-    this.held += this.frame(JSON.stringify(data));
+    this.held += this.frame(JSON.stringify(data), event);
     clearTimeout(this.withNext);
     this.withNext = setTimeout(() => {
       if (!this.window && !this.holding && this.held !== '' && !this.isClosed) this.writeHeldAnd('');
@@ -95,8 +96,9 @@ export class EventStream {
     this.withNext.unref();
   }
 
-  private frame(json: string): string {
-    return this.framing === 'sse' ? `data: ${json}\n\n` : `${json}\n`;
+  private frame(json: string, event?: string): string {
+    if (this.framing === 'ndjson') return `${json}\n`;
+    return event === undefined ? `data: ${json}\n\n` : `event: ${event}\ndata: ${json}\n\n`;
   }
 
   /** Writes what is held (outside a window: an event sent with sendWithNext), then `text`. */

@@ -100,7 +100,7 @@ test('sendWithNext: the event leaves with the next write (event, raw text or end
   {
     const { reply, flushes } = fakeReply();
     const stream = new EventStream(reply);
-    stream.sendWithNext({ role: 'assistant' }, 10);
+    stream.sendWithNext({ role: 'assistant' }, undefined, 10);
     await sleep(30);
     assert.deepEqual(flushes, [['data: {"role":"assistant"}\n\n']], 'alone after its deadline (a long prompt still being read)');
     stream.send({ n: 1 });
