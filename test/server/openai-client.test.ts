@@ -193,3 +193,16 @@ test('models.list and models.retrieve: configured ids and DeepSeek aliases; an u
   assert.equal((await client.models.retrieve('deepseek-chat')).object, 'model');
   await assert.rejects(client.models.retrieve('gpt-99'), (error: { status?: number; message?: string }) => error.status === 404 && /does not exist/.test(error.message ?? ''));
 });
+
+test('GET /user/balance in DeepSeek\'s shape: available, nothing billed', async () => {
+  for (const path of ['/user/balance', '/v1/user/balance']) {
+    const r = await fetch(`${t.url}${path}`);
+    assert.equal(r.status, 200);
+    const body = (await r.json()) as { is_available: boolean; balance_infos: { currency: string; total_balance: string; granted_balance: string; topped_up_balance: string }[] };
+    assert.equal(body.is_available, true);
+    const info = body.balance_infos[0]!;
+    assert.ok(['CNY', 'USD'].includes(info.currency));
+    for (const amount of [info.total_balance, info.granted_balance, info.topped_up_balance]) assert.match(amount, /^\d+\.\d{2}$/);
+    assert.equal(Number(info.total_balance), Number(info.granted_balance) + Number(info.topped_up_balance));
+  }
+});

@@ -378,4 +378,12 @@ export function registerOpenAiRoutes(app: FastifyInstance, ctx: ServerContext): 
   };
   app.get('/models/:model', (req) => model(req));
   app.get('/v1/models/:model', (req) => model(req));
+  // DeepSeek's balance query, for clients that check it first: a local server bills nothing, so
+  // requests are always available and there is no balance to report
+  const balance = (req: FastifyRequest): Body => {
+    ctx.principal(req);
+    return { is_available: true, balance_infos: [{ currency: 'USD', total_balance: '0.00', granted_balance: '0.00', topped_up_balance: '0.00' }] };
+  };
+  app.get('/user/balance', (req) => balance(req));
+  app.get('/v1/user/balance', (req) => balance(req));
 }
