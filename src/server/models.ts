@@ -169,6 +169,16 @@ export class ModelRegistry {
     }
   }
 
+  /** Unloads a model (Ollama's keep_alive 0): false when it was not loaded; 503 while it generates. */
+  unload(id: string): boolean {
+    const served = this.loaded.get(id);
+    if (!served) return false;
+    if (served.active > 0) throw new ApiError(503, `the model '${id}' is generating; unload it when its requests have ended`, 'keep_alive', 'service_unavailable', 1);
+    served.pool.clear();
+    this.loaded.delete(id);
+    return true;
+  }
+
   loadedModels(): ServedModel[] {
     return [...this.loaded.values()];
   }

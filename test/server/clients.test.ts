@@ -132,6 +132,22 @@ test('ollama client: a request without prompt or messages only loads the model; 
   assert.equal(fim.thinking, undefined, 'fill in the middle has no thought');
 });
 
+test('ollama client: keep_alive 0 unloads the model (ollama stop), a load request loads it again', async () => {
+  const ollama = new Ollama({ host: t.url });
+  await ollama.generate({ model: 'tiny', prompt: '', stream: false });
+  assert.deepEqual((await ollama.ps()).models.map((m) => m.name), ['tiny:latest']);
+  const stopped = await ollama.generate({ model: 'tiny', prompt: '', keep_alive: 0, stream: false });
+  assert.equal(stopped.done_reason, 'unload');
+  assert.deepEqual((await ollama.ps()).models, [], 'nothing loaded after the unload');
+  const again = await ollama.chat({ model: 'tiny', messages: [], keep_alive: '5m', stream: false });
+  assert.equal(again.done_reason, 'load');
+  assert.deepEqual((await ollama.ps()).models.map((m) => m.name), ['tiny:latest']);
+  const chatStop = await ollama.chat({ model: 'tiny', messages: [], keep_alive: '0s', stream: false });
+  assert.equal(chatStop.done_reason, 'unload');
+  const r = await ollama.generate({ model: 'tiny', prompt: 'Hello', stream: false, options: { num_predict: 3 } });
+  assert.equal(r.done, true, 'a generation loads it on use');
+});
+
 test('ollama client: errors carry the server\'s message (unknown model, bad think, unknown route)', async () => {
   const ollama = new Ollama({ host: t.url });
   const failure = async (call: () => Promise<unknown>): Promise<{ message: string; status: number }> => {

@@ -111,13 +111,17 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
   const format = b.format;
   if (format !== undefined && format !== null && format !== '' && format !== 'json' && typeof format !== 'object') throw new ApiError(400, 'format must be "json" or a JSON schema object', 'format');
   const json = format === 'json' ? true : typeof format === 'object' && format !== null ? (checkJsonSchema(format, 'format') as Exclude<JsonSchema, boolean>) : false;
-  const served = ctx.registry.get(resolved.id);
-  // Ollama's load request (the ollama CLI sends one before a chat): no prompt, or no messages
+  // Ollama's load request (the ollama CLI sends one before a chat): no prompt, or no messages;
+  // with keep_alive 0 it unloads the model instead (`ollama stop`)
   const load = kind === 'chat' ? b.messages === undefined || b.messages === null || (Array.isArray(b.messages) && b.messages.length === 0) : (b.prompt === undefined || b.prompt === '') && b.suffix === undefined;
   if (load) {
-    const loaded = { model: modelName, created_at: new Date().toISOString(), done: true, done_reason: 'load' };
+    const unload = b.keep_alive === 0 || (typeof b.keep_alive === 'string' && /^0+(\.0*)?[smh]?$/.test(b.keep_alive));
+    if (unload) ctx.registry.unload(resolved.id);
+    else ctx.registry.get(resolved.id);
+    const loaded = { model: modelName, created_at: new Date().toISOString(), done: true, done_reason: unload ? 'unload' : 'load' };
     return reply.send(kind === 'chat' ? { ...loaded, message: { role: 'assistant', content: '' } } : { ...loaded, response: '' });
   }
+  const served = ctx.registry.get(resolved.id);
   const thinking = thinkOf(b, resolved.thinking);
   const template = templateOption(served.loaded.chatTemplate);
   const tools = kind === 'chat' && b.tools !== undefined && b.tools !== null ? parseToolDefinitions(b.tools) : [];
