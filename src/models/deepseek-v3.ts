@@ -367,7 +367,7 @@ export class DeepseekModel implements CausalLM {
       this.blockBatch(l, this.weights.layers[l]!, x, n, segments);
     }
     items.forEach((item, i) => { caches[i]!.length += item.tokens.length; });
-    const last = new Float32Array(items.length * d);
+    const last = this.scratch.f32('model.last', items.length * d);
     items.forEach((item, i) => last.set(x.subarray((rows[i]! + item.tokens.length - 1) * d, (rows[i]! + item.tokens.length) * d), i * d));
     this.backend.rmsNorm(last, last, this.weights.norm, items.length, d, this.config.rmsNormEps);
     const logits = new Float32Array(items.length * vocab);
