@@ -18,6 +18,7 @@ import { Store } from './store.js';
 import { registerOpenAiRoutes } from './routes/openai.js';
 import { registerOllamaRoutes } from './routes/ollama.js';
 import { registerResponsesRoutes } from './routes/responses.js';
+import { registerTokenizeRoutes } from './routes/tokenize.js';
 import { registerAccountRoutes } from './routes/accounts.js';
 import { registerUiRoutes } from './routes/ui.js';
 
@@ -163,6 +164,7 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
   registerOpenAiRoutes(app, ctx);
   registerOllamaRoutes(app, ctx);
   registerResponsesRoutes(app, ctx);
+  registerTokenizeRoutes(app, ctx);
   registerAccountRoutes(app, ctx);
   registerUiRoutes(app, ctx);
   registerStatic(app, options.webDir ?? new URL('../../web', import.meta.url).pathname);
