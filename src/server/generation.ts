@@ -101,3 +101,25 @@ export function admit(ctx: ServerContext, principal: Principal, plan: Generation
     },
   };
 }
+
+/**
+ * Runs an admitted generation to its end for a non-streaming answer: the thought and the answer
+ * collected as text (each event also goes to `onEvent`, if given).
+ */
+export async function runToText(
+  admission: Admission, handlers: { onEvent?: (e: GenerationEvent) => void; onStart?: () => void; signal?: AbortSignal },
+): Promise<{ result: JobResult; reasoning: string; content: string }> {
+  let reasoning = '';
+  let content = '';
+  const result = await admission.run({
+    ...handlers,
+    onEvent: (e) => {
+      if (e.type !== 'done') {
+        if (e.channel === 'reasoning') reasoning += e.text;
+        else content += e.text;
+      }
+      handlers.onEvent?.(e);
+    },
+  });
+  return { result, reasoning, content };
+}

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { writeTinyDenseGguf } from '../../src/models/tiny.js';
 import { createServer, type FrugalServer, type ServerOptions } from '../../src/server/app.js';
 import { loadForServing } from '../../src/server/models.js';
+import OpenAI from 'openai';
 
 export { loadForServing };
 
@@ -61,4 +62,13 @@ export async function readSse(response: Response): Promise<{ events: unknown[]; 
     }
   }
   return { events, comments, done };
+}
+
+/**
+ * A test server whose random model's thought ends (a reasoning budget forces `</think>`, so an
+ * answer has both parts) and the official `openai` client on it.
+ */
+export async function startReasoningServer(): Promise<{ t: TestServer; client: OpenAI }> {
+  const t = await startTestServer({ settings: { defaultReasoningBudget: 6 } });
+  return { t, client: new OpenAI({ baseURL: `${t.url}/v1`, apiKey: 'sk-local', maxRetries: 0 }) };
 }

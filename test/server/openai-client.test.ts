@@ -9,15 +9,13 @@ import OpenAI from 'openai';
 import { collect, generate } from '../../src/generate/engine.js';
 import { JsonValidator } from '../../src/server/json-constraint.js';
 import { buildChatPrompt, encodePrompt } from '../../src/server/prompt.js';
-import { loadForServing, startTestServer, type TestServer } from './helpers.js';
+import { loadForServing, startReasoningServer, type TestServer } from './helpers.js';
 
 let t: TestServer;
 let client: OpenAI;
 
 before(async () => {
-  // a reasoning budget makes the random model's thought end (forced `</think>`), so the answer has both parts
-  t = await startTestServer({ settings: { defaultReasoningBudget: 6 } });
-  client = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: 'sk-local', maxRetries: 0 });
+  ({ t, client } = await startReasoningServer());
 });
 after(() => t.close());
 

@@ -10,7 +10,7 @@ import type { DoneEvent, GenerationEvent, TokenEvent } from '../../generate/even
 import type { SamplingOptions } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
-import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
+import { admit, disconnectSignal, resolveMaxTokens, runToText, type GenerationPlan } from '../generation.js';
 import { buildChatPrompt, encodePrompt, fimPrompt, templateOption } from '../prompt.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import { EventStream, jsonTemplate } from '../sse.js';
@@ -206,16 +206,11 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
   if (!chat.stream) {
     // blank lines before the JSON while the request waits in the queue (json-wait.ts)
     return sendJsonAnswer(ctx, reply, async (onStart) => {
-      let reasoning = '';
-      let content = '';
       const logprobs: Body[] = [];
-      const result = await admission.run({
+      const { result, reasoning, content } = await runToText(admission, {
         signal: controller.signal,
         onStart,
         onEvent: (e) => {
-          if (e.type === 'done') return;
-          if (e.channel === 'reasoning') reasoning += e.text;
-          else content += e.text;
           if (wantLogprobs && e.type === 'token' && e.channel === 'content') logprobs.push(logprobEntry(tokenizer, e));
         },
       });

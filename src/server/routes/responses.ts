@@ -15,7 +15,7 @@ import type { DoneEvent, GenerationEvent } from '../../generate/events.js';
 import type { ChatMessage } from '../../tokenizer/chat-template.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
-import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
+import { admit, disconnectSignal, resolveMaxTokens, runToText, type GenerationPlan } from '../generation.js';
 import { checkJsonSchema, type JsonSchema } from '../json-schema.js';
 import { buildChatPrompt, encodePrompt, templateOption } from '../prompt.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
@@ -172,17 +172,7 @@ async function responses(ctx: ServerContext, request: FastifyRequest, reply: Fas
   if (!stream) {
     // blank lines before the JSON while the request waits in the queue (json-wait.ts)
     return sendJsonAnswer(ctx, reply, async (onStart) => {
-      let reasoning = '';
-      let content = '';
-      const result = await admission.run({
-        signal: controller.signal,
-        onStart,
-        onEvent: (e) => {
-          if (e.type === 'done') return;
-          if (e.channel === 'reasoning') reasoning += e.text;
-          else content += e.text;
-        },
-      });
+      const { result, reasoning, content } = await runToText(admission, { signal: controller.signal, onStart });
       return envelope(statusOf(result.done), finalOutput(reasoning, content).output, result.done);
     });
   }
