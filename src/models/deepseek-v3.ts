@@ -274,24 +274,33 @@ export class DeepseekModel implements CausalLM {
     return rows <= SERIAL_BATCH_ROWS && this.info.parameterCount <= SERIAL_BATCH_PARAMETERS ? withSerialKernels(body) : body();
   }
 
+  hiddenStates(tokens: Int32Array, cache: KvCache): Float32Array {
+    return this.serialWhenSmall(tokens.length, () => this.statesOn(tokens, cache, tokens.length));
+  }
+
   private forwardOn(tokens: Int32Array, cache: KvCache, options: { allLogits?: boolean }): { logits: Float32Array; hidden: Float32Array } {
+    const rows = options.allLogits ? tokens.length : 1;
+    const hidden = this.statesOn(tokens, cache, rows);
+    const logits = new Float32Array(rows * this.info.vocabSize);
+    this.backend.matmul(logits, hidden, rows, this.weights.output);
+    return { logits, hidden };
+  }
+
+  /** Runs `tokens` into the cache; the final-normalized hidden states of the last `rows` of them. */
+  private statesOn(tokens: Int32Array, cache: KvCache, rows: number): Float32Array {
     const c = this.checkCache(cache, this.config.numLayers);
     const n = tokens.length;
     if (n === 0) throw new Error('forward needs at least one token');
     const d = this.config.hiddenSize;
-    const vocabSize = this.info.vocabSize;
     this.checkTokens(tokens);
     if (c.length + n > c.capacity) throw new Error(`cache full: ${c.length} + ${n} tokens exceed its capacity of ${c.capacity}`);
     const x = this.scratch.f32('model.x', n * d);
     this.backend.embeddingGather(x, this.weights.embed, tokens);
     for (let l = 0; l < this.config.numLayers; l++) this.blockOne(l, this.weights.layers[l]!, x, n, c.length, c.layers[l]!);
     c.length += n;
-    const rows = options.allLogits ? n : 1;
     const hidden = x.slice((n - rows) * d);
     this.backend.rmsNorm(hidden, hidden, this.weights.norm, rows, d, this.config.rmsNormEps);
-    const logits = new Float32Array(rows * vocabSize);
-    this.backend.matmul(logits, hidden, rows, this.weights.output);
-    return { logits, hidden };
+    return hidden;
   }
 
   /**

@@ -271,6 +271,25 @@ export class DenseModel implements CausalLM {
     return logits;
   }
 
+  hiddenStates(tokens: Int32Array, cache: KvCache): Float32Array {
+    const c = this.checkCache(cache, 'hiddenStates');
+    const n = tokens.length;
+    if (n === 0) throw new Error('hiddenStates: no tokens');
+    const d = this.config.hiddenSize;
+    this.checkTokens(tokens, 'hiddenStates');
+    if (c.length + n > c.capacity) {
+      throw new Error(`hiddenStates: ${n} tokens after ${c.length} cached exceed the cache capacity ${c.capacity}`);
+    }
+    const out = new Float32Array(n * d);
+    c.reserve(c.length + n);
+    for (let start = 0; start < n; start += this.maxBatch) {
+      const m = Math.min(this.maxBatch, n - start);
+      const s = this.runLayers(tokens.subarray(start, start + m), [{ cache: c, count: m }]);
+      rmsNormForward(this.backend, out.subarray(start * d, (start + m) * d), s.hidden.subarray(0, m * d), m, this.weights.outputNorm);
+    }
+    return out;
+  }
+
   /**
    * Several sequences in one pass: all items' tokens go through every weight matmul together
    * (one read of the weights for the whole batch); each item attends to its own cache. Returns

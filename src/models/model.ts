@@ -48,6 +48,12 @@ export interface CausalLM {
    * write into them.
    */
   forwardBatch(items: readonly BatchItem[]): Float32Array[];
+  /**
+   * The final-normalized hidden states [tokens.length, hidden] (what the output head reads) of
+   * `tokens` at positions cache.length, ..., appended to the cache like forward; no logits
+   * (embeddings pool these). Optional: a model without it serves no embeddings.
+   */
+  hiddenStates?(tokens: Int32Array, cache: KvCache): Float32Array;
 }
 
 /** One sequence's share of a forwardBatch call. */

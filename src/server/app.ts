@@ -19,6 +19,7 @@ import { registerOpenAiRoutes } from './routes/openai.js';
 import { registerOllamaRoutes } from './routes/ollama.js';
 import { registerResponsesRoutes } from './routes/responses.js';
 import { registerTokenizeRoutes } from './routes/tokenize.js';
+import { registerEmbeddingRoutes } from './routes/embeddings.js';
 import { registerAccountRoutes } from './routes/accounts.js';
 import { registerUiRoutes } from './routes/ui.js';
 
@@ -165,6 +166,7 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
   registerOllamaRoutes(app, ctx);
   registerResponsesRoutes(app, ctx);
   registerTokenizeRoutes(app, ctx);
+  registerEmbeddingRoutes(app, ctx);
   registerAccountRoutes(app, ctx);
   registerUiRoutes(app, ctx);
   registerStatic(app, options.webDir ?? new URL('../../web', import.meta.url).pathname);
