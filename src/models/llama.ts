@@ -251,43 +251,40 @@ export class DenseModel implements CausalLM {
   }
 
   forward(tokens: Int32Array, cache: KvCache, options: { allLogits?: boolean } = {}): Float32Array {
-    const c = this.checkCache(cache, 'forward');
     const n = tokens.length;
-    if (n === 0) throw new Error('forward: no tokens');
     const vocab = this.config.vocabSize;
-    this.checkTokens(tokens, 'forward');
-    if (c.length + n > c.capacity) {
-      throw new Error(`forward: ${n} tokens after ${c.length} cached exceed the cache capacity ${c.capacity}`);
-    }
     const allLogits = options.allLogits ?? false;
     const logits = new Float32Array(allLogits ? n * vocab : vocab);
-    c.reserve(c.length + n);
-    for (let start = 0; start < n; start += this.maxBatch) {
-      const m = Math.min(this.maxBatch, n - start);
-      const s = this.runLayers(tokens.subarray(start, start + m), [{ cache: c, count: m }]);
-      if (allLogits) this.project(logits.subarray(start * vocab, (start + m) * vocab), s.hidden, m);
-      else if (start + m === n) this.project(logits, s.hidden.subarray((m - 1) * this.config.hiddenSize), 1);
-    }
+    this.runChunks(tokens, cache, 'forward', (hidden, start, m) => {
+      if (allLogits) this.project(logits.subarray(start * vocab, (start + m) * vocab), hidden, m);
+      else if (start + m === n) this.project(logits, hidden.subarray((m - 1) * this.config.hiddenSize), 1);
+    });
     return logits;
   }
 
   hiddenStates(tokens: Int32Array, cache: KvCache): Float32Array {
-    const c = this.checkCache(cache, 'hiddenStates');
-    const n = tokens.length;
-    if (n === 0) throw new Error('hiddenStates: no tokens');
     const d = this.config.hiddenSize;
-    this.checkTokens(tokens, 'hiddenStates');
+    const out = new Float32Array(tokens.length * d);
+    this.runChunks(tokens, cache, 'hiddenStates', (hidden, start, m) => {
+      rmsNormForward(this.backend, out.subarray(start * d, (start + m) * d), hidden.subarray(0, m * d), m, this.weights.outputNorm);
+    });
+    return out;
+  }
+
+  /** Runs `tokens` into the cache in chunks of maxBatch rows; `chunk` gets each chunk's hidden states (before the final norm). */
+  private runChunks(tokens: Int32Array, cache: KvCache, what: string, chunk: (hidden: Float32Array, start: number, m: number) => void): void {
+    const c = this.checkCache(cache, what);
+    const n = tokens.length;
+    if (n === 0) throw new Error(`${what}: no tokens`);
+    this.checkTokens(tokens, what);
     if (c.length + n > c.capacity) {
-      throw new Error(`hiddenStates: ${n} tokens after ${c.length} cached exceed the cache capacity ${c.capacity}`);
+      throw new Error(`${what}: ${n} tokens after ${c.length} cached exceed the cache capacity ${c.capacity}`);
     }
-    const out = new Float32Array(n * d);
     c.reserve(c.length + n);
     for (let start = 0; start < n; start += this.maxBatch) {
       const m = Math.min(this.maxBatch, n - start);
-      const s = this.runLayers(tokens.subarray(start, start + m), [{ cache: c, count: m }]);
-      rmsNormForward(this.backend, out.subarray(start * d, (start + m) * d), s.hidden.subarray(0, m * d), m, this.weights.outputNorm);
+      chunk(this.runLayers(tokens.subarray(start, start + m), [{ cache: c, count: m }]).hidden, start, m);
     }
-    return out;
   }
 
   /**
