@@ -236,169 +236,159 @@ FRUGAL_VNNI void unpackPanelQ4_K(const Weight& w, int64_t r0, const Panel& p) {
   }
 }
 
-/** Q6_K: 6-bit values 0..63 in column order, d · (16 int8 sub-block scales) per super-block. */
-FRUGAL_VNNI void unpackPanelQ6_K(const Weight& w, int64_t r0, const Panel& p) {
+/**
+ * The frame of the unpackers of 256-column super-blocks (Q6_K, Q3_K, Q2_K, IQ4_XS): for each half
+ * of the panel's 32 rows and each super-block, D::row decodes one weight row's super-block at blk
+ * into its four 64-column code slices (column order) and writes its scales for panel lane `lane`;
+ * a row past the matrix gets zero codes and D::pad zeroes its scales.
+ */
+template <typename D>
+FRUGAL_VNNI inline void unpackSupers(const Weight& w, int64_t r0, const Panel& p, const D& dec) {
   const int64_t supers = w.cols / 256, stride = rowBytes(w);
-  const __m256i low4 = _mm256_set1_epi8(15), low2 = _mm256_set1_epi8(3);
   for (int half = 0; half < 2; half++) {
     for (int64_t s = 0; s < supers; s++) {
       __m512i r[4][16];
       for (int t = 0; t < 16; t++) {
         const int64_t row = r0 + 16 * half + t;
         const int lane = 16 * half + t;
-        if (row >= w.rows) {
-          for (int c = 0; c < 4; c++) r[c][t] = _mm512_setzero_si512();
-          for (int j = 0; j < 16; j++) p.scale[(s * 16 + j) * PANEL_ROWS + lane] = 0.0f;
-          continue;
+        __m512i v[4];
+        if (row < w.rows) {
+          dec.row(w.data + row * stride + s * D::BYTES, s, lane, p, v);
+        } else {
+          for (int c = 0; c < 4; c++) v[c] = _mm512_setzero_si512();
+          dec.pad(s, lane, p);
         }
-        const uint8_t* blk = w.data + row * stride + s * 210;
-        const float d = halfToFloat(read16(blk + 208));
-        const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
-        for (int j = 0; j < 16; j++) p.scale[(s * 16 + j) * PANEL_ROWS + lane] = d * static_cast<float>(sc[j]);
-        for (int h = 0; h < 2; h++) {
-          const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h));
-          const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32));
-          const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
-          const __m256i v0 = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(hb, low2), 4));
-          const __m256i v1 = _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), low2), 4));
-          const __m256i v2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), low2), 4));
-          const __m256i v3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), low2), 4));
-          r[2 * h][t] = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
-          r[2 * h + 1][t] = _mm512_inserti64x4(_mm512_castsi256_si512(v2), v3, 1);
-        }
+        for (int c = 0; c < 4; c++) r[c][t] = v[c];
       }
       for (int c = 0; c < 4; c++) storeGroups(r[c], p.q + ((s * 64 + c * 16) * PANEL_ROWS + 16 * half) * 4);
     }
   }
 }
 
-/** Q3_K: codes c = 2 low bits | 4 · hmask bit (0..7, standing for c - 4) in column order, d · (scale - 32) per 16 columns. */
-FRUGAL_VNNI void unpackPanelQ3_K(const Weight& w, int64_t r0, const Panel& p) {
-  const int64_t supers = w.cols / 256, stride = rowBytes(w);
-  const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
-  for (int half = 0; half < 2; half++) {
-    for (int64_t s = 0; s < supers; s++) {
-      __m512i r[4][16];
-      for (int t = 0; t < 16; t++) {
-        const int64_t row = r0 + 16 * half + t;
-        const int lane = 16 * half + t;
-        if (row >= w.rows) {
-          for (int c = 0; c < 4; c++) r[c][t] = _mm512_setzero_si512();
-          for (int j = 0; j < 16; j++) p.scale[(s * 16 + j) * PANEL_ROWS + lane] = 0.0f;
-          continue;
-        }
-        const uint8_t* blk = w.data + row * stride + s * 110;
-        const float d = halfToFloat(read16(blk + 108));
-        // The 16 6-bit scales (as matvec_vnni.h's kLowRowInt8): low 4 bits from the nibbles of bytes
-        // 0..7, high 2 bits of scale j from bits 2 (j / 4) of byte 8 + j % 4.
-        const __m128i l8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 96)), n4 = _mm_set1_epi8(15);
-        const __m128i lowBits = _mm_unpacklo_epi64(_mm_and_si128(l8, n4), _mm_and_si128(_mm_srli_epi16(l8, 4), n4));
-        const __m128i tb = _mm_set1_epi32(static_cast<int>(read32(blk + 104)));
-        const __m128i highBits = _mm_and_si128(_mm_slli_epi32(_mm_srlv_epi32(tb, _mm_setr_epi32(0, 2, 4, 6)), 4), _mm_set1_epi8(0x30));
-        alignas(16) int8_t sc[16];
-        _mm_store_si128(reinterpret_cast<__m128i*>(sc), _mm_sub_epi8(_mm_or_si128(lowBits, highBits), _mm_set1_epi8(32)));
-        for (int j = 0; j < 16; j++) p.scale[(s * 16 + j) * PANEL_ROWS + lane] = d * static_cast<float>(sc[j]);
-        const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
-        for (int k = 0; k < 4; k++) {  // columns 64k.. 64k + 63: 128n + 32j + l for n = k / 2, j = 2 (k % 2) + u
-          const int n = k / 2;
-          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 32 * n));
-          __m256i v[2];
-          for (int u = 0; u < 2; u++) {
-            const int j = 2 * (k % 2) + u;
-            const __m256i low = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j)), three);
-            const __m256i high = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * n + j)), one);
-            v[u] = _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
-          }
-          r[k][t] = _mm512_inserti64x4(_mm512_castsi256_si512(v[0]), v[1], 1);
-        }
-      }
-      for (int c = 0; c < 4; c++) storeGroups(r[c], p.q + ((s * 64 + c * 16) * PANEL_ROWS + 16 * half) * 4);
+/** Zeroes the `count` f32 scales per super-block of a padding lane. */
+FRUGAL_VNNI inline void padScales(const Panel& p, int64_t s, int lane, int count) {
+  for (int j = 0; j < count; j++) p.scale[(s * count + j) * PANEL_ROWS + lane] = 0.0f;
+}
+
+/** Q6_K: 6-bit values 0..63 in column order, d · (16 int8 sub-block scales) per super-block. */
+struct Q6KRows {
+  static constexpr int64_t BYTES = 210;
+  __m256i low4, low2;
+  FRUGAL_VNNI Q6KRows() : low4(_mm256_set1_epi8(15)), low2(_mm256_set1_epi8(3)) {}
+  FRUGAL_VNNI void pad(int64_t s, int lane, const Panel& p) const { padScales(p, s, lane, 16); }
+  FRUGAL_VNNI void row(const uint8_t* blk, int64_t s, int lane, const Panel& p, __m512i (&v)[4]) const {
+    const float d = halfToFloat(read16(blk + 208));
+    const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+    for (int j = 0; j < 16; j++) p.scale[(s * 16 + j) * PANEL_ROWS + lane] = d * static_cast<float>(sc[j]);
+    for (int h = 0; h < 2; h++) {
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32));
+      const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+      const __m256i v0 = _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(hb, low2), 4));
+      const __m256i v1 = _mm256_or_si256(_mm256_and_si256(l1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), low2), 4));
+      const __m256i v2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), low2), 4));
+      const __m256i v3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), low2), 4));
+      v[2 * h] = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
+      v[2 * h + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(v2), v3, 1);
     }
   }
-}
+};
+
+/** Q3_K: codes c = 2 low bits | 4 · hmask bit (0..7, standing for c - 4) in column order, d · (scale - 32) per 16 columns. */
+struct Q3KRows {
+  static constexpr int64_t BYTES = 110;
+  __m256i three, one;
+  FRUGAL_VNNI Q3KRows() : three(_mm256_set1_epi8(3)), one(_mm256_set1_epi8(1)) {}
+  FRUGAL_VNNI void pad(int64_t s, int lane, const Panel& p) const { padScales(p, s, lane, 16); }
+  FRUGAL_VNNI void row(const uint8_t* blk, int64_t s, int lane, const Panel& p, __m512i (&v)[4]) const {
+    const float d = halfToFloat(read16(blk + 108));
+    // The 16 6-bit scales (as matvec_vnni.h's kLowRowInt8): low 4 bits from the nibbles of bytes
+    // 0..7, high 2 bits of scale j from bits 2 (j / 4) of byte 8 + j % 4.
+    const __m128i l8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 96)), n4 = _mm_set1_epi8(15);
+    const __m128i lowBits = _mm_unpacklo_epi64(_mm_and_si128(l8, n4), _mm_and_si128(_mm_srli_epi16(l8, 4), n4));
+    const __m128i tb = _mm_set1_epi32(static_cast<int>(read32(blk + 104)));
+    const __m128i highBits = _mm_and_si128(_mm_slli_epi32(_mm_srlv_epi32(tb, _mm_setr_epi32(0, 2, 4, 6)), 4), _mm_set1_epi8(0x30));
+    alignas(16) int8_t sc[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(sc), _mm_sub_epi8(_mm_or_si128(lowBits, highBits), _mm_set1_epi8(32)));
+    for (int j = 0; j < 16; j++) p.scale[(s * 16 + j) * PANEL_ROWS + lane] = d * static_cast<float>(sc[j]);
+    const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));
+    for (int k = 0; k < 4; k++) {  // columns 64k.. 64k + 63: 128n + 32j + l for n = k / 2, j = 2 (k % 2) + u
+      const int n = k / 2;
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 32 * n));
+      __m256i h[2];
+      for (int u = 0; u < 2; u++) {
+        const int j = 2 * (k % 2) + u;
+        const __m256i low = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j)), three);
+        const __m256i high = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * n + j)), one);
+        h[u] = _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
+      }
+      v[k] = _mm512_inserti64x4(_mm512_castsi256_si512(h[0]), h[1], 1);
+    }
+  }
+};
 
 /**
  * Q2_K: code · (scale & 15) (0..45) in column order, so that one f32 scale d per super-block
  * serves all 256 columns (p.scale holds d for each of its 8 32-column blocks); the minimums
  * (scale >> 4) of each 16 as int16 pairs against the sums of 16 int8 x, times dmin.
  */
-FRUGAL_VNNI void unpackPanelQ2_K(const Weight& w, int64_t r0, const Panel& p) {
-  const int64_t supers = w.cols / 256, stride = rowBytes(w);
-  const __m256i three = _mm256_set1_epi8(3);
-  const long long b1 = 0x0101010101010101LL;
+struct Q2KRows {
+  static constexpr int64_t BYTES = 84;
+  __m256i three;
   __m512i lanes[4];  // byte index 4k + L throughout 128-bit lane L
-  for (int k = 0; k < 4; k++) lanes[k] = _mm512_set_epi64(b1 * (4 * k + 3), b1 * (4 * k + 3), b1 * (4 * k + 2), b1 * (4 * k + 2), b1 * (4 * k + 1), b1 * (4 * k + 1), b1 * (4 * k), b1 * (4 * k));
-  const __m512i oneBit = _mm512_set1_epi8(1), twoBit = _mm512_set1_epi8(2);
-  for (int half = 0; half < 2; half++) {
-    for (int64_t s = 0; s < supers; s++) {
-      __m512i r[4][16];
-      for (int t = 0; t < 16; t++) {
-        const int64_t row = r0 + 16 * half + t;
-        const int lane = 16 * half + t;
-        if (row >= w.rows) {
-          for (int c = 0; c < 4; c++) r[c][t] = _mm512_setzero_si512();
-          for (int j = 0; j < 8; j++) p.scale[(s * 8 + j) * PANEL_ROWS + lane] = 0.0f;
-          for (int j = 0; j < 8; j++) p.mins[(s * 8 + j) * PANEL_ROWS + lane] = 0;
-          p.dmin[s * PANEL_ROWS + lane] = 0.0f;
-          continue;
-        }
-        const uint8_t* blk = w.data + row * stride + s * 84;
-        const float d = halfToFloat(read16(blk + 80));
-        for (int j = 0; j < 8; j++) p.scale[(s * 8 + j) * PANEL_ROWS + lane] = d;
-        p.dmin[s * PANEL_ROWS + lane] = halfToFloat(read16(blk + 82));
-        for (int j = 0; j < 8; j++) p.mins[(s * 8 + j) * PANEL_ROWS + lane] = static_cast<int32_t>((blk[2 * j] >> 4) | (static_cast<uint32_t>(blk[2 * j + 1] >> 4) << 16));
-        const __m512i sc = _mm512_broadcast_i32x4(_mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)), _mm_set1_epi8(15)));
-        for (int k = 0; k < 4; k++) {  // columns 64k.. 64k + 63 (as Q3_K); 128-bit lane L is sub-block 4k + L
-          const int n = k / 2;
-          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * n));
-          const int j0 = 2 * (k % 2);
-          const __m256i v0 = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j0)), three);
-          const __m256i v1 = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j0 + 2)), three);
-          const __m512i codes = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
-          const __m512i scv = _mm512_shuffle_epi8(sc, lanes[k]);
-          __m512i v = _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(codes, oneBit), scv);
-          v = _mm512_mask_add_epi8(v, _mm512_test_epi8_mask(codes, twoBit), v, _mm512_add_epi8(scv, scv));
-          r[k][t] = v;
-        }
-      }
-      for (int c = 0; c < 4; c++) storeGroups(r[c], p.q + ((s * 64 + c * 16) * PANEL_ROWS + 16 * half) * 4);
+  __m512i oneBit, twoBit;
+  FRUGAL_VNNI Q2KRows() : three(_mm256_set1_epi8(3)), oneBit(_mm512_set1_epi8(1)), twoBit(_mm512_set1_epi8(2)) {
+    const long long b1 = 0x0101010101010101LL;
+    for (int k = 0; k < 4; k++) lanes[k] = _mm512_set_epi64(b1 * (4 * k + 3), b1 * (4 * k + 3), b1 * (4 * k + 2), b1 * (4 * k + 2), b1 * (4 * k + 1), b1 * (4 * k + 1), b1 * (4 * k), b1 * (4 * k));
+  }
+  FRUGAL_VNNI void pad(int64_t s, int lane, const Panel& p) const {
+    padScales(p, s, lane, 8);
+    for (int j = 0; j < 8; j++) p.mins[(s * 8 + j) * PANEL_ROWS + lane] = 0;
+    p.dmin[s * PANEL_ROWS + lane] = 0.0f;
+  }
+  FRUGAL_VNNI void row(const uint8_t* blk, int64_t s, int lane, const Panel& p, __m512i (&v)[4]) const {
+    const float d = halfToFloat(read16(blk + 80));
+    for (int j = 0; j < 8; j++) p.scale[(s * 8 + j) * PANEL_ROWS + lane] = d;
+    p.dmin[s * PANEL_ROWS + lane] = halfToFloat(read16(blk + 82));
+    for (int j = 0; j < 8; j++) p.mins[(s * 8 + j) * PANEL_ROWS + lane] = static_cast<int32_t>((blk[2 * j] >> 4) | (static_cast<uint32_t>(blk[2 * j + 1] >> 4) << 16));
+    const __m512i sc = _mm512_broadcast_i32x4(_mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk)), _mm_set1_epi8(15)));
+    for (int k = 0; k < 4; k++) {  // columns 64k.. 64k + 63 (as Q3_K); 128-bit lane L is sub-block 4k + L
+      const int n = k / 2;
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * n));
+      const int j0 = 2 * (k % 2);
+      const __m256i v0 = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j0)), three);
+      const __m256i v1 = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * j0 + 2)), three);
+      const __m512i codes = _mm512_inserti64x4(_mm512_castsi256_si512(v0), v1, 1);
+      const __m512i scv = _mm512_shuffle_epi8(sc, lanes[k]);
+      __m512i x = _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(codes, oneBit), scv);
+      x = _mm512_mask_add_epi8(x, _mm512_test_epi8_mask(codes, twoBit), x, _mm512_add_epi8(scv, scv));
+      v[k] = x;
     }
   }
-}
+};
 
 /** IQ4_XS: codebook value + 128 in column order (each 32-column sub-block's 16 bytes as Q4_0's), d · (ls - 32) per 32. */
-FRUGAL_VNNI void unpackPanelIQ4_XS(const Weight& w, int64_t r0, const Panel& p) {
-  const int64_t supers = w.cols / 256, stride = rowBytes(w);
-  const __m512i nibble = _mm512_set1_epi8(15);
-  const __m512i table = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166, (char)181, (char)197, (char)217, (char)241));
-  for (int half = 0; half < 2; half++) {
-    for (int64_t s = 0; s < supers; s++) {
-      __m512i r[4][16];
-      for (int t = 0; t < 16; t++) {
-        const int64_t row = r0 + 16 * half + t;
-        const int lane = 16 * half + t;
-        if (row >= w.rows) {
-          for (int c = 0; c < 4; c++) r[c][t] = _mm512_setzero_si512();
-          for (int j = 0; j < 8; j++) p.scale[(s * 8 + j) * PANEL_ROWS + lane] = 0.0f;
-          continue;
-        }
-        const uint8_t* blk = w.data + row * stride + s * 136;
-        const float d = halfToFloat(read16(blk));
-        const uint32_t high = read16(blk + 2);
-        for (int j = 0; j < 8; j++) {
-          const int ls = ((blk[4 + j / 2] >> (4 * (j % 2))) & 15) | (((high >> (2 * j)) & 3) << 4);
-          p.scale[(s * 8 + j) * PANEL_ROWS + lane] = d * static_cast<float>(ls - 32);
-        }
-        for (int c = 0; c < 4; c++) {
-          const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 8 + 32 * c));
-          const __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), nibble);
-          r[c][t] = _mm512_shuffle_epi8(table, _mm512_shuffle_i64x2(z, z, 0xD8));
-        }
-      }
-      for (int c = 0; c < 4; c++) storeGroups(r[c], p.q + ((s * 64 + c * 16) * PANEL_ROWS + 16 * half) * 4);
+struct IQ4XSRows {
+  static constexpr int64_t BYTES = 136;
+  __m512i nibble, table;
+  FRUGAL_VNNI IQ4XSRows()
+      : nibble(_mm512_set1_epi8(15)),
+        table(_mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, (char)129, (char)141, (char)153, (char)166, (char)181, (char)197, (char)217, (char)241))) {}
+  FRUGAL_VNNI void pad(int64_t s, int lane, const Panel& p) const { padScales(p, s, lane, 8); }
+  FRUGAL_VNNI void row(const uint8_t* blk, int64_t s, int lane, const Panel& p, __m512i (&v)[4]) const {
+    const float d = halfToFloat(read16(blk));
+    const uint32_t high = read16(blk + 2);
+    for (int j = 0; j < 8; j++) {
+      const int ls = ((blk[4 + j / 2] >> (4 * (j % 2))) & 15) | (((high >> (2 * j)) & 3) << 4);
+      p.scale[(s * 8 + j) * PANEL_ROWS + lane] = d * static_cast<float>(ls - 32);
+    }
+    for (int c = 0; c < 4; c++) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 8 + 32 * c));
+      const __m512i z = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1), nibble);
+      v[c] = _mm512_shuffle_epi8(table, _mm512_shuffle_i64x2(z, z, 0xD8));
     }
   }
-}
+};
 
 inline __m512i broadcast4(const int8_t* p) {
   int32_t v;
@@ -583,10 +573,10 @@ FRUGAL_VNNI void int8Panels(void* ctx, int64_t t0, int64_t t1, int) {
     const int n = static_cast<int>(imin(PANEL_ROWS, w.rows - r0));
     if (w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0 || w.dtype == DT_IQ4_NL || w.dtype == DT_Q5_1) unpackPanelQ4_0(w, r0, p);
     else if (w.dtype == DT_Q8_0) unpackPanelQ8_0(w, r0, p);
-    else if (w.dtype == DT_Q6_K) unpackPanelQ6_K(w, r0, p);
-    else if (w.dtype == DT_Q3_K) unpackPanelQ3_K(w, r0, p);
-    else if (w.dtype == DT_Q2_K) unpackPanelQ2_K(w, r0, p);
-    else if (w.dtype == DT_IQ4_XS) unpackPanelIQ4_XS(w, r0, p);
+    else if (w.dtype == DT_Q6_K) unpackSupers(w, r0, p, Q6KRows());
+    else if (w.dtype == DT_Q3_K) unpackSupers(w, r0, p, Q3KRows());
+    else if (w.dtype == DT_Q2_K) unpackSupers(w, r0, p, Q2KRows());
+    else if (w.dtype == DT_IQ4_XS) unpackSupers(w, r0, p, IQ4XSRows());
     else unpackPanelQ4_K(w, r0, p);
     float* out = j.out + r0;
     int64_t i = 0;

@@ -14,6 +14,21 @@ inline void u8x16(__m128i v, __m256& a, __m256& b) {
   b = cvtU8x8(_mm_srli_si128(v, 8));
 }
 
+/**
+ * A 5-bit block's 32 codes (Q5_0, Q5_1) as floats 0..31 in 4 vectors: the 16 code bytes at `q`
+ * (low nibbles, then high; `mask` 15 in each byte) plus 16 · bit i of qh.
+ */
+inline void fiveBitCodes(const uint8_t* q, uint32_t qh, __m128i mask, __m256 (&codes)[4]) {
+  const __m128i bytes = load128a(q);
+  u8x16(_mm_and_si128(bytes, mask), codes[0], codes[1]);
+  u8x16(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), codes[2], codes[3]);
+  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int i = 0; i < 4; i++) {
+    const __m256i bits = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(qh >> (8 * i))), lanes), _mm256_set1_epi32(1));
+    codes[i] = _mm256_add_ps(codes[i], _mm256_cvtepi32_ps(_mm256_slli_epi32(bits, 4)));
+  }
+}
+
 struct V4 {
   __m256 v[4];
 };
@@ -42,17 +57,9 @@ __attribute__((always_inline)) inline V4 decodePiece(const uint8_t* blk, int p, 
     }
     case DT_Q5_0: {
       const float d = halfToFloat(read16(blk));
-      const uint32_t qh = read32(blk + 2);
-      const __m128i q = load128a(blk + 6);
-      __m256 f[4];
-      u8x16(_mm_and_si128(q, mask), f[0], f[1]);
-      u8x16(_mm_and_si128(_mm_srli_epi16(q, 4), mask), f[2], f[3]);
-      const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-      for (int i = 0; i < 4; i++) {
-        const __m256i bits = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(qh >> (8 * i))), lanes), _mm256_set1_epi32(1));
-        const __m256 high = _mm256_cvtepi32_ps(_mm256_slli_epi32(bits, 4));
-        o.v[i] = _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(f[i], high), _mm256_set1_ps(-16.0f)), _mm256_set1_ps(d));
-      }
+      __m256 codes[4];
+      fiveBitCodes(blk + 6, read32(blk + 2), mask, codes);
+      for (int i = 0; i < 4; i++) o.v[i] = _mm256_mul_ps(_mm256_add_ps(codes[i], _mm256_set1_ps(-16.0f)), _mm256_set1_ps(d));
       break;
     }
     case DT_Q4_K:
@@ -117,16 +124,9 @@ __attribute__((always_inline)) inline V4 decodePiece(const uint8_t* blk, int p, 
     case DT_Q5_1: {
       // As Q5_0, x = q · d + m rounded once (an FMA; q · d is exact).
       const __m256 d = _mm256_set1_ps(halfToFloat(read16(blk))), m = _mm256_set1_ps(halfToFloat(read16(blk + 2)));
-      const uint32_t qh = read32(blk + 4);
-      const __m128i q = load128a(blk + 8);
-      __m256 f[4];
-      u8x16(_mm_and_si128(q, mask), f[0], f[1]);
-      u8x16(_mm_and_si128(_mm_srli_epi16(q, 4), mask), f[2], f[3]);
-      const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-      for (int i = 0; i < 4; i++) {
-        const __m256i bits = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(qh >> (8 * i))), lanes), _mm256_set1_epi32(1));
-        o.v[i] = _mm256_fmadd_ps(_mm256_add_ps(f[i], _mm256_cvtepi32_ps(_mm256_slli_epi32(bits, 4))), d, m);
-      }
+      __m256 codes[4];
+      fiveBitCodes(blk + 8, read32(blk + 4), mask, codes);
+      for (int i = 0; i < 4; i++) o.v[i] = _mm256_fmadd_ps(codes[i], d, m);
       break;
     }
     case DT_Q2_K:

@@ -63,6 +63,19 @@ FRUGAL_INLINE void fiveBitTables(float d, float offset, __m512& low, __m512& hig
   high = nibbleTable(d, offset - 16.0f * d);
 }
 
+/**
+ * A 5-bit block's 32 values (Q5_0, Q5_1) from its 16 code bytes at `q` (low nibbles: values 0..15,
+ * high: 16..31) and the fifth bits qh, looked up in the 32-entry table [low | high].
+ */
+FRUGAL_INLINE void fiveBitPiece(const uint8_t* q, uint32_t qh, const __m512& low, const __m512& high, __m512& lo, __m512& hi) {
+  const __m512i codes = _mm512_cvtepu8_epi32(load128(q)), fifteen = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
+  __m512i l = _mm512_and_si512(codes, fifteen), h = _mm512_srli_epi32(codes, 4);
+  l = _mm512_mask_or_epi32(l, static_cast<__mmask16>(qh), l, sixteen);
+  h = _mm512_mask_or_epi32(h, static_cast<__mmask16>(qh >> 16), h, sixteen);
+  lo = _mm512_permutex2var_ps(low, l, high);
+  hi = _mm512_permutex2var_ps(low, h, high);
+}
+
 struct DecQ5_0 {
   static constexpr int E = 32, B = 22;
   struct State { __m512 low, high; uint32_t qh; };
@@ -72,12 +85,7 @@ struct DecQ5_0 {
     s.qh = read32(blk + 2);
   }
   FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
-    const __m512i q = _mm512_cvtepu8_epi32(load128(blk + 6)), fifteen = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
-    __m512i l = _mm512_and_si512(q, fifteen), h = _mm512_srli_epi32(q, 4);
-    l = _mm512_mask_or_epi32(l, static_cast<__mmask16>(s.qh), l, sixteen);
-    h = _mm512_mask_or_epi32(h, static_cast<__mmask16>(s.qh >> 16), h, sixteen);
-    lo = _mm512_permutex2var_ps(s.low, l, s.high);
-    hi = _mm512_permutex2var_ps(s.low, h, s.high);
+    fiveBitPiece(blk + 6, s.qh, s.low, s.high, lo, hi);
   }
 };
 
@@ -215,12 +223,7 @@ struct DecQ5_1 {
     s.qh = read32(blk + 4);
   }
   FRUGAL_INLINE_STATIC piece(const uint8_t* blk, const State& s, int, __m512& lo, __m512& hi) {
-    const __m512i q = _mm512_cvtepu8_epi32(load128(blk + 8)), fifteen = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
-    __m512i l = _mm512_and_si512(q, fifteen), h = _mm512_srli_epi32(q, 4);
-    l = _mm512_mask_or_epi32(l, static_cast<__mmask16>(s.qh), l, sixteen);
-    h = _mm512_mask_or_epi32(h, static_cast<__mmask16>(s.qh >> 16), h, sixteen);
-    lo = _mm512_permutex2var_ps(s.low, l, s.high);
-    hi = _mm512_permutex2var_ps(s.low, h, s.high);
+    fiveBitPiece(blk + 8, s.qh, s.low, s.high, lo, hi);
   }
 };
 
