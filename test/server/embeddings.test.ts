@@ -100,4 +100,15 @@ test('embeddings refuse bad requests with a message', async () => {
     assert.equal(r.status, status, JSON.stringify(body));
     assert.match(r.message, message, JSON.stringify(body));
   }
+  // Ollama's routes: the same checks, Ollama's error shape
+  for (const [route, body, message] of [
+    ['/api/embed', { model: 'tiny', input: 5 }, /input must be a non-empty string/],
+    ['/api/embed', { model: 'tiny', input: [[1], 'x'] }, /input must be a non-empty string/],
+    ['/api/embeddings', { model: 'tiny' }, /prompt must be a non-empty string/],
+    ['/api/embeddings', { model: 'tiny', prompt: '' }, /prompt\[0\] is empty/],
+  ] as const) {
+    const r = await fetch(`${t.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal(r.status, 400, `${route} ${JSON.stringify(body)}`);
+    assert.match(((await r.json()) as { error: string }).error, message);
+  }
 });
