@@ -186,3 +186,21 @@ test('a client that leaves while queued is dequeued at once (the slot holder kee
   await holder.release();
   await waitFor(() => scheduler.activeCount === 0, 'the slot frees');
 });
+
+test('Ollama keep_alive 0 while the model generates: 503 in Ollama\'s shape with Retry-After; once the request ends it unloads', async () => {
+  const registry = t.server.ctx.registry;
+  const holder = await holdSlot(t);
+  const busy = await post(t, '/api/generate', { model: 'tiny', prompt: '', keep_alive: 0, stream: false });
+  assert.equal(busy.status, 503);
+  assert.equal(busy.headers.get('retry-after'), '1');
+  const body = await busy.json() as { error: unknown };
+  assert.equal(typeof body.error, 'string', 'Ollama clients read error as the message');
+  assert.match(body.error as string, /'tiny' is generating/);
+  assert.deepEqual(registry.loadedModels().map((m) => m.id), ['tiny'], 'still loaded');
+  await holder.release();
+  await waitFor(() => t.server.ctx.scheduler.activeCount === 0, 'the slot is free');
+  const stop = await post(t, '/api/chat', { model: 'tiny', messages: [], keep_alive: '0s', stream: false });
+  assert.equal(stop.status, 200);
+  assert.equal((await stop.json() as { done_reason: string }).done_reason, 'unload');
+  assert.deepEqual(registry.loadedModels(), [], 'unloaded');
+});
