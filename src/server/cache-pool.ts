@@ -87,11 +87,14 @@ export class CachePool {
     budget?.join(this);
   }
 
-  /** An idle cache with the longest common prefix (at most prompt.length - 1 tokens), truncated to it. */
-  acquire(prompt: Int32Array): Lease {
+  /**
+   * An idle cache with the longest common prefix (at most prompt.length - 1 tokens), truncated to
+   * it; with reusePrefix false, an empty one.
+   */
+  acquire(prompt: Int32Array, options: { reusePrefix?: boolean } = {}): Lease {
     let best = -1;
     let bestLength = -1;
-    for (let i = 0; i < this.idle.length; i++) {
+    for (let i = 0; i < (options.reusePrefix === false ? 0 : this.idle.length); i++) {
       const tokens = this.idle[i]!.slot.tokens;
       const limit = Math.min(tokens.length, prompt.length - 1);
       let n = 0;

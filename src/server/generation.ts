@@ -11,7 +11,7 @@ import type { ServerContext, Principal } from './context.js';
 import { ApiError } from './errors.js';
 import type { JsonSchema } from './json-schema.js';
 import type { ServedModel } from './models.js';
-import type { JobResult } from './scheduler.js';
+import type { JobResult, PromptTokenLogprob } from './scheduler.js';
 
 export interface GenerationPlan {
   served: ServedModel;
@@ -25,6 +25,10 @@ export interface GenerationPlan {
   topLogprobs?: number;
   /** Constrain the answer to one JSON object (true) or to one that fits a schema (json-schema.ts). */
   json?: boolean | Exclude<JsonSchema, boolean>;
+  /** Score the prompt's tokens with this many alternatives each (echo with logprobs; scheduler.ts). */
+  promptLogprobs?: number | undefined;
+  /** End after reading the prompt (max_tokens 0). */
+  scoreOnly?: boolean;
 }
 
 /** Checks that the prompt fits and resolves max_tokens (400 / 422 with the numbers). */
@@ -51,7 +55,7 @@ export function disconnectSignal(reply: FastifyReply): AbortController {
 
 export interface Admission {
   /** Runs the admitted generation (call at once). */
-  run(handlers: { onEvent?: (e: GenerationEvent) => void; onStart?: () => void; signal?: AbortSignal }): Promise<JobResult>;
+  run(handlers: { onEvent?: (e: GenerationEvent) => void; onStart?: () => void; onPromptLogprobs?: (tokens: PromptTokenLogprob[]) => void; signal?: AbortSignal }): Promise<JobResult>;
   /** Gives the admission back without running (an error came up in between). */
   cancel(): void;
 }
@@ -89,6 +93,9 @@ export function admit(ctx: ServerContext, principal: Principal, plan: Generation
             stopTokenIds: plan.served.stopIds,
           },
           json: plan.json ?? false,
+          ...(plan.promptLogprobs !== undefined ? { promptLogprobs: plan.promptLogprobs } : {}),
+          ...(plan.scoreOnly ? { scoreOnly: true } : {}),
+          ...(handlers.onPromptLogprobs ? { onPromptLogprobs: handlers.onPromptLogprobs } : {}),
           ...(handlers.signal ? { signal: handlers.signal } : {}),
           ...(handlers.onEvent ? { onEvent: handlers.onEvent } : {}),
           ...(handlers.onStart ? { onStart: handlers.onStart } : {}),

@@ -22,6 +22,7 @@
 import type { CausalLM, KvCache } from '../models/model.js';
 import type { DoneEvent, GenerationEvent } from '../generate/events.js';
 import { doneEvent } from '../generate/engine.js';
+import { tokenLogprobs, type TokenLogprob } from '../generate/sampling.js';
 import { HIDDEN_PREFILL_CHUNK } from '../generate/speculative.js';
 import { Sequence, type SequenceOptions } from '../generate/sequence.js';
 import type { SpeculativeDecoder } from '../generate/speculative-step.js';
@@ -42,6 +43,22 @@ export interface JobSpec {
   onEvent?: (event: GenerationEvent) => void;
   /** Called when the request leaves the queue and starts running. */
   onStart?: () => void;
+  /**
+   * Score the prompt (OpenAI's `echo` with `logprobs`): every prompt token's log-probability given
+   * the tokens before it, with this many most likely alternatives, handed to onPromptLogprobs when
+   * the prompt has been read. The prompt is computed afresh (no cached prefix: its logits are needed).
+   */
+  promptLogprobs?: number;
+  onPromptLogprobs?: (tokens: PromptTokenLogprob[]) => void;
+  /** End once the prompt is read, generating nothing (max_tokens 0 with echo). */
+  scoreOnly?: boolean;
+}
+
+/** A prompt token's log-probability given the tokens before it (null for the first token), and the likeliest tokens there. */
+export interface PromptTokenLogprob {
+  id: number;
+  logprob: number | null;
+  top: TokenLogprob[];
 }
 
 export interface JobResult {
@@ -86,6 +103,8 @@ interface Job {
   json?: { state: JsonConstraint; active: boolean; raw: string } | undefined;
   /** Its speculative decoder, when the server speculates and the request allows it. */
   speculative?: SpeculativeDecoder | undefined;
+  /** The prompt's scores so far (spec.promptLogprobs). */
+  promptScores?: PromptTokenLogprob[] | undefined;
   resolve: (r: JobResult) => void;
   reject: (e: unknown) => void;
   timer?: NodeJS.Timeout | undefined;
@@ -190,11 +209,13 @@ export class Scheduler {
   private start(job: Job): void {
     clearTimeout(job.timer);
     job.startedAt = performance.now();
-    const lease = job.spec.model.pool.acquire(job.spec.prompt);
+    const scoring = job.spec.promptLogprobs !== undefined;
+    const lease = job.spec.model.pool.acquire(job.spec.prompt, { reusePrefix: !scoring });
     job.slot = lease.slot;
     job.cached = lease.cached;
     job.pos = lease.cached;
-    job.speculative = this.speculation?.decoderFor(job.spec, job.seq, lease.slot);
+    if (scoring) job.promptScores = [{ id: job.spec.prompt[0]!, logprob: null, top: [] }];
+    else job.speculative = this.speculation?.decoderFor(job.spec, job.seq, lease.slot);
     this.active.push(job);
     this.stats.started++;
     try {
@@ -233,7 +254,16 @@ export class Scheduler {
       if (job.feed !== undefined) continue; // a speculative step left its next token pending
       try {
         if (job.logits === undefined) this.prefill(job);
+        else if (job.spec.scoreOnly) this.end(job, 'length');
         else this.sample(job);
+      } catch (error) {
+        this.fail(job, error);
+      }
+    }
+    // a prompt being scored runs alone: every row's logits are needed
+    for (const job of this.active.filter((j) => j.prefilling && j.promptScores)) {
+      try {
+        this.score(job);
       } catch (error) {
         this.fail(job, error);
       }
@@ -300,6 +330,31 @@ export class Scheduler {
   private prefilled(job: Job, logits: Float32Array): void {
     job.logits = logits;
     job.prefillEnd = performance.now();
+  }
+
+  /** Runs a scored job's prompt chunk with all its rows' logits and scores the prompt tokens they predict. */
+  private score(job: Job): void {
+    const feed = job.feed!;
+    const model = job.spec.model.model;
+    const vocab = model.info.vocabSize;
+    const logits = model.forward(feed, job.slot!.cache, { allLogits: true });
+    const prompt = job.spec.prompt;
+    const scores = job.promptScores!;
+    for (let row = 0; row < feed.length; row++) {
+      const next = job.pos + row + 1;
+      if (next >= prompt.length) break;
+      const { logprob, top } = tokenLogprobs(logits.subarray(row * vocab, (row + 1) * vocab), prompt[next]!, job.spec.promptLogprobs);
+      scores.push({ id: prompt[next]!, logprob, top });
+    }
+    const last = logits.slice((feed.length - 1) * vocab, feed.length * vocab);
+    this.fed(job, last);
+    if (job.logits !== undefined) {
+      try {
+        job.spec.onPromptLogprobs?.(scores);
+      } catch {
+        /* a failing writer must not break the batch */
+      }
+    }
   }
 
   /** Records the round's forward of the job's feed (a prompt chunk or a chosen token). */

@@ -1,7 +1,7 @@
 /**
- * OpenAI/DeepSeek-compatible routes: POST /chat/completions (also under /v1 and /beta), POST
- * /beta/completions (FIM), GET /models. Reasoning goes to `reasoning_content` (message and stream
- * deltas), usage carries DeepSeek's cache and reasoning counts (../shared/spec/formats-and-api.md §5).
+ * OpenAI/DeepSeek-compatible routes: POST /chat/completions (also under /v1 and /beta) and GET
+ * /models (text completion is in completions.ts). Reasoning goes to `reasoning_content` (message
+ * and stream deltas), usage carries DeepSeek's cache and reasoning counts (../shared/spec/formats-and-api.md §5).
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -11,11 +11,12 @@ import type { SamplingOptions } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
 import { admit, disconnectSignal, resolveMaxTokens, runToText, type GenerationPlan } from '../generation.js';
-import { buildChatPrompt, encodePrompt, fimPrompt, templateOption } from '../prompt.js';
+import { buildChatPrompt, encodePrompt, templateOption } from '../prompt.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import { EventStream, jsonTemplate } from '../sse.js';
 import { answerToolCalls, forcedToolSchema, historyToolCalls, parseTools } from '../tools.js';
 import { checkJsonSchema, type JsonSchema } from '../json-schema.js';
+import { completions } from './completions.js';
 import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
 
 const FINGERPRINT = 'fp_frugal';
@@ -278,79 +279,6 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
 }
 
 /** FIM: `<｜fim▁begin｜>prompt<｜fim▁hole｜>suffix<｜fim▁end｜>` (DeepSeek-V3's format), or a plain completion without suffix. */
-async function completions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  ctx.checkPaused();
-  const principal = ctx.principal(request);
-  const b = bodyObject(request.body);
-  if (b.model === undefined) throw new ApiError(400, 'model is required', 'model');
-  const resolved = ctx.registry.resolve(b.model);
-  const promptText = b.prompt;
-  if (typeof promptText !== 'string') throw new ApiError(400, 'prompt must be a string', 'prompt');
-  const suffix = optString(b, 'suffix');
-  const echo = optBool(b, 'echo') ?? false;
-  const stream = optBool(b, 'stream') ?? false;
-  const logprobsCount = optNumber(b, 'logprobs', { integer: true, min: 0, max: 20 });
-  const served = ctx.registry.get(resolved.id);
-  const tokenizer = served.tokenizer;
-  const bos = (): number[] => Array.from(tokenizer.encode('', { addSpecialTokens: true }));
-  const prompt = suffix !== undefined
-    ? fimPrompt(tokenizer, promptText, suffix)
-    : Int32Array.from([...bos(), ...Array.from(tokenizer.encode(promptText, { addSpecialTokens: false, parseSpecial: false }))]);
-  const plan: GenerationPlan = {
-    served, prompt, thinking: 'off', sampling: samplingOf(b), stop: optStops(b),
-    maxTokens: resolveMaxTokens(ctx, served, prompt.length, optNumber(b, 'max_tokens', { integer: true, min: 1 })),
-    logprobs: logprobsCount !== undefined, topLogprobs: logprobsCount ?? 0,
-  };
-  const admission = admit(ctx, principal, plan);
-  const id = randomUUID();
-  const created = Math.floor(Date.now() / 1000);
-  const controller = disconnectSignal(reply);
-  const lp = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as Body[], text_offset: [] as number[] };
-  let out = echo ? promptText : '';
-  const choice = (textPart: string, finish: string | null): Body => ({ index: 0, text: textPart, logprobs: null, finish_reason: finish });
-  const finishOf = (done: DoneEvent): string => (done.finishReason === 'length' ? 'length' : 'stop');
-  /** Adds an event's text (and its logprobs) to the answer. */
-  const collect = (e: GenerationEvent): void => {
-    if (e.type === 'done') return;
-    if (e.type === 'token' && plan.logprobs) {
-      const t = tokenizer.decode([e.id]);
-      lp.text_offset.push(out.length);
-      lp.tokens.push(t);
-      lp.token_logprobs.push(e.logprob ?? 0);
-      lp.top_logprobs.push(Object.fromEntries((e.topLogprobs ?? []).map((x) => [tokenizer.decode([x.id]), x.logprob])));
-    }
-    out += e.text;
-  };
-  if (!stream) {
-    // blank lines before the JSON while the request waits in the queue (json-wait.ts)
-    return sendJsonAnswer(ctx, reply, async (onStart) => {
-      const result = await admission.run({ signal: controller.signal, onStart, onEvent: (e) => collect(e) });
-      return {
-        id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT,
-        choices: [{ ...choice(out, finishOf(result.done)), logprobs: plan.logprobs ? lp : null }], usage: usageOf(result.done),
-      };
-    });
-  }
-  const events = new EventStream(reply);
-  if (mustWait(ctx)) events.keepAlive(ctx.settings.keepAliveMs);
-  try {
-    const result = await admission.run({
-      signal: controller.signal,
-      onStart: () => events.stopKeepAlive(),
-      onEvent: (e) => {
-        collect(e);
-        if (e.type !== 'done' && e.text) events.send({ id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT, choices: [choice(e.text, null)] });
-      },
-    });
-    events.send({ id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT, choices: [choice('', finishOf(result.done))], usage: usageOf(result.done) });
-    events.sendRaw('data: [DONE]\n\n');
-  } catch (error) {
-    events.send((error instanceof ApiError ? error : new ApiError(500, (error as Error).message)).body());
-  }
-  events.end();
-  return reply;
-}
-
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: ServerContext): void {
   for (const base of ['', '/v1', '/beta']) {
     app.post(`${base}/chat/completions`, (req, reply) => chatCompletions(ctx, req, reply));
