@@ -4,7 +4,8 @@
  * skipped when its `done.json` exists (a stage stopped half-way resumes from its own checkpoints):
  *
  *   corpus     task problems (TRAIN split) with worked solutions in R1 chat format and as plain
- *              text → corpus.jsonl; a byte-level BPE tokenizer with the R1 specials trained on it
+ *              text, and copy drills among them → corpus.jsonl; a byte-level BPE tokenizer with
+ *              the R1 specials trained on it
  *   pretrain   DeepSeek-V3 architecture (MLA, MoE + shared expert, MTP) on the corpus (runPretraining)
  *   sft        cold-start SFT on worked solutions, R1 chat format (runSft)
  *   rl         GRPO on the verifiable tasks from the SFT model (runGrpo)
@@ -20,6 +21,7 @@ import { hfConfigToObject, parseHfConfig } from '../formats/hf-config.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { R1_SPECIAL_TOKENS, type TrainPreTokenizer, trainBpe, writeTrainedTokenizer } from '../tokenizer/train-bpe.js';
 import { loadCheckpoint } from './checkpoint.js';
+import { copyDrills } from './copy-drills.js';
 import { type ChatExample, type PromptStyle, coldStartExamples, prefilledThink, promptText } from './cold-start.js';
 import { type EvalReport, evaluate } from './eval.js';
 import { rejectionSample, writeChatJsonl } from './distill.js';
@@ -54,7 +56,8 @@ export interface RecipeConfig {
   seed: number;
   tasks: string[];
   difficulties: Difficulty[];
-  corpus: { problemsPerCell: number; vocabSize: number; preTokenizer: TrainPreTokenizer };
+  /** `copyDrills`: copy drills (copy-drills.ts) spread through the problems, so that the model learns to copy early. */
+  corpus: { problemsPerCell: number; copyDrills: number; vocabSize: number; preTokenizer: TrainPreTokenizer };
   model: Record<string, unknown>;
   pretrain: { steps: number; batchSize: number; seqLen: number; lr: number; warmup: number; mtpLambda: number };
   /** `rephrased`: the share of examples whose question is worded another way (tasks/phrasing.ts). */
@@ -101,7 +104,7 @@ export function recipeModelFields(vocabSize: number, overrides: Record<string, u
 
 export const QUICK_RECIPE: RecipeConfig = {
   name: 'frugal-r1-quick', seed: 1, tasks: ['arithmetic'], difficulties: [1],
-  corpus: { problemsPerCell: 60, vocabSize: 320, preTokenizer: 'qwen2' },
+  corpus: { problemsPerCell: 60, copyDrills: 40, vocabSize: 320, preTokenizer: 'qwen2' },
   model: { hidden_size: 32, intermediate_size: 64, moe_intermediate_size: 16, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 2,
     q_lora_rank: 24, kv_lora_rank: 16, qk_nope_head_dim: 16, qk_rope_head_dim: 8, v_head_dim: 16, n_routed_experts: 4, max_position_embeddings: 512 },
   pretrain: { steps: 6, batchSize: 4, seqLen: 64, lr: 0.01, warmup: 2, mtpLambda: 0.3 },
@@ -121,7 +124,7 @@ export const QUICK_RECIPE: RecipeConfig = {
  */
 export const DEFAULT_RECIPE: RecipeConfig = {
   name: 'frugal-r1-tiny', seed: 1, tasks: ['arithmetic', 'linear', 'sort', 'countdown'], difficulties: [1, 2],
-  corpus: { problemsPerCell: 3500, vocabSize: 1024, preTokenizer: 'qwen2' },
+  corpus: { problemsPerCell: 3500, copyDrills: 0, vocabSize: 1024, preTokenizer: 'qwen2' },
   model: {},
   pretrain: { steps: 2700, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
   sft: { steps: 400, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512, rephrased: 0.5 },
@@ -235,16 +238,23 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
           : k === 1 ? `<｜begin▁of▁sentence｜><｜User｜>${problem.prompt}<｜Assistant｜>${response}<｜end▁of▁sentence｜>`
             : `${problem.prompt}\n${response}`;
         texts.push(text);
-        lines.push(JSON.stringify({ text }));
       }
     }));
+    // the drills spread evenly among the problems
+    const drills = copyDrills(config.corpus.copyDrills, seed);
+    const problems = texts.splice(0);
+    for (let i = 0, d = 0; i < problems.length || d < drills.length; i++) {
+      while (d < drills.length && d * problems.length <= i * drills.length) texts.push(drills[d++]!);
+      if (i < problems.length) texts.push(problems[i]!);
+    }
+    for (const text of texts) lines.push(JSON.stringify({ text }));
     writeFileSync(join(dir, 'corpus.jsonl'), `${lines.join('\n')}\n`);
     const json = await trainBpe(texts, { vocabSize: config.corpus.vocabSize, specialTokens: R1_SPECIAL_TOKENS, preTokenizer: config.corpus.preTokenizer });
     writeTrainedTokenizer(tokenizerPath, json);
     const configPath = join(dir, 'tokenizer_config.json');
     const tc = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
     writeFileSync(configPath, `${JSON.stringify({ ...tc, chat_template: R1_JINJA_TEMPLATE }, null, 1)}\n`);
-    return { documents: texts.length, characters: texts.reduce((a, s) => a + s.length, 0), vocab: Tokenizer.fromFile(tokenizerPath).vocabSize };
+    return { documents: texts.length, copyDrills: drills.length, characters: texts.reduce((a, s) => a + s.length, 0), vocab: Tokenizer.fromFile(tokenizerPath).vocabSize };
   });
   const tokenizer = Tokenizer.fromFile(tokenizerPath);
   const codec = tokenizerCodec(tokenizer);
