@@ -17,17 +17,18 @@ import { loadForGeneration } from './run.js';
 
 export const summary = 'talk with a reasoning model in the terminal (keeps the conversation)';
 
-/** Questions of three task families that the shipped model answers right (greedy; test/train/recipe.test.ts checks them). */
+/** A question of each task family that the shipped model answers right (greedy; test/train/recipe.test.ts checks them). */
 export const SHIPPED_MODEL_EXAMPLES = {
   arithmetic: 'What is 23 + 58?',
-  linear: 'Solve 9x + 12 = 30',
-  countdown: 'Make 24 from 10, 5, 9 using + - * /.',
+  linear: 'Solve 3x + 4 = 19',
+  countdown: 'Make 22 from 14, 5, 13 using + - * /.',
+  sort: 'Sort these words alphabetically and list them separated by commas: river, cloud, stone',
 } as const;
 
 /** What the shipped model can do (printed when chat opens it by default): it knows its four task families and nothing else. */
 export const SHIPPED_MODEL_HINT =
   `This tiny model only knows four kinds of question: arithmetic ("${SHIPPED_MODEL_EXAMPLES.arithmetic}"), linear equations ` +
-  `("${SHIPPED_MODEL_EXAMPLES.linear}"), Countdown ("${SHIPPED_MODEL_EXAMPLES.countdown}") and word sorting (which it never gets right). ` +
+  `("${SHIPPED_MODEL_EXAMPLES.linear}"), Countdown ("${SHIPPED_MODEL_EXAMPLES.countdown}") and word sorting ("${SHIPPED_MODEL_EXAMPLES.sort}"). ` +
   'It thinks first, and it is often wrong.';
 
 /** The model `frugal chat` uses without --model: models/frugal-r1-tiny.gguf in the package. */

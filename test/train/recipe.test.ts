@@ -14,7 +14,7 @@ import { renderChat } from '../../src/tokenizer/chat-template.js';
 import { QUICK_RECIPE, R1_JINJA_TEMPLATE, mergeRecipe } from '../../src/train/recipe.js';
 import { rephrase } from '../../src/train/tasks/phrasing.js';
 import { getTask } from '../../src/train/tasks/registry.js';
-import { makeArithmeticProblem, makeCountdownProblem, makeLinearProblem } from '../../src/train/tasks/index.js';
+import { makeArithmeticProblem, makeCountdownProblem, makeLinearProblem, makeSortProblem } from '../../src/train/tasks/index.js';
 import { SHIPPED_MODEL_EXAMPLES } from '../../src/cli/chat.js';
 import { TaskRng } from '../../src/train/tasks/rng.js';
 import { tempDir } from './helpers.js';
@@ -82,6 +82,13 @@ test('frugal recipe --quick: every stage, results table, a GGUF that generates; 
   for (const file of ['corpus/corpus.jsonl', 'corpus/tokenizer.json', 'pretrain/loss.svg', 'sft/loss.svg', 'rl/reward.svg', 'eval/results.md']) {
     assert.ok(existsSync(join(out, file)), file);
   }
+  // the copy drills are spread among the problems, not bunched at one end
+  const corpus = readFileSync(join(out, 'corpus', 'corpus.jsonl'), 'utf8').trim().split('\n').map((line) => (JSON.parse(line) as { text: string }).text);
+  const drillAt = corpus.flatMap((text, i) => (text.startsWith('Copy: ') ? [i] : []));
+  assert.equal(drillAt.length, QUICK_RECIPE.corpus.copyDrills);
+  assert.equal(corpus.length, QUICK_RECIPE.corpus.copyDrills + QUICK_RECIPE.tasks.length * QUICK_RECIPE.difficulties.length * QUICK_RECIPE.corpus.problemsPerCell);
+  const half = corpus.length / 2;
+  assert.ok(Math.abs(drillAt.filter((i) => i < half).length - drillAt.length / 2) <= 1, 'as many drills in each half of the corpus');
   const rows = JSON.parse(readFileSync(join(out, 'eval', 'results.json'), 'utf8')) as { model: string; problems: number; greedy: number }[];
   const distilled = JSON.parse(readFileSync(join(out, 'distill', 'done.json'), 'utf8')) as { kept: number };
   // The quick teacher rarely solves anything; a student is trained (and evaluated) only on verified traces.
@@ -126,7 +133,7 @@ test('shipped models/frugal-r1-tiny.gguf: deepseek2 with an MTP head, under 40 M
 
 test('shipped model: arithmetic asked in other words ("42-61", "what\'s 12 + 7") is still read as arithmetic and often solved', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
   // The recipe's SFT and GRPO reword half their questions (tasks/phrasing.ts). A model trained only
-  // on "What is A op B?" (the one shipped before) solved 0 of these 20; this one solves 11.
+  // on "What is A op B?" (shipped until 2026-11-29) solved 0 of these 20; the one shipped on 2026-11-30 before the copy drills solved 11; this one solves 13.
   const task = getTask('arithmetic');
   const wording = new TaskRng(7, 'shipped-model-test');
   let solved = 0;
@@ -143,8 +150,9 @@ test('shipped model: arithmetic asked in other words ("42-61", "what\'s 12 + 7")
 test('shipped model: the examples frugal chat shows it are ones it answers right', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
   const problems = {
     arithmetic: makeArithmeticProblem('23', '+', '58'),
-    linear: makeLinearProblem(9, 12, 0, 30),
-    countdown: makeCountdownProblem([10, 5, 9], 24),
+    linear: makeLinearProblem(3, 4, 0, 19),
+    countdown: makeCountdownProblem([14, 5, 13], 22),
+    sort: makeSortProblem(['river', 'cloud', 'stone']),
   };
   for (const [task, question] of Object.entries(SHIPPED_MODEL_EXAMPLES)) {
     const reply = greedyReply(shipped, question, 300);
