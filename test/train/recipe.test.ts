@@ -133,7 +133,7 @@ test('shipped models/frugal-r1-tiny.gguf: deepseek2 with an MTP head, under 40 M
 
 test('shipped model: arithmetic asked in other words ("42-61", "what\'s 12 + 7") is still read as arithmetic and often solved', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
   // The recipe's SFT and GRPO reword half their questions (tasks/phrasing.ts). A model trained only
-  // on "What is A op B?" (shipped until 2026-11-29) solved 0 of these 20; the one shipped on 2026-11-30 before the copy drills solved 11; this one solves 13.
+  // on "What is A op B?" (shipped until 2026-11-29) solved 0 of these 20; the one shipped on 2026-11-30 before the copy drills solved 11; this one solves 12.
   const task = getTask('arithmetic');
   const wording = new TaskRng(7, 'shipped-model-test');
   let solved = 0;
@@ -150,8 +150,8 @@ test('shipped model: arithmetic asked in other words ("42-61", "what\'s 12 + 7")
 test('shipped model: the examples frugal chat shows it are ones it answers right', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
   const problems = {
     arithmetic: makeArithmeticProblem('23', '+', '58'),
-    linear: makeLinearProblem(3, 4, 0, 19),
-    countdown: makeCountdownProblem([14, 5, 13], 22),
+    linear: makeLinearProblem(7, 5, 0, 26),
+    countdown: makeCountdownProblem([6, 21, 3], 30),
     sort: makeSortProblem(['river', 'cloud', 'stone']),
   };
   for (const [task, question] of Object.entries(SHIPPED_MODEL_EXAMPLES)) {
