@@ -94,7 +94,8 @@ export class CachePool {
   acquire(prompt: Int32Array, options: { reusePrefix?: boolean } = {}): Lease {
     let best = -1;
     let bestLength = -1;
-    for (let i = 0; i < (options.reusePrefix === false ? 0 : this.idle.length); i++) {
+    const candidates = options.reusePrefix === false ? 0 : this.idle.length;
+    for (let i = 0; i < candidates; i++) {
       const tokens = this.idle[i]!.slot.tokens;
       const limit = Math.min(tokens.length, prompt.length - 1);
       let n = 0;

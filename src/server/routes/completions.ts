@@ -18,9 +18,8 @@ import { fimPrompt } from '../prompt.js';
 import type { JobResult, PromptTokenLogprob } from '../scheduler.js';
 import { EventStream } from '../sse.js';
 import { bodyObject, optBool, optNumber, optStops, optString, type Body } from '../validate.js';
-import { samplingOf, usageOf } from './openai.js';
+import { FINGERPRINT, samplingOf, usageOf } from './openai.js';
 
-const FINGERPRINT = 'fp_frugal';
 /** Prompts one request may carry. */
 export const MAX_PROMPTS = 64;
 
@@ -150,8 +149,10 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   const inputs = parsePrompts(b.prompt, tokenizer, served.model.info.vocabSize, suffix);
   const logprobs = logprobsCount !== undefined;
   const scorePrompt = echo && logprobs;
+  const sampling = samplingOf(b);
+  const stop = optStops(b);
   const plans: GenerationPlan[] = inputs.map((input) => ({
-    served, prompt: input.ids, thinking: 'off', sampling: samplingOf(b), stop: optStops(b),
+    served, prompt: input.ids, thinking: 'off', sampling, stop,
     // max_tokens 0 still needs room for one token in the context check; nothing is generated
     maxTokens: resolveMaxTokens(ctx, served, input.ids.length, requestedMax === 0 ? 1 : requestedMax),
     logprobs, topLogprobs: logprobsCount ?? 0,
@@ -169,9 +170,9 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   const created = Math.floor(Date.now() / 1000);
   const controller = disconnectSignal(reply);
   const choices = inputs.map((_, i) => new ChoiceText(i, tokenizer));
+  const head = { id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT };
   const chunk = (index: number, text: string, finish: string | null, report: LogprobsReport | null): Body => ({
-    id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT,
-    choices: [{ index, text, logprobs: report, finish_reason: finish }],
+    ...head, choices: [{ index, text, logprobs: report, finish_reason: finish }],
   });
   /** Runs every prompt (they batch in the scheduler); the first failure cancels the others. */
   const runAll = (handlers: {
@@ -218,10 +219,9 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   if (!stream) {
     // blank lines before the JSON while the request waits in the queue (json-wait.ts)
     return sendJsonAnswer(ctx, reply, async (onStart) => {
-      let started = false;
-      const results = await runAll({ onStart: () => { if (!started) { started = true; onStart(); } } });
+      const results = await runAll({ onStart });
       return {
-        id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT,
+        ...head,
         choices: choices.map((c) => ({ index: c.index, text: c.text, logprobs: reportOf(c), finish_reason: finishOf(c.done!) })),
         usage: totalUsage(results),
       };
@@ -238,7 +238,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
       onDone: (choice, result) => { if (choices.length > 1) events.send(chunk(choice.index, '', finishOf(result.done), null)); },
     });
     if (choices.length === 1) events.send({ ...chunk(0, '', finishOf(results[0]!.done), null), usage: totalUsage(results) });
-    else events.send({ id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT, choices: [], usage: totalUsage(results) });
+    else events.send({ ...head, choices: [], usage: totalUsage(results) });
     events.sendRaw('data: [DONE]\n\n');
   } catch (error) {
     events.send((error instanceof ApiError ? error : new ApiError(500, (error as Error).message)).body());

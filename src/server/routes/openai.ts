@@ -19,7 +19,7 @@ import { checkJsonSchema, type JsonSchema } from '../json-schema.js';
 import { completions } from './completions.js';
 import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
 
-const FINGERPRINT = 'fp_frugal';
+export const FINGERPRINT = 'fp_frugal';
 const ROLES = new Set(['system', 'user', 'assistant', 'tool']);
 
 interface ChatRequest {
@@ -278,7 +278,6 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
   return reply;
 }
 
-/** FIM: `<｜fim▁begin｜>prompt<｜fim▁hole｜>suffix<｜fim▁end｜>` (DeepSeek-V3's format), or a plain completion without suffix. */
 export function registerOpenAiRoutes(app: FastifyInstance, ctx: ServerContext): void {
   for (const base of ['', '/v1', '/beta']) {
     app.post(`${base}/chat/completions`, (req, reply) => chatCompletions(ctx, req, reply));
