@@ -7,10 +7,40 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyDenseGguf } from '../../src/models/tiny.js';
 import { createServer, type FrugalServer, type ServerOptions } from '../../src/server/app.js';
-import { loadForServing } from '../../src/server/models.js';
+import { loadForServing, type LoadedForServing } from '../../src/server/models.js';
+import type { BatchItem, CausalLM, KvCache } from '../../src/models/model.js';
 import OpenAI from 'openai';
 
 export { loadForServing };
+
+/**
+ * The model with every forward (and every batched forward) made to last at least `ms`, so that a
+ * test's timing (a slot held, a queue timeout, keep-alive comments) does not depend on the machine.
+ */
+export function slowedModel<M extends CausalLM>(model: M, ms: number): M {
+  const wait = (): void => {
+    const end = performance.now() + ms;
+    while (performance.now() < end);
+  };
+  return Object.assign(Object.create(model) as M, {
+    forward(tokens: Int32Array, cache: KvCache, opts?: { allLogits?: boolean }): Float32Array {
+      wait();
+      return model.forward(tokens, cache, opts);
+    },
+    forwardBatch(items: readonly BatchItem[]): Float32Array[] {
+      wait();
+      return model.forwardBatch(items);
+    },
+  });
+}
+
+/** `loadForServing` with the model slowed as `slowedModel` does. */
+export function loadSlowedForServing(ms: number): (path: string) => LoadedForServing {
+  return (path) => {
+    const loaded = loadForServing(path);
+    return { ...loaded, model: slowedModel(loaded.model, ms) };
+  };
+}
 
 export interface TestServer {
   server: FrugalServer;

@@ -1,7 +1,7 @@
 /**
- * Non-streaming requests that wait in the admission queue (../shared/spec/formats-and-api.md
- * §5.4): status 200 and the JSON content type at once, blank lines while queued, then the JSON
- * body; the `openai` SDK parses such replies. An error while queued (queue timeout) comes as the
+ * Requests that wait in the admission queue (../shared/spec/formats-and-api.md §5.4): a streaming
+ * one gets SSE `: keep-alive` comments, then its stream; a non-streaming one gets status 200 and
+ * the JSON content type at once, blank lines while queued, then the JSON body; the `openai` SDK parses such replies. An error while queued (queue timeout) comes as the
  * error body under the 200 already sent; a client that leaves while queued is dequeued at once; a
  * request that does not wait gets a plain JSON reply. The server has one generation slot, held by
  * a long streaming request on a slowed model (every forward lasts at least a few milliseconds)
@@ -10,40 +10,17 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import type { KvCache } from '../../src/models/model.js';
-import type { LoadedForServing } from '../../src/server/models.js';
-import { loadForServing, startTestServer, type TestServer } from './helpers.js';
+import { loadSlowedForServing, readSse, startTestServer, type TestServer } from './helpers.js';
 
 const FORWARD_MS = 3;
 const KEEP_ALIVE_MS = 20;
-
-function slowed(loaded: LoadedForServing): LoadedForServing {
-  const model = loaded.model;
-  const wait = (): void => {
-    const end = performance.now() + FORWARD_MS;
-    while (performance.now() < end);
-  };
-  return {
-    ...loaded,
-    model: Object.assign(Object.create(model) as typeof model, {
-      forward(tokens: Int32Array, cache: KvCache, opts?: { allLogits?: boolean }): Float32Array {
-        wait();
-        return model.forward(tokens, cache, opts);
-      },
-      forwardBatch(items: { tokens: Int32Array; cache: KvCache }[]): Float32Array[] {
-        wait();
-        return (model as typeof model & { forwardBatch(i: typeof items): Float32Array[] }).forwardBatch(items);
-      },
-    }),
-  };
-}
 
 let t: TestServer;
 /** Same, with a queue timeout far shorter than the slot holder's generation. */
 let impatient: TestServer;
 
 before(async () => {
-  const common = { settings: { keepAliveMs: KEEP_ALIVE_MS, defaultMaxTokens: 16 }, registry: { load: (path: string) => slowed(loadForServing(path)) } };
+  const common = { settings: { keepAliveMs: KEEP_ALIVE_MS, defaultMaxTokens: 16 }, registry: { load: loadSlowedForServing(FORWARD_MS) } };
   t = await startTestServer({ ...common, scheduler: { maxActive: 1, maxQueue: 4, queueTimeoutMs: 20_000 } });
   impatient = await startTestServer({ ...common, scheduler: { maxActive: 1, maxQueue: 4, queueTimeoutMs: 150 } });
 });
@@ -113,6 +90,22 @@ for (const [path, body, object] of [
     assert.ok(parsed.usage.completion_tokens > 0);
   });
 }
+
+test('a queued streaming request gets SSE keep-alive comments, then its stream', async () => {
+  const holder = await holdSlot(t);
+  const r = await post(t, '/v1/chat/completions', { ...chatBody, stream: true });
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type') ?? '', /^text\/event-stream/);
+  await waitFor(() => t.server.ctx.scheduler.queueDepth === 1, 'the streaming request is queued');
+  await sleep(5 * KEEP_ALIVE_MS);
+  assert.equal(t.server.ctx.scheduler.queueDepth, 1, 'still queued after the keep-alive wait');
+  await holder.release();
+  const { events, comments, done } = await readSse(r);
+  assert.ok(comments >= 2, `keep-alive comments while queued (got ${comments})`);
+  assert.ok(done, 'the stream ends with [DONE]');
+  const chunks = events as { choices: { delta: { content?: string } }[] }[];
+  assert.ok(chunks.some((c) => c.choices[0]?.delta.content), 'content arrived after the queue');
+});
 
 test('the openai SDK parses a reply that had blank lines before the JSON', async () => {
   const raw: string[] = [];

@@ -14,7 +14,7 @@ import type { KvCache } from '../../src/models/model.js';
 import { ApiError } from '../../src/server/errors.js';
 import { ServedModel, type LoadedForServing } from '../../src/server/models.js';
 import { Scheduler } from '../../src/server/scheduler.js';
-import { loadForServing, tinyModelFile } from './helpers.js';
+import { loadForServing, slowedModel, tinyModelFile } from './helpers.js';
 
 let dir = '';
 let loaded: LoadedForServing;
@@ -104,28 +104,9 @@ test('prompt chunks of sequences still prefilling share the batched forward with
   assert.ok(mixed > 0, 'some forwardBatch calls mixed prompt chunks and decode steps');
 });
 
-/** The tiny model with every forward made to last at least `ms`, so that queue timeouts do not depend on the machine's speed. */
-function slowed(ms: number): typeof loaded.model {
-  const model = loaded.model;
-  const wait = (): void => {
-    const end = performance.now() + ms;
-    while (performance.now() < end);
-  };
-  return Object.assign(Object.create(model) as typeof model, {
-    forward(tokens: Int32Array, cache: KvCache, opts?: { allLogits?: boolean }): Float32Array {
-      wait();
-      return model.forward(tokens, cache, opts);
-    },
-    forwardBatch(items: { tokens: Int32Array; cache: KvCache }[]): Float32Array[] {
-      wait();
-      return model.forwardBatch(items);
-    },
-  });
-}
-
 test('admission: 429 beyond the queue, 503 after the queue timeout, abort while queued', async () => {
   // 150 tokens at >= 1 ms per step keep the one slot busy far past the 30 ms queue timeout.
-  const served = new ServedModel('tiny', { ...loaded, model: slowed(1) }, 0, undefined, 2);
+  const served = new ServedModel('tiny', { ...loaded, model: slowedModel(loaded.model, 1) }, 0, undefined, 2);
   const scheduler = new Scheduler({ maxActive: 1, maxQueue: 1, queueTimeoutMs: 30 });
   const long = { ...options, maxTokens: 150 };
   const running = scheduler.run({ model: served, prompt: encode('run'), options: long });
