@@ -110,6 +110,33 @@ export function admit(ctx: ServerContext, principal: Principal, plan: Generation
 }
 
 /**
+ * Admits several generations of one request (a batch of prompts, or `n` choices) together: all of
+ * them or none (the ones already admitted are given back when one is refused).
+ */
+export function admitAll(ctx: ServerContext, principal: Principal, plans: readonly GenerationPlan[]): Admission[] {
+  const admissions: Admission[] = [];
+  try {
+    for (const plan of plans) admissions.push(admit(ctx, principal, plan));
+  } catch (error) {
+    for (const admission of admissions) admission.cancel();
+    throw error;
+  }
+  return admissions;
+}
+
+/** The most choices (`n`) one request may ask for. */
+export const MAX_CHOICES = 16;
+
+/**
+ * The plans of `n` choices of one prompt: the same plan, except that with a seed, choice i samples
+ * with seed + i (different choices, each reproducible); without one, each draws its own.
+ */
+export function choicePlans(plan: GenerationPlan, n: number): GenerationPlan[] {
+  const seed = plan.sampling.seed;
+  return Array.from({ length: n }, (_, i) => (i === 0 || seed === undefined ? plan : { ...plan, sampling: { ...plan.sampling, seed: (seed + i) >>> 0 } }));
+}
+
+/**
  * Runs an admitted generation to its end for a non-streaming answer: the thought and the answer
  * collected as text (each event also goes to `onEvent`, if given).
  */

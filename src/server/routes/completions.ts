@@ -11,14 +11,14 @@ import type { DoneEvent, GenerationEvent } from '../../generate/events.js';
 import type { TokenLogprob } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
-import { admit, disconnectSignal, resolveMaxTokens, type Admission, type GenerationPlan } from '../generation.js';
+import { admitAll, choicePlans, MAX_CHOICES, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import type { ServedModel } from '../models.js';
 import { fimPrompt } from '../prompt.js';
 import type { JobResult, PromptTokenLogprob } from '../scheduler.js';
 import { EventStream } from '../sse.js';
 import { bodyObject, optBool, optNumber, optStops, optString, type Body } from '../validate.js';
-import { FINGERPRINT, samplingOf, usageOf } from './openai.js';
+import { choicesUsage, FINGERPRINT, samplingOf } from './openai.js';
 
 /** Prompts one request may carry. */
 export const MAX_PROMPTS = 64;
@@ -123,13 +123,6 @@ function finishOf(done: DoneEvent): string {
   return done.finishReason === 'length' ? 'length' : 'stop';
 }
 
-/** Usage of all choices together. */
-function totalUsage(results: readonly JobResult[]): Body {
-  const sum = (pick: (u: DoneEvent['usage']) => number): number => results.reduce((s, r) => s + pick(r.done.usage), 0);
-  const first = results[0]!.done;
-  return usageOf({ ...first, usage: { ...first.usage, promptTokens: sum((u) => u.promptTokens), completionTokens: sum((u) => u.completionTokens), cachedTokens: sum((u) => u.cachedTokens), reasoningTokens: sum((u) => u.reasoningTokens) } });
-}
-
 export async function completions(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   ctx.checkPaused();
   const principal = ctx.principal(request);
@@ -151,25 +144,25 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   const scorePrompt = echo && logprobs;
   const sampling = samplingOf(b);
   const stop = optStops(b);
-  const plans: GenerationPlan[] = inputs.map((input) => ({
-    served, prompt: input.ids, thinking: 'off', sampling, stop,
-    // max_tokens 0 still needs room for one token in the context check; nothing is generated
-    maxTokens: resolveMaxTokens(ctx, served, input.ids.length, requestedMax === 0 ? 1 : requestedMax),
-    logprobs, topLogprobs: logprobsCount ?? 0,
-    ...(requestedMax === 0 ? { scoreOnly: true } : {}),
-    ...(scorePrompt ? { promptLogprobs: logprobsCount } : {}),
-  }));
-  const admissions: Admission[] = [];
-  try {
-    for (const plan of plans) admissions.push(admit(ctx, principal, plan));
-  } catch (error) {
-    for (const admission of admissions) admission.cancel();
-    throw error;
-  }
+  const n = optNumber(b, 'n', { integer: true, min: 1, max: MAX_CHOICES }) ?? 1;
+  if (n * inputs.length > MAX_PROMPTS) throw new ApiError(400, `n times the number of prompts must be at most ${MAX_PROMPTS}, got ${n} x ${inputs.length}`, 'n');
+  // each prompt's n choices in a row: choice index = prompt index * n + j, as OpenAI numbers them
+  const runs = inputs.flatMap((input) => {
+    const plan: GenerationPlan = {
+      served, prompt: input.ids, thinking: 'off', sampling, stop,
+      // max_tokens 0 still needs room for one token in the context check; nothing is generated
+      maxTokens: resolveMaxTokens(ctx, served, input.ids.length, requestedMax === 0 ? 1 : requestedMax),
+      logprobs, topLogprobs: logprobsCount ?? 0,
+      ...(requestedMax === 0 ? { scoreOnly: true } : {}),
+      ...(scorePrompt ? { promptLogprobs: logprobsCount } : {}),
+    };
+    return choicePlans(plan, n).map((choicePlan) => ({ input, plan: choicePlan }));
+  });
+  const admissions = admitAll(ctx, principal, runs.map((r) => r.plan));
   const id = `cmpl-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
   const controller = disconnectSignal(reply);
-  const choices = inputs.map((_, i) => new ChoiceText(i, tokenizer));
+  const choices = runs.map((_, i) => new ChoiceText(i, tokenizer));
   const head = { id, object: 'text_completion', created, model: b.model, system_fingerprint: FINGERPRINT };
   const chunk = (index: number, text: string, finish: string | null, report: LogprobsReport | null): Body => ({
     ...head, choices: [{ index, text, logprobs: report, finish_reason: finish }],
@@ -185,7 +178,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
       const choice = choices[i]!;
       const doEcho = (scores?: readonly PromptTokenLogprob[]): void => {
         const from = choice.logprobs.tokens.length;
-        const text = choice.echo(inputs[i]!, scores);
+        const text = choice.echo(runs[i]!.input, scores);
         handlers.onEcho?.(choice, text, from);
       };
       try {
@@ -223,7 +216,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
       return {
         ...head,
         choices: choices.map((c) => ({ index: c.index, text: c.text, logprobs: reportOf(c), finish_reason: finishOf(c.done!) })),
-        usage: totalUsage(results),
+        usage: choicesUsage(results, n),
       };
     });
   }
@@ -237,8 +230,8 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
       // one prompt: its last chunk carries the usage, as before; a batch ends with a usage chunk of its own
       onDone: (choice, result) => { if (choices.length > 1) events.send(chunk(choice.index, '', finishOf(result.done), null)); },
     });
-    if (choices.length === 1) events.send({ ...chunk(0, '', finishOf(results[0]!.done), null), usage: totalUsage(results) });
-    else events.send({ ...head, choices: [], usage: totalUsage(results) });
+    if (choices.length === 1) events.send({ ...chunk(0, '', finishOf(results[0]!.done), null), usage: choicesUsage(results, n) });
+    else events.send({ ...head, choices: [], usage: choicesUsage(results, n) });
     events.sendRaw('data: [DONE]\n\n');
   } catch (error) {
     events.send((error instanceof ApiError ? error : new ApiError(500, (error as Error).message)).body());

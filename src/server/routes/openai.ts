@@ -10,7 +10,8 @@ import type { DoneEvent, GenerationEvent, TokenEvent } from '../../generate/even
 import type { SamplingOptions } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
-import { admit, disconnectSignal, resolveMaxTokens, runToText, type GenerationPlan } from '../generation.js';
+import { admitAll, choicePlans, disconnectSignal, MAX_CHOICES, resolveMaxTokens, runToText, type GenerationPlan } from '../generation.js';
+import type { JobResult } from '../scheduler.js';
 import { buildChatPrompt, encodePrompt, templateOption } from '../prompt.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import { EventStream, jsonTemplate } from '../sse.js';
@@ -25,6 +26,8 @@ const ROLES = new Set(['system', 'user', 'assistant', 'tool']);
 interface ChatRequest {
   modelName: string;
   plan: GenerationPlan;
+  /** How many choices (`n`), each a generation of its own. */
+  n: number;
   stream: boolean;
   includeUsage: boolean;
   /** Parse tool calls out of the answer. */
@@ -105,8 +108,7 @@ function parseChatRequest(ctx: ServerContext, body: unknown): ChatRequest {
   const streamOptions = optObject(b, 'stream_options');
   if (streamOptions && !stream) throw new ApiError(400, 'stream_options is only allowed with stream: true', 'stream_options');
   const includeUsage = streamOptions ? optBool(streamOptions, 'include_usage') ?? false : false;
-  const n = optNumber(b, 'n', { integer: true, min: 1, max: 1 });
-  void n;
+  const n = optNumber(b, 'n', { integer: true, min: 1, max: MAX_CHOICES }) ?? 1;
   const maxTokens = optNumber(b, 'max_completion_tokens', { integer: true, min: 1 }) ?? optNumber(b, 'max_tokens', { integer: true, min: 1 });
   const logprobs = optBool(b, 'logprobs') ?? false;
   const topLogprobs = optNumber(b, 'top_logprobs', { integer: true, min: 0, max: 20 });
@@ -151,7 +153,7 @@ function parseChatRequest(ctx: ServerContext, body: unknown): ChatRequest {
     topLogprobs: topLogprobs ?? 0,
     json: schema ?? forcedToolSchema(tools) ?? (formatType === 'json_object' || tools.forced !== undefined),
   };
-  return { modelName: b.model as string, plan, stream, includeUsage, tools: tools.use, forcedTool: tools.forced };
+  return { modelName: b.model as string, plan, n, stream, includeUsage, tools: tools.use, forcedTool: tools.forced };
 }
 
 export function usageOf(done: DoneEvent): Body {
@@ -165,6 +167,19 @@ export function usageOf(done: DoneEvent): Body {
     prompt_cache_miss_tokens: u.promptTokens - u.cachedTokens,
     completion_tokens_details: { reasoning_tokens: u.reasoningTokens },
   };
+}
+
+/**
+ * Usage of all choices together: each prompt's tokens once (from the first of its `n` choices, as
+ * OpenAI counts them), every choice's completion tokens.
+ */
+export function choicesUsage(results: readonly JobResult[], n: number): Body {
+  const sum = (pick: (u: DoneEvent['usage']) => number, every = 1): number => results.reduce((s, r, i) => (i % every === 0 ? s + pick(r.done.usage) : s), 0);
+  const first = results[0]!.done;
+  return usageOf({
+    ...first,
+    usage: { ...first.usage, promptTokens: sum((u) => u.promptTokens, n), cachedTokens: sum((u) => u.cachedTokens, n), completionTokens: sum((u) => u.completionTokens), reasoningTokens: sum((u) => u.reasoningTokens) },
+  });
 }
 
 function logprobEntry(ctx: { decode(ids: number[]): string }, event: TokenEvent): Body {
@@ -196,79 +211,95 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
   ctx.checkPaused();
   const principal = ctx.principal(request);
   const chat = parseChatRequest(ctx, request.body);
-  const admission = admit(ctx, principal, chat.plan);
+  const admissions = admitAll(ctx, principal, choicePlans(chat.plan, chat.n));
   const id = randomUUID();
   const created = Math.floor(Date.now() / 1000);
   const tokenizer = chat.plan.served.tokenizer;
   const controller = disconnectSignal(reply);
   const wantLogprobs = chat.plan.logprobs === true;
   const holdContent = chat.tools || chat.forcedTool !== undefined;
+  /** Runs every choice (they batch in the scheduler); the first failure cancels the others. */
+  const runAll = <T>(run: (admission: (typeof admissions)[number], index: number) => Promise<T>): Promise<T[]> =>
+    Promise.all(admissions.map(async (admission, index) => {
+      try {
+        return await run(admission, index);
+      } catch (error) {
+        controller.abort();
+        throw error;
+      }
+    }));
 
   if (!chat.stream) {
     // blank lines before the JSON while the request waits in the queue (json-wait.ts)
     return sendJsonAnswer(ctx, reply, async (onStart) => {
-      const logprobs: Body[] = [];
-      const { result, reasoning, content } = await runToText(admission, {
-        signal: controller.signal,
-        onStart,
-        onEvent: (e) => {
-          if (wantLogprobs && e.type === 'token' && e.channel === 'content') logprobs.push(logprobEntry(tokenizer, e));
-        },
+      const results: JobResult[] = [];
+      const choices = await runAll(async (admission, index) => {
+        const logprobs: Body[] = [];
+        const { result, reasoning, content } = await runToText(admission, {
+          signal: controller.signal,
+          onStart,
+          onEvent: (e) => {
+            if (wantLogprobs && e.type === 'token' && e.channel === 'content') logprobs.push(logprobEntry(tokenizer, e));
+          },
+        });
+        results[index] = result;
+        const { content: answer, calls } = toolCallsOf(chat, content);
+        const message: Body = { role: 'assistant', content: answer };
+        if (reasoning !== '' || chat.plan.thinking !== 'off') message.reasoning_content = reasoning;
+        if (calls.length > 0) message.tool_calls = calls;
+        return { index, message, logprobs: wantLogprobs ? { content: logprobs } : null, finish_reason: finishReason(result.done, calls.length > 0) };
       });
-      const { content: answer, calls } = toolCallsOf(chat, content);
-      const message: Body = { role: 'assistant', content: answer };
-      if (reasoning !== '' || chat.plan.thinking !== 'off') message.reasoning_content = reasoning;
-      if (calls.length > 0) message.tool_calls = calls;
-      return {
-        id, object: 'chat.completion', created, model: chat.modelName, system_fingerprint: FINGERPRINT,
-        choices: [{ index: 0, message, logprobs: wantLogprobs ? { content: logprobs } : null, finish_reason: finishReason(result.done, calls.length > 0) }],
-        usage: usageOf(result.done),
-      };
+      return { id, object: 'chat.completion', created, model: chat.modelName, system_fingerprint: FINGERPRINT, choices, usage: choicesUsage(results, chat.n) };
     });
   }
 
   // headers with the first write: a keep-alive comment now, or the role chunk with the first token
   const stream = new EventStream(reply, 'sse', false);
   if (mustWait(ctx)) stream.keepAlive(ctx.settings.keepAliveMs);
-  const chunk = (delta: Body, extra: Body = {}): Body => ({
+  const chunk = (index: number, delta: Body, extra: Body = {}): Body => ({
     id, object: 'chat.completion.chunk', created, model: chat.modelName, system_fingerprint: FINGERPRINT,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: null, ...extra }], usage: null,
+    choices: [{ index, delta, logprobs: null, finish_reason: null, ...extra }], usage: null,
   });
-  const reasoningChunk = jsonTemplate((text) => chunk({ content: null, reasoning_content: text }));
-  const contentChunk = jsonTemplate((text) => chunk({ content: text, reasoning_content: null }));
-  let heldContent = '';
-  const onEvent = (e: GenerationEvent): void => {
-    if (e.type === 'done' || e.text === '') return;
-    if (e.channel === 'content' && holdContent) {
-      heldContent += e.text;
-      return;
-    }
-    if (wantLogprobs && e.type === 'token' && e.channel === 'content') {
-      stream.send(chunk({ content: e.text, reasoning_content: null }, { logprobs: { content: [logprobEntry(tokenizer, e)] } }));
-    } else stream.sendJson(e.channel === 'reasoning' ? reasoningChunk(e.text) : contentChunk(e.text));
-  };
+  const templates = admissions.map((_, index) => ({
+    reasoning: jsonTemplate((text) => chunk(index, { content: null, reasoning_content: text })),
+    content: jsonTemplate((text) => chunk(index, { content: text, reasoning_content: null })),
+  }));
+  let running = admissions.length;
   try {
-    const result = await admission.run({
-      signal: controller.signal,
-      onStart: () => {
-        stream.stopKeepAlive();
-        stream.sendWithNext(chunk({ role: 'assistant', content: null, reasoning_content: '' }));
-      },
-      onEvent,
+    const results = await runAll(async (admission, index) => {
+      let heldContent = '';
+      const result = await admission.run({
+        signal: controller.signal,
+        onStart: () => {
+          stream.stopKeepAlive();
+          stream.sendWithNext(chunk(index, { role: 'assistant', content: null, reasoning_content: '' }));
+        },
+        onEvent: (e: GenerationEvent): void => {
+          if (e.type === 'done' || e.text === '') return;
+          if (e.channel === 'content' && holdContent) {
+            heldContent += e.text;
+            return;
+          }
+          if (wantLogprobs && e.type === 'token' && e.channel === 'content') {
+            stream.send(chunk(index, { content: e.text, reasoning_content: null }, { logprobs: { content: [logprobEntry(tokenizer, e)] } }));
+          } else stream.sendJson(e.channel === 'reasoning' ? templates[index]!.reasoning(e.text) : templates[index]!.content(e.text));
+        },
+      });
+      if (result.done.finishReason === 'abort') return result;
+      // what the last choice to finish sends leaves with the usage and [DONE]
+      if (--running === 0) stream.holdUntilEnd();
+      let calls: Body[] = [];
+      if (holdContent) {
+        const parsed = toolCallsOf(chat, heldContent);
+        calls = parsed.calls;
+        if (parsed.content) stream.send(chunk(index, { content: parsed.content, reasoning_content: null }));
+        if (calls.length > 0) stream.send(chunk(index, { tool_calls: calls.map((c, i) => ({ index: i, ...c })) }));
+      }
+      stream.send(chunk(index, { content: '', reasoning_content: null }, { finish_reason: finishReason(result.done, calls.length > 0) }));
+      return result;
     });
-    if (result.done.finishReason === 'abort') return stream.end();
-    stream.holdUntilEnd();
-    let calls: Body[] = [];
-    if (holdContent) {
-      const parsed = toolCallsOf(chat, heldContent);
-      calls = parsed.calls;
-      if (parsed.content) stream.send(chunk({ content: parsed.content, reasoning_content: null }));
-      if (calls.length > 0) stream.send(chunk({ tool_calls: calls.map((c, index) => ({ index, ...c })) }));
-    }
-    const usage = usageOf(result.done);
-    const last = chunk({ content: '', reasoning_content: null }, { finish_reason: finishReason(result.done, calls.length > 0) });
-    stream.send(last);
-    if (chat.includeUsage) stream.send({ id, object: 'chat.completion.chunk', created, model: chat.modelName, system_fingerprint: FINGERPRINT, choices: [], usage });
+    if (results.some((r) => r.done.finishReason === 'abort')) return stream.end();
+    if (chat.includeUsage) stream.send({ id, object: 'chat.completion.chunk', created, model: chat.modelName, system_fingerprint: FINGERPRINT, choices: [], usage: choicesUsage(results, chat.n) });
     stream.sendRaw('data: [DONE]\n\n');
   } catch (error) {
     const e = error instanceof ApiError ? error : new ApiError(500, (error as Error).message);
