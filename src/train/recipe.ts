@@ -117,22 +117,35 @@ export const QUICK_RECIPE: RecipeConfig = {
 };
 
 /**
- * The full recipe (recipe/frugal-r1-tiny.json says the same): the four task families at levels 1
- * and 2, ~11M pretraining tokens (about 45 minutes at ~4.3k tokens/s on 2 idle cores), 400 SFT
- * steps and 60 GRPO steps from SFT with half the questions worded another way (tasks/phrasing.ts),
- * 40 GRPO steps from the base (R1-Zero), a distilled dense student, eval on 30 test problems per cell. Level 3 is left out: too long for this model's training budget.
+ * The full recipe, the one that made the shipped model (recipe/frugal-r1-tiny.json says the same;
+ * a test holds them equal): the four task families at levels 1 and 2 with 40,000 copy drills among
+ * them, ~15M pretraining tokens (about 23 minutes at ~10.5k tokens/s on 2 idle cores), 400 SFT
+ * steps and 150 GRPO steps from SFT with half the questions worded another way
+ * (tasks/phrasing.ts), 40 GRPO steps from the base (R1-Zero), a distilled dense student, eval on
+ * 30 test problems per cell. Level 3 is left out: too long for this model's training budget.
  */
 export const DEFAULT_RECIPE: RecipeConfig = {
   name: 'frugal-r1-tiny', seed: 1, tasks: ['arithmetic', 'linear', 'sort', 'countdown'], difficulties: [1, 2],
-  corpus: { problemsPerCell: 3500, copyDrills: 0, vocabSize: 1024, preTokenizer: 'qwen2' },
-  model: {},
-  pretrain: { steps: 2700, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
+  corpus: { problemsPerCell: 3500, copyDrills: 40000, vocabSize: 1024, preTokenizer: 'qwen2' },
+  model: { hidden_size: 128, num_hidden_layers: 4, first_k_dense_replace: 1, n_routed_experts: 8, num_experts_per_tok: 2, n_shared_experts: 1, num_nextn_predict_layers: 1 },
+  pretrain: { steps: 3600, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
   sft: { steps: 400, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512, rephrased: 0.5 },
-  rl: { enabled: true, steps: 60, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.04, rephrased: 0.5 },
+  rl: { enabled: true, steps: 150, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.04, rephrased: 0.5 },
   zero: { enabled: true, steps: 40 },
   distill: { enabled: true, model: {}, pretrainSteps: 600, problems: 400, samples: 4, sftSteps: 200, lr: 1e-3 },
   eval: { problemsPerCell: 30, samples: 2, maxTokens: 384 },
   export: { type: 'f32' },
+};
+
+/** The recipe's counts, each an integer at least this. */
+const COUNT_FIELDS: Record<string, number> = {
+  'corpus.problemsPerCell': 1, 'corpus.copyDrills': 0, 'corpus.vocabSize': 1,
+  'pretrain.steps': 0, 'pretrain.batchSize': 1, 'pretrain.seqLen': 2, 'pretrain.warmup': 0,
+  'sft.steps': 0, 'sft.batchSize': 1, 'sft.examples': 1, 'sft.maxLen': 2,
+  'rl.steps': 0, 'rl.promptsPerStep': 1, 'rl.oversample': 1, 'rl.groupSize': 2, 'rl.maxTokens': 1,
+  'zero.steps': 0,
+  'distill.pretrainSteps': 0, 'distill.problems': 1, 'distill.samples': 1, 'distill.sftSteps': 0,
+  'eval.problemsPerCell': 1, 'eval.samples': 0, 'eval.maxTokens': 1,
 };
 
 /** A config JSON file merged over a base recipe (section by section). */
@@ -158,7 +171,17 @@ export function mergeRecipe(base: RecipeConfig, json: unknown, source: string): 
     }
   }
   const merged = out as unknown as RecipeConfig;
-  if (!Number.isInteger(merged.rl.oversample) || merged.rl.oversample < 1) throw new Error(`${source}: field 'rl.oversample' must be an integer >= 1, found ${merged.rl.oversample}`);
+  for (const [field, least] of Object.entries(COUNT_FIELDS)) {
+    const [section, name] = field.split('.') as [string, string];
+    const value = (merged as unknown as Record<string, Record<string, number>>)[section]![name]!;
+    if (!Number.isInteger(value) || value < least) throw new Error(`${source}: field '${field}' must be an integer >= ${least}, found ${value}`);
+  }
+  for (const field of ['pretrain.lr', 'sft.lr', 'rl.lr', 'distill.lr', 'pretrain.mtpLambda', 'rl.beta']) {
+    const [section, name] = field.split('.') as [string, string];
+    const value = (merged as unknown as Record<string, Record<string, number>>)[section]![name]!;
+    const positive = field.endsWith('.lr');
+    if (positive ? !(value > 0) : !(value >= 0)) throw new Error(`${source}: field '${field}' must be ${positive ? '> 0' : '>= 0'}, found ${value}`);
+  }
   for (const key of ['sft', 'rl'] as const) {
     const share = merged[key].rephrased;
     if (share < 0 || share > 1) throw new Error(`${source}: field '${key}.rephrased' must be a share between 0 and 1, found ${share}`);

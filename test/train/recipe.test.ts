@@ -11,7 +11,7 @@ import { loadModel } from '../../src/models/load.js';
 import { Tokenizer } from '../../src/tokenizer/index.js';
 import { renderR1Chat } from '../../src/tokenizer/chat-template.js';
 import { renderChat } from '../../src/tokenizer/chat-template.js';
-import { QUICK_RECIPE, R1_JINJA_TEMPLATE, mergeRecipe } from '../../src/train/recipe.js';
+import { DEFAULT_RECIPE, QUICK_RECIPE, R1_JINJA_TEMPLATE, mergeRecipe } from '../../src/train/recipe.js';
 import { rephrase } from '../../src/train/tasks/phrasing.js';
 import { getTask } from '../../src/train/tasks/registry.js';
 import { makeArithmeticProblem, makeCountdownProblem, makeLinearProblem, makeSortProblem } from '../../src/train/tasks/index.js';
@@ -68,10 +68,21 @@ test('recipe config files: merged section by section, unknown fields named', () 
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { oversample: 1.5 } }, 'x.json'), /field 'rl\.oversample' must be an integer >= 1, found 1\.5/);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { sft: { rephrased: 1.5 } }, 'x.json'), /field 'sft\.rephrased' must be a share between 0 and 1, found 1\.5/);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { rephrased: -0.1 } }, 'x.json'), /field 'rl\.rephrased' must be a share between 0 and 1, found -0\.1/);
-  for (const file of ['interim.json', 'frugal-r1-tiny.json']) {
-    const path = join(root, 'recipe', file);
-    if (existsSync(path)) mergeRecipe(QUICK_RECIPE, JSON.parse(readFileSync(path, 'utf8')), path);
-  }
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { corpus: { copyDrills: -5 } }, 'x.json'), /field 'corpus\.copyDrills' must be an integer >= 0, found -5/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { pretrain: { steps: 2.5 } }, 'x.json'), /field 'pretrain\.steps' must be an integer >= 0, found 2\.5/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { groupSize: 1 } }, 'x.json'), /field 'rl\.groupSize' must be an integer >= 2, found 1/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { sft: { lr: 0 } }, 'x.json'), /field 'sft\.lr' must be > 0, found 0/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { beta: -0.1 } }, 'x.json'), /field 'rl\.beta' must be >= 0, found -0\.1/);
+});
+
+test('`npm run recipe` (the default recipe) is the shipped model\'s config, recipe/frugal-r1-tiny.json', () => {
+  const path = join(root, 'recipe', 'frugal-r1-tiny.json');
+  const json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(mergeRecipe(DEFAULT_RECIPE, json, path), DEFAULT_RECIPE, 'the file changes nothing of the default');
+  // and the file sets what matters for the shipped model, so that --config gives the same run from any base
+  assert.deepEqual(mergeRecipe(QUICK_RECIPE, json, path).corpus, DEFAULT_RECIPE.corpus);
+  assert.deepEqual(mergeRecipe(QUICK_RECIPE, json, path).pretrain, DEFAULT_RECIPE.pretrain);
+  assert.equal(mergeRecipe(QUICK_RECIPE, json, path).rl.steps, DEFAULT_RECIPE.rl.steps);
 });
 
 test('frugal recipe --quick: every stage, results table, a GGUF that generates; a second run skips every stage', () => {
