@@ -21,6 +21,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BufferPool, withPool } from '../autograd/pool.js';
 import { type Var, backward, noGrad, result } from '../autograd/var.js';
 import { renderLineChart } from './chart.js';
 import { loadCheckpoint, loadModelDir, saveCheckpoint, writeModelDir } from './checkpoint.js';
@@ -197,6 +198,8 @@ export interface GrpoOptions {
   mu: number;
   /** Dynamic sampling: train on at most this many groups with differing rewards (undefined: every group). */
   keepGroups?: number;
+  /** Padded tokens per micro-batch of the update (default UPDATE_MICRO_TOKENS; lengthBuckets). */
+  microTokens?: number;
   lossType: GrpoLossType;
   scaleRewards: boolean;
   sample: SampleOptions;
@@ -248,12 +251,13 @@ function assertOptions(o: GrpoOptions): void {
   if (!(o.groupSize >= 2)) throw new Error(`grpo: group size ${o.groupSize} must be at least 2 (advantages are relative to the group)`);
   if (!(o.mu >= 1)) throw new Error(`grpo: mu ${o.mu} must be at least 1`);
   if (o.keepGroups !== undefined && !(Number.isInteger(o.keepGroups) && o.keepGroups >= 1)) throw new Error(`grpo: keepGroups ${o.keepGroups} must be a positive integer`);
+  if (o.microTokens !== undefined && !(o.microTokens >= 1)) throw new Error(`grpo: microTokens ${o.microTokens} must be at least 1`);
 }
 
 /** One GRPO step on a model: rollouts, rewards, advantages, μ updates. Returns the log entry (without timing). */
 export function grpoStep(
   model: TrainModel, reference: TrainModel | null, optimizer: AdamW, codec: Codec, prompts: readonly RolloutPrompt[], step: number, o: GrpoOptions,
-  policy: Policy = new EnginePolicy(inferenceModel(model), codec),
+  policy: Policy = new EnginePolicy(inferenceModel(model), codec), pool: BufferPool = new BufferPool(),
 ): Omit<GrpoLogEntry, 'seconds'> {
   const t0 = Date.now();
   const rollouts = rollOut(policy, prompts, o.groupSize, o.sample, o.seed, step);
@@ -261,7 +265,7 @@ export function grpoStep(
   const scores = rollouts.map((r) => r.reward.score);
   const groups = o.keepGroups === undefined ? prompts.map((_, g) => g) : informativeGroups(scores, o.groupSize, o.keepGroups);
   const trained = groups.flatMap((g) => rollouts.slice(g * o.groupSize, (g + 1) * o.groupSize));
-  const update = trained.length > 0 ? grpoUpdate(model, reference, optimizer, trained, o) : { loss: 0, kl: 0, entropy: 0, clipFraction: 0, norm: 0 };
+  const update = trained.length > 0 ? grpoUpdate(model, reference, optimizer, trained, o, pool) : { loss: 0, kl: 0, entropy: 0, clipFraction: 0, norm: 0 };
   const n = rollouts.length;
   const mean = (f: (r: Rollout) => number) => rollouts.reduce((a, r) => a + f(r), 0) / n;
   return {
@@ -271,45 +275,118 @@ export function grpoStep(
   };
 }
 
-/** The μ policy updates on rollouts laid out group after group. */
-function grpoUpdate(model: TrainModel, reference: TrainModel | null, optimizer: AdamW, rollouts: readonly Rollout[], o: GrpoOptions) {
-  const advantages = groupAdvantages(rollouts.map((r) => r.reward.score), o.groupSize, o.scaleRewards);
-  const sequences = rollouts.map((r) => ({ prompt: r.prompt, completion: r.completion.tokens }));
-  const packed = packSequences(sequences);
-  const rows = packed.batch * packed.seq;
-  const weights = tokenWeights(rollouts.map((r) => r.completion.tokens.length), o.groupSize, o.lossType, o.sample.maxTokens);
-  const weight = new Float32Array(rows);
-  const advantage = new Float32Array(rows);
-  packed.rows.forEach((rs, i) => {
-    for (const r of rs) {
-      weight[r] = weights[i]!;
-      advantage[r] = advantages[i]!;
+/** Padded tokens (sequences × the longest) one micro-batch of the update may hold. */
+export const UPDATE_MICRO_TOKENS = 8192;
+
+/**
+ * Sequence indices in micro-batches of similar length: sorted by length (stable), then cut so that
+ * a micro-batch's count × its longest stays within `budget` (one sequence at least). Padding to the
+ * longest of a micro-batch wastes far less than padding every rollout to the longest of the step.
+ */
+export function lengthBuckets(lengths: readonly number[], budget: number): number[][] {
+  const order = lengths.map((_, i) => i).sort((x, y) => lengths[x]! - lengths[y]! || x - y);
+  const buckets: number[][] = [];
+  let current: number[] = [];
+  for (const i of order) {
+    // sorted ascending, so the newcomer is the longest
+    if (current.length > 0 && (current.length + 1) * lengths[i]! > budget) {
+      buckets.push(current);
+      current = [];
     }
+    current.push(i);
+  }
+  if (current.length > 0) buckets.push(current);
+  return buckets;
+}
+
+interface MicroBatch {
+  packed: ReturnType<typeof packSequences>;
+  weight: Float32Array;
+  advantage: Float32Array;
+  /** Σ weight and the count of weighted rows (to merge the micro-batches' KL and clip statistics). */
+  weightSum: number;
+  weightedRows: number;
+  oldLogp: Float32Array | null;
+  refLogp: Float32Array | null;
+}
+
+/**
+ * The μ policy updates on rollouts laid out group after group. The rollouts go through in
+ * micro-batches of similar length (lengthBuckets) whose gradients add up to the whole loss's: the
+ * loss is a weighted sum over tokens, so splitting it changes nothing but rounding. Activations
+ * come from `pool` (the previous step's arrays, src/autograd/pool.ts). π_old is the policy before
+ * the first update, so that update's own forward gives log π_old; a separate forward without
+ * gradients is needed only for μ > 1.
+ */
+function grpoUpdate(model: TrainModel, reference: TrainModel | null, optimizer: AdamW, rollouts: readonly Rollout[], o: GrpoOptions, pool: BufferPool) {
+  const advantages = groupAdvantages(rollouts.map((r) => r.reward.score), o.groupSize, o.scaleRewards);
+  const weights = tokenWeights(rollouts.map((r) => r.completion.tokens.length), o.groupSize, o.lossType, o.sample.maxTokens);
+  const lengths = rollouts.map((r) => r.prompt.length + r.completion.tokens.length);
+  const batches: MicroBatch[] = lengthBuckets(lengths, o.microTokens ?? UPDATE_MICRO_TOKENS).map((indices) => {
+    const packed = packSequences(indices.map((i) => ({ prompt: rollouts[i]!.prompt, completion: rollouts[i]!.completion.tokens })));
+    const rows = packed.batch * packed.seq;
+    const weight = new Float32Array(rows);
+    const advantage = new Float32Array(rows);
+    let weightSum = 0;
+    let weightedRows = 0;
+    packed.rows.forEach((rs, k) => {
+      const i = indices[k]!;
+      for (const r of rs) {
+        weight[r] = weights[i]!;
+        advantage[r] = advantages[i]!;
+        if (weights[i] !== 0) {
+          weightSum += weights[i]!;
+          weightedRows++;
+        }
+      }
+    });
+    return { packed, weight, advantage, weightSum, weightedRows, oldLogp: null, refLogp: null };
   });
-  const { oldLogp, entropy } = noGrad(() => {
-    const f = packedLogProbs(model, packed);
-    return { oldLogp: Float32Array.from(f.logp.value), entropy: meanEntropy(f.logits, model.config.vocab_size, packed.rows.flatMap((r) => [...r])) };
-  });
-  const refLogp = reference && o.beta !== 0 ? noGrad(() => Float32Array.from(packedLogProbs(reference, packed).logp.value)) : oldLogp;
+  let entropySum = 0;
+  let entropyRows = 0;
+  /** log π_old from a forward of the policy before any update (and the entropy there). */
+  const keepOld = (b: MicroBatch, logp: Var, logits: Float32Array): void => {
+    b.oldLogp = Float32Array.from(logp.value);
+    const rows = b.packed.rows.flatMap((r) => [...r]);
+    entropySum += meanEntropy(logits, model.config.vocab_size, rows) * rows.length;
+    entropyRows += rows.length;
+  };
+  for (const b of batches) {
+    withPool(pool, () => noGrad(() => {
+      if (o.mu > 1) {
+        const f = packedLogProbs(model, b.packed);
+        keepOld(b, f.logp, f.logits);
+      }
+      if (reference && o.beta !== 0) b.refLogp = Float32Array.from(packedLogProbs(reference, b.packed).logp.value);
+    }));
+  }
   let loss = 0;
   let kl = 0;
   let clipFraction = 0;
   let norm = 0;
-  const lr = o.lr;
+  const weightSum = batches.reduce((sum, b) => sum + b.weightSum, 0);
+  const weightedRows = batches.reduce((sum, b) => sum + b.weightedRows, 0);
   for (let u = 0; u < o.mu; u++) {
     optimizer.zeroGrad();
-    const { logp } = packedLogProbs(model, packed);
-    const g = grpoLoss(logp, { oldLogp, refLogp, advantage, weight, epsilon: o.epsilon, beta: o.beta });
-    backward(g.loss);
-    norm = o.clip > 0 ? clipGradNorm(optimizer.params, o.clip) : gradNorm(optimizer.params);
-    if (Number.isFinite(norm)) optimizer.step(lr);
-    if (u === 0) {
-      loss = g.loss.item();
-      kl = g.stats.kl;
+    let klSum = 0;
+    let clipped = 0;
+    for (const b of batches) {
+      withPool(pool, () => {
+        const f = packedLogProbs(model, b.packed);
+        if (b.oldLogp === null) keepOld(b, f.logp, f.logits);
+        const g = grpoLoss(f.logp, { oldLogp: b.oldLogp!, refLogp: b.refLogp ?? b.oldLogp!, advantage: b.advantage, weight: b.weight, epsilon: o.epsilon, beta: o.beta });
+        backward(g.loss);
+        if (u === 0) loss += g.loss.item();
+        klSum += g.stats.kl * b.weightSum;
+        clipped += g.stats.clipFraction * b.weightedRows;
+      });
     }
-    clipFraction += g.stats.clipFraction / o.mu;
+    norm = o.clip > 0 ? clipGradNorm(optimizer.params, o.clip) : gradNorm(optimizer.params);
+    if (Number.isFinite(norm)) optimizer.step(o.lr);
+    if (u === 0) kl = weightSum === 0 ? 0 : klSum / weightSum;
+    clipFraction += (weightedRows === 0 ? 0 : clipped / weightedRows) / o.mu;
   }
-  return { loss, kl, entropy, clipFraction, norm };
+  return { loss, kl, entropy: entropyRows === 0 ? 0 : entropySum / entropyRows, clipFraction, norm };
 }
 
 /**
@@ -354,10 +431,12 @@ export function runGrpo(initial: TrainModel, codec: Codec, prompts: PromptSource
   const end = Math.min(o.steps, o.stopAt ?? o.steps);
   const started = Date.now();
   let lastCheckpoint: string | null = null;
+  /** The update's activations, reused from step to step. */
+  const pool = new BufferPool();
   for (let step = startStep; step < end; step++) {
     if (o.refResetEvery > 0 && step > 0 && step % o.refResetEvery === 0) setReference(step);
     const policy = makePolicy ? makePolicy(model) : new EnginePolicy(inferenceModel(model), codec);
-    const entry = { ...grpoStep(model, reference, optimizer, codec, prompts(step), step, o, policy), seconds: (Date.now() - started) / 1000 };
+    const entry = { ...grpoStep(model, reference, optimizer, codec, prompts(step), step, o, policy, pool), seconds: (Date.now() - started) / 1000 };
     log.add(entry);
     if ((step + 1) % o.logEvery === 0 || step + 1 === end) {
       const eta = ((end - step - 1) * entry.seconds) / (step + 1 - startStep);

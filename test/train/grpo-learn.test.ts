@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TrainModel } from '../../src/train/model.js';
-import { type GrpoOptions, type RolloutPrompt, informativeGroups, runGrpo } from '../../src/train/grpo.js';
+import { type GrpoOptions, type RolloutPrompt, informativeGroups, lengthBuckets, runGrpo } from '../../src/train/grpo.js';
 import { tempDir, tinyDense } from './helpers.js';
 import { charCodec } from './rollout-codec.js';
 
@@ -101,4 +101,29 @@ test('grpo dynamic sampling: groups with equal rewards are skipped, the update e
   assert.equal(none.log[0]!.groups_trained, 0);
   for (const [name, t] of TrainModel.init(config, 5).tensors()) assert.deepEqual(none.model.tensors().get(name)!.values, t.values, name);
   assert.throws(() => runGrpo(TrainModel.init(config, 5), codec, informative, options(tempDir('grpo-ds-d'), { keepGroups: 0 })), /keepGroups 0 must be a positive integer/);
+});
+
+test('grpo update in micro-batches: lengthBuckets sorts by length within the token budget; the split update equals the whole one', () => {
+  const lengths = [5, 30, 7, 12, 30, 3, 100];
+  const buckets = lengthBuckets(lengths, 32);
+  assert.deepEqual(buckets.flat().sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6], 'every sequence once');
+  assert.deepEqual(buckets.flat().map((i) => lengths[i]), [...lengths].sort((a, b) => a - b), 'shortest first');
+  for (const b of buckets) {
+    const longest = Math.max(...b.map((i) => lengths[i]!));
+    assert.ok(b.length === 1 || b.length * longest <= 32, `bucket ${JSON.stringify(b)} within the budget`);
+  }
+  assert.deepEqual(buckets.at(-1), [6], 'a sequence over the budget goes alone');
+  assert.deepEqual(lengthBuckets([4, 4, 4], 1000), [[0, 1, 2]]);
+  // one step on the same rollouts: every sequence its own micro-batch against all in one
+  for (const mu of [1, 2]) {
+    const o = { steps: 1, checkpointEvery: 0, mu };
+    const whole = runGrpo(TrainModel.init(config, 5), codec, prompts, options(tempDir('grpo-mb-a'), o));
+    const split = runGrpo(TrainModel.init(config, 5), codec, prompts, options(tempDir('grpo-mb-b'), { ...o, microTokens: 1 }));
+    const [a, b] = [whole.log[0]!, split.log[0]!];
+    for (const key of ['loss', 'grad_norm', 'kl', 'entropy', 'clip_fraction', 'reward'] as const) {
+      assert.ok(Math.abs(a[key] - b[key]) <= 1e-5 * Math.max(1, Math.abs(a[key])), `mu ${mu}: ${key} ${a[key]} vs ${b[key]}`);
+    }
+    assert.ok(a.grad_norm > 0, 'the step had a gradient');
+  }
+  assert.throws(() => runGrpo(TrainModel.init(config, 5), codec, prompts, options(tempDir('grpo-mb-c'), { microTokens: 0 })), /microTokens 0 must be at least 1/);
 });
