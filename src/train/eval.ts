@@ -1,7 +1,8 @@
 /**
  * Evaluation on a task's TEST split, as R1 reports it (spec §6.5, §8.4 usage): pass@1 averaged
  * over k samples per problem at temperature 0.6 and top-p 0.95 (the fraction of the k samples that
- * verify, averaged over problems), greedy accuracy (temperature 0), the format rate (well-formed
+ * verify, averaged over problems), pass@k (the share of problems that at least one of the k samples
+ * solves: what sharpening by RL could reach at most without learning more), greedy accuracy (temperature 0), the format rate (well-formed
  * `<think>…</think>` + answer, over the k samples) and the mean response length in tokens (k samples).
  */
 import type { Problem } from './tasks/types.js';
@@ -40,6 +41,8 @@ export interface EvalReport {
   samples: number;
   /** Mean over problems of the per-problem pass@1 (null when samples = 0). */
   pass1: number | null;
+  /** Share of problems with at least one verified sample among the k (null when samples = 0). */
+  passAtK: number | null;
   greedyAccuracy: number | null;
   /** Over sampled completions (greedy ones when samples = 0). */
   formatRate: number;
@@ -90,6 +93,7 @@ export function evaluate(policy: Policy, codec: Codec, problems: readonly Proble
   return {
     task: [...new Set(problems.map((p) => p.task))].join(','), problems: problems.length, samples: o.samples,
     pass1: o.samples === 0 ? null : mean((r) => r.pass1),
+    passAtK: o.samples === 0 ? null : mean((r) => (r.pass1 > 0 ? 1 : 0)),
     greedyAccuracy: o.greedy ? mean((r) => (r.greedyCorrect ? 1 : 0)) : null,
     formatRate: mean((r) => r.formatRate), meanResponseLength: mean((r) => r.meanLength),
     temperature: o.temperature, topP: o.topP, perProblem,
@@ -99,8 +103,8 @@ export function evaluate(policy: Policy, codec: Codec, problems: readonly Proble
 /** A small text table of reports. */
 export function formatEvalTable(reports: readonly (EvalReport & { difficulty?: number })[]): string {
   const pct = (v: number | null) => (v === null ? '-' : `${(100 * v).toFixed(1)}%`);
-  const header = ['task', 'level', 'problems', 'k', 'pass@1', 'greedy', 'format', 'mean len'];
-  const rows = reports.map((r) => [r.task, String(r.difficulty ?? '-'), String(r.problems), String(r.samples), pct(r.pass1), pct(r.greedyAccuracy), pct(r.formatRate), r.meanResponseLength.toFixed(1)]);
+  const header = ['task', 'level', 'problems', 'k', 'pass@1', 'pass@k', 'greedy', 'format', 'mean len'];
+  const rows = reports.map((r) => [r.task, String(r.difficulty ?? '-'), String(r.problems), String(r.samples), pct(r.pass1), pct(r.passAtK), pct(r.greedyAccuracy), pct(r.formatRate), r.meanResponseLength.toFixed(1)]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');

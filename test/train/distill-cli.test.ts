@@ -51,7 +51,7 @@ test('cli: frugal sft -> rl -> eval -> distill on a tiny model; config errors na
   const jsonPath = join(dir, 'eval.json');
   r = await quiet(['eval', '--model', join(dir, 'rl', 'checkpoints', 'step-00000002'), '--task', 'arithmetic', '--samples', '2', '--limit', '2', '--max-tokens', '6', '--json', jsonPath]);
   assert.equal(r.code, 0, r.err);
-  assert.match(r.out, /pass@1\s+greedy\s+format/);
+  assert.match(r.out, /pass@1\s+pass@k\s+greedy\s+format/);
   const report = JSON.parse(readFileSync(jsonPath, 'utf8'));
   assert.equal(report.reports[0].problems, 2);
   assert.equal(report.reports[0].meanResponseLength, 6);

@@ -50,7 +50,7 @@ class FakePolicy implements Policy {
   }
 }
 
-test('eval: pass@1 over k samples, greedy accuracy, format rate and length are exact on a scripted policy', () => {
+test('eval: pass@1 and pass@k over k samples, greedy accuracy, format rate and length are exact on a scripted policy', () => {
   const k = 6;
   const report = evaluate(new FakePolicy(), codec, problems, { style: 'plain', samples: k, temperature: 0.6, topP: 0.95, maxTokens: 64, greedy: true, seed: 1 });
   // Independent count of the script.
@@ -74,6 +74,14 @@ test('eval: pass@1 over k samples, greedy accuracy, format rate and length are e
   assert.equal(report.formatRate, formatted / (k * problems.length));
   assert.equal(report.meanResponseLength, length / (k * problems.length));
   assert.match(formatEvalTable([{ ...report, difficulty: 1 }]), /arithmetic\s+1\s+5\s+6\s+/);
+  // pass@k: with 6 samples every problem has a right one; with 2, problem j does when j or j + 1 is a multiple of 3
+  assert.equal(report.passAtK, 1);
+  const two = evaluate(new FakePolicy(), codec, problems, { style: 'plain', samples: 2, temperature: 0.6, topP: 0.95, maxTokens: 64, greedy: false, seed: 1 });
+  const solved = problems.filter((_, j) => j % 3 === 0 || (j + 1) % 3 === 0).length;
+  assert.ok(solved > 0 && solved < problems.length);
+  assert.equal(two.passAtK, solved / problems.length);
+  assert.match(formatEvalTable([two]), /pass@1\s+pass@k/);
+  assert.equal(evaluate(new FakePolicy(), codec, problems, { style: 'plain', samples: 0, temperature: 0.6, topP: 0.95, maxTokens: 64, greedy: true, seed: 1 }).passAtK, null);
 });
 
 test('distill: rejection sampling keeps only verified, well-formed traces (deduplicated, at most keepPerPrompt)', () => {
