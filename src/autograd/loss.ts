@@ -17,14 +17,15 @@ function checkTargets(op: string, logits: Var, targets: Int32Array, ignoreIndex:
   return { rows, vocab };
 }
 
-/** log Σ_c exp(x[c]) of each row, in float64. */
-export function rowLogSumExp(out: Float64Array, x: Float32Array, rows: number, cols: number): void {
+/** log Σ_c exp(scale · x[c]) of each row, in float64. */
+export function rowLogSumExp(out: Float64Array, x: Float32Array, rows: number, cols: number, scale = 1): void {
   for (let r = 0; r < rows; r++) {
     const base = r * cols;
     let max = -Infinity;
     for (let c = 0; c < cols; c++) if (x[base + c]! > max) max = x[base + c]!;
+    max *= scale;
     let total = 0;
-    for (let c = 0; c < cols; c++) total += Math.exp(x[base + c]! - max);
+    for (let c = 0; c < cols; c++) total += Math.exp(x[base + c]! * scale - max);
     out[r] = max + Math.log(total);
   }
 }
@@ -77,25 +78,28 @@ export function crossEntropyBackward(
 }
 
 /**
- * log softmax(logits)[target] per row: logits [..., vocab] → [...] (the policy log-probabilities
- * of GRPO). Backward: dlogits[r] = g[r] · (onehot(target) − softmax).
+ * log softmax(logits / T)[target] per row: logits [..., vocab] → [...] (the policy log-probabilities
+ * of GRPO, at the temperature T its rollouts were sampled with; 1 by default).
+ * Backward: dlogits[r] = g[r] / T · (onehot(target) − softmax(logits / T)).
  */
-export function tokenLogProbs(logits: Var, targets: Int32Array): Var {
+export function tokenLogProbs(logits: Var, targets: Int32Array, temperature = 1): Var {
   const { rows, vocab } = checkTargets('tokenLogProbs', logits, targets, null);
+  if (!(temperature > 0 && Number.isFinite(temperature))) throw new Error(`tokenLogProbs: temperature ${temperature} must be a finite number > 0`);
+  const inverse = 1 / temperature;
   const lse = new Float64Array(rows);
-  rowLogSumExp(lse, logits.value, rows, vocab);
+  rowLogSumExp(lse, logits.value, rows, vocab, inverse);
   const value = new Float32Array(rows);
-  for (let r = 0; r < rows; r++) value[r] = logits.value[r * vocab + targets[r]!]! - lse[r]!;
+  for (let r = 0; r < rows; r++) value[r] = logits.value[r * vocab + targets[r]!]! * inverse - lse[r]!;
   return result(value, logits.shape.slice(0, -1), [logits], (out) => () => {
     const g = out.grad!;
     const gx = logits.gradBuffer();
     const x = logits.value;
     for (let r = 0; r < rows; r++) {
-      const gr = g[r]!;
+      const gr = g[r]! * inverse;
       if (gr === 0) continue;
       const base = r * vocab;
       const l = lse[r]!;
-      for (let c = 0; c < vocab; c++) gx[base + c]! -= gr * Math.exp(x[base + c]! - l);
+      for (let c = 0; c < vocab; c++) gx[base + c]! -= gr * Math.exp(x[base + c]! * inverse - l);
       gx[base + targets[r]!]! += gr;
     }
   });

@@ -15,6 +15,8 @@
  * a group whose rewards are all equal has zero advantage.
  * μ policy updates per rollout batch; π_old is the policy before the first of them, so ρ = 1 on
  * the first update and the clip acts from the second on.
+ * π is the distribution the rollouts were sampled from, softmax(logits / T) at the sampling
+ * temperature T (as TRL computes it): ρ, the KL and the entropy are all taken at T.
  * Dynamic sampling (DAPO, `keepGroups`): a step may roll out more prompts than it trains on; only
  * groups whose rewards differ carry an advantage, so the update keeps the first `keepGroups` of
  * those and skips the rest (a step with none makes no update). The logged rates cover every rollout.
@@ -342,22 +344,24 @@ function grpoUpdate(model: TrainModel, reference: TrainModel | null, optimizer: 
     });
     return { packed, weight, advantage, weightSum, weightedRows, oldLogp: null, refLogp: null };
   });
+  // the policy is the distribution the rollouts were sampled from: softmax(logits / T), as TRL computes it
+  const temperature = o.sample.temperature > 0 ? o.sample.temperature : 1;
   let entropySum = 0;
   let entropyRows = 0;
   /** log π_old from a forward of the policy before any update (and the entropy there). */
   const keepOld = (b: MicroBatch, logp: Var, logits: Float32Array): void => {
     b.oldLogp = Float32Array.from(logp.value);
     const rows = b.packed.rows.flatMap((r) => [...r]);
-    entropySum += meanEntropy(logits, model.config.vocab_size, rows) * rows.length;
+    entropySum += meanEntropy(logits, model.config.vocab_size, rows, temperature) * rows.length;
     entropyRows += rows.length;
   };
   for (const b of batches) {
     withPool(pool, () => noGrad(() => {
       if (o.mu > 1) {
-        const f = packedLogProbs(model, b.packed);
+        const f = packedLogProbs(model, b.packed, temperature);
         keepOld(b, f.logp, f.logits);
       }
-      if (reference && o.beta !== 0) b.refLogp = Float32Array.from(packedLogProbs(reference, b.packed).logp.value);
+      if (reference && o.beta !== 0) b.refLogp = Float32Array.from(packedLogProbs(reference, b.packed, temperature).logp.value);
     }));
   }
   let loss = 0;
@@ -372,7 +376,7 @@ function grpoUpdate(model: TrainModel, reference: TrainModel | null, optimizer: 
     let clipped = 0;
     for (const b of batches) {
       withPool(pool, () => {
-        const f = packedLogProbs(model, b.packed);
+        const f = packedLogProbs(model, b.packed, temperature);
         if (b.oldLogp === null) keepOld(b, f.logp, f.logits);
         const g = grpoLoss(f.logp, { oldLogp: b.oldLogp!, refLogp: b.refLogp ?? b.oldLogp!, advantage: b.advantage, weight: b.weight, epsilon: o.epsilon, beta: o.beta });
         backward(g.loss);

@@ -65,8 +65,9 @@ export interface RecipeConfig {
   /**
    * `oversample` K > 1: dynamic sampling, K × promptsPerStep prompts rolled out, promptsPerStep informative groups trained on.
    * `rephrased`: the share of the chat model's prompts worded another way (the R1-Zero ablation keeps the generators' wording).
+   * `temperature`: what the rollouts sample at; the loss's policy is softmax(logits / temperature), the distribution sampled.
    */
-  rl: { enabled: boolean; steps: number; promptsPerStep: number; oversample: number; groupSize: number; lr: number; maxTokens: number; beta: number; rephrased: number };
+  rl: { enabled: boolean; steps: number; promptsPerStep: number; oversample: number; groupSize: number; lr: number; maxTokens: number; beta: number; rephrased: number; temperature: number };
   zero: { enabled: boolean; steps: number };
   /**
    * R1-Distill at our scale: a smaller dense student (Qwen2 layout, `model` overrides
@@ -109,7 +110,7 @@ export const QUICK_RECIPE: RecipeConfig = {
     q_lora_rank: 24, kv_lora_rank: 16, qk_nope_head_dim: 16, qk_rope_head_dim: 8, v_head_dim: 16, n_routed_experts: 4, max_position_embeddings: 512 },
   pretrain: { steps: 6, batchSize: 4, seqLen: 64, lr: 0.01, warmup: 2, mtpLambda: 0.3 },
   sft: { steps: 4, batchSize: 4, lr: 0.005, examples: 16, maxLen: 320, rephrased: 0.5 },
-  rl: { enabled: true, steps: 2, promptsPerStep: 2, oversample: 2, groupSize: 2, lr: 1e-4, maxTokens: 12, beta: 0, rephrased: 0.5 },
+  rl: { enabled: true, steps: 2, promptsPerStep: 2, oversample: 2, groupSize: 2, lr: 1e-4, maxTokens: 12, beta: 0, rephrased: 0.5, temperature: 1 },
   zero: { enabled: false, steps: 1 },
   distill: { enabled: true, model: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 }, pretrainSteps: 2, problems: 2, samples: 1, sftSteps: 2, lr: 0.005 },
   eval: { problemsPerCell: 2, samples: 0, maxTokens: 12 },
@@ -130,7 +131,7 @@ export const DEFAULT_RECIPE: RecipeConfig = {
   model: { hidden_size: 128, num_hidden_layers: 4, first_k_dense_replace: 1, n_routed_experts: 8, num_experts_per_tok: 2, n_shared_experts: 1, num_nextn_predict_layers: 1 },
   pretrain: { steps: 3600, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
   sft: { steps: 400, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512, rephrased: 0.5 },
-  rl: { enabled: true, steps: 150, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.04, rephrased: 0.5 },
+  rl: { enabled: true, steps: 150, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.04, rephrased: 0.5, temperature: 1 },
   zero: { enabled: true, steps: 40 },
   distill: { enabled: true, model: {}, pretrainSteps: 600, problems: 400, samples: 4, sftSteps: 200, lr: 1e-3 },
   eval: { problemsPerCell: 30, samples: 2, maxTokens: 384 },
@@ -176,10 +177,10 @@ export function mergeRecipe(base: RecipeConfig, json: unknown, source: string): 
     const value = (merged as unknown as Record<string, Record<string, number>>)[section]![name]!;
     if (!Number.isInteger(value) || value < least) throw new Error(`${source}: field '${field}' must be an integer >= ${least}, found ${value}`);
   }
-  for (const field of ['pretrain.lr', 'sft.lr', 'rl.lr', 'distill.lr', 'pretrain.mtpLambda', 'rl.beta']) {
+  for (const field of ['pretrain.lr', 'sft.lr', 'rl.lr', 'distill.lr', 'rl.temperature', 'pretrain.mtpLambda', 'rl.beta']) {
     const [section, name] = field.split('.') as [string, string];
     const value = (merged as unknown as Record<string, Record<string, number>>)[section]![name]!;
-    const positive = field.endsWith('.lr');
+    const positive = field.endsWith('.lr') || field === 'rl.temperature';
     if (positive ? !(value > 0) : !(value >= 0)) throw new Error(`${source}: field '${field}' must be ${positive ? '> 0' : '>= 0'}, found ${value}`);
   }
   for (const key of ['sft', 'rl'] as const) {
@@ -354,7 +355,7 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
     const result = runGrpo(loadStage(from), codec, prompts, {
       steps, groupSize: r.groupSize, lr: r.lr, beta: r.beta, epsilon: 0.2, mu: 1, lossType: 'dr_grpo', scaleRewards: false,
       ...(r.oversample > 1 ? { keepGroups: r.promptsPerStep } : {}),
-      sample: { temperature: 1, topP: 1, maxTokens: r.maxTokens, ...(style === 'r1-zero' ? { stopText: '</answer>' } : {}) },
+      sample: { temperature: r.temperature, topP: 1, maxTokens: r.maxTokens, ...(style === 'r1-zero' ? { stopText: '</answer>' } : {}) },
       refResetEvery: 0, weightDecay: 0, clip: 1, seed, outDir: dir, checkpointEvery: Math.max(1, Math.floor(steps / 5)), logEvery: 1, tokenizerPath, print,
     });
     const tail = result.log.slice(-Math.max(1, Math.floor(result.log.length / 5)));

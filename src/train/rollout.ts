@@ -179,9 +179,9 @@ export function packSequences(sequences: readonly Sequence[], pad = 0): { ids: I
  * Per-row log π(target) of a packed batch under the TrainModel: a Var [B·T] (graph kept when grad
  * is enabled), plus the logits values for entropy.
  */
-export function packedLogProbs(model: TrainModel, packed: ReturnType<typeof packSequences>): { logp: Var; logits: Float32Array } {
+export function packedLogProbs(model: TrainModel, packed: ReturnType<typeof packSequences>, temperature = 1): { logp: Var; logits: Float32Array } {
   const logits = model.logits(packed.ids, packed.batch, packed.seq);
-  return { logp: tokenLogProbs(logits, packed.targets), logits: logits.value };
+  return { logp: tokenLogProbs(logits, packed.targets, temperature), logits: logits.value };
 }
 
 /** Values of log π(completion tokens) per sequence, from a packed forward (no gradient needed). */
@@ -191,8 +191,9 @@ export function completionLogProbs(model: TrainModel, sequences: readonly Sequen
   return packed.rows.map((r) => Array.from(r, (row) => logp.value[row]!));
 }
 
-/** Mean entropy (nats) of the policy at the given rows of a [rows, vocab] logits array. */
-export function meanEntropy(logits: Float32Array, vocab: number, rows: Iterable<number>): number {
+/** Mean entropy (nats) of the policy softmax(logits / T) at the given rows of a [rows, vocab] logits array. */
+export function meanEntropy(logits: Float32Array, vocab: number, rows: Iterable<number>, temperature = 1): number {
+  const inverse = 1 / temperature;
   let total = 0;
   let n = 0;
   for (const r of rows) {
@@ -202,7 +203,7 @@ export function meanEntropy(logits: Float32Array, vocab: number, rows: Iterable<
     let z = 0;
     let s = 0;
     for (let c = 0; c < vocab; c++) {
-      const x = logits[base + c]! - max;
+      const x = (logits[base + c]! - max) * inverse;
       const e = Math.exp(x);
       z += e;
       s += e * x;

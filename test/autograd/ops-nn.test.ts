@@ -125,6 +125,14 @@ test('crossEntropy: mean over valid targets, ignore index, and gradients', (t) =
   const ls = logSoftmax(logits);
   for (let r = 0; r < 8; r++) assert.ok(Math.abs(lp.value[r]! - ls.value[r * 9 + ids[r]!]!) < 1e-5);
   expectGradOk(t, 'tokenLogProbs', gradCheck([logits], () => tokenLogProbs(logits, ids)), TOL);
+  // at a sampling temperature T: log softmax(logits / T)[target], and its gradient
+  for (const temperature of [0.6, 1.7]) {
+    const scaled = logSoftmax(constant(logits.value.map((x) => x / temperature), logits.shape));
+    const hot = tokenLogProbs(logits, ids, temperature);
+    for (let r = 0; r < 8; r++) assert.ok(Math.abs(hot.value[r]! - scaled.value[r * 9 + ids[r]!]!) < 1e-5, `T ${temperature} row ${r}`);
+    expectGradOk(t, `tokenLogProbs at T ${temperature}`, gradCheck([logits], () => tokenLogProbs(logits, ids, temperature)), TOL);
+  }
+  assert.throws(() => tokenLogProbs(logits, ids, 0), /temperature 0 must be a finite number > 0/);
 });
 
 test('rope: both pair layouts rotate by position · frequency, backward by the inverse rotation', (t) => {
