@@ -9,6 +9,8 @@
  *   pretrain   DeepSeek-V3 architecture (MLA, MoE + shared expert, MTP) on the corpus (runPretraining)
  *   sft        cold-start SFT on worked solutions, R1 chat format (runSft)
  *   rl         GRPO on the verifiable tasks from the SFT model (runGrpo)
+ *   rs         R1's rejection sampling + SFT, on the GRPO model itself: it samples TRAIN problems
+ *              (more tries at harder levels), keeps its verified traces and is fine-tuned on them
  *   zero       the R1-Zero ablation: GRPO straight from the pretrained base, r1-zero prompts
  *   student-base  a smaller dense (Qwen2-layout) model pretrained on the same corpus
  *   distill    rejection sampling from the final teacher (verified traces only), SFT of the student on them
@@ -68,6 +70,13 @@ export interface RecipeConfig {
    * `temperature`: what the rollouts sample at; the loss's policy is softmax(logits / temperature), the distribution sampled.
    */
   rl: { enabled: boolean; steps: number; promptsPerStep: number; oversample: number; groupSize: number; lr: number; maxTokens: number; beta: number; rephrased: number; temperature: number };
+  /**
+   * R1's third stage (rejection sampling + SFT) on the GRPO model: `problemsPerCell` TRAIN problems
+   * per task and level, each sampled `samples × level` times at T = 0.6 (harder levels verify less
+   * often), at most 2 verified traces kept per problem, then `steps` of SFT on them at `lr`. Its
+   * model is the final one (the teacher of distill, the one exported).
+   */
+  rs: { enabled: boolean; problemsPerCell: number; samples: number; steps: number; lr: number };
   zero: { enabled: boolean; steps: number };
   /**
    * R1-Distill at our scale: a smaller dense student (Qwen2 layout, `model` overrides
@@ -111,6 +120,7 @@ export const QUICK_RECIPE: RecipeConfig = {
   pretrain: { steps: 6, batchSize: 4, seqLen: 64, lr: 0.01, warmup: 2, mtpLambda: 0.3 },
   sft: { steps: 4, batchSize: 4, lr: 0.005, examples: 16, maxLen: 320, rephrased: 0.5 },
   rl: { enabled: true, steps: 2, promptsPerStep: 2, oversample: 2, groupSize: 2, lr: 1e-4, maxTokens: 12, beta: 0, rephrased: 0.5, temperature: 1 },
+  rs: { enabled: true, problemsPerCell: 3, samples: 2, steps: 2, lr: 1e-3 },
   zero: { enabled: false, steps: 1 },
   distill: { enabled: true, model: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 }, pretrainSteps: 2, problems: 2, samples: 1, sftSteps: 2, lr: 0.005 },
   eval: { problemsPerCell: 2, samples: 0, maxTokens: 12 },
@@ -122,7 +132,8 @@ export const QUICK_RECIPE: RecipeConfig = {
  * a test holds them equal): the four task families at levels 1 and 2 with 40,000 copy drills among
  * them, ~15M pretraining tokens (about 23 minutes at ~10.5k tokens/s on 2 idle cores), 400 SFT
  * steps and 150 GRPO steps from SFT with half the questions worded another way
- * (tasks/phrasing.ts), 40 GRPO steps from the base (R1-Zero), a distilled dense student, eval on
+ * (tasks/phrasing.ts), rejection sampling + SFT on the GRPO model's own verified traces (250 train
+ * problems per cell), 40 GRPO steps from the base (R1-Zero), a distilled dense student, eval on
  * 30 test problems per cell. Level 3 is left out: too long for this model's training budget.
  */
 export const DEFAULT_RECIPE: RecipeConfig = {
@@ -132,6 +143,7 @@ export const DEFAULT_RECIPE: RecipeConfig = {
   pretrain: { steps: 3600, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
   sft: { steps: 400, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512, rephrased: 0.5 },
   rl: { enabled: true, steps: 150, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.04, rephrased: 0.5, temperature: 1 },
+  rs: { enabled: true, problemsPerCell: 250, samples: 4, steps: 300, lr: 3e-4 },
   zero: { enabled: true, steps: 40 },
   distill: { enabled: true, model: {}, pretrainSteps: 600, problems: 400, samples: 4, sftSteps: 200, lr: 1e-3 },
   eval: { problemsPerCell: 30, samples: 2, maxTokens: 384 },
@@ -144,6 +156,7 @@ const COUNT_FIELDS: Record<string, number> = {
   'pretrain.steps': 0, 'pretrain.batchSize': 1, 'pretrain.seqLen': 2, 'pretrain.warmup': 0,
   'sft.steps': 0, 'sft.batchSize': 1, 'sft.examples': 1, 'sft.maxLen': 2,
   'rl.steps': 0, 'rl.promptsPerStep': 1, 'rl.oversample': 1, 'rl.groupSize': 2, 'rl.maxTokens': 1,
+  'rs.problemsPerCell': 1, 'rs.samples': 1, 'rs.steps': 0,
   'zero.steps': 0,
   'distill.pretrainSteps': 0, 'distill.problems': 1, 'distill.samples': 1, 'distill.sftSteps': 0,
   'eval.problemsPerCell': 1, 'eval.samples': 0, 'eval.maxTokens': 1,
@@ -177,7 +190,7 @@ export function mergeRecipe(base: RecipeConfig, json: unknown, source: string): 
     const value = (merged as unknown as Record<string, Record<string, number>>)[section]![name]!;
     if (!Number.isInteger(value) || value < least) throw new Error(`${source}: field '${field}' must be an integer >= ${least}, found ${value}`);
   }
-  for (const field of ['pretrain.lr', 'sft.lr', 'rl.lr', 'distill.lr', 'rl.temperature', 'pretrain.mtpLambda', 'rl.beta']) {
+  for (const field of ['pretrain.lr', 'sft.lr', 'rl.lr', 'rs.lr', 'distill.lr', 'rl.temperature', 'pretrain.mtpLambda', 'rl.beta']) {
     const [section, name] = field.split('.') as [string, string];
     const value = (merged as unknown as Record<string, Record<string, number>>)[section]![name]!;
     const positive = field.endsWith('.lr') || field === 'rl.temperature';
@@ -367,8 +380,40 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
   const zeroDir = join(out, 'zero');
   if (config.zero.enabled) await stage('zero', (dir) => grpo(dir, pretrainDir, 'r1-zero', config.zero.steps));
 
+  // (e') R1's rejection sampling + SFT, on the GRPO model's own verified traces
+  const rsFrom = config.rl.enabled ? rlDir : sftDir;
+  const rsDir = join(out, 'rs');
+  if (config.rs.enabled) {
+    const r = config.rs;
+    await stage('rs', (dir) => {
+      const policy = new EnginePolicy(inferenceModel(loadStage(rsFrom)), codec);
+      const kept: ChatExample[] = [];
+      const counts: Record<string, string> = {};
+      config.tasks.forEach((task, t) => config.difficulties.forEach((difficulty) => {
+        const cellSeed = seed * 7_919 + t * 131 + difficulty;
+        const problems = problemsOf(task, difficulty, r.problemsPerCell, cellSeed, 'train')
+          .map((problem, i) => rephraseShare(problem, new TaskRng(cellSeed * 1_009 + i, 'rs/rephrase'), config.sft.rephrased));
+        const started = Date.now();
+        const sampled = rejectionSample(policy, codec, problems, { style: 'r1-chat', samples: r.samples * difficulty, temperature: 0.6, topP: 0.95, maxTokens: config.rl.maxTokens, keepPerPrompt: 2, seed: cellSeed });
+        counts[`${task} ${difficulty}`] = `${sampled.kept.length} traces, ${sampled.promptsCovered}/${problems.length} problems`;
+        print(`[recipe] rs: ${task} level ${difficulty}: ${sampled.sampled} samples in ${((Date.now() - started) / 1000).toFixed(1)} s, kept ${sampled.kept.length} verified traces (${sampled.promptsCovered}/${problems.length} problems)`);
+        kept.push(...sampled.kept);
+      }));
+      writeChatJsonl(join(dir, 'traces.jsonl'), kept);
+      if (kept.length === 0) {
+        print('[recipe] rs: WARNING: the model solved none of the sampled problems; no fine-tuning, the GRPO model stays the final one');
+        return { from: rsFrom, traces: 0, cells: counts, steps: 0, final_loss: null };
+      }
+      const examples = kept.map((e, i) => tokenizeExample(e, 'r1-chat', codec, `rs trace ${i}`));
+      const result = runSft(loadStage(rsFrom), examples, sftOptions(join(dir, 'sft'), r.steps, config.sft.batchSize, r.lr, config.sft.maxLen));
+      return { from: rsFrom, traces: kept.length, cells: counts, steps: result.endStep, final_loss: result.log.at(-1)?.loss ?? null };
+    });
+  }
+
   // (f) R1-Distill: a dense student pretrained on the corpus, then SFT on the teacher's verified traces
-  const teacherDir = config.rl.enabled ? rlDir : sftDir;
+  const rsModelDir = join(rsDir, 'sft');
+  const rsTrained = config.rs.enabled && existsSync(join(rsModelDir, 'latest'));
+  const teacherDir = rsTrained ? rsModelDir : rsFrom;
   const studentBaseDir = join(out, 'student-base');
   const distillDir = join(out, 'distill');
   if (config.distill.enabled) {
@@ -396,6 +441,7 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
   const models: [string, string, PromptStyle][] = [
     ['base (r1-zero prompt)', pretrainDir, 'r1-zero'], ['sft', sftDir, 'r1-chat'],
     ...(config.rl.enabled ? [['sft+grpo', rlDir, 'r1-chat'] as [string, string, PromptStyle]] : []),
+    ...(rsTrained ? [[config.rl.enabled ? 'sft+grpo+rs' : 'sft+rs', rsModelDir, 'r1-chat'] as [string, string, PromptStyle]] : []),
     ...(config.zero.enabled ? [['r1-zero (grpo from base)', zeroDir, 'r1-zero'] as [string, string, PromptStyle]] : []),
     ...(config.distill.enabled && existsSync(join(distillDir, 'student', 'latest')) ? [['distilled student', join(distillDir, 'student'), 'r1-chat'] as [string, string, PromptStyle]] : []),
   ];
