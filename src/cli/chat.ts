@@ -19,8 +19,8 @@ export const summary = 'talk with a reasoning model in the terminal (keeps the c
 
 /** A question of each task family that the shipped model answers right (greedy; test/train/recipe.test.ts checks them). */
 export const SHIPPED_MODEL_EXAMPLES = {
-  arithmetic: 'What is 23 + 58?',
-  linear: 'Solve 7x + 5 = 26',
+  arithmetic: 'What is 47 + 36?',
+  linear: 'Solve 2x + 7 = 15',
   countdown: 'Make 30 from 6, 21, 3 using + - * /.',
   sort: 'Sort these words alphabetically and list them separated by commas: river, cloud, stone',
 } as const;

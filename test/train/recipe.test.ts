@@ -83,13 +83,14 @@ test('`npm run recipe` (the default recipe) is the shipped model\'s config, reci
   assert.deepEqual(mergeRecipe(QUICK_RECIPE, json, path).corpus, DEFAULT_RECIPE.corpus);
   assert.deepEqual(mergeRecipe(QUICK_RECIPE, json, path).pretrain, DEFAULT_RECIPE.pretrain);
   assert.equal(mergeRecipe(QUICK_RECIPE, json, path).rl.steps, DEFAULT_RECIPE.rl.steps);
+  assert.deepEqual(mergeRecipe(QUICK_RECIPE, json, path).rs, DEFAULT_RECIPE.rs);
 });
 
 test('frugal recipe --quick: every stage, results table, a GGUF that generates; a second run skips every stage', () => {
   const out = join(tempDir('recipe'), 'run');
   const first = spawnSync(process.execPath, [cli, 'recipe', '--quick', '--out', out], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(first.status, 0, first.stderr);
-  for (const stage of ['corpus', 'pretrain', 'sft', 'rl', 'student-base', 'distill', 'eval', 'export']) assert.ok(existsSync(join(out, stage, 'done.json')), `${stage} finished`);
+  for (const stage of ['corpus', 'pretrain', 'sft', 'rl', 'rs', 'student-base', 'distill', 'eval', 'export']) assert.ok(existsSync(join(out, stage, 'done.json')), `${stage} finished`);
   for (const file of ['corpus/corpus.jsonl', 'corpus/tokenizer.json', 'pretrain/loss.svg', 'sft/loss.svg', 'rl/reward.svg', 'eval/results.md']) {
     assert.ok(existsSync(join(out, file)), file);
   }
@@ -102,8 +103,9 @@ test('frugal recipe --quick: every stage, results table, a GGUF that generates; 
   assert.ok(Math.abs(drillAt.filter((i) => i < half).length - drillAt.length / 2) <= 1, 'as many drills in each half of the corpus');
   const rows = JSON.parse(readFileSync(join(out, 'eval', 'results.json'), 'utf8')) as { model: string; problems: number; greedy: number }[];
   const distilled = JSON.parse(readFileSync(join(out, 'distill', 'done.json'), 'utf8')) as { kept: number };
-  // The quick teacher rarely solves anything; a student is trained (and evaluated) only on verified traces.
-  assert.deepEqual(rows.map((r) => r.model), ['base (r1-zero prompt)', 'sft', 'sft+grpo', ...(distilled.kept > 0 ? ['distilled student'] : [])]);
+  const resampled = JSON.parse(readFileSync(join(out, 'rs', 'done.json'), 'utf8')) as { traces: number };
+  // The quick models rarely solve anything; rs fine-tunes, and a student is trained (each then evaluated), only on verified traces.
+  assert.deepEqual(rows.map((r) => r.model), ['base (r1-zero prompt)', 'sft', 'sft+grpo', ...(resampled.traces > 0 ? ['sft+grpo+rs'] : []), ...(distilled.kept > 0 ? ['distilled student'] : [])]);
   for (const r of rows) assert.ok(r.problems === QUICK_RECIPE.eval.problemsPerCell && r.greedy >= 0 && r.greedy <= 1);
   // Model configs name the tokenizer's own EOS (stages that read a checkpoint fall back to it).
   const eos = Tokenizer.fromFile(join(out, 'corpus', 'tokenizer.json')).eosId;
@@ -124,7 +126,7 @@ test('frugal recipe --quick: every stage, results table, a GGUF that generates; 
   assert.ok(reply.tokens > 0, 'the quick model generates');
   const second = spawnSync(process.execPath, [cli, 'recipe', '--quick', '--out', out], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(second.status, 0, second.stderr);
-  assert.equal((second.stderr.match(/done already/g) ?? []).length, 8, second.stderr);
+  assert.equal((second.stderr.match(/done already/g) ?? []).length, 9, second.stderr);
 });
 
 test('shipped models/frugal-r1-tiny.gguf: deepseek2 with an MTP head, under 40 MB, thinks before answering', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
@@ -138,13 +140,13 @@ test('shipped models/frugal-r1-tiny.gguf: deepseek2 with an MTP head, under 40 M
   } finally {
     file.close();
   }
-  const reply = greedyReply(shipped, 'What is 23 + 58?', 120);
+  const reply = greedyReply(shipped, 'What is 47 + 36?', 120);
   assert.match(reply.text, /<\/think>/, reply.text);
 });
 
 test('shipped model: arithmetic asked in other words ("42-61", "what\'s 12 + 7") is still read as arithmetic and often solved', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
   // The recipe's SFT and GRPO reword half their questions (tasks/phrasing.ts). A model trained only
-  // on "What is A op B?" (shipped until 2026-11-29) solved 0 of these 20; the one shipped on 2026-11-30 before the copy drills solved 11; this one solves 12.
+  // on "What is A op B?" (shipped until 2026-11-29) solved 0 of these 20; the one shipped on 2026-11-30 before the copy drills solved 11, the copy-drill model 12; this one (with rejection-sampling SFT) solves 13.
   const task = getTask('arithmetic');
   const wording = new TaskRng(7, 'shipped-model-test');
   let solved = 0;
@@ -160,8 +162,8 @@ test('shipped model: arithmetic asked in other words ("42-61", "what\'s 12 + 7")
 
 test('shipped model: the examples frugal chat shows it are ones it answers right', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
   const problems = {
-    arithmetic: makeArithmeticProblem('23', '+', '58'),
-    linear: makeLinearProblem(7, 5, 0, 26),
+    arithmetic: makeArithmeticProblem('47', '+', '36'),
+    linear: makeLinearProblem(2, 7, 0, 15),
     countdown: makeCountdownProblem([6, 21, 3], 30),
     sort: makeSortProblem(['river', 'cloud', 'stone']),
   };
