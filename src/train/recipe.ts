@@ -401,7 +401,7 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
       }));
       writeChatJsonl(join(dir, 'traces.jsonl'), kept);
       if (kept.length === 0) {
-        print('[recipe] rs: WARNING: the model solved none of the sampled problems; no fine-tuning, the GRPO model stays the final one');
+        print(`[recipe] rs: WARNING: the model solved none of the sampled problems; no fine-tuning, ${rsFrom} stays the final model`);
         return { from: rsFrom, traces: 0, cells: counts, steps: 0, final_loss: null };
       }
       const examples = kept.map((e, i) => tokenizeExample(e, 'r1-chat', codec, `rs trace ${i}`));
