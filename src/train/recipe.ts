@@ -32,8 +32,8 @@ import { type RolloutPrompt, runGrpo } from './grpo.js';
 import { TrainModel } from './model.js';
 import { runPretraining } from './pretrain.js';
 import { parseRunConfig } from './run-config.js';
-import { EnginePolicy, inferenceModel, snapshotTensors, tokenizerCodec } from './rollout.js';
-import { questionOf, runSft, tokenizeExample } from './sft.js';
+import { type Codec, EnginePolicy, type Policy, inferenceModel, snapshotTensors, tokenizerCodec } from './rollout.js';
+import { type SftOptions, questionOf, runSft, tokenizeExample } from './sft.js';
 import { getTask } from './tasks/registry.js';
 import { rephraseShare } from './tasks/phrasing.js';
 import { scoreCompletion } from './tasks/reward.js';
@@ -237,6 +237,40 @@ function bareExample(example: ChatExample): ChatExample {
   return { ...example, messages: [{ role: 'user', content: questionOf(user!.content ?? '') }, assistant!] };
 }
 
+/** One cell of the rs stage: a task and level's problems, sampled `samples` times each. */
+export interface RsCell {
+  label: string;
+  problems: readonly Problem[];
+  samples: number;
+  seed: number;
+}
+
+/**
+ * R1's rejection sampling + SFT on a model's own traces (the recipe's rs stage): every cell's
+ * problems sampled by `policy` at T = 0.6 and top-p 0.95, at most 2 distinct verified traces kept
+ * per problem (written to dir/traces.jsonl), then SFT of the model `start()` loads on them (no SFT,
+ * and no checkpoint, when none verified).
+ */
+export function rejectionSamplingSft(
+  policy: Policy, codec: Codec, start: () => TrainModel, cells: readonly RsCell[],
+  o: { maxTokens: number; dir: string; sft: SftOptions; print: (line: string) => void },
+): { traces: number; cells: Record<string, string>; steps: number; final_loss: number | null } {
+  const kept: ChatExample[] = [];
+  const counts: Record<string, string> = {};
+  for (const cell of cells) {
+    const started = Date.now();
+    const sampled = rejectionSample(policy, codec, cell.problems, { style: 'r1-chat', samples: cell.samples, temperature: 0.6, topP: 0.95, maxTokens: o.maxTokens, keepPerPrompt: 2, seed: cell.seed });
+    counts[cell.label] = `${sampled.kept.length} traces, ${sampled.promptsCovered}/${cell.problems.length} problems`;
+    o.print(`[recipe] rs: ${cell.label}: ${sampled.sampled} samples in ${((Date.now() - started) / 1000).toFixed(1)} s, kept ${sampled.kept.length} verified traces (${sampled.promptsCovered}/${cell.problems.length} problems)`);
+    kept.push(...sampled.kept);
+  }
+  writeChatJsonl(join(o.dir, 'traces.jsonl'), kept);
+  if (kept.length === 0) return { traces: 0, cells: counts, steps: 0, final_loss: null };
+  const examples = kept.map((e, i) => tokenizeExample(e, 'r1-chat', codec, `rs trace ${i}`));
+  const result = runSft(start(), examples, o.sft);
+  return { traces: kept.length, cells: counts, steps: result.endStep, final_loss: result.log.at(-1)?.loss ?? null };
+}
+
 export async function runRecipe(config: RecipeConfig, outDir: string, print: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<RecipeResult> {
   const out = resolve(outDir);
   mkdirSync(out, { recursive: true });
@@ -386,27 +420,18 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
   if (config.rs.enabled) {
     const r = config.rs;
     await stage('rs', (dir) => {
-      const policy = new EnginePolicy(inferenceModel(loadStage(rsFrom)), codec);
-      const kept: ChatExample[] = [];
-      const counts: Record<string, string> = {};
-      config.tasks.forEach((task, t) => config.difficulties.forEach((difficulty) => {
+      const cells = config.tasks.flatMap((task, t) => config.difficulties.map((difficulty) => {
         const cellSeed = seed * 7_919 + t * 131 + difficulty;
         const problems = problemsOf(task, difficulty, r.problemsPerCell, cellSeed, 'train')
           .map((problem, i) => rephraseShare(problem, new TaskRng(cellSeed * 1_009 + i, 'rs/rephrase'), config.sft.rephrased));
-        const started = Date.now();
-        const sampled = rejectionSample(policy, codec, problems, { style: 'r1-chat', samples: r.samples * difficulty, temperature: 0.6, topP: 0.95, maxTokens: config.rl.maxTokens, keepPerPrompt: 2, seed: cellSeed });
-        counts[`${task} ${difficulty}`] = `${sampled.kept.length} traces, ${sampled.promptsCovered}/${problems.length} problems`;
-        print(`[recipe] rs: ${task} level ${difficulty}: ${sampled.sampled} samples in ${((Date.now() - started) / 1000).toFixed(1)} s, kept ${sampled.kept.length} verified traces (${sampled.promptsCovered}/${problems.length} problems)`);
-        kept.push(...sampled.kept);
+        return { label: `${task} level ${difficulty}`, problems, samples: r.samples * difficulty, seed: cellSeed };
       }));
-      writeChatJsonl(join(dir, 'traces.jsonl'), kept);
-      if (kept.length === 0) {
-        print(`[recipe] rs: WARNING: the model solved none of the sampled problems; no fine-tuning, ${rsFrom} stays the final model`);
-        return { from: rsFrom, traces: 0, cells: counts, steps: 0, final_loss: null };
-      }
-      const examples = kept.map((e, i) => tokenizeExample(e, 'r1-chat', codec, `rs trace ${i}`));
-      const result = runSft(loadStage(rsFrom), examples, sftOptions(join(dir, 'sft'), r.steps, config.sft.batchSize, r.lr, config.sft.maxLen));
-      return { from: rsFrom, traces: kept.length, cells: counts, steps: result.endStep, final_loss: result.log.at(-1)?.loss ?? null };
+      const policy = new EnginePolicy(inferenceModel(loadStage(rsFrom)), codec);
+      const result = rejectionSamplingSft(policy, codec, () => loadStage(rsFrom), cells, {
+        maxTokens: config.rl.maxTokens, dir, sft: sftOptions(join(dir, 'sft'), r.steps, config.sft.batchSize, r.lr, config.sft.maxLen), print,
+      });
+      if (result.traces === 0) print(`[recipe] rs: WARNING: the model solved none of the sampled problems; no fine-tuning, ${rsFrom} stays the final model`);
+      return { from: rsFrom, ...result };
     });
   }
 
