@@ -124,6 +124,21 @@ export function admitAll(ctx: ServerContext, principal: Principal, plans: readon
   return admissions;
 }
 
+/**
+ * Runs every admission of a request (they batch in the scheduler) with `run`, in order; the first
+ * failure aborts the others through the request's controller and rejects.
+ */
+export function runAdmissions<T>(admissions: readonly Admission[], controller: AbortController, run: (admission: Admission, index: number) => Promise<T>): Promise<T[]> {
+  return Promise.all(admissions.map(async (admission, index) => {
+    try {
+      return await run(admission, index);
+    } catch (error) {
+      controller.abort();
+      throw error;
+    }
+  }));
+}
+
 /** The most choices (`n`) one request may ask for. */
 export const MAX_CHOICES = 16;
 

@@ -11,7 +11,7 @@ import type { DoneEvent, GenerationEvent } from '../../generate/events.js';
 import type { TokenLogprob } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
-import { admitAll, choicePlans, MAX_CHOICES, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
+import { admitAll, choicePlans, MAX_CHOICES, disconnectSignal, resolveMaxTokens, runAdmissions, type GenerationPlan } from '../generation.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import type { ServedModel } from '../models.js';
 import { fimPrompt } from '../prompt.js';
@@ -174,36 +174,31 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
     onEvent?: (choice: ChoiceText, text: string, from: number) => void;
     onDone?: (choice: ChoiceText, result: JobResult) => void;
   }): Promise<JobResult[]> =>
-    Promise.all(admissions.map(async (admission, i) => {
+    runAdmissions(admissions, controller, async (admission, i) => {
       const choice = choices[i]!;
       const doEcho = (scores?: readonly PromptTokenLogprob[]): void => {
         const from = choice.logprobs.tokens.length;
         const text = choice.echo(runs[i]!.input, scores);
         handlers.onEcho?.(choice, text, from);
       };
-      try {
-        const result = await admission.run({
-          signal: controller.signal,
-          onStart: () => {
-            handlers.onStart?.();
-            if (echo && !scorePrompt) doEcho();
-          },
-          ...(scorePrompt ? { onPromptLogprobs: (scores: PromptTokenLogprob[]) => doEcho(scores) } : {}),
-          onEvent: (e) => {
-            const from = choice.logprobs.tokens.length;
-            const text = choice.add(e, logprobs);
-            // a token that ends inside a UTF-8 character has no text yet, but its logprob is sent
-            if (text || choice.logprobs.tokens.length > from) handlers.onEvent?.(choice, text, from);
-          },
-        });
-        choice.done = result.done;
-        handlers.onDone?.(choice, result);
-        return result;
-      } catch (error) {
-        controller.abort();
-        throw error;
-      }
-    }));
+      const result = await admission.run({
+        signal: controller.signal,
+        onStart: () => {
+          handlers.onStart?.();
+          if (echo && !scorePrompt) doEcho();
+        },
+        ...(scorePrompt ? { onPromptLogprobs: (scores: PromptTokenLogprob[]) => doEcho(scores) } : {}),
+        onEvent: (e) => {
+          const from = choice.logprobs.tokens.length;
+          const text = choice.add(e, logprobs);
+          // a token that ends inside a UTF-8 character has no text yet, but its logprob is sent
+          if (text || choice.logprobs.tokens.length > from) handlers.onEvent?.(choice, text, from);
+        },
+      });
+      choice.done = result.done;
+      handlers.onDone?.(choice, result);
+      return result;
+    });
   const reportOf = (choice: ChoiceText, from = 0): LogprobsReport | null => {
     if (!logprobs) return null;
     const lp = choice.logprobs;

@@ -10,7 +10,7 @@ import type { DoneEvent, GenerationEvent, TokenEvent } from '../../generate/even
 import type { SamplingOptions } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
 import { ApiError } from '../errors.js';
-import { admitAll, choicePlans, disconnectSignal, MAX_CHOICES, resolveMaxTokens, runToText, type GenerationPlan } from '../generation.js';
+import { admitAll, choicePlans, disconnectSignal, MAX_CHOICES, resolveMaxTokens, runAdmissions, runToText, type GenerationPlan } from '../generation.js';
 import type { JobResult } from '../scheduler.js';
 import { buildChatPrompt, encodePrompt, templateOption } from '../prompt.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
@@ -218,22 +218,11 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
   const controller = disconnectSignal(reply);
   const wantLogprobs = chat.plan.logprobs === true;
   const holdContent = chat.tools || chat.forcedTool !== undefined;
-  /** Runs every choice (they batch in the scheduler); the first failure cancels the others. */
-  const runAll = <T>(run: (admission: (typeof admissions)[number], index: number) => Promise<T>): Promise<T[]> =>
-    Promise.all(admissions.map(async (admission, index) => {
-      try {
-        return await run(admission, index);
-      } catch (error) {
-        controller.abort();
-        throw error;
-      }
-    }));
 
   if (!chat.stream) {
     // blank lines before the JSON while the request waits in the queue (json-wait.ts)
     return sendJsonAnswer(ctx, reply, async (onStart) => {
-      const results: JobResult[] = [];
-      const choices = await runAll(async (admission, index) => {
+      const answers = await runAdmissions(admissions, controller, async (admission, index) => {
         const logprobs: Body[] = [];
         const { result, reasoning, content } = await runToText(admission, {
           signal: controller.signal,
@@ -242,14 +231,16 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
             if (wantLogprobs && e.type === 'token' && e.channel === 'content') logprobs.push(logprobEntry(tokenizer, e));
           },
         });
-        results[index] = result;
         const { content: answer, calls } = toolCallsOf(chat, content);
         const message: Body = { role: 'assistant', content: answer };
         if (reasoning !== '' || chat.plan.thinking !== 'off') message.reasoning_content = reasoning;
         if (calls.length > 0) message.tool_calls = calls;
-        return { index, message, logprobs: wantLogprobs ? { content: logprobs } : null, finish_reason: finishReason(result.done, calls.length > 0) };
+        return { result, choice: { index, message, logprobs: wantLogprobs ? { content: logprobs } : null, finish_reason: finishReason(result.done, calls.length > 0) } };
       });
-      return { id, object: 'chat.completion', created, model: chat.modelName, system_fingerprint: FINGERPRINT, choices, usage: choicesUsage(results, chat.n) };
+      return {
+        id, object: 'chat.completion', created, model: chat.modelName, system_fingerprint: FINGERPRINT,
+        choices: answers.map((a) => a.choice), usage: choicesUsage(answers.map((a) => a.result), chat.n),
+      };
     });
   }
 
@@ -266,7 +257,7 @@ async function chatCompletions(ctx: ServerContext, request: FastifyRequest, repl
   }));
   let running = admissions.length;
   try {
-    const results = await runAll(async (admission, index) => {
+    const results = await runAdmissions(admissions, controller, async (admission, index) => {
       let heldContent = '';
       const result = await admission.run({
         signal: controller.signal,
