@@ -102,6 +102,9 @@ export interface GrpoTokenStats {
   clipFraction: number;
   /** Mean ratio over completion tokens. */
   meanRatio: number;
+  /** The denominators of kl and clipFraction (Σ w and the rows with weight), to merge the stats of several calls. */
+  weightSum: number;
+  tokens: number;
 }
 
 /** Value and derivative of one token's loss l = −min(ρA, clip(ρ)A) + β·KL w.r.t. logπ_θ. */
@@ -154,7 +157,7 @@ export function grpoLoss(logp: Var, x: GrpoTokenInputs): { loss: Var; stats: Grp
     const gx = logp.gradBuffer();
     for (let r = 0; r < n; r++) if (grads[r] !== 0) gx[r]! += g * grads[r]!;
   });
-  return { loss, stats: { kl: wSum === 0 ? 0 : klSum / wSum, clipFraction: tokens === 0 ? 0 : clipped / tokens, meanRatio: tokens === 0 ? 1 : ratioSum / tokens } };
+  return { loss, stats: { kl: wSum === 0 ? 0 : klSum / wSum, clipFraction: tokens === 0 ? 0 : clipped / tokens, meanRatio: tokens === 0 ? 1 : ratioSum / tokens, weightSum: wSum, tokens } };
 }
 
 // ---------------------------------------------------------------------------------------- rollouts
@@ -305,9 +308,6 @@ interface MicroBatch {
   packed: ReturnType<typeof packSequences>;
   weight: Float32Array;
   advantage: Float32Array;
-  /** Σ weight and the count of weighted rows (to merge the micro-batches' KL and clip statistics). */
-  weightSum: number;
-  weightedRows: number;
   oldLogp: Float32Array | null;
   refLogp: Float32Array | null;
 }
@@ -329,20 +329,14 @@ function grpoUpdate(model: TrainModel, reference: TrainModel | null, optimizer: 
     const rows = packed.batch * packed.seq;
     const weight = new Float32Array(rows);
     const advantage = new Float32Array(rows);
-    let weightSum = 0;
-    let weightedRows = 0;
     packed.rows.forEach((rs, k) => {
       const i = indices[k]!;
       for (const r of rs) {
         weight[r] = weights[i]!;
         advantage[r] = advantages[i]!;
-        if (weights[i] !== 0) {
-          weightSum += weights[i]!;
-          weightedRows++;
-        }
       }
     });
-    return { packed, weight, advantage, weightSum, weightedRows, oldLogp: null, refLogp: null };
+    return { packed, weight, advantage, oldLogp: null, refLogp: null };
   });
   // the policy is the distribution the rollouts were sampled from: softmax(logits / T), as TRL computes it
   const temperature = o.sample.temperature > 0 ? o.sample.temperature : 1;
@@ -368,12 +362,13 @@ function grpoUpdate(model: TrainModel, reference: TrainModel | null, optimizer: 
   let kl = 0;
   let clipFraction = 0;
   let norm = 0;
-  const weightSum = batches.reduce((sum, b) => sum + b.weightSum, 0);
-  const weightedRows = batches.reduce((sum, b) => sum + b.weightedRows, 0);
   for (let u = 0; u < o.mu; u++) {
     optimizer.zeroGrad();
+    // the micro-batches' statistics merged with their denominators
     let klSum = 0;
+    let weightSum = 0;
     let clipped = 0;
+    let tokens = 0;
     for (const b of batches) {
       withPool(pool, () => {
         const f = packedLogProbs(model, b.packed, temperature);
@@ -381,14 +376,16 @@ function grpoUpdate(model: TrainModel, reference: TrainModel | null, optimizer: 
         const g = grpoLoss(f.logp, { oldLogp: b.oldLogp!, refLogp: b.refLogp ?? b.oldLogp!, advantage: b.advantage, weight: b.weight, epsilon: o.epsilon, beta: o.beta });
         backward(g.loss);
         if (u === 0) loss += g.loss.item();
-        klSum += g.stats.kl * b.weightSum;
-        clipped += g.stats.clipFraction * b.weightedRows;
+        klSum += g.stats.kl * g.stats.weightSum;
+        weightSum += g.stats.weightSum;
+        clipped += g.stats.clipFraction * g.stats.tokens;
+        tokens += g.stats.tokens;
       });
     }
     norm = o.clip > 0 ? clipGradNorm(optimizer.params, o.clip) : gradNorm(optimizer.params);
     if (Number.isFinite(norm)) optimizer.step(o.lr);
     if (u === 0) kl = weightSum === 0 ? 0 : klSum / weightSum;
-    clipFraction += (weightedRows === 0 ? 0 : clipped / weightedRows) / o.mu;
+    clipFraction += (tokens === 0 ? 0 : clipped / tokens) / o.mu;
   }
   return { loss, kl, entropy: entropyRows === 0 ? 0 : entropySum / entropyRows, clipFraction, norm };
 }

@@ -185,14 +185,16 @@ export function mergeRecipe(base: RecipeConfig, json: unknown, source: string): 
     }
   }
   const merged = out as unknown as RecipeConfig;
-  for (const [field, least] of Object.entries(COUNT_FIELDS)) {
+  const valueOf = (field: string): number => {
     const [section, name] = field.split('.') as [string, string];
-    const value = (merged as unknown as Record<string, Record<string, number>>)[section]![name]!;
+    return (merged as unknown as Record<string, Record<string, number>>)[section]![name]!;
+  };
+  for (const [field, least] of Object.entries(COUNT_FIELDS)) {
+    const value = valueOf(field);
     if (!Number.isInteger(value) || value < least) throw new Error(`${source}: field '${field}' must be an integer >= ${least}, found ${value}`);
   }
   for (const field of ['pretrain.lr', 'sft.lr', 'rl.lr', 'rs.lr', 'distill.lr', 'rl.temperature', 'pretrain.mtpLambda', 'rl.beta']) {
-    const [section, name] = field.split('.') as [string, string];
-    const value = (merged as unknown as Record<string, Record<string, number>>)[section]![name]!;
+    const value = valueOf(field);
     const positive = field.endsWith('.lr') || field === 'rl.temperature';
     if (positive ? !(value > 0) : !(value >= 0)) throw new Error(`${source}: field '${field}' must be ${positive ? '> 0' : '>= 0'}, found ${value}`);
   }
@@ -426,8 +428,9 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
           .map((problem, i) => rephraseShare(problem, new TaskRng(cellSeed * 1_009 + i, 'rs/rephrase'), config.sft.rephrased));
         return { label: `${task} level ${difficulty}`, problems, samples: r.samples * difficulty, seed: cellSeed };
       }));
-      const policy = new EnginePolicy(inferenceModel(loadStage(rsFrom)), codec);
-      const result = rejectionSamplingSft(policy, codec, () => loadStage(rsFrom), cells, {
+      const model = loadStage(rsFrom);
+      const policy = new EnginePolicy(inferenceModel(model), codec);
+      const result = rejectionSamplingSft(policy, codec, () => model, cells, {
         maxTokens: config.rl.maxTokens, dir, sft: sftOptions(join(dir, 'sft'), r.steps, config.sft.batchSize, r.lr, config.sft.maxLen), print,
       });
       if (result.traces === 0) print(`[recipe] rs: WARNING: the model solved none of the sampled problems; no fine-tuning, ${rsFrom} stays the final model`);
