@@ -73,6 +73,10 @@ test('recipe config files: merged section by section, unknown fields named', () 
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { groupSize: 1 } }, 'x.json'), /field 'rl\.groupSize' must be an integer >= 2, found 1/);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { sft: { lr: 0 } }, 'x.json'), /field 'sft\.lr' must be > 0, found 0/);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { beta: -0.1 } }, 'x.json'), /field 'rl\.beta' must be >= 0, found -0\.1/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { temperature: 0 } }, 'x.json'), /field 'rl\.temperature' must be > 0, found 0/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { samples: 0 } }, 'x.json'), /field 'rs\.samples' must be an integer >= 1, found 0/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { lr: -1 } }, 'x.json'), /field 'rs\.lr' must be > 0, found -1/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { enabled: 'yes' } }, 'x.json'), /field 'rs\.enabled' must be a boolean, found "yes"/);
 });
 
 test('`npm run recipe` (the default recipe) is the shipped model\'s config, recipe/frugal-r1-tiny.json', () => {
