@@ -11,6 +11,7 @@
  *   rl         GRPO on the verifiable tasks from the SFT model (runGrpo)
  *   rs         R1's rejection sampling + SFT, on the GRPO model itself: it samples TRAIN problems
  *              (more tries at harder levels), keeps its verified traces and is fine-tuned on them
+ *   rs-2 ...   with rs.rounds > 1: the same again on new problems, from the round before's model
  *   zero       the R1-Zero ablation: GRPO straight from the pretrained base, r1-zero prompts
  *   student-base  a smaller dense (Qwen2-layout) model pretrained on the same corpus
  *   distill    rejection sampling from the final teacher (verified traces only), SFT of the student on them
@@ -73,10 +74,12 @@ export interface RecipeConfig {
   /**
    * R1's third stage (rejection sampling + SFT) on the GRPO model: `problemsPerCell` TRAIN problems
    * per task and level, each sampled `samples × level` times at T = 0.6 (harder levels verify less
-   * often), at most 2 verified traces kept per problem, then `steps` of SFT on them at `lr`. Its
-   * model is the final one (the teacher of distill, the one exported).
+   * often), at most 2 verified traces kept per problem, then `steps` of SFT on them at `lr`.
+   * `rounds` R: the stage again R - 1 times (stages rs-2, rs-3, ...), each round on new problems,
+   * sampled from and fine-tuning the model of the round before (expert iteration). The last
+   * trained round's model is the final one (the teacher of distill, the one exported).
    */
-  rs: { enabled: boolean; problemsPerCell: number; samples: number; steps: number; lr: number };
+  rs: { enabled: boolean; rounds: number; problemsPerCell: number; samples: number; steps: number; lr: number };
   zero: { enabled: boolean; steps: number };
   /**
    * R1-Distill at our scale: a smaller dense student (Qwen2 layout, `model` overrides
@@ -120,7 +123,7 @@ export const QUICK_RECIPE: RecipeConfig = {
   pretrain: { steps: 6, batchSize: 4, seqLen: 64, lr: 0.01, warmup: 2, mtpLambda: 0.3 },
   sft: { steps: 4, batchSize: 4, lr: 0.005, examples: 16, maxLen: 320, rephrased: 0.5 },
   rl: { enabled: true, steps: 2, promptsPerStep: 2, oversample: 2, groupSize: 2, lr: 1e-4, maxTokens: 12, beta: 0, rephrased: 0.5, temperature: 1 },
-  rs: { enabled: true, problemsPerCell: 3, samples: 2, steps: 2, lr: 1e-3 },
+  rs: { enabled: true, rounds: 2, problemsPerCell: 3, samples: 2, steps: 2, lr: 1e-3 },
   zero: { enabled: false, steps: 1 },
   distill: { enabled: true, model: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 }, pretrainSteps: 2, problems: 2, samples: 1, sftSteps: 2, lr: 0.005 },
   eval: { problemsPerCell: 2, samples: 0, maxTokens: 12 },
@@ -143,7 +146,7 @@ export const DEFAULT_RECIPE: RecipeConfig = {
   pretrain: { steps: 3600, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
   sft: { steps: 400, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512, rephrased: 0.5 },
   rl: { enabled: true, steps: 150, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.04, rephrased: 0.5, temperature: 1 },
-  rs: { enabled: true, problemsPerCell: 250, samples: 4, steps: 300, lr: 3e-4 },
+  rs: { enabled: true, rounds: 1, problemsPerCell: 250, samples: 4, steps: 300, lr: 3e-4 },
   zero: { enabled: true, steps: 40 },
   distill: { enabled: true, model: {}, pretrainSteps: 600, problems: 400, samples: 4, sftSteps: 200, lr: 1e-3 },
   eval: { problemsPerCell: 30, samples: 2, maxTokens: 384 },
@@ -156,7 +159,7 @@ const COUNT_FIELDS: Record<string, number> = {
   'pretrain.steps': 0, 'pretrain.batchSize': 1, 'pretrain.seqLen': 2, 'pretrain.warmup': 0,
   'sft.steps': 0, 'sft.batchSize': 1, 'sft.examples': 1, 'sft.maxLen': 2,
   'rl.steps': 0, 'rl.promptsPerStep': 1, 'rl.oversample': 1, 'rl.groupSize': 2, 'rl.maxTokens': 1,
-  'rs.problemsPerCell': 1, 'rs.samples': 1, 'rs.steps': 0,
+  'rs.rounds': 1, 'rs.problemsPerCell': 1, 'rs.samples': 1, 'rs.steps': 0,
   'zero.steps': 0,
   'distill.pretrainSteps': 0, 'distill.problems': 1, 'distill.samples': 1, 'distill.sftSteps': 0,
   'eval.problemsPerCell': 1, 'eval.samples': 0, 'eval.maxTokens': 1,
@@ -416,32 +419,37 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
   const zeroDir = join(out, 'zero');
   if (config.zero.enabled) await stage('zero', (dir) => grpo(dir, pretrainDir, 'r1-zero', config.zero.steps));
 
-  // (e') R1's rejection sampling + SFT, on the GRPO model's own verified traces
+  // (e') R1's rejection sampling + SFT, on the GRPO model's own verified traces; round r > 1
+  // (stage rs-r) samples new problems from the model of round r - 1 and fine-tunes that model.
   const rsFrom = config.rl.enabled ? rlDir : sftDir;
-  const rsDir = join(out, 'rs');
+  /** The trained rounds' models, in order (a round that verified nothing trains none). */
+  const rsModels: string[] = [];
   if (config.rs.enabled) {
     const r = config.rs;
-    await stage('rs', (dir) => {
-      const cells = config.tasks.flatMap((task, t) => config.difficulties.map((difficulty) => {
-        const cellSeed = seed * 7_919 + t * 131 + difficulty;
-        const problems = problemsOf(task, difficulty, r.problemsPerCell, cellSeed, 'train')
-          .map((problem, i) => rephraseShare(problem, new TaskRng(cellSeed * 1_009 + i, 'rs/rephrase'), config.sft.rephrased));
-        return { label: `${task} level ${difficulty}`, problems, samples: r.samples * difficulty, seed: cellSeed };
-      }));
-      const model = loadStage(rsFrom);
-      const policy = new EnginePolicy(inferenceModel(model), codec);
-      const result = rejectionSamplingSft(policy, codec, () => model, cells, {
-        maxTokens: config.rl.maxTokens, dir, sft: sftOptions(join(dir, 'sft'), r.steps, config.sft.batchSize, r.lr, config.sft.maxLen), print,
+    for (let round = 1; round <= r.rounds; round++) {
+      const name = round === 1 ? 'rs' : `rs-${round}`;
+      const from = rsModels.at(-1) ?? rsFrom;
+      await stage(name, (dir) => {
+        const cells = config.tasks.flatMap((task, t) => config.difficulties.map((difficulty) => {
+          const cellSeed = seed * 7_919 + t * 131 + difficulty + (round - 1) * 100_003;
+          const problems = problemsOf(task, difficulty, r.problemsPerCell, cellSeed, 'train')
+            .map((problem, i) => rephraseShare(problem, new TaskRng(cellSeed * 1_009 + i, 'rs/rephrase'), config.sft.rephrased));
+          return { label: `${task} level ${difficulty}`, problems, samples: r.samples * difficulty, seed: cellSeed };
+        }));
+        const model = loadStage(from);
+        const policy = new EnginePolicy(inferenceModel(model), codec);
+        const result = rejectionSamplingSft(policy, codec, () => model, cells, {
+          maxTokens: config.rl.maxTokens, dir, sft: sftOptions(join(dir, 'sft'), r.steps, config.sft.batchSize, r.lr, config.sft.maxLen), print,
+        });
+        if (result.traces === 0) print(`[recipe] ${name}: WARNING: the model solved none of the sampled problems; no fine-tuning, ${from} stays the final model`);
+        return { from, round, ...result };
       });
-      if (result.traces === 0) print(`[recipe] rs: WARNING: the model solved none of the sampled problems; no fine-tuning, ${rsFrom} stays the final model`);
-      return { from: rsFrom, ...result };
-    });
+      if (existsSync(join(out, name, 'sft', 'latest'))) rsModels.push(join(out, name, 'sft'));
+    }
   }
 
   // (f) R1-Distill: a dense student pretrained on the corpus, then SFT on the teacher's verified traces
-  const rsModelDir = join(rsDir, 'sft');
-  const rsTrained = config.rs.enabled && existsSync(join(rsModelDir, 'latest'));
-  const teacherDir = rsTrained ? rsModelDir : rsFrom;
+  const teacherDir = rsModels.at(-1) ?? rsFrom;
   const studentBaseDir = join(out, 'student-base');
   const distillDir = join(out, 'distill');
   if (config.distill.enabled) {
@@ -469,7 +477,7 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
   const models: [string, string, PromptStyle][] = [
     ['base (r1-zero prompt)', pretrainDir, 'r1-zero'], ['sft', sftDir, 'r1-chat'],
     ...(config.rl.enabled ? [['sft+grpo', rlDir, 'r1-chat'] as [string, string, PromptStyle]] : []),
-    ...(rsTrained ? [[config.rl.enabled ? 'sft+grpo+rs' : 'sft+rs', rsModelDir, 'r1-chat'] as [string, string, PromptStyle]] : []),
+    ...rsModels.map((dir, i) => [`${config.rl.enabled ? 'sft+grpo+rs' : 'sft+rs'}${i > 0 ? ` x${i + 1}` : ''}`, dir, 'r1-chat'] as [string, string, PromptStyle]),
     ...(config.zero.enabled ? [['r1-zero (grpo from base)', zeroDir, 'r1-zero'] as [string, string, PromptStyle]] : []),
     ...(config.distill.enabled && existsSync(join(distillDir, 'student', 'latest')) ? [['distilled student', join(distillDir, 'student'), 'r1-chat'] as [string, string, PromptStyle]] : []),
   ];

@@ -76,6 +76,7 @@ test('recipe config files: merged section by section, unknown fields named', () 
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rl: { temperature: 0 } }, 'x.json'), /field 'rl\.temperature' must be > 0, found 0/);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { samples: 0 } }, 'x.json'), /field 'rs\.samples' must be an integer >= 1, found 0/);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { lr: -1 } }, 'x.json'), /field 'rs\.lr' must be > 0, found -1/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { rounds: 0 } }, 'x.json'), /field 'rs\.rounds' must be an integer >= 1, found 0/);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { enabled: 'yes' } }, 'x.json'), /field 'rs\.enabled' must be a boolean, found "yes"/);
 });
 
@@ -94,7 +95,7 @@ test('frugal recipe --quick: every stage, results table, a GGUF that generates; 
   const out = join(tempDir('recipe'), 'run');
   const first = spawnSync(process.execPath, [cli, 'recipe', '--quick', '--out', out], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(first.status, 0, first.stderr);
-  for (const stage of ['corpus', 'pretrain', 'sft', 'rl', 'rs', 'student-base', 'distill', 'eval', 'export']) assert.ok(existsSync(join(out, stage, 'done.json')), `${stage} finished`);
+  for (const stage of ['corpus', 'pretrain', 'sft', 'rl', 'rs', 'rs-2', 'student-base', 'distill', 'eval', 'export']) assert.ok(existsSync(join(out, stage, 'done.json')), `${stage} finished`);
   for (const file of ['corpus/corpus.jsonl', 'corpus/tokenizer.json', 'pretrain/loss.svg', 'sft/loss.svg', 'rl/reward.svg', 'eval/results.md']) {
     assert.ok(existsSync(join(out, file)), file);
   }
@@ -107,9 +108,14 @@ test('frugal recipe --quick: every stage, results table, a GGUF that generates; 
   assert.ok(Math.abs(drillAt.filter((i) => i < half).length - drillAt.length / 2) <= 1, 'as many drills in each half of the corpus');
   const rows = JSON.parse(readFileSync(join(out, 'eval', 'results.json'), 'utf8')) as { model: string; problems: number; greedy: number }[];
   const distilled = JSON.parse(readFileSync(join(out, 'distill', 'done.json'), 'utf8')) as { kept: number };
-  const resampled = JSON.parse(readFileSync(join(out, 'rs', 'done.json'), 'utf8')) as { traces: number };
-  // The quick models rarely solve anything; rs fine-tunes, and a student is trained (each then evaluated), only on verified traces.
-  assert.deepEqual(rows.map((r) => r.model), ['base (r1-zero prompt)', 'sft', 'sft+grpo', ...(resampled.traces > 0 ? ['sft+grpo+rs'] : []), ...(distilled.kept > 0 ? ['distilled student'] : [])]);
+  const rounds = ['rs', 'rs-2'].map((stage) => JSON.parse(readFileSync(join(out, stage, 'done.json'), 'utf8')) as { traces: number; from: string; round: number });
+  // Round 2 samples from round 1's model when round 1 trained one, else from the GRPO model.
+  assert.deepEqual(rounds.map((r) => r.round), [1, 2]);
+  assert.equal(rounds[0]!.from, join(out, 'rl'));
+  assert.equal(rounds[1]!.from, rounds[0]!.traces > 0 ? join(out, 'rs', 'sft') : join(out, 'rl'));
+  // The quick models rarely solve anything; each rs round fine-tunes, and a student is trained (each then evaluated), only on verified traces.
+  const rsRows = rounds.filter((r) => r.traces > 0).map((_, i) => (i === 0 ? 'sft+grpo+rs' : `sft+grpo+rs x${i + 1}`));
+  assert.deepEqual(rows.map((r) => r.model), ['base (r1-zero prompt)', 'sft', 'sft+grpo', ...rsRows, ...(distilled.kept > 0 ? ['distilled student'] : [])]);
   for (const r of rows) assert.ok(r.problems === QUICK_RECIPE.eval.problemsPerCell && r.greedy >= 0 && r.greedy <= 1);
   // Model configs name the tokenizer's own EOS (stages that read a checkpoint fall back to it).
   const eos = Tokenizer.fromFile(join(out, 'corpus', 'tokenizer.json')).eosId;
@@ -130,7 +136,7 @@ test('frugal recipe --quick: every stage, results table, a GGUF that generates; 
   assert.ok(reply.tokens > 0, 'the quick model generates');
   const second = spawnSync(process.execPath, [cli, 'recipe', '--quick', '--out', out], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(second.status, 0, second.stderr);
-  assert.equal((second.stderr.match(/done already/g) ?? []).length, 9, second.stderr);
+  assert.equal((second.stderr.match(/done already/g) ?? []).length, 10, second.stderr);
 });
 
 test('shipped models/frugal-r1-tiny.gguf: deepseek2 with an MTP head, under 40 MB, thinks before answering', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
