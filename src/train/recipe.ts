@@ -254,11 +254,11 @@ export interface RsCell {
  * R1's rejection sampling + SFT on a model's own traces (the recipe's rs stage): every cell's
  * problems sampled by `policy` at T = 0.6 and top-p 0.95, at most 2 distinct verified traces kept
  * per problem (written to dir/traces.jsonl), then SFT of the model `start()` loads on them (no SFT,
- * and no checkpoint, when none verified).
+ * and no checkpoint, when none verified). `name`: the stage's name in the progress lines.
  */
 export function rejectionSamplingSft(
   policy: Policy, codec: Codec, start: () => TrainModel, cells: readonly RsCell[],
-  o: { maxTokens: number; dir: string; sft: SftOptions; print: (line: string) => void },
+  o: { name: string; maxTokens: number; dir: string; sft: SftOptions; print: (line: string) => void },
 ): { traces: number; cells: Record<string, string>; steps: number; final_loss: number | null } {
   const kept: ChatExample[] = [];
   const counts: Record<string, string> = {};
@@ -266,7 +266,7 @@ export function rejectionSamplingSft(
     const started = Date.now();
     const sampled = rejectionSample(policy, codec, cell.problems, { style: 'r1-chat', samples: cell.samples, temperature: 0.6, topP: 0.95, maxTokens: o.maxTokens, keepPerPrompt: 2, seed: cell.seed });
     counts[cell.label] = `${sampled.kept.length} traces, ${sampled.promptsCovered}/${cell.problems.length} problems`;
-    o.print(`[recipe] rs: ${cell.label}: ${sampled.sampled} samples in ${((Date.now() - started) / 1000).toFixed(1)} s, kept ${sampled.kept.length} verified traces (${sampled.promptsCovered}/${cell.problems.length} problems)`);
+    o.print(`[recipe] ${o.name}: ${cell.label}: ${sampled.sampled} samples in ${((Date.now() - started) / 1000).toFixed(1)} s, kept ${sampled.kept.length} verified traces (${sampled.promptsCovered}/${cell.problems.length} problems)`);
     kept.push(...sampled.kept);
   }
   writeChatJsonl(join(o.dir, 'traces.jsonl'), kept);
@@ -439,7 +439,7 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
         const model = loadStage(from);
         const policy = new EnginePolicy(inferenceModel(model), codec);
         const result = rejectionSamplingSft(policy, codec, () => model, cells, {
-          maxTokens: config.rl.maxTokens, dir, sft: sftOptions(join(dir, 'sft'), r.steps, config.sft.batchSize, r.lr, config.sft.maxLen), print,
+          name, maxTokens: config.rl.maxTokens, dir, sft: sftOptions(join(dir, 'sft'), r.steps, config.sft.batchSize, r.lr, config.sft.maxLen), print,
         });
         if (result.traces === 0) print(`[recipe] ${name}: WARNING: the model solved none of the sampled problems; no fine-tuning, ${from} stays the final model`);
         return { from, round, ...result };

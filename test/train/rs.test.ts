@@ -75,7 +75,7 @@ test('rs: samples each cell as stated, keeps at most 2 distinct verified traces 
   ];
   const start = TrainModel.init(config, 3);
   const before = new Map([...start.tensors()].map(([name, t]) => [name, Float32Array.from(t.values)]));
-  const result = rejectionSamplingSft(policy, codec, () => start, cells, { maxTokens: 64, dir, sft: sft(join(dir, 'sft')), print: () => {} });
+  const result = rejectionSamplingSft(policy, codec, () => start, cells, { name: 'rs', maxTokens: 64, dir, sft: sft(join(dir, 'sft')), print: () => {} });
   assert.equal(policy.calls, 3 * 4 + 3 * 5, 'every problem sampled as many times as its cell says');
   // problems 0, 1, 3, 4 are solved, each in two wordings; 2 and 5 never
   assert.equal(result.traces, 8);
@@ -99,7 +99,7 @@ test('rs: with no verified trace there is no fine-tuning and no checkpoint', () 
   const result = rejectionSamplingSft(new ScriptedPolicy(codec, false), codec, () => {
     loaded = true;
     return TrainModel.init(config, 3);
-  }, [{ label: 'all', problems, samples: 2, seed: 1 }], { maxTokens: 64, dir, sft: sft(join(dir, 'sft')), print: () => {} });
+  }, [{ label: 'all', problems, samples: 2, seed: 1 }], { name: 'rs', maxTokens: 64, dir, sft: sft(join(dir, 'sft')), print: () => {} });
   assert.deepEqual(result, { traces: 0, cells: { all: '0 traces, 0/6 problems' }, steps: 0, final_loss: null });
   assert.equal(loaded, false, 'the model is not even loaded');
   assert.equal(readFileSync(join(dir, 'traces.jsonl'), 'utf8'), '');
