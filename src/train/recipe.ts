@@ -19,7 +19,7 @@
  *   export     the final model as GGUF, tokenizer and chat template embedded
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { hfConfigToObject, parseHfConfig } from '../formats/hf-config.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { R1_SPECIAL_TOKENS, type TrainPreTokenizer, trainBpe, writeTrainedTokenizer } from '../tokenizer/train-bpe.js';
@@ -34,7 +34,7 @@ import { TrainModel } from './model.js';
 import { runPretraining } from './pretrain.js';
 import { parseRunConfig } from './run-config.js';
 import { type Codec, EnginePolicy, type Policy, inferenceModel, snapshotTensors, tokenizerCodec } from './rollout.js';
-import { type SftOptions, questionOf, runSft, tokenizeExample } from './sft.js';
+import { type SftOptions, questionOf, readChatJsonl, runSft, tokenizeExample } from './sft.js';
 import { getTask } from './tasks/registry.js';
 import { rephraseShare } from './tasks/phrasing.js';
 import { scoreCompletion } from './tasks/reward.js';
@@ -146,9 +146,9 @@ export const DEFAULT_RECIPE: RecipeConfig = {
   pretrain: { steps: 3600, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
   sft: { steps: 400, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512, rephrased: 0.5 },
   rl: { enabled: true, steps: 150, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.04, rephrased: 0.5, temperature: 1 },
-  rs: { enabled: true, rounds: 1, problemsPerCell: 250, samples: 4, steps: 300, lr: 3e-4 },
+  rs: { enabled: true, rounds: 3, problemsPerCell: 250, samples: 4, steps: 300, lr: 3e-4 },
   zero: { enabled: true, steps: 40 },
-  distill: { enabled: true, model: {}, pretrainSteps: 600, problems: 400, samples: 4, sftSteps: 200, lr: 1e-3 },
+  distill: { enabled: true, model: {}, pretrainSteps: 2400, problems: 400, samples: 4, sftSteps: 600, lr: 1e-3 },
   eval: { problemsPerCell: 30, samples: 2, maxTokens: 384 },
   export: { type: 'f32' },
 };
@@ -462,14 +462,16 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
       const started = Date.now();
       const sampled = rejectionSample(teacher, codec, problems, { style: 'r1-chat', samples: d.samples, temperature: 0.6, topP: 0.95, maxTokens: config.rl.maxTokens, keepPerPrompt: 1, seed });
       print(`[recipe] distill: ${sampled.sampled} teacher samples in ${((Date.now() - started) / 1000).toFixed(1)} s; kept ${sampled.kept.length} verified traces (${sampled.promptsCovered}/${problems.length} problems), rejected ${sampled.rejectedWrong} wrong and ${sampled.rejectedFormat} badly formatted`);
-      if (sampled.kept.length === 0) {
+      // As R1 distilled on its rejection-sampling data: the rs rounds' verified traces join the teacher's own.
+      const rsTraces = rsModels.flatMap((model) => readChatJsonl(join(dirname(model), 'traces.jsonl')));
+      if (sampled.kept.length + rsTraces.length === 0) {
         print('[recipe] distill: WARNING: the teacher solved none of the sampled problems; no student is trained and the eval has no student row');
-        return { teacher: teacherDir, sampled: sampled.sampled, kept: 0, problems: problems.length, steps: 0, final_loss: null };
+        return { teacher: teacherDir, sampled: sampled.sampled, kept: 0, rs_traces: 0, problems: problems.length, steps: 0, final_loss: null };
       }
       writeChatJsonl(join(dir, 'traces.jsonl'), sampled.kept);
-      const examples = sampled.kept.map((e, i) => tokenizeExample(e, 'r1-chat', codec, `distill trace ${i}`));
+      const examples = [...sampled.kept, ...rsTraces].map((e, i) => tokenizeExample(e, 'r1-chat', codec, `distill trace ${i}`));
       const r = runSft(loadStage(studentBaseDir), examples, sftOptions(join(dir, 'student'), d.sftSteps, config.sft.batchSize, d.lr, config.sft.maxLen));
-      return { teacher: teacherDir, sampled: sampled.sampled, kept: sampled.kept.length, problems: problems.length, steps: r.endStep, final_loss: r.log.at(-1)?.loss ?? null };
+      return { teacher: teacherDir, sampled: sampled.sampled, kept: sampled.kept.length, rs_traces: rsTraces.length, problems: problems.length, steps: r.endStep, final_loss: r.log.at(-1)?.loss ?? null };
     });
   }
 

@@ -107,7 +107,7 @@ test('frugal recipe --quick: every stage, results table, a GGUF that generates; 
   const half = corpus.length / 2;
   assert.ok(Math.abs(drillAt.filter((i) => i < half).length - drillAt.length / 2) <= 1, 'as many drills in each half of the corpus');
   const rows = JSON.parse(readFileSync(join(out, 'eval', 'results.json'), 'utf8')) as { model: string; problems: number; greedy: number }[];
-  const distilled = JSON.parse(readFileSync(join(out, 'distill', 'done.json'), 'utf8')) as { kept: number };
+  const distilled = JSON.parse(readFileSync(join(out, 'distill', 'done.json'), 'utf8')) as { kept: number; rs_traces: number };
   const rounds = ['rs', 'rs-2'].map((stage) => JSON.parse(readFileSync(join(out, stage, 'done.json'), 'utf8')) as { traces: number; from: string; round: number });
   // Round 2 samples from round 1's model when round 1 trained one, else from the GRPO model.
   assert.deepEqual(rounds.map((r) => r.round), [1, 2]);
@@ -115,7 +115,9 @@ test('frugal recipe --quick: every stage, results table, a GGUF that generates; 
   assert.equal(rounds[1]!.from, rounds[0]!.traces > 0 ? join(out, 'rs', 'sft') : join(out, 'rl'));
   // The quick models rarely solve anything; each rs round fine-tunes, and a student is trained (each then evaluated), only on verified traces.
   const rsRows = rounds.filter((r) => r.traces > 0).map((_, i) => (i === 0 ? 'sft+grpo+rs' : `sft+grpo+rs x${i + 1}`));
-  assert.deepEqual(rows.map((r) => r.model), ['base (r1-zero prompt)', 'sft', 'sft+grpo', ...rsRows, ...(distilled.kept > 0 ? ['distilled student'] : [])]);
+  // The student learns from the teacher's own verified samples and every rs round's traces.
+  assert.equal(distilled.rs_traces, rounds.reduce((sum, r) => sum + r.traces, 0));
+  assert.deepEqual(rows.map((r) => r.model), ['base (r1-zero prompt)', 'sft', 'sft+grpo', ...rsRows, ...(distilled.kept + distilled.rs_traces > 0 ? ['distilled student'] : [])]);
   for (const r of rows) assert.ok(r.problems === QUICK_RECIPE.eval.problemsPerCell && r.greedy >= 0 && r.greedy <= 1);
   // Model configs name the tokenizer's own EOS (stages that read a checkpoint fall back to it).
   const eos = Tokenizer.fromFile(join(out, 'corpus', 'tokenizer.json')).eosId;
