@@ -1,7 +1,7 @@
 // `frugal recipe --quick` end to end, and the shipped models/frugal-r1-tiny.gguf.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -139,6 +139,25 @@ test('frugal recipe --quick: every stage, results table, a GGUF that generates; 
   const second = spawnSync(process.execPath, [cli, 'recipe', '--quick', '--out', out], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(second.status, 0, second.stderr);
   assert.equal((second.stderr.match(/done already/g) ?? []).length, 10, second.stderr);
+
+  // The wiring after a trained rs round, which the quick models (they solve nothing) never reach:
+  // give round 1 a model (the GRPO checkpoint) and 3 traces, then rerun what comes after it.
+  cpSync(join(out, 'rl'), join(out, 'rs', 'sft'), { recursive: true });
+  const trace = (a: number): string => JSON.stringify({ messages: [{ role: 'user', content: `What is ${a} + 1?` }, { role: 'assistant', content: `<think>\n${a} + 1 = ${a + 1}.\n</think>\n\n<answer>${a + 1}</answer>` }] });
+  writeFileSync(join(out, 'rs', 'traces.jsonl'), `${[1, 2, 3].map(trace).join('\n')}\n`);
+  for (const stage of ['rs-2', 'distill', 'eval', 'export']) rmSync(join(out, stage), { recursive: true });
+  const third = spawnSync(process.execPath, [cli, 'recipe', '--quick', '--out', out], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(third.status, 0, third.stderr);
+  const round2 = JSON.parse(readFileSync(join(out, 'rs-2', 'done.json'), 'utf8')) as { from: string; traces: number };
+  assert.equal(round2.from, join(out, 'rs', 'sft'), 'round 2 starts from round 1\'s model');
+  const teacher = round2.traces > 0 ? join(out, 'rs-2', 'sft') : join(out, 'rs', 'sft');
+  const distilled2 = JSON.parse(readFileSync(join(out, 'distill', 'done.json'), 'utf8')) as { teacher: string; rs_traces: number };
+  assert.equal(distilled2.teacher, teacher, 'the last trained round teaches the student');
+  assert.equal(distilled2.rs_traces, 3 + round2.traces, 'the student learns from every trained round\'s traces');
+  const rows2 = (JSON.parse(readFileSync(join(out, 'eval', 'results.json'), 'utf8')) as { model: string }[]).map((r) => r.model);
+  assert.deepEqual([...new Set(rows2)], ['base (r1-zero prompt)', 'sft', 'sft+grpo', 'sft+grpo+rs', ...(round2.traces > 0 ? ['sft+grpo+rs x2'] : []), 'distilled student']);
+  const exported = JSON.parse(readFileSync(join(out, 'export', 'done.json'), 'utf8')) as { from: string };
+  assert.equal(exported.from, teacher, 'the last trained round is the exported model');
 });
 
 test('shipped models/frugal-r1-tiny.gguf: deepseek2 with an MTP head, under 40 MB, thinks before answering', { skip: !existsSync(shipped) && 'models/frugal-r1-tiny.gguf is not in this checkout' }, () => {
