@@ -16,12 +16,13 @@ import { after, test } from 'node:test';
 import { planTypes, quantScheme, quantizeGguf, quantizedType, useMoreBits } from '../../src/cli/quantize.js';
 import { mixModelInfo } from '../../src/cli/quantize-mix.js';
 import { openGguf } from '../../src/formats/gguf.js';
+import { loadDeepseekFromGguf } from '../../src/models/deepseek-v3.js';
 import { loadModel } from '../../src/models/load.js';
 import { writeTinyDenseGguf } from '../../src/models/tiny.js';
-import { type LlamaOracleResult, compareLogProbs, logSoftmax, runLlamaCpp, runLlamaCppModels } from '../oracle/llama-cpp.js';
+import { type LlamaOracleResult, compareLogProbs, ggmlQ8ActivationBackend, logSoftmax, runLlamaCpp, runLlamaCppModels } from '../oracle/llama-cpp.js';
 import { writeGguf } from '../../src/formats/gguf-write.js';
 import { dequantize, quantize } from '../../src/tensor/quant/index.js';
-import { refBackend } from '../../src/tensor/index.js';
+import { getBackend, refBackend } from '../../src/tensor/index.js';
 import { loadNativeAddon } from '../../src/tensor/native.js';
 import type { DType } from '../../src/tensor/dtype.js';
 
@@ -75,7 +76,14 @@ test('quantize q8_0: matrices as Q8_0, norms and routers kept; llama.cpp and we 
   const [result] = await runLlamaCpp({ modelPath: out, jobs: [{ kind: 'logprobs', tokens: prompt, allPositions: true }] });
   assert.equal(result?.kind, 'logprobs');
   if (result?.kind !== 'logprobs') return;
+  // llama.cpp rounds the activations of every Q8_0 product to 8 bits. Our engine does so only where
+  // its int8 kernels run (AVX-512 VNNI, prompt-shaped products), so it is compared loosely (the size
+  // of that rounding), and the same file with ggml's rounding emulated is compared tightly, on any CPU.
+  const emulatedFile = openGguf(out);
+  const emulated = loadDeepseekFromGguf(emulatedFile, { backend: ggmlQ8ActivationBackend(getBackend()) });
+  emulatedFile.close();
   const all = q8.forward(Int32Array.from(prompt), q8.newCache(64), { allLogits: true });
+  const allEmulated = emulated.forward(Int32Array.from(prompt), emulated.newCache(64), { allLogits: true });
   const V = q8.info.vocabSize;
   result.positions.forEach((theirs, i) => {
     const logits = all.subarray(i * V, (i + 1) * V);
@@ -84,12 +92,12 @@ test('quantize q8_0: matrices as Q8_0, norms and routers kept; llama.cpp and we 
     const ours = logSoftmax(logits);
     const lead = Math.max(...ours) - ours[theirs[0]![0]]!;
     assert.ok(c.sameTop || lead <= c.maxError, `position ${i}: top token differs from llama.cpp's by ${lead} nats (max |log p diff| ${c.maxError})`);
-    // Rounding the activations to 8 bits (llama.cpp's Q8_0 path) moves improbable tokens most: bound the likely ones tightly.
-    const likely = theirs.filter(([, lp]) => lp > -6).reduce((m, [token, lp]) => Math.max(m, Math.abs(ours[token]! - lp)), 0);
-    // (On the shipped model: up to 0.21 over likely tokens, 0.76 at a token of log p -16; llama.cpp's
-    // own Q8_0 run differs from its f32 run by as much.)
-    assert.ok(likely < 0.3, `position ${i}: max |log p diff| ${likely} over tokens with log p > -6`);
+    // (The default engine on the shipped model: up to 1.4 nats at position 13 with f32 activations, on
+    // AVX2; llama.cpp's own Q8_0 run differs from its f32 run by as much.)
     assert.ok(c.maxError < 1.5, `position ${i}: max |log p diff| ${c.maxError}`);
+    const exact = compareLogProbs(allEmulated.subarray(i * V, (i + 1) * V), theirs);
+    assert.ok(exact.sameTop, `position ${i}: with ggml's activation rounding, the top token differs from llama.cpp's`);
+    assert.ok(exact.maxError < 2e-3, `position ${i}: with ggml's activation rounding, max |log p diff| ${exact.maxError}`);
   });
 });
 

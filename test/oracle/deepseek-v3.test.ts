@@ -12,10 +12,8 @@ import test, { after } from 'node:test';
 import { openGguf } from '../../src/formats/gguf.js';
 import { type DeepseekModel, loadDeepseekFromGguf } from '../../src/models/deepseek-v3.js';
 import { type DeepseekGgufOptions, type TinyDeepseekModel, tinyDeepseekModel, writeTinyDeepseekGguf } from '../../src/models/deepseek-v3-tiny.js';
-import type { Backend } from '../../src/tensor/backend.js';
 import { getBackend } from '../../src/tensor/index.js';
-import { f16ToF32, f32ToF16 } from '../../src/tensor/quant/index.js';
-import { compareLogProbs, runLlamaCpp } from './llama-cpp.js';
+import { compareLogProbs, ggmlQ8ActivationBackend, runLlamaCpp } from './llama-cpp.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'frugal-deepseek-oracle-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -87,35 +85,6 @@ test('llama.cpp: legacy attn_kv_b layout, F32: next-token log-probs within 1e-3,
   assert.ok(r.sameTop);
   assert.deepEqual(ourGreedy(model, PROMPT, 32), r.theirGreedy);
 });
-
-/**
- * A backend that rounds the activations entering every Q8_0 matmul to Q8_0 exactly as ggml's CPU
- * quantize_row_q8_0 does (d = amax/127 stored as f16, q = round-to-even(x · 127/amax)): llama.cpp
- * multiplies Q8_0 weights with Q8_0-quantized activations.
- */
-function ggmlQ8ActivationBackend(base: Backend): Backend {
-  const roundActivations = (x: Float32Array): Float32Array => {
-    const out = new Float32Array(x.length);
-    for (let b = 0; b < x.length; b += 32) {
-      let amax = 0;
-      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b + j]!));
-      const d = f16ToF32(f32ToF16(Math.fround(amax / 127)));
-      const id = amax ? Math.fround(127 / amax) : 0;
-      for (let j = 0; j < 32; j++) {
-        const v = Math.fround(x[b + j]! * id);
-        const q = Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v);
-        out[b + j] = q * d;
-      }
-    }
-    return out;
-  };
-  return {
-    ...base,
-    matmul(out, x, m, w) {
-      base.matmul(out, w.dtype === 'q8_0' ? roundActivations(x.subarray(0, m * w.cols)) : x, m, w);
-    },
-  };
-}
 
 test('llama.cpp: Q8_0 split layout: within 1e-3 once activations are rounded like ggml, greedy 32 identical', async () => {
   const { path, model } = write(v3, 'v3-split-q8_0.gguf', { layout: 'split', dtype: 'q8_0', mtp: false });

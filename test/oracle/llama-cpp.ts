@@ -9,6 +9,8 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { Backend } from '../../src/tensor/backend.js';
+import { f16ToF32, f32ToF16 } from '../../src/tensor/quant/index.js';
 import { callWorker } from '../tools/child-worker.js';
 
 export type LlamaOracleJob =
@@ -91,4 +93,33 @@ export function compareLogProbs(logits: ArrayLike<number>, theirs: [number, numb
   let best = 0;
   for (let i = 1; i < ours.length; i++) if (ours[i]! > ours[best]!) best = i;
   return { maxError, worstToken, sameTop: theirs.length > 0 && best === theirs[0]![0] };
+}
+
+/**
+ * A backend that rounds the activations entering every Q8_0 matmul to Q8_0 exactly as ggml's CPU
+ * quantize_row_q8_0 does (d = amax/127 stored as f16, q = round-to-even(x · 127/amax)): llama.cpp
+ * multiplies Q8_0 weights with Q8_0-quantized activations.
+ */
+export function ggmlQ8ActivationBackend(base: Backend): Backend {
+  const roundActivations = (x: Float32Array): Float32Array => {
+    const out = new Float32Array(x.length);
+    for (let b = 0; b < x.length; b += 32) {
+      let amax = 0;
+      for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b + j]!));
+      const d = f16ToF32(f32ToF16(Math.fround(amax / 127)));
+      const id = amax ? Math.fround(127 / amax) : 0;
+      for (let j = 0; j < 32; j++) {
+        const v = Math.fround(x[b + j]! * id);
+        const q = Math.abs(v % 1) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v);
+        out[b + j] = q * d;
+      }
+    }
+    return out;
+  };
+  return {
+    ...base,
+    matmul(out, x, m, w) {
+      base.matmul(out, w.dtype === 'q8_0' ? roundActivations(x.subarray(0, m * w.cols)) : x, m, w);
+    },
+  };
 }
