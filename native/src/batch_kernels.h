@@ -74,6 +74,27 @@ inline __m128 sum4(const __m512 (&a)[4]) {
   const __m512 w = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));
   return _mm512_castps512_ps128(w);
 }
+#elif defined(__AVX2__)
+/** expFast8, and exactly 0 below -87 (as expShifted16). */
+inline __m256 expShifted8(__m256 x) { return _mm256_and_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ), expFast8(x)); }
+
+/** Lane mask of the first n (0..8) of 8 floats, for maskload / maskstore. */
+inline __m256i laneMask8(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n < 0 ? 0 : n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/** The 8 sums of the lanes of v[0..7], in order, as one vector. */
+inline __m256 sum8x8(const __m256 (&v)[8]) {
+  const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
+inline float hsum8(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
 #endif
 
 /** scores[h·keys + s] = scale · q_h · key s, for every head of one query row. */
@@ -129,6 +150,33 @@ void rowScores(const float* qr, const float* cache, int64_t keys, const BatchAtt
     }
     return;
   }
+#elif defined(__AVX2__)
+  // 8 keys per pass for one head: 8 accumulators over the key chunks (the query chunk loaded once
+  // for the 8), reduced together into the 8 scores; the last dk % 8 values by masked loads.
+  const int64_t full = dk / 8;
+  const __m256i tailMask = laneMask8(dk - full * 8);
+  const __m256 vScale = _mm256_set1_ps(scale);
+  for (int64_t h = 0; h < H; h++) {
+    const float* q = qr + h * dk;
+    float* out = scores + h * keys;
+    int64_t s = 0;
+    for (; s + 8 <= keys; s += 8) {
+      const float* k = cache + s * stride;
+      __m256 acc[8];
+      for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+      for (int64_t c = 0; c < full; c++) {
+        const __m256 qv = _mm256_loadu_ps(q + 8 * c);
+        for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + i * stride + 8 * c), acc[i]);
+      }
+      if (full * 8 < dk) {
+        const __m256 qv = _mm256_maskload_ps(q + 8 * full, tailMask);
+        for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(qv, _mm256_maskload_ps(k + i * stride + 8 * full, tailMask), acc[i]);
+      }
+      _mm256_storeu_ps(out + s, _mm256_mul_ps(sum8x8(acc), vScale));
+    }
+    for (; s < keys; s++) out[s] = dot(q, cache + s * stride, dk) * scale;
+  }
+  return;
 #endif
   for (int64_t h = 0; h < H; h++)
     for (int64_t s = 0; s < keys; s++) scores[h * keys + s] = dot(qr + h * dk, cache + s * stride, dk) * scale;
@@ -157,6 +205,29 @@ void softmaxRow(float* sc, int64_t keys) {
     total = _mm512_add_ps(total, _mm512_maskz_mov_ps(tail, e));
   }
   sum = _mm512_reduce_add_ps(total);
+#elif defined(__AVX2__)
+  __m256 mv = _mm256_set1_ps(-INFINITY);
+  int64_t s = 0;
+  for (; s + 8 <= keys; s += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(sc + s));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, mv);
+  float max = lanes[0];
+  for (int i = 1; i < 8; i++) max = lanes[i] > max ? lanes[i] : max;
+  for (; s < keys; s++) max = sc[s] > max ? sc[s] : max;
+  const __m256 m = _mm256_set1_ps(max);
+  __m256 total = _mm256_setzero_ps();
+  for (s = 0; s + 8 <= keys; s += 8) {
+    const __m256 e = expShifted8(_mm256_sub_ps(_mm256_loadu_ps(sc + s), m));
+    _mm256_storeu_ps(sc + s, e);
+    total = _mm256_add_ps(total, e);
+  }
+  if (s < keys) {
+    const __m256i tail = laneMask8(keys - s);
+    const __m256 e = _mm256_and_ps(_mm256_castsi256_ps(tail), expShifted8(_mm256_sub_ps(_mm256_maskload_ps(sc + s, tail), m)));
+    _mm256_maskstore_ps(sc + s, tail, e);
+    total = _mm256_add_ps(total, e);
+  }
+  sum = hsum8(total);
 #else
   float max = -INFINITY;
   for (int64_t s = 0; s < keys; s++) max = sc[s] > max ? sc[s] : max;
@@ -209,10 +280,50 @@ void rowValues(const float* probs, const float* cache, int64_t keys, const Batch
       _mm512_mask_storeu_ps(out + h * dv + c, mask, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
     }
   }
+#elif defined(__AVX2__)
+  // Two heads per pass over the value rows, 32 columns (4 vectors) at a time: 8 accumulators.
+  for (int64_t h = 0; h < H; h += 2) {
+    const bool two = h + 1 < H;
+    const float* p0 = probs + h * keys;
+    const float* p1 = two ? p0 + keys : p0;
+    for (int64_t c = 0; c < dv; c += 32) {
+      const int64_t width = imin(32, dv - c);
+      const int chunks = static_cast<int>((width + 7) / 8);
+      const __m256i lastMask = laneMask8(width - 8 * (chunks - 1));
+      __m256 a0[4], a1[4];
+      for (int i = 0; i < 4; i++) a0[i] = a1[i] = _mm256_setzero_ps();
+      if (chunks == 4 && width == 32) {
+        for (int64_t s = 0; s < keys; s++) {
+          const float* v = cache + s * stride + c;
+          const __m256 w0 = _mm256_set1_ps(p0[s]), w1 = _mm256_set1_ps(p1[s]);
+          for (int i = 0; i < 4; i++) {
+            const __m256 vv = _mm256_loadu_ps(v + 8 * i);
+            a0[i] = _mm256_fmadd_ps(w0, vv, a0[i]);
+            a1[i] = _mm256_fmadd_ps(w1, vv, a1[i]);
+          }
+        }
+      } else {
+        for (int64_t s = 0; s < keys; s++) {
+          const float* v = cache + s * stride + c;
+          const __m256 w0 = _mm256_set1_ps(p0[s]), w1 = _mm256_set1_ps(p1[s]);
+          for (int i = 0; i < chunks; i++) {
+            const __m256 vv = i + 1 < chunks ? _mm256_loadu_ps(v + 8 * i) : _mm256_maskload_ps(v + 8 * i, lastMask);
+            a0[i] = _mm256_fmadd_ps(w0, vv, a0[i]);
+            a1[i] = _mm256_fmadd_ps(w1, vv, a1[i]);
+          }
+        }
+      }
+      for (int i = 0; i < chunks; i++) {
+        const __m256i mask = i + 1 < chunks ? laneMask8(8) : lastMask;
+        _mm256_maskstore_ps(out + h * dv + c + 8 * i, mask, a0[i]);
+        if (two) _mm256_maskstore_ps(out + (h + 1) * dv + c + 8 * i, mask, a1[i]);
+      }
+    }
+  }
 #else
   for (int64_t i = 0; i < H * dv; i++) out[i] = 0.0f;
   for (int64_t s = 0; s < keys; s++)
-    for (int64_t h = 0; h < H; h++) axpyLoop(out + h * dv, probs[h * keys + s], cache + s * p.stride, dv);
+    for (int64_t h = 0; h < H; h++) axpyLoop(out + h * dv, probs[h * keys + s], cache + s * stride, dv);
 #endif
 }
 
@@ -230,8 +341,8 @@ void segmentRowTasks(void* ctx, int64_t r0, int64_t r1, int) {
   }
 }
 
-#if defined(__AVX512F__)
-/** Backend softmax of rows (mlaForwardFused's attention probabilities): softmaxRow on each, 16 lanes of expFast at a time. */
+#if defined(__AVX512F__) || defined(__AVX2__)
+/** Backend softmax of rows (mlaForwardFused's attention probabilities): softmaxRow on each, 16 (AVX2: 8) lanes of expFast at a time. */
 void softmaxRows(float* x, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) softmaxRow(x + r * cols, cols);
 }
@@ -288,9 +399,7 @@ void moeExperts(float* out, const float* x, const int32_t* experts, const float*
     matmul(gu, rows, count, wGateUp);
     for (int64_t i = 0; i < count; i++) {
       const float* g = gu + i * 2 * width;
-      float* a = act + i * width;
-#pragma GCC ivdep
-      for (int64_t c = 0; c < width; c++) a[c] = g[c] / (1.0f + expFast(-g[c])) * g[width + c];
+      siluMulSpan(act + i * width, g, g + width, width);
     }
     const Weight wDown{DT_F32, hidden, width, reinterpret_cast<const uint8_t*>(down + e * hidden * width), nullptr};
     matmul(y, act, count, wDown);
@@ -357,13 +466,97 @@ void matmulKMajor(float* out, const float* x, int64_t m, const float* wt, int64_
     default: break;
   }
 }
+#elif defined(__AVX2__)
+/**
+ * matmulKMajor on AVX2: R rows (up to 6) x 16 columns of accumulators per pass (12 of the 16
+ * registers), each x value broadcast against the 16 columns; the same products and order (one FMA
+ * per term, k ascending) as the AVX-512 kernel.
+ */
+template <int R>
+__attribute__((always_inline)) inline void kmajorTile(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t nPad, int64_t c, int64_t n) {
+  __m256 a0[R], a1[R];
+  for (int r = 0; r < R; r++) { a0[r] = _mm256_setzero_ps(); a1[r] = _mm256_setzero_ps(); }
+  for (int64_t kk = 0; kk < k; kk++) {
+    const __m256 w0 = _mm256_loadu_ps(wt + kk * nPad + c), w1 = _mm256_loadu_ps(wt + kk * nPad + c + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+      const __m256 xv = _mm256_broadcast_ss(x + r * k + kk);
+      a0[r] = _mm256_fmadd_ps(xv, w0, a0[r]);
+      a1[r] = _mm256_fmadd_ps(xv, w1, a1[r]);
+    }
+  }
+  const __m256i m0 = laneMask8(n - c), m1 = laneMask8(n - c - 8);
+  for (int r = 0; r < R; r++) {
+    _mm256_maskstore_ps(out + r * ldo + c, m0, a0[r]);
+    _mm256_maskstore_ps(out + r * ldo + c + 8, m1, a1[r]);
+  }
+}
+/** 8 rows x 8 columns: 8 accumulators, one weight load per 8 FMAs (the weight read once for the 8 rows). */
+__attribute__((always_inline)) inline void kmajorTile8x8(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t nPad, int64_t c, int64_t n) {
+  __m256 a[8];
+  for (int r = 0; r < 8; r++) a[r] = _mm256_setzero_ps();
+  for (int64_t kk = 0; kk < k; kk++) {
+    const __m256 w = _mm256_loadu_ps(wt + kk * nPad + c);
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) a[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + r * k + kk), w, a[r]);
+  }
+  const __m256i m0 = laneMask8(n - c);
+  for (int r = 0; r < 8; r++) _mm256_maskstore_ps(out + r * ldo + c, m0, a[r]);
+}
+struct KMajorJob {
+  float* out;
+  const float* x;
+  int64_t m, n, k, nPad;
+  const float* wt;
+};
+
+/** Column tiles [t0, t1) (16 columns each), every row: 8 rows at a time as two 8 x 8 tiles, the rest by kmajorTile<R>. */
+void kmajorTiles(void* ctx, int64_t t0, int64_t t1, int) {
+  const KMajorJob& j = *static_cast<const KMajorJob*>(ctx);
+  const int64_t n = j.n, k = j.k;
+  for (int64_t c = 16 * t0; c < n && c < 16 * t1; c += 16) {
+    int64_t r = 0;
+    for (; r + 8 <= j.m; r += 8) {
+      kmajorTile8x8(j.out + r * n, n, j.x + r * k, k, j.wt, j.nPad, c, n);
+      if (c + 8 < n) kmajorTile8x8(j.out + r * n, n, j.x + r * k, k, j.wt, j.nPad, c + 8, n);
+    }
+    float* out = j.out + r * n;
+    const float* x = j.x + r * k;
+    switch (j.m - r) {
+      case 1: kmajorTile<1>(out, n, x, k, j.wt, j.nPad, c, n); break;
+      case 2: kmajorTile<2>(out, n, x, k, j.wt, j.nPad, c, n); break;
+      case 3: kmajorTile<3>(out, n, x, k, j.wt, j.nPad, c, n); break;
+      case 4: kmajorTile<4>(out, n, x, k, j.wt, j.nPad, c, n); break;
+      case 5: kmajorTile<5>(out, n, x, k, j.wt, j.nPad, c, n); break;
+      case 6: kmajorTile<6>(out, n, x, k, j.wt, j.nPad, c, n); break;
+      case 7:
+        kmajorTile<4>(out, n, x, k, j.wt, j.nPad, c, n);
+        kmajorTile<3>(out + 4 * n, n, x + 4 * k, k, j.wt, j.nPad, c, n);
+        break;
+      default: break;
+    }
+  }
+}
+
+/**
+ * Column tiles outermost, so that a tile's weights (k x 16 floats) stay in L1 for every row
+ * group. A weight of smallWorkBytes or more (the shipped model's head and dense FFN) is split
+ * across the pool by column tiles: at 8 rows that took 1024 x 128 from ~56 to ~30 µs here.
+ */
+void matmulKMajor(float* out, const float* x, int64_t m, const float* wt, int64_t n, int64_t k) {
+  KMajorJob j{out, x, m, n, k, (n + 15) / 16 * 16, wt};
+  const int64_t tiles = j.nPad / 16;
+  const int threads = threadCount();
+  if (n * k * 4 < smallWorkBytes() || threads < 2) return kmajorTiles(&j, 0, tiles, 0);
+  parallelStatic(tiles, (tiles + threads - 1) / threads, kmajorTiles, &j);
+}
 #endif
 
 BatchKernels batchTable() {
   BatchKernels t;
   t.attentionSegments = attentionSegments;
   t.moeExperts = moeExperts;
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
   t.matmulKMajor = matmulKMajor;
 #else
   t.matmulKMajor = nullptr;

@@ -1,7 +1,7 @@
 // exp() exactly as V8's Math.exp computes it (fdlibm's e_exp.c, as ported in V8's
 // src/base/ieee754.cc), for the sampler's softmax weights: the same doubles as the TypeScript
 // loop, so seeded sampling picks the same tokens, in one call per step instead of one Math.exp
-// call per vocabulary entry, 8 lanes at a time on AVX-512. No FMA contraction: every product and
+// call per vocabulary entry, 8 lanes at a time on AVX-512 and 4 on AVX2. No FMA contraction: every product and
 // sum rounds as in fdlibm (test/generate/sampling-exp.test.ts checks every branch bit for bit).
 #pragma once
 #include <cstdint>
@@ -123,13 +123,79 @@ __attribute__((target("avx512f,avx512dq"), optimize("fp-contract=off"))) void ex
   }
   for (; i < n; i++) out[i] = fdlibmExp((static_cast<double>(z[i]) - shift) * scale);
 }
+
+/**
+ * expShiftedAvx512 on 4 lanes of AVX2 (no 64-bit compare-to-mask or double-to-int64 conversion
+ * there: compares give lane masks for blends, and 2^k comes from k + 1023 placed in the low
+ * mantissa bits by adding 1.5 · 2^52). Same operations in the same order, no FMA contraction.
+ */
+__attribute__((target("avx2"), optimize("fp-contract=off"))) void expShiftedAvx2(double* out, const float* z, int64_t n, double shift,
+                                                                                 double scale) {
+  const __m256d vShift = _mm256_set1_pd(shift), vScale = _mm256_set1_pd(scale), one = _mm256_set1_pd(1.0), two = _mm256_set1_pd(2.0);
+  const __m256d zero = _mm256_setzero_pd(), minusOne = _mm256_set1_pd(-1.0);
+  const __m256d ln2HI = _mm256_set1_pd(6.93147180369123816490e-01), ln2LO = _mm256_set1_pd(1.90821492927058770002e-10);
+  const __m256d invln2 = _mm256_set1_pd(1.44269504088896338700e+00);
+  const __m256d P1 = _mm256_set1_pd(1.66666666666666019037e-01), P2 = _mm256_set1_pd(-2.77777777770155933842e-03),
+                P3 = _mm256_set1_pd(6.61375632143793436117e-05), P4 = _mm256_set1_pd(-1.65339022054652515390e-06),
+                P5 = _mm256_set1_pd(4.13813679705723846039e-08);
+  const __m256d bias = _mm256_set1_pd(1023.0 + 6755399441055744.0);  // + 1.5 · 2^52: the integer lands in the low mantissa bits
+  const __m256i absHigh = _mm256_set1_epi64x(0x7fffffff);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const __m256d x = _mm256_mul_pd(_mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(z + i)), vShift), vScale);
+    const __m256i hx = _mm256_and_si256(_mm256_srli_epi64(_mm256_castpd_si256(x), 32), absHigh);
+    const __m256i inRange = _mm256_and_si256(
+        _mm256_and_si256(_mm256_cmpgt_epi64(hx, _mm256_set1_epi64x(0x3e300000 - 1)), _mm256_cmpgt_epi64(_mm256_set1_epi64x(0x40860000), hx)),
+        _mm256_castpd_si256(_mm256_cmp_pd(x, one, _CMP_NEQ_UQ)));
+    const __m256d negative = _mm256_cmp_pd(x, zero, _CMP_LT_OQ);
+    const __m256d reduced = _mm256_castsi256_pd(_mm256_cmpgt_epi64(hx, _mm256_set1_epi64x(0x3fd62e42)));
+    const __m256d middle = _mm256_and_pd(reduced, _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_set1_epi64x(0x3FF0A2B2), hx)));
+    // k: 0 when |x| <= ln2/2, ±1 when |x| < 1.5 ln2, else (int)(invln2 x ± 0.5)
+    const __m256d half = _mm256_blendv_pd(_mm256_set1_pd(0.5), _mm256_set1_pd(-0.5), negative);
+    __m256d k = _mm256_round_pd(_mm256_add_pd(_mm256_mul_pd(invln2, x), half), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    k = _mm256_blendv_pd(k, _mm256_blendv_pd(one, minusOne, negative), middle);
+    k = _mm256_blendv_pd(zero, k, reduced);
+    const __m256d hi = _mm256_sub_pd(x, _mm256_mul_pd(k, ln2HI));
+    const __m256d lo = _mm256_mul_pd(k, ln2LO);
+    const __m256d r = _mm256_blendv_pd(x, _mm256_sub_pd(hi, lo), reduced);
+    const __m256d t = _mm256_mul_pd(r, r);
+    __m256d poly = _mm256_add_pd(P4, _mm256_mul_pd(t, P5));
+    poly = _mm256_add_pd(P3, _mm256_mul_pd(t, poly));
+    poly = _mm256_add_pd(P2, _mm256_mul_pd(t, poly));
+    poly = _mm256_add_pd(P1, _mm256_mul_pd(t, poly));
+    const __m256d c = _mm256_sub_pd(r, _mm256_mul_pd(t, poly));
+    const __m256d rc = _mm256_mul_pd(r, c);
+    const __m256d small = _mm256_sub_pd(one, _mm256_sub_pd(_mm256_div_pd(rc, _mm256_sub_pd(c, two)), r));
+    const __m256d y = _mm256_sub_pd(one, _mm256_sub_pd(_mm256_sub_pd(lo, _mm256_div_pd(rc, _mm256_sub_pd(two, c))), hi));
+    const __m256d twopk = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(_mm256_add_pd(k, bias)), 52));
+    const __m256d zeroK = _mm256_cmp_pd(k, zero, _CMP_EQ_OQ);
+    _mm256_storeu_pd(out + i, _mm256_blendv_pd(_mm256_mul_pd(y, twopk), small, zeroK));
+    const int others = ~_mm256_movemask_pd(_mm256_castsi256_pd(inRange)) & 0xf;
+    if (others != 0) {
+      alignas(32) double xs[4];
+      _mm256_store_pd(xs, x);
+      for (int j = 0; j < 4; j++) {
+        if (others & (1 << j)) out[i + j] = fdlibmExp(xs[j]);
+      }
+    }
+  }
+  for (; i < n; i++) out[i] = fdlibmExp((static_cast<double>(z[i]) - shift) * scale);
+}
 #endif
 
-/** out[i] = exp((z[i] - shift) * scale) for i < n (the sampler's unnormalized softmax weights). */
-void expShifted(double* out, const float* z, int64_t n, double shift, double scale) {
+/**
+ * out[i] = exp((z[i] - shift) * scale) for i < n (the sampler's unnormalized softmax weights), at
+ * most `lanes` doubles at a time (8, 4 or 1: the kernel table's SIMD level, so that each path can
+ * be tested on a CPU that has a wider one) and no more than the CPU has.
+ */
+void expShifted(double* out, const float* z, int64_t n, double shift, double scale, int lanes) {
 #if defined(__x86_64__)
   static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
-  if (avx512) return expShiftedAvx512(out, z, n, shift, scale);
+  if (lanes >= 8 && avx512) return expShiftedAvx512(out, z, n, shift, scale);
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (lanes >= 4 && avx2) return expShiftedAvx2(out, z, n, shift, scale);
+#else
+  (void)lanes;
 #endif
   for (int64_t i = 0; i < n; i++) out[i] = fdlibmExp((static_cast<double>(z[i]) - shift) * scale);
 }

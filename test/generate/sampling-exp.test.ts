@@ -2,15 +2,28 @@
  * The native expShifted (the sampler's softmax weights, native/src/fdlibm_exp.h) must equal
  * Math.exp((z - shift) · scale) bit for bit, so that seeded sampling draws the same tokens with
  * and without the addon: random logits at several temperatures, and arguments in every branch of
- * fdlibm's exp (tiny, near ±ln 2, reduced, underflow, overflow, ±Infinity, NaN).
+ * fdlibm's exp (tiny, near ±ln 2, reduced, underflow, overflow, ±Infinity, NaN), at each SIMD
+ * level the CPU has (8 lanes on AVX-512, 4 on AVX2, one at a time below).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../../src/generate/rng.js';
 import { loadNativeBackend } from '../../src/tensor/index.js';
+import { loadNativeAddon } from '../../src/tensor/native.js';
 
 const native = loadNativeBackend();
 const skip = native?.expShifted ? false : 'native addon without expShifted';
+
+/** Runs body at each SIMD level the CPU has, then restores the level. */
+function atEachLevel(body: () => void): void {
+  const addon = loadNativeAddon();
+  const start = addon.info().simd;
+  try {
+    for (const level of ['avx512-vnni', 'avx512', 'avx2', 'scalar']) if (addon.setSimd(level) === level) body();
+  } finally {
+    addon.setSimd(start);
+  }
+}
 
 function assertSameAsMathExp(z: Float32Array, shift: number, scale: number): void {
   const out = new Float64Array(z.length + 1).fill(-1);
@@ -23,13 +36,15 @@ function assertSameAsMathExp(z: Float32Array, shift: number, scale: number): voi
 }
 
 test('expShifted equals Math.exp on random logits at several temperatures', { skip }, () => {
-  const rng = new Rng(7);
-  for (const spread of [0.01, 1, 8, 40, 300]) {
-    const z = Float32Array.from({ length: 1021 }, () => (rng.nextFloat() * 2 - 1) * spread);
-    let max = -Infinity;
-    for (const v of z) max = Math.max(max, v);
-    for (const temperature of [1, 0.7, 0.05, 1.3, 1e-3]) assertSameAsMathExp(z, max, 1 / temperature);
-  }
+  atEachLevel(() => {
+    const rng = new Rng(7);
+    for (const spread of [0.01, 1, 8, 40, 300]) {
+      const z = Float32Array.from({ length: 1021 }, () => (rng.nextFloat() * 2 - 1) * spread);
+      let max = -Infinity;
+      for (const v of z) max = Math.max(max, v);
+      for (const temperature of [1, 0.7, 0.05, 1.3, 1e-3]) assertSameAsMathExp(z, max, 1 / temperature);
+    }
+  });
 });
 
 test('expShifted equals Math.exp in every branch of the exp', { skip }, () => {
@@ -38,8 +53,10 @@ test('expShifted equals Math.exp in every branch of the exp', { skip }, () => {
     -3, 3, -20.5, 20.5, -700, 700, 709.7, 709.8, -745.1, -745.2, -744, -708.5, -709.5, -800, 800, Infinity, -Infinity, NaN];
   const rng = new Rng(11);
   for (let i = 0; i < 4000; i++) xs.push((rng.nextFloat() * 2 - 1) * 760);
-  assertSameAsMathExp(Float32Array.from(xs), 0, 1);
-  assertSameAsMathExp(Float32Array.from(xs), 0.25, 1.75);
+  atEachLevel(() => {
+    assertSameAsMathExp(Float32Array.from(xs), 0, 1);
+    assertSameAsMathExp(Float32Array.from(xs), 0.25, 1.75);
+  });
 });
 
 test('expShifted rejects n beyond its arrays and a negative n', { skip }, () => {

@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import { Rng } from '../../src/generate/rng.js';
 import { batchMatmul, sequenceMatmul, transposedOf } from '../../src/nn/batch-matmul.js';
 import { loadNativeBackend, refBackend } from '../../src/tensor/index.js';
-import { weightMatrix } from '../../src/tensor/tensor.js';
+import { type WeightMatrix, weightMatrix } from '../../src/tensor/tensor.js';
+import { loadNativeAddon } from '../../src/tensor/native.js';
 import type { Backend } from '../../src/tensor/backend.js';
 
 const native = loadNativeBackend();
@@ -46,7 +47,7 @@ test('batchMatmul equals the ref matmul on odd shapes', { skip }, () => {
   }
 });
 
-test('matmulKMajor on every row count 1..12 against ref, and the transposed copy zero padded', { skip }, () => {
+test('matmulKMajor on every row count 1..17 against ref at each SIMD level, split across the pool for a large weight, and the transposed copy zero padded', { skip }, () => {
   const rng = new Rng(9);
   const n = 37;
   const k = 21;
@@ -54,14 +55,34 @@ test('matmulKMajor on every row count 1..12 against ref, and the transposed copy
   const wt = transposedOf(w);
   assert.equal(wt.length, k * 48);
   for (let c = 0; c < k; c++) for (let r = n; r < 48; r++) assert.equal(wt[c * 48 + r], 0);
-  for (let m = 1; m <= 12; m++) {
-    const x = random(rng, m * k);
-    const want = new Float32Array(m * n);
-    refBackend.matmul(want, x, m, w);
-    const got = new Float32Array(m * n);
-    assert.equal(native!.matmulKMajor!(got, x, m, wt, n, k), true);
-    close(got, want, k, `m ${m}`);
+  // 1000 x 130 (520 KB): the AVX2 kernel splits its column tiles across the pool
+  const large = weightMatrix('f32', 1000, 130, new Uint8Array(random(rng, 1000 * 130).buffer));
+  const addon = loadNativeAddon();
+  const start = addon.info().simd;
+  let levels = 0;
+  try {
+    for (const level of ['avx512-vnni', 'avx2', 'scalar']) {
+      if (addon.setSimd(level) !== level) continue;
+      if (!native!.matmulKMajor!(new Float32Array(1), new Float32Array(1), 1, new Float32Array(16), 1, 1)) {
+        assert.equal(level, 'scalar', `${level} has a k-major kernel`);
+        continue;
+      }
+      levels++;
+      const cases: [WeightMatrix, number][] = [...Array.from({ length: 17 }, (_, i): [WeightMatrix, number] => [w, i + 1]), [large, 8], [large, 13]];
+      for (const [weight, m] of cases) {
+        const x = random(rng, m * weight.cols);
+        const want = new Float32Array(m * weight.rows);
+        refBackend.matmul(want, x, m, weight);
+        const got = new Float32Array(m * weight.rows + 3).fill(7);
+        assert.equal(native!.matmulKMajor!(got, x, m, transposedOf(weight), weight.rows, weight.cols), true);
+        close(got.subarray(0, m * weight.rows), want, weight.cols, `${level}: n ${weight.rows} m ${m}`);
+        assert.deepEqual([...got.subarray(m * weight.rows)], [7, 7, 7], 'nothing written past the output');
+      }
+    }
+  } finally {
+    addon.setSimd(start);
   }
+  assert.ok(levels > 0);
 });
 
 test('matmulKMajor rejects arrays too short for m, n, k and a negative count', { skip }, () => {
