@@ -5,7 +5,9 @@
 namespace frugal {
 Kernels kernelsAvx2() {
 #if defined(__AVX2__)
-  return avx2::table("avx2");
+  Kernels t = avx2::table("avx2");
+  t.matmulInt8Prefill = avx2::matmulInt8Avx2Entry();
+  return t;
 #else
   return kernelsScalar();
 #endif

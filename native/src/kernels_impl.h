@@ -224,6 +224,22 @@ inline void kScaleMin(int j, const uint8_t* s, int* sc, int* mn) {
   }
 }
 
+/** The 8 sub-block scales and mins of a Q4_K block as bytes: sc[0..7] then mn[0..7]. */
+inline void kScaleBytes(const uint8_t* s, uint8_t* out) {
+  uint32_t u0, u1, u2;
+  std::memcpy(&u0, s, 4);
+  std::memcpy(&u1, s + 4, 4);
+  std::memcpy(&u2, s + 8, 4);
+  const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0x03030303u;
+  const uint32_t sc03 = u0 & low6, mn03 = u1 & low6;
+  const uint32_t sc47 = (u2 & low4) | (((u0 >> 6) & top2) << 4);
+  const uint32_t mn47 = ((u2 >> 4) & low4) | (((u1 >> 6) & top2) << 4);
+  std::memcpy(out, &sc03, 4);
+  std::memcpy(out + 4, &sc47, 4);
+  std::memcpy(out + 8, &mn03, 4);
+  std::memcpy(out + 12, &mn47, 4);
+}
+
 void decodeQ4_K(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {
   for (int64_t b = 0; b < blocks; b++, src += 144, out += 256) {
     const float d = halfToFloat(read16(src)), dmin = halfToFloat(read16(src + 2));
@@ -1041,6 +1057,8 @@ void matmulVnni(float* out, const float* x, int64_t m, const Weight& w) {
   }
   matmulVnniPrefill(out, x, m, w);
 }
+#elif defined(__AVX2__)
+#include "matvec_int8_avx2.h"
 #endif
 
 void embeddingGather(float* out, const Weight& w, const int32_t* ids, int64_t count) {
@@ -1389,6 +1407,8 @@ double fmaProbe(int64_t iterations) {
 #if defined(__AVX512F__)
 decltype(Kernels::matmul) matmulVnniEntry() { return matmulVnni; }
 decltype(Kernels::matmul) matmulVnniPrefillEntry() { return matmulVnniPrefill; }
+#elif defined(__AVX2__)
+decltype(Kernels::matmul) matmulInt8Avx2Entry() { return matmulInt8Avx2; }
 #endif
 
 #include "train_impl.h"

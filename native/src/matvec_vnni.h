@@ -46,22 +46,6 @@ FRUGAL_VNNI void quantizeActivations(const float* x, int64_t m, int64_t cols, in
   }
 }
 
-/** The 8 sub-block scales and mins of a Q4_K block as bytes: sc[0..7] then mn[0..7]. */
-inline void kScaleBytes(const uint8_t* s, uint8_t* out) {
-  uint32_t u0, u1, u2;
-  std::memcpy(&u0, s, 4);
-  std::memcpy(&u1, s + 4, 4);
-  std::memcpy(&u2, s + 8, 4);
-  const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0x03030303u;
-  const uint32_t sc03 = u0 & low6, mn03 = u1 & low6;
-  const uint32_t sc47 = (u2 & low4) | (((u0 >> 6) & top2) << 4);
-  const uint32_t mn47 = ((u2 >> 4) & low4) | (((u1 >> 6) & top2) << 4);
-  std::memcpy(out, &sc03, 4);
-  std::memcpy(out + 4, &sc47, 4);
-  std::memcpy(out + 8, &mn03, 4);
-  std::memcpy(out + 12, &mn47, 4);
-}
-
 /** Q4_0 rows against int8 activations: two blocks (64 weights) per vpdpbusd. Even block counts only. */
 template <int G>
 FRUGAL_VNNI void dotSegmentQ4_0Vnni(const Weight& w, int64_t r, int64_t c0, int64_t len, const Int8Activations& a, int64_t m, int64_t i0, float* res) {

@@ -6,10 +6,11 @@
 //    Cauchy-Schwarz bound for random data, worst case k · 6e-8); ref sums in doubles. Quantized
 //    weights are compared with ref's dequantize-then-multiply, and the native kernels also
 //    dequantize to f32 in registers (activations are not quantized), so the same bound holds.
-//  - except where activations are quantized to int8 ('avx512-vnni' level, see int8Block: q4_k,
-//    q6_k, q2_k, q3_k, iq4_xs and q4_0 for every m, q5_0, q8_0, iq4_nl and q5_1 for m > 16, and
-//    (even block counts) q8_0, iq4_nl and q5_1 for m <= 16) in the second pass of eachMode (setInt8('all')); the first pass sets
-//    'off'): each x value is then rounded to within amax(its block) / 254 (blocks of 32 values,
+//  - except where activations are quantized to int8 (see int8Block: at the 'avx512-vnni' level
+//    q4_k, q6_k, q2_k, q3_k, iq4_xs and q4_0 for every m, q5_0, q8_0, iq4_nl and q5_1 for m > 16,
+//    and (even block counts) q8_0, iq4_nl and q5_1 for m <= 16; at the 'avx2' level q4_k, q6_k,
+//    q8_0, q4_0 and q5_0 for every m) in the second pass of eachMode (setInt8('all'), which gives
+//    'prefill' on avx2; the first pass sets 'off'): each x value is then rounded to within amax(its block) / 254 (blocks of 32 values,
 //    256 for the K-quants and iq4_xs; a 32-block's scale is kept in f16 as ggml does, which adds
 //    amax / 2048), so the bound adds sum over blocks of that · sum |w| over the block (exact
 //    worst case of that rounding). int8-matmul.test.ts checks the int8 kernels tightly.
@@ -52,13 +53,13 @@ function eachLevel(body: (level: string) => void): void {
 /** The int8 mode the process started with (restored after each test that changes it). */
 const startInt8 = addon?.info().int8 ?? 'off';
 
-/** As eachLevel with int8 activations off, plus a second pass with them everywhere on the levels that have them ('avx512-vnni'). */
+/** As eachLevel with int8 activations off, plus a second pass with them wherever the level has them ('avx512-vnni', 'avx2'). */
 function eachMode(body: (level: string, int8: boolean) => void): void {
   eachLevel((level) => {
     try {
       addon!.setInt8('off');
       body(level, false);
-      if (addon!.setInt8('all') === 'all') body(level, true);
+      if (addon!.setInt8('all') !== 'off') body(level, true);
     } finally {
       addon!.setInt8(startInt8);
     }
@@ -139,14 +140,16 @@ test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip },
 });
 
 /**
- * The rounding block of x where the native matmul rounds activations to int8 at the VNNI level
- * (native/src/matvec_vnni.h for m <= 16, gemm_int8.h above), 0 where it keeps x in f32: Q4_K,
+ * The rounding block of x where the native matmul rounds activations to int8, 0 where it keeps x
+ * in f32. At the VNNI level (native/src/matvec_vnni.h for m <= 16, gemm_int8.h above): Q4_K,
  * Q6_K, Q2_K, Q3_K and IQ4_XS (q8_K, 256) for any m; Q4_0 (32) for any m; Q8_0, IQ4_NL and Q5_1
- * (32) with m > 16 or an even number of blocks; Q5_0 (32) with m > 16. Callers pass int8 = false
- * when int8 is off.
+ * (32) with m > 16 or an even number of blocks; Q5_0 (32) with m > 16. At the AVX2 level
+ * (matvec_int8_avx2.h): Q4_K and Q6_K (256), Q8_0, Q4_0 and Q5_0 (32), any m. Callers pass
+ * int8 = false when int8 is off.
  */
-function int8Block(int8: boolean, dtype: DType, m: number, cols: number): number {
+function int8Block(int8: boolean, level: string, dtype: DType, m: number, cols: number): number {
   if (!int8) return 0;
+  if (level === 'avx2') return dtype === 'q4_k' || dtype === 'q6_k' ? 256 : dtype === 'q8_0' || dtype === 'q4_0' || dtype === 'q5_0' ? 32 : 0;
   if (dtype === 'q4_k' || dtype === 'q6_k' || dtype === 'q2_k' || dtype === 'q3_k' || dtype === 'iq4_xs') return 256;
   if (dtype === 'q4_0' || (dtype === 'q5_0' && m > 16)) return 32;
   if ((dtype === 'q8_0' || dtype === 'iq4_nl' || dtype === 'q5_1') && (m > 16 || cols % 64 === 0)) return 32;
@@ -227,7 +230,7 @@ function checkMatmulAtEveryLevel(w: WeightMatrix, dense: Float32Array, x: Float3
   eachMode((level, int8) => {
     const out = new Float32Array(m * rows).fill(NaN);
     native!.matmul(out, x, m, w);
-    const block = int8Block(int8, dtype, m, cols);
+    const block = int8Block(int8, level, dtype, m, cols);
     if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block, dtype === 'q5_1' ? w : undefined);
     const extra = block ? quantBound! : undefined;
     assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level}${int8 ? ' int8' : ''} matmul ${dtype} m${m} [${rows}, ${cols}]`);
@@ -564,8 +567,9 @@ test('native backend rejects bad shapes with the same errors as ref; the addon r
 test('native info: simd level and thread count', { skip }, (t) => {
   const info = addon!.info();
   t.diagnostic(`detected ${info.detected}, running ${info.simd}, ${info.threads} threads, int8 ${info.int8}; levels tested: ${levels.join(', ')}`);
-  const expected = process.env.FRUGAL_INT8 === '0' || info.simd !== 'avx512-vnni' ? 'off' : process.env.FRUGAL_INT8 === '1' ? 'all' : 'prefill';
-  assert.equal(info.int8, expected, 'int8 activations: prefill only by default on avx512-vnni, FRUGAL_INT8=0 off, =1 all');
+  const hasInt8 = info.simd === 'avx512-vnni' || info.simd === 'avx2';
+  const expected = process.env.FRUGAL_INT8 === '0' || !hasInt8 ? 'off' : process.env.FRUGAL_INT8 === '1' && info.simd === 'avx512-vnni' ? 'all' : 'prefill';
+  assert.equal(info.int8, expected, 'int8 activations: prefill by default on avx512-vnni and avx2, FRUGAL_INT8=0 off, =1 all (avx512-vnni)');
   assert.ok(SIMD_LEVELS.includes(info.simd as (typeof SIMD_LEVELS)[number]));
   assert.ok(info.threads >= 1);
   assert.equal(native!.simd, info.simd);

@@ -1,9 +1,10 @@
-// The int8-activation matmul for prefill-shaped products (native/src/gemm_int8.h: Q4_0, Q5_0,
-// Q8_0, IQ4_NL, Q5_1 (x as q8_0) and Q4_K, Q6_K, Q3_K, Q2_K, IQ4_XS (x as q8_K) weights, m > 16
-// rows of x, AVX-512 VNNI level; the default there,
-// FRUGAL_INT8=0 turns it off), and the Q4_0, Q8_0, IQ4_NL, Q5_1 (q8_0) and Q4_K, Q6_K, Q3_K,
-// Q2_K, IQ4_XS (q8_K) small-m kernels (m <= 16; native/src/matvec_vnni.h), which round x as
-// ggml's q8_0 / q8_K too. Tolerances:
+// The int8-activation matmul: at the AVX-512 VNNI level, for prefill-shaped products
+// (native/src/gemm_int8.h: Q4_0, Q5_0, Q8_0, IQ4_NL, Q5_1 (x as q8_0) and Q4_K, Q6_K, Q3_K, Q2_K,
+// IQ4_XS (x as q8_K) weights, m > 16 rows of x) and the Q4_0, Q8_0, IQ4_NL, Q5_1 (q8_0) and Q4_K,
+// Q6_K, Q3_K, Q2_K, IQ4_XS (q8_K) small-m kernels (m <= 16; native/src/matvec_vnni.h); at the AVX2
+// level, Q4_0, Q5_0, Q8_0 (q8_0) and Q4_K, Q6_K (q8_K) for any m (native/src/matvec_int8_avx2.h, 16
+// rows at a time). All round x as ggml's q8_0 / q8_K; the default on both levels (FRUGAL_INT8=0
+// turns it off). Tolerances:
 //  - against the exact same math (ref's dequantized weights times x rounded here the way the
 //    kernel and ggml round it: q = x · 127 / amax to nearest, ties to even, per 32 values with
 //    d = amax / 127 in f16 for Q4_0, Q5_0, Q8_0, IQ4_NL and Q5_1, per 256 values with d in f32 for
@@ -26,8 +27,14 @@ try {
 } catch {
   addon = undefined;
 }
-const vnni = addon?.info().detected === 'avx512-vnni';
-const skip = !addon ? 'native addon not built' : !vnni ? 'no AVX-512 VNNI on this CPU (the int8 prefill path is off)' : false;
+/** The levels with int8 kernels that this CPU runs (the addon caps setSimd at what it has). */
+const int8Levels = addon ? (['avx512-vnni', 'avx2'] as const).filter((level) => {
+  const start = addon!.info().simd;
+  const ok = addon!.setSimd(level) === level;
+  addon!.setSimd(start);
+  return ok;
+}) : [];
+const skip = !addon ? 'native addon not built' : int8Levels.length === 0 ? 'no AVX2 or AVX-512 VNNI on this CPU (no int8 kernels)' : false;
 
 function random(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -128,9 +135,18 @@ function awkwardActivations(m: number, cols: number, seed: number): Float32Array
   return x;
 }
 
-/** Types rounded to int8 with m > 16 (gemm_int8.h) and with m <= 16 (matvec_vnni.h; 32-blocks other than Q5_0: even block counts there). */
+/** Types rounded to int8 at the VNNI level with m > 16 (gemm_int8.h) and with m <= 16 (matvec_vnni.h; 32-blocks other than Q5_0: even block counts there). */
 const INT8_TYPES: [DType, number][] = [['q4_0', 32], ['q5_0', 32], ['q8_0', 32], ['q4_k', 256], ['q6_k', 256],
   ['q3_k', 256], ['q2_k', 256], ['iq4_xs', 256], ['iq4_nl', 32], ['q5_1', 32]];
+
+/** Per level: the types rounded to int8, and whether m <= 16 rows of one at `cols` columns are (else f32 there). */
+const LEVEL_TYPES: Record<(typeof int8Levels)[number], { types: [DType, number][]; small: (dtype: DType, cols: number) => boolean }> = {
+  'avx512-vnni': {
+    types: INT8_TYPES,
+    small: (dtype, cols) => dtype.endsWith('_k') || dtype === 'iq4_xs' || (['q4_0', 'q8_0', 'iq4_nl', 'q5_1'].includes(dtype) && cols % 64 === 0),
+  },
+  avx2: { types: INT8_TYPES.filter(([dtype]) => ['q4_0', 'q5_0', 'q8_0', 'q4_k', 'q6_k'].includes(dtype)), small: () => true },
+};
 
 function colsFor(dtype: DType): number[] {
   return dtype.endsWith('_k') || dtype === 'iq4_xs' ? [256, 1280] : [32, 64, 32 * 41, 32 * 42];
@@ -140,16 +156,17 @@ function weight(dtype: DType, rows: number, cols: number, seed: number): WeightM
   return weightMatrix(dtype, rows, cols, quantize(dtype, random(rows * cols, seed)));
 }
 
-test('int8 prefill matmul equals ref on the int8-rounded activations (exact same math), and the f32 path within the rounding bound', { skip }, () => {
+test('int8 matmul equals ref on the int8-rounded activations (exact same math), and the f32 path within the rounding bound, at each level with int8 kernels', { skip }, () => {
   const native = nativeBackend(addon!);
   let seed = 7000;
+  const start = addon!.info().simd;
   try {
     assert.equal(addon!.setInt8('prefill'), 'prefill');
-    for (const [dtype, block] of INT8_TYPES) {
+    for (const level of int8Levels) {
+    assert.equal(addon!.setSimd(level), level);
+    for (const [dtype, block] of LEVEL_TYPES[level].types) {
       for (const cols of colsFor(dtype)) {
-        // Q4_K, Q6_K, Q3_K, Q2_K, IQ4_XS and (even block counts) Q4_0, Q8_0, IQ4_NL and Q5_1 with m <= 16 round x the same way (native/src/matvec_vnni.h).
-        const small = dtype.endsWith('_k') || dtype === 'iq4_xs' || (['q4_0', 'q8_0', 'iq4_nl', 'q5_1'].includes(dtype) && cols % 64 === 0)
-          ? [[1, 37], [2, 9], [3, 5], [4, 12], [5, 7], [7, 6], [16, 3]] as const : [];
+        const small = LEVEL_TYPES[level].small(dtype, cols) ? [[1, 37], [2, 9], [3, 5], [4, 12], [5, 7], [7, 6], [16, 3]] as const : [];
         for (const [m, rows] of [...small, ...([[17, 1], [23, 33], [33, 45], [64, 31], [131, 70]] as const)]) {
           const w = weight(dtype, rows, cols, seed++);
           const dense = new Float32Array(rows * cols);
@@ -166,7 +183,7 @@ test('int8 prefill matmul equals ref on the int8-rounded activations (exact same
           const out = new Float32Array(m * rows).fill(NaN);
           native.matmul(out, x, m, w);
           const rn = norms(rounded, m, cols);
-          const what = `${dtype} m${m} [${rows}, ${cols}]`;
+          const what = `${level} ${dtype} m${m} [${rows}, ${cols}]`;
           for (let idx = 0; idx < out.length; idx++) {
             const bound = 2e-5 * rn[Math.floor(idx / rows)]! * wn[idx % rows]! + 1e-30;
             const diff = Math.abs(out[idx]! - exact[idx]!);
@@ -184,12 +201,14 @@ test('int8 prefill matmul equals ref on the int8-rounded activations (exact same
         }
       }
     }
+    }
   } finally {
+    addon!.setSimd(start);
     addon!.setInt8('prefill');
   }
 });
 
-test('int8 modes: prefill is the default on avx512-vnni; off gives the f32 path; other levels have none', { skip }, () => {
+test('int8 modes: prefill is the default at the levels with int8 kernels; off gives the f32 path; all only on avx512-vnni; none below avx2', { skip }, () => {
   const native = nativeBackend(addon!);
   const [m, rows, cols] = [20, 40, 512];
   const w = weight('q4_k', rows, cols, 99);
@@ -212,19 +231,28 @@ test('int8 modes: prefill is the default on avx512-vnni; off gives the f32 path;
     }
     return da < db;
   };
+  const start = addon!.info().simd;
   try {
-    assert.equal(addon!.info().int8, 'prefill');
-    assert.ok(closer(run(), rounded, f32), 'default: int8-rounded activations');
-    assert.equal(addon!.setInt8('off'), 'off');
-    assert.equal(addon!.info().int8, 'off');
-    assert.ok(closer(run(), f32, rounded), 'off: f32 activations');
-    assert.equal(addon!.setInt8('all'), 'all');
-    assert.equal(addon!.setSimd('avx512'), 'avx512');
-    assert.equal(addon!.info().int8, 'off', 'no int8 kernels below avx512-vnni');
-    assert.ok(closer(run(), f32, rounded), 'avx512: f32 activations');
+    const startMode = process.env.FRUGAL_INT8 === '0' || !(int8Levels as readonly string[]).includes(start) ? 'off'
+      : process.env.FRUGAL_INT8 === '1' && start === 'avx512-vnni' ? 'all' : 'prefill';
+    assert.equal(addon!.info().int8, startMode, 'the mode the process started with');
+    for (const level of int8Levels) {
+      assert.equal(addon!.setSimd(level), level);
+      assert.equal(addon!.setInt8('prefill'), 'prefill');
+      assert.ok(closer(run(), rounded, f32), `${level} default: int8-rounded activations`);
+      assert.equal(addon!.setInt8('off'), 'off');
+      assert.equal(addon!.info().int8, 'off');
+      assert.ok(closer(run(), f32, rounded), `${level} off: f32 activations`);
+      assert.equal(addon!.setInt8('all'), level === 'avx512-vnni' ? 'all' : 'prefill', `${level}: 'all' where Q4_0 with odd block counts has its kernel`);
+    }
+    for (const level of ['avx512', 'scalar']) {
+      if (addon!.setSimd(level) !== level) continue;
+      assert.equal(addon!.info().int8, 'off', `no int8 kernels at ${level}`);
+      assert.ok(closer(run(), f32, rounded), `${level}: f32 activations`);
+    }
     assert.throws(() => addon!.setInt8('1' as 'all'), /unknown int8 mode '1'/);
   } finally {
-    addon!.setSimd('avx512-vnni');
+    addon!.setSimd(start);
     addon!.setInt8('prefill');
   }
 });

@@ -1,0 +1,316 @@
+// AVX2 matrix x (few) vectors with int8 activations (SMALL_M rows of x at a time), included by
+// kernels_impl.h when __AVX2__ but not __AVX512F__ (AVX-512 VNNI has matvec_vnni.h):
+//  - Q4_K and Q6_K against x rounded as ggml's q8_K (one f32 scale per 256 values);
+//  - Q8_0, Q4_0 and Q5_0 against x rounded as ggml's q8_0 (one f16 scale per 32 values).
+// The same rounding as the VNNI kernels and as llama.cpp, so a decode step's logits agree with
+// llama.cpp's as closely on AVX2 as on AVX-512. Products of unsigned codes and int8 x go through
+// vpmaddubsw (pairs, exact in int16 for these code ranges) and vpmaddwd (against the sub-block
+// scales, or 1), so each block's sum is an exact integer before one f32 multiply-add by d · d_x.
+// One weight row at a time against up to 4 activation rows (each block decoded once for the 4).
+
+/** The largest |x| of n values (n a multiple of 8). */
+inline float absMax8(const float* x, int64_t n) {
+  const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 mx = _mm256_setzero_ps();
+  for (int64_t c = 0; c < n; c += 8) mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + c), absMask));
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+}
+
+inline int32_t sumInt32x8(__m256i v) {
+  __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1))));
+}
+
+/**
+ * The 32 values at x times inv, rounded to nearest (ties to even), stored as int8 at q in order;
+ * the sums of the first and of the second 16 rounded values go to sums[0], sums[1].
+ */
+inline void roundBlock32(const float* x, __m256 inv, int8_t* q, int32_t* sums) {
+  __m256i v[4];
+  for (int k = 0; k < 4; k++) v[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), inv));
+  sums[0] = sumInt32x8(_mm256_add_epi32(v[0], v[1]));
+  sums[1] = sumInt32x8(_mm256_add_epi32(v[2], v[3]));
+  // packs work per 128-bit lane: dword k of the packed vector holds values 4k' .. of the order
+  // v0[0..3] v1[0..3] v2[0..3] v3[0..3] | v0[4..7] v1[4..7] v2[4..7] v3[4..7]; put them back in order.
+  const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
+/** x as ggml's q8_K: q [m][cols] in order, d [m][cols / 256], bsums [m][cols / 32] (Q4_K) or [m][cols / 16] (Q6_K). */
+void quantizeQ8KAvx2(const float* x, int64_t m, int64_t cols, bool sumsOf32, int8_t* q, float* d, int16_t* bsums) {
+  for (int64_t i = 0; i < m * cols / 256; i++) {
+    const float* xs = x + i * 256;
+    const float amax = absMax8(xs, 256);
+    d[i] = amax / 127.0f;
+    const __m256 inv = _mm256_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax);
+    for (int j = 0; j < 8; j++) {
+      int32_t sums[2];
+      roundBlock32(xs + 32 * j, inv, q + i * 256 + 32 * j, sums);
+      if (sumsOf32) {
+        bsums[i * 8 + j] = static_cast<int16_t>(sums[0] + sums[1]);
+      } else {
+        bsums[i * 16 + 2 * j] = static_cast<int16_t>(sums[0]);
+        bsums[i * 16 + 2 * j + 1] = static_cast<int16_t>(sums[1]);
+      }
+    }
+  }
+}
+
+/** x as ggml's q8_0: q [m][cols] in order, d [m][cols / 32] (amax / 127 rounded to f16, kept in f32 beyond f16's range). */
+void quantizeQ8_0Avx2(const float* x, int64_t m, int64_t cols, int8_t* q, float* d) {
+  for (int64_t i = 0; i < m * cols / 32; i++) {
+    const float* xs = x + i * 32;
+    const float amax = absMax8(xs, 32);
+    const float scale = amax / 127.0f;
+    d[i] = scale <= 65504.0f ? _cvtsh_ss(_cvtss_sh(scale, _MM_FROUND_TO_NEAREST_INT)) : scale;
+    int32_t sums[2];
+    roundBlock32(xs, _mm256_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax), q + i * 32, sums);
+  }
+}
+
+struct Int8Rows {
+  const int8_t* q;       // [m][cols]
+  const float* d;        // [m][cols / block]
+  const int16_t* bsums;  // q8_K only: see quantizeQ8KAvx2
+};
+
+inline float sumFloat8(__m256 v) {
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+
+/**
+ * Q4_K row r against G <= 4 q8_K rows: out[g * ldo + r]. Per 64 values, 32 code bytes: low
+ * nibbles are sub-block 2c, high nibbles 2c + 1, each against its 32 x values and its 6-bit
+ * scale; the minimums come in as dmin · d_x · Σ mn · (sum of the sub-block's int8 x).
+ */
+template <int G>
+void q4kRowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
+  const int64_t blocks = w.cols / 256;
+  const uint8_t* row = w.data + r * rowBytes(w);
+  const __m256i nibble = _mm256_set1_epi8(15);
+  __m256 acc[G];
+  float minSum[G];
+  for (int g = 0; g < G; g++) {
+    acc[g] = _mm256_setzero_ps();
+    minSum[g] = 0.0f;
+  }
+  // word k of each 128-bit lane of the scale words, repeated: the scale of sub-block k in every word
+  __m256i pick[8];
+  for (int k = 0; k < 8; k++) pick[k] = _mm256_set1_epi16(static_cast<int16_t>((2 * k) | ((2 * k + 1) << 8)));
+  for (int64_t b = 0; b < blocks; b++) {
+    const uint8_t* blk = row + b * 144;
+    alignas(16) uint8_t scaleBytes[16];
+    kScaleBytes(blk + 4, scaleBytes);
+    const __m128i bytes = _mm_load_si128(reinterpret_cast<const __m128i*>(scaleBytes));
+    const __m256i scaleWords = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(bytes));
+    const __m128i minWords = _mm_cvtepu8_epi16(_mm_srli_si128(bytes, 8));
+    __m256i sum[G];
+    for (int g = 0; g < G; g++) sum[g] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * c));
+      const __m256i low = _mm256_and_si256(codes, nibble), high = _mm256_and_si256(_mm256_srli_epi16(codes, 4), nibble);
+      const __m256i s1 = _mm256_shuffle_epi8(scaleWords, pick[2 * c]), s2 = _mm256_shuffle_epi8(scaleWords, pick[2 * c + 1]);
+#pragma GCC unroll 4
+      for (int g = 0; g < G; g++) {
+        const int8_t* xq = x.q + g * w.cols + 256 * b + 64 * c;
+        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(low, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq))), s1);
+        const __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(high, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32))), s2);
+        sum[g] = _mm256_add_epi32(sum[g], _mm256_add_epi32(p1, p2));
+      }
+    }
+    const float d = halfToFloat(read16(blk)), dmin = halfToFloat(read16(blk + 2));
+    for (int g = 0; g < G; g++) {
+      const float dx = x.d[g * blocks + b];
+      acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[g]), _mm256_set1_ps(d * dx), acc[g]);
+      const __m128i bsums = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + g * (w.cols / 32) + 8 * b));
+      const __m128i m4 = _mm_madd_epi16(minWords, bsums);
+      const __m128i m2 = _mm_add_epi32(m4, _mm_shuffle_epi32(m4, _MM_SHUFFLE(1, 0, 3, 2)));
+      minSum[g] += dmin * dx * static_cast<float>(_mm_cvtsi128_si32(_mm_add_epi32(m2, _mm_shuffle_epi32(m2, _MM_SHUFFLE(2, 3, 0, 1)))));
+    }
+  }
+  for (int g = 0; g < G; g++) out[g * ldo + r] = sumFloat8(acc[g]) - minSum[g];
+}
+
+/**
+ * Q6_K row r against G <= 4 q8_K rows (sums of 16). Per half block of 128 values: ql's 64 bytes
+ * hold the low 4 bits (bytes 0..31: values 0..31 in the low nibbles, 64..95 in the high; bytes
+ * 32..63: 32..63 and 96..127), qh's 32 bytes the top 2 bits (bit pairs 0, 1, 2, 3 for values l,
+ * l + 32, l + 64, l + 96). Codes 0..63 meet x through vpmaddubsw; each 16 values' int8 scale
+ * through vpmaddwd; the "- 32" is -32 · Σ scale · (sum of the 16 int8 x).
+ */
+template <int G>
+void q6kRowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
+  const int64_t blocks = w.cols / 256;
+  const uint8_t* row = w.data + r * rowBytes(w);
+  const __m256i low4 = _mm256_set1_epi8(0x0f), low2 = _mm256_set1_epi8(0x03);
+  __m256 acc[G];
+  for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; b++) {
+    const uint8_t* blk = row + b * 210;
+    const int8_t* scales = reinterpret_cast<const int8_t*>(blk + 192);
+    __m256i sum[G];
+    for (int g = 0; g < G; g++) sum[g] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
+      const __m256i codes[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4))};
+      for (int k = 0; k < 4; k++) {
+        // values 128h + 32k + 0..15 take scale 8h + 2k, the next 16 scale 8h + 2k + 1 (one per 128-bit lane)
+        const __m256i scale = _mm256_setr_m128i(_mm_set1_epi16(scales[8 * h + 2 * k]), _mm_set1_epi16(scales[8 * h + 2 * k + 1]));
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+          const int8_t* xq = x.q + g * w.cols + 256 * b + 128 * h + 32 * k;
+          sum[g] = _mm256_add_epi32(sum[g], _mm256_madd_epi16(_mm256_maddubs_epi16(codes[k], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq))), scale));
+        }
+      }
+    }
+    const __m256i scaleWords = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+    const float d = halfToFloat(read16(blk + 208));
+    for (int g = 0; g < G; g++) {
+      const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + g * (w.cols / 16) + 16 * b));
+      const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(scaleWords, bsums), 5);  // 32 · scale · bsum, pairwise
+      acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sum[g], offset)), _mm256_set1_ps(d * x.d[g * blocks + b]), acc[g]);
+    }
+  }
+  for (int g = 0; g < G; g++) out[g * ldo + r] = sumFloat8(acc[g]);
+}
+
+/** The 32 signed codes of block b of a Q8_0 (its bytes), Q4_0 (nibbles - 8: low nibbles values 0..15, high 16..31) or Q5_0 row, and its scale. */
+template <int DT>
+__attribute__((always_inline)) inline void q8BlockCodes(const uint8_t* row, int64_t b, __m256i& codes, float& d) {
+  if constexpr (DT == DT_Q8_0) {
+    const uint8_t* blk = row + b * 34;
+    codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2));
+    d = halfToFloat(read16(blk));
+  } else if constexpr (DT == DT_Q4_0) {
+    const uint8_t* blk = row + b * 18;
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+    codes = _mm256_sub_epi8(_mm256_and_si256(_mm256_setr_m128i(q, _mm_srli_epi16(q, 4)), _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
+    d = halfToFloat(read16(blk));
+  } else {  // Q5_0: the nibbles as Q4_0's, bit j of qh the fifth bit of value j, minus 16
+    const uint8_t* blk = row + b * 22;
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 6));
+    const __m256i nibbles = _mm256_and_si256(_mm256_setr_m128i(q, _mm_srli_epi16(q, 4)), _mm256_set1_epi8(15));
+    // byte j takes byte j / 8 of qh, then keeps bit j % 8 of it
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(read32(blk + 2))),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
+    const __m256i fifth = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
+    codes = _mm256_sub_epi8(_mm256_or_si256(nibbles, fifth), _mm256_set1_epi8(16));
+    d = halfToFloat(read16(blk));
+  }
+}
+
+/** Block b of a q8RowAvx2 row against the G activation rows, added into acc. */
+template <int DT, int G>
+__attribute__((always_inline)) inline void q8Block(const uint8_t* row, int64_t b, const Int8Rows& x, int64_t cols, __m256 (&acc)[G]) {
+  const int64_t blocks = cols / 32;
+  __m256i codes;
+  float d;
+  q8BlockCodes<DT>(row, b, codes, d);
+  const __m256i magnitude = _mm256_sign_epi8(codes, codes);
+#pragma GCC unroll 4
+  for (int g = 0; g < G; g++) {
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + g * cols + 32 * b));
+    const __m256i dots = _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(xv, codes)), _mm256_set1_epi16(1));
+    acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_set1_ps(d * x.d[g * blocks + b]), acc[g]);
+  }
+}
+
+/**
+ * Q8_0, Q4_0 or Q5_0 row r against G <= 4 q8_0 rows. Signed codes (q8BlockCodes) meet signed x
+ * as |code| · (x with the code's sign) in vpmaddubsw. Even and odd blocks go to separate
+ * accumulators (two multiply-add chains).
+ */
+template <int DT, int G>
+void q8RowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
+  const int64_t blocks = w.cols / 32;
+  const uint8_t* row = w.data + r * rowBytes(w);
+  __m256 even[G], odd[G];
+  for (int g = 0; g < G; g++) even[g] = odd[g] = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    q8Block<DT, G>(row, b, x, w.cols, even);
+    q8Block<DT, G>(row, b + 1, x, w.cols, odd);
+  }
+  if (b < blocks) q8Block<DT, G>(row, b, x, w.cols, even);
+  for (int g = 0; g < G; g++) out[g * ldo + r] = sumFloat8(_mm256_add_ps(even[g], odd[g]));
+}
+
+struct Int8RowsJob {
+  float* out;
+  Int8Rows x;
+  int64_t m;
+  const Weight* w;
+};
+
+template <int DT, int G>
+inline void int8Row(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
+  if constexpr (DT == DT_Q4_K) q4kRowAvx2<G>(w, r, x, out, ldo);
+  else if constexpr (DT == DT_Q6_K) q6kRowAvx2<G>(w, r, x, out, ldo);
+  else q8RowAvx2<DT, G>(w, r, x, out, ldo);
+}
+
+template <int DT>
+void int8RowsAvx2(void* ctx, int64_t r0, int64_t r1, int) {
+  const Int8RowsJob& j = *static_cast<const Int8RowsJob*>(ctx);
+  const Weight& w = *j.w;
+  const int64_t block = DT == DT_Q4_K || DT == DT_Q6_K ? 256 : 32;
+  const int64_t sums = DT == DT_Q4_K ? w.cols / 32 : DT == DT_Q6_K ? w.cols / 16 : 0;
+  for (int64_t r = r0; r < r1; r++) {
+    for (int64_t g0 = 0; g0 < j.m; g0 += 4) {  // up to 4 activation rows per pass over the weight row
+      const Int8Rows x{j.x.q + g0 * w.cols, j.x.d + g0 * (w.cols / block), j.x.bsums ? j.x.bsums + g0 * sums : nullptr};
+      float* out = j.out + g0 * w.rows;
+      switch (imin(4, j.m - g0)) {
+        case 1: int8Row<DT, 1>(w, r, x, out, w.rows); break;
+        case 2: int8Row<DT, 2>(w, r, x, out, w.rows); break;
+        case 3: int8Row<DT, 3>(w, r, x, out, w.rows); break;
+        default: int8Row<DT, 4>(w, r, x, out, w.rows); break;
+      }
+    }
+  }
+}
+
+/** Whether matvecInt8Avx2 takes w (with m <= SMALL_M rows of x at a time). */
+inline bool int8Avx2Takes(const Weight& w) {
+  if (w.rows == 0 || w.cols == 0) return false;
+  if (w.dtype == DT_Q4_K || w.dtype == DT_Q6_K) return w.cols % 256 == 0;
+  return (w.dtype == DT_Q8_0 || w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0) && w.cols % 32 == 0;
+}
+
+/** Q4_K, Q6_K, Q8_0, Q4_0 or Q5_0 weights x m <= SMALL_M rows of x, x rounded as ggml does for that type. */
+void matvecInt8Avx2(float* out, const float* x, int64_t m, const Weight& w) {
+  const int64_t cols = w.cols;
+  const bool kQuant = w.dtype == DT_Q4_K || w.dtype == DT_Q6_K;
+  int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 32 + m * cols / 32 + 16)));
+  float* d = reinterpret_cast<float*>(q + m * cols);
+  int16_t* bsums = reinterpret_cast<int16_t*>(d + m * cols / 32);
+  if (kQuant) quantizeQ8KAvx2(x, m, cols, w.dtype == DT_Q4_K, q, d, bsums);
+  else quantizeQ8_0Avx2(x, m, cols, q, d);
+  Int8RowsJob j{out, Int8Rows{q, d, kQuant ? bsums : nullptr}, m, &w};
+  RangeFn fn = w.dtype == DT_Q4_K ? int8RowsAvx2<DT_Q4_K> : w.dtype == DT_Q6_K ? int8RowsAvx2<DT_Q6_K> : w.dtype == DT_Q8_0 ? int8RowsAvx2<DT_Q8_0>
+             : w.dtype == DT_Q4_0 ? int8RowsAvx2<DT_Q4_0> : int8RowsAvx2<DT_Q5_0>;
+  parallelStatic(w.rows, matvecGrain(w, m), fn, &j);
+}
+
+/**
+ * matmul for AVX2 CPUs with int8 activations (the default, int8 mode 'prefill'): Q4_K, Q6_K,
+ * Q8_0, Q4_0 and Q5_0 through the kernels above, prompts included, SMALL_M rows of x at a time (their
+ * int8 copy stays in L1/L2 while the weight streams past; each further 16 rows read the weight
+ * again, from L3 for a small model's matrices). A row's result does not depend on how many rows
+ * share the call. Other types as matmul.
+ */
+void matmulInt8Avx2(float* out, const float* x, int64_t m, const Weight& w) {
+  if (!int8Avx2Takes(w)) return matmul(out, x, m, w);
+  for (int64_t i = 0; i < m; i += SMALL_M) matvecInt8Avx2(out + i * w.rows, x + i * w.cols, imin(SMALL_M, m - i), w);
+}
