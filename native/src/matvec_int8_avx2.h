@@ -1,7 +1,7 @@
 // AVX2 matrix x (few) vectors with int8 activations (SMALL_M rows of x at a time), included by
 // kernels_impl.h when __AVX2__ but not __AVX512F__ (AVX-512 VNNI has matvec_vnni.h):
-//  - Q4_K and Q6_K against x rounded as ggml's q8_K (one f32 scale per 256 values);
-//  - Q8_0, Q4_0 and Q5_0 against x rounded as ggml's q8_0 (one f16 scale per 32 values).
+//  - Q4_K, Q5_K, Q6_K and IQ4_XS against x rounded as ggml's q8_K (one f32 scale per 256 values);
+//  - Q8_0, Q4_0, Q5_0 and IQ4_NL against x rounded as ggml's q8_0 (one f16 scale per 32 values).
 // The same rounding as the VNNI kernels and as llama.cpp, so a decode step's logits agree with
 // llama.cpp's as closely on AVX2 as on AVX-512. Products of unsigned codes and int8 x go through
 // vpmaddubsw (pairs, exact in int16 for these code ranges) and vpmaddwd (against the sub-block
@@ -84,36 +84,44 @@ inline float sumFloat8(__m256 v) {
 }
 
 /**
- * Q4_K row r against G <= 4 q8_K rows: out[g * ldo + r]. Per 64 values, 32 code bytes: low
- * nibbles are sub-block 2c, high nibbles 2c + 1, each against its 32 x values and its 6-bit
- * scale; the minimums come in as dmin · d_x · Σ mn · (sum of the sub-block's int8 x).
+ * Q4_K or Q5_K row r against G <= 4 q8_K rows: out[g * ldo + r]. Per 64 values, 32 code bytes:
+ * low nibbles are sub-block 2c, high nibbles 2c + 1 (Q5_K: plus 16 where bit 2c, resp. 2c + 1, of
+ * qh's byte is set), each against its 32 x values and its 6-bit scale; the minimums come in as
+ * dmin · d_x · Σ mn · (sum of the sub-block's int8 x).
  */
-template <int G>
-void q4kRowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
+template <int DT, int G>
+void q45kRowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
+  constexpr bool five = DT == DT_Q5_K;
   const int64_t blocks = w.cols / 256;
   const uint8_t* row = w.data + r * rowBytes(w);
-  const __m256i nibble = _mm256_set1_epi8(15);
+  const __m256i nibble = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+  // word k of each 128-bit lane of the scale words, repeated: the scale of sub-block k in every word
+  __m256i pick[8];
+  for (int k = 0; k < 8; k++) pick[k] = _mm256_set1_epi16(static_cast<int16_t>((2 * k) | ((2 * k + 1) << 8)));
   __m256 acc[G];
   float minSum[G];
   for (int g = 0; g < G; g++) {
     acc[g] = _mm256_setzero_ps();
     minSum[g] = 0.0f;
   }
-  // word k of each 128-bit lane of the scale words, repeated: the scale of sub-block k in every word
-  __m256i pick[8];
-  for (int k = 0; k < 8; k++) pick[k] = _mm256_set1_epi16(static_cast<int16_t>((2 * k) | ((2 * k + 1) << 8)));
   for (int64_t b = 0; b < blocks; b++) {
-    const uint8_t* blk = row + b * 144;
+    const uint8_t* blk = row + b * (five ? 176 : 144);
+    const uint8_t* qs = blk + (five ? 48 : 16);
     alignas(16) uint8_t scaleBytes[16];
     kScaleBytes(blk + 4, scaleBytes);
     const __m128i bytes = _mm_load_si128(reinterpret_cast<const __m128i*>(scaleBytes));
     const __m256i scaleWords = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(bytes));
     const __m128i minWords = _mm_cvtepu8_epi16(_mm_srli_si128(bytes, 8));
+    const __m256i qh = five ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)) : _mm256_setzero_si256();
     __m256i sum[G];
     for (int g = 0; g < G; g++) sum[g] = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
-      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 + 32 * c));
-      const __m256i low = _mm256_and_si256(codes, nibble), high = _mm256_and_si256(_mm256_srli_epi16(codes, 4), nibble);
+      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+      __m256i low = _mm256_and_si256(codes, nibble), high = _mm256_and_si256(_mm256_srli_epi16(codes, 4), nibble);
+      if constexpr (five) {  // bit 2c (2c + 1) of each qh byte, as 16
+        low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4));
+        high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4));
+      }
       const __m256i s1 = _mm256_shuffle_epi8(scaleWords, pick[2 * c]), s2 = _mm256_shuffle_epi8(scaleWords, pick[2 * c + 1]);
 #pragma GCC unroll 4
       for (int g = 0; g < G; g++) {
@@ -134,6 +142,46 @@ void q4kRowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64
     }
   }
   for (int g = 0; g < G; g++) out[g * ldo + r] = sumFloat8(acc[g]) - minSum[g];
+}
+
+/** The 32 codes of 16 IQ4 bytes (low nibbles values 0..15, high 16..31) as their codebook values, signed. */
+inline __m256i iq4Codes(const uint8_t* q) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  const __m256i nibbles = _mm256_and_si256(_mm256_setr_m128i(bytes, _mm_srli_epi16(bytes, 4)), _mm256_set1_epi8(15));
+  return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(IQ4_VALUES))), nibbles);
+}
+
+/**
+ * IQ4_XS row r against G <= 4 q8_K rows. Per sub-block of 32: the codebook values (signed) meet x
+ * as |value| · (x with the value's sign) in vpmaddubsw, then vpmaddwd against the sub-block's
+ * scale ls - 32; the block's integer sum takes d · d_x.
+ */
+template <int G>
+void iq4xsRowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
+  const int64_t blocks = w.cols / 256;
+  const uint8_t* row = w.data + r * rowBytes(w);
+  __m256 acc[G];
+  for (int g = 0; g < G; g++) acc[g] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; b++) {
+    const uint8_t* blk = row + b * 136;
+    const uint16_t h = read16(blk + 2);
+    __m256i sum[G];
+    for (int g = 0; g < G; g++) sum[g] = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib++) {
+      const int ls = ((blk[4 + ib / 2] >> (4 * (ib % 2))) & 15) | (((h >> (2 * ib)) & 3) << 4);
+      const __m256i scale = _mm256_set1_epi16(static_cast<int16_t>(ls - 32));
+      const __m256i codes = iq4Codes(blk + 8 + 16 * ib);
+      const __m256i magnitude = _mm256_sign_epi8(codes, codes);
+#pragma GCC unroll 4
+      for (int g = 0; g < G; g++) {
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + g * w.cols + 256 * b + 32 * ib));
+        sum[g] = _mm256_add_epi32(sum[g], _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(xv, codes)), scale));
+      }
+    }
+    const float d = halfToFloat(read16(blk));
+    for (int g = 0; g < G; g++) acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[g]), _mm256_set1_ps(d * x.d[g * blocks + b]), acc[g]);
+  }
+  for (int g = 0; g < G; g++) out[g * ldo + r] = sumFloat8(acc[g]);
 }
 
 /**
@@ -185,7 +233,7 @@ void q6kRowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64
   for (int g = 0; g < G; g++) out[g * ldo + r] = sumFloat8(acc[g]);
 }
 
-/** The 32 signed codes of block b of a Q8_0 (its bytes), Q4_0 (nibbles - 8: low nibbles values 0..15, high 16..31) or Q5_0 row, and its scale. */
+/** The 32 signed codes of block b of a Q8_0 (its bytes), Q4_0 (nibbles - 8: low nibbles values 0..15, high 16..31), IQ4_NL or Q5_0 row, and its scale. */
 template <int DT>
 __attribute__((always_inline)) inline void q8BlockCodes(const uint8_t* row, int64_t b, __m256i& codes, float& d) {
   if constexpr (DT == DT_Q8_0) {
@@ -196,6 +244,10 @@ __attribute__((always_inline)) inline void q8BlockCodes(const uint8_t* row, int6
     const uint8_t* blk = row + b * 18;
     const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
     codes = _mm256_sub_epi8(_mm256_and_si256(_mm256_setr_m128i(q, _mm_srli_epi16(q, 4)), _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
+    d = halfToFloat(read16(blk));
+  } else if constexpr (DT == DT_IQ4_NL) {
+    const uint8_t* blk = row + b * 18;
+    codes = iq4Codes(blk + 2);
     d = halfToFloat(read16(blk));
   } else {  // Q5_0: the nibbles as Q4_0's, bit j of qh the fifth bit of value j, minus 16
     const uint8_t* blk = row + b * 22;
@@ -228,7 +280,7 @@ __attribute__((always_inline)) inline void q8Block(const uint8_t* row, int64_t b
 }
 
 /**
- * Q8_0, Q4_0 or Q5_0 row r against G <= 4 q8_0 rows. Signed codes (q8BlockCodes) meet signed x
+ * Q8_0, Q4_0, Q5_0 or IQ4_NL row r against G <= 4 q8_0 rows. Signed codes (q8BlockCodes) meet signed x
  * as |code| · (x with the code's sign) in vpmaddubsw. Even and odd blocks go to separate
  * accumulators (two multiply-add chains).
  */
@@ -256,17 +308,21 @@ struct Int8RowsJob {
 
 template <int DT, int G>
 inline void int8Row(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
-  if constexpr (DT == DT_Q4_K) q4kRowAvx2<G>(w, r, x, out, ldo);
+  if constexpr (DT == DT_Q4_K || DT == DT_Q5_K) q45kRowAvx2<DT, G>(w, r, x, out, ldo);
   else if constexpr (DT == DT_Q6_K) q6kRowAvx2<G>(w, r, x, out, ldo);
+  else if constexpr (DT == DT_IQ4_XS) iq4xsRowAvx2<G>(w, r, x, out, ldo);
   else q8RowAvx2<DT, G>(w, r, x, out, ldo);
 }
+
+/** Whether x meets the type as q8_K (256 values per scale) rather than q8_0. */
+constexpr bool kBlock256(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K || dtype == DT_IQ4_XS; }
 
 template <int DT>
 void int8RowsAvx2(void* ctx, int64_t r0, int64_t r1, int) {
   const Int8RowsJob& j = *static_cast<const Int8RowsJob*>(ctx);
   const Weight& w = *j.w;
-  const int64_t block = DT == DT_Q4_K || DT == DT_Q6_K ? 256 : 32;
-  const int64_t sums = DT == DT_Q4_K ? w.cols / 32 : DT == DT_Q6_K ? w.cols / 16 : 0;
+  const int64_t block = kBlock256(DT) ? 256 : 32;
+  const int64_t sums = DT == DT_Q4_K || DT == DT_Q5_K ? w.cols / 32 : DT == DT_Q6_K ? w.cols / 16 : 0;
   for (int64_t r = r0; r < r1; r++) {
     for (int64_t g0 = 0; g0 < j.m; g0 += 4) {  // up to 4 activation rows per pass over the weight row
       const Int8Rows x{j.x.q + g0 * w.cols, j.x.d + g0 * (w.cols / block), j.x.bsums ? j.x.bsums + g0 * sums : nullptr};
@@ -284,28 +340,37 @@ void int8RowsAvx2(void* ctx, int64_t r0, int64_t r1, int) {
 /** Whether matvecInt8Avx2 takes w (with m <= SMALL_M rows of x at a time). */
 inline bool int8Avx2Takes(const Weight& w) {
   if (w.rows == 0 || w.cols == 0) return false;
-  if (w.dtype == DT_Q4_K || w.dtype == DT_Q6_K) return w.cols % 256 == 0;
-  return (w.dtype == DT_Q8_0 || w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0) && w.cols % 32 == 0;
+  if (kBlock256(w.dtype)) return w.cols % 256 == 0;
+  return (w.dtype == DT_Q8_0 || w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0 || w.dtype == DT_IQ4_NL) && w.cols % 32 == 0;
 }
 
-/** Q4_K, Q6_K, Q8_0, Q4_0 or Q5_0 weights x m <= SMALL_M rows of x, x rounded as ggml does for that type. */
+/** Q4_K, Q5_K, Q6_K, IQ4_XS, Q8_0, Q4_0, Q5_0 or IQ4_NL weights x m <= SMALL_M rows of x, x rounded as ggml does for that type. */
 void matvecInt8Avx2(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols;
-  const bool kQuant = w.dtype == DT_Q4_K || w.dtype == DT_Q6_K;
+  const bool kQuant = kBlock256(w.dtype);
   int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 32 + m * cols / 32 + 16)));
   float* d = reinterpret_cast<float*>(q + m * cols);
   int16_t* bsums = reinterpret_cast<int16_t*>(d + m * cols / 32);
-  if (kQuant) quantizeQ8KAvx2(x, m, cols, w.dtype == DT_Q4_K, q, d, bsums);
+  if (kQuant) quantizeQ8KAvx2(x, m, cols, w.dtype != DT_Q6_K, q, d, bsums);
   else quantizeQ8_0Avx2(x, m, cols, q, d);
   Int8RowsJob j{out, Int8Rows{q, d, kQuant ? bsums : nullptr}, m, &w};
-  RangeFn fn = w.dtype == DT_Q4_K ? int8RowsAvx2<DT_Q4_K> : w.dtype == DT_Q6_K ? int8RowsAvx2<DT_Q6_K> : w.dtype == DT_Q8_0 ? int8RowsAvx2<DT_Q8_0>
-             : w.dtype == DT_Q4_0 ? int8RowsAvx2<DT_Q4_0> : int8RowsAvx2<DT_Q5_0>;
+  RangeFn fn;
+  switch (w.dtype) {
+    case DT_Q4_K: fn = int8RowsAvx2<DT_Q4_K>; break;
+    case DT_Q5_K: fn = int8RowsAvx2<DT_Q5_K>; break;
+    case DT_Q6_K: fn = int8RowsAvx2<DT_Q6_K>; break;
+    case DT_IQ4_XS: fn = int8RowsAvx2<DT_IQ4_XS>; break;
+    case DT_Q8_0: fn = int8RowsAvx2<DT_Q8_0>; break;
+    case DT_Q4_0: fn = int8RowsAvx2<DT_Q4_0>; break;
+    case DT_IQ4_NL: fn = int8RowsAvx2<DT_IQ4_NL>; break;
+    default: fn = int8RowsAvx2<DT_Q5_0>; break;
+  }
   parallelStatic(w.rows, matvecGrain(w, m), fn, &j);
 }
 
 /**
- * matmul for AVX2 CPUs with int8 activations (the default, int8 mode 'prefill'): Q4_K, Q6_K,
- * Q8_0, Q4_0 and Q5_0 through the kernels above, prompts included, SMALL_M rows of x at a time (their
+ * matmul for AVX2 CPUs with int8 activations (the default, int8 mode 'prefill'): Q4_K, Q5_K,
+ * Q6_K, IQ4_XS, Q8_0, Q4_0, Q5_0 and IQ4_NL through the kernels above, prompts included, SMALL_M rows of x at a time (their
  * int8 copy stays in L1/L2 while the weight streams past; each further 16 rows read the weight
  * again, from L3 for a small model's matrices). A row's result does not depend on how many rows
  * share the call. Other types as matmul.

@@ -8,8 +8,8 @@
  *    checks the quantized weights and the model math tightly); (b) our D file on the default
  *    backend against llama.cpp's own D path. llama.cpp rounds the activations to 8 bits for
  *    quantized matmuls (q8_0 / q8_K blocks); where the native backend does the same for every
- *    matmul of the file (int8Everywhere: AVX-512 VNNI, or AVX2 for Q4_0, Q5_0, Q8_0, Q4_K and
- *    Q6_K), (b) is held to INT8_PREFILL_BOUND, elsewhere (f32 activations)
+ *    matmul of the file (int8Everywhere: AVX-512 VNNI, or AVX2 for Q4_0, Q5_0, Q8_0, IQ4_NL, Q4_K,
+ *    Q6_K and IQ4_XS), (b) is held to INT8_PREFILL_BOUND, elsewhere (f32 activations)
  *    to a measured, dtype-specific bound.
  */
 import assert from 'node:assert/strict';
@@ -32,9 +32,9 @@ export const PROMPT = [9707, 11, 1879, 0, 1096, 374, 264, 1273, 315, 279, 1614, 
 export const GREEDY_TOKENS = 32;
 /** |log p ours - log p llama.cpp| on quantized files when both round prefill activations like ggml (measured 2.5e-5 - 4.8e-5). */
 export const INT8_PREFILL_BOUND = 1e-3;
-/** The file dtypes whose prefill matmuls the int8 kernels take: at the avx512-vnni level (native/src/gemm_int8.h), at avx2 (matvec_int8_avx2.h; Q4_K's and Q6_K's fallbacks Q5_0 and Q8_0 included). */
+/** The file dtypes whose prefill matmuls the int8 kernels take: at the avx512-vnni level (native/src/gemm_int8.h), at avx2 (matvec_int8_avx2.h; the fallbacks Q5_0, Q8_0 and IQ4_NL of Q4_K, Q6_K and IQ4_XS included). */
 const INT8_DTYPES: ReadonlySet<OracleDType> = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k-q3_k-q5_1']);
-const AVX2_INT8_DTYPES: ReadonlySet<OracleDType> = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q5_0']);
+const AVX2_INT8_DTYPES: ReadonlySet<OracleDType> = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q5_0', 'iq4_nl', 'iq4_xs']);
 
 /** Whether the default backend rounds the activations of every matmul of a `dtype` file to int8, as llama.cpp does. */
 function int8Everywhere(dtype: OracleDType): boolean {
@@ -44,7 +44,7 @@ function int8Everywhere(dtype: OracleDType): boolean {
 /**
  * File dtypes whose default-backend log-probabilities must also follow llama.cpp's f32 run of the
  * dequantized weights tightly (1e-3) where their matmuls keep f32 activations (int8Everywhere
- * false: the AVX2 level, which has no int8 kernels for them, or FRUGAL_INT8=0). With int8 prefill
+ * false: the AVX2 level for Q2_K, Q3_K and Q5_1, which have no int8 kernels there, or FRUGAL_INT8=0). With int8 prefill
  * on avx512-vnni their prefill matmuls round x to int8 like llama.cpp's own path and are held to
  * INT8_PREFILL_BOUND against it instead (INT8_DTYPES). (Their decode matvecs, m <= 16, round x to
  * int8 on avx512-vnni in either case, so the greedy continuation checked with them may differ at a

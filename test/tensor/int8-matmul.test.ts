@@ -2,13 +2,13 @@
 // (native/src/gemm_int8.h: Q4_0, Q5_0, Q8_0, IQ4_NL, Q5_1 (x as q8_0) and Q4_K, Q6_K, Q3_K, Q2_K,
 // IQ4_XS (x as q8_K) weights, m > 16 rows of x) and the Q4_0, Q8_0, IQ4_NL, Q5_1 (q8_0) and Q4_K,
 // Q6_K, Q3_K, Q2_K, IQ4_XS (q8_K) small-m kernels (m <= 16; native/src/matvec_vnni.h); at the AVX2
-// level, Q4_0, Q5_0, Q8_0 (q8_0) and Q4_K, Q6_K (q8_K) for any m (native/src/matvec_int8_avx2.h, 16
+// level, Q4_0, Q5_0, Q8_0, IQ4_NL (q8_0) and Q4_K, Q5_K, Q6_K, IQ4_XS (q8_K) for any m (native/src/matvec_int8_avx2.h, 16
 // rows at a time). All round x as ggml's q8_0 / q8_K; the default on both levels (FRUGAL_INT8=0
 // turns it off). Tolerances:
 //  - against the exact same math (ref's dequantized weights times x rounded here the way the
 //    kernel and ggml round it: q = x · 127 / amax to nearest, ties to even, per 32 values with
 //    d = amax / 127 in f16 for Q4_0, Q5_0, Q8_0, IQ4_NL and Q5_1, per 256 values with d in f32 for
-//    Q4_K, Q6_K, Q3_K, Q2_K and IQ4_XS; Q5_1's minimums against ggml's q8_1 block sums, see
+//    Q4_K, Q5_K, Q6_K, Q3_K, Q2_K and IQ4_XS; Q5_1's minimums against ggml's q8_1 block sums, see
 //    q8_1SumCorrection): |native - ref| <= 2e-5 · ‖rounded row of x‖ · ‖row of W‖, the f32-summation bound of
 //    the other matmul tests (the int8 products themselves are exact);
 //  - against the f32 path (ref with x itself): that bound plus the worst case of the rounding,
@@ -145,7 +145,7 @@ const LEVEL_TYPES: Record<(typeof int8Levels)[number], { types: [DType, number][
     types: INT8_TYPES,
     small: (dtype, cols) => dtype.endsWith('_k') || dtype === 'iq4_xs' || (['q4_0', 'q8_0', 'iq4_nl', 'q5_1'].includes(dtype) && cols % 64 === 0),
   },
-  avx2: { types: INT8_TYPES.filter(([dtype]) => ['q4_0', 'q5_0', 'q8_0', 'q4_k', 'q6_k'].includes(dtype)), small: () => true },
+  avx2: { types: [...INT8_TYPES.filter(([dtype]) => ['q4_0', 'q5_0', 'q8_0', 'iq4_nl', 'q4_k', 'q6_k', 'iq4_xs'].includes(dtype)), ['q5_k', 256]], small: () => true },
 };
 
 function colsFor(dtype: DType): number[] {
