@@ -1,7 +1,9 @@
 // AVX2 matrix x (few) vectors with int8 activations (SMALL_M rows of x at a time), included by
 // kernels_impl.h when __AVX2__ but not __AVX512F__ (AVX-512 VNNI has matvec_vnni.h):
-//  - Q4_K, Q5_K, Q6_K and IQ4_XS against x rounded as ggml's q8_K (one f32 scale per 256 values);
-//  - Q8_0, Q4_0, Q5_0 and IQ4_NL against x rounded as ggml's q8_0 (one f16 scale per 32 values).
+//  - Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS against x rounded as ggml's q8_K (one f32 scale per
+//    256 values);
+//  - Q8_0, Q4_0, Q5_0 and IQ4_NL against x rounded as ggml's q8_0 (one f16 scale per 32 values),
+//    Q4_1 and Q5_1 as q8_1 (q8_0 with each block's sum, for the minimums).
 // The same rounding as the VNNI kernels and as llama.cpp, so a decode step's logits agree with
 // llama.cpp's as closely on AVX2 as on AVX-512. Products of unsigned codes and int8 x go through
 // vpmaddubsw (pairs, exact in int16 for these code ranges) and vpmaddwd (against the sub-block
@@ -39,8 +41,8 @@ inline void roundBlock32(const float* x, __m256 inv, int8_t* q, int32_t* sums) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 
-/** x as ggml's q8_K: q [m][cols] in order, d [m][cols / 256], bsums [m][cols / 32] (Q4_K) or [m][cols / 16] (Q6_K). */
-void quantizeQ8KAvx2(const float* x, int64_t m, int64_t cols, bool sumsOf32, int8_t* q, float* d, int16_t* bsums) {
+/** x as ggml's q8_K: q [m][cols] in order, d [m][cols / 256], bsums [m][cols / 32] (perThirtyTwo) or [m][cols / 16]. */
+void quantizeQ8KAvx2(const float* x, int64_t m, int64_t cols, bool perThirtyTwo, int8_t* q, float* d, int16_t* bsums) {
   for (int64_t i = 0; i < m * cols / 256; i++) {
     const float* xs = x + i * 256;
     const float amax = absMax8(xs, 256);
@@ -49,7 +51,7 @@ void quantizeQ8KAvx2(const float* x, int64_t m, int64_t cols, bool sumsOf32, int
     for (int j = 0; j < 8; j++) {
       int32_t sums[2];
       roundBlock32(xs + 32 * j, inv, q + i * 256 + 32 * j, sums);
-      if (sumsOf32) {
+      if (perThirtyTwo) {
         bsums[i * 8 + j] = static_cast<int16_t>(sums[0] + sums[1]);
       } else {
         bsums[i * 16 + 2 * j] = static_cast<int16_t>(sums[0]);
@@ -59,22 +61,27 @@ void quantizeQ8KAvx2(const float* x, int64_t m, int64_t cols, bool sumsOf32, int
   }
 }
 
-/** x as ggml's q8_0: q [m][cols] in order, d [m][cols / 32] (amax / 127 rounded to f16, kept in f32 beyond f16's range). */
-void quantizeQ8_0Avx2(const float* x, int64_t m, int64_t cols, int8_t* q, float* d) {
+/**
+ * x as ggml's q8_0: q [m][cols] in order, d [m][cols / 32] (amax / 127 rounded to f16, kept in f32
+ * beyond f16's range); as q8_1 also sums [m][cols / 32] (Int8Rows::sums), when not null.
+ */
+void quantizeQ8_0Avx2(const float* x, int64_t m, int64_t cols, int8_t* q, float* d, float* sums) {
   for (int64_t i = 0; i < m * cols / 32; i++) {
     const float* xs = x + i * 32;
     const float amax = absMax8(xs, 32);
     const float scale = amax / 127.0f;
     d[i] = scale <= 65504.0f ? _cvtsh_ss(_cvtss_sh(scale, _MM_FROUND_TO_NEAREST_INT)) : scale;
-    int32_t sums[2];
-    roundBlock32(xs, _mm256_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax), q + i * 32, sums);
+    int32_t halves[2];
+    roundBlock32(xs, _mm256_set1_ps(amax == 0.0f ? 0.0f : 127.0f / amax), q + i * 32, halves);
+    if (sums) sums[i] = _cvtsh_ss(_cvtss_sh(scale * static_cast<float>(halves[0] + halves[1]), _MM_FROUND_TO_NEAREST_INT));
   }
 }
 
 struct Int8Rows {
   const int8_t* q;       // [m][cols]
   const float* d;        // [m][cols / block]
-  const int16_t* bsums;  // q8_K only: see quantizeQ8KAvx2
+  const int16_t* bsums;  // q8_K only: sums of 32 (Q4_K, Q5_K) or 16 (the other K types) int8 values
+  const float* sums;     // q8_1 only (Q4_1, Q5_1): [m][cols / 32], ggml's s = f16(d · sum of the block's int8 values), d in f32
 };
 
 inline float sumFloat8(__m256 v) {
@@ -144,11 +151,109 @@ void q45kRowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int6
   for (int g = 0; g < G; g++) out[g * ldo + r] = sumFloat8(acc[g]) - minSum[g];
 }
 
+/**
+ * The 16 6-bit scales (0..63) of a Q3_K block in order: at s, the low 4 bits of scales 0..7 and
+ * 8..15 are the low and high nibbles of bytes 0..7, their top 2 bits the bit pairs of bytes 8..11;
+ * four scales per 32-bit word.
+ */
+inline void q3kScaleBytes(const uint8_t* s, uint8_t* out) {
+  uint32_t a0, a1, top;
+  std::memcpy(&a0, s, 4);
+  std::memcpy(&a1, s + 4, 4);
+  std::memcpy(&top, s + 8, 4);
+  const uint32_t low4 = 0x0f0f0f0fu, low2 = 0x03030303u;
+  const uint32_t words[4] = {(a0 & low4) | ((top & low2) << 4), (a1 & low4) | (((top >> 2) & low2) << 4),
+                             ((a0 >> 4) & low4) | (((top >> 4) & low2) << 4), ((a1 >> 4) & low4) | (((top >> 6) & low2) << 4)};
+  std::memcpy(out, words, 16);
+}
+
+/**
+ * Q2_K or Q3_K row r against G <= 4 q8_K rows (sums of 16). Per half block of 128 values, 32 code
+ * bytes hold 2 bits of values 32k + l at bits 2k (k < 4); Q3_K adds bit 4n + k of hmask[l] as
+ * the third bit. Each 16 values have their own scale (Q2_K: 4 bits with a 4-bit minimum; Q3_K:
+ * 6 bits - 32), one per 128-bit lane of vpmaddwd. Q3_K's values are the 3-bit codes - 4: its
+ * "- 4" is -4 · Σ scale · (sum of the 16 int8 x); Q2_K's minimums come in as
+ * dmin · d_x · Σ min · (sum of the 16 int8 x).
+ */
+template <int DT, int G>
+void q23kRowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
+  constexpr bool three = DT == DT_Q3_K;
+  const int64_t blocks = w.cols / 256;
+  const uint8_t* row = w.data + r * rowBytes(w);
+  const __m256i low2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+  __m256 acc[G];
+  float minSum[G];
+  for (int g = 0; g < G; g++) {
+    acc[g] = _mm256_setzero_ps();
+    minSum[g] = 0.0f;
+  }
+  for (int64_t b = 0; b < blocks; b++) {
+    const uint8_t* blk = row + b * (three ? 110 : 84);
+    // scales as int8 (Q3_K: 6 bits - 32; Q2_K: the low nibbles), Q2_K's minimums (high nibbles)
+    alignas(16) int8_t scales[16];
+    alignas(16) int8_t mins[16];
+    if constexpr (three) {
+      alignas(16) uint8_t raw[16];
+      q3kScaleBytes(blk + 96, raw);
+      for (int j = 0; j < 16; j++) scales[j] = static_cast<int8_t>(raw[j] - 32);
+    } else {
+      for (int j = 0; j < 16; j++) {
+        scales[j] = static_cast<int8_t>(blk[j] & 15);
+        mins[j] = static_cast<int8_t>(blk[j] >> 4);
+      }
+    }
+    const uint8_t* qs = blk + (three ? 32 : 16);
+    const __m256i hmask = three ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)) : _mm256_setzero_si256();
+    __m256i sum[G];
+    for (int g = 0; g < G; g++) sum[g] = _mm256_setzero_si256();
+    for (int n = 0; n < 2; n++) {
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * n));
+      for (int k = 0; k < 4; k++) {
+        __m256i codes = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), low2);
+        if constexpr (three) codes = _mm256_or_si256(codes, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hmask, 4 * n + k), one), 2));
+        // values 128n + 32k + 0..15 take scale 8n + 2k, the next 16 scale 8n + 2k + 1 (one per 128-bit lane)
+        const __m256i scale = _mm256_setr_m128i(_mm_set1_epi16(scales[8 * n + 2 * k]), _mm_set1_epi16(scales[8 * n + 2 * k + 1]));
+#pragma GCC unroll 4
+        for (int g = 0; g < G; g++) {
+          const int8_t* xq = x.q + g * w.cols + 256 * b + 128 * n + 32 * k;
+          sum[g] = _mm256_add_epi32(sum[g], _mm256_madd_epi16(_mm256_maddubs_epi16(codes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq))), scale));
+        }
+      }
+    }
+    const __m256i scaleWords = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(scales)));
+    const __m256i minWords = three ? _mm256_setzero_si256() : _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(mins)));
+    const float d = halfToFloat(read16(blk + (three ? 108 : 80)));
+    const float dmin = three ? 0.0f : halfToFloat(read16(blk + 82));
+    for (int g = 0; g < G; g++) {
+      const float dx = x.d[g * blocks + b];
+      const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + g * (w.cols / 16) + 16 * b));
+      __m256i total = sum[g];
+      if constexpr (three) total = _mm256_sub_epi32(total, _mm256_slli_epi32(_mm256_madd_epi16(scaleWords, bsums), 2));
+      else minSum[g] += dmin * dx * static_cast<float>(sumInt32x8(_mm256_madd_epi16(minWords, bsums)));
+      acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(total), _mm256_set1_ps(d * dx), acc[g]);
+    }
+  }
+  for (int g = 0; g < G; g++) out[g * ldo + r] = sumFloat8(acc[g]) - minSum[g];
+}
+
+/** The 32 4-bit codes of 16 bytes: low nibbles values 0..15, high nibbles 16..31. */
+inline __m256i nibbles32(const uint8_t* q) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  return _mm256_and_si256(_mm256_setr_m128i(bytes, _mm_srli_epi16(bytes, 4)), _mm256_set1_epi8(15));
+}
+
+/** Byte j = 16 where bit j of qh is set, else 0 (the fifth bit of Q5_0 / Q5_1 value j). */
+inline __m256i fifthBits(uint32_t qh) {
+  // byte j takes byte j / 8 of qh, then keeps bit j % 8 of it
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(qh)),
+                                             _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
+}
+
 /** The 32 codes of 16 IQ4 bytes (low nibbles values 0..15, high 16..31) as their codebook values, signed. */
 inline __m256i iq4Codes(const uint8_t* q) {
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-  const __m256i nibbles = _mm256_and_si256(_mm256_setr_m128i(bytes, _mm_srli_epi16(bytes, 4)), _mm256_set1_epi8(15));
-  return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(IQ4_VALUES))), nibbles);
+  return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(IQ4_VALUES))), nibbles32(q));
 }
 
 /**
@@ -242,8 +347,7 @@ __attribute__((always_inline)) inline void q8BlockCodes(const uint8_t* row, int6
     d = halfToFloat(read16(blk));
   } else if constexpr (DT == DT_Q4_0) {
     const uint8_t* blk = row + b * 18;
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-    codes = _mm256_sub_epi8(_mm256_and_si256(_mm256_setr_m128i(q, _mm_srli_epi16(q, 4)), _mm256_set1_epi8(15)), _mm256_set1_epi8(8));
+    codes = _mm256_sub_epi8(nibbles32(blk + 2), _mm256_set1_epi8(8));
     d = halfToFloat(read16(blk));
   } else if constexpr (DT == DT_IQ4_NL) {
     const uint8_t* blk = row + b * 18;
@@ -251,16 +355,42 @@ __attribute__((always_inline)) inline void q8BlockCodes(const uint8_t* row, int6
     d = halfToFloat(read16(blk));
   } else {  // Q5_0: the nibbles as Q4_0's, bit j of qh the fifth bit of value j, minus 16
     const uint8_t* blk = row + b * 22;
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 6));
-    const __m256i nibbles = _mm256_and_si256(_mm256_setr_m128i(q, _mm_srli_epi16(q, 4)), _mm256_set1_epi8(15));
-    // byte j takes byte j / 8 of qh, then keeps bit j % 8 of it
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(read32(blk + 2))),
-                                               _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
-    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201));
-    const __m256i fifth = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
-    codes = _mm256_sub_epi8(_mm256_or_si256(nibbles, fifth), _mm256_set1_epi8(16));
+    codes = _mm256_sub_epi8(_mm256_or_si256(nibbles32(blk + 6), fifthBits(read32(blk + 2))), _mm256_set1_epi8(16));
     d = halfToFloat(read16(blk));
   }
+}
+
+/**
+ * Q4_1 or Q5_1 row r against G <= 4 q8_1 rows: the unsigned codes (Q5_1: with their fifth bit)
+ * meet x directly in vpmaddubsw, · d · d_x per block; the minimum m of each block meets x through
+ * ggml's q8_1 block sum s (x.sums), as llama.cpp computes it.
+ */
+template <int DT, int G>
+void q1RowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
+  constexpr bool five = DT == DT_Q5_1;
+  const int64_t blocks = w.cols / 32;
+  const uint8_t* row = w.data + r * rowBytes(w);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[G];
+  float minSum[G];
+  for (int g = 0; g < G; g++) {
+    acc[g] = _mm256_setzero_ps();
+    minSum[g] = 0.0f;
+  }
+  for (int64_t b = 0; b < blocks; b++) {
+    const uint8_t* blk = row + b * (five ? 24 : 20);
+    __m256i codes = nibbles32(blk + (five ? 8 : 4));
+    if constexpr (five) codes = _mm256_or_si256(codes, fifthBits(read32(blk + 4)));
+    const float d = halfToFloat(read16(blk)), mn = halfToFloat(read16(blk + 2));
+#pragma GCC unroll 4
+    for (int g = 0; g < G; g++) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q + g * w.cols + 32 * b));
+      const __m256i dots = _mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv), ones);
+      acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_set1_ps(d * x.d[g * blocks + b]), acc[g]);
+      minSum[g] += mn * x.sums[g * blocks + b];
+    }
+  }
+  for (int g = 0; g < G; g++) out[g * ldo + r] = sumFloat8(acc[g]) + minSum[g];
 }
 
 /** Block b of a q8RowAvx2 row against the G activation rows, added into acc. */
@@ -311,21 +441,28 @@ inline void int8Row(const Weight& w, int64_t r, const Int8Rows& x, float* out, i
   if constexpr (DT == DT_Q4_K || DT == DT_Q5_K) q45kRowAvx2<DT, G>(w, r, x, out, ldo);
   else if constexpr (DT == DT_Q6_K) q6kRowAvx2<G>(w, r, x, out, ldo);
   else if constexpr (DT == DT_IQ4_XS) iq4xsRowAvx2<G>(w, r, x, out, ldo);
+  else if constexpr (DT == DT_Q2_K || DT == DT_Q3_K) q23kRowAvx2<DT, G>(w, r, x, out, ldo);
+  else if constexpr (DT == DT_Q4_1 || DT == DT_Q5_1) q1RowAvx2<DT, G>(w, r, x, out, ldo);
   else q8RowAvx2<DT, G>(w, r, x, out, ldo);
 }
 
 /** Whether x meets the type as q8_K (256 values per scale) rather than q8_0. */
-constexpr bool kBlock256(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K || dtype == DT_IQ4_XS; }
+constexpr bool kBlock256(int dtype) {
+  return dtype == DT_Q4_K || dtype == DT_Q5_K || dtype == DT_Q6_K || dtype == DT_IQ4_XS || dtype == DT_Q2_K || dtype == DT_Q3_K;
+}
+/** Whether the type's minimums or offsets meet x's sums per 32 values (else per 16). */
+constexpr bool sumsOf32(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q5_K; }
 
 template <int DT>
 void int8RowsAvx2(void* ctx, int64_t r0, int64_t r1, int) {
   const Int8RowsJob& j = *static_cast<const Int8RowsJob*>(ctx);
   const Weight& w = *j.w;
   const int64_t block = kBlock256(DT) ? 256 : 32;
-  const int64_t sums = DT == DT_Q4_K || DT == DT_Q5_K ? w.cols / 32 : DT == DT_Q6_K ? w.cols / 16 : 0;
+  const int64_t sums = sumsOf32(DT) ? w.cols / 32 : w.cols / 16;
   for (int64_t r = r0; r < r1; r++) {
     for (int64_t g0 = 0; g0 < j.m; g0 += 4) {  // up to 4 activation rows per pass over the weight row
-      const Int8Rows x{j.x.q + g0 * w.cols, j.x.d + g0 * (w.cols / block), j.x.bsums ? j.x.bsums + g0 * sums : nullptr};
+      const Int8Rows x{j.x.q + g0 * w.cols, j.x.d + g0 * (w.cols / block), j.x.bsums ? j.x.bsums + g0 * sums : nullptr,
+                       j.x.sums ? j.x.sums + g0 * (w.cols / 32) : nullptr};
       float* out = j.out + g0 * w.rows;
       switch (imin(4, j.m - g0)) {
         case 1: int8Row<DT, 1>(w, r, x, out, w.rows); break;
@@ -341,36 +478,43 @@ void int8RowsAvx2(void* ctx, int64_t r0, int64_t r1, int) {
 inline bool int8Avx2Takes(const Weight& w) {
   if (w.rows == 0 || w.cols == 0) return false;
   if (kBlock256(w.dtype)) return w.cols % 256 == 0;
-  return (w.dtype == DT_Q8_0 || w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0 || w.dtype == DT_IQ4_NL) && w.cols % 32 == 0;
+  const bool block32 = w.dtype == DT_Q8_0 || w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0 || w.dtype == DT_IQ4_NL || w.dtype == DT_Q4_1 || w.dtype == DT_Q5_1;
+  return block32 && w.cols % 32 == 0;
 }
 
-/** Q4_K, Q5_K, Q6_K, IQ4_XS, Q8_0, Q4_0, Q5_0 or IQ4_NL weights x m <= SMALL_M rows of x, x rounded as ggml does for that type. */
+/** Q2_K .. Q6_K, IQ4_XS, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or IQ4_NL weights x m <= SMALL_M rows of x, x rounded as ggml does for that type. */
 void matvecInt8Avx2(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols;
   const bool kQuant = kBlock256(w.dtype);
   int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 32 + m * cols / 32 + 16)));
   float* d = reinterpret_cast<float*>(q + m * cols);
   int16_t* bsums = reinterpret_cast<int16_t*>(d + m * cols / 32);
-  if (kQuant) quantizeQ8KAvx2(x, m, cols, w.dtype != DT_Q6_K, q, d, bsums);
-  else quantizeQ8_0Avx2(x, m, cols, q, d);
-  Int8RowsJob j{out, Int8Rows{q, d, kQuant ? bsums : nullptr}, m, &w};
+  // the space after d holds the q8_K sums (int16, up to cols / 16 per row) or the q8_1 sums (f32, cols / 32 per row)
+  float* q81Sums = w.dtype == DT_Q4_1 || w.dtype == DT_Q5_1 ? reinterpret_cast<float*>(bsums) : nullptr;
+  if (kQuant) quantizeQ8KAvx2(x, m, cols, sumsOf32(w.dtype), q, d, bsums);
+  else quantizeQ8_0Avx2(x, m, cols, q, d, q81Sums);
+  Int8RowsJob j{out, Int8Rows{q, d, kQuant ? bsums : nullptr, q81Sums}, m, &w};
   RangeFn fn;
   switch (w.dtype) {
     case DT_Q4_K: fn = int8RowsAvx2<DT_Q4_K>; break;
     case DT_Q5_K: fn = int8RowsAvx2<DT_Q5_K>; break;
     case DT_Q6_K: fn = int8RowsAvx2<DT_Q6_K>; break;
     case DT_IQ4_XS: fn = int8RowsAvx2<DT_IQ4_XS>; break;
+    case DT_Q2_K: fn = int8RowsAvx2<DT_Q2_K>; break;
+    case DT_Q3_K: fn = int8RowsAvx2<DT_Q3_K>; break;
     case DT_Q8_0: fn = int8RowsAvx2<DT_Q8_0>; break;
     case DT_Q4_0: fn = int8RowsAvx2<DT_Q4_0>; break;
     case DT_IQ4_NL: fn = int8RowsAvx2<DT_IQ4_NL>; break;
+    case DT_Q4_1: fn = int8RowsAvx2<DT_Q4_1>; break;
+    case DT_Q5_1: fn = int8RowsAvx2<DT_Q5_1>; break;
     default: fn = int8RowsAvx2<DT_Q5_0>; break;
   }
   parallelStatic(w.rows, matvecGrain(w, m), fn, &j);
 }
 
 /**
- * matmul for AVX2 CPUs with int8 activations (the default, int8 mode 'prefill'): Q4_K, Q5_K,
- * Q6_K, IQ4_XS, Q8_0, Q4_0, Q5_0 and IQ4_NL through the kernels above, prompts included, SMALL_M rows of x at a time (their
+ * matmul for AVX2 CPUs with int8 activations (the default, int8 mode 'prefill'): Q2_K, Q3_K,
+ * Q4_K, Q5_K, Q6_K, IQ4_XS, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL through the kernels above, prompts included, SMALL_M rows of x at a time (their
  * int8 copy stays in L1/L2 while the weight streams past; each further 16 rows read the weight
  * again, from L3 for a small model's matrices). A row's result does not depend on how many rows
  * share the call. Other types as matmul.

@@ -7,9 +7,8 @@
  *    holding exactly our dequantized D values: within 1e-3 and the same greedy continuation (this
  *    checks the quantized weights and the model math tightly); (b) our D file on the default
  *    backend against llama.cpp's own D path. llama.cpp rounds the activations to 8 bits for
- *    quantized matmuls (q8_0 / q8_K blocks); where the native backend does the same for every
- *    matmul of the file (int8Everywhere: AVX-512 VNNI, or AVX2 for Q4_0, Q5_0, Q8_0, IQ4_NL, Q4_K,
- *    Q6_K and IQ4_XS), (b) is held to INT8_PREFILL_BOUND, elsewhere (f32 activations)
+ *    quantized matmuls (q8_0 / q8_K blocks); where the native backend does the same for prefill
+ *    (int8Prefill: AVX-512 VNNI or AVX2), (b) is held to INT8_PREFILL_BOUND, elsewhere (f32 activations)
  *    to a measured, dtype-specific bound.
  */
 import assert from 'node:assert/strict';
@@ -25,30 +24,22 @@ import {
 } from '../../src/models/tiny.js';
 import { dequantize, quantize } from '../../src/tensor/quant/index.js';
 import type { Backend } from '../../src/tensor/backend.js';
-import { getBackend, int8Prefill, refBackend } from '../../src/tensor/index.js';
+import { int8Prefill, refBackend } from '../../src/tensor/index.js';
 import { type LlamaOracleRequest, compareLogProbs, runLlamaCppModels } from './llama-cpp.js';
 
 export const PROMPT = [9707, 11, 1879, 0, 1096, 374, 264, 1273, 315, 279, 1614, 13, 358, 1744, 220, 16, 17, 18];
 export const GREEDY_TOKENS = 32;
 /** |log p ours - log p llama.cpp| on quantized files when both round prefill activations like ggml (measured 2.5e-5 - 4.8e-5). */
 export const INT8_PREFILL_BOUND = 1e-3;
-/** The file dtypes whose prefill matmuls the int8 kernels take: at the avx512-vnni level (native/src/gemm_int8.h), at avx2 (matvec_int8_avx2.h; the fallbacks Q5_0, Q8_0 and IQ4_NL of Q4_K, Q6_K and IQ4_XS included). */
+/** The dtypes whose prefill matmuls the int8 kernels take (native/src/gemm_int8.h on avx512-vnni, matvec_int8_avx2.h on avx2). */
 const INT8_DTYPES: ReadonlySet<OracleDType> = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q5_0', 'iq4_nl', 'iq4_xs', 'q2_k-q3_k-q5_1']);
-const AVX2_INT8_DTYPES: ReadonlySet<OracleDType> = new Set(['q8_0', 'q4_0', 'q4_k', 'q6_k', 'q5_0', 'iq4_nl', 'iq4_xs']);
-
-/** Whether the default backend rounds the activations of every matmul of a `dtype` file to int8, as llama.cpp does. */
-function int8Everywhere(dtype: OracleDType): boolean {
-  if (!int8Prefill()) return false;
-  return ((getBackend() as { simd?: string }).simd === 'avx2' ? AVX2_INT8_DTYPES : INT8_DTYPES).has(dtype);
-}
 /**
  * File dtypes whose default-backend log-probabilities must also follow llama.cpp's f32 run of the
- * dequantized weights tightly (1e-3) where their matmuls keep f32 activations (int8Everywhere
- * false: the AVX2 level for Q2_K, Q3_K and Q5_1, which have no int8 kernels there, or FRUGAL_INT8=0). With int8 prefill
- * on avx512-vnni their prefill matmuls round x to int8 like llama.cpp's own path and are held to
- * INT8_PREFILL_BOUND against it instead (INT8_DTYPES). (Their decode matvecs, m <= 16, round x to
- * int8 on avx512-vnni in either case, so the greedy continuation checked with them may differ at a
- * near tie; it has not so far.)
+ * dequantized weights tightly (1e-3) where prefill keeps f32 activations (int8Prefill() false: no
+ * AVX-512 VNNI or AVX2, or FRUGAL_INT8=0). With int8 prefill (the default on both) their prefill
+ * matmuls round x to int8 like llama.cpp's own path and are held to INT8_PREFILL_BOUND against it
+ * instead (INT8_DTYPES). (Their decode matvecs, m <= 16, round x to int8 on avx512-vnni in
+ * either case, so the greedy continuation checked with them may differ at a near tie; it has not so far.)
  */
 const F32_ACTIVATION_DTYPES: ReadonlySet<OracleDType> = new Set(['iq4_nl', 'iq4_xs', 'q2_k-q3_k-q5_1']);
 
@@ -185,12 +176,12 @@ export async function checkDenseAgainstLlamaCpp(t: TestContext, c: DenseOracleCa
         `default backend ${nativeExact.maxError.toExponential(2)}; ` +
         `vs llama.cpp ${dtype} ${native.maxError.toExponential(2)}, same top ${native.sameTop}/${CHECKED_POSITIONS.length}, greedy first difference ${nativeDiff}`);
       assert.ok(exact.maxError < 1e-3, `${dtype} vs llama.cpp on the dequantized weights: max log-prob error ${exact.maxError}`);
-      if (F32_ACTIVATION_DTYPES.has(dtype) && !int8Everywhere(dtype)) {
+      if (F32_ACTIVATION_DTYPES.has(dtype) && !int8Prefill()) {
         assert.ok(nativeExact.maxError < 1e-3, `${dtype}, default backend vs llama.cpp on the dequantized weights: max log-prob error ${nativeExact.maxError}`);
         assert.deepEqual(q.greedy, greedy(`${dtype}-dequantized`), `${dtype}, default backend: greedy continuation vs llama.cpp on the dequantized weights`);
       }
       assert.deepEqual(qRef.greedy, greedy(`${dtype}-dequantized`), `${dtype} greedy continuation vs llama.cpp on the dequantized weights`);
-      const bound = int8Everywhere(dtype) ? INT8_PREFILL_BOUND : c.nativeBounds[dtype];
+      const bound = INT8_DTYPES.has(dtype) && int8Prefill() ? INT8_PREFILL_BOUND : c.nativeBounds[dtype];
       assert.ok(bound !== undefined, `no bound stated for ${dtype}`);
       assert.ok(native.maxError < bound, `${dtype} vs llama.cpp ${dtype}: max log-prob error ${native.maxError} (bound ${bound})`);
     }

@@ -8,8 +8,8 @@
 //    dequantize to f32 in registers (activations are not quantized), so the same bound holds.
 //  - except where activations are quantized to int8 (see int8Block: at the 'avx512-vnni' level
 //    q4_k, q6_k, q2_k, q3_k, iq4_xs and q4_0 for every m, q5_0, q8_0, iq4_nl and q5_1 for m > 16,
-//    and (even block counts) q8_0, iq4_nl and q5_1 for m <= 16; at the 'avx2' level q4_k, q5_k,
-//    q6_k, iq4_xs, q8_0, q4_0, q5_0 and iq4_nl for every m) in the second pass of eachMode (setInt8('all'), which gives
+//    and (even block counts) q8_0, iq4_nl and q5_1 for m <= 16; at the 'avx2' level q2_k, q3_k,
+//    q4_k, q5_k, q6_k, iq4_xs, q8_0, q4_0, q4_1, q5_0, q5_1 and iq4_nl for every m) in the second pass of eachMode (setInt8('all'), which gives
 //    'prefill' on avx2; the first pass sets 'off'): each x value is then rounded to within amax(its block) / 254 (blocks of 32 values,
 //    256 for the K-quants and iq4_xs; a 32-block's scale is kept in f16 as ggml does, which adds
 //    amax / 2048), so the bound adds sum over blocks of that · sum |w| over the block (exact
@@ -144,12 +144,12 @@ test('native gemm: k = 0 scales C by beta; m or n = 0 writes nothing', { skip },
  * in f32. At the VNNI level (native/src/matvec_vnni.h for m <= 16, gemm_int8.h above): Q4_K,
  * Q6_K, Q2_K, Q3_K and IQ4_XS (q8_K, 256) for any m; Q4_0 (32) for any m; Q8_0, IQ4_NL and Q5_1
  * (32) with m > 16 or an even number of blocks; Q5_0 (32) with m > 16. At the AVX2 level
- * (matvec_int8_avx2.h): Q4_K, Q5_K, Q6_K and IQ4_XS (256), Q8_0, Q4_0, Q5_0 and IQ4_NL (32), any m. Callers pass
+ * (matvec_int8_avx2.h): Q2_K .. Q6_K and IQ4_XS (256), Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL (32), any m. Callers pass
  * int8 = false when int8 is off.
  */
 function int8Block(int8: boolean, level: string, dtype: DType, m: number, cols: number): number {
   if (!int8) return 0;
-  if (level === 'avx2') return ['q4_k', 'q5_k', 'q6_k', 'iq4_xs'].includes(dtype) ? 256 : ['q8_0', 'q4_0', 'q5_0', 'iq4_nl'].includes(dtype) ? 32 : 0;
+  if (level === 'avx2') return ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'iq4_xs'].includes(dtype) ? 256 : ['q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'iq4_nl'].includes(dtype) ? 32 : 0;
   if (dtype === 'q4_k' || dtype === 'q6_k' || dtype === 'q2_k' || dtype === 'q3_k' || dtype === 'iq4_xs') return 256;
   if (dtype === 'q4_0' || (dtype === 'q5_0' && m > 16)) return 32;
   if ((dtype === 'q8_0' || dtype === 'iq4_nl' || dtype === 'q5_1') && (m > 16 || cols % 64 === 0)) return 32;
@@ -158,7 +158,7 @@ function int8Block(int8: boolean, level: string, dtype: DType, m: number, cols: 
 
 /**
  * bound[i * rows + r] = sum over blocks of amax(x_i block) / 254 · sum |w_r| over the block. Q5_1
- * (w given): its minimums m meet x through ggml's q8_1 block sum s = f16(d · Σq) (d = amax / 127 in
+ * or Q4_1 (w given): its minimums m meet x through ggml's q8_1 block sum s = f16(d · Σq) (d = amax / 127 in
  * f32), within |Σq| · d · 2^-10 (<= 32 · amax / 1024) of the sum of the rounded x, so each block
  * also adds |m| · (amax / 32 + f16 subnormal and f32 slack).
  */
@@ -173,7 +173,7 @@ function int8Bound(x: Float32Array, dense: Float32Array, m: number, rows: number
         for (let j = 0; j < block; j++) wsum += Math.abs(dense[r * cols + block * b + j]!);
         bound[i * rows + r] += (amax / 254 + (block === 32 ? amax / 2048 + 127 * 2 ** -25 : 0)) * wsum;
         if (q5_1) {
-          const at = (r * (cols / 32) + b) * 24 + 2;
+          const at = (r * (cols / 32) + b) * (q5_1.dtype === 'q4_1' ? 20 : 24) + 2;
           const min = Math.abs(f16ToF32(q5_1.data[at]! | (q5_1.data[at + 1]! << 8)));
           bound[i * rows + r] += min * (amax / 32 + 32 * 127 * 2 ** -24 + 2 ** -20) * 1.01;
         }
@@ -231,7 +231,7 @@ function checkMatmulAtEveryLevel(w: WeightMatrix, dense: Float32Array, x: Float3
     const out = new Float32Array(m * rows).fill(NaN);
     native!.matmul(out, x, m, w);
     const block = int8Block(int8, level, dtype, m, cols);
-    if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block, dtype === 'q5_1' ? w : undefined);
+    if (block) quantBound ??= int8Bound(x, dense, m, rows, cols, block, dtype === 'q5_1' || dtype === 'q4_1' ? w : undefined);
     const extra = block ? quantBound! : undefined;
     assertNear(out, expected, (idx) => 2e-5 * xn[Math.floor(idx / rows)]! * wn[idx % rows]! + (extra ? extra[idx]! : 0), `${level}${int8 ? ' int8' : ''} matmul ${dtype} m${m} [${rows}, ${cols}]`);
     afterEach?.(level);

@@ -2,7 +2,8 @@
 // (native/src/gemm_int8.h: Q4_0, Q5_0, Q8_0, IQ4_NL, Q5_1 (x as q8_0) and Q4_K, Q6_K, Q3_K, Q2_K,
 // IQ4_XS (x as q8_K) weights, m > 16 rows of x) and the Q4_0, Q8_0, IQ4_NL, Q5_1 (q8_0) and Q4_K,
 // Q6_K, Q3_K, Q2_K, IQ4_XS (q8_K) small-m kernels (m <= 16; native/src/matvec_vnni.h); at the AVX2
-// level, Q4_0, Q5_0, Q8_0, IQ4_NL (q8_0) and Q4_K, Q5_K, Q6_K, IQ4_XS (q8_K) for any m (native/src/matvec_int8_avx2.h, 16
+// level, Q4_0, Q5_0, Q8_0, IQ4_NL (q8_0), Q4_1, Q5_1 (q8_1) and Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS
+// (q8_K) for any m (native/src/matvec_int8_avx2.h, 16
 // rows at a time). All round x as ggml's q8_0 / q8_K; the default on both levels (FRUGAL_INT8=0
 // turns it off). Tolerances:
 //  - against the exact same math (ref's dequantized weights times x rounded here the way the
@@ -89,7 +90,7 @@ function roundingBound(x: Float32Array, dense: Float32Array, m: number, rows: nu
 }
 
 /**
- * Q5_1 meets x as ggml's q8_1: its minimums multiply the block sum s = f16(d · Σq) (d = amax / 127
+ * Q5_1 (and Q4_1 at the AVX2 level) meets x as ggml's q8_1: its minimums multiply the block sum s = f16(d · Σq) (d = amax / 127
  * in f32) instead of the sum of the rounded values. What that adds to ref on the rounded
  * activations: out[i * rows + r] = sum over blocks b of m_rb · (s_ib - sum of rounded x_ib).
  */
@@ -113,7 +114,7 @@ function q8_1SumCorrection(w: WeightMatrix, x: Float32Array, rounded: Float32Arr
   const out = new Float64Array(m * rows);
   for (let r = 0; r < rows; r++) {
     for (let b = 0; b < blocks; b++) {
-      const at = (r * blocks + b) * 24 + 2;
+      const at = (r * blocks + b) * (w.dtype === 'q4_1' ? 20 : 24) + 2;
       const min = f16ToF32(w.data[at]! | (w.data[at + 1]! << 8));
       for (let i = 0; i < m; i++) out[i * rows + r] += min * delta[i * blocks + b];
     }
@@ -145,7 +146,7 @@ const LEVEL_TYPES: Record<(typeof int8Levels)[number], { types: [DType, number][
     types: INT8_TYPES,
     small: (dtype, cols) => dtype.endsWith('_k') || dtype === 'iq4_xs' || (['q4_0', 'q8_0', 'iq4_nl', 'q5_1'].includes(dtype) && cols % 64 === 0),
   },
-  avx2: { types: [...INT8_TYPES.filter(([dtype]) => ['q4_0', 'q5_0', 'q8_0', 'iq4_nl', 'q4_k', 'q6_k', 'iq4_xs'].includes(dtype)), ['q5_k', 256]], small: () => true },
+  avx2: { types: [...INT8_TYPES.filter(([dtype]) => ['q4_0', 'q5_0', 'q8_0', 'iq4_nl', 'q5_1', 'q4_k', 'q6_k', 'q3_k', 'q2_k', 'iq4_xs'].includes(dtype)), ['q4_1', 32], ['q5_k', 256]], small: () => true },
 };
 
 function colsFor(dtype: DType): number[] {
@@ -176,7 +177,7 @@ test('int8 matmul equals ref on the int8-rounded activations (exact same math), 
           const rounded = roundActivations(x, block);
           const exact = new Float32Array(m * rows);
           ref.matmul(exact, rounded, m, w);
-          if (dtype === 'q5_1') {
+          if (dtype === 'q5_1' || dtype === 'q4_1') {
             const correction = q8_1SumCorrection(w, x, rounded, m);
             for (let idx = 0; idx < exact.length; idx++) exact[idx] = exact[idx]! + correction[idx]!;
           }
