@@ -382,15 +382,28 @@ void decodeQ2_K(const uint8_t* __restrict src, int64_t blocks, float* __restrict
   }
 }
 
+/**
+ * The 16 6-bit scales (0..63) of a Q3_K block in order: at s, the low 4 bits of scales 0..7 and
+ * 8..15 are the low and high nibbles of bytes 0..7, their top 2 bits the bit pairs of bytes 8..11;
+ * four scales per 32-bit word.
+ */
+inline void q3kScaleBytes(const uint8_t* s, uint8_t* out) {
+  uint32_t a0, a1, top;
+  std::memcpy(&a0, s, 4);
+  std::memcpy(&a1, s + 4, 4);
+  std::memcpy(&top, s + 8, 4);
+  const uint32_t low4 = 0x0f0f0f0fu, low2 = 0x03030303u;
+  const uint32_t words[4] = {(a0 & low4) | ((top & low2) << 4), (a1 & low4) | (((top >> 2) & low2) << 4),
+                             ((a0 >> 4) & low4) | (((top >> 4) & low2) << 4), ((a1 >> 4) & low4) | (((top >> 6) & low2) << 4)};
+  std::memcpy(out, words, 16);
+}
+
 /** The sixteen sub-block scales d · (s - 32) of a Q3_K block (6-bit s; exact in f32). */
 inline void q3kScales(const uint8_t* blk, float* sc) {
   const float d = halfToFloat(read16(blk + 108));
-  const uint8_t* s = blk + 96;
-  for (int j = 0; j < 16; j++) {
-    const int low = j < 8 ? s[j] & 15 : s[j - 8] >> 4;
-    const int high = (s[8 + (j & 3)] >> (2 * (j >> 2))) & 3;
-    sc[j] = d * static_cast<float>((low | (high << 4)) - 32);
-  }
+  uint8_t s[16];
+  q3kScaleBytes(blk + 96, s);
+  for (int j = 0; j < 16; j++) sc[j] = d * static_cast<float>(s[j] - 32);
 }
 
 /**

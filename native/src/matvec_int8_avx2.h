@@ -35,8 +35,8 @@ inline void roundBlock32(const float* x, __m256 inv, int8_t* q, int32_t* sums) {
   for (int k = 0; k < 4; k++) v[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), inv));
   sums[0] = sumInt32x8(_mm256_add_epi32(v[0], v[1]));
   sums[1] = sumInt32x8(_mm256_add_epi32(v[2], v[3]));
-  // packs work per 128-bit lane: dword k of the packed vector holds values 4k' .. of the order
-  // v0[0..3] v1[0..3] v2[0..3] v3[0..3] | v0[4..7] v1[4..7] v2[4..7] v3[4..7]; put them back in order.
+  // The packs work per 128-bit lane, leaving the dwords (4 values each) in the order
+  // v0[0..3] v1[0..3] v2[0..3] v3[0..3] | v0[4..7] v1[4..7] v2[4..7] v3[4..7]; the permute restores x's order.
   const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
@@ -149,22 +149,6 @@ void q45kRowAvx2(const Weight& w, int64_t r, const Int8Rows& x, float* out, int6
     }
   }
   for (int g = 0; g < G; g++) out[g * ldo + r] = sumFloat8(acc[g]) - minSum[g];
-}
-
-/**
- * The 16 6-bit scales (0..63) of a Q3_K block in order: at s, the low 4 bits of scales 0..7 and
- * 8..15 are the low and high nibbles of bytes 0..7, their top 2 bits the bit pairs of bytes 8..11;
- * four scales per 32-bit word.
- */
-inline void q3kScaleBytes(const uint8_t* s, uint8_t* out) {
-  uint32_t a0, a1, top;
-  std::memcpy(&a0, s, 4);
-  std::memcpy(&a1, s + 4, 4);
-  std::memcpy(&top, s + 8, 4);
-  const uint32_t low4 = 0x0f0f0f0fu, low2 = 0x03030303u;
-  const uint32_t words[4] = {(a0 & low4) | ((top & low2) << 4), (a1 & low4) | (((top >> 2) & low2) << 4),
-                             ((a0 >> 4) & low4) | (((top >> 4) & low2) << 4), ((a1 >> 4) & low4) | (((top >> 6) & low2) << 4)};
-  std::memcpy(out, words, 16);
 }
 
 /**
