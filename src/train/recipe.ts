@@ -78,8 +78,11 @@ export interface RecipeConfig {
    * `rounds` R: the stage again R - 1 times (stages rs-2, rs-3, ...), each round on new problems,
    * sampled from and fine-tuning the model of the round before (expert iteration). The last
    * trained round's model is the final one (the teacher of distill, the one exported).
+   * `replay` k: each round's SFT also sees k fresh cold-start examples per verified trace (as the
+   * sft stage makes them), so that the cells the model rarely solves keep their worked solutions
+   * in the mix; 0 trains on the traces alone.
    */
-  rs: { enabled: boolean; rounds: number; problemsPerCell: number; samples: number; steps: number; lr: number };
+  rs: { enabled: boolean; rounds: number; problemsPerCell: number; samples: number; steps: number; lr: number; replay: number };
   zero: { enabled: boolean; steps: number };
   /**
    * R1-Distill at our scale: a smaller dense student (Qwen2 layout, `model` overrides
@@ -123,7 +126,7 @@ export const QUICK_RECIPE: RecipeConfig = {
   pretrain: { steps: 6, batchSize: 4, seqLen: 64, lr: 0.01, warmup: 2, mtpLambda: 0.3 },
   sft: { steps: 4, batchSize: 4, lr: 0.005, examples: 16, maxLen: 320, rephrased: 0.5 },
   rl: { enabled: true, steps: 2, promptsPerStep: 2, oversample: 2, groupSize: 2, lr: 1e-4, maxTokens: 12, beta: 0, rephrased: 0.5, temperature: 1 },
-  rs: { enabled: true, rounds: 2, problemsPerCell: 3, samples: 2, steps: 2, lr: 1e-3 },
+  rs: { enabled: true, rounds: 2, problemsPerCell: 3, samples: 2, steps: 2, lr: 1e-3, replay: 0 },
   zero: { enabled: false, steps: 1 },
   distill: { enabled: true, model: { hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1 }, pretrainSteps: 2, problems: 2, samples: 1, sftSteps: 2, lr: 0.005 },
   eval: { problemsPerCell: 2, samples: 0, maxTokens: 12 },
@@ -146,7 +149,7 @@ export const DEFAULT_RECIPE: RecipeConfig = {
   pretrain: { steps: 3600, batchSize: 8, seqLen: 512, lr: 3e-3, warmup: 100, mtpLambda: 0.3 },
   sft: { steps: 400, batchSize: 16, lr: 1e-3, examples: 8000, maxLen: 512, rephrased: 0.5 },
   rl: { enabled: true, steps: 150, promptsPerStep: 8, oversample: 1, groupSize: 8, lr: 1e-4, maxTokens: 320, beta: 0.04, rephrased: 0.5, temperature: 1 },
-  rs: { enabled: true, rounds: 3, problemsPerCell: 250, samples: 4, steps: 300, lr: 3e-4 },
+  rs: { enabled: true, rounds: 3, problemsPerCell: 250, samples: 4, steps: 300, lr: 3e-4, replay: 0 },
   zero: { enabled: true, steps: 40 },
   distill: { enabled: true, model: {}, pretrainSteps: 2400, problems: 400, samples: 4, sftSteps: 600, lr: 1e-3 },
   eval: { problemsPerCell: 30, samples: 2, maxTokens: 384 },
@@ -159,7 +162,7 @@ const COUNT_FIELDS: Record<string, number> = {
   'pretrain.steps': 0, 'pretrain.batchSize': 1, 'pretrain.seqLen': 2, 'pretrain.warmup': 0,
   'sft.steps': 0, 'sft.batchSize': 1, 'sft.examples': 1, 'sft.maxLen': 2,
   'rl.steps': 0, 'rl.promptsPerStep': 1, 'rl.oversample': 1, 'rl.groupSize': 2, 'rl.maxTokens': 1,
-  'rs.rounds': 1, 'rs.problemsPerCell': 1, 'rs.samples': 1, 'rs.steps': 0,
+  'rs.rounds': 1, 'rs.problemsPerCell': 1, 'rs.samples': 1, 'rs.steps': 0, 'rs.replay': 0,
   'zero.steps': 0,
   'distill.pretrainSteps': 0, 'distill.problems': 1, 'distill.samples': 1, 'distill.sftSteps': 0,
   'eval.problemsPerCell': 1, 'eval.samples': 0, 'eval.maxTokens': 1,
@@ -255,11 +258,12 @@ export interface RsCell {
  * problems sampled by `policy` at T = 0.6 and top-p 0.95, at most 2 distinct verified traces kept
  * per problem (written to dir/traces.jsonl), then SFT of the model `start()` loads on them (no SFT,
  * and no checkpoint, when none verified). `name`: the stage's name in the progress lines.
+ * `replay(count)`: examples that join the traces in the SFT, asked for `count` = traces × `replayPerTrace`.
  */
 export function rejectionSamplingSft(
   policy: Policy, codec: Codec, start: () => TrainModel, cells: readonly RsCell[],
-  o: { name: string; maxTokens: number; dir: string; sft: SftOptions; print: (line: string) => void },
-): { traces: number; cells: Record<string, string>; steps: number; final_loss: number | null } {
+  o: { name: string; maxTokens: number; dir: string; sft: SftOptions; print: (line: string) => void; replayPerTrace?: number; replay?: (count: number) => ChatExample[] },
+): { traces: number; replayed: number; cells: Record<string, string>; steps: number; final_loss: number | null } {
   const kept: ChatExample[] = [];
   const counts: Record<string, string> = {};
   for (const cell of cells) {
@@ -270,10 +274,12 @@ export function rejectionSamplingSft(
     kept.push(...sampled.kept);
   }
   writeChatJsonl(join(o.dir, 'traces.jsonl'), kept);
-  if (kept.length === 0) return { traces: 0, cells: counts, steps: 0, final_loss: null };
-  const examples = kept.map((e, i) => tokenizeExample(e, 'r1-chat', codec, `rs trace ${i}`));
+  if (kept.length === 0) return { traces: 0, replayed: 0, cells: counts, steps: 0, final_loss: null };
+  const replayed = o.replay && o.replayPerTrace ? o.replay(kept.length * o.replayPerTrace) : [];
+  if (replayed.length > 0) o.print(`[recipe] ${o.name}: ${kept.length} traces and ${replayed.length} replayed cold-start examples`);
+  const examples = [...kept, ...replayed].map((e, i) => tokenizeExample(e, 'r1-chat', codec, `${o.name} example ${i}`));
   const result = runSft(start(), examples, o.sft);
-  return { traces: kept.length, cells: counts, steps: result.endStep, final_loss: result.log.at(-1)?.loss ?? null };
+  return { traces: kept.length, replayed: replayed.length, cells: counts, steps: result.endStep, final_loss: result.log.at(-1)?.loss ?? null };
 }
 
 export async function runRecipe(config: RecipeConfig, outDir: string, print: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<RecipeResult> {
@@ -371,12 +377,16 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
     maxLen, seed, outDir: dir, checkpointEvery: Math.max(1, Math.floor(steps / 5)), logEvery: Math.max(1, Math.floor(steps / 20)),
     tokenizerPath, print,
   });
+  /** `count` cold-start examples, half with the format instruction and half bare (seeds from `seedBase`). */
+  const coldStartMix = (count: number, seedBase: number): ChatExample[] => {
+    const half = Math.ceil(count / 2);
+    const withInstruction = coldStartExamples({ tasks: config.tasks, difficulties: config.difficulties, count: half, seed: seedBase, rephrased: config.sft.rephrased });
+    const bare = coldStartExamples({ tasks: config.tasks, difficulties: config.difficulties, count: Math.max(1, count - half), seed: seedBase + 1, rephrased: config.sft.rephrased }).map(bareExample);
+    return [...withInstruction, ...bare];
+  };
   await stage('sft', (dir) => {
     const s = config.sft;
-    const half = Math.ceil(s.examples / 2);
-    const withInstruction = coldStartExamples({ tasks: config.tasks, difficulties: config.difficulties, count: half, seed: seed + 11, rephrased: s.rephrased });
-    const bare = coldStartExamples({ tasks: config.tasks, difficulties: config.difficulties, count: Math.max(1, s.examples - half), seed: seed + 12, rephrased: s.rephrased }).map(bareExample);
-    const all = [...withInstruction, ...bare].map((e, i) => tokenizeExample(e, 'r1-chat', codec, `sft example ${i}`));
+    const all = coldStartMix(s.examples, seed + 11).map((e, i) => tokenizeExample(e, 'r1-chat', codec, `sft example ${i}`));
     // Examples longer than maxLen would be cut (no EOS learned): drop them, unless too few remain.
     const fitting = all.filter((e) => e.prompt.length + e.completion.length <= s.maxLen);
     const examples = fitting.length >= s.batchSize ? fitting : all;
@@ -440,6 +450,8 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
         const policy = new EnginePolicy(inferenceModel(model), codec);
         const result = rejectionSamplingSft(policy, codec, () => model, cells, {
           name, maxTokens: config.rl.maxTokens, dir, sft: sftOptions(join(dir, 'sft'), r.steps, config.sft.batchSize, r.lr, config.sft.maxLen), print,
+          // fresh examples each round (not the sft stage's own: seeds from 1000 on)
+          replayPerTrace: r.replay, replay: (count) => coldStartMix(count, seed + 1_000 + 2 * round),
         });
         if (result.traces === 0) print(`[recipe] ${name}: WARNING: the model solved none of the sampled problems; no fine-tuning, ${from} stays the final model`);
         return { from, round, ...result };

@@ -77,6 +77,8 @@ test('recipe config files: merged section by section, unknown fields named', () 
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { samples: 0 } }, 'x.json'), /field 'rs\.samples' must be an integer >= 1, found 0/);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { lr: -1 } }, 'x.json'), /field 'rs\.lr' must be > 0, found -1/);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { rounds: 0 } }, 'x.json'), /field 'rs\.rounds' must be an integer >= 1, found 0/);
+  assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { replay: -1 } }, 'x.json'), /field 'rs\.replay' must be an integer >= 0, found -1/);
+  assert.equal(mergeRecipe(QUICK_RECIPE, { rs: { replay: 1 } }, 'x.json').rs.replay, 1);
   assert.throws(() => mergeRecipe(QUICK_RECIPE, { rs: { enabled: 'yes' } }, 'x.json'), /field 'rs\.enabled' must be a boolean, found "yes"/);
 });
 

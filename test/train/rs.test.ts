@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Random } from '../../src/autograd/random.js';
-import { promptText } from '../../src/train/cold-start.js';
+import { coldStartExamples, promptText } from '../../src/train/cold-start.js';
 import { TrainModel } from '../../src/train/model.js';
 import { rejectionSamplingSft } from '../../src/train/recipe.js';
 import type { Codec, Completion, Policy, SampleOptions } from '../../src/train/rollout.js';
@@ -100,8 +100,39 @@ test('rs: with no verified trace there is no fine-tuning and no checkpoint', () 
     loaded = true;
     return TrainModel.init(config, 3);
   }, [{ label: 'all', problems, samples: 2, seed: 1 }], { name: 'rs', maxTokens: 64, dir, sft: sft(join(dir, 'sft')), print: () => {} });
-  assert.deepEqual(result, { traces: 0, cells: { all: '0 traces, 0/6 problems' }, steps: 0, final_loss: null });
+  assert.deepEqual(result, { traces: 0, replayed: 0, cells: { all: '0 traces, 0/6 problems' }, steps: 0, final_loss: null });
   assert.equal(loaded, false, 'the model is not even loaded');
   assert.equal(readFileSync(join(dir, 'traces.jsonl'), 'utf8'), '');
   assert.equal(existsSync(join(dir, 'sft')), false);
+});
+
+test('rs: replay adds replayPerTrace cold-start examples per verified trace to the fine-tuning, none without traces', () => {
+  const codec = growingCodec();
+  const cells = [{ label: 'all', problems, samples: 4, seed: 1 }];
+  const asked: number[] = [];
+  const replay = (count: number) => {
+    asked.push(count);
+    return coldStartExamples({ tasks: ['arithmetic'], difficulties: [1], count, seed: 5, rephrased: 0 });
+  };
+  const run = (replayPerTrace: number): { result: ReturnType<typeof rejectionSamplingSft>; weights: Float32Array[] } => {
+    const dir = tempDir(`rs-replay-${replayPerTrace}`);
+    const model = TrainModel.init(config, 3);
+    const result = rejectionSamplingSft(new ScriptedPolicy(codec, true), codec, () => model, cells, {
+      name: 'rs', maxTokens: 64, dir, sft: sft(join(dir, 'sft')), print: () => {}, replayPerTrace, replay,
+    });
+    return { result, weights: [...model.tensors()].map(([, t]) => Float32Array.from(t.values)) };
+  };
+  const plain = run(0);
+  assert.equal(plain.result.replayed, 0);
+  assert.deepEqual(asked, [], 'no replay asked for at 0 per trace');
+  const mixed = run(2);
+  assert.equal(mixed.result.traces, 8);
+  assert.deepEqual(asked, [16], 'two examples asked for per trace');
+  assert.equal(mixed.result.replayed, 16);
+  assert.ok(mixed.weights.some((w, i) => w.some((v, j) => v !== plain.weights[i]![j])), 'the replayed examples changed what SFT learned');
+  const none = rejectionSamplingSft(new ScriptedPolicy(codec, false), codec, () => TrainModel.init(config, 3), cells, {
+    name: 'rs', maxTokens: 64, dir: tempDir('rs-replay-none'), sft: sft(join(tempDir('rs-replay-none-sft'), 'sft')), print: () => {}, replayPerTrace: 2, replay,
+  });
+  assert.equal(none.replayed, 0);
+  assert.deepEqual(asked, [16], 'nothing replayed when no trace verified');
 });
