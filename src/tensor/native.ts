@@ -42,13 +42,14 @@ export interface NativeAddon {
   /** lastDtype: the highest dtype code (DTYPE_CODES) the build knows (12 before q2_k / q3_k / q5_1); absent on builds older than iq4_nl / iq4_xs (code 10). */
   info(): { simd: string; detected: string; threads: number; int8: Int8Mode; lastDtype?: number };
   /**
-   * Where int8 activations may be used on levels that have them (AVX-512 VNNI; x rounded to 8 bits
-   * like llama.cpp does, so results move by that rounding): 'off', 'prefill' (the default despite
-   * its name: Q4_0, Q5_0, Q8_0, IQ4_NL, Q5_1, Q4_K, Q6_K, Q2_K, Q3_K and IQ4_XS matmuls with m > 16
-   * rows of x, and Q4_0, Q8_0, IQ4_NL and Q5_1 with an even block count, Q4_K, Q6_K, Q2_K, Q3_K and
-   * IQ4_XS with m <= 16), 'all' (also Q4_0 with an odd block count). FRUGAL_INT8=0
+   * Where int8 activations may be used on levels that have them (x rounded to 8 bits like llama.cpp
+   * does, so results move by that rounding): 'off', 'prefill' (the default despite its name; on
+   * AVX-512 VNNI: Q4_0, Q5_0, Q8_0, IQ4_NL, Q5_1, Q4_K, Q6_K, Q2_K, Q3_K and IQ4_XS matmuls with
+   * m > 16 rows of x, and Q4_0, Q8_0, IQ4_NL and Q5_1 with an even block count, Q4_K, Q6_K, Q2_K,
+   * Q3_K and IQ4_XS with m <= 16; on AVX2: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K-Q6_K and
+   * IQ4_XS for every m), 'all' (VNNI only: also Q4_0 with an odd block count). FRUGAL_INT8=0
    * starts the process with 'off', FRUGAL_INT8=1 with 'all'. Returns the mode in effect at the
-   * current level ('off' where the level has no int8 kernels).
+   * current level ('off' where the level has no int8 kernels, 'prefill' for 'all' on AVX2).
    */
   setInt8(mode: Int8Mode): Int8Mode;
   /**
