@@ -273,7 +273,7 @@ napi_value ExpShifted(napi_env env, napi_callback_info info) {
   const float* z = a.f32(1);
   const int64_t n = a.i64(2);
   const double shift = a.num(3), scale = a.num(4);
-  const int lanes = std::strncmp(current.name, "avx512", 6) == 0 ? 8 : std::strcmp(current.name, "avx2") == 0 ? 4 : 1;
+  const int lanes = currentLevel >= SIMD_AVX512 ? 8 : currentLevel == SIMD_AVX2 ? 4 : 1;
   if (a.ok) expShifted(out, z, n, shift, scale, lanes);
   return undefined(env);
 }

@@ -223,11 +223,7 @@ void dotSegmentAvx2(const Weight& w, int64_t r, int64_t c0, int64_t len, const f
     }
   }
   for (int g = 0; g < G; g++) {
-    const __m256 s = _mm256_add_ps(_mm256_add_ps(acc[g][0], acc[g][1]), _mm256_add_ps(acc[g][2], acc[g][3]));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    res[g] += _mm_cvtss_f32(h);
+    res[g] += hsum8(_mm256_add_ps(_mm256_add_ps(acc[g][0], acc[g][1]), _mm256_add_ps(acc[g][2], acc[g][3])));
   }
 }
 

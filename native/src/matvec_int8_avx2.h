@@ -84,12 +84,6 @@ struct Int8Rows {
   const float* sums;     // q8_1 only (Q4_1, Q5_1): [m][cols / 32], ggml's s = f16(d · sum of the block's int8 values), d in f32
 };
 
-inline float sumFloat8(__m256 v) {
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-}
-
 /**
  * What one weight block gives each of G activation rows: dot[g], integer products in 8 lanes
  * (offsets such as Q6_K's "- 32" folded in), to be scaled by d · d_x; and minX[g] for the
@@ -368,7 +362,7 @@ void int8Row(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t 
   }
   for (; b < blocks; b++) step(b, even);
   for (int g = 0; g < G; g++) {
-    const float products = twoChains ? sumFloat8(_mm256_add_ps(even[g], odd[g])) : sumFloat8(even[g]);
+    const float products = twoChains ? hsum8(_mm256_add_ps(even[g], odd[g])) : hsum8(even[g]);
     out[g * ldo + r] = q81 ? products + minSum[g] : products - minSum[g];
   }
 }
