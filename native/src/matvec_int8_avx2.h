@@ -313,6 +313,9 @@ constexpr bool kBlock256(int dtype) {
 /** Whether the type's minimums meet x's sums per 32 values (else per 16). */
 constexpr bool sumsOf32(int dtype) { return dtype == DT_Q4_K || dtype == DT_Q5_K; }
 
+/** The types whose rows sum even and odd blocks in separate chains (short blocks: two dependency chains). */
+constexpr bool twoChainTypes(int dtype) { return dtype == DT_Q8_0 || dtype == DT_Q4_0 || dtype == DT_Q5_0 || dtype == DT_IQ4_NL; }
+
 template <int DT, int G>
 __attribute__((always_inline)) inline void blockSums(const uint8_t* blk, const Int8Rows& x, int64_t cols, int64_t b, BlockSums<G>& s) {
   for (int g = 0; g < G; g++) s.dot[g] = _mm256_setzero_si256();
@@ -333,8 +336,10 @@ __attribute__((always_inline)) inline void blockSums(const uint8_t* blk, const I
  */
 template <int DT, int G>
 void int8Row(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
-  constexpr bool twoChains = DT == DT_Q8_0 || DT == DT_Q4_0 || DT == DT_Q5_0 || DT == DT_IQ4_NL;
+  constexpr bool twoChains = twoChainTypes(DT);
   constexpr bool q81 = DT == DT_Q4_1 || DT == DT_Q5_1;
+  // the types with minimums; the others' minSum stays 0 (the compiler cannot drop 0 · dx · 0 itself: dx might be NaN)
+  constexpr bool minimums = q81 || DT == DT_Q4_K || DT == DT_Q5_K || DT == DT_Q2_K;
   const int64_t blocks = w.cols / (kBlock256(DT) ? 256 : 32), bytes = blockShape(DT).bytes;
   const uint8_t* row = w.data + r * rowBytes(w);
   __m256 even[G], odd[G];
@@ -350,7 +355,7 @@ void int8Row(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t 
       const float dx = x.d[g * blocks + b];
       acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s.dot[g]), _mm256_set1_ps(s.d * dx), acc[g]);
       if constexpr (q81) minSum[g] += s.dmin * s.minX[g];
-      else minSum[g] += s.dmin * dx * s.minX[g];
+      else if constexpr (minimums) minSum[g] += s.dmin * dx * s.minX[g];
     }
   };
   int64_t b = 0;
@@ -367,6 +372,45 @@ void int8Row(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t 
   }
 }
 
+/**
+ * int8Row for the q8_0 types (Q8_0, Q4_0, Q5_0, IQ4_NL) at G >= 3 rows: the same products in the
+ * same order (even blocks into one chain, odd blocks into the other, each ascending), but each
+ * chain walked on its own, 64 blocks at a time, with the blocks' scale products d · d_x computed
+ * 8 at a time beforehand. So G accumulators are live instead of 2G (no spills), and each block
+ * and row costs one broadcast load instead of a load, a multiply and a broadcast.
+ */
+template <int DT, int G>
+void int8RowChains(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
+  constexpr int64_t CHUNK = 64;  // even, so a block's chain is the parity of its index in the chunk
+  const int64_t blocks = w.cols / 32, bytes = blockShape(DT).bytes;
+  const uint8_t* row = w.data + r * rowBytes(w);
+  __m256 chains[2][G];
+  for (int g = 0; g < G; g++) chains[0][g] = chains[1][g] = _mm256_setzero_ps();
+  alignas(32) float dw[CHUNK];
+  alignas(32) float scale[G][CHUNK];
+  for (int64_t c0 = 0; c0 < blocks; c0 += CHUNK) {
+    const int64_t n = imin(CHUNK, blocks - c0);
+    for (int64_t i = 0; i < n; i++) dw[i] = halfToFloat(read16(row + (c0 + i) * bytes));
+    for (int g = 0; g < G; g++) {
+      const float* dx = x.d + g * blocks + c0;
+      int64_t i = 0;
+      for (; i + 8 <= n; i += 8) _mm256_store_ps(scale[g] + i, _mm256_mul_ps(_mm256_load_ps(dw + i), _mm256_loadu_ps(dx + i)));
+      for (; i < n; i++) scale[g][i] = dw[i] * dx[i];
+    }
+    for (int parity = 0; parity < 2; parity++) {
+      __m256 acc[G];
+      for (int g = 0; g < G; g++) acc[g] = chains[parity][g];
+      for (int64_t i = parity; i < n; i += 2) {
+        BlockSums<G> s;
+        blockSums<DT, G>(row + (c0 + i) * bytes, x, w.cols, c0 + i, s);
+        for (int g = 0; g < G; g++) acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s.dot[g]), _mm256_broadcast_ss(&scale[g][i]), acc[g]);
+      }
+      for (int g = 0; g < G; g++) chains[parity][g] = acc[g];
+    }
+  }
+  for (int g = 0; g < G; g++) out[g * ldo + r] = hsum8(_mm256_add_ps(chains[0][g], chains[1][g]));
+}
+
 struct Int8RowsJob {
   float* out;
   Int8Rows x;
@@ -381,15 +425,15 @@ void int8RowsAvx2(void* ctx, int64_t r0, int64_t r1, int) {
   const int64_t block = kBlock256(DT) ? 256 : 32;
   const int64_t sums = sumsOf32(DT) ? w.cols / 32 : w.cols / 16;
   for (int64_t r = r0; r < r1; r++) {
-    for (int64_t g0 = 0; g0 < j.m; g0 += 4) {  // up to 4 activation rows per pass over the weight row
+    for (int64_t g0 = 0; g0 < j.m; g0 += 4) {  // up to 4 activation rows per pass over the weight row (8 spilled, slower)
       const Int8Rows x{j.x.q + g0 * w.cols, j.x.d + g0 * (w.cols / block), j.x.bsums ? j.x.bsums + g0 * sums : nullptr,
                        j.x.sums ? j.x.sums + g0 * (w.cols / 32) : nullptr};
       float* out = j.out + g0 * w.rows;
       switch (imin(4, j.m - g0)) {
         case 1: int8Row<DT, 1>(w, r, x, out, w.rows); break;
         case 2: int8Row<DT, 2>(w, r, x, out, w.rows); break;
-        case 3: int8Row<DT, 3>(w, r, x, out, w.rows); break;
-        default: int8Row<DT, 4>(w, r, x, out, w.rows); break;
+        case 3: twoChainTypes(DT) ? int8RowChains<DT, 3>(w, r, x, out, w.rows) : int8Row<DT, 3>(w, r, x, out, w.rows); break;
+        default: twoChainTypes(DT) ? int8RowChains<DT, 4>(w, r, x, out, w.rows) : int8Row<DT, 4>(w, r, x, out, w.rows); break;
       }
     }
   }

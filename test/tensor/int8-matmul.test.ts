@@ -150,7 +150,8 @@ const LEVEL_TYPES: Record<(typeof int8Levels)[number], { types: [DType, number][
 };
 
 function colsFor(dtype: DType): number[] {
-  return dtype.endsWith('_k') || dtype === 'iq4_xs' ? [256, 1280] : [32, 64, 32 * 41, 32 * 42];
+  // 67 and 130 blocks: AVX2 walks the q8_0 types' rows 64 blocks at a time, so these have a full chunk and an odd / even tail
+  return dtype.endsWith('_k') || dtype === 'iq4_xs' ? [256, 1280] : [32, 64, 32 * 41, 32 * 42, 32 * 67, 32 * 130];
 }
 
 function weight(dtype: DType, rows: number, cols: number, seed: number): WeightMatrix {
@@ -202,6 +203,41 @@ test('int8 matmul equals ref on the int8-rounded activations (exact same math), 
         }
       }
     }
+    }
+  } finally {
+    addon!.setSimd(start);
+    addon!.setInt8('prefill');
+  }
+});
+
+test('an int8 row gives the same bits whatever rows share its matmul (1, 2, 3, 4 or 13 at once), at each level with int8 kernels', { skip }, () => {
+  const native = nativeBackend(addon!);
+  const start = addon!.info().simd;
+  let seed = 9100;
+  try {
+    assert.equal(addon!.setInt8('prefill'), 'prefill');
+    for (const level of int8Levels) {
+      assert.equal(addon!.setSimd(level), level);
+      for (const [dtype] of LEVEL_TYPES[level].types) {
+        const cols = dtype.endsWith('_k') || dtype === 'iq4_xs' ? 1280 : 32 * 67;
+        if (!LEVEL_TYPES[level].small(dtype, cols)) continue;
+        const [m, rows] = [13, 19];
+        const w = weight(dtype, rows, cols, seed++);
+        const x = awkwardActivations(m, cols, seed++);
+        const all = new Float32Array(m * rows);
+        native.matmul(all, x, m, w);
+        for (const group of [1, 2, 3, 4]) {
+          for (let i0 = 0; i0 < m; i0 += group) {
+            const g = Math.min(group, m - i0);
+            const out = new Float32Array(g * rows);
+            native.matmul(out, x.subarray(i0 * cols, (i0 + g) * cols), g, w);
+            for (let k = 0; k < g * rows; k++) {
+              const expected = all[i0 * rows + k]!;
+              if (!Object.is(out[k], expected)) assert.fail(`${level} ${dtype} [${rows}, ${cols}]: row ${i0 + Math.floor(k / rows)} alone in a group of ${g} gives ${out[k]}, among ${m} rows ${expected}`);
+            }
+          }
+        }
+      }
     }
   } finally {
     addon!.setSimd(start);
