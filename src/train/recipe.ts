@@ -258,11 +258,11 @@ export interface RsCell {
  * problems sampled by `policy` at T = 0.6 and top-p 0.95, at most 2 distinct verified traces kept
  * per problem (written to dir/traces.jsonl), then SFT of the model `start()` loads on them (no SFT,
  * and no checkpoint, when none verified). `name`: the stage's name in the progress lines.
- * `replay(count)`: examples that join the traces in the SFT, asked for `count` = traces × `replayPerTrace`.
+ * `replay(traces)`: examples that join the `traces` verified traces in the SFT (called only when some verified).
  */
 export function rejectionSamplingSft(
   policy: Policy, codec: Codec, start: () => TrainModel, cells: readonly RsCell[],
-  o: { name: string; maxTokens: number; dir: string; sft: SftOptions; print: (line: string) => void; replayPerTrace?: number; replay?: (count: number) => ChatExample[] },
+  o: { name: string; maxTokens: number; dir: string; sft: SftOptions; print: (line: string) => void; replay?: (traces: number) => ChatExample[] },
 ): { traces: number; replayed: number; cells: Record<string, string>; steps: number; final_loss: number | null } {
   const kept: ChatExample[] = [];
   const counts: Record<string, string> = {};
@@ -275,7 +275,7 @@ export function rejectionSamplingSft(
   }
   writeChatJsonl(join(o.dir, 'traces.jsonl'), kept);
   if (kept.length === 0) return { traces: 0, replayed: 0, cells: counts, steps: 0, final_loss: null };
-  const replayed = o.replay && o.replayPerTrace ? o.replay(kept.length * o.replayPerTrace) : [];
+  const replayed = o.replay?.(kept.length) ?? [];
   if (replayed.length > 0) o.print(`[recipe] ${o.name}: ${kept.length} traces and ${replayed.length} replayed cold-start examples`);
   const examples = [...kept, ...replayed].map((e, i) => tokenizeExample(e, 'r1-chat', codec, `${o.name} example ${i}`));
   const result = runSft(start(), examples, o.sft);
@@ -451,7 +451,7 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
         const result = rejectionSamplingSft(policy, codec, () => model, cells, {
           name, maxTokens: config.rl.maxTokens, dir, sft: sftOptions(join(dir, 'sft'), r.steps, config.sft.batchSize, r.lr, config.sft.maxLen), print,
           // fresh examples each round (not the sft stage's own: seeds from 1000 on)
-          replayPerTrace: r.replay, replay: (count) => coldStartMix(count, seed + 1_000 + 2 * round),
+          ...(r.replay > 0 ? { replay: (traces: number) => coldStartMix(traces * r.replay, seed + 1_000 + 2 * round) } : {}),
         });
         if (result.traces === 0) print(`[recipe] ${name}: WARNING: the model solved none of the sampled problems; no fine-tuning, ${from} stays the final model`);
         return { from, round, ...result };

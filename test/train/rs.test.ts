@@ -106,33 +106,33 @@ test('rs: with no verified trace there is no fine-tuning and no checkpoint', () 
   assert.equal(existsSync(join(dir, 'sft')), false);
 });
 
-test('rs: replay adds replayPerTrace cold-start examples per verified trace to the fine-tuning, none without traces', () => {
+test('rs: replay adds the examples it is asked for (given the count of verified traces) to the fine-tuning, none without traces', () => {
   const codec = growingCodec();
   const cells = [{ label: 'all', problems, samples: 4, seed: 1 }];
   const asked: number[] = [];
-  const replay = (count: number) => {
-    asked.push(count);
-    return coldStartExamples({ tasks: ['arithmetic'], difficulties: [1], count, seed: 5, rephrased: 0 });
+  const replay = (traces: number) => {
+    asked.push(traces);
+    return coldStartExamples({ tasks: ['arithmetic'], difficulties: [1], count: 2 * traces, seed: 5, rephrased: 0 });
   };
-  const run = (replayPerTrace: number): { result: ReturnType<typeof rejectionSamplingSft>; weights: Float32Array[] } => {
-    const dir = tempDir(`rs-replay-${replayPerTrace}`);
+  const run = (withReplay: boolean): { result: ReturnType<typeof rejectionSamplingSft>; weights: Float32Array[] } => {
+    const dir = tempDir(`rs-replay-${withReplay}`);
     const model = TrainModel.init(config, 3);
     const result = rejectionSamplingSft(new ScriptedPolicy(codec, true), codec, () => model, cells, {
-      name: 'rs', maxTokens: 64, dir, sft: sft(join(dir, 'sft')), print: () => {}, replayPerTrace, replay,
+      name: 'rs', maxTokens: 64, dir, sft: sft(join(dir, 'sft')), print: () => {}, ...(withReplay ? { replay } : {}),
     });
     return { result, weights: [...model.tensors()].map(([, t]) => Float32Array.from(t.values)) };
   };
-  const plain = run(0);
+  const plain = run(false);
   assert.equal(plain.result.replayed, 0);
-  assert.deepEqual(asked, [], 'no replay asked for at 0 per trace');
-  const mixed = run(2);
+  assert.deepEqual(asked, [], 'no replay asked for without a replay callback');
+  const mixed = run(true);
   assert.equal(mixed.result.traces, 8);
-  assert.deepEqual(asked, [16], 'two examples asked for per trace');
+  assert.deepEqual(asked, [8], 'asked with the count of verified traces');
   assert.equal(mixed.result.replayed, 16);
   assert.ok(mixed.weights.some((w, i) => w.some((v, j) => v !== plain.weights[i]![j])), 'the replayed examples changed what SFT learned');
   const none = rejectionSamplingSft(new ScriptedPolicy(codec, false), codec, () => TrainModel.init(config, 3), cells, {
-    name: 'rs', maxTokens: 64, dir: tempDir('rs-replay-none'), sft: sft(join(tempDir('rs-replay-none-sft'), 'sft')), print: () => {}, replayPerTrace: 2, replay,
+    name: 'rs', maxTokens: 64, dir: tempDir('rs-replay-none'), sft: sft(join(tempDir('rs-replay-none-sft'), 'sft')), print: () => {}, replay,
   });
   assert.equal(none.replayed, 0);
-  assert.deepEqual(asked, [16], 'nothing replayed when no trace verified');
+  assert.deepEqual(asked, [8], 'nothing replayed when no trace verified');
 });
