@@ -117,6 +117,22 @@ inline __m256i iq4Codes(const uint8_t* q) {
   return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(IQ4_VALUES))), nibbles32(q));
 }
 
+/**
+ * The 16 int8 sub-block scales of a K block as int16 words, by halves: half[h] holds scales
+ * 8h .. 8h + 7 in both 128-bit lanes, so that scalePair picks any two of a half with one shuffle.
+ */
+inline void scaleHalves(__m128i scales, __m256i (&half)[2]) {
+  half[0] = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(scales));
+  half[1] = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_srli_si128(scales, 8)));
+}
+
+/** Scale 2k of a half (scaleHalves) in every word of the low lane, scale 2k + 1 in the high lane's: one per 16 values. */
+template <int K>
+__attribute__((always_inline)) inline __m256i scalePair(__m256i half) {
+  return _mm256_shuffle_epi8(half, _mm256_setr_m128i(_mm_set1_epi16(static_cast<int16_t>((4 * K) | ((4 * K + 1) << 8))),
+                                                     _mm_set1_epi16(static_cast<int16_t>((4 * K + 2) | ((4 * K + 3) << 8)))));
+}
+
 /** Signed 32 codes against the G rows' 32 int8 x at xq (rows `cols` apart): |code| · (x with the code's sign) in vpmaddubsw, pairs by vpmaddwd against `scale`. */
 template <int G>
 __attribute__((always_inline)) inline void signedDots(__m256i codes, __m256i scale, const int8_t* xq, int64_t cols, __m256i (&dot)[G]) {
@@ -188,32 +204,36 @@ __attribute__((always_inline)) inline void q23kBlock(const uint8_t* blk, const I
   constexpr bool three = DT == DT_Q3_K;
   const __m256i low2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
   // scales as int8 (Q3_K: 6 bits - 32; Q2_K: the low nibbles), Q2_K's minimums (high nibbles)
-  alignas(16) int8_t scales[16];
-  alignas(16) int8_t mins[16];
+  __m128i scales, mins = _mm_setzero_si128();
   if constexpr (three) {
     alignas(16) uint8_t raw[16];
     q3kScaleBytes(blk + 96, raw);
-    for (int j = 0; j < 16; j++) scales[j] = static_cast<int8_t>(raw[j] - 32);
+    scales = _mm_sub_epi8(_mm_load_si128(reinterpret_cast<const __m128i*>(raw)), _mm_set1_epi8(32));
   } else {
-    for (int j = 0; j < 16; j++) {
-      scales[j] = static_cast<int8_t>(blk[j] & 15);
-      mins[j] = static_cast<int8_t>(blk[j] >> 4);
-    }
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk));
+    scales = _mm_and_si128(bytes, _mm_set1_epi8(15));
+    mins = _mm_and_si128(_mm_srli_epi16(bytes, 4), _mm_set1_epi8(15));
   }
+  __m256i half[2];
+  scaleHalves(scales, half);
   const uint8_t* qs = blk + (three ? 32 : 16);
   const __m256i hmask = three ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk)) : _mm256_setzero_si256();
+  const auto quarter = [&](int n, auto kConstant, __m256i q) __attribute__((always_inline)) {
+    constexpr int k = decltype(kConstant)::value;
+    __m256i codes = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), low2);
+    if constexpr (three) codes = _mm256_or_si256(codes, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hmask, 4 * n + k), one), 2));
+    // values 128n + 32k + 0..15 take scale 8n + 2k, the next 16 scale 8n + 2k + 1 (one per 128-bit lane)
+    unsignedDots<G>(codes, scalePair<k>(half[n]), x.q + 256 * b + 128 * n + 32 * k, cols, s.dot);
+  };
   for (int n = 0; n < 2; n++) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * n));
-    for (int k = 0; k < 4; k++) {
-      __m256i codes = _mm256_and_si256(_mm256_srli_epi16(q, 2 * k), low2);
-      if constexpr (three) codes = _mm256_or_si256(codes, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hmask, 4 * n + k), one), 2));
-      // values 128n + 32k + 0..15 take scale 8n + 2k, the next 16 scale 8n + 2k + 1 (one per 128-bit lane)
-      const __m256i scale = _mm256_setr_m128i(_mm_set1_epi16(scales[8 * n + 2 * k]), _mm_set1_epi16(scales[8 * n + 2 * k + 1]));
-      unsignedDots<G>(codes, scale, x.q + 256 * b + 128 * n + 32 * k, cols, s.dot);
-    }
+    quarter(n, std::integral_constant<int, 0>{}, q);
+    quarter(n, std::integral_constant<int, 1>{}, q);
+    quarter(n, std::integral_constant<int, 2>{}, q);
+    quarter(n, std::integral_constant<int, 3>{}, q);
   }
-  const __m256i scaleWords = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(scales)));
-  const __m256i minWords = three ? _mm256_setzero_si256() : _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(mins)));
+  const __m256i scaleWords = _mm256_cvtepi8_epi16(scales);
+  const __m256i minWords = _mm256_cvtepi8_epi16(mins);
   for (int g = 0; g < G; g++) {
     const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + g * (cols / 16) + 16 * b));
     if constexpr (three) {
@@ -237,23 +257,21 @@ __attribute__((always_inline)) inline void q23kBlock(const uint8_t* blk, const I
 template <int G>
 __attribute__((always_inline)) inline void q6kBlock(const uint8_t* blk, const Int8Rows& x, int64_t cols, int64_t b, BlockSums<G>& s) {
   const __m256i low4 = _mm256_set1_epi8(0x0f), low2 = _mm256_set1_epi8(0x03);
-  const int8_t* scales = reinterpret_cast<const int8_t*>(blk + 192);
+  const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 192));
+  __m256i half[2];
+  scaleHalves(scales, half);
   for (int h = 0; h < 2; h++) {
     const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h));
     const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * h + 32));
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * h));
-    const __m256i codes[4] = {
-        _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4)),
-        _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4)),
-        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4))};
-    for (int k = 0; k < 4; k++) {
-      // values 128h + 32k + 0..15 take scale 8h + 2k, the next 16 scale 8h + 2k + 1 (one per 128-bit lane)
-      const __m256i scale = _mm256_setr_m128i(_mm_set1_epi16(scales[8 * h + 2 * k]), _mm_set1_epi16(scales[8 * h + 2 * k + 1]));
-      unsignedDots<G>(codes[k], scale, x.q + 256 * b + 128 * h + 32 * k, cols, s.dot);
-    }
+    const int8_t* xq = x.q + 256 * b + 128 * h;
+    // values 128h + 32k + 0..15 take scale 8h + 2k, the next 16 scale 8h + 2k + 1 (one per 128-bit lane)
+    unsignedDots<G>(_mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4)), scalePair<0>(half[h]), xq, cols, s.dot);
+    unsignedDots<G>(_mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), low2), 4)), scalePair<1>(half[h]), xq + 32, cols, s.dot);
+    unsignedDots<G>(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), low2), 4)), scalePair<2>(half[h]), xq + 64, cols, s.dot);
+    unsignedDots<G>(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), low2), 4)), scalePair<3>(half[h]), xq + 96, cols, s.dot);
   }
-  const __m256i scaleWords = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+  const __m256i scaleWords = _mm256_cvtepi8_epi16(scales);
   for (int g = 0; g < G; g++) {
     const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + g * (cols / 16) + 16 * b));
     s.dot[g] = _mm256_sub_epi32(s.dot[g], _mm256_slli_epi32(_mm256_madd_epi16(scaleWords, bsums), 5));  // 32 · scale · bsum, pairwise
@@ -266,11 +284,30 @@ __attribute__((always_inline)) inline void q6kBlock(const uint8_t* blk, const In
 /** IQ4_XS block b: per sub-block of 32, the codebook values (signed) against x, then vpmaddwd against its scale ls - 32. */
 template <int G>
 __attribute__((always_inline)) inline void iq4xsBlock(const uint8_t* blk, const Int8Rows& x, int64_t cols, int64_t b, BlockSums<G>& s) {
-  const uint16_t h = read16(blk + 2);
-  for (int ib = 0; ib < 8; ib++) {
-    const int ls = ((blk[4 + ib / 2] >> (4 * (ib % 2))) & 15) | (((h >> (2 * ib)) & 3) << 4);
-    signedDots<G>(iq4Codes(blk + 8 + 16 * ib), _mm256_set1_epi16(static_cast<int16_t>(ls - 32)), x.q + 256 * b + 32 * ib, cols, s.dot);
-  }
+  // the 6-bit scales ls: low 4 bits from the nibbles of bytes 4..7 (sub-block 2i low, 2i + 1 high),
+  // top 2 bits from bit pair ib of the u16 at byte 2, spread to one pair per byte
+  uint64_t top = read16(blk + 2);
+  top = (top | (top << 24)) & 0x000000FF000000FFull;
+  top = (top | (top << 12)) & 0x000F000F000F000Full;
+  top = (top | (top << 6)) & 0x0303030303030303ull;
+  const __m128i packed = _mm_cvtsi32_si128(static_cast<int>(read32(blk + 4)));
+  const __m128i nib = _mm_set1_epi8(15);
+  const __m128i low = _mm_unpacklo_epi8(_mm_and_si128(packed, nib), _mm_and_si128(_mm_srli_epi16(packed, 4), nib));
+  const __m128i ls = _mm_or_si128(low, _mm_slli_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(top)), 4));
+  const __m256i words = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_sub_epi8(ls, _mm_set1_epi8(32))));
+  const auto sub = [&](auto ibConstant) __attribute__((always_inline)) {
+    constexpr int ib = decltype(ibConstant)::value;
+    const __m256i scale = _mm256_shuffle_epi8(words, _mm256_set1_epi16(static_cast<int16_t>((2 * ib) | ((2 * ib + 1) << 8))));
+    signedDots<G>(iq4Codes(blk + 8 + 16 * ib), scale, x.q + 256 * b + 32 * ib, cols, s.dot);
+  };
+  sub(std::integral_constant<int, 0>{});
+  sub(std::integral_constant<int, 1>{});
+  sub(std::integral_constant<int, 2>{});
+  sub(std::integral_constant<int, 3>{});
+  sub(std::integral_constant<int, 4>{});
+  sub(std::integral_constant<int, 5>{});
+  sub(std::integral_constant<int, 6>{});
+  sub(std::integral_constant<int, 7>{});
   for (int g = 0; g < G; g++) s.minX[g] = 0.0f;
   s.d = halfToFloat(read16(blk));
   s.dmin = 0.0f;
