@@ -2,7 +2,9 @@
  * Child process of the decode benchmark (bench/decode.ts): loads one GGUF file in one engine
  * (frugal's loadModel, or llama.cpp through node-llama-cpp 3.21.1 with its prebuilt CPU library),
  * then times, `reps` times each, the prefill of `prompt` tokens on an empty cache and `decode`
- * greedy single-token steps after it. Each engine runs in its own process so that its peak
+ * greedy single-token steps after it. An untimed warm-up first (the first WARMUP_TOKENS prompt
+ * tokens and 2 decode steps) faults the mapped weights in and warms the JIT, so that a worker of
+ * one rep measures what a rep of a longer run would. Each engine runs in its own process so that its peak
  * resident memory (maxRSS, reported back) is its own. Answers one request (test/tools/child-worker.ts).
  */
 import { serveOneRequest } from '../test/tools/child-worker.js';
@@ -32,6 +34,9 @@ export interface DecodeBenchResult {
 
 const now = () => Number(process.hrtime.bigint()) / 1e9;
 
+/** Prompt tokens of the untimed warm-up. */
+const WARMUP_TOKENS = 16;
+
 function argmax(x: Float32Array): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
@@ -49,6 +54,9 @@ async function runFrugal(request: DecodeBenchRequest): Promise<DecodeBenchResult
   const decode: number[] = [];
   let tokens: number[] = [];
   const capacity = request.prompt.length + request.decode + 1;
+  const warm = model.newCache(capacity);
+  let warmLogits = model.forward(Int32Array.from(request.prompt.slice(0, WARMUP_TOKENS)), warm);
+  for (let i = 0; i < 2; i++) warmLogits = model.forward(Int32Array.of(argmax(warmLogits)), warm);
   for (let r = 0; r < request.reps; r++) {
     const cache = model.newCache(capacity);
     const start = now();
@@ -82,6 +90,9 @@ async function runLlamaCpp(request: DecodeBenchRequest): Promise<DecodeBenchResu
   const prefill: number[] = [];
   const decode: number[] = [];
   let tokens: number[] = [];
+  const warmPrompt = request.prompt.slice(0, WARMUP_TOKENS).map((t, i, all) => (i === all.length - 1 ? [t, next] : t)) as Input;
+  let warmToken = (await sequence.controlledEvaluate(warmPrompt))[WARMUP_TOKENS - 1]?.next?.token;
+  for (let i = 0; i < 2 && warmToken !== undefined && warmToken !== null; i++) warmToken = (await sequence.controlledEvaluate([[warmToken, next]] as Input))[0]?.next?.token;
   for (let r = 0; r < request.reps; r++) {
     await sequence.clearHistory();
     const prompt = request.prompt.map((t, i) => (i === request.prompt.length - 1 ? [t, next] : t)) as Input;
