@@ -535,6 +535,10 @@ test('native attention equals ref: causal, GQA groupings, startPos > 0, MLA-styl
     { queries: 40, heads: 8, kvHeads: 2, headDimK: 64, headDimV: 64, startPos: 5, kTokenStride: 128, kHeadStride: 64, vTokenStride: 128, vHeadStride: 64 },
     { queries: 16, heads: 3, kvHeads: 3, headDimK: 17, headDimV: 9, startPos: 0, kTokenStride: 51, kHeadStride: 17, vTokenStride: 27, vHeadStride: 9 },
     { queries: 33, heads: 4, kvHeads: 1, headDimK: 40, headDimV: 32, startPos: 2, kTokenStride: 40, kHeadStride: 0, vTokenStride: 40, vHeadStride: 0 },
+    // value widths of one, one and a half and two register passes (8 vectors of 8 or 16 lanes each, then 4)
+    { queries: 7, heads: 4, kvHeads: 2, headDimK: 64, headDimV: 96, startPos: 30, kTokenStride: 128, kHeadStride: 64, vTokenStride: 192, vHeadStride: 96 },
+    { queries: 2, heads: 2, kvHeads: 1, headDimK: 128, headDimV: 128, startPos: 70, kTokenStride: 128, kHeadStride: 0, vTokenStride: 128, vHeadStride: 0 },
+    { queries: 3, heads: 2, kvHeads: 2, headDimK: 32, headDimV: 192, startPos: 11, kTokenStride: 64, kHeadStride: 32, vTokenStride: 384, vHeadStride: 192 },
   ];
   let seed = 900;
   for (const c of cases) {
