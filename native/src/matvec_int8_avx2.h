@@ -82,6 +82,7 @@ struct Int8Rows {
   const float* d;        // [m][cols / block]
   const int16_t* bsums;  // q8_K only: sums of 32 (Q4_K, Q5_K) or 16 (the other K types) int8 values
   const float* sums;     // q8_1 only (Q4_1, Q5_1): [m][cols / 32], ggml's s = f16(d · sum of the block's int8 values), d in f32
+  const __m256i* offsets;  // Q4_0 / Q5_0 only: [m][cols / 32], per block the codes' offset (8, 16) times the sums of x's int8 values 4 by 4 (one per lane of the dot)
 };
 
 /**
@@ -327,12 +328,20 @@ __attribute__((always_inline)) inline void block32(const uint8_t* blk, const Int
   for (int g = 0; g < G; g++) s.minX[g] = 0.0f;
   if constexpr (DT == DT_Q8_0) {
     signedDots<G>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)), ones, xq, cols, s.dot);
-  } else if constexpr (DT == DT_Q4_0) {
-    signedDots<G>(_mm256_sub_epi8(nibbles32(blk + 2), _mm256_set1_epi8(8)), ones, xq, cols, s.dot);
+  } else if constexpr (DT == DT_Q4_0 || DT == DT_Q5_0) {
+    __m256i codes = nibbles32(blk + (DT == DT_Q5_0 ? 6 : 2));  // Q5_0: bit j of qh is the fifth bit of value j
+    if constexpr (DT == DT_Q5_0) codes = _mm256_or_si256(codes, fifthBits(read32(blk + 2)));
+    const __m256i offset = _mm256_set1_epi8(DT == DT_Q5_0 ? 16 : 8);
+    if constexpr (G <= 2) {
+      // 1-2 rows (decode): the unsigned codes straight into vpmaddubsw, minus offset · x (x.offsets),
+      // the same integers as (code - offset) · x in fewer instructions
+      unsignedDots<G>(codes, ones, xq, cols, s.dot);
+      for (int g = 0; g < G; g++) s.dot[g] = _mm256_sub_epi32(s.dot[g], _mm256_load_si256(x.offsets + g * (cols / 32) + b));
+    } else {
+      signedDots<G>(_mm256_sub_epi8(codes, offset), ones, xq, cols, s.dot);
+    }
   } else if constexpr (DT == DT_IQ4_NL) {
     signedDots<G>(iq4Codes(blk + 2), ones, xq, cols, s.dot);
-  } else if constexpr (DT == DT_Q5_0) {  // the nibbles as Q4_0's, bit j of qh the fifth bit of value j, minus 16
-    signedDots<G>(_mm256_sub_epi8(_mm256_or_si256(nibbles32(blk + 6), fifthBits(read32(blk + 2))), _mm256_set1_epi8(16)), ones, xq, cols, s.dot);
   } else {  // Q4_1 (d, m, nibbles), Q5_1 (d, m, qh, nibbles)
     constexpr bool five = DT == DT_Q5_1;
     __m256i codes = nibbles32(blk + (five ? 8 : 4));
@@ -464,7 +473,7 @@ void int8RowsAvx2(void* ctx, int64_t r0, int64_t r1, int) {
   for (int64_t r = r0; r < r1; r++) {
     for (int64_t g0 = 0; g0 < j.m; g0 += 4) {  // up to 4 activation rows per pass over the weight row (8 spilled, slower)
       const Int8Rows x{j.x.q + g0 * w.cols, j.x.d + g0 * (w.cols / block), j.x.bsums ? j.x.bsums + g0 * sums : nullptr,
-                       j.x.sums ? j.x.sums + g0 * (w.cols / 32) : nullptr};
+                       j.x.sums ? j.x.sums + g0 * (w.cols / 32) : nullptr, j.x.offsets ? j.x.offsets + g0 * (w.cols / 32) : nullptr};
       float* out = j.out + g0 * w.rows;
       switch (imin(4, j.m - g0)) {
         case 1: int8Row<DT, 1>(w, r, x, out, w.rows); break;
@@ -488,14 +497,22 @@ inline bool int8Avx2Takes(const Weight& w) {
 void matvecInt8Avx2(float* out, const float* x, int64_t m, const Weight& w) {
   const int64_t cols = w.cols;
   const bool kQuant = kBlock256(w.dtype);
-  int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 32 + m * cols / 32 + 16)));
+  // q (m · cols bytes), d (m · cols / 32 floats), then the q8_K or q8_1 sums, or Q4_0 / Q5_0's offsets (m · cols bytes, 32-aligned)
+  int8_t* q = reinterpret_cast<int8_t*>(scratch(3, static_cast<size_t>(m * cols / 4 + m * cols / 32 + m * cols / 4 + 16)));
   float* d = reinterpret_cast<float*>(q + m * cols);
   int16_t* bsums = reinterpret_cast<int16_t*>(d + m * cols / 32);
   // the space after d holds the q8_K sums (int16, up to cols / 16 per row) or the q8_1 sums (f32, cols / 32 per row)
   float* q81Sums = w.dtype == DT_Q4_1 || w.dtype == DT_Q5_1 ? reinterpret_cast<float*>(bsums) : nullptr;
   if (kQuant) quantizeQ8KAvx2(x, m, cols, sumsOf32(w.dtype), q, d, bsums);
   else quantizeQ8_0Avx2(x, m, cols, q, d, q81Sums);
-  Int8RowsJob j{out, Int8Rows{q, d, kQuant ? bsums : nullptr, q81Sums}, m, &w};
+  __m256i* offsets = nullptr;
+  if (w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0) {
+    offsets = reinterpret_cast<__m256i*>((reinterpret_cast<uintptr_t>(d + m * cols / 32) + 31) & ~uintptr_t{31});
+    const __m256i offset = _mm256_set1_epi8(w.dtype == DT_Q5_0 ? 16 : 8), ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < m * cols / 32; i++)
+      offsets[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(offset, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * i))), ones);
+  }
+  Int8RowsJob j{out, Int8Rows{q, d, kQuant ? bsums : nullptr, q81Sums, offsets}, m, &w};
   RangeFn fn;
   switch (w.dtype) {
     case DT_Q4_K: fn = int8RowsAvx2<DT_Q4_K>; break;
