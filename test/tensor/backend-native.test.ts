@@ -38,7 +38,10 @@ const native: Backend | undefined = addon && nativeBackend(addon);
 const detected = addon?.info().detected ?? 'scalar';
 const levels = SIMD_LEVELS.slice(SIMD_LEVELS.indexOf(detected as (typeof SIMD_LEVELS)[number]));
 
-/** Run `body` once per SIMD level the CPU supports, restoring the detected level afterwards. */
+/** The level the process started with (FRUGAL_SIMD may cap it below the detected one). */
+const startLevel = addon?.info().simd ?? 'scalar';
+
+/** Run `body` once per SIMD level the CPU supports, restoring the starting level afterwards. */
 function eachLevel(body: (level: string) => void): void {
   try {
     for (const level of levels) {
@@ -46,12 +49,13 @@ function eachLevel(body: (level: string) => void): void {
       body(level);
     }
   } finally {
-    addon!.setSimd(detected);
+    addon!.setSimd(startLevel);
   }
 }
 
 /** The int8 mode the process started with (restored after each test that changes it). */
-const startInt8 = addon?.info().int8 ?? 'off';
+/** The int8 mode asked for at start (FRUGAL_INT8, as the addon reads it), in effect or not at the starting level. */
+const startInt8 = (['0', 'off'].includes(process.env.FRUGAL_INT8 ?? '') ? 'off' : ['1', 'all'].includes(process.env.FRUGAL_INT8 ?? '') ? 'all' : 'prefill') as 'off' | 'prefill' | 'all';
 
 /** As eachLevel with int8 activations off, plus a second pass with them wherever the level has them ('avx512-vnni', 'avx2'). */
 function eachMode(body: (level: string, int8: boolean) => void): void {

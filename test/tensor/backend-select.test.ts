@@ -10,7 +10,9 @@ const indexUrl = new URL('../../src/tensor/index.js', import.meta.url).href;
 
 function describeIn(env: Record<string, string>): { stdout: string; stderr: string } {
   const script = `import('${indexUrl}').then((m) => console.log(m.describeBackend(m.getBackend())))`;
-  const result = spawnSync(process.execPath, ['-e', script], { env: { ...process.env, ...env }, encoding: 'utf8', cwd: fileURLToPath(new URL('.', import.meta.url)) });
+  // the switches of the environment the tests run in (FRUGAL_INT8=0 npm test) do not leak into these cases
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !['FRUGAL_BACKEND', 'FRUGAL_SIMD', 'FRUGAL_THREADS', 'FRUGAL_INT8'].includes(name)));
+  const result = spawnSync(process.execPath, ['-e', script], { env: { ...inherited, ...env }, encoding: 'utf8', cwd: fileURLToPath(new URL('.', import.meta.url)) });
   assert.equal(result.status, 0, result.stderr);
   return { stdout: result.stdout.trim(), stderr: result.stderr };
 }

@@ -37,6 +37,9 @@ const int8Levels = addon ? (['avx512-vnni', 'avx2'] as const).filter((level) => 
 }) : [];
 const skip = !addon ? 'native addon not built' : int8Levels.length === 0 ? 'no AVX2 or AVX-512 VNNI on this CPU (no int8 kernels)' : false;
 
+/** The int8 mode asked for at start (FRUGAL_INT8, as the addon reads it), restored after each test. */
+const startInt8 = (['0', 'off'].includes(process.env.FRUGAL_INT8 ?? '') ? 'off' : ['1', 'all'].includes(process.env.FRUGAL_INT8 ?? '') ? 'all' : 'prefill') as 'off' | 'prefill' | 'all';
+
 function random(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
   const out = new Float32Array(n);
@@ -163,9 +166,9 @@ test('int8 matmul equals ref on the int8-rounded activations (exact same math), 
   let seed = 7000;
   const start = addon!.info().simd;
   try {
-    assert.equal(addon!.setInt8('prefill'), 'prefill');
     for (const level of int8Levels) {
     assert.equal(addon!.setSimd(level), level);
+    assert.equal(addon!.setInt8('prefill'), 'prefill');
     for (const [dtype, block] of LEVEL_TYPES[level].types) {
       for (const cols of colsFor(dtype)) {
         const small = LEVEL_TYPES[level].small(dtype, cols) ? [[1, 37], [2, 9], [3, 5], [4, 12], [5, 7], [7, 6], [16, 3]] as const : [];
@@ -206,7 +209,7 @@ test('int8 matmul equals ref on the int8-rounded activations (exact same math), 
     }
   } finally {
     addon!.setSimd(start);
-    addon!.setInt8('prefill');
+    addon!.setInt8(startInt8);
   }
 });
 
@@ -215,9 +218,9 @@ test('an int8 row gives the same bits whatever rows share its matmul (1, 2, 3, 4
   const start = addon!.info().simd;
   let seed = 9100;
   try {
-    assert.equal(addon!.setInt8('prefill'), 'prefill');
     for (const level of int8Levels) {
       assert.equal(addon!.setSimd(level), level);
+      assert.equal(addon!.setInt8('prefill'), 'prefill');
       for (const [dtype] of LEVEL_TYPES[level].types) {
         const cols = dtype.endsWith('_k') || dtype === 'iq4_xs' ? 1280 : 32 * 67;
         if (!LEVEL_TYPES[level].small(dtype, cols)) continue;
@@ -241,7 +244,7 @@ test('an int8 row gives the same bits whatever rows share its matmul (1, 2, 3, 4
     }
   } finally {
     addon!.setSimd(start);
-    addon!.setInt8('prefill');
+    addon!.setInt8(startInt8);
   }
 });
 
@@ -290,6 +293,6 @@ test('int8 modes: prefill is the default at the levels with int8 kernels; off gi
     assert.throws(() => addon!.setInt8('1' as 'all'), /unknown int8 mode '1'/);
   } finally {
     addon!.setSimd(start);
-    addon!.setInt8('prefill');
+    addon!.setInt8(startInt8);
   }
 });
