@@ -1333,59 +1333,32 @@ void topK(int32_t* outIndices, float* outValues, const float* x, int64_t rows, i
   parallelStatic(rows, imin(rows, 1 + 262144 / (cols + 1)), topKRows, &j);
 }
 
-#if defined(__AVX512F__) || defined(__AVX2__)
-#if defined(__AVX512F__)
-typedef __m512 WVec;
-constexpr int64_t WV = 16;
-inline WVec wZero() { return _mm512_setzero_ps(); }
-inline WVec wSet(float a) { return _mm512_set1_ps(a); }
-inline WVec wLoad(const float* p) { return _mm512_loadu_ps(p); }
-inline void wStore(float* p, WVec v) { _mm512_storeu_ps(p, v); }
-inline WVec wAdd(WVec a, WVec b) { return _mm512_add_ps(a, b); }
-inline WVec wMul(WVec a, WVec b) { return _mm512_mul_ps(a, b); }
-#else
-typedef __m256 WVec;
-constexpr int64_t WV = 8;
-inline WVec wZero() { return _mm256_setzero_ps(); }
-inline WVec wSet(float a) { return _mm256_set1_ps(a); }
-inline WVec wLoad(const float* p) { return _mm256_loadu_ps(p); }
-inline void wStore(float* p, WVec v) { _mm256_storeu_ps(p, v); }
-inline WVec wAdd(WVec a, WVec b) { return _mm256_add_ps(a, b); }
-inline WVec wMul(WVec a, WVec b) { return _mm256_mul_ps(a, b); }
-#endif
-
 /** N vectors of columns of weightedValues: the accumulators stay in registers for the whole pass over the keys. */
 template <int N>
 __attribute__((always_inline)) inline void weightedColumns(float* o, const float* p, const float* v, int64_t stride, int64_t keys, float inv) {
-  WVec acc[N];
-  for (int i = 0; i < N; i++) acc[i] = wZero();
+  DVec acc[N];
+  for (int i = 0; i < N; i++) acc[i] = dZero();
   for (int64_t s = 0; s < keys; s++) {
-    const WVec a = wSet(p[s]);
+    const DVec a = dSet(p[s]);
     const float* row = v + s * stride;
-    for (int i = 0; i < N; i++) acc[i] = wAdd(acc[i], wMul(a, wLoad(row + WV * i)));
+    for (int i = 0; i < N; i++) acc[i] = acc[i] + a * dLoad(row + DV * i);  // a multiply and an add (no contraction in ISO C++)
   }
-  const WVec scale = wSet(inv);
-  for (int i = 0; i < N; i++) wStore(o + WV * i, wMul(acc[i], scale));
+  const DVec scale = dSet(inv);
+  for (int i = 0; i < N; i++) dStore(o + DV * i, acc[i] * scale);
 }
-#endif
 
 /**
  * o[d] = (Σ_s p[s] · v[s · stride + d]) · inv for d < dv, the terms added in key order with a
  * multiply and an add each: axpyLoop's arithmetic (the same bits), but with the sums in registers,
  * 8 vectors of columns per pass over the keys, instead of a load and a store of every sum per key.
- * False (nothing written) when dv is not a multiple of 4 vectors, or without AVX2.
+ * False (nothing written) when dv is not a multiple of 4 vectors.
  */
 inline bool weightedValues(float* o, const float* p, const float* v, int64_t stride, int64_t keys, int64_t dv, float inv) {
-#if defined(__AVX512F__) || defined(__AVX2__)
-  if (dv % (4 * WV) != 0) return false;
+  if (dv % (4 * DV) != 0) return false;
   int64_t c = 0;
-  for (; c + 8 * WV <= dv; c += 8 * WV) weightedColumns<8>(o + c, p, v + c, stride, keys, inv);
+  for (; c + 8 * DV <= dv; c += 8 * DV) weightedColumns<8>(o + c, p, v + c, stride, keys, inv);
   if (c < dv) weightedColumns<4>(o + c, p, v + c, stride, keys, inv);
   return true;
-#else
-  (void)o, (void)p, (void)v, (void)stride, (void)keys, (void)dv, (void)inv;
-  return false;
-#endif
 }
 
 struct AttentionJob {

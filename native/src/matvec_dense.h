@@ -21,6 +21,8 @@ typedef __m512 DVec;
 inline DVec dZero() { return _mm512_setzero_ps(); }
 inline DVec dLoad(const float* p) { return _mm512_loadu_ps(p); }
 inline DVec dFma(DVec a, DVec b, DVec c) { return _mm512_fmadd_ps(a, b, c); }
+inline DVec dSet(float a) { return _mm512_set1_ps(a); }
+inline void dStore(float* p, DVec v) { _mm512_storeu_ps(p, v); }
 /** Weight columns [c, c + DV) of a row of dtype DT. */
 template <int DT>
 __attribute__((always_inline)) inline DVec dLoadW(const uint8_t* row, int64_t c) {
@@ -52,6 +54,8 @@ typedef __m256 DVec;
 inline DVec dZero() { return _mm256_setzero_ps(); }
 inline DVec dLoad(const float* p) { return _mm256_loadu_ps(p); }
 inline DVec dFma(DVec a, DVec b, DVec c) { return _mm256_fmadd_ps(a, b, c); }
+inline DVec dSet(float a) { return _mm256_set1_ps(a); }
+inline void dStore(float* p, DVec v) { _mm256_storeu_ps(p, v); }
 template <int DT>
 __attribute__((always_inline)) inline DVec dLoadW(const uint8_t* row, int64_t c) {
   if (DT == DT_F32) return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + c);
@@ -79,6 +83,8 @@ inline DVec dLoad(const float* p) {
   return v;
 }
 inline DVec dFma(DVec a, DVec b, DVec c) { return a * b + c; }
+inline DVec dSet(float a) { return DVec{a, a, a, a}; }
+inline void dStore(float* p, DVec v) { std::memcpy(p, &v, sizeof v); }
 template <int DT>
 inline DVec dLoadW(const uint8_t* row, int64_t c) {
   if (DT == DT_F32) return dLoad(reinterpret_cast<const float*>(row) + c);
