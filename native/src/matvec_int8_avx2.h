@@ -20,11 +20,12 @@ inline float absMax8(const float* x, int64_t n) {
   return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
 }
 
-inline int32_t sumInt32x8(__m256i v) {
-  __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+inline int32_t sumInt32x4(__m128i h) {
   h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
   return _mm_cvtsi128_si32(_mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1))));
 }
+
+inline int32_t sumInt32x8(__m256i v) { return sumInt32x4(_mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1))); }
 
 /**
  * The 32 values at x times inv, rounded to nearest (ties to even), stored as int8 at q in order;
@@ -97,6 +98,20 @@ struct BlockSums {
   float minX[G];
   float d, dmin;
 };
+
+/**
+ * minX[g] = the sum of the 4 int32 lanes of partial[g], g < G, as float: exact integers, so the
+ * same values as one horizontal sum per row; groups of 4 rows share one vphaddd tree.
+ */
+template <int G>
+__attribute__((always_inline)) inline void minimumSums(const __m128i (&partial)[G], float (&minX)[G]) {
+  int g = 0;
+  for (; g + 4 <= G; g += 4) {
+    const __m128i sums = _mm_hadd_epi32(_mm_hadd_epi32(partial[g], partial[g + 1]), _mm_hadd_epi32(partial[g + 2], partial[g + 3]));
+    _mm_storeu_ps(minX + g, _mm_cvtepi32_ps(sums));
+  }
+  for (; g < G; g++) minX[g] = static_cast<float>(sumInt32x4(partial[g]));
+}
 
 /** The 32 4-bit codes of 16 bytes: low nibbles values 0..15, high nibbles 16..31. */
 inline __m256i nibbles32(const uint8_t* q) {
@@ -185,10 +200,10 @@ __attribute__((always_inline)) inline void q45kBlock(const uint8_t* blk, const I
     unsignedDots<G>(high, _mm256_shuffle_epi8(scaleWords, pickHigh), xq + 32, cols, s.dot);
   }
   const __m128i minWords = _mm_cvtepu8_epi16(_mm_srli_si128(bytes, 8));
-  for (int g = 0; g < G; g++) {
-    const __m128i bsums = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + g * (cols / 32) + 8 * b));
-    s.minX[g] = static_cast<float>(sumInt32x8(_mm256_setr_m128i(_mm_madd_epi16(minWords, bsums), _mm_setzero_si128())));
-  }
+  __m128i partial[G];
+  for (int g = 0; g < G; g++)
+    partial[g] = _mm_madd_epi16(minWords, _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + g * (cols / 32) + 8 * b)));
+  minimumSums<G>(partial, s.minX);
   s.d = halfToFloat(read16(blk));
   s.dmin = halfToFloat(read16(blk + 2));
 }
@@ -235,15 +250,18 @@ __attribute__((always_inline)) inline void q23kBlock(const uint8_t* blk, const I
   }
   const __m256i scaleWords = _mm256_cvtepi8_epi16(scales);
   const __m256i minWords = _mm256_cvtepi8_epi16(mins);
+  __m128i partial[G];
   for (int g = 0; g < G; g++) {
     const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums + g * (cols / 16) + 16 * b));
     if constexpr (three) {
       s.dot[g] = _mm256_sub_epi32(s.dot[g], _mm256_slli_epi32(_mm256_madd_epi16(scaleWords, bsums), 2));
       s.minX[g] = 0.0f;
     } else {
-      s.minX[g] = static_cast<float>(sumInt32x8(_mm256_madd_epi16(minWords, bsums)));
+      const __m256i products = _mm256_madd_epi16(minWords, bsums);
+      partial[g] = _mm_add_epi32(_mm256_castsi256_si128(products), _mm256_extracti128_si256(products, 1));
     }
   }
+  if constexpr (!three) minimumSums<G>(partial, s.minX);
   s.d = halfToFloat(read16(blk + (three ? 108 : 80)));
   s.dmin = three ? 0.0f : halfToFloat(read16(blk + 82));
 }
