@@ -229,20 +229,25 @@ inline void kScaleMin(int j, const uint8_t* s, int* sc, int* mn) {
   }
 }
 
-/** The 8 sub-block scales and mins of a Q4_K block as bytes: sc[0..7] then mn[0..7]. */
-inline void kScaleBytes(const uint8_t* s, uint8_t* out) {
+/** The 8 sub-block scales and mins of a Q4_K / Q5_K block (the 12 bytes at s), four 6-bit values per 32-bit word. */
+struct KScaleWords {
+  uint32_t sc03, sc47, mn03, mn47;
+};
+
+inline KScaleWords kScaleWords(const uint8_t* s) {
   uint32_t u0, u1, u2;
   std::memcpy(&u0, s, 4);
   std::memcpy(&u1, s + 4, 4);
   std::memcpy(&u2, s + 8, 4);
   const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0x03030303u;
-  const uint32_t sc03 = u0 & low6, mn03 = u1 & low6;
-  const uint32_t sc47 = (u2 & low4) | (((u0 >> 6) & top2) << 4);
-  const uint32_t mn47 = ((u2 >> 4) & low4) | (((u1 >> 6) & top2) << 4);
-  std::memcpy(out, &sc03, 4);
-  std::memcpy(out + 4, &sc47, 4);
-  std::memcpy(out + 8, &mn03, 4);
-  std::memcpy(out + 12, &mn47, 4);
+  return {u0 & low6, (u2 & low4) | (((u0 >> 6) & top2) << 4), u1 & low6, ((u2 >> 4) & low4) | (((u1 >> 6) & top2) << 4)};
+}
+
+/** The 8 sub-block scales and mins of a Q4_K block as bytes: sc[0..7] then mn[0..7]. */
+inline void kScaleBytes(const uint8_t* s, uint8_t* out) {
+  const KScaleWords k = kScaleWords(s);
+  const uint32_t words[4] = {k.sc03, k.sc47, k.mn03, k.mn47};
+  std::memcpy(out, words, 16);
 }
 
 void decodeQ4_K(const uint8_t* __restrict src, int64_t blocks, float* __restrict out) {

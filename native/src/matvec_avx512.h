@@ -92,18 +92,11 @@ struct DecQ5_0 {
 /**
  * Q4_K and Q5_K: scale and min of each of the 8 sub-blocks of 32, multiplied out, as sm[0..7]
  * (scales) and sm[8..15] (mins). The 6-bit fields are unpacked four at a time in 32-bit words
- * and converted with one vector op.
+ * (kScaleWords) and converted with one vector op.
  */
 FRUGAL_INLINE void kScales(const uint8_t* blk, float* sm) {
-  uint32_t u0, u1, u2;
-  std::memcpy(&u0, blk + 4, 4);
-  std::memcpy(&u1, blk + 8, 4);
-  std::memcpy(&u2, blk + 12, 4);
-  const uint32_t low6 = 0x3f3f3f3fu, low4 = 0x0f0f0f0fu, top2 = 0x03030303u;
-  const uint32_t sc03 = u0 & low6, mn03 = u1 & low6;
-  const uint32_t sc47 = (u2 & low4) | (((u0 >> 6) & top2) << 4);
-  const uint32_t mn47 = ((u2 >> 4) & low4) | (((u1 >> 6) & top2) << 4);
-  const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_setr_epi32(static_cast<int>(sc03), static_cast<int>(sc47), static_cast<int>(mn03), static_cast<int>(mn47))));
+  const KScaleWords k = kScaleWords(blk + 4);
+  const __m512 codes = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_setr_epi32(static_cast<int>(k.sc03), static_cast<int>(k.sc47), static_cast<int>(k.mn03), static_cast<int>(k.mn47))));
   const __m512 factors = _mm512_insertf32x8(_mm512_set1_ps(halfToFloat(read16(blk))), _mm256_set1_ps(halfToFloat(read16(blk + 2))), 1);
   _mm512_storeu_ps(sm, _mm512_mul_ps(codes, factors));
 }

@@ -475,6 +475,13 @@ void int8RowChains(const Weight& w, int64_t r, const Int8Rows& x, float* out, in
   for (int g = 0; g < G; g++) out[g * ldo + r] = hsum8(_mm256_add_ps(chains[0][g], chains[1][g]));
 }
 
+/** One pass of G activation rows over weight row r: the q8_0 types' chains walked one at a time from 3 rows on, else int8Row. */
+template <int DT, int G>
+__attribute__((always_inline)) inline void rowPass(const Weight& w, int64_t r, const Int8Rows& x, float* out, int64_t ldo) {
+  if constexpr (twoChainTypes(DT) && G >= 3) int8RowChains<DT, G>(w, r, x, out, ldo);
+  else int8Row<DT, G>(w, r, x, out, ldo);
+}
+
 struct Int8RowsJob {
   float* out;
   Int8Rows x;
@@ -494,10 +501,10 @@ void int8RowsAvx2(void* ctx, int64_t r0, int64_t r1, int) {
                        j.x.sums ? j.x.sums + g0 * (w.cols / 32) : nullptr, j.x.offsets ? j.x.offsets + g0 * (w.cols / 32) : nullptr};
       float* out = j.out + g0 * w.rows;
       switch (imin(4, j.m - g0)) {
-        case 1: int8Row<DT, 1>(w, r, x, out, w.rows); break;
-        case 2: int8Row<DT, 2>(w, r, x, out, w.rows); break;
-        case 3: twoChainTypes(DT) ? int8RowChains<DT, 3>(w, r, x, out, w.rows) : int8Row<DT, 3>(w, r, x, out, w.rows); break;
-        default: twoChainTypes(DT) ? int8RowChains<DT, 4>(w, r, x, out, w.rows) : int8Row<DT, 4>(w, r, x, out, w.rows); break;
+        case 1: rowPass<DT, 1>(w, r, x, out, w.rows); break;
+        case 2: rowPass<DT, 2>(w, r, x, out, w.rows); break;
+        case 3: rowPass<DT, 3>(w, r, x, out, w.rows); break;
+        default: rowPass<DT, 4>(w, r, x, out, w.rows); break;
       }
     }
   }
@@ -523,11 +530,13 @@ void matvecInt8Avx2(float* out, const float* x, int64_t m, const Weight& w) {
   float* q81Sums = w.dtype == DT_Q4_1 || w.dtype == DT_Q5_1 ? reinterpret_cast<float*>(bsums) : nullptr;
   if (kQuant) quantizeQ8KAvx2(x, m, cols, sumsOf32(w.dtype), q, d, bsums);
   else quantizeQ8_0Avx2(x, m, cols, q, d, q81Sums);
+  // Q4_0 / Q5_0's offsets serve only passes of 1-2 rows: the last group of 4, when m % 4 is 1 or 2
   __m256i* offsets = nullptr;
-  if (w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0) {
+  const int64_t tail = m % 4;
+  if ((w.dtype == DT_Q4_0 || w.dtype == DT_Q5_0) && (tail == 1 || tail == 2)) {
     offsets = reinterpret_cast<__m256i*>((reinterpret_cast<uintptr_t>(d + m * cols / 32) + 31) & ~uintptr_t{31});
     const __m256i offset = _mm256_set1_epi8(w.dtype == DT_Q5_0 ? 16 : 8), ones = _mm256_set1_epi16(1);
-    for (int64_t i = 0; i < m * cols / 32; i++)
+    for (int64_t i = (m - tail) * cols / 32; i < m * cols / 32; i++)
       offsets[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(offset, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * i))), ones);
   }
   Int8RowsJob j{out, Int8Rows{q, d, kQuant ? bsums : nullptr, q81Sums, offsets}, m, &w};
