@@ -25,6 +25,7 @@ import { type DType, dtypeInfo } from '../../src/tensor/dtype.js';
 import { loadNativeAddon, nativeBackend, type NativeAddon, SIMD_LEVELS } from '../../src/tensor/native.js';
 import { f16ToF32, quantize, quantizeFp8BlockScaled } from '../../src/tensor/quant/index.js';
 import { refBackend as ref } from '../../src/tensor/ref.js';
+import { int8ModeAt, requestedInt8Mode } from './int8-mode.js';
 import { type WeightMatrix, weightMatrix } from '../../src/tensor/tensor.js';
 
 let addon: NativeAddon | undefined;
@@ -54,8 +55,8 @@ function eachLevel(body: (level: string) => void): void {
 }
 
 /** The int8 mode the process started with (restored after each test that changes it). */
-/** The int8 mode asked for at start (FRUGAL_INT8, as the addon reads it), in effect or not at the starting level. */
-const startInt8 = (['0', 'off'].includes(process.env.FRUGAL_INT8 ?? '') ? 'off' : ['1', 'all'].includes(process.env.FRUGAL_INT8 ?? '') ? 'all' : 'prefill') as 'off' | 'prefill' | 'all';
+/** The int8 mode asked for at start (FRUGAL_INT8), in effect or not at the starting level. */
+const startInt8 = requestedInt8Mode();
 
 /** As eachLevel with int8 activations off, plus a second pass with them wherever the level has them ('avx512-vnni', 'avx2'). */
 function eachMode(body: (level: string, int8: boolean) => void): void {
@@ -575,9 +576,7 @@ test('native backend rejects bad shapes with the same errors as ref; the addon r
 test('native info: simd level and thread count', { skip }, (t) => {
   const info = addon!.info();
   t.diagnostic(`detected ${info.detected}, running ${info.simd}, ${info.threads} threads, int8 ${info.int8}; levels tested: ${levels.join(', ')}`);
-  const hasInt8 = info.simd === 'avx512-vnni' || info.simd === 'avx2';
-  const expected = process.env.FRUGAL_INT8 === '0' || !hasInt8 ? 'off' : process.env.FRUGAL_INT8 === '1' && info.simd === 'avx512-vnni' ? 'all' : 'prefill';
-  assert.equal(info.int8, expected, 'int8 activations: prefill by default on avx512-vnni and avx2, FRUGAL_INT8=0 off, =1 all (avx512-vnni)');
+  assert.equal(info.int8, int8ModeAt(info.simd), 'int8 activations: prefill by default on avx512-vnni and avx2, FRUGAL_INT8=0 off, =1 all (avx512-vnni)');
   assert.ok(SIMD_LEVELS.includes(info.simd as (typeof SIMD_LEVELS)[number]));
   assert.ok(info.threads >= 1);
   assert.equal(native!.simd, info.simd);

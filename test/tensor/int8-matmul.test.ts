@@ -20,6 +20,7 @@ import { type DType } from '../../src/tensor/dtype.js';
 import { loadNativeAddon, nativeBackend, type NativeAddon } from '../../src/tensor/native.js';
 import { f16ToF32, f32ToF16, quantize } from '../../src/tensor/quant/index.js';
 import { refBackend as ref } from '../../src/tensor/ref.js';
+import { int8ModeAt, requestedInt8Mode } from './int8-mode.js';
 import { type WeightMatrix, weightMatrix } from '../../src/tensor/tensor.js';
 
 let addon: NativeAddon | undefined;
@@ -37,8 +38,8 @@ const int8Levels = addon ? (['avx512-vnni', 'avx2'] as const).filter((level) => 
 }) : [];
 const skip = !addon ? 'native addon not built' : int8Levels.length === 0 ? 'no AVX2 or AVX-512 VNNI on this CPU (no int8 kernels)' : false;
 
-/** The int8 mode asked for at start (FRUGAL_INT8, as the addon reads it), restored after each test. */
-const startInt8 = (['0', 'off'].includes(process.env.FRUGAL_INT8 ?? '') ? 'off' : ['1', 'all'].includes(process.env.FRUGAL_INT8 ?? '') ? 'all' : 'prefill') as 'off' | 'prefill' | 'all';
+/** The int8 mode asked for at start (FRUGAL_INT8), restored after each test. */
+const startInt8 = requestedInt8Mode();
 
 function random(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -273,9 +274,7 @@ test('int8 modes: prefill is the default at the levels with int8 kernels; off gi
   };
   const start = addon!.info().simd;
   try {
-    const startMode = process.env.FRUGAL_INT8 === '0' || !(int8Levels as readonly string[]).includes(start) ? 'off'
-      : process.env.FRUGAL_INT8 === '1' && start === 'avx512-vnni' ? 'all' : 'prefill';
-    assert.equal(addon!.info().int8, startMode, 'the mode the process started with');
+    assert.equal(addon!.info().int8, int8ModeAt(start), 'the mode the process started with');
     for (const level of int8Levels) {
       assert.equal(addon!.setSimd(level), level);
       assert.equal(addon!.setInt8('prefill'), 'prefill');
