@@ -406,19 +406,22 @@ void moeExperts(float* out, const float* x, const int32_t* experts, const float*
 
 #if defined(__AVX512F__)
 /**
- * out [m, n] = x [m, k] · wt [k, nPad] for the few rows of a batched decode step: the weight
- * transposed (k-major, rows padded to nPad = n rounded up to 16), so that each x value is
- * broadcast against 32 output columns and no dot product needs a horizontal sum; 8 rows x 32
- * columns of accumulators per pass, on the calling thread.
+ * out [m, n] = x [m, k] · w^T for the few rows of a batched decode step, with the weight w [n, k]
+ * transposed in panels of 16 rows (src/nn/batch-matmul.ts transposedOf: panel p = [k, 16], the
+ * panels one after another, n padded to nPad = a multiple of 16), so that each x value is
+ * broadcast against 32 output columns, no dot product needs a horizontal sum, and a tile reads
+ * its panels front to back; 8 rows x 32 columns of accumulators per pass, on the calling thread.
  */
 template <int R>
 __attribute__((always_inline)) inline void kmajorTile(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t nPad, int64_t c, int64_t n) {
   __m512 a0[R], a1[R];
   for (int r = 0; r < R; r++) { a0[r] = _mm512_setzero_ps(); a1[r] = _mm512_setzero_ps(); }
   const bool two = c + 16 < nPad;
+  const float* panel0 = wt + c * k;
+  const float* panel1 = panel0 + 16 * k;
   if (two) {
     for (int64_t kk = 0; kk < k; kk++) {
-      const __m512 w0 = _mm512_loadu_ps(wt + kk * nPad + c), w1 = _mm512_loadu_ps(wt + kk * nPad + c + 16);
+      const __m512 w0 = _mm512_loadu_ps(panel0 + kk * 16), w1 = _mm512_loadu_ps(panel1 + kk * 16);
 #pragma GCC unroll 8
       for (int r = 0; r < R; r++) {
         const __m512 xv = _mm512_set1_ps(x[r * k + kk]);
@@ -428,7 +431,7 @@ __attribute__((always_inline)) inline void kmajorTile(float* out, int64_t ldo, c
     }
   } else {
     for (int64_t kk = 0; kk < k; kk++) {
-      const __m512 w0 = _mm512_loadu_ps(wt + kk * nPad + c);
+      const __m512 w0 = _mm512_loadu_ps(panel0 + kk * 16);
 #pragma GCC unroll 8
       for (int r = 0; r < R; r++) a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * k + kk]), w0, a0[r]);
     }
@@ -467,11 +470,12 @@ void matmulKMajor(float* out, const float* x, int64_t m, const float* wt, int64_
  * per term, k ascending) as the AVX-512 kernel.
  */
 template <int R>
-__attribute__((always_inline)) inline void kmajorTile(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t nPad, int64_t c, int64_t n) {
+__attribute__((always_inline)) inline void kmajorTile(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t c, int64_t n) {
   __m256 a0[R], a1[R];
   for (int r = 0; r < R; r++) { a0[r] = _mm256_setzero_ps(); a1[r] = _mm256_setzero_ps(); }
+  const float* panel = wt + c * k;
   for (int64_t kk = 0; kk < k; kk++) {
-    const __m256 w0 = _mm256_loadu_ps(wt + kk * nPad + c), w1 = _mm256_loadu_ps(wt + kk * nPad + c + 8);
+    const __m256 w0 = _mm256_loadu_ps(panel + kk * 16), w1 = _mm256_loadu_ps(panel + kk * 16 + 8);
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++) {
       const __m256 xv = _mm256_broadcast_ss(x + r * k + kk);
@@ -486,11 +490,12 @@ __attribute__((always_inline)) inline void kmajorTile(float* out, int64_t ldo, c
   }
 }
 /** 8 rows x 8 columns: 8 accumulators, one weight load per 8 FMAs (the weight read once for the 8 rows). */
-__attribute__((always_inline)) inline void kmajorTile8x8(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t nPad, int64_t c, int64_t n) {
+__attribute__((always_inline)) inline void kmajorTile8x8(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t c, int64_t n) {
   __m256 a[8];
   for (int r = 0; r < 8; r++) a[r] = _mm256_setzero_ps();
+  const float* panel = wt + (c / 16) * 16 * k + c % 16;
   for (int64_t kk = 0; kk < k; kk++) {
-    const __m256 w = _mm256_loadu_ps(wt + kk * nPad + c);
+    const __m256 w = _mm256_loadu_ps(panel + kk * 16);
 #pragma GCC unroll 8
     for (int r = 0; r < 8; r++) a[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + r * k + kk), w, a[r]);
   }
@@ -511,21 +516,21 @@ void kmajorTiles(void* ctx, int64_t t0, int64_t t1, int) {
   for (int64_t c = 16 * t0; c < n && c < 16 * t1; c += 16) {
     int64_t r = 0;
     for (; r + 8 <= j.m; r += 8) {
-      kmajorTile8x8(j.out + r * n, n, j.x + r * k, k, j.wt, j.nPad, c, n);
-      if (c + 8 < n) kmajorTile8x8(j.out + r * n, n, j.x + r * k, k, j.wt, j.nPad, c + 8, n);
+      kmajorTile8x8(j.out + r * n, n, j.x + r * k, k, j.wt, c, n);
+      if (c + 8 < n) kmajorTile8x8(j.out + r * n, n, j.x + r * k, k, j.wt, c + 8, n);
     }
     float* out = j.out + r * n;
     const float* x = j.x + r * k;
     switch (j.m - r) {
-      case 1: kmajorTile<1>(out, n, x, k, j.wt, j.nPad, c, n); break;
-      case 2: kmajorTile<2>(out, n, x, k, j.wt, j.nPad, c, n); break;
-      case 3: kmajorTile<3>(out, n, x, k, j.wt, j.nPad, c, n); break;
-      case 4: kmajorTile<4>(out, n, x, k, j.wt, j.nPad, c, n); break;
-      case 5: kmajorTile<5>(out, n, x, k, j.wt, j.nPad, c, n); break;
-      case 6: kmajorTile<6>(out, n, x, k, j.wt, j.nPad, c, n); break;
+      case 1: kmajorTile<1>(out, n, x, k, j.wt, c, n); break;
+      case 2: kmajorTile<2>(out, n, x, k, j.wt, c, n); break;
+      case 3: kmajorTile<3>(out, n, x, k, j.wt, c, n); break;
+      case 4: kmajorTile<4>(out, n, x, k, j.wt, c, n); break;
+      case 5: kmajorTile<5>(out, n, x, k, j.wt, c, n); break;
+      case 6: kmajorTile<6>(out, n, x, k, j.wt, c, n); break;
       case 7:
-        kmajorTile<4>(out, n, x, k, j.wt, j.nPad, c, n);
-        kmajorTile<3>(out + 4 * n, n, x + 4 * k, k, j.wt, j.nPad, c, n);
+        kmajorTile<4>(out, n, x, k, j.wt, c, n);
+        kmajorTile<3>(out + 4 * n, n, x + 4 * k, k, j.wt, c, n);
         break;
       default: break;
     }

@@ -55,15 +55,23 @@ export function sequenceMatmul(backend: Backend, out: Float32Array, x: Float32Ar
   multiply(backend, out, x, m, w, MAX_ROWS + 1);
 }
 
-/** The weight [rows, cols] as [cols, rows rounded up to 16], zero padded. */
+/**
+ * The weight [rows, cols] transposed in panels of 16 rows: panel p is [cols, 16] (rows 16p..16p+15
+ * of the weight, zero padded past the last row), and the panels follow each other. A kernel tile
+ * then reads its panel front to back (cols x 64 contiguous bytes); in the plain [cols, rows]
+ * transpose the same tile stepped 4 KiB at a time (the 1024-row head), which no prefetcher
+ * followed once the weights no longer fitted in L2.
+ */
 export function transposedOf(w: WeightMatrix): Float32Array {
   let t = transposed.get(w);
   if (t) return t;
   const { rows, cols } = w;
-  const pad = Math.ceil(rows / 16) * 16;
   const values = new Float32Array(w.data.buffer.slice(w.data.byteOffset, w.data.byteOffset + rows * cols * 4));
-  t = new Float32Array(cols * pad);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * pad + r] = values[r * cols + c]!;
+  t = new Float32Array(cols * Math.ceil(rows / 16) * 16);
+  for (let r = 0; r < rows; r++) {
+    const panel = (r >> 4) * 16 * cols + (r & 15);
+    for (let c = 0; c < cols; c++) t[panel + c * 16] = values[r * cols + c]!;
+  }
   transposed.set(w, t);
   return t;
 }

@@ -54,7 +54,11 @@ test('matmulKMajor on every row count 1..17 against ref at each SIMD level, spli
   const w = weightMatrix('f32', n, k, new Uint8Array(random(rng, n * k).buffer));
   const wt = transposedOf(w);
   assert.equal(wt.length, k * 48);
-  for (let c = 0; c < k; c++) for (let r = n; r < 48; r++) assert.equal(wt[c * 48 + r], 0);
+  // panels of 16 rows, each [k, 16]: row r, column c at panel(r) + c·16 + r % 16; past row n, zeros
+  const values = new Float32Array(w.data.buffer, w.data.byteOffset, n * k);
+  for (let r = 0; r < 48; r++) {
+    for (let c = 0; c < k; c++) assert.equal(wt[Math.floor(r / 16) * 16 * k + c * 16 + (r % 16)], r < n ? values[r * k + c] : 0, `row ${r} column ${c}`);
+  }
   // 1000 x 130 (520 KB): the AVX2 kernel splits its column tiles across the pool
   const large = weightMatrix('f32', 1000, 130, new Uint8Array(random(rng, 1000 * 130).buffer));
   const addon = loadNativeAddon();
