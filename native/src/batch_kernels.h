@@ -359,51 +359,6 @@ void attentionSegments(float* out, const float* q, const float* const* caches, c
   parallelDynamic(tokens, segmentRowTasks, &j);
 }
 
-/**
- * The routed experts of a MoE layer, added into out [tokens, hidden]: each token's topK experts
- * (experts/weights [tokens, topK]); expert e has its gate and up stacked in gateUp
- * [E·2·width, hidden] (rows e·2·width ..) and its down in down [E·hidden, width], all f32. The
- * tokens are grouped per expert (experts in ascending order, tokens in slot order), each expert
- * runs once on its rows, and the weighted outputs are added in that order: the same products and
- * sums as src/nn/moe.ts's addRoutedExperts with ffnForwardFused.
- */
-void moeExperts(float* out, const float* x, const int32_t* experts, const float* weights, const float* gateUp, const float* down,
-                const MoeExpertsArgs& p) {
-  const int64_t slots = p.tokens * p.topK, hidden = p.hidden, width = p.width, E = p.experts;
-  // counting sort of the slots by expert: expert e has order[start[e] .. start[e + 1])
-  int32_t* start = reinterpret_cast<int32_t*>(batchBuffer(0, 2 * E + 1 + slots));
-  int32_t* filled = start + E + 1;
-  int32_t* order = filled + E;
-  for (int64_t e = 0; e < 2 * E + 1; e++) start[e] = 0;
-  for (int64_t i = 0; i < slots; i++) start[experts[i] + 1]++;
-  for (int64_t e = 0; e < E; e++) start[e + 1] += start[e];
-  for (int64_t i = 0; i < slots; i++) order[start[experts[i]] + filled[experts[i]]++] = static_cast<int32_t>(i);
-  float* rows = batchBuffer(1, slots * hidden);
-  float* gu = batchBuffer(2, slots * 2 * width);
-  float* act = batchBuffer(3, slots * width);
-  float* y = batchBuffer(4, slots * hidden);
-  for (int64_t e = 0; e < E; e++) {
-    const int64_t first = start[e], count = start[e + 1] - first;
-    if (count == 0) continue;
-    for (int64_t i = 0; i < count; i++) {
-      const int64_t t = order[first + i] / p.topK;
-      std::memcpy(rows + i * hidden, x + t * hidden, static_cast<size_t>(hidden) * 4);
-    }
-    const Weight wGateUp{DT_F32, 2 * width, hidden, reinterpret_cast<const uint8_t*>(gateUp + e * 2 * width * hidden), nullptr};
-    matmul(gu, rows, count, wGateUp);
-    for (int64_t i = 0; i < count; i++) {
-      const float* g = gu + i * 2 * width;
-      siluMulSpan(act + i * width, g, g + width, width);
-    }
-    const Weight wDown{DT_F32, hidden, width, reinterpret_cast<const uint8_t*>(down + e * hidden * width), nullptr};
-    matmul(y, act, count, wDown);
-    for (int64_t i = 0; i < count; i++) {
-      const int64_t slot = order[first + i];
-      axpyLoop(out + (slot / p.topK) * hidden, weights[slot], y + i * hidden, hidden);
-    }
-  }
-}
-
 #if defined(__AVX512F__)
 /**
  * out [m, n] = x [m, k] · w^T for the few rows of a batched decode step, with the weight w [n, k]
@@ -463,6 +418,7 @@ void matmulKMajor(float* out, const float* x, int64_t m, const float* wt, int64_
     default: break;
   }
 }
+void kmajorSerial(float* out, const float* x, int64_t m, const float* wt, int64_t n, int64_t k) { matmulKMajor(out, x, m, wt, n, k); }
 #elif defined(__AVX2__)
 /**
  * matmulKMajor on AVX2: R rows (up to 6) x 16 columns of accumulators per pass (12 of the 16
@@ -549,7 +505,70 @@ void matmulKMajor(float* out, const float* x, int64_t m, const float* wt, int64_
   if (n * k * 4 < smallWorkBytes() || threads < 2) return kmajorTiles(&j, 0, tiles, 0);
   parallelStatic(tiles, (tiles + threads - 1) / threads, kmajorTiles, &j);
 }
+/** matmulKMajor on the calling thread (moeExperts' experts: small weights, one call per expert). */
+void kmajorSerial(float* out, const float* x, int64_t m, const float* wt, int64_t n, int64_t k) {
+  KMajorJob j{out, x, m, n, k, (n + 15) / 16 * 16, wt};
+  kmajorTiles(&j, 0, j.nPad / 16, 0);
+}
+#else
+/** The scalar level's k-major product (moeExperts): each output summed over k in order, one multiply and one add per term. */
+void kmajorSerial(float* out, const float* x, int64_t m, const float* wt, int64_t n, int64_t k) {
+  for (int64_t c = 0; c < n; c++) {
+    const float* panel = wt + (c / 16) * 16 * k + c % 16;
+    for (int64_t r = 0; r < m; r++) {
+      float acc = 0.0f;
+      for (int64_t kk = 0; kk < k; kk++) acc += x[r * k + kk] * panel[kk * 16];
+      out[r * n + c] = acc;
+    }
+  }
+}
 #endif
+
+/**
+ * The routed experts of a MoE layer, added into out [tokens, hidden]: each token's topK experts
+ * (experts/weights [tokens, topK]). The weights are k-major panels (src/nn/batch-matmul.ts
+ * writePanels), one block per expert: gateUp holds expert e's [gate; up] ([2·width, hidden]) at
+ * e·hidden·pad16(2·width), down its down ([hidden, width]) at e·width·pad16(hidden). The tokens
+ * are grouped per expert (experts in ascending order, tokens in slot order), each expert runs
+ * once on its rows through kmajorSerial, and the weighted outputs are added in that order. Each
+ * output row is summed over k in order whatever rows share the expert, so a token gets the same
+ * bits alone as in a batch.
+ */
+void moeExperts(float* out, const float* x, const int32_t* experts, const float* weights, const float* gateUp, const float* down,
+                const MoeExpertsArgs& p) {
+  const int64_t slots = p.tokens * p.topK, hidden = p.hidden, width = p.width, E = p.experts;
+  const int64_t gateUpPad = (2 * width + 15) / 16 * 16, downPad = (hidden + 15) / 16 * 16;
+  // counting sort of the slots by expert: expert e has order[start[e] .. start[e + 1])
+  int32_t* start = reinterpret_cast<int32_t*>(batchBuffer(0, 2 * E + 1 + slots));
+  int32_t* filled = start + E + 1;
+  int32_t* order = filled + E;
+  for (int64_t e = 0; e < 2 * E + 1; e++) start[e] = 0;
+  for (int64_t i = 0; i < slots; i++) start[experts[i] + 1]++;
+  for (int64_t e = 0; e < E; e++) start[e + 1] += start[e];
+  for (int64_t i = 0; i < slots; i++) order[start[experts[i]] + filled[experts[i]]++] = static_cast<int32_t>(i);
+  float* rows = batchBuffer(1, slots * hidden);
+  float* gu = batchBuffer(2, slots * 2 * width);
+  float* act = batchBuffer(3, slots * width);
+  float* y = batchBuffer(4, slots * hidden);
+  for (int64_t e = 0; e < E; e++) {
+    const int64_t first = start[e], count = start[e + 1] - first;
+    if (count == 0) continue;
+    for (int64_t i = 0; i < count; i++) {
+      const int64_t t = order[first + i] / p.topK;
+      std::memcpy(rows + i * hidden, x + t * hidden, static_cast<size_t>(hidden) * 4);
+    }
+    kmajorSerial(gu, rows, count, gateUp + e * hidden * gateUpPad, 2 * width, hidden);
+    for (int64_t i = 0; i < count; i++) {
+      const float* g = gu + i * 2 * width;
+      siluMulSpan(act + i * width, g, g + width, width);
+    }
+    kmajorSerial(y, act, count, down + e * width * downPad, hidden, width);
+    for (int64_t i = 0; i < count; i++) {
+      const int64_t slot = order[first + i];
+      axpyLoop(out + (slot / p.topK) * hidden, weights[slot], y + i * hidden, hidden);
+    }
+  }
+}
 
 BatchKernels batchTable() {
   BatchKernels t;

@@ -15,6 +15,7 @@
  * Other rows counts, dtypes and backends: matmul.
  */
 import type { Backend } from '../tensor/backend.js';
+import { panelLength, writePanels } from '../tensor/panels.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 
 /** Rows where the transposed kernel pays for a batch (below, matmul's matrix-vector kernels read the weight once anyway). */
@@ -66,12 +67,8 @@ export function transposedOf(w: WeightMatrix): Float32Array {
   let t = transposed.get(w);
   if (t) return t;
   const { rows, cols } = w;
-  const values = new Float32Array(w.data.buffer.slice(w.data.byteOffset, w.data.byteOffset + rows * cols * 4));
-  t = new Float32Array(cols * Math.ceil(rows / 16) * 16);
-  for (let r = 0; r < rows; r++) {
-    const panel = (r >> 4) * 16 * cols + (r & 15);
-    for (let c = 0; c < cols; c++) t[panel + c * 16] = values[r * cols + c]!;
-  }
+  t = new Float32Array(panelLength(rows, cols));
+  writePanels(t, new Float32Array(w.data.buffer.slice(w.data.byteOffset, w.data.byteOffset + rows * cols * 4)), rows, cols);
   transposed.set(w, t);
   return t;
 }

@@ -11,6 +11,7 @@
  *
  * Only the routed experts of each token are computed: tokens are grouped by expert.
  */
+import { panelLength, writePanels } from '../tensor/panels.js';
 import { batchMatmul, sequenceMatmul } from './batch-matmul.js';
 import type { Backend } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
@@ -270,12 +271,13 @@ export interface MoeFusedWeights {
   readonly routerShared: WeightMatrix;
   /** Width of the shared experts' FFN (0 without shared experts). */
   readonly sharedWidth: number;
-  /** Per routed expert, its stacked gate and up (views of grouped.gateUp when grouped is set). */
+  /** Per routed expert, its stacked gate and up (empty when grouped is set: the kernel reads only grouped). */
   readonly experts: readonly FfnFusedWeights[];
   /**
-   * Every routed expert in one buffer each, for Backend.moeExperts (several tokens in one call):
-   * gate and up [E·2·width, hidden], down [E·hidden, width]. Set when all experts have one width
-   * and f32 down weights (the stacked down is then a plain copy: same products).
+   * Every routed expert in one buffer each, for Backend.moeExperts (several tokens in one call),
+   * as k-major panels (./batch-matmul.ts writePanels), one block per expert: [gate; up]
+   * ([2·width, hidden]) and down ([hidden, width]). Set when the backend has moeExperts and all
+   * experts have one width and f32 down weights.
    */
   readonly grouped?: { readonly gateUp: Float32Array; readonly down: Float32Array; readonly width: number };
 }
@@ -317,16 +319,20 @@ export function fuseMoe(backend: Backend, w: MoeWeights): MoeFusedWeights {
   const sharedWidth = w.shared ? w.shared.gate.rows : 0;
   const width = w.experts[0]?.gate.rows ?? 0;
   const hidden = w.router.cols;
-  if (!w.experts.every((e) => e.gate.rows === width && e.up.rows === width && e.down.rows === hidden && e.down.dtype === 'f32')) {
-    return { routerShared, sharedWidth, experts: w.experts.map((e) => fuseFfn(backend, e)) };
-  }
-  const gateUp = new Float32Array(w.experts.length * 2 * width * hidden);
-  const down = new Float32Array(w.experts.length * hidden * width);
-  const experts = w.experts.map((e, i) => {
-    backend.dequantizeRows(down.subarray(i * hidden * width, (i + 1) * hidden * width), e.down, 0, hidden);
-    return fuseFfn(backend, e, gateUp.subarray(i * 2 * width * hidden, (i + 1) * 2 * width * hidden));
+  const groupable = backend.moeExperts !== undefined && w.experts.every((e) => e.gate.rows === width && e.up.rows === width && e.down.rows === hidden && e.down.dtype === 'f32');
+  if (!groupable) return { routerShared, sharedWidth, experts: w.experts.map((e) => fuseFfn(backend, e)) };
+  const gateUpBlock = panelLength(2 * width, hidden);
+  const downBlock = panelLength(hidden, width);
+  const gateUp = new Float32Array(w.experts.length * gateUpBlock);
+  const down = new Float32Array(w.experts.length * downBlock);
+  const rowMajor = new Float32Array(Math.max(2 * width * hidden, hidden * width));
+  w.experts.forEach((e, i) => {
+    fuseFfn(backend, e, rowMajor);
+    writePanels(gateUp.subarray(i * gateUpBlock, (i + 1) * gateUpBlock), rowMajor, 2 * width, hidden);
+    backend.dequantizeRows(rowMajor.subarray(0, hidden * width), e.down, 0, hidden);
+    writePanels(down.subarray(i * downBlock, (i + 1) * downBlock), rowMajor, hidden, width);
   });
-  return { routerShared, sharedWidth, experts, grouped: { gateUp, down, width } };
+  return { routerShared, sharedWidth, experts: [], grouped: { gateUp, down, width } };
 }
 
 /**
@@ -399,7 +405,8 @@ export function moeForwardFused(
     out.fill(0);
   }
   const grouped = fused.grouped;
-  if (grouped && backend.moeExperts) {
+  if (grouped) {
+    if (!backend.moeExperts) throw new Error('these MoE weights were grouped for a backend with moeExperts');
     backend.moeExperts(out, x, experts, weights, grouped.gateUp, grouped.down, { tokens, hidden, topK: K, experts: E, width: grouped.width });
     return out;
   }

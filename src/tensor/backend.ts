@@ -74,10 +74,11 @@ export interface Backend {
 
   /**
    * Optional (native; callers fall back to per-expert matmuls): out [tokens, hidden] += the routed
-   * experts of each token, weighted (experts and weights [tokens, topK]). Expert e's gate and up
-   * rows are stacked in gateUp [E·2·width, hidden] at row e·2·width, its down in down
-   * [E·hidden, width] at row e·hidden, all f32. Tokens are grouped per expert (ascending), added in
-   * slot order: the same sums as src/nn/moe.ts's per-expert loop.
+   * experts of each token, weighted (experts and weights [tokens, topK]). The f32 weights are
+   * k-major panels (src/nn/batch-matmul.ts writePanels), one block per expert: gateUp holds expert
+   * e's [gate; up] ([2·width, hidden]) at e·panelLength(2·width, hidden), down its down
+   * ([hidden, width]) at e·panelLength(hidden, width). Tokens are grouped per expert (ascending),
+   * added in slot order; a token's output has the same bits alone as among other tokens.
    */
   moeExperts?(out: Float32Array, x: Float32Array, experts: Int32Array, weights: Float32Array, gateUp: Float32Array, down: Float32Array, params: MoeExpertsParams): void;
 

@@ -12,6 +12,7 @@ import type { AttentionParams, Backend, MoeExpertsParams, RopeParams, SegmentAtt
 import {
   checkAttention, checkCount, checkCountOf, checkGemm, checkIds, checkLength, checkMatmul, checkRope, checkRows, checkWeight,
 } from './ref/checks.js';
+import { panelLength } from './panels.js';
 import type { WeightMatrix } from './tensor.js';
 
 /** The functions the addon exports (native/src/addon.cc). */
@@ -267,8 +268,8 @@ function checkMoeExperts(out: Float32Array, x: Float32Array, experts: Int32Array
   checkLength('moeExperts', 'x', x, p.tokens * p.hidden);
   checkLength('moeExperts', 'experts', experts, p.tokens * p.topK);
   checkLength('moeExperts', 'weights', weights, p.tokens * p.topK);
-  checkLength('moeExperts', 'gateUp', gateUp, p.experts * 2 * p.width * p.hidden);
-  checkLength('moeExperts', 'down', down, p.experts * p.hidden * p.width);
+  checkLength('moeExperts', 'gateUp', gateUp, p.experts * panelLength(2 * p.width, p.hidden));
+  checkLength('moeExperts', 'down', down, p.experts * panelLength(p.hidden, p.width));
   for (let i = 0; i < p.tokens * p.topK; i++) {
     const e = experts[i]!;
     if (!(e >= 0 && e < p.experts)) throw new Error(`moeExperts: slot ${i} names expert ${e} of ${p.experts}`);
