@@ -190,8 +190,13 @@ function layerParams(l: DeepseekLayerWeights, topK: number): [number, number] {
  */
 const FUSED_WEIGHT_VALUES = 4 << 20;
 
-/** Most rows that take the stacked MoE weights (past that, a matmul costs its arithmetic, not its call). */
-const STACKED_FFN_TOKENS = 16;
+/**
+ * Most rows that take the stacked MoE weights: decode steps, batches and prompt chunks up to 64
+ * rows (past that, a matmul costs its arithmetic, not its call). A 50-token prompt of the shipped
+ * model then runs its experts in one moeExperts call per layer instead of one matmul pair per
+ * expert and one axpy per token and expert (300 calls): 3.3 -> 2.6 ms.
+ */
+const STACKED_FFN_TOKENS = 64;
 
 /**
  * Largest stacked MoE matrix (f32 values, 256 KiB: what the native matvec still runs on one thread;
