@@ -461,43 +461,45 @@ void matmulKMajor(float* out, const float* x, int64_t m, const float* wt, int64_
 void kmajorSerial(float* out, const float* x, int64_t m, const float* wt, int64_t n, int64_t k) { matmulKMajor(out, x, m, wt, n, k); }
 #elif defined(__AVX2__)
 /**
- * matmulKMajor on AVX2: R rows (up to 6) x 16 columns of accumulators per pass (12 of the 16
- * registers), each x value broadcast against the 16 columns; the same products and order (one FMA
- * per term, k ascending) as the AVX-512 kernel.
+ * matmulKMajor on AVX2: R rows x P panels (16·P columns) of accumulators per pass, each x value
+ * broadcast against the columns; the same products and order (one FMA per term, k ascending) as
+ * the AVX-512 kernel. A pass keeps 2·R·P sums in flight: 8 or more hide the FMA latency, so 1 row
+ * takes 4 panels, 2 rows 2, and 3-6 rows one (6 rows: 12 accumulators, 15 registers in all).
  */
-template <int R>
+template <int R, int P = 1>
 __attribute__((always_inline)) inline void kmajorTile(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t c, int64_t n) {
-  __m256 a0[R], a1[R];
-  for (int r = 0; r < R; r++) { a0[r] = _mm256_setzero_ps(); a1[r] = _mm256_setzero_ps(); }
+  __m256 a[R][2 * P];
+  for (int r = 0; r < R; r++)
+    for (int i = 0; i < 2 * P; i++) a[r][i] = _mm256_setzero_ps();
   const float* panel = wt + c * k;
   for (int64_t kk = 0; kk < k; kk++) {
-    const __m256 w0 = _mm256_loadu_ps(panel + kk * 16), w1 = _mm256_loadu_ps(panel + kk * 16 + 8);
+    __m256 w[2 * P];
+#pragma GCC unroll 4
+    for (int p = 0; p < P; p++) {
+      w[2 * p] = _mm256_loadu_ps(panel + p * 16 * k + kk * 16);
+      w[2 * p + 1] = _mm256_loadu_ps(panel + p * 16 * k + kk * 16 + 8);
+    }
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++) {
       const __m256 xv = _mm256_broadcast_ss(x + r * k + kk);
-      a0[r] = _mm256_fmadd_ps(xv, w0, a0[r]);
-      a1[r] = _mm256_fmadd_ps(xv, w1, a1[r]);
+#pragma GCC unroll 8
+      for (int i = 0; i < 2 * P; i++) a[r][i] = _mm256_fmadd_ps(xv, w[i], a[r][i]);
     }
   }
-  const __m256i m0 = laneMask8(n - c), m1 = laneMask8(n - c - 8);
-  for (int r = 0; r < R; r++) {
-    _mm256_maskstore_ps(out + r * ldo + c, m0, a0[r]);
-    _mm256_maskstore_ps(out + r * ldo + c + 8, m1, a1[r]);
+  for (int i = 0; i < 2 * P; i++) {
+    const __m256i mask = laneMask8(n - c - 8 * i);
+    for (int r = 0; r < R; r++) _mm256_maskstore_ps(out + r * ldo + c + 8 * i, mask, a[r][i]);
   }
 }
-/** 8 rows x 8 columns: 8 accumulators, one weight load per 8 FMAs (the weight read once for the 8 rows). */
-__attribute__((always_inline)) inline void kmajorTile8x8(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t c, int64_t n) {
-  __m256 a[8];
-  for (int r = 0; r < 8; r++) a[r] = _mm256_setzero_ps();
-  const float* panel = wt + (c / 16) * 16 * k + c % 16;
-  for (int64_t kk = 0; kk < k; kk++) {
-    const __m256 w = _mm256_loadu_ps(panel + kk * 16);
-#pragma GCC unroll 8
-    for (int r = 0; r < 8; r++) a[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + r * k + kk), w, a[r]);
-  }
-  const __m256i m0 = laneMask8(n - c);
-  for (int r = 0; r < 8; r++) _mm256_maskstore_ps(out + r * ldo + c, m0, a[r]);
+
+/** Rows of a last group of R (1 or 2) over columns [c0, c1): P panels per pass while P whole panels' worth of columns start in range, then one. */
+template <int R, int P>
+void kmajorWide(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t c0, int64_t c1, int64_t n) {
+  int64_t c = c0;
+  for (; c + 16 * (P - 1) < c1; c += 16 * P) kmajorTile<R, P>(out, ldo, x, k, wt, c, n);
+  for (; c < c1; c += 16) kmajorTile<R, 1>(out, ldo, x, k, wt, c, n);
 }
+
 struct KMajorJob {
   float* out;
   const float* x;
@@ -505,21 +507,26 @@ struct KMajorJob {
   const float* wt;
 };
 
-/** Column tiles [t0, t1) (16 columns each), every row: 8 rows at a time as two 8 x 8 tiles, the rest by kmajorTile<R>. */
+/**
+ * Column tiles [t0, t1) (16 columns each), every row: 8 rows at a time as two passes of 4, the
+ * rest by kmajorTile<R>, tile by tile; a last group of 1 or 2 rows after them, over several
+ * panels per pass (kmajorWide).
+ */
 void kmajorTiles(void* ctx, int64_t t0, int64_t t1, int) {
   const KMajorJob& j = *static_cast<const KMajorJob*>(ctx);
   const int64_t n = j.n, k = j.k;
-  for (int64_t c = 16 * t0; c < n && c < 16 * t1; c += 16) {
+  const int64_t end = n < 16 * t1 ? n : 16 * t1;
+  const int64_t last = j.m - j.m % 8;
+  const int64_t rest = j.m - last;
+  for (int64_t c = 16 * t0; c < end; c += 16) {
     int64_t r = 0;
     for (; r + 8 <= j.m; r += 8) {
-      kmajorTile8x8(j.out + r * n, n, j.x + r * k, k, j.wt, c, n);
-      if (c + 8 < n) kmajorTile8x8(j.out + r * n, n, j.x + r * k, k, j.wt, c + 8, n);
+      kmajorTile<4>(j.out + r * n, n, j.x + r * k, k, j.wt, c, n);
+      kmajorTile<4>(j.out + (r + 4) * n, n, j.x + (r + 4) * k, k, j.wt, c, n);
     }
     float* out = j.out + r * n;
     const float* x = j.x + r * k;
-    switch (j.m - r) {
-      case 1: kmajorTile<1>(out, n, x, k, j.wt, c, n); break;
-      case 2: kmajorTile<2>(out, n, x, k, j.wt, c, n); break;
+    switch (rest) {
       case 3: kmajorTile<3>(out, n, x, k, j.wt, c, n); break;
       case 4: kmajorTile<4>(out, n, x, k, j.wt, c, n); break;
       case 5: kmajorTile<5>(out, n, x, k, j.wt, c, n); break;
@@ -531,6 +538,8 @@ void kmajorTiles(void* ctx, int64_t t0, int64_t t1, int) {
       default: break;
     }
   }
+  if (rest == 1) kmajorWide<1, 4>(j.out + last * n, n, j.x + last * k, k, j.wt, 16 * t0, end, n);
+  if (rest == 2) kmajorWide<2, 2>(j.out + last * n, n, j.x + last * k, k, j.wt, 16 * t0, end, n);
 }
 
 /**
