@@ -37,7 +37,7 @@ export function mlaForwardBatch(
 
   // Latents [c_kv | k_pe] of every row: one normalization of all c_kv, one rope, then into the caches.
   const latents = scratch.f32('mlab.latents', tokens * width);
-  computeLatents(backend, cfg, w, x, tokens, positions, latents, scratch, 'mlab');
+  computeLatents(backend, cfg, w, x, tokens, positions, latents, scratch, 'mlab', batchMatmul);
   for (const seg of segments) seg.cache.rows.set(latents.subarray(seg.row * width, (seg.row + seg.count) * width), seg.startPos * width);
 
   // Each segment's queries attend to its own cache: K = [c_kv | k_pe], V = c_kv (one KV head).

@@ -201,16 +201,17 @@ export function placeSegments(segments: readonly MlaSegment[], tokens: number, w
 }
 
 /**
- * latents [tokens, kvLora + rope] = [RMSNorm(c_kv) | RoPE(k_pe)] of x: the kv down-projection, the
- * c_kv of all rows normalized in one call (gathered into `${prefix}.cKv` and back), one rope.
+ * latents [tokens, kvLora + rope] = [RMSNorm(c_kv) | RoPE(k_pe)] of x: the kv down-projection
+ * (by `multiply`: batch-matmul.ts's batchMatmul for the rows of several sequences), the c_kv of all
+ * rows normalized in one call (gathered into `${prefix}.cKv` and back), one rope.
  */
 export function computeLatents(
   backend: Backend, cfg: MlaConfig, w: MlaWeights, x: Float32Array, tokens: number, positions: Int32Array, latents: Float32Array,
-  scratch: ScratchBuffers | undefined, prefix: string,
+  scratch: ScratchBuffers | undefined, prefix: string, multiply: typeof sequenceMatmul = sequenceMatmul,
 ): void {
   const { kvLoraRank: r, qkRopeHeadDim: rope } = cfg;
   const width = r + rope;
-  sequenceMatmul(backend, latents, x, tokens, w.kvA);
+  multiply(backend, latents, x, tokens, w.kvA);
   if (tokens === 1) {
     const latent = latents.subarray(0, r);
     backend.rmsNorm(latent, latent, w.kvANorm, 1, r, cfg.rmsNormEps);
