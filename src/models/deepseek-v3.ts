@@ -10,7 +10,7 @@
  * This file holds the config, the model and the GGUF loader; the HF safetensors loader is in
  * ./deepseek-v3-hf.ts.
  */
-import { batchMatmul } from '../nn/batch-matmul.js';
+import { smallMatmul } from '../nn/small-matmul.js';
 import { type GgufFile, ggufBool, ggufNumber, ggufString } from '../formats/gguf.js';
 import { FormatError } from '../formats/format-error.js';
 import {
@@ -289,7 +289,7 @@ export class DeepseekModel implements CausalLM {
     const rows = options.allLogits ? tokens.length : 1;
     const hidden = this.statesOn(tokens, cache, rows);
     const logits = new Float32Array(rows * this.info.vocabSize);
-    this.backend.matmul(logits, hidden, rows, this.weights.output);
+    smallMatmul(this.backend, logits, hidden, rows, this.weights.output);
     return { logits, hidden };
   }
 
@@ -387,7 +387,7 @@ export class DeepseekModel implements CausalLM {
     items.forEach((item, i) => last.set(x.subarray((rows[i]! + item.tokens.length - 1) * d, (rows[i]! + item.tokens.length) * d), i * d));
     this.backend.rmsNorm(last, last, this.weights.norm, items.length, d, this.config.rmsNormEps);
     const logits = new Float32Array(items.length * vocab);
-    batchMatmul(this.backend, logits, last, items.length, this.weights.output);
+    smallMatmul(this.backend, logits, last, items.length, this.weights.output);
     return items.map((_, i) => logits.subarray(i * vocab, (i + 1) * vocab));
   }
 

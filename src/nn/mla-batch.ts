@@ -17,7 +17,7 @@ import type { Backend, AttentionParams } from '../tensor/backend.js';
 import { withSerialKernels } from '../tensor/index.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { attendSegments, attentionIsSmall } from './attention.js';
-import { batchMatmul } from './batch-matmul.js';
+import { smallMatmul } from './small-matmul.js';
 import { type MlaConfig, type MlaFusedWeights, type MlaSegment, type MlaWeights, absorbQueryHeads, computeLatents, placeSegments, projectValueHeads } from './mla.js';
 import type { ScratchBuffers } from './scratch.js';
 
@@ -37,7 +37,7 @@ export function mlaForwardBatch(
 
   // Latents [c_kv | k_pe] of every row: one normalization of all c_kv, one rope, then into the caches.
   const latents = scratch.f32('mlab.latents', tokens * width);
-  computeLatents(backend, cfg, w, x, tokens, positions, latents, scratch, 'mlab', batchMatmul);
+  computeLatents(backend, cfg, w, x, tokens, positions, latents, scratch, 'mlab');
   for (const seg of segments) seg.cache.rows.set(latents.subarray(seg.row * width, (seg.row + seg.count) * width), seg.startPos * width);
 
   // Each segment's queries attend to its own cache: K = [c_kv | k_pe], V = c_kv (one KV head).
@@ -60,13 +60,13 @@ export function mlaForwardBatch(
 
   const out = scratch.f32('mlab.out', tokens * cfg.hiddenSize);
   if (fused) {
-    batchMatmul(backend, out, oLat, tokens, fused.ov);
+    smallMatmul(backend, out, oLat, tokens, fused.ov);
     return out;
   }
   // o[h] = W_UV[h] o_lat[h] for every row, then the output projection.
   const attnOut = scratch.f32('mlab.attnOut', tokens * H * vDim);
   projectValueHeads(backend, cfg, w.vUp, oLat, attnOut, tokens, scratch, 'mlab');
-  backend.matmul(out, attnOut, tokens, w.o);
+  smallMatmul(backend, out, attnOut, tokens, w.o);
   return out;
 }
 
@@ -99,7 +99,7 @@ function absorbedQueries(
   let qUp: WeightMatrix;
   if (w.qA && w.qB && w.qANorm) {
     input = scratch.f32('mlab.cq', tokens * w.qA.rows);
-    batchMatmul(backend, input, x, tokens, w.qA);
+    smallMatmul(backend, input, x, tokens, w.qA);
     backend.rmsNorm(input, input, w.qANorm, tokens, w.qA.rows, cfg.rmsNormEps);
     qUp = w.qB;
   } else if (w.q) {
@@ -110,12 +110,12 @@ function absorbedQueries(
   const qAbs = scratch.f32('mlab.qAbs', tokens * H * width);
   const ropeParams = { tokens, heads: H, ropeDim: rope, positions, invFreq: cfg.invFreq, style: 'interleaved' as const, attentionFactor: cfg.ropeAttentionFactor };
   if (fused) {
-    batchMatmul(backend, qAbs, input, tokens, fused.qAbs);
+    smallMatmul(backend, qAbs, input, tokens, fused.qAbs);
     backend.rope(qAbs, { ...ropeParams, tokenStride: H * width, headStride: width, offset: r });
     return qAbs;
   }
   const q = scratch.f32('mlab.q', tokens * H * qk);
-  backend.matmul(q, input, tokens, qUp);
+  smallMatmul(backend, q, input, tokens, qUp);
   backend.rope(q, { ...ropeParams, tokenStride: H * qk, headStride: qk, offset: nope });
   absorbQueryHeads(backend, cfg, w.kUpT, q, qAbs, tokens, scratch, 'mlab');
   return qAbs;

@@ -18,7 +18,7 @@ import type { Backend } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { byteSize } from '../tensor/dtype.js';
 import { type ScratchBuffers, f32Buffer } from './scratch.js';
-import { sequenceMatmul } from './batch-matmul.js';
+import { smallMatmul } from './small-matmul.js';
 
 export interface MlaConfig {
   readonly hiddenSize: number;
@@ -201,17 +201,16 @@ export function placeSegments(segments: readonly MlaSegment[], tokens: number, w
 }
 
 /**
- * latents [tokens, kvLora + rope] = [RMSNorm(c_kv) | RoPE(k_pe)] of x: the kv down-projection
- * (by `multiply`: batch-matmul.ts's batchMatmul for the rows of several sequences), the c_kv of all
- * rows normalized in one call (gathered into `${prefix}.cKv` and back), one rope.
+ * latents [tokens, kvLora + rope] = [RMSNorm(c_kv) | RoPE(k_pe)] of x: the kv down-projection, the
+ * c_kv of all rows normalized in one call (gathered into `${prefix}.cKv` and back), one rope.
  */
 export function computeLatents(
   backend: Backend, cfg: MlaConfig, w: MlaWeights, x: Float32Array, tokens: number, positions: Int32Array, latents: Float32Array,
-  scratch: ScratchBuffers | undefined, prefix: string, multiply: typeof sequenceMatmul = sequenceMatmul,
+  scratch: ScratchBuffers | undefined, prefix: string,
 ): void {
   const { kvLoraRank: r, qkRopeHeadDim: rope } = cfg;
   const width = r + rope;
-  multiply(backend, latents, x, tokens, w.kvA);
+  smallMatmul(backend, latents, x, tokens, w.kvA);
   if (tokens === 1) {
     const latent = latents.subarray(0, r);
     backend.rmsNorm(latent, latent, w.kvANorm, 1, r, cfg.rmsNormEps);
@@ -307,11 +306,11 @@ export function mlaForwardSegments(
   const q = f32Buffer(scratch, 'mla.q', tokens * H * qk);
   if (w.qA && w.qB && w.qANorm) {
     const cq = f32Buffer(scratch, 'mla.cq', tokens * w.qA.rows);
-    sequenceMatmul(backend, cq, x, tokens, w.qA);
+    smallMatmul(backend, cq, x, tokens, w.qA);
     backend.rmsNorm(cq, cq, w.qANorm, tokens, w.qA.rows, cfg.rmsNormEps);
-    sequenceMatmul(backend, q, cq, tokens, w.qB);
+    smallMatmul(backend, q, cq, tokens, w.qB);
   } else if (w.q) {
-    sequenceMatmul(backend, q, x, tokens, w.q);
+    smallMatmul(backend, q, x, tokens, w.q);
   } else {
     throw new Error('MLA layer has neither q_a/q_b nor q weights');
   }
@@ -350,7 +349,7 @@ export function mlaForwardSegments(
     }
   }
   const out = f32Buffer(scratch, 'mla.out', tokens * cfg.hiddenSize);
-  sequenceMatmul(backend, out, attnOut, tokens, w.o);
+  smallMatmul(backend, out, attnOut, tokens, w.o);
   return out;
 }
 
@@ -475,11 +474,11 @@ export function mlaForwardFused(
   const qAbs = scratch.f32('mla.qAbs', queryRows * H * width);
   if (w.qA && w.qANorm) {
     const cq = scratch.f32('mla.cq', queryRows * w.qA.rows);
-    sequenceMatmul(backend, cq, xq, queryRows, w.qA);
+    smallMatmul(backend, cq, xq, queryRows, w.qA);
     backend.rmsNorm(cq, cq, w.qANorm, queryRows, w.qA.rows, cfg.rmsNormEps);
-    sequenceMatmul(backend, qAbs, cq, queryRows, fused.qAbs);
+    smallMatmul(backend, qAbs, cq, queryRows, fused.qAbs);
   } else {
-    sequenceMatmul(backend, qAbs, xq, queryRows, fused.qAbs);
+    smallMatmul(backend, qAbs, xq, queryRows, fused.qAbs);
   }
   backend.rope(qAbs, {
     tokens: queryRows, heads: H, tokenStride: H * width, headStride: width, offset: r, ropeDim: rope,
@@ -509,6 +508,6 @@ export function mlaForwardFused(
     backend.gemm(false, false, n * H, r, used, 1, s, used, rows, width, 0, oLat.subarray(j0 * H * r), r);
   }
   const out = scratch.f32('mla.out', queryRows * cfg.hiddenSize);
-  sequenceMatmul(backend, out, oLat, queryRows, fused.ov);
+  smallMatmul(backend, out, oLat, queryRows, fused.ov);
   return out;
 }

@@ -12,7 +12,7 @@
  * Only the routed experts of each token are computed: tokens are grouped by expert.
  */
 import { panelLength, writePanels } from '../tensor/panels.js';
-import { batchMatmul, sequenceMatmul } from './batch-matmul.js';
+import { smallMatmul } from './small-matmul.js';
 import type { Backend } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { type ScratchBuffers, f32Buffer } from './scratch.js';
@@ -160,11 +160,11 @@ export function ffnForward(backend: Backend, w: FfnWeights, x: Float32Array, tok
   }
   const gate = f32Buffer(scratch, 'ffn.gate', tokens * width);
   const up = f32Buffer(scratch, 'ffn.up', tokens * width);
-  batchMatmul(backend, gate, x, tokens, w.gate);
-  batchMatmul(backend, up, x, tokens, w.up);
+  smallMatmul(backend, gate, x, tokens, w.gate);
+  smallMatmul(backend, up, x, tokens, w.up);
   backend.siluMul(gate, gate, up, tokens * width);
   const out = f32Buffer(scratch, outName, tokens * w.down.rows);
-  batchMatmul(backend, out, gate, tokens, w.down);
+  smallMatmul(backend, out, gate, tokens, w.down);
   return out;
 }
 
@@ -177,7 +177,7 @@ export function moeForward(backend: Backend, cfg: RouterConfig, w: MoeWeights, x
   const E = cfg.nExperts;
   const K = cfg.topK;
   const logits = f32Buffer(scratch, 'moe.logits', tokens * E);
-  sequenceMatmul(backend, logits, x, tokens, w.router);
+  smallMatmul(backend, logits, x, tokens, w.router);
   const routing = scratch ? { experts: scratch.i32('moe.experts', tokens * K), weights: scratch.f32('moe.weights', tokens * K) } : undefined;
   if (routing) routeInto(routing, logits, tokens, cfg, w.bias, scratch);
   const { experts, weights } = routing ?? route(logits, tokens, cfg, w.bias);
@@ -275,7 +275,7 @@ export interface MoeFusedWeights {
   readonly experts: readonly FfnFusedWeights[];
   /**
    * Every routed expert in one buffer each, for Backend.moeExperts (several tokens in one call),
-   * as k-major panels (./batch-matmul.ts writePanels), one block per expert: [gate; up]
+   * as k-major panels (./small-matmul.ts writePanels), one block per expert: [gate; up]
    * ([2·width, hidden]) and down ([hidden, width]). Set when the backend has moeExperts and all
    * experts have one width and f32 down weights.
    */
@@ -363,11 +363,11 @@ export function ffnForwardFused(
 ): Float32Array {
   const width = w.gate.rows;
   const gu = scratch.f32('ffn.gateUp', tokens * 2 * width);
-  sequenceMatmul(backend, gu, x, tokens, fused.gateUp);
+  smallMatmul(backend, gu, x, tokens, fused.gateUp);
   const act = scratch.f32('ffn.act', tokens * width);
   siluMulRows(backend, act, gu, tokens, width, 2 * width, 0, scratch);
   const out = scratch.f32(outName, tokens * w.down.rows);
-  sequenceMatmul(backend, out, act, tokens, w.down);
+  smallMatmul(backend, out, act, tokens, w.down);
   return out;
 }
 
@@ -385,7 +385,7 @@ export function moeForwardFused(
   const fs = fused.sharedWidth;
   const stride = E + 2 * fs;
   const rs = scratch.f32('moe.routerShared', tokens * stride);
-  batchMatmul(backend, rs, x, tokens, fused.routerShared);
+  smallMatmul(backend, rs, x, tokens, fused.routerShared);
   let logits: Float32Array;
   if (tokens === 1) {
     logits = rs.subarray(0, E);
@@ -400,7 +400,7 @@ export function moeForwardFused(
   if (w.shared) {
     const act = scratch.f32('moe.sharedAct', tokens * fs);
     siluMulRows(backend, act, rs, tokens, fs, stride, E, scratch);
-    batchMatmul(backend, out, act, tokens, w.shared.down);
+    smallMatmul(backend, out, act, tokens, w.shared.down);
   } else {
     out.fill(0);
   }

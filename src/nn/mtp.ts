@@ -12,7 +12,7 @@
 import type { Backend } from '../tensor/backend.js';
 import type { WeightMatrix } from '../tensor/tensor.js';
 import { type ScratchBuffers, f32Buffer } from './scratch.js';
-import { sequenceMatmul } from './batch-matmul.js';
+import { smallMatmul } from './small-matmul.js';
 
 export interface MtpWeights {
   readonly enorm: Float32Array;
@@ -81,12 +81,12 @@ export function mtpForwardStates(
     }
   }
   const x = f32Buffer(scratch, 'mtp.x', n * d);
-  sequenceMatmul(backend, x, cat, n, w.ehProj);
+  smallMatmul(backend, x, cat, n, w.ehProj);
   ctx.block(x, n, logitRows);
   const states = new Float32Array(logitRows * d);
   backend.rmsNorm(states, x.subarray((n - logitRows) * d), w.headNorm ?? ctx.outputNorm, logitRows, d, eps);
   const head = w.head ?? ctx.output;
   const logits = new Float32Array(logitRows * head.rows);
-  backend.matmul(logits, states, logitRows, head);
+  smallMatmul(backend, logits, states, logitRows, head);
   return { logits, states };
 }

@@ -75,7 +75,7 @@ export interface Backend {
   /**
    * Optional (native; callers fall back to per-expert matmuls): out [tokens, hidden] += the routed
    * experts of each token, weighted (experts and weights [tokens, topK]). The f32 weights are
-   * k-major panels (src/nn/batch-matmul.ts writePanels), one block per expert: gateUp holds expert
+   * k-major panels (src/nn/small-matmul.ts writePanels), one block per expert: gateUp holds expert
    * e's [gate; up] ([2·width, hidden]) at e·panelLength(2·width, hidden), down its down
    * ([hidden, width]) at e·panelLength(hidden, width). Tokens are grouped per expert (ascending),
    * added in slot order; a token's output has the same bits alone as among other tokens.

@@ -105,7 +105,13 @@ for (const [name, backend] of backends) {
     for (const tokens of [1, 2, 3, 6]) {
       const x = Float32Array.from(rng.normals(tokens * d, 1));
       same(ffnForwardFused(backend, dense, stackedDense, x, tokens, new ScratchBuffers()).slice(), ffnForward(backend, dense, x, tokens), `dense FFN, ${tokens} tokens`);
-      const counted = { ...backend, matmul: (...args: Parameters<Backend['matmul']>) => { experts++; backend.matmul(...args); } };
+      // its products go through matmul (ref), the k-major kernel and moeExperts (native)
+      const counted: Backend = {
+        ...backend,
+        matmul: (...args: Parameters<Backend['matmul']>) => { experts++; backend.matmul(...args); },
+        ...(backend.matmulKMajor ? { matmulKMajor: (...args: Parameters<NonNullable<Backend['matmulKMajor']>>) => { experts++; return backend.matmulKMajor!(...args); } } : {}),
+        ...(backend.moeExperts ? { moeExperts: (...args: Parameters<NonNullable<Backend['moeExperts']>>) => { experts++; backend.moeExperts!(...args); } } : {}),
+      };
       same(moeForwardFused(counted, model.config.router, moe, stackedMoe, x, tokens, new ScratchBuffers()).slice(), moeForward(backend, model.config.router, moe, x, tokens), `MoE, ${tokens} tokens`);
     }
     assert.ok(experts > 4, 'the stacked MoE ran its matmuls');

@@ -1,14 +1,14 @@
 /**
- * batchMatmul through the native k-major kernel (a transposed copy of an f32 weight) against the
+ * smallMatmul through the native k-major kernel (a transposed copy of an f32 weight) against the
  * ref backend's matmul, on odd shapes: columns that are not a multiple of 16 or 32, 1..129 inputs,
  * 4..16 rows (a pass of 8 and the rest); the kernel itself directly on more row counts. Prompt
- * rows (17-64) of a small weight: the same bits as the native matmul's GEMM, through batchMatmul
- * and sequenceMatmul; sequenceMatmul leaves 1-16 rows to matmul.
+ * rows (17-64) of a small weight: the same bits as the native matmul's GEMM; every row the same
+ * bits alone as among others (what keeps speculative decoding's greedy tokens the same).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../../src/generate/rng.js';
-import { batchMatmul, sequenceMatmul, transposedOf } from '../../src/nn/batch-matmul.js';
+import { smallMatmul, transposedOf } from '../../src/nn/small-matmul.js';
 import { loadNativeBackend, refBackend } from '../../src/tensor/index.js';
 import { type WeightMatrix, weightMatrix } from '../../src/tensor/tensor.js';
 import { loadNativeAddon } from '../../src/tensor/native.js';
@@ -31,7 +31,7 @@ function close(actual: Float32Array, expected: Float32Array, k: number, what: st
   }
 }
 
-test('batchMatmul equals the ref matmul on odd shapes', { skip }, () => {
+test('smallMatmul equals the ref matmul on odd shapes', { skip }, () => {
   const rng = new Rng(5);
   for (const [n, k] of [[1, 1], [15, 7], [17, 64], [33, 129], [48, 128], [100, 96], [1024, 128]] as const) {
     const w = weightMatrix('f32', n, k, new Uint8Array(random(rng, n * k).buffer));
@@ -40,7 +40,7 @@ test('batchMatmul equals the ref matmul on odd shapes', { skip }, () => {
       const want = new Float32Array(m * n);
       refBackend.matmul(want, x, m, w);
       const got = new Float32Array(m * n + 3).fill(7);
-      batchMatmul(native!, got.subarray(0, m * n), x, m, w);
+      smallMatmul(native!, got.subarray(0, m * n), x, m, w);
       close(got.subarray(0, m * n), want, k, `n ${n} k ${k} m ${m}`);
       assert.deepEqual([...got.subarray(m * n)], [7, 7, 7], 'nothing written past the output');
     }
@@ -100,7 +100,7 @@ test('matmulKMajor rejects arrays too short for m, n, k and a negative count', {
   assert.equal(native!.matmulKMajor!(out, x, m, wt, n, k), true);
 });
 
-test('prompt rows of a small weight: batchMatmul and sequenceMatmul give the native matmul\'s bits; sequenceMatmul keeps 1-16 rows on matmul', { skip }, () => {
+test('smallMatmul: 1-16 rows of a weight up to 1M values and 17-64 rows of one up to 64K take the k-major kernel; the bits of the native GEMM past 16 rows; each row the same bits alone as among m rows', { skip }, () => {
   const rng = new Rng(12);
   let kMajorCalls = 0;
   const kMajor = native!.matmulKMajor!.bind(native);
@@ -108,24 +108,27 @@ test('prompt rows of a small weight: batchMatmul and sequenceMatmul give the nat
     kMajorCalls++;
     return kMajor(out, x, m, wt, n, k);
   } };
-  for (const [n, k] of [[1, 5], [31, 17], [96, 128], [129, 300], [200, 64], [300, 200]] as const) {
+  for (const [n, k] of [[1, 5], [31, 17], [96, 128], [129, 300], [200, 64], [300, 200], [1024, 128]] as const) {
     const w = weightMatrix('f32', n, k, new Uint8Array(random(rng, n * k).buffer));
-    for (const m of [1, 3, 4, 16, 17, 23, 40, 64, 65]) {
+    for (const m of [1, 2, 3, 4, 8, 16, 17, 23, 40, 64, 65]) {
       const x = random(rng, m * k);
       const want = new Float32Array(m * n);
       native!.matmul(want, x, m, w);
       const ref = new Float32Array(m * n);
       refBackend.matmul(ref, x, m, w);
-      for (const [name, f] of [['batchMatmul', batchMatmul], ['sequenceMatmul', sequenceMatmul]] as const) {
-        const before = kMajorCalls;
-        const got = new Float32Array(m * n + 2).fill(7);
-        f(counting, got.subarray(0, m * n), x, m, w);
-        const usedKMajor = kMajorCalls > before;
-        const expectKMajor = n * k <= 1 << 16 && m <= 64 && (name === 'batchMatmul' ? m >= 4 : m > 16);
-        assert.equal(usedKMajor, expectKMajor, `${name} n ${n} k ${k} m ${m}: k-major kernel used`);
-        close(got.subarray(0, m * n), ref, k, `${name} n ${n} k ${k} m ${m}`);
-        if (m > 16) assert.deepEqual(got.subarray(0, m * n), want, `${name} n ${n} k ${k} m ${m}: the bits of matmul`);
-        assert.deepEqual([...got.subarray(m * n)], [7, 7], 'nothing written past the output');
+      const before = kMajorCalls;
+      const got = new Float32Array(m * n + 2).fill(7);
+      smallMatmul(counting, got.subarray(0, m * n), x, m, w);
+      const expectKMajor = m <= 16 || (m <= 64 && n * k <= 1 << 16);
+      assert.equal(kMajorCalls > before, expectKMajor, `n ${n} k ${k} m ${m}: k-major kernel used`);
+      close(got.subarray(0, m * n), ref, k, `n ${n} k ${k} m ${m}`);
+      if (m > 16) assert.deepEqual(got.subarray(0, m * n), want, `n ${n} k ${k} m ${m}: the bits of matmul`);
+      assert.deepEqual([...got.subarray(m * n)], [7, 7], 'nothing written past the output');
+      if (m > 64) continue;
+      for (const row of [0, m - 1, m >> 1]) {
+        const alone = new Float32Array(n);
+        smallMatmul(native!, alone, x.subarray(row * k, (row + 1) * k), 1, w);
+        assert.deepEqual(alone, got.subarray(row * n, (row + 1) * n), `n ${n} k ${k} m ${m}: row ${row} alone differs from the same row among ${m}`);
       }
     }
   }
