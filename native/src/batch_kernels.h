@@ -443,13 +443,47 @@ template <int R>
 void kmajorRows(float* out, const float* x, int64_t k, const float* wt, int64_t n, int64_t nPad) {
   for (int64_t c = 0; c < n; c += 32) kmajorTile<R>(out, n, x, k, wt, nPad, c, n);
 }
+/**
+ * R rows x P panels (16·P columns) per pass, for a last group of 1 or 2 rows: kmajorTile's 32
+ * columns would keep only 2 or 4 sums in flight, too few to hide the FMA latency; 8 panels for
+ * 1 row and 4 for 2 keep 8. Every panel read must exist: c + 16·(P - 1) < n.
+ */
+template <int R, int P>
+__attribute__((always_inline)) inline void kmajorTilePanels(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t c, int64_t n) {
+  __m512 a[R][P];
+  for (int r = 0; r < R; r++)
+    for (int p = 0; p < P; p++) a[r][p] = _mm512_setzero_ps();
+  const float* panel = wt + c * k;
+  for (int64_t kk = 0; kk < k; kk++) {
+    __m512 w[P];
+#pragma GCC unroll 8
+    for (int p = 0; p < P; p++) w[p] = _mm512_loadu_ps(panel + p * 16 * k + kk * 16);
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++) {
+      const __m512 xv = _mm512_set1_ps(x[r * k + kk]);
+#pragma GCC unroll 8
+      for (int p = 0; p < P; p++) a[r][p] = _mm512_fmadd_ps(xv, w[p], a[r][p]);
+    }
+  }
+  for (int p = 0; p < P; p++) {
+    const int64_t left = n - c - 16 * p;
+    const __mmask16 mask = left >= 16 ? static_cast<__mmask16>(0xffff) : left <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << left) - 1);
+    for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(out + r * ldo + c + 16 * p, mask, a[r][p]);
+  }
+}
+template <int R, int P>
+void kmajorWide(float* out, const float* x, int64_t k, const float* wt, int64_t n) {
+  int64_t c = 0;
+  for (; c + 16 * (P - 1) < n; c += 16 * P) kmajorTilePanels<R, P>(out, n, x, k, wt, c, n);
+  for (; c < n; c += 16) kmajorTilePanels<R, 1>(out, n, x, k, wt, c, n);
+}
 void matmulKMajor(float* out, const float* x, int64_t m, const float* wt, int64_t n, int64_t k) {
   const int64_t nPad = (n + 15) / 16 * 16;
   int64_t r = 0;
   for (; r + 8 <= m; r += 8) kmajorRows<8>(out + r * n, x + r * k, k, wt, n, nPad);
   switch (m - r) {
-    case 1: kmajorRows<1>(out + r * n, x + r * k, k, wt, n, nPad); break;
-    case 2: kmajorRows<2>(out + r * n, x + r * k, k, wt, n, nPad); break;
+    case 1: kmajorWide<1, 8>(out + r * n, x + r * k, k, wt, n); break;
+    case 2: kmajorWide<2, 4>(out + r * n, x + r * k, k, wt, n); break;
     case 3: kmajorRows<3>(out + r * n, x + r * k, k, wt, n, nPad); break;
     case 4: kmajorRows<4>(out + r * n, x + r * k, k, wt, n, nPad); break;
     case 5: kmajorRows<5>(out + r * n, x + r * k, k, wt, n, nPad); break;
