@@ -120,6 +120,8 @@ export class Sampler {
   private weights = new Float64Array(0);
   private readonly bucketMass = new Float64Array(BUCKETS + 1);
   private bucket = new Uint16Array(0);
+  /** The crossing bucket's ids (nucleus), before they join ids. */
+  private crossingIds = new Int32Array(0);
   private count = 0;
   /** The last step samples over `full` (no filter) rather than the candidate list. */
   private wholeVocab = false;
@@ -330,10 +332,20 @@ export class Sampler {
     const full = this.full;
     let total = 0;
     let minFinite = m;
-    for (let i = 0; i < V; i++) {
-      const v = z[i]!;
-      total += full[i] = Math.exp((v - m) * invT);
-      if (v < minFinite && v !== -Infinity) minFinite = v;
+    const native = getBackend().expShifted;
+    if (native) {
+      native(full, z, V, m, invT);
+      for (let i = 0; i < V; i++) {
+        const v = z[i]!;
+        total += full[i]!;
+        if (v < minFinite && v !== -Infinity) minFinite = v;
+      }
+    } else {
+      for (let i = 0; i < V; i++) {
+        const v = z[i]!;
+        total += full[i] = Math.exp((v - m) * invT);
+        if (v < minFinite && v !== -Infinity) minFinite = v;
+      }
     }
     const span = (m - minFinite) * invT;
     const scale = span > 0 ? BUCKETS / span : 0;
@@ -342,7 +354,9 @@ export class Sampler {
     mass.fill(0);
     for (let i = 0; i < V; i++) {
       const v = z[i]!;
-      const b = v === -Infinity ? BUCKETS : Math.min(BUCKETS - 1, Math.floor((m - v) * invT * scale));
+      // (m - v)·invT·scale is >= 0 (and +Infinity only for v = -Infinity): truncation is Math.floor
+      const t = (m - v) * invT * scale;
+      const b = v === -Infinity ? BUCKETS : t >= BUCKETS - 1 ? BUCKETS - 1 : t | 0;
       bucket[i] = b;
       mass[b]! += full[i]!;
     }
@@ -352,9 +366,15 @@ export class Sampler {
     while (cross < BUCKETS && cum + mass[cross]! < goal) cum += mass[cross++]!;
     // Ids of the buckets above the crossing one (all kept), then the crossing bucket's ids.
     let n = 0;
-    for (let i = 0; i < V; i++) if (bucket[i]! < cross) this.ids[n++] = i;
-    let c = n;
-    for (let i = 0; i < V; i++) if (bucket[i] === cross) this.ids[c++] = i;
+    let inCrossing = 0;
+    const crossingIds = this.crossingIds.length === V ? this.crossingIds : (this.crossingIds = new Int32Array(V));
+    for (let i = 0; i < V; i++) {
+      const b = bucket[i]!;
+      if (b < cross) this.ids[n++] = i;
+      else if (b === cross) crossingIds[inCrossing++] = i;
+    }
+    this.ids.set(crossingIds.subarray(0, inCrossing), n);
+    const c = n + inCrossing;
     const crossing = this.ids.subarray(n, c);
     crossing.sort((a, b) => z[b]! - z[a]! || a - b);
     for (let j = 0; j < c; j++) this.weights[j] = full[this.ids[j]!]!;
