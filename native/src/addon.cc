@@ -278,6 +278,23 @@ napi_value ExpShifted(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/** softmaxBuckets(full, z, n, m, invT, buckets, bucket, mass): top-p's weights and buckets (fdlibm_exp.h); returns the total. */
+napi_value SoftmaxBuckets(napi_env env, napi_callback_info info) {
+  Args a(env, info, 8);
+  double* full = a.f64(0);
+  const float* z = a.f32(1);
+  const int64_t n = a.i64(2);
+  const double m = a.num(3), invT = a.num(4);
+  const int64_t buckets = a.i64(5);
+  uint16_t* bucket = a.u16(6);
+  double* mass = a.f64(7);
+  const int lanes = currentLevel >= SIMD_AVX512 ? 8 : currentLevel == SIMD_AVX2 ? 4 : 1;
+  const double total = a.ok ? softmaxBuckets(z, full, n, m, invT, lanes, bucket, mass, buckets) : 0.0;
+  napi_value result;
+  napi_create_double(env, total, &result);
+  return result;
+}
+
 /** matmulKMajor(out, x, m, wt, n, k) (batch_kernels.h); false where the SIMD level has no such kernel. */
 napi_value MatmulKMajor(napi_env env, napi_callback_info info) {
   Args a(env, info, 6);
@@ -372,7 +389,7 @@ napi_value Init(napi_env env, napi_value exports) {
   } entries[] = {
       {"gemm", Gemm}, {"matmul", Matmul}, {"dequantizeRows", DequantizeRows}, {"embeddingGather", EmbeddingGather},
       {"rmsNorm", RmsNorm}, {"softmax", Softmax}, {"rope", Rope}, {"siluMul", SiluMul}, {"add", Add}, {"mul", Mul},
-      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"attentionSegments", AttentionSegments}, {"moeExperts", MoeExperts}, {"expShifted", ExpShifted}, {"matmulKMajor", MatmulKMajor}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
+      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"attentionSegments", AttentionSegments}, {"moeExperts", MoeExperts}, {"expShifted", ExpShifted}, {"softmaxBuckets", SoftmaxBuckets}, {"matmulKMajor", MatmulKMajor}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
       {"probeFma", ProbeFma}, {"probeRead", ProbeRead}, {"mapFile", MapFile},
   };
   for (const Entry& e : entries) {

@@ -4,6 +4,7 @@
 // call per vocabulary entry, 8 lanes at a time on AVX-512 and 4 on AVX2. No FMA contraction: every product and
 // sum rounds as in fdlibm (test/generate/sampling-exp.test.ts checks every branch bit for bit).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #if defined(__x86_64__)
@@ -198,6 +199,42 @@ void expShifted(double* out, const float* z, int64_t n, double shift, double sca
   (void)lanes;
 #endif
   for (int64_t i = 0; i < n; i++) out[i] = fdlibmExp((static_cast<double>(z[i]) - shift) * scale);
+}
+
+/**
+ * The sampler's top-p buckets in one pass over the vocabulary (src/generate/sampling.ts nucleus):
+ * full[i] = exp((z[i] - m) · invT) as expShifted computes it; mass[b] (b < buckets + 1, zeroed
+ * here) += full[i] for bucket[i] = b, where b = buckets for z[i] = -inf and otherwise
+ * min(buckets - 1, floor((m - z[i]) · invT · scale)) with scale = buckets / ((m - min finite z)
+ * · invT) (0 when that span is 0). Returns Σ full[i]. Every sum runs in index order in doubles,
+ * with the same operations as the JavaScript fallback, so both give the same bits.
+ */
+double softmaxBuckets(const float* z, double* full, int64_t n, double m, double invT, int lanes, uint16_t* bucket, double* mass, int64_t buckets) {
+  expShifted(full, z, n, m, invT, lanes);
+  double total = 0.0;
+  double minFinite = m;
+  for (int64_t i = 0; i < n; i++) {
+    const double v = z[i];
+    total += full[i];
+    if (v < minFinite && v != -INFINITY) minFinite = v;
+  }
+  const double span = (m - minFinite) * invT;
+  const double scale = span > 0 ? static_cast<double>(buckets) / span : 0.0;
+  for (int64_t b = 0; b <= buckets; b++) mass[b] = 0.0;
+  const double last = static_cast<double>(buckets - 1);
+  for (int64_t i = 0; i < n; i++) {
+    const double v = z[i];
+    int64_t b;
+    if (v == -INFINITY) {
+      b = buckets;
+    } else {
+      const double t = (m - v) * invT * scale;
+      b = t >= last ? buckets - 1 : static_cast<int64_t>(t);
+    }
+    bucket[i] = static_cast<uint16_t>(b);
+    mass[b] += full[i];
+  }
+  return total;
 }
 
 }  // namespace

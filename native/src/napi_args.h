@@ -68,6 +68,7 @@ struct Args {
   double* f64(size_t i) { return static_cast<double*>(typed(i, napi_float64_array, "Float64Array")); }
   const uint8_t* u8(size_t i) { return static_cast<const uint8_t*>(typed(i, napi_uint8_array, "Uint8Array")); }
   int32_t* i32(size_t i) { return static_cast<int32_t*>(typed(i, napi_int32_array, "Int32Array")); }
+  uint16_t* u16(size_t i) { return static_cast<uint16_t*>(typed(i, napi_uint16_array, "Uint16Array")); }
 
   /** A weight from (dtype, rows, cols, data, blockScales) at argv[i..i+4]. */
   Weight weight(size_t i) {

@@ -98,7 +98,7 @@ export interface CandidateDistribution {
 }
 
 /** Buckets of the nucleus search (see Sampler.nucleus). */
-const BUCKETS = 1024;
+export const BUCKETS = 1024;
 
 export class Sampler {
   readonly options: ResolvedSamplingOptions;
@@ -330,36 +330,10 @@ export class Sampler {
     const V = z.length;
     const m = this.maxLogit;
     const full = this.full;
-    let total = 0;
-    let minFinite = m;
-    const native = getBackend().expShifted;
-    if (native) {
-      native(full, z, V, m, invT);
-      for (let i = 0; i < V; i++) {
-        const v = z[i]!;
-        total += full[i]!;
-        if (v < minFinite && v !== -Infinity) minFinite = v;
-      }
-    } else {
-      for (let i = 0; i < V; i++) {
-        const v = z[i]!;
-        total += full[i] = Math.exp((v - m) * invT);
-        if (v < minFinite && v !== -Infinity) minFinite = v;
-      }
-    }
-    const span = (m - minFinite) * invT;
-    const scale = span > 0 ? BUCKETS / span : 0;
     const mass = this.bucketMass;
     const bucket = this.bucket;
-    mass.fill(0);
-    for (let i = 0; i < V; i++) {
-      const v = z[i]!;
-      // (m - v)·invT·scale is >= 0 (and +Infinity only for v = -Infinity): truncation is Math.floor
-      const t = (m - v) * invT * scale;
-      const b = v === -Infinity ? BUCKETS : t >= BUCKETS - 1 ? BUCKETS - 1 : t | 0;
-      bucket[i] = b;
-      mass[b]! += full[i]!;
-    }
+    const native = getBackend().softmaxBuckets;
+    const total = native ? native(full, z, V, m, invT, BUCKETS, bucket, mass) : softmaxBuckets(full, z, V, m, invT, bucket, mass);
     const goal = this.options.topP * total;
     let cum = 0;
     let cross = 0;
@@ -390,6 +364,33 @@ export class Sampler {
     }
     return 0;
   }
+}
+
+/**
+ * Top-p's weights and buckets (Backend.softmaxBuckets, whose bits these loops define): full[i] =
+ * exp((z[i] - m) · invT), each token's bucket by its log-ratio to the top token over the actual
+ * range (1024 buckets; -Infinity in the last), and each bucket's mass. Returns the total weight.
+ */
+export function softmaxBuckets(full: Float64Array, z: Float32Array, V: number, m: number, invT: number, bucket: Uint16Array, mass: Float64Array): number {
+  let total = 0;
+  let minFinite = m;
+  for (let i = 0; i < V; i++) {
+    const v = z[i]!;
+    total += full[i] = Math.exp((v - m) * invT);
+    if (v < minFinite && v !== -Infinity) minFinite = v;
+  }
+  const span = (m - minFinite) * invT;
+  const scale = span > 0 ? BUCKETS / span : 0;
+  mass.fill(0);
+  for (let i = 0; i < V; i++) {
+    const v = z[i]!;
+    // (m - v)·invT·scale is >= 0 (and +Infinity only for v = -Infinity): truncation is Math.floor
+    const t = (m - v) * invT * scale;
+    const b = v === -Infinity ? BUCKETS : t >= BUCKETS - 1 ? BUCKETS - 1 : t | 0;
+    bucket[i] = b;
+    mass[b]! += full[i]!;
+  }
+  return total;
 }
 
 /** Whether token a ranks below token b (smaller value, or equal value and larger id). */

@@ -90,6 +90,16 @@ export interface Backend {
   expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number): void;
 
   /**
+   * Optional (native; callers fall back to JavaScript loops): top-p's buckets in one pass
+   * (src/generate/sampling.ts nucleus). full[i] = expShifted's exp((z[i] - m) · invT); bucket[i] =
+   * `buckets` for z[i] = -Infinity, else min(buckets - 1, floor((m - z[i]) · invT · scale)) with
+   * scale = buckets / ((m - the smallest finite z) · invT), 0 for a zero span; mass[b] (zeroed
+   * first, buckets + 1 entries) = Σ full[i] over bucket b. Returns Σ full[i]. Sums in index order,
+   * so the results are the bits of the JavaScript loops.
+   */
+  softmaxBuckets?(full: Float64Array, z: Float32Array, n: number, m: number, invT: number, buckets: number, bucket: Uint16Array, mass: Float64Array): number;
+
+  /**
    * Optional (native, AVX-512; callers fall back to matmul): out [m, n] = x [m, k] · wt, where wt
    * is a weight [n, k] transposed to [k, nPad] (nPad = n rounded up to a multiple of 16, zero
    * padded): the few rows of a batched decode step without horizontal sums. Returns false (and

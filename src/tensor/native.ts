@@ -39,6 +39,7 @@ export interface NativeAddon {
   moeExperts(out: Float32Array, x: Float32Array, experts: Int32Array, weights: Float32Array, gateUp: Float32Array, down: Float32Array,
     tokens: number, hidden: number, topK: number, nExperts: number, width: number): void;
   expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number): void;
+  softmaxBuckets?(full: Float64Array, z: Float32Array, n: number, m: number, invT: number, buckets: number, bucket: Uint16Array, mass: Float64Array): number;
   matmulKMajor?(out: Float32Array, x: Float32Array, m: number, wt: Float32Array, n: number, k: number): boolean;
   /** lastDtype: the highest dtype code (DTYPE_CODES) the build knows (12 before q2_k / q3_k / q5_1); absent on builds older than iq4_nl / iq4_xs (code 10). */
   info(): { simd: string; detected: string; threads: number; int8: Int8Mode; lastDtype?: number };
@@ -220,6 +221,18 @@ export function nativeBackend(addon: NativeAddon): NativeBackend {
         checkCountOf('expShifted', 'n', n);
         if (out.length < n || z.length < n) throw new RangeError(`expShifted: out (${out.length}) and z (${z.length}) need n = ${n} elements`);
         addon.expShifted!(out, z, n, shift, scale);
+      },
+    } : {}),
+    ...(typeof addon.softmaxBuckets === 'function' ? {
+      softmaxBuckets(full: Float64Array, z: Float32Array, n: number, m: number, invT: number, buckets: number, bucket: Uint16Array, mass: Float64Array) {
+        checkCountOf('softmaxBuckets', 'n', n);
+        checkCountOf('softmaxBuckets', 'buckets', buckets);
+        if (buckets < 1 || buckets > 65535) throw new RangeError(`softmaxBuckets: buckets must be 1..65535, got ${buckets}`);
+        checkLength('softmaxBuckets', 'full', full, n);
+        checkLength('softmaxBuckets', 'z', z, n);
+        checkLength('softmaxBuckets', 'bucket', bucket, n);
+        checkLength('softmaxBuckets', 'mass', mass, buckets + 1);
+        return addon.softmaxBuckets!(full, z, n, m, invT, buckets, bucket, mass);
       },
     } : {}),
     ...(typeof addon.matmulKMajor === 'function' ? {

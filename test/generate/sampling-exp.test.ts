@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../../src/generate/rng.js';
+import { BUCKETS, softmaxBuckets } from '../../src/generate/sampling.js';
 import { loadNativeBackend } from '../../src/tensor/index.js';
 import { loadNativeAddon } from '../../src/tensor/native.js';
 
@@ -63,4 +64,37 @@ test('expShifted rejects n beyond its arrays and a negative n', { skip }, () => 
   assert.throws(() => native!.expShifted!(new Float64Array(4), new Float32Array(8), 8, 0, 1), /need n = 8/);
   assert.throws(() => native!.expShifted!(new Float64Array(8), new Float32Array(4), 8, 0, 1), /need n = 8/);
   assert.throws(() => native!.expShifted!(new Float64Array(8), new Float32Array(8), -1, 0, 1), /n must be a non-negative integer/);
+});
+
+test('softmaxBuckets gives the bits of the JavaScript loops: weights, buckets, masses and total, with -Infinity, equal logits and huge vocabularies', { skip: native?.softmaxBuckets ? false : 'native addon without softmaxBuckets' }, () => {
+  atEachLevel(() => {
+    const rng = new Rng(11);
+    const cases: Float32Array[] = [
+      Float32Array.from({ length: 1024 }, () => (rng.nextFloat() - 0.5) * 30),
+      Float32Array.from({ length: 151_937 }, () => (rng.nextFloat() - 0.5) * 12 + (rng.nextFloat() < 0.001 ? 15 : 0)),
+      Float32Array.from({ length: 77 }, (_, i) => (i % 5 === 0 ? -Infinity : Math.fround(rng.nextFloat() * 4))),
+      new Float32Array(33).fill(2.5),
+      Float32Array.of(1, -Infinity, -Infinity),
+    ];
+    for (const z of cases) {
+      let m = -Infinity;
+      for (const v of z) if (v > m) m = v;
+      for (const invT of [1, 1 / 0.6, 1 / 1.7, 50]) {
+        const n = z.length;
+        const want = { full: new Float64Array(n), bucket: new Uint16Array(n), mass: new Float64Array(BUCKETS + 1) };
+        const wantTotal = softmaxBuckets(want.full, z, n, m, invT, want.bucket, want.mass);
+        const got = { full: new Float64Array(n + 1).fill(-1), bucket: new Uint16Array(n + 1).fill(7), mass: new Float64Array(BUCKETS + 1).fill(3) };
+        const total = native!.softmaxBuckets!(got.full, z, n, m, invT, BUCKETS, got.bucket, got.mass);
+        const what = `vocabulary ${n}, 1/T ${invT}`;
+        assert.ok(Object.is(total, wantTotal), `${what}: total ${total} vs ${wantTotal}`);
+        assert.deepEqual(got.full.subarray(0, n), want.full, `${what}: weights`);
+        assert.deepEqual(got.bucket.subarray(0, n), want.bucket, `${what}: buckets`);
+        assert.deepEqual(got.mass, want.mass, `${what}: masses`);
+        assert.equal(got.full[n], -1, 'nothing written past n');
+        assert.equal(got.bucket[n], 7, 'nothing written past n');
+      }
+    }
+  });
+  assert.throws(() => native!.softmaxBuckets!(new Float64Array(8), new Float32Array(8), 8, 0, 1, BUCKETS, new Uint16Array(4), new Float64Array(BUCKETS + 1)), /bucket needs 8/);
+  assert.throws(() => native!.softmaxBuckets!(new Float64Array(8), new Float32Array(8), 8, 0, 1, BUCKETS, new Uint16Array(8), new Float64Array(BUCKETS)), /mass needs 1025/);
 });
