@@ -295,6 +295,17 @@ napi_value SoftmaxBuckets(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/** argmaxLogits(z, n): the first largest index, -1 for none, -2 - i for a NaN at i (fdlibm_exp.h). */
+napi_value ArgmaxLogits(napi_env env, napi_callback_info info) {
+  Args a(env, info, 2);
+  const float* z = a.f32(0);
+  const int64_t n = a.i64(1);
+  const int64_t best = a.ok ? argmaxLogits(z, n) : -1;
+  napi_value result;
+  napi_create_double(env, static_cast<double>(best), &result);
+  return result;
+}
+
 /** matmulKMajor(out, x, m, wt, n, k) (batch_kernels.h); false where the SIMD level has no such kernel. */
 napi_value MatmulKMajor(napi_env env, napi_callback_info info) {
   Args a(env, info, 6);
@@ -389,7 +400,7 @@ napi_value Init(napi_env env, napi_value exports) {
   } entries[] = {
       {"gemm", Gemm}, {"matmul", Matmul}, {"dequantizeRows", DequantizeRows}, {"embeddingGather", EmbeddingGather},
       {"rmsNorm", RmsNorm}, {"softmax", Softmax}, {"rope", Rope}, {"siluMul", SiluMul}, {"add", Add}, {"mul", Mul},
-      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"attentionSegments", AttentionSegments}, {"moeExperts", MoeExperts}, {"expShifted", ExpShifted}, {"softmaxBuckets", SoftmaxBuckets}, {"matmulKMajor", MatmulKMajor}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
+      {"axpy", Axpy}, {"topK", TopK}, {"attention", Attention}, {"attentionSegments", AttentionSegments}, {"moeExperts", MoeExperts}, {"expShifted", ExpShifted}, {"softmaxBuckets", SoftmaxBuckets}, {"argmaxLogits", ArgmaxLogits}, {"matmulKMajor", MatmulKMajor}, {"info", Info}, {"setSimd", SetSimd}, {"setInt8", SetInt8}, {"setSerial", SetSerial},
       {"probeFma", ProbeFma}, {"probeRead", ProbeRead}, {"mapFile", MapFile},
   };
   for (const Entry& e : entries) {

@@ -237,5 +237,24 @@ double softmaxBuckets(const float* z, double* full, int64_t n, double m, double 
   return total;
 }
 
+/**
+ * The sampler's argmax (src/generate/sampling.ts process): the first index of the largest of
+ * z[0..n), -1 when none is larger than -infinity, or -2 - i when z[i] is the first NaN.
+ */
+int64_t argmaxLogits(const float* z, int64_t n) {
+  int64_t best = -1;
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; i++) {
+    const float v = z[i];
+    if (v > m) {
+      m = v;
+      best = i;
+    } else if (v != v) {
+      return -2 - i;
+    }
+  }
+  return best;
+}
+
 }  // namespace
 }  // namespace frugal

@@ -245,17 +245,10 @@ export class Sampler {
         if (id >= 0 && id < V) z[id] = z[id]! - c * o.frequencyPenalty - o.presencePenalty;
       }
     }
-    let best = -1;
-    let m = -Infinity;
-    for (let i = 0; i < V; i++) {
-      const v = z[i]!;
-      if (v > m) {
-        m = v;
-        best = i;
-      } else if (v !== v) {
-        throw new Error(`logits contain NaN (token ${i})`);
-      }
-    }
+    const native = getBackend().argmaxLogits;
+    const best = native ? native(z, V) : argmaxLogits(z, V);
+    if (best <= -2) throw new Error(`logits contain NaN (token ${-2 - best})`);
+    const m = best < 0 ? -Infinity : z[best]!;
     if (best < 0 || m === Infinity) throw new Error('logits have no finite maximum: every token is banned or the model output is invalid');
     this.maxLogit = m;
     return best;
@@ -364,6 +357,22 @@ export class Sampler {
     }
     return 0;
   }
+}
+
+/** Backend.argmaxLogits in JavaScript: the first largest index, -1 for none, -2 - i for a NaN at i. */
+export function argmaxLogits(z: Float32Array, V: number): number {
+  let best = -1;
+  let m = -Infinity;
+  for (let i = 0; i < V; i++) {
+    const v = z[i]!;
+    if (v > m) {
+      m = v;
+      best = i;
+    } else if (v !== v) {
+      return -2 - i;
+    }
+  }
+  return best;
 }
 
 /**

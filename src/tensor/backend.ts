@@ -100,6 +100,13 @@ export interface Backend {
   softmaxBuckets?(full: Float64Array, z: Float32Array, n: number, m: number, invT: number, buckets: number, bucket: Uint16Array, mass: Float64Array): number;
 
   /**
+   * Optional (native; callers fall back to a JavaScript loop): the first index of the largest of
+   * z[0..n), -1 when none is larger than -Infinity, or -2 - i when z[i] is the first NaN (the
+   * sampler's argmax).
+   */
+  argmaxLogits?(z: Float32Array, n: number): number;
+
+  /**
    * Optional (native, AVX-512; callers fall back to matmul): out [m, n] = x [m, k] · wt, where wt
    * is a weight [n, k] transposed to [k, nPad] (nPad = n rounded up to a multiple of 16, zero
    * padded): the few rows of a batched decode step without horizontal sums. Returns false (and

@@ -40,6 +40,7 @@ export interface NativeAddon {
     tokens: number, hidden: number, topK: number, nExperts: number, width: number): void;
   expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number): void;
   softmaxBuckets?(full: Float64Array, z: Float32Array, n: number, m: number, invT: number, buckets: number, bucket: Uint16Array, mass: Float64Array): number;
+  argmaxLogits?(z: Float32Array, n: number): number;
   matmulKMajor?(out: Float32Array, x: Float32Array, m: number, wt: Float32Array, n: number, k: number): boolean;
   /** lastDtype: the highest dtype code (DTYPE_CODES) the build knows (12 before q2_k / q3_k / q5_1); absent on builds older than iq4_nl / iq4_xs (code 10). */
   info(): { simd: string; detected: string; threads: number; int8: Int8Mode; lastDtype?: number };
@@ -233,6 +234,13 @@ export function nativeBackend(addon: NativeAddon): NativeBackend {
         checkLength('softmaxBuckets', 'bucket', bucket, n);
         checkLength('softmaxBuckets', 'mass', mass, buckets + 1);
         return addon.softmaxBuckets!(full, z, n, m, invT, buckets, bucket, mass);
+      },
+    } : {}),
+    ...(typeof addon.argmaxLogits === 'function' ? {
+      argmaxLogits(z: Float32Array, n: number) {
+        checkCountOf('argmaxLogits', 'n', n);
+        checkLength('argmaxLogits', 'z', z, n);
+        return addon.argmaxLogits!(z, n);
       },
     } : {}),
     ...(typeof addon.matmulKMajor === 'function' ? {

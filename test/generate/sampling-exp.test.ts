@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../../src/generate/rng.js';
-import { BUCKETS, softmaxBuckets } from '../../src/generate/sampling.js';
+import { BUCKETS, argmaxLogits, softmaxBuckets } from '../../src/generate/sampling.js';
 import { loadNativeBackend } from '../../src/tensor/index.js';
 import { loadNativeAddon } from '../../src/tensor/native.js';
 
@@ -97,4 +97,21 @@ test('softmaxBuckets gives the bits of the JavaScript loops: weights, buckets, m
   });
   assert.throws(() => native!.softmaxBuckets!(new Float64Array(8), new Float32Array(8), 8, 0, 1, BUCKETS, new Uint16Array(4), new Float64Array(BUCKETS + 1)), /bucket needs 8/);
   assert.throws(() => native!.softmaxBuckets!(new Float64Array(8), new Float32Array(8), 8, 0, 1, BUCKETS, new Uint16Array(8), new Float64Array(BUCKETS)), /mass needs 1025/);
+});
+
+test('argmaxLogits equals the JavaScript loop: first of equal maxima, the first NaN, all -Infinity, +Infinity, empty', { skip: native?.argmaxLogits ? false : 'native addon without argmaxLogits' }, () => {
+  const rng = new Rng(13);
+  const random = Float32Array.from({ length: 152_064 }, () => (rng.nextFloat() - 0.5) * 20);
+  const ties = Float32Array.from({ length: 100 }, (_, i) => (i % 7 === 3 ? 5 : 1));
+  const nan = Float32Array.from({ length: 50 }, (_, i) => (i === 20 || i === 30 ? NaN : i));
+  const nanAfterMax = Float32Array.of(1, 9, 2, NaN, 3);
+  const banned = new Float32Array(9).fill(-Infinity);
+  const infinite = Float32Array.of(1, Infinity, 2);
+  for (const z of [random, ties, nan, nanAfterMax, banned, infinite, new Float32Array(0), Float32Array.of(-3)]) {
+    assert.equal(native!.argmaxLogits!(z, z.length), argmaxLogits(z, z.length), `length ${z.length}`);
+  }
+  assert.equal(argmaxLogits(ties, 100), 3);
+  assert.equal(argmaxLogits(nan, 50), -22);
+  assert.equal(argmaxLogits(banned, 9), -1);
+  assert.throws(() => native!.argmaxLogits!(new Float32Array(4), 5), /z needs 5/);
 });
