@@ -63,7 +63,7 @@ const row = (...cells: string[]) => rows.push(cells);
 const f1 = (v: number) => v.toFixed(1);
 
 console.log(`frugal kernel benchmark: ${describeBackend(native)}`);
-// Optional section filter: node dist/bench/kernels.js [probes] [gemm] [matvec] [prefill]
+// Optional section filter: node dist/bench/kernels.js [probes] [gemm] [matvec] [prefill] [sampler]
 const sections = process.argv.slice(2);
 const want = (name: string) => sections.length === 0 || sections.includes(name);
 let peakAll = NaN;
@@ -187,6 +187,37 @@ if (want('prefill')) {
     });
   }
   addon.setInt8(startMode);
+}
+
+// The sampler's native passes against their JavaScript fallbacks (src/generate/sampling.ts, which
+// define their bits), interleaved, and Sampler.sample end to end, on peaked logits (a few tokens far
+// above Gaussian noise, as a trained model gives) at the shipped model's 1,024-token vocabulary and
+// Qwen2's 152,064. "vs limit" is the JavaScript loop's time over the native one.
+if (want('sampler')) {
+  const { argmaxLogits, BUCKETS, Sampler, softmaxBuckets } = await import('../src/generate/sampling.js');
+  const gauss = (): number => Math.sqrt(-2 * Math.log(Math.random() + 1e-12)) * Math.cos(2 * Math.PI * Math.random());
+  for (const vocab of [1024, 152_064]) {
+    const z = Float32Array.from({ length: vocab }, () => 2 * gauss());
+    for (let j = 0; j < 5; j++) z[(j * 7919) % vocab] += 10 + j;
+    const max = z[argmaxLogits(z, vocab)]!;
+    const full = new Float64Array(vocab);
+    const bucket = new Uint16Array(vocab);
+    const mass = new Float64Array(BUCKETS + 1);
+    const reps = Math.max(3, Math.round(2e6 / vocab));
+    const pairs: [string, () => void, () => void][] = [
+      ['argmax and NaN check', () => native.argmaxLogits!(z, vocab), () => argmaxLogits(z, vocab)],
+      ['top-p weights and buckets (T 0.6)', () => native.softmaxBuckets!(full, z, vocab, max, 1 / 0.6, BUCKETS, bucket, mass), () => softmaxBuckets(full, z, vocab, max, 1 / 0.6, bucket, mass)],
+    ];
+    for (const [name, nativeRun, jsRun] of pairs) {
+      const [nat, js] = bestInterleaved(5, [{ setup: () => {}, run: () => { for (let i = 0; i < reps; i++) nativeRun(); } }, { setup: () => {}, run: () => { for (let i = 0; i < reps; i++) jsRun(); } }]);
+      row(`sampler: ${name}, vocabulary ${vocab}`, `${((nat!.wall / reps) * 1e6).toFixed(1)} µs`, `${(js!.wall / nat!.wall).toFixed(2)}x the JS loop`, `JS ${((js!.wall / reps) * 1e6).toFixed(1)} µs`);
+    }
+    for (const [name, options] of [['greedy', { temperature: 0 }], ['temperature 1', { temperature: 1 }], ['top-p 0.95, T 0.6', { temperature: 0.6, topP: 0.95 }]] as const) {
+      const sampler = new Sampler({ ...options, seed: 1 }, vocab);
+      const t = best(5, () => { for (let i = 0; i < reps; i++) sampler.sample(z); });
+      row(`sampler: Sampler.sample ${name}, vocabulary ${vocab}`, `${((t.wall / reps) * 1e6).toFixed(1)} µs per token`);
+    }
+  }
 }
 
 rows.unshift(['kernel', 'wall', 'vs limit', 'time', 'per CPU-second (x threads)']);
