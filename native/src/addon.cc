@@ -266,16 +266,23 @@ napi_value AttentionSegments(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-/** expShifted(out, z, n, shift, scale): out[i] = Math.exp((z[i] - shift) * scale), bit for bit (fdlibm_exp.h). */
+/**
+ * expShifted(out, z, n, shift, scale, prefix?): out[i] = Math.exp((z[i] - shift) * scale), bit for
+ * bit; returns their sum in index order, and fills prefix with the running sum at each 64-entry
+ * block's end when given (fdlibm_exp.h expShiftedSum).
+ */
 napi_value ExpShifted(napi_env env, napi_callback_info info) {
   Args a(env, info, 5);
   double* out = a.f64(0);
   const float* z = a.f32(1);
   const int64_t n = a.i64(2);
   const double shift = a.num(3), scale = a.num(4);
+  double* prefix = a.argc > 5 ? static_cast<double*>(a.typed(5, napi_float64_array, "Float64Array or undefined", true)) : nullptr;
   const int lanes = currentLevel >= SIMD_AVX512 ? 8 : currentLevel == SIMD_AVX2 ? 4 : 1;
-  if (a.ok) expShifted(out, z, n, shift, scale, lanes);
-  return undefined(env);
+  const double total = a.ok ? expShiftedSum(out, z, n, shift, scale, lanes, prefix) : 0.0;
+  napi_value result;
+  napi_create_double(env, total, &result);
+  return result;
 }
 
 /** softmaxBuckets(full, z, n, m, invT, buckets, bucket, mass): top-p's weights and buckets (fdlibm_exp.h); returns the total. */

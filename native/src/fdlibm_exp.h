@@ -201,6 +201,26 @@ void expShifted(double* out, const float* z, int64_t n, double shift, double sca
   for (int64_t i = 0; i < n; i++) out[i] = fdlibmExp((static_cast<double>(z[i]) - shift) * scale);
 }
 
+/** Entries per prefix sum of expShiftedSum (src/generate/sampling.ts PREFIX_BLOCK). */
+constexpr int64_t PREFIX_BLOCK = 64;
+
+/**
+ * expShifted, also returning Σ out[i] summed in index order (the bits of a JavaScript loop), and,
+ * with `prefix`, the running sum at the end of each block of PREFIX_BLOCK entries (prefix[b] = Σ
+ * out[0 .. min(n, 64·(b + 1)))). The exponentials go block by block, so that a block's sequential
+ * additions overlap the next block's exponentials instead of running as one long chain afterwards.
+ */
+double expShiftedSum(double* out, const float* z, int64_t n, double shift, double scale, int lanes, double* prefix) {
+  double total = 0.0;
+  for (int64_t b0 = 0; b0 < n; b0 += PREFIX_BLOCK) {
+    const int64_t len = n - b0 < PREFIX_BLOCK ? n - b0 : PREFIX_BLOCK;
+    expShifted(out + b0, z + b0, len, shift, scale, lanes);
+    for (int64_t i = 0; i < len; i++) total += out[b0 + i];
+    if (prefix) prefix[b0 / PREFIX_BLOCK] = total;
+  }
+  return total;
+}
+
 /**
  * The sampler's top-p buckets in one pass over the vocabulary (src/generate/sampling.ts nucleus):
  * full[i] = exp((z[i] - m) · invT) as expShifted computes it; mass[b] (b < buckets + 1, zeroed
@@ -210,12 +230,10 @@ void expShifted(double* out, const float* z, int64_t n, double shift, double sca
  * with the same operations as the JavaScript fallback, so both give the same bits.
  */
 double softmaxBuckets(const float* z, double* full, int64_t n, double m, double invT, int lanes, uint16_t* bucket, double* mass, int64_t buckets) {
-  expShifted(full, z, n, m, invT, lanes);
-  double total = 0.0;
+  const double total = expShiftedSum(full, z, n, m, invT, lanes, nullptr);
   double minFinite = m;
   for (int64_t i = 0; i < n; i++) {
     const double v = z[i];
-    total += full[i];
     if (v < minFinite && v != -INFINITY) minFinite = v;
   }
   const double span = (m - minFinite) * invT;

@@ -99,6 +99,8 @@ export interface CandidateDistribution {
 
 /** Buckets of the nucleus search (see Sampler.nucleus). */
 export const BUCKETS = 1024;
+/** Entries per running sum of Backend.expShifted's prefix (native/src/fdlibm_exp.h PREFIX_BLOCK). */
+const PREFIX_BLOCK = 64;
 
 export class Sampler {
   readonly options: ResolvedSamplingOptions;
@@ -125,6 +127,10 @@ export class Sampler {
   private count = 0;
   /** The last step samples over `full` (no filter) rather than the candidate list. */
   private wholeVocab = false;
+  /** Σ full of a whole-vocabulary step (in index order), and its running sums by blocks (when prefixed: native). */
+  private wholeTotal = 0;
+  private prefix = new Float64Array(0);
+  private prefixed = false;
   /** The argmax, when the last step was greedy (temperature 0), else -1. */
   private greedyId = -1;
   private maxLogit = 0;
@@ -164,11 +170,27 @@ export class Sampler {
     const w = this.wholeVocab ? this.full : this.weights;
     const n = this.wholeVocab ? this.full.length : this.count;
     let total = 0;
-    for (let j = 0; j < n; j++) total += w[j]!;
+    if (this.wholeVocab) total = this.wholeTotal;
+    else for (let j = 0; j < n; j++) total += w[j]!;
     const target = this.rng.nextFloat() * total;
     let cum = 0;
     let last = -1;
-    for (let j = 0; j < n; j++) {
+    let from = 0;
+    if (this.wholeVocab && this.prefixed) {
+      // The running sum is the same sequence of additions (adding a zero weight changes nothing),
+      // so start at the block where it first exceeds the target, from the sum before that block.
+      const prefix = this.prefix;
+      let lo = 0;
+      let hi = prefix.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (prefix[mid]! > target) hi = mid;
+        else lo = mid + 1;
+      }
+      from = lo * PREFIX_BLOCK;
+      cum = lo > 0 ? prefix[lo - 1]! : 0;
+    }
+    for (let j = from; j < n; j++) {
       const wj = w[j]!;
       if (wj <= 0) continue;
       last = j;
@@ -284,8 +306,16 @@ export class Sampler {
     if (o.topP >= 1 && o.minP === 0) {
       const full = this.full;
       const native = getBackend().expShifted;
-      if (native) native(full, z, V, m, invT);
-      else for (let i = 0; i < V; i++) full[i] = Math.exp((z[i]! - m) * invT);
+      if (this.prefix.length !== Math.ceil(V / PREFIX_BLOCK)) this.prefix = new Float64Array(Math.ceil(V / PREFIX_BLOCK));
+      if (native) {
+        this.wholeTotal = native(full, z, V, m, invT, this.prefix);
+        this.prefixed = true;
+      } else {
+        let total = 0;
+        for (let i = 0; i < V; i++) total += full[i] = Math.exp((z[i]! - m) * invT);
+        this.wholeTotal = total;
+        this.prefixed = false;
+      }
       this.wholeVocab = true;
       return;
     }

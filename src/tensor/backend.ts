@@ -85,9 +85,11 @@ export interface Backend {
   /**
    * Optional (native; callers fall back to a Math.exp loop): out[i] = Math.exp((z[i] - shift) ·
    * scale) for i < n, bit for bit as V8's Math.exp (fdlibm) computes it, so that seeded sampling
-   * (src/generate/sampling.ts) draws the same tokens either way.
+   * (src/generate/sampling.ts) draws the same tokens either way. Returns Σ out[i] in index order;
+   * with `prefix` (ceil(n / 64) entries), prefix[b] is that running sum at the end of 64-entry
+   * block b, which lets the sampler find where a cumulative sum crosses its target by blocks.
    */
-  expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number): void;
+  expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number, prefix?: Float64Array): number;
 
   /**
    * Optional (native; callers fall back to JavaScript loops): top-p's buckets in one pass

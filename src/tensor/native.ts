@@ -38,7 +38,7 @@ export interface NativeAddon {
     headDimK: number, headDimV: number, stride: number, scale: number): void;
   moeExperts(out: Float32Array, x: Float32Array, experts: Int32Array, weights: Float32Array, gateUp: Float32Array, down: Float32Array,
     tokens: number, hidden: number, topK: number, nExperts: number, width: number): void;
-  expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number): void;
+  expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number, prefix?: Float64Array): number;
   softmaxBuckets?(full: Float64Array, z: Float32Array, n: number, m: number, invT: number, buckets: number, bucket: Uint16Array, mass: Float64Array): number;
   argmaxLogits?(z: Float32Array, n: number): number;
   matmulKMajor?(out: Float32Array, x: Float32Array, m: number, wt: Float32Array, n: number, k: number): boolean;
@@ -218,10 +218,11 @@ export function nativeBackend(addon: NativeAddon): NativeBackend {
       },
     } : {}),
     ...(typeof addon.expShifted === 'function' ? {
-      expShifted(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number) {
+      expShifted(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number, prefix?: Float64Array) {
         checkCountOf('expShifted', 'n', n);
         if (out.length < n || z.length < n) throw new RangeError(`expShifted: out (${out.length}) and z (${z.length}) need n = ${n} elements`);
-        addon.expShifted!(out, z, n, shift, scale);
+        if (prefix) checkLength('expShifted', 'prefix', prefix, Math.ceil(n / 64));
+        return addon.expShifted!(out, z, n, shift, scale, prefix);
       },
     } : {}),
     ...(typeof addon.softmaxBuckets === 'function' ? {

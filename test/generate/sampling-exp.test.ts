@@ -115,3 +115,24 @@ test('argmaxLogits equals the JavaScript loop: first of equal maxima, the first 
   assert.equal(argmaxLogits(banned, 9), -1);
   assert.throws(() => native!.argmaxLogits!(new Float32Array(4), 5), /z needs 5/);
 });
+
+test('expShifted returns the sum in index order and, with a prefix array, the running sum at the end of every 64-entry block', { skip }, () => {
+  atEachLevel(() => {
+    const rng = new Rng(17);
+    for (const n of [1, 63, 64, 65, 1000, 152_064]) {
+      const z = Float32Array.from({ length: n }, () => (rng.nextFloat() - 0.5) * 24);
+      const out = new Float64Array(n);
+      const prefix = new Float64Array(Math.ceil(n / 64) + 1).fill(-1);
+      const total = native!.expShifted!(out, z, n, 3, 1.3, prefix);
+      let sum = 0;
+      for (let i = 0; i < n; i++) {
+        sum += out[i]!;
+        if (i % 64 === 63 || i === n - 1) assert.ok(Object.is(prefix[Math.floor(i / 64)], sum), `n ${n}: prefix ${Math.floor(i / 64)}`);
+      }
+      assert.ok(Object.is(total, sum), `n ${n}: total ${total} vs ${sum}`);
+      assert.equal(prefix[Math.ceil(n / 64)], -1, 'nothing written past the last block');
+      assert.ok(Object.is(native!.expShifted!(out, z, n, 3, 1.3), sum), 'the same total without a prefix array');
+    }
+  });
+  assert.throws(() => native!.expShifted!(new Float64Array(130), new Float32Array(130), 130, 0, 1, new Float64Array(2)), /prefix needs 3/);
+});
