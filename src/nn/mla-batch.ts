@@ -48,7 +48,11 @@ export function mlaForwardBatch(
   };
   if (backend.attentionSegments) {
     const segs = scratch.i32('mlab.segments', 3 * segments.length);
-    segments.forEach((seg, i) => segs.set([seg.row, seg.count, seg.startPos], 3 * i));
+    segments.forEach((seg, i) => {
+      segs[3 * i] = seg.row;
+      segs[3 * i + 1] = seg.count;
+      segs[3 * i + 2] = seg.startPos;
+    });
     const caches = segments.map((seg) => seg.cache.rows);
     const attend = (): void => backend.attentionSegments!(oLat, qAbs, caches, segs, { heads: H, headDimK: width, headDimV: r, stride: width, scale: params.scale });
     // all on the calling thread unless some segment's attention is large enough to pay a pool wake-up
@@ -108,15 +112,17 @@ function absorbedQueries(
     throw new Error('MLA layer has neither q_a/q_b nor q weights');
   }
   const qAbs = scratch.f32('mlab.qAbs', tokens * H * width);
-  const ropeParams = { tokens, heads: H, ropeDim: rope, positions, invFreq: cfg.invFreq, style: 'interleaved' as const, attentionFactor: cfg.ropeAttentionFactor };
+  const ropeParams = (tokenStride: number, headStride: number, offset: number) => ({
+    tokens, heads: H, ropeDim: rope, positions, invFreq: cfg.invFreq, style: 'interleaved' as const, attentionFactor: cfg.ropeAttentionFactor, tokenStride, headStride, offset,
+  });
   if (fused) {
     smallMatmul(backend, qAbs, input, tokens, fused.qAbs);
-    backend.rope(qAbs, { ...ropeParams, tokenStride: H * width, headStride: width, offset: r });
+    backend.rope(qAbs, ropeParams(H * width, width, r));
     return qAbs;
   }
   const q = scratch.f32('mlab.q', tokens * H * qk);
   smallMatmul(backend, q, input, tokens, qUp);
-  backend.rope(q, { ...ropeParams, tokenStride: H * qk, headStride: qk, offset: nope });
+  backend.rope(q, ropeParams(H * qk, qk, nope));
   absorbQueryHeads(backend, cfg, w.kUpT, q, qAbs, tokens, scratch, 'mlab');
   return qAbs;
 }

@@ -49,19 +49,22 @@ export function getBackend(): Backend {
   return cached;
 }
 
+/** withSerialKernels calls open on this thread: only the outermost one tells the addon. */
+let serialDepth = 0;
+
 /**
  * Runs `body` with the native kernels in serial mode (each on its calling thread, no pool): for
  * callers that already keep one thread per core busy, such as data-parallel training. A no-op
- * on the ref backend. Serial mode nests and is process-wide, so all threads see it.
+ * on the ref backend. Serial mode nests and is process-wide, so all threads see it; a nested call
+ * on the same thread (a layer's attention inside a serial batched step) costs no addon call.
  */
 export function withSerialKernels<T>(body: () => T): T {
   if (getBackend().name === 'ref' || !tryNative().backend) return body();
-  const addon = loadNativeAddon();
-  addon.setSerial(true);
+  if (serialDepth++ === 0) loadNativeAddon().setSerial(true);
   try {
     return body();
   } finally {
-    addon.setSerial(false);
+    if (--serialDepth === 0) loadNativeAddon().setSerial(false);
   }
 }
 
