@@ -18,41 +18,58 @@ const MIN_ELEMENTS = 32;
  */
 const KEEP_BYTES = 8 << 20;
 
+type Numbers = Float32Array | Float64Array | Int32Array;
+
+/** A kept buffer and the last view of it handed out (reused while the same length is asked for). */
+interface Kept<T extends Numbers> {
+  buffer: T;
+  view: T;
+}
+
 export class ScratchBuffers {
-  private readonly f32s = new Map<string, Float32Array>();
-  private readonly f64s = new Map<string, Float64Array>();
-  private readonly i32s = new Map<string, Int32Array>();
+  private readonly f32s = new Map<string, Kept<Float32Array>>();
+  private readonly f64s = new Map<string, Kept<Float64Array>>();
+  private readonly i32s = new Map<string, Kept<Int32Array>>();
 
   /** `length` f32 values (contents left over from earlier use). */
   f32(name: string, length: number): Float32Array {
-    if (length * Float32Array.BYTES_PER_ELEMENT > KEEP_BYTES) return new Float32Array(length);
-    let buffer = this.f32s.get(name);
-    if (!buffer || buffer.length < length) this.f32s.set(name, (buffer = new Float32Array(grown(buffer?.length ?? 0, length))));
-    return buffer.length === length ? buffer : buffer.subarray(0, length);
+    return take(this.f32s, (n) => new Float32Array(n), name, length);
   }
 
   /** `length` f64 values (contents left over from earlier use). */
   f64(name: string, length: number): Float64Array {
-    if (length * Float64Array.BYTES_PER_ELEMENT > KEEP_BYTES) return new Float64Array(length);
-    let buffer = this.f64s.get(name);
-    if (!buffer || buffer.length < length) this.f64s.set(name, (buffer = new Float64Array(grown(buffer?.length ?? 0, length))));
-    return buffer.length === length ? buffer : buffer.subarray(0, length);
+    return take(this.f64s, (n) => new Float64Array(n), name, length);
   }
 
   /** `length` int32 values (contents left over from earlier use). */
   i32(name: string, length: number): Int32Array {
-    if (length * Int32Array.BYTES_PER_ELEMENT > KEEP_BYTES) return new Int32Array(length);
-    let buffer = this.i32s.get(name);
-    if (!buffer || buffer.length < length) this.i32s.set(name, (buffer = new Int32Array(grown(buffer?.length ?? 0, length))));
-    return buffer.length === length ? buffer : buffer.subarray(0, length);
+    return take(this.i32s, (n) => new Int32Array(n), name, length);
   }
 
   /** Bytes held by all buffers. */
   get bytes(): number {
     let sum = 0;
-    for (const map of [this.f32s, this.f64s, this.i32s]) for (const b of map.values()) sum += b.byteLength;
+    for (const map of [this.f32s, this.f64s, this.i32s]) for (const kept of map.values()) sum += kept.buffer.byteLength;
     return sum;
   }
+}
+
+/**
+ * The buffer kept under `name`, grown to at least `length`, as a view of exactly `length` values:
+ * the last view when it has that length (a decode step asks for the same lengths every time, and a
+ * fresh subarray would cost an allocation per call).
+ */
+function take<T extends Numbers>(kept: Map<string, Kept<T>>, make: (n: number) => T, name: string, length: number): T {
+  let entry = kept.get(name);
+  if (!entry || entry.buffer.length < length) {
+    const probe = make(0);
+    if (length * probe.BYTES_PER_ELEMENT > KEEP_BYTES) return make(length);
+    const buffer = make(grown(entry?.buffer.length ?? 0, length));
+    entry = { buffer, view: buffer };
+    kept.set(name, entry);
+  }
+  if (entry.view.length !== length) entry.view = (length === entry.buffer.length ? entry.buffer : entry.buffer.subarray(0, length)) as T;
+  return entry.view;
 }
 
 /** The new size of a buffer of `current` elements that must hold `needed`: exact at first, then at least doubling. */
