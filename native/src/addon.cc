@@ -266,6 +266,18 @@ napi_value AttentionSegments(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/** Doubles at a time for the sampler's exponentials at the active SIMD level (fdlibm_exp.h expShifted). */
+int expLanes() { return currentLevel >= SIMD_AVX512 ? 8 : currentLevel == SIMD_AVX2 ? 4 : 1; }
+
+/** The arguments expShifted and softmaxBuckets begin with: the weights out, the logits, their count, the shift and the scale. */
+struct ExpArgs {
+  double* out;
+  const float* z;
+  int64_t n;
+  double shift, scale;
+};
+ExpArgs expArgs(Args& a) { return ExpArgs{a.f64(0), a.f32(1), a.i64(2), a.num(3), a.num(4)}; }
+
 /**
  * expShifted(out, z, n, shift, scale, prefix?): out[i] = Math.exp((z[i] - shift) * scale), bit for
  * bit; returns their sum in index order, and fills prefix with the running sum at each 64-entry
@@ -273,33 +285,19 @@ napi_value AttentionSegments(napi_env env, napi_callback_info info) {
  */
 napi_value ExpShifted(napi_env env, napi_callback_info info) {
   Args a(env, info, 5);
-  double* out = a.f64(0);
-  const float* z = a.f32(1);
-  const int64_t n = a.i64(2);
-  const double shift = a.num(3), scale = a.num(4);
+  const ExpArgs e = expArgs(a);
   double* prefix = a.argc > 5 ? static_cast<double*>(a.typed(5, napi_float64_array, "Float64Array or undefined", true)) : nullptr;
-  const int lanes = currentLevel >= SIMD_AVX512 ? 8 : currentLevel == SIMD_AVX2 ? 4 : 1;
-  const double total = a.ok ? expShiftedSum(out, z, n, shift, scale, lanes, prefix) : 0.0;
-  napi_value result;
-  napi_create_double(env, total, &result);
-  return result;
+  return number(env, a.ok ? expShiftedSum(e.out, e.z, e.n, e.shift, e.scale, expLanes(), prefix) : 0.0);
 }
 
 /** softmaxBuckets(full, z, n, m, invT, buckets, bucket, mass): top-p's weights and buckets (fdlibm_exp.h); returns the total. */
 napi_value SoftmaxBuckets(napi_env env, napi_callback_info info) {
   Args a(env, info, 8);
-  double* full = a.f64(0);
-  const float* z = a.f32(1);
-  const int64_t n = a.i64(2);
-  const double m = a.num(3), invT = a.num(4);
+  const ExpArgs e = expArgs(a);
   const int64_t buckets = a.i64(5);
   uint16_t* bucket = a.u16(6);
   double* mass = a.f64(7);
-  const int lanes = currentLevel >= SIMD_AVX512 ? 8 : currentLevel == SIMD_AVX2 ? 4 : 1;
-  const double total = a.ok ? softmaxBuckets(z, full, n, m, invT, lanes, bucket, mass, buckets) : 0.0;
-  napi_value result;
-  napi_create_double(env, total, &result);
-  return result;
+  return number(env, a.ok ? softmaxBuckets(e.z, e.out, e.n, e.shift, e.scale, expLanes(), bucket, mass, buckets) : 0.0);
 }
 
 /** argmaxLogits(z, n): the first largest index, -1 for none, -2 - i for a NaN at i (fdlibm_exp.h). */
@@ -307,10 +305,7 @@ napi_value ArgmaxLogits(napi_env env, napi_callback_info info) {
   Args a(env, info, 2);
   const float* z = a.f32(0);
   const int64_t n = a.i64(1);
-  const int64_t best = a.ok ? argmaxLogits(z, n) : -1;
-  napi_value result;
-  napi_create_double(env, static_cast<double>(best), &result);
-  return result;
+  return number(env, static_cast<double>(a.ok ? argmaxLogits(z, n) : -1));
 }
 
 /** matmulKMajor(out, x, m, wt, n, k) (batch_kernels.h); false where the SIMD level has no such kernel. */

@@ -84,6 +84,13 @@ struct Args {
   }
 };
 
+/** A JavaScript number. */
+napi_value number(napi_env env, double value) {
+  napi_value result;
+  napi_create_double(env, value, &result);
+  return result;
+}
+
 napi_value undefined(napi_env env) {
   napi_value u;
   napi_get_undefined(env, &u);
