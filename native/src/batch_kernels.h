@@ -402,7 +402,7 @@ void attentionSegments(float* out, const float* q, const float* const* caches, c
 #if defined(__AVX512F__)
 /**
  * out [m, n] = x [m, k] · w^T for the few rows of a batched decode step, with the weight w [n, k]
- * transposed in panels of 16 rows (src/nn/batch-matmul.ts transposedOf: panel p = [k, 16], the
+ * transposed in panels of 16 rows (src/tensor/panels.ts: panel p = [k, 16], the
  * panels one after another, n padded to nPad = a multiple of 16), so that each x value is
  * broadcast against 32 output columns, no dot product needs a horizontal sum, and a tile reads
  * its panels front to back; 8 rows x 32 columns of accumulators per pass, on the calling thread.
@@ -609,7 +609,7 @@ void kmajorSerial(float* out, const float* x, int64_t m, const float* wt, int64_
 
 /**
  * The routed experts of a MoE layer, added into out [tokens, hidden]: each token's topK experts
- * (experts/weights [tokens, topK]). The weights are k-major panels (src/nn/batch-matmul.ts
+ * (experts/weights [tokens, topK]). The weights are k-major panels (src/tensor/panels.ts
  * writePanels), one block per expert: gateUp holds expert e's [gate; up] ([2·width, hidden]) at
  * e·hidden·pad16(2·width), down its down ([hidden, width]) at e·width·pad16(hidden). The tokens
  * are grouped per expert (experts in ascending order, tokens in slot order), each expert runs

@@ -109,10 +109,12 @@ export interface Backend {
   argmaxLogits?(z: Float32Array, n: number): number;
 
   /**
-   * Optional (native, AVX-512; callers fall back to matmul): out [m, n] = x [m, k] · wt, where wt
-   * is a weight [n, k] transposed to [k, nPad] (nPad = n rounded up to a multiple of 16, zero
-   * padded): the few rows of a batched decode step without horizontal sums. Returns false (and
-   * computes nothing) where the active SIMD level has no such kernel.
+   * Optional (native, AVX2 and AVX-512; callers fall back to matmul): out [m, n] = x [m, k] · wᵀ,
+   * where wt holds a weight w [n, k] as k-major panels of 16 rows (src/tensor/panels.ts; n padded
+   * to a multiple of 16 with zeros): the few rows of a decode step, a verify, a batch or a short
+   * prompt of a small model, without horizontal sums. Each output is summed over k in order, one
+   * FMA per term, whatever m is. Returns false (and computes nothing) where the active SIMD level
+   * has no such kernel.
    */
   matmulKMajor?(out: Float32Array, x: Float32Array, m: number, wt: Float32Array, n: number, k: number): boolean;
 }
