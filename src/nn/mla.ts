@@ -443,17 +443,20 @@ export function fuseMlaWeights(backend: Backend, cfg: MlaConfig, w: MlaWeights):
 
 /** Most attention scores (query rows · heads · keys) computed at once by mlaForwardFused. */
 const SCORE_VALUES = 1 << 20;
+/** Most query rows whose attention mlaForwardFused hands to Backend.attentionSegments (decode steps, verifies, drafts). */
+const SEGMENT_QUERY_ROWS = 16;
 
 /**
  * MLA (absorbed form) for `tokens` new tokens of ONE sequence with the fused weights: the same
- * maths as mlaForwardSegments in fewer kernel calls. Attention over the cache is two matmuls and
- * a softmax (scores = q'·K over the cached rows, causal mask among the new rows, then the
- * probabilities times the latents), which for a few queries is cheaper than the general attention
- * kernel; long inputs go in blocks of queries (at most `maxScores` scores at once). Each row's
- * result depends on that row alone (given the cache), whatever `tokens` is. Every row enters the
- * cache; only the last `queryRows` rows attend (a caller that needs only the last rows' outputs,
- * such as a one-layer drafter, skips the others' queries). The returned output [queryRows,
- * hidden] is a scratch buffer.
+ * maths as mlaForwardSegments in fewer kernel calls. Attention over the cache: up to 16 query rows
+ * (a decode step, a verify, a draft) in one Backend.attentionSegments call where the backend has
+ * it, each row on its own; more rows (a prompt), or a backend without it, as two matmuls and a
+ * softmax (scores = q'·K over the cached rows, causal mask among the new rows, then the
+ * probabilities times the latents) in blocks of queries (at most `maxScores` scores at once). A
+ * decode step's row and the same row in a verify get the same bits. Every row enters the cache;
+ * only the last `queryRows` rows attend (a caller that needs only the last rows' outputs, such
+ * as a one-layer drafter, skips the others' queries). The returned output [queryRows, hidden] is
+ * a scratch buffer.
  */
 export function mlaForwardFused(
   backend: Backend, cfg: MlaConfig, w: MlaWeights, fused: MlaFusedWeights, x: Float32Array, tokens: number, startPos: number,
@@ -490,14 +493,36 @@ export function mlaForwardFused(
   const rows = cache.rows;
   computeLatents(backend, cfg, w, x, tokens, positions, rows.subarray(startPos * width, keys * width), scratch, 'mla');
 
-  // Per block of queries: scores [rows·H, keys] (query j = new row skipped + j sees keys
-  // 0 .. startPos + skipped + j), softmax, then times the latents.
   const oLat = scratch.f32('mla.oLat', queryRows * H * r);
+  if (queryRows <= SEGMENT_QUERY_ROWS && backend.attentionSegments) {
+    // a decode step, a verify, a draft: each row's scores, softmax and values in one native call
+    // (per row, so a row's bits do not depend on how many rows share the call)
+    const segment = scratch.i32('mla.segment', 3);
+    segment[0] = 0;
+    segment[1] = queryRows;
+    segment[2] = startPos + skipped;
+    backend.attentionSegments(oLat, qAbs, [rows], segment, { heads: H, headDimK: width, headDimV: r, stride: width, scale: 1 });
+  } else {
+    attendInBlocks(backend, H, width, r, keys, startPos + skipped, queryRows, qAbs, rows, oLat, scratch, maxScores);
+  }
+  const out = scratch.f32('mla.out', queryRows * cfg.hiddenSize);
+  smallMatmul(backend, out, oLat, queryRows, fused.ov);
+  return out;
+}
+
+/**
+ * mlaForwardFused's attention for many query rows (a prompt): per block of queries, scores
+ * [rows·H, keys] (query j sees keys 0 .. first + j), softmax, then times the latents.
+ */
+function attendInBlocks(
+  backend: Backend, H: number, width: number, r: number, keys: number, first: number, queryRows: number,
+  qAbs: Float32Array, rows: Float32Array, oLat: Float32Array, scratch: ScratchBuffers, maxScores: number,
+): void {
   const block = Math.max(1, Math.min(queryRows, Math.floor(maxScores / (H * keys))));
   const scores = scratch.f32('mla.scores', block * H * keys);
   for (let j0 = 0; j0 < queryRows; j0 += block) {
     const n = Math.min(block, queryRows - j0);
-    const seen = startPos + skipped + j0 + 1; // keys the block's first query sees
+    const seen = first + j0 + 1; // keys the block's first query sees
     const used = Math.min(keys, seen + n - 1); // keys its last query sees
     const s = scores.subarray(0, n * H * used);
     backend.matmul(s, qAbs.subarray(j0 * H * width, (j0 + n) * H * width), n * H, f32Weight(rows.subarray(0, used * width), used, width));
@@ -507,7 +532,4 @@ export function mlaForwardFused(
     backend.softmax(s, n * H, used);
     backend.gemm(false, false, n * H, r, used, 1, s, used, rows, width, 0, oLat.subarray(j0 * H * r), r);
   }
-  const out = scratch.f32('mla.out', queryRows * cfg.hiddenSize);
-  smallMatmul(backend, out, oLat, queryRows, fused.ov);
-  return out;
 }
