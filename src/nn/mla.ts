@@ -445,12 +445,18 @@ export function fuseMlaWeights(backend: Backend, cfg: MlaConfig, w: MlaWeights):
 const SCORE_VALUES = 1 << 20;
 /** Most query rows whose attention mlaForwardFused hands to Backend.attentionSegments (decode steps, verifies, drafts). */
 const SEGMENT_QUERY_ROWS = 16;
+/**
+ * Most heads for that: the segment kernel reads the cached keys once per head or pair of heads,
+ * where the scores matmul reads them once for all heads.
+ */
+const SEGMENT_HEADS = 8;
 
 /**
  * MLA (absorbed form) for `tokens` new tokens of ONE sequence with the fused weights: the same
  * maths as mlaForwardSegments in fewer kernel calls. Attention over the cache: up to 16 query rows
- * (a decode step, a verify, a draft) in one Backend.attentionSegments call where the backend has
- * it, each row on its own; more rows (a prompt), or a backend without it, as two matmuls and a
+ * (a decode step, a verify, a draft) of up to 8 heads in one Backend.attentionSegments call where
+ * the backend has it, each row on its own; more rows (a prompt) or heads, or a backend without it,
+ * as two matmuls and a
  * softmax (scores = q'·K over the cached rows, causal mask among the new rows, then the
  * probabilities times the latents) in blocks of queries (at most `maxScores` scores at once). A
  * decode step's row and the same row in a verify get the same bits. Every row enters the cache;
@@ -494,7 +500,7 @@ export function mlaForwardFused(
   computeLatents(backend, cfg, w, x, tokens, positions, rows.subarray(startPos * width, keys * width), scratch, 'mla');
 
   const oLat = scratch.f32('mla.oLat', queryRows * H * r);
-  if (queryRows <= SEGMENT_QUERY_ROWS && backend.attentionSegments) {
+  if (queryRows <= SEGMENT_QUERY_ROWS && H <= SEGMENT_HEADS && backend.attentionSegments) {
     // a decode step, a verify, a draft: each row's scores, softmax and values in one native call
     // (per row, so a row's bits do not depend on how many rows share the call)
     const segment = scratch.i32('mla.segment', 3);
