@@ -1,7 +1,7 @@
 /**
- * smallMatmul through the native k-major kernel (a transposed copy of an f32 weight) against the
- * ref backend's matmul, on odd shapes: columns that are not a multiple of 16 or 32, 1..129 inputs,
- * 4..16 rows (a pass of 8 and the rest); the kernel itself directly on more row counts. Prompt
+ * smallMatmul through the native k-major kernel (a copy of an f32 weight in panels of 16 rows)
+ * against the ref backend's matmul, on odd shapes: columns that are not a multiple of 16 or 32,
+ * 1..129 inputs, 4..16 rows (passes of 8 and the rest); the kernel itself directly on more row counts. Prompt
  * rows (17-64) of a small weight: the same bits as the native matmul's GEMM; every row the same
  * bits alone as among others (what keeps speculative decoding's greedy tokens the same).
  */
@@ -47,7 +47,7 @@ test('smallMatmul equals the ref matmul on odd shapes', { skip }, () => {
   }
 });
 
-test('matmulKMajor on every row count 1..17 against ref at each SIMD level, split across the pool for a large weight, and the transposed copy zero padded', { skip }, () => {
+test('matmulKMajor on every row count 1..17 against ref at each SIMD level, split across the pool for a large weight, and the panel copy zero padded', { skip }, () => {
   const rng = new Rng(9);
   const n = 37;
   const k = 21;
