@@ -198,12 +198,6 @@ napi_value makeString(napi_env env, const char* s) {
   return v;
 }
 
-napi_value makeNumber(napi_env env, double d) {
-  napi_value v;
-  napi_create_double(env, d, &v);
-  return v;
-}
-
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value o;
   napi_create_object(env, &o);
@@ -287,7 +281,7 @@ napi_value ExpShifted(napi_env env, napi_callback_info info) {
   Args a(env, info, 5);
   const ExpArgs e = expArgs(a);
   double* prefix = a.argc > 5 ? static_cast<double*>(a.typed(5, napi_float64_array, "Float64Array or undefined", true)) : nullptr;
-  return number(env, a.ok ? expShiftedSum(e.out, e.z, e.n, e.shift, e.scale, expLanes(), prefix) : 0.0);
+  return makeNumber(env, a.ok ? expShiftedSum(e.out, e.z, e.n, e.shift, e.scale, expLanes(), prefix) : 0.0);
 }
 
 /** softmaxBuckets(full, z, n, m, invT, buckets, bucket, mass): top-p's weights and buckets (fdlibm_exp.h); returns the total. */
@@ -297,7 +291,7 @@ napi_value SoftmaxBuckets(napi_env env, napi_callback_info info) {
   const int64_t buckets = a.i64(5);
   uint16_t* bucket = a.u16(6);
   double* mass = a.f64(7);
-  return number(env, a.ok ? softmaxBuckets(e.z, e.out, e.n, e.shift, e.scale, expLanes(), bucket, mass, buckets) : 0.0);
+  return makeNumber(env, a.ok ? softmaxBuckets(e.z, e.out, e.n, e.shift, e.scale, expLanes(), bucket, mass, buckets) : 0.0);
 }
 
 /** argmaxLogits(z, n): the first largest index, -1 for none, -2 - i for a NaN at i (fdlibm_exp.h). */
@@ -305,7 +299,7 @@ napi_value ArgmaxLogits(napi_env env, napi_callback_info info) {
   Args a(env, info, 2);
   const float* z = a.f32(0);
   const int64_t n = a.i64(1);
-  return number(env, static_cast<double>(a.ok ? argmaxLogits(z, n) : -1));
+  return makeNumber(env, static_cast<double>(a.ok ? argmaxLogits(z, n) : -1));
 }
 
 /** matmulKMajor(out, x, m, wt, n, k) (batch_kernels.h); false where the SIMD level has no such kernel. */

@@ -399,57 +399,23 @@ void attentionSegments(float* out, const float* q, const float* const* caches, c
   parallelDynamic(tokens, segmentRowTasks, &j);
 }
 
+/** Rows of the k-major panels of an n-row weight: n rounded up to a multiple of 16 (src/tensor/panels.ts). */
+inline int64_t panelRows(int64_t n) { return (n + 15) / 16 * 16; }
+
 #if defined(__AVX512F__)
 /**
- * out [m, n] = x [m, k] · w^T for the few rows of a batched decode step, with the weight w [n, k]
- * transposed in panels of 16 rows (src/tensor/panels.ts: panel p = [k, 16], the
- * panels one after another, n padded to nPad = a multiple of 16), so that each x value is
- * broadcast against 32 output columns, no dot product needs a horizontal sum, and a tile reads
- * its panels front to back; 8 rows x 32 columns of accumulators per pass, on the calling thread.
- */
-template <int R>
-__attribute__((always_inline)) inline void kmajorTile(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t nPad, int64_t c, int64_t n) {
-  __m512 a0[R], a1[R];
-  for (int r = 0; r < R; r++) { a0[r] = _mm512_setzero_ps(); a1[r] = _mm512_setzero_ps(); }
-  const bool two = c + 16 < nPad;
-  const float* panel0 = wt + c * k;
-  const float* panel1 = panel0 + 16 * k;
-  if (two) {
-    for (int64_t kk = 0; kk < k; kk++) {
-      const __m512 w0 = _mm512_loadu_ps(panel0 + kk * 16), w1 = _mm512_loadu_ps(panel1 + kk * 16);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; r++) {
-        const __m512 xv = _mm512_set1_ps(x[r * k + kk]);
-        a0[r] = _mm512_fmadd_ps(xv, w0, a0[r]);
-        a1[r] = _mm512_fmadd_ps(xv, w1, a1[r]);
-      }
-    }
-  } else {
-    for (int64_t kk = 0; kk < k; kk++) {
-      const __m512 w0 = _mm512_loadu_ps(panel0 + kk * 16);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; r++) a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(x[r * k + kk]), w0, a0[r]);
-    }
-  }
-  const int64_t left0 = n - c, left1 = n - c - 16;
-  const __mmask16 m0 = left0 >= 16 ? 0xffff : static_cast<__mmask16>((1u << left0) - 1);
-  const __mmask16 m1 = left1 >= 16 ? 0xffff : left1 <= 0 ? 0 : static_cast<__mmask16>((1u << left1) - 1);
-  for (int r = 0; r < R; r++) {
-    _mm512_mask_storeu_ps(out + r * ldo + c, m0, a0[r]);
-    if (two) _mm512_mask_storeu_ps(out + r * ldo + c + 16, m1, a1[r]);
-  }
-}
-template <int R>
-void kmajorRows(float* out, const float* x, int64_t k, const float* wt, int64_t n, int64_t nPad) {
-  for (int64_t c = 0; c < n; c += 32) kmajorTile<R>(out, n, x, k, wt, nPad, c, n);
-}
-/**
- * R rows x P panels (16·P columns) per pass, for a last group of 1 or 2 rows: kmajorTile's 32
- * columns would keep only 2 or 4 sums in flight, too few to hide the FMA latency; 8 panels for
- * 1 row and 4 for 2 keep 8. Every panel read must exist: c + 16·(P - 1) < n.
+ * out [m, n] = x [m, k] · w^T for the few rows of a decode step or a batch, with the weight w
+ * [n, k] in k-major panels of 16 rows (src/tensor/panels.ts: panel p = [k, 16], the panels one
+ * after another, zero padded to panelRows(n) rows), so that each x value is broadcast against the
+ * output columns, no dot product needs a horizontal sum, and a tile reads its panels front to
+ * back; on the calling thread.
+ *
+ * A pass is R rows x P panels (16·P columns) of accumulators, R·P sums in flight: 3-8 rows take
+ * 2 panels, a last group of 1 or 2 rows takes 8 or 4, so that 8 or more sums hide the FMA
+ * latency. Every panel a pass reads must exist: c + 16·(P - 1) < n.
  */
 template <int R, int P>
-__attribute__((always_inline)) inline void kmajorTilePanels(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t c, int64_t n) {
+__attribute__((always_inline)) inline void kmajorTile(float* out, int64_t ldo, const float* x, int64_t k, const float* wt, int64_t c, int64_t n) {
   __m512 a[R][P];
   for (int r = 0; r < R; r++)
     for (int p = 0; p < P; p++) a[r][p] = _mm512_setzero_ps();
@@ -458,7 +424,7 @@ __attribute__((always_inline)) inline void kmajorTilePanels(float* out, int64_t 
     __m512 w[P];
 #pragma GCC unroll 8
     for (int p = 0; p < P; p++) w[p] = _mm512_loadu_ps(panel + p * 16 * k + kk * 16);
-#pragma GCC unroll 2
+#pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
       const __m512 xv = _mm512_set1_ps(x[r * k + kk]);
 #pragma GCC unroll 8
@@ -471,24 +437,24 @@ __attribute__((always_inline)) inline void kmajorTilePanels(float* out, int64_t 
     for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(out + r * ldo + c + 16 * p, mask, a[r][p]);
   }
 }
+/** R rows over every column: P panels per pass while they all exist, then one. */
 template <int R, int P>
-void kmajorWide(float* out, const float* x, int64_t k, const float* wt, int64_t n) {
+void kmajorRows(float* out, const float* x, int64_t k, const float* wt, int64_t n) {
   int64_t c = 0;
-  for (; c + 16 * (P - 1) < n; c += 16 * P) kmajorTilePanels<R, P>(out, n, x, k, wt, c, n);
-  for (; c < n; c += 16) kmajorTilePanels<R, 1>(out, n, x, k, wt, c, n);
+  for (; c + 16 * (P - 1) < n; c += 16 * P) kmajorTile<R, P>(out, n, x, k, wt, c, n);
+  for (; c < n; c += 16) kmajorTile<R, 1>(out, n, x, k, wt, c, n);
 }
 void matmulKMajor(float* out, const float* x, int64_t m, const float* wt, int64_t n, int64_t k) {
-  const int64_t nPad = (n + 15) / 16 * 16;
   int64_t r = 0;
-  for (; r + 8 <= m; r += 8) kmajorRows<8>(out + r * n, x + r * k, k, wt, n, nPad);
+  for (; r + 8 <= m; r += 8) kmajorRows<8, 2>(out + r * n, x + r * k, k, wt, n);
   switch (m - r) {
-    case 1: kmajorWide<1, 8>(out + r * n, x + r * k, k, wt, n); break;
-    case 2: kmajorWide<2, 4>(out + r * n, x + r * k, k, wt, n); break;
-    case 3: kmajorRows<3>(out + r * n, x + r * k, k, wt, n, nPad); break;
-    case 4: kmajorRows<4>(out + r * n, x + r * k, k, wt, n, nPad); break;
-    case 5: kmajorRows<5>(out + r * n, x + r * k, k, wt, n, nPad); break;
-    case 6: kmajorRows<6>(out + r * n, x + r * k, k, wt, n, nPad); break;
-    case 7: kmajorRows<7>(out + r * n, x + r * k, k, wt, n, nPad); break;
+    case 1: kmajorRows<1, 8>(out + r * n, x + r * k, k, wt, n); break;
+    case 2: kmajorRows<2, 4>(out + r * n, x + r * k, k, wt, n); break;
+    case 3: kmajorRows<3, 2>(out + r * n, x + r * k, k, wt, n); break;
+    case 4: kmajorRows<4, 2>(out + r * n, x + r * k, k, wt, n); break;
+    case 5: kmajorRows<5, 2>(out + r * n, x + r * k, k, wt, n); break;
+    case 6: kmajorRows<6, 2>(out + r * n, x + r * k, k, wt, n); break;
+    case 7: kmajorRows<7, 2>(out + r * n, x + r * k, k, wt, n); break;
     default: break;
   }
 }
@@ -537,7 +503,7 @@ void kmajorWide(float* out, int64_t ldo, const float* x, int64_t k, const float*
 struct KMajorJob {
   float* out;
   const float* x;
-  int64_t m, n, k, nPad;
+  int64_t m, n, k;
   const float* wt;
 };
 
@@ -582,16 +548,16 @@ void kmajorTiles(void* ctx, int64_t t0, int64_t t1, int) {
  * across the pool by column tiles: at 8 rows that took 1024 x 128 from ~56 to ~30 µs here.
  */
 void matmulKMajor(float* out, const float* x, int64_t m, const float* wt, int64_t n, int64_t k) {
-  KMajorJob j{out, x, m, n, k, (n + 15) / 16 * 16, wt};
-  const int64_t tiles = j.nPad / 16;
+  KMajorJob j{out, x, m, n, k, wt};
+  const int64_t tiles = panelRows(n) / 16;
   const int threads = threadCount();
   if (n * k * 4 < smallWorkBytes() || threads < 2) return kmajorTiles(&j, 0, tiles, 0);
   parallelStatic(tiles, (tiles + threads - 1) / threads, kmajorTiles, &j);
 }
 /** matmulKMajor on the calling thread (moeExperts' experts: small weights, one call per expert). */
 void kmajorSerial(float* out, const float* x, int64_t m, const float* wt, int64_t n, int64_t k) {
-  KMajorJob j{out, x, m, n, k, (n + 15) / 16 * 16, wt};
-  kmajorTiles(&j, 0, j.nPad / 16, 0);
+  KMajorJob j{out, x, m, n, k, wt};
+  kmajorTiles(&j, 0, panelRows(n) / 16, 0);
 }
 #else
 /** The scalar level's k-major product (moeExperts): each output summed over k in order, one multiply and one add per term. */
@@ -611,7 +577,7 @@ void kmajorSerial(float* out, const float* x, int64_t m, const float* wt, int64_
  * The routed experts of a MoE layer, added into out [tokens, hidden]: each token's topK experts
  * (experts/weights [tokens, topK]). The weights are k-major panels (src/tensor/panels.ts
  * writePanels), one block per expert: gateUp holds expert e's [gate; up] ([2·width, hidden]) at
- * e·hidden·pad16(2·width), down its down ([hidden, width]) at e·width·pad16(hidden). The tokens
+ * e·hidden·panelRows(2·width), down its down ([hidden, width]) at e·width·panelRows(hidden). The tokens
  * are grouped per expert (experts in ascending order, tokens in slot order), each expert runs
  * once on its rows through kmajorSerial, and the weighted outputs are added in that order. Each
  * output row is summed over k in order whatever rows share the expert, so a token gets the same
@@ -620,7 +586,7 @@ void kmajorSerial(float* out, const float* x, int64_t m, const float* wt, int64_
 void moeExperts(float* out, const float* x, const int32_t* experts, const float* weights, const float* gateUp, const float* down,
                 const MoeExpertsArgs& p) {
   const int64_t slots = p.tokens * p.topK, hidden = p.hidden, width = p.width, E = p.experts;
-  const int64_t gateUpPad = (2 * width + 15) / 16 * 16, downPad = (hidden + 15) / 16 * 16;
+  const int64_t gateUpPad = panelRows(2 * width), downPad = panelRows(hidden);
   // counting sort of the slots by expert: expert e has order[start[e] .. start[e + 1])
   int32_t* start = reinterpret_cast<int32_t*>(batchBuffer(0, 2 * E + 1 + slots));
   int32_t* filled = start + E + 1;

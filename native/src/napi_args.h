@@ -84,11 +84,10 @@ struct Args {
   }
 };
 
-/** A JavaScript number. */
-napi_value number(napi_env env, double value) {
-  napi_value result;
-  napi_create_double(env, value, &result);
-  return result;
+napi_value makeNumber(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
 }
 
 napi_value undefined(napi_env env) {

@@ -75,12 +75,10 @@ napi_value CrossEntropyForward(napi_env env, napi_callback_info info) {
   double total = 0;
   int64_t valid = 0;
   train().crossEntropyForward(lse, x, targets, rows, vocab, ignoreIndex, &total, &valid);
-  napi_value o, t, v;
+  napi_value o;
   napi_create_object(env, &o);
-  napi_create_double(env, total, &t);
-  napi_create_double(env, static_cast<double>(valid), &v);
-  napi_set_named_property(env, o, "total", t);
-  napi_set_named_property(env, o, "valid", v);
+  napi_set_named_property(env, o, "total", makeNumber(env, total));
+  napi_set_named_property(env, o, "valid", makeNumber(env, static_cast<double>(valid)));
   return o;
 }
 
@@ -263,9 +261,7 @@ napi_value SumSquares(napi_env env, napi_callback_info info) {
   TrainArgs a(env, info, 1);
   const int64_t n = static_cast<int64_t>(a.length(0));
   const float* x = a.f32(0, n);
-  napi_value out;
-  napi_create_double(env, a.ok ? train().sumSquares(x, n) : 0, &out);
-  return a.ok ? out : undefined(env);
+  return a.ok ? makeNumber(env, train().sumSquares(x, n)) : undefined(env);
 }
 
 /** scaleValues(x, factor): x *= factor. */
