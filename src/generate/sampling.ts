@@ -14,6 +14,7 @@
  * Per step the sampler works in buffers it allocates once (vocab-sized); top-k/top-p select
  * candidates with a bounded heap instead of sorting the whole vocabulary.
  */
+import { EXP_PREFIX_BLOCK } from '../tensor/backend.js';
 import { getBackend } from '../tensor/index.js';
 import { Rng, randomSeed } from './rng.js';
 
@@ -99,8 +100,6 @@ export interface CandidateDistribution {
 
 /** Buckets of the nucleus search (see Sampler.nucleus). */
 export const BUCKETS = 1024;
-/** Entries per running sum of Backend.expShifted's prefix (native/src/fdlibm_exp.h PREFIX_BLOCK). */
-const PREFIX_BLOCK = 64;
 
 export class Sampler {
   readonly options: ResolvedSamplingOptions;
@@ -127,10 +126,9 @@ export class Sampler {
   private count = 0;
   /** The last step samples over `full` (no filter) rather than the candidate list. */
   private wholeVocab = false;
-  /** Σ full of a whole-vocabulary step (in index order), and its running sums by blocks (when prefixed: native). */
+  /** Σ full of a whole-vocabulary step (in index order), and its running sums at each block's end (Backend.expShifted's prefix). */
   private wholeTotal = 0;
   private prefix = new Float64Array(0);
-  private prefixed = false;
   /** The argmax, when the last step was greedy (temperature 0), else -1. */
   private greedyId = -1;
   private maxLogit = 0;
@@ -176,7 +174,7 @@ export class Sampler {
     let cum = 0;
     let last = -1;
     let from = 0;
-    if (this.wholeVocab && this.prefixed) {
+    if (this.wholeVocab) {
       // The running sum is the same sequence of additions (adding a zero weight changes nothing),
       // so start at the block where it first exceeds the target, from the sum before that block.
       const prefix = this.prefix;
@@ -187,7 +185,7 @@ export class Sampler {
         if (prefix[mid]! > target) hi = mid;
         else lo = mid + 1;
       }
-      from = lo * PREFIX_BLOCK;
+      from = lo * EXP_PREFIX_BLOCK;
       cum = lo > 0 ? prefix[lo - 1]! : 0;
     }
     for (let j = from; j < n; j++) {
@@ -305,17 +303,9 @@ export class Sampler {
     }
     if (o.topP >= 1 && o.minP === 0) {
       const full = this.full;
-      const native = getBackend().expShifted;
-      if (this.prefix.length !== Math.ceil(V / PREFIX_BLOCK)) this.prefix = new Float64Array(Math.ceil(V / PREFIX_BLOCK));
-      if (native) {
-        this.wholeTotal = native(full, z, V, m, invT, this.prefix);
-        this.prefixed = true;
-      } else {
-        let total = 0;
-        for (let i = 0; i < V; i++) total += full[i] = Math.exp((z[i]! - m) * invT);
-        this.wholeTotal = total;
-        this.prefixed = false;
-      }
+      const exp = getBackend().expShifted ?? expShifted;
+      if (this.prefix.length !== Math.ceil(V / EXP_PREFIX_BLOCK)) this.prefix = new Float64Array(Math.ceil(V / EXP_PREFIX_BLOCK));
+      this.wholeTotal = exp(full, z, V, m, invT, this.prefix);
       this.wholeVocab = true;
       return;
     }
@@ -406,16 +396,29 @@ export function argmaxLogits(z: Float32Array, V: number): number {
 }
 
 /**
+ * Backend.expShifted in JavaScript, whose bits the native one reproduces: out[i] =
+ * Math.exp((z[i] - shift) · scale), their sum in index order, and with `prefix` that running sum at
+ * the end of every EXP_PREFIX_BLOCK entries.
+ */
+export function expShifted(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number, prefix?: Float64Array): number {
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    total += out[i] = Math.exp((z[i]! - shift) * scale);
+    if (prefix && (i % EXP_PREFIX_BLOCK === EXP_PREFIX_BLOCK - 1 || i === n - 1)) prefix[Math.floor(i / EXP_PREFIX_BLOCK)] = total;
+  }
+  return total;
+}
+
+/**
  * Top-p's weights and buckets (Backend.softmaxBuckets, whose bits these loops define): full[i] =
  * exp((z[i] - m) · invT), each token's bucket by its log-ratio to the top token over the actual
  * range (1024 buckets; -Infinity in the last), and each bucket's mass. Returns the total weight.
  */
 export function softmaxBuckets(full: Float64Array, z: Float32Array, V: number, m: number, invT: number, bucket: Uint16Array, mass: Float64Array): number {
-  let total = 0;
+  const total = expShifted(full, z, V, m, invT);
   let minFinite = m;
   for (let i = 0; i < V; i++) {
     const v = z[i]!;
-    total += full[i] = Math.exp((v - m) * invT);
     if (v < minFinite && v !== -Infinity) minFinite = v;
   }
   const span = (m - minFinite) * invT;

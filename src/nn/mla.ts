@@ -456,10 +456,9 @@ const SEGMENT_HEADS = 8;
  * maths as mlaForwardSegments in fewer kernel calls. Attention over the cache: up to 16 query rows
  * (a decode step, a verify, a draft) of up to 8 heads in one Backend.attentionSegments call where
  * the backend has it, each row on its own; more rows (a prompt) or heads, or a backend without it,
- * as two matmuls and a
- * softmax (scores = q'·K over the cached rows, causal mask among the new rows, then the
- * probabilities times the latents) in blocks of queries (at most `maxScores` scores at once). A
- * decode step's row and the same row in a verify get the same bits. Every row enters the cache;
+ * as two matmuls and a softmax (scores = q'·K over the cached rows, causal mask among the new
+ * rows, then the probabilities times the latents) in blocks of queries (at most `maxScores`
+ * scores at once). A decode step's row and the same row in a verify get the same bits. Every row enters the cache;
  * only the last `queryRows` rows attend (a caller that needs only the last rows' outputs, such
  * as a one-layer drafter, skips the others' queries). The returned output [queryRows, hidden] is
  * a scratch buffer.

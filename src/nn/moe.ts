@@ -275,7 +275,7 @@ export interface MoeFusedWeights {
   readonly experts: readonly FfnFusedWeights[];
   /**
    * Every routed expert in one buffer each, for Backend.moeExperts (several tokens in one call),
-   * as k-major panels (./small-matmul.ts writePanels), one block per expert: [gate; up]
+   * as k-major panels (../tensor/panels.ts writePanels), one block per expert: [gate; up]
    * ([2·width, hidden]) and down ([hidden, width]). Set when the backend has moeExperts and all
    * experts have one width and f32 down weights.
    */

@@ -1,5 +1,8 @@
 import type { WeightMatrix } from './tensor.js';
 
+/** Entries per running sum of Backend.expShifted's `prefix` (native/src/fdlibm_exp.h PREFIX_BLOCK). */
+export const EXP_PREFIX_BLOCK = 64;
+
 /**
  * The compute kernels. Two implementations share this interface: `ref` (pure TypeScript, the
  * readable truth, src/tensor/ref.ts) and `native` (the C++ addon, src/tensor/native.ts).
@@ -75,7 +78,7 @@ export interface Backend {
   /**
    * Optional (native; callers fall back to per-expert matmuls): out [tokens, hidden] += the routed
    * experts of each token, weighted (experts and weights [tokens, topK]). The f32 weights are
-   * k-major panels (src/nn/small-matmul.ts writePanels), one block per expert: gateUp holds expert
+   * k-major panels (src/tensor/panels.ts writePanels), one block per expert: gateUp holds expert
    * e's [gate; up] ([2·width, hidden]) at e·panelLength(2·width, hidden), down its down
    * ([hidden, width]) at e·panelLength(hidden, width). Tokens are grouped per expert (ascending),
    * added in slot order; a token's output has the same bits alone as among other tokens.
@@ -86,8 +89,8 @@ export interface Backend {
    * Optional (native; callers fall back to a Math.exp loop): out[i] = Math.exp((z[i] - shift) ·
    * scale) for i < n, bit for bit as V8's Math.exp (fdlibm) computes it, so that seeded sampling
    * (src/generate/sampling.ts) draws the same tokens either way. Returns Σ out[i] in index order;
-   * with `prefix` (ceil(n / 64) entries), prefix[b] is that running sum at the end of 64-entry
-   * block b, which lets the sampler find where a cumulative sum crosses its target by blocks.
+   * with `prefix` (ceil(n / EXP_PREFIX_BLOCK) entries), prefix[b] is that running sum at the end
+   * of block b, which lets the sampler find where a cumulative sum crosses its target by blocks.
    */
   expShifted?(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number, prefix?: Float64Array): number;
 

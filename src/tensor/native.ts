@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { AttentionParams, Backend, MoeExpertsParams, RopeParams, SegmentAttentionParams } from './backend.js';
+import { type AttentionParams, type Backend, EXP_PREFIX_BLOCK, type MoeExpertsParams, type RopeParams, type SegmentAttentionParams } from './backend.js';
 import {
   checkAttention, checkCount, checkCountOf, checkGemm, checkIds, checkLength, checkMatmul, checkRope, checkRows, checkWeight,
 } from './ref/checks.js';
@@ -221,7 +221,7 @@ export function nativeBackend(addon: NativeAddon): NativeBackend {
       expShifted(out: Float64Array, z: Float32Array, n: number, shift: number, scale: number, prefix?: Float64Array) {
         checkCountOf('expShifted', 'n', n);
         if (out.length < n || z.length < n) throw new RangeError(`expShifted: out (${out.length}) and z (${z.length}) need n = ${n} elements`);
-        if (prefix) checkLength('expShifted', 'prefix', prefix, Math.ceil(n / 64));
+        if (prefix) checkLength('expShifted', 'prefix', prefix, Math.ceil(n / EXP_PREFIX_BLOCK));
         return addon.expShifted!(out, z, n, shift, scale, prefix);
       },
     } : {}),

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Rng } from '../../src/generate/rng.js';
-import { BUCKETS, argmaxLogits, softmaxBuckets } from '../../src/generate/sampling.js';
+import { BUCKETS, argmaxLogits, expShifted as expShiftedJs, softmaxBuckets } from '../../src/generate/sampling.js';
 import { loadNativeBackend } from '../../src/tensor/index.js';
 import { loadNativeAddon } from '../../src/tensor/native.js';
 
@@ -131,6 +131,12 @@ test('expShifted returns the sum in index order and, with a prefix array, the ru
       }
       assert.ok(Object.is(total, sum), `n ${n}: total ${total} vs ${sum}`);
       assert.equal(prefix[Math.ceil(n / 64)], -1, 'nothing written past the last block');
+      // the JavaScript fallback (what the sampler uses without the addon) gives the same bits
+      const jsOut = new Float64Array(n);
+      const jsPrefix = new Float64Array(Math.ceil(n / 64) + 1).fill(-1);
+      assert.ok(Object.is(expShiftedJs(jsOut, z, n, 3, 1.3, jsPrefix), total), `n ${n}: the fallback's total`);
+      assert.deepEqual(jsOut, out, `n ${n}: the fallback's weights`);
+      assert.deepEqual(jsPrefix, prefix, `n ${n}: the fallback's running sums`);
       assert.ok(Object.is(native!.expShifted!(out, z, n, 3, 1.3), sum), 'the same total without a prefix array');
     }
   });
