@@ -33,17 +33,17 @@ export class ScratchBuffers {
 
   /** `length` f32 values (contents left over from earlier use). */
   f32(name: string, length: number): Float32Array {
-    return take(this.f32s, (n) => new Float32Array(n), name, length);
+    return take(this.f32s, Float32Array, name, length);
   }
 
   /** `length` f64 values (contents left over from earlier use). */
   f64(name: string, length: number): Float64Array {
-    return take(this.f64s, (n) => new Float64Array(n), name, length);
+    return take(this.f64s, Float64Array, name, length);
   }
 
   /** `length` int32 values (contents left over from earlier use). */
   i32(name: string, length: number): Int32Array {
-    return take(this.i32s, (n) => new Int32Array(n), name, length);
+    return take(this.i32s, Int32Array, name, length);
   }
 
   /** Bytes held by all buffers. */
@@ -59,12 +59,11 @@ export class ScratchBuffers {
  * the last view when it has that length (a decode step asks for the same lengths every time, and a
  * fresh subarray would cost an allocation per call).
  */
-function take<T extends Numbers>(kept: Map<string, Kept<T>>, make: (n: number) => T, name: string, length: number): T {
+function take<T extends Numbers>(kept: Map<string, Kept<T>>, type: { new (n: number): T; readonly BYTES_PER_ELEMENT: number }, name: string, length: number): T {
   let entry = kept.get(name);
   if (!entry || entry.buffer.length < length) {
-    const probe = make(0);
-    if (length * probe.BYTES_PER_ELEMENT > KEEP_BYTES) return make(length);
-    const buffer = make(grown(entry?.buffer.length ?? 0, length));
+    if (length * type.BYTES_PER_ELEMENT > KEEP_BYTES) return new type(length);
+    const buffer = new type(grown(entry?.buffer.length ?? 0, length));
     entry = { buffer, view: buffer };
     kept.set(name, entry);
   }
