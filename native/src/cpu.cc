@@ -13,7 +13,9 @@ namespace frugal {
 namespace {
 
 SimdLevel detect() {
-#if defined(__x86_64__)
+#if defined(FRUGAL_EMULATED_AVX512)
+  return SIMD_AVX512_VNNI;  // every level runs: AVX-512 through SIMDe (scripts/emulated-avx512.mjs)
+#elif defined(__x86_64__)
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return SIMD_SCALAR;
   bool osxsave = c & (1u << 27), fma = c & (1u << 12), f16c = c & (1u << 29), avx = c & (1u << 28);

@@ -9,6 +9,8 @@
 #include <cstring>
 #if defined(__x86_64__)
 #include <immintrin.h>
+
+#include "target.h"
 #endif
 
 namespace frugal {
@@ -74,7 +76,7 @@ inline double fdlibmExp(double x) {
  * same order, each rounded (no FMA contraction), with the branches as blends; other lanes (0,
  * -Infinity, underflow, ...) go through fdlibmExp.
  */
-__attribute__((target("avx512f,avx512dq"), optimize("fp-contract=off"))) void expShiftedAvx512(double* out, const float* z, int64_t n,
+FRUGAL_TARGET("avx512f,avx512dq") __attribute__((optimize("fp-contract=off"))) void expShiftedAvx512(double* out, const float* z, int64_t n,
                                                                                                    double shift, double scale) {
   const __m512d vShift = _mm512_set1_pd(shift), vScale = _mm512_set1_pd(scale), one = _mm512_set1_pd(1.0), two = _mm512_set1_pd(2.0);
   const __m512d ln2HI = _mm512_set1_pd(6.93147180369123816490e-01), ln2LO = _mm512_set1_pd(1.90821492927058770002e-10);
@@ -130,7 +132,7 @@ __attribute__((target("avx512f,avx512dq"), optimize("fp-contract=off"))) void ex
  * there: compares give lane masks for blends, and 2^k comes from k + 1023 placed in the low
  * mantissa bits by adding 1.5 · 2^52). Same operations in the same order, no FMA contraction.
  */
-__attribute__((target("avx2"), optimize("fp-contract=off"))) void expShiftedAvx2(double* out, const float* z, int64_t n, double shift,
+FRUGAL_TARGET("avx2") __attribute__((optimize("fp-contract=off"))) void expShiftedAvx2(double* out, const float* z, int64_t n, double shift,
                                                                                  double scale) {
   const __m256d vShift = _mm256_set1_pd(shift), vScale = _mm256_set1_pd(scale), one = _mm256_set1_pd(1.0), two = _mm256_set1_pd(2.0);
   const __m256d zero = _mm256_setzero_pd(), minusOne = _mm256_set1_pd(-1.0);
@@ -191,7 +193,11 @@ __attribute__((target("avx2"), optimize("fp-contract=off"))) void expShiftedAvx2
  */
 void expShifted(double* out, const float* z, int64_t n, double shift, double scale, int lanes) {
 #if defined(__x86_64__)
+#if defined(FRUGAL_EMULATED_AVX512)
+  static const bool avx512 = true;
+#else
   static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+#endif
   if (lanes >= 8 && avx512) return expShiftedAvx512(out, z, n, shift, scale);
   static const bool avx2 = __builtin_cpu_supports("avx2");
   if (lanes >= 4 && avx2) return expShiftedAvx2(out, z, n, shift, scale);

@@ -8,7 +8,9 @@
 //    an f32 scale, packed by column segment. Error: x is rounded to within amax(block)/254 per value,
 //    so |error| <= sum over blocks of amax/254 * sum |w| in that block (on top of f32 rounding).
 
-#define FRUGAL_VNNI __attribute__((target("avx512vnni,avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+#include "target.h"
+
+#define FRUGAL_VNNI FRUGAL_TARGET("avx512vnni,avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 
 /** Activations in int8: q is packed by segment like the f32 path (m rows of `len` bytes at q + m * c0). */
 struct Int8Activations {

@@ -86,8 +86,13 @@ const DTYPE_CODES: Readonly<Record<string, number>> = {
 /** The SIMD levels from best to worst; the addon can run any level at or below the detected one. */
 export const SIMD_LEVELS = ['avx512-vnni', 'avx512', 'avx2', 'scalar'] as const;
 
-/** Path of the built addon: <package root>/native/build/Release/frugal_native.node. */
+/**
+ * Path of the built addon: <package root>/native/build/Release/frugal_native.node, or the file
+ * FRUGAL_NATIVE_ADDON names (scripts/emulated-avx512.mjs points it at the emulated build).
+ */
 export function nativeAddonPath(): string {
+  const chosen = process.env.FRUGAL_NATIVE_ADDON;
+  if (chosen) return chosen;
   // This file runs as dist/src/tensor/native.js (package root three levels up) or src/tensor/native.ts (two).
   const here = dirname(fileURLToPath(import.meta.url));
   const candidates = [join(here, '..', '..'), join(here, '..', '..', '..')];
