@@ -29,6 +29,9 @@ const usage = `usage: frugal serve [--model FILE]... [options]
   --rpm N, --tpm N        per-client requests / tokens per minute (default: unlimited)
   --concurrency N         concurrent generations per client (default: unlimited)
   --body-limit BYTES      largest request body (default 1048576)
+  --max-connections N     open connections in all (default 1024); beyond it a new one gets 503
+  --max-connections-per-ip N
+                          open connections from one address (default 64); beyond it 503
   --reasoning-budget N    default thinking budget in tokens (default: unlimited)
   --speculative M         mtp (the model's MTP module), ngram (prompt lookup) or off (default):
                           a generation running alone drafts tokens and verifies them in one pass
@@ -84,6 +87,8 @@ export async function run(args: string[]): Promise<number> {
       tpm: { type: 'string' },
       concurrency: { type: 'string' },
       'body-limit': { type: 'string' },
+      'max-connections': { type: 'string' },
+      'max-connections-per-ip': { type: 'string' },
       'reasoning-budget': { type: 'string' },
       ...speculativeFlags,
       help: { type: 'boolean', short: 'h' },
@@ -142,6 +147,10 @@ export async function run(args: string[]): Promise<number> {
       ...(values['reasoning-budget'] !== undefined ? { defaultReasoningBudget: int(values['reasoning-budget'], 'reasoning-budget', 0)! } : {}),
     },
     bodyLimit: int(values['body-limit'], 'body-limit', 1024) ?? 1024 * 1024,
+    connections: {
+      ...(values['max-connections'] !== undefined ? { total: int(values['max-connections'], 'max-connections', 1)! } : {}),
+      ...(values['max-connections-per-ip'] !== undefined ? { perAddress: int(values['max-connections-per-ip'], 'max-connections-per-ip', 1)! } : {}),
+    },
     connectionTimeoutMs: 10 * 60_000,
     headersTimeoutMs: 30_000,
     requestTimeoutMs: 60_000,

@@ -9,6 +9,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize, sep } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { ServerContext, type ServerSettings } from './context.js';
+import { type ConnectionCounter, type ConnectionLimits, limitConnections } from './connections.js';
 import { ApiError, type ErrorBody, errorBody, errorBodyFor } from './errors.js';
 import { RateLimiter, type LimitOptions } from './limits.js';
 import { Metrics } from './metrics.js';
@@ -36,6 +37,8 @@ export interface ServerOptions {
   /** Idle connection timeout, and the time allowed to receive a request's headers (ms). */
   connectionTimeoutMs?: number;
   headersTimeoutMs?: number;
+  /** Open TCP connections allowed per remote address and in all (connections.ts; defaults 64 and 1024). */
+  connections?: ConnectionLimits;
   /** Whole non-streaming request time (ms; 0 = none). */
   requestTimeoutMs?: number;
   /** Folder of the built web UI (index.html, assets/); default dist/web next to this build. */
@@ -47,6 +50,8 @@ export interface ServerOptions {
 export interface FrugalServer {
   app: FastifyInstance;
   ctx: ServerContext;
+  /** Open and refused connections (the connection caps). */
+  connections: ConnectionCounter;
   listen(options: { host: string; port: number }): Promise<string>;
   close(): Promise<void>;
 }
@@ -78,8 +83,6 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
   // as many idle prefix caches as sequences run at once: each concurrent stream's next request
   // finds its conversation's cache (no more memory than the running sequences already use)
   const registry = new ModelRegistry(options.models, { cacheSlots: Math.max(4, scheduler.maxActive), ...options.registry });
-  const metrics = new Metrics(scheduler, { processMetrics: options.processMetrics ?? false, cacheBudget: registry.cacheBudget });
-  const ctx = new ServerContext(settings, registry, scheduler, store, new RateLimiter(options.limits), metrics);
 
   const app = Fastify({
     logger: options.logger ?? false,
@@ -90,6 +93,9 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
     return503OnClosing: true,
   });
   app.server.headersTimeout = options.headersTimeoutMs ?? 30_000;
+  const connections = limitConnections(app.server, options.connections);
+  const metrics = new Metrics(scheduler, { processMetrics: options.processMetrics ?? false, cacheBudget: registry.cacheBudget, connections });
+  const ctx = new ServerContext(settings, registry, scheduler, store, new RateLimiter(options.limits), metrics);
 
   // JSON bodies: invalid UTF-8 and malformed JSON are 400 with a clear message. A body sent with
   // another content type (or none) is read as JSON too when the request carries no Origin header:
@@ -174,6 +180,7 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
   return {
     app,
     ctx,
+    connections,
     async listen({ host, port }) {
       return app.listen({ host, port });
     },

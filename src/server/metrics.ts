@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheBudget } from './cache-pool.js';
+import type { ConnectionCounter } from './connections.js';
 import type { Scheduler } from './scheduler.js';
 
 export class Metrics {
@@ -21,11 +22,16 @@ export class Metrics {
   readonly acceptedTokens: Counter<'model'>;
   readonly speculativeForwards: Counter<'model'>;
 
-  constructor(scheduler: Scheduler, options: { processMetrics?: boolean; cacheBudget?: CacheBudget } = {}) {
+  constructor(scheduler: Scheduler, options: { processMetrics?: boolean; cacheBudget?: CacheBudget; connections?: ConnectionCounter } = {}) {
     const registers = [this.registry];
     this.requests = new Counter({ name: 'frugal_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers });
     new Gauge({ name: 'frugal_queue_depth', help: 'Requests waiting for a generation slot', registers, collect() { this.set(scheduler.queueDepth); } });
     new Gauge({ name: 'frugal_active_generations', help: 'Generations running now', registers, collect() { this.set(scheduler.activeCount); } });
+    const connections = options.connections;
+    if (connections) {
+      new Gauge({ name: 'frugal_open_connections', help: 'Open TCP connections', registers, collect() { this.set(connections.open()); } });
+      new Gauge({ name: 'frugal_refused_connections', help: 'Connections refused so far for the connection limits (--max-connections, --max-connections-per-ip)', registers, collect() { this.set(connections.refused); } });
+    }
     const budget = options.cacheBudget;
     if (budget) {
       new Gauge({ name: 'frugal_prompt_cache_idle_bytes', help: 'Bytes held by idle prefix caches (all models)', registers, collect() { this.set(budget.idleBytes); } });

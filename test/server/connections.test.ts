@@ -1,0 +1,92 @@
+/**
+ * Connection caps (src/server/connections.ts): sockets that never send a request hold their slot;
+ * beyond the per-address cap a new connection gets a 503 in the API's error shape and is closed,
+ * the open ones keep working, and once they close requests go through again. The total cap the same.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { startTestServer, type TestServer } from './helpers.js';
+
+let t: TestServer;
+
+before(async () => {
+  t = await startTestServer({ connections: { perAddress: 3, total: 5 } });
+});
+after(() => t.close());
+
+const port = (): number => Number(new URL(t.url).port);
+
+/** An open socket from localAddress that sends nothing (what a slow-loris client holds). */
+function idleSocket(localAddress = '127.0.0.1'): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port: port(), localAddress }, () => resolve(s));
+    s.on('error', reject);
+  });
+}
+
+/**
+ * Sends one raw GET on a fresh socket (from localAddress) and returns everything the server sent
+ * before closing (fetch would keep its connection open, and count against the caps).
+ */
+function rawGet(path = '/health', localAddress = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port: port(), localAddress }, () => s.write(`GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n`));
+    let text = '';
+    s.on('data', (chunk) => { text += chunk.toString(); });
+    s.on('end', () => resolve(text));
+    s.on('error', reject);
+  });
+}
+
+async function until(check: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Closes the sockets and waits until the server has seen them close. */
+async function closeAll(sockets: Socket[]): Promise<void> {
+  for (const s of sockets) s.destroy();
+  await until(() => t.server.connections.open() === 0);
+}
+
+test('beyond the per-address cap a connection gets 503 with the error body; the held ones still work; after they close, requests pass', async () => {
+  const held = await Promise.all([idleSocket(), idleSocket()]);
+  await until(() => t.server.connections.open('127.0.0.1') === 2);
+  // 2 held + this one = 3, the cap: still served
+  assert.match(await rawGet(), /^HTTP\/1\.1 200/);
+  const third = await idleSocket();
+  await until(() => t.server.connections.open('127.0.0.1') === 3);
+  const refused = await rawGet();
+  assert.match(refused, /^HTTP\/1\.1 503/);
+  assert.match(refused, /retry-after: 1/i);
+  const body = JSON.parse(refused.slice(refused.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+  assert.equal(body.error.code, 'too_many_connections');
+  assert.match(body.error.message, /limit per address/);
+  // a held socket can still make its request
+  const answer = await new Promise<string>((resolve) => {
+    let text = '';
+    held[0]!.on('data', (c) => { text += c.toString(); if (text.includes('"status"')) resolve(text); });
+    held[0]!.write('GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+  });
+  assert.match(answer, /^HTTP\/1\.1 200/);
+  await closeAll([...held, third]);
+  assert.match(await rawGet(), /^HTTP\/1\.1 200/);
+  const metrics = await rawGet('/metrics');
+  assert.match(metrics, /frugal_refused_connections 1\b/);
+});
+
+test('beyond the total cap a connection from another address gets 503 too', async () => {
+  // connections from 127.0.0.2 (a loopback address on Linux too) come from another remote address
+  const first = await Promise.all([idleSocket('127.0.0.1'), idleSocket('127.0.0.1'), idleSocket('127.0.0.1')]);
+  const second = await Promise.all([idleSocket('127.0.0.2'), idleSocket('127.0.0.2')]);
+  await until(() => t.server.connections.open() === 5);
+  const refused = await rawGet('/health', '127.0.0.2');
+  assert.match(refused, /^HTTP\/1\.1 503/);
+  assert.match(refused, /open connections, its limit/);
+  await closeAll([...first, ...second]);
+  assert.match(await rawGet('/health', '127.0.0.2'), /^HTTP\/1\.1 200/);
+});
