@@ -32,6 +32,7 @@ const usage = `usage: frugal serve [--model FILE]... [options]
   --max-connections N     open connections in all (default 1024); beyond it a new one gets 503
   --max-connections-per-ip N
                           open connections from one address (default 64); beyond it 503
+                          (behind a reverse proxy all connections come from its address: raise it)
   --reasoning-budget N    default thinking budget in tokens (default: unlimited)
   --speculative M         mtp (the model's MTP module), ngram (prompt lookup) or off (default):
                           a generation running alone drafts tokens and verifies them in one pass
