@@ -3,7 +3,11 @@
  * opens sockets and never finishes a request would otherwise hold file descriptors and memory for
  * as long as the header timeout allows, however the per-key buckets are set. Beyond `perAddress`
  * connections from one remote address, or `total` in all, a new connection gets a 503 in the API's
- * error shape with Retry-After and is closed; the ones already open are untouched.
+ * error shape with Retry-After and is closed; the ones already open are untouched. A connection
+ * that has sent no byte `silentMs` after it opened is closed: Node's header timeout only starts
+ * with the first byte, so a silent socket would otherwise hold its place until the idle timeout
+ * (minutes, since a non-streaming generation may write nothing for that long), and a few
+ * addresses could fill the total.
  */
 import type { Server, Socket } from 'node:net';
 import { errorBody } from './errors.js';
@@ -13,6 +17,8 @@ export interface ConnectionLimits {
   perAddress?: number;
   /** Open connections in all (default 1024). */
   total?: number;
+  /** Milliseconds a new connection may stay silent before it is closed (default 10,000). */
+  silentMs?: number;
 }
 
 export interface ConnectionCounter {
@@ -31,6 +37,7 @@ function refusal(reason: string): string {
 export function limitConnections(server: Server, limits: ConnectionLimits = {}): ConnectionCounter {
   const perAddress = limits.perAddress ?? 64;
   const total = limits.total ?? 1024;
+  const silentMs = limits.silentMs ?? 10_000;
   const byAddress = new Map<string, number>();
   let open = 0;
   let refused = 0;
@@ -54,7 +61,13 @@ export function limitConnections(server: Server, limits: ConnectionLimits = {}):
     }
     open++;
     byAddress.set(address, mine + 1);
+    // bytesRead counts at the handle, so it sees the bytes that the HTTP parser takes directly
+    const silence = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy();
+    }, silentMs);
+    silence.unref();
     socket.once('close', () => {
+      clearTimeout(silence);
       open--;
       const left = (byAddress.get(address) ?? 1) - 1;
       if (left > 0) byAddress.set(address, left);

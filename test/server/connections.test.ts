@@ -2,6 +2,7 @@
  * Connection caps (src/server/connections.ts): sockets that never send a request hold their slot;
  * beyond the per-address cap a new connection gets a 503 in the API's error shape and is closed,
  * the open ones keep working, and once they close requests go through again. The total cap the same.
+ * A socket that stays silent is closed after silentMs; one that sent a request is not.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { startTestServer, type TestServer } from './helpers.js';
 let t: TestServer;
 
 before(async () => {
-  t = await startTestServer({ connections: { perAddress: 3, total: 5 } });
+  t = await startTestServer({ connections: { perAddress: 3, total: 5, silentMs: 1500 } });
 });
 after(() => t.close());
 
@@ -53,7 +54,7 @@ async function closeAll(sockets: Socket[]): Promise<void> {
   await until(() => t.server.connections.open() === 0);
 }
 
-test('beyond the per-address cap a connection gets 503 with the error body; the held ones still work; after they close, requests pass', async () => {
+test('beyond the per-address cap a connection gets 503 with the error body; the held ones still work; after they close, requests pass', { timeout: 20_000 }, async () => {
   const held = await Promise.all([idleSocket(), idleSocket()]);
   await until(() => t.server.connections.open('127.0.0.1') === 2);
   // 2 held + this one = 3, the cap: still served
@@ -79,7 +80,7 @@ test('beyond the per-address cap a connection gets 503 with the error body; the 
   assert.match(metrics, /frugal_refused_connections 1\b/);
 });
 
-test('beyond the total cap a connection from another address gets 503 too', async () => {
+test('beyond the total cap a connection from another address gets 503 too', { timeout: 20_000 }, async () => {
   // connections from 127.0.0.2 (a loopback address on Linux too) come from another remote address
   const first = await Promise.all([idleSocket('127.0.0.1'), idleSocket('127.0.0.1'), idleSocket('127.0.0.1')]);
   const second = await Promise.all([idleSocket('127.0.0.2'), idleSocket('127.0.0.2')]);
@@ -89,4 +90,21 @@ test('beyond the total cap a connection from another address gets 503 too', asyn
   assert.match(refused, /open connections, its limit/);
   await closeAll([...first, ...second]);
   assert.match(await rawGet('/health', '127.0.0.2'), /^HTTP\/1\.1 200/);
+});
+
+test('a connection that sends nothing is closed after silentMs; one that made a request stays open', { timeout: 20_000 }, async () => {
+  const started = Date.now();
+  const silent = await idleSocket();
+  const talker = await idleSocket();
+  const answered = new Promise<string>((resolve) => {
+    let text = '';
+    talker.on('data', (c) => { text += c.toString(); if (text.includes('"status"')) resolve(text); });
+  });
+  talker.write('GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+  assert.match(await answered, /^HTTP\/1\.1 200/);
+  await new Promise<void>((resolve) => silent.once('close', () => resolve()));
+  const waited = Date.now() - started;
+  assert.ok(waited >= 1400 && waited < 5000, `the silent socket closed after ${waited} ms (silentMs 1500)`);
+  assert.equal(talker.destroyed, false, 'the socket that made a request was closed too');
+  await closeAll([talker]);
 });
