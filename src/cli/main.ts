@@ -18,6 +18,7 @@ const commands: Record<string, () => Promise<CommandModule>> = {
   distill: () => import('./distill.js'),
   eval: () => import('./eval.js'),
   export: () => import('./export.js'),
+  import: () => import('./import.js'),
   quantize: () => import('./quantize.js'),
   bench: () => import('./bench.js'),
   recipe: () => import('./recipe.js'),
