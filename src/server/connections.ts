@@ -56,7 +56,11 @@ export function limitConnections(server: Server, limits: ConnectionLimits = {}):
         : `${mine} connections from ${address} are open, the limit per address; close some or retry in a moment`;
       socket.on('error', () => {});
       socket.end(refusal(reason));
-      socket.resume(); // read and drop whatever the client sends, so that the close completes
+      // read and drop what the client sends until it closes its side, or a second has passed
+      // (a client that never closes must not hold the socket, nor keep server.close() waiting)
+      socket.resume();
+      socket.once('end', () => socket.destroy());
+      socket.setTimeout(1000, () => socket.destroy());
       return true;
     }
     open++;

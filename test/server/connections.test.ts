@@ -67,6 +67,18 @@ test('beyond the per-address cap a connection gets 503 with the error body; the 
   const body = JSON.parse(refused.slice(refused.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
   assert.equal(body.error.code, 'too_many_connections');
   assert.match(body.error.message, /limit per address/);
+  // a refused client that never closes its side: the server lets go of the socket within about a second
+  const connections = (): Promise<number> => new Promise((resolve, reject) => t.server.app.server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
+  const before = await connections();
+  const stubborn = connect({ host: '127.0.0.1', port: port(), allowHalfOpen: true });
+  stubborn.on('error', () => {});
+  stubborn.resume();
+  await new Promise<void>((resolve) => stubborn.once('end', () => resolve()));
+  const released = Date.now();
+  for (let n = await connections(); n > before; n = await connections()) {
+    assert.ok(Date.now() - released < 3000, 'the refused socket is still held 3 s after its 503');
+    await new Promise((r) => setTimeout(r, 20));
+  }
   // a held socket can still make its request
   const answer = await new Promise<string>((resolve) => {
     let text = '';
@@ -74,10 +86,11 @@ test('beyond the per-address cap a connection gets 503 with the error body; the 
     held[0]!.write('GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
   });
   assert.match(answer, /^HTTP\/1\.1 200/);
+  stubborn.destroy();
   await closeAll([...held, third]);
   assert.match(await rawGet(), /^HTTP\/1\.1 200/);
   const metrics = await rawGet('/metrics');
-  assert.match(metrics, /frugal_refused_connections 1\b/);
+  assert.match(metrics, /frugal_refused_connections 2\b/);
 });
 
 test('beyond the total cap a connection from another address gets 503 too', { timeout: 20_000 }, async () => {
