@@ -20,7 +20,7 @@ import { readF32Tensors } from '../../src/train/checkpoint.js';
 import { type TinyDeepseekModel, fp8Checkpoint, writeTinyDeepseekHf } from '../../src/models/deepseek-v3-tiny.js';
 import { compareLogProbs, runLlamaCppModels } from '../oracle/llama-cpp.js';
 import { runFixture } from './run-fixture.js';
-import { tempDir } from './helpers.js';
+import { relDiff, tempDir } from './helpers.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -35,16 +35,6 @@ function trained(model?: Record<string, unknown>): { run: ReturnType<typeof runF
   const run = runFixture(overrides);
   dirs.push(run.dir);
   return { run, model: runPretraining(run.run, { progress: () => {} }).model };
-}
-
-function relDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / m;
 }
 
 const v3 = trained();

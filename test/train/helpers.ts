@@ -70,3 +70,14 @@ export function writeTinyTokenizer(dir: string, text = corpusText()): string {
   writeFileSync(path, JSON.stringify(json));
   return path;
 }
+
+/** Largest |a - b| over the largest |b|: how far two logit arrays are apart, relative to their scale. */
+export function relDiff(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    m = Math.max(m, Math.abs(b[i]!));
+  }
+  return d / m;
+}

@@ -20,7 +20,7 @@ import { TrainModel } from '../../src/train/model.js';
 import { loadTrainModel } from '../../src/cli/sft.js';
 import { Tokenizer } from '../../src/tokenizer/index.js';
 import { refBackend } from '../../src/tensor/index.js';
-import { tempDir } from './helpers.js';
+import { relDiff, tempDir } from './helpers.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const bin = join(root, 'bin', 'frugal.js');
@@ -34,16 +34,6 @@ const dir = (name: string): string => {
   dirs.push(d);
   return d;
 };
-
-function relDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / m;
-}
 
 /** Every tensor of a equals b's, byte for byte; with `metadata`, the metadata too but for general.name. */
 function sameGguf(a: string, b: string, metadata: boolean): void {
