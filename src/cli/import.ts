@@ -1,12 +1,12 @@
 /**
- * `frugal import --gguf FILE --out DIR`: a deepseek2 GGUF file (the shipped model, or any file
+ * `frugal import --gguf FILE --out DIR`: a deepseek2, qwen2 or llama GGUF file (the shipped model, or any file
  * `frugal export` wrote) back into a model directory that `frugal sft` / `rl` / `distill` take as
  * `from`, so that training can go on from it (src/train/import-gguf.ts).
  */
 import { parseArgs } from 'node:util';
 import { writeImportedModel } from '../train/import-gguf.js';
 
-export const summary = 'turn a deepseek2 GGUF file back into a training model directory (config.json, model.safetensors, tokenizer.json)';
+export const summary = 'turn a deepseek2 / qwen2 / llama GGUF file back into a training model directory (config.json, model.safetensors, tokenizer.json)';
 
 const USAGE = 'usage: frugal import --gguf FILE --out DIR';
 

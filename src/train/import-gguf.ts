@@ -1,14 +1,16 @@
 /**
- * A `deepseek2` GGUF file back into a training model directory (config.json, model.safetensors
+ * A `deepseek2`, `qwen2` or `llama` GGUF file back into a training model directory (config.json, model.safetensors
  * with HF tensor names in f32, tokenizer.json + tokenizer_config.json): the inverse of
  * export-gguf.ts, so that `frugal sft`, `frugal rl` and the other stages can go on from a shipped
  * or downloaded GGUF (quantized weights are dequantized). The MTP module's copies of the embedding
  * and the head (blk.N.nextn.embed_tokens / shared_head_head) are dropped: training shares them.
+ * Llama's q/k rows are put back in HF order (llama.cpp's converter permutes them for its rope).
  */
 import { join } from 'node:path';
 import { type GgufFile, openGguf } from '../formats/gguf.js';
 import { type HfConfig, parseHfConfig } from '../formats/hf-config.js';
 import { deepseekConfigFromGguf } from '../models/deepseek-v3.js';
+import { hfNameOfGgufDense } from '../models/load.js';
 import { dequantize } from '../tensor/quant/index.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { writeTokenizerFiles } from '../tokenizer/write-json.js';
@@ -84,12 +86,72 @@ function f32Of(file: GgufFile, name: string): Float32Array {
   return info.dtype === 'f32' ? Float32Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, info.elements)) : dequantize(info.dtype, bytes, info.elements);
 }
 
-/** Reads a deepseek2 GGUF file as training tensors (HF names and shapes), its config and tokenizer. */
+/** HF order of llama.cpp's permuted q/k rows: within each head, row 2j + pair goes back to pair · half + j. */
+function unpermuteRopeRows(values: Float32Array, heads: number, rows: number, cols: number): Float32Array {
+  const headRows = rows / heads;
+  const half = headRows / 2;
+  const out = new Float32Array(values.length);
+  for (let h = 0; h < heads; h++) {
+    for (let j = 0; j < half; j++) {
+      for (let pair = 0; pair < 2; pair++) {
+        const from = h * headRows + 2 * j + pair;
+        const to = h * headRows + pair * half + j;
+        out.set(values.subarray(from * cols, (from + 1) * cols), to * cols);
+      }
+    }
+  }
+  return out;
+}
+
+function importDense(file: GgufFile, arch: 'llama' | 'qwen2', tokenizer: Tokenizer): ImportedModel {
+  const num = (key: string, fallback?: number): number => {
+    const v = file.metadata.get(`${arch}.${key}`)?.value;
+    if (typeof v === 'number') return v;
+    if (typeof v === 'bigint') return Number(v);
+    if (fallback !== undefined) return fallback;
+    return fail(file, `metadata '${arch}.${key}'`, 'required key is missing');
+  };
+  if (file.tensor('rope_freqs.weight')) fail(file, "tensor 'rope_freqs.weight'", 'llama3 rope scaling cannot be turned back into config.json parameters');
+  const scaling = file.metadata.get(`${arch}.rope.scaling.type`)?.value;
+  if (scaling !== undefined && scaling !== 'none' && scaling !== 'linear') fail(file, `metadata '${arch}.rope.scaling.type'`, `'${String(scaling)}' is not imported (linear or none)`);
+  const heads = num('attention.head_count');
+  const kvHeads = num('attention.head_count_kv', heads);
+  const hidden = num('embedding_length');
+  const headDim = num('attention.key_length', num('rope.dimension_count', hidden / heads));
+  const config = parseHfConfig({
+    architectures: [arch === 'llama' ? 'LlamaForCausalLM' : 'Qwen2ForCausalLM'], model_type: arch,
+    vocab_size: num('vocab_size', tokenizer.vocabSize), hidden_size: hidden, intermediate_size: num('feed_forward_length'),
+    num_hidden_layers: num('block_count'), num_attention_heads: heads, num_key_value_heads: kvHeads, head_dim: headDim,
+    max_position_embeddings: num('context_length'), rms_norm_eps: num('attention.layer_norm_rms_epsilon'), rope_theta: num('rope.freq_base', 10000),
+    rope_scaling: scaling === 'linear' ? { type: 'linear', factor: num('rope.scaling.factor') } : null,
+    tie_word_embeddings: file.tensor('output.weight') === undefined, bos_token_id: tokenizer.bosId ?? null, eos_token_id: tokenizer.eosId ?? null,
+  }, `${file.path} (its ${arch} metadata)`);
+  const tensors = new Map<string, NamedTensor>();
+  for (const info of file.tensors) {
+    const name = hfNameOfGgufDense(info.name);
+    if (name === undefined) fail(file, `tensor '${info.name}'`, `not a tensor of the ${arch} layout`);
+    const shape = [...info.dims].reverse();
+    let values = f32Of(file, info.name);
+    if (arch === 'llama' && /self_attn\.[qk]_proj\.(weight|bias)$/.test(name)) {
+      values = unpermuteRopeRows(values, name.includes('q_proj') ? heads : kvHeads, shape[0]!, shape[1] ?? 1);
+    }
+    tensors.set(name, { shape, values });
+  }
+  return { config, tensors, tokenizer };
+}
+
+/** Reads a deepseek2, qwen2 or llama GGUF file as training tensors (HF names and shapes), its config and tokenizer. */
 export function importGguf(path: string): ImportedModel {
   const file = openGguf(path);
   const arch = file.metadata.get('general.architecture')?.value;
-  if (arch !== 'deepseek2') fail(file, "metadata 'general.architecture'", `import takes deepseek2 files, found ${JSON.stringify(arch)}`);
-  const tokenizer = Tokenizer.fromGgufMetadata((key) => file.metadata.get(key)?.value);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = Tokenizer.fromGgufMetadata((key) => file.metadata.get(key)?.value);
+  } catch (error) {
+    return fail(file, 'tokenizer', (error as Error).message);
+  }
+  if (arch === 'llama' || arch === 'qwen2') return importDense(file, arch, tokenizer);
+  if (arch !== 'deepseek2') fail(file, "metadata 'general.architecture'", `import takes deepseek2, qwen2 and llama files, found ${JSON.stringify(arch)}`);
   const tied = file.tensor('output.weight') === undefined;
   const config = configOf(file, tokenizer, tied);
   if (config.architecture !== 'DeepseekV3ForCausalLM') fail(file, 'config', 'not a DeepSeek-V3 model');

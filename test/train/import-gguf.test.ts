@@ -1,4 +1,4 @@
-// `frugal import`: a deepseek2 GGUF back into a training model directory. The shipped model and a
+// `frugal import`: a deepseek2 (or qwen2 / llama) GGUF back into a training model directory. The shipped model and a
 // tiny random one (yarn rope scaling, grouped routing, the real 128K DeepSeek-V3 tokenizer) go
 // GGUF -> directory -> GGUF with every tensor bit for bit; the training forward on the imported
 // directory gives the engine's logits on the GGUF, MTP module included; the tokenizer written as
@@ -13,6 +13,7 @@ import { noGrad } from '../../src/autograd/var.js';
 import { openGguf } from '../../src/formats/gguf.js';
 import type { DeepseekModel } from '../../src/models/deepseek-v3.js';
 import { tinyDeepseekModel, writeTinyDeepseekGguf } from '../../src/models/deepseek-v3-tiny.js';
+import { writeTinyDenseGguf } from '../../src/models/tiny.js';
 import { loadModel } from '../../src/models/load.js';
 import { exportCheckpoint } from '../../src/train/export-gguf.js';
 import { importGguf, writeImportedModel } from '../../src/train/import-gguf.js';
@@ -126,4 +127,26 @@ test('import refuses what it cannot take, naming the file and the problem', () =
   const r = spawnSync(process.execPath, [bin, 'import', '--gguf', notGguf, '--out', join(d, 'x')], { encoding: 'utf8' });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /not\.gguf/);
+});
+
+test('qwen2 and llama files (llama q/k rows permuted back): export of the import gives the same tensors, the training forward the engine\'s logits', () => {
+  for (const architecture of ['qwen2', 'llama'] as const) {
+    const d = dir(`import-${architecture}`);
+    const gguf = join(d, 'dense.gguf');
+    writeTinyDenseGguf(gguf, { architecture, tokenizer: 'qwen2.5', layers: 2, hiddenSize: 64, heads: 4, kvHeads: 2, ffSize: 128, seed: 5, tiedEmbeddings: architecture === 'llama' });
+    const out = join(d, 'imported');
+    const imported = writeImportedModel(gguf, out);
+    assert.equal(imported.config.architecture, architecture === 'llama' ? 'LlamaForCausalLM' : 'Qwen2ForCausalLM');
+    const again = join(d, 'again.gguf');
+    exportCheckpoint(out, again, 'f32');
+    sameGguf(gguf, again, false);
+    const loaded = loadModel(gguf);
+    const prompt = Int32Array.from(loaded.tokenizer!.encode('The capital of France is Paris.'));
+    const ours = loaded.model.forward(prompt, loaded.model.newCache(64), { allLogits: true });
+    const train = noGrad(() => loadTrainModel(out).model.logits(prompt, 1, prompt.length)).value;
+    assert.ok(relDiff(ours, train) < 2e-5, `${architecture}: imported training forward differs by ${relDiff(ours, train)}`);
+  }
+  const scaled = join(dir('import-llama3'), 'scaled.gguf');
+  writeTinyDenseGguf(scaled, { architecture: 'llama', tokenizer: 'bytes', layers: 1, hiddenSize: 32, heads: 2, kvHeads: 1, ffSize: 64, llama3RopeScaling: true });
+  assert.throws(() => importGguf(scaled), /scaled\.gguf: tensor 'rope_freqs\.weight': llama3 rope scaling/);
 });
