@@ -257,16 +257,18 @@ export function tinyDenseModel(options: TinyDenseHeadOptions): TinyDenseModel {
 /**
  * convert_hf_to_gguf.py's LlamaModel.permute: within each head, rows j and j + headDim/2 of the
  * HF q/k projection become adjacent, so that ggml's adjacent-pair (NORM) rope equals HF's rotate_half.
+ * With `back`, the inverse (GGUF rows to HF order: frugal import).
  */
-export function permuteRopeRows(values: Float32Array, heads: number, rows: number, cols: number): Float32Array {
+export function permuteRopeRows(values: Float32Array, heads: number, rows: number, cols: number, back = false): Float32Array {
   const headRows = rows / heads;
   const half = headRows / 2;
   const out = new Float32Array(values.length);
   for (let h = 0; h < heads; h++) {
     for (let j = 0; j < half; j++) {
       for (let pair = 0; pair < 2; pair++) {
-        const src = h * headRows + pair * half + j;
-        const dst = h * headRows + 2 * j + pair;
+        const hfRow = h * headRows + pair * half + j;
+        const ggufRow = h * headRows + 2 * j + pair;
+        const [src, dst] = back ? [ggufRow, hfRow] : [hfRow, ggufRow];
         out.set(values.subarray(src * cols, (src + 1) * cols), dst * cols);
       }
     }

@@ -11,6 +11,7 @@ import { type GgufFile, openGguf } from '../formats/gguf.js';
 import { type HfConfig, parseHfConfig } from '../formats/hf-config.js';
 import { deepseekConfigFromGguf } from '../models/deepseek-v3.js';
 import { hfNameOfGgufDense } from '../models/load.js';
+import { permuteRopeRows } from '../models/tiny.js';
 import { dequantize } from '../tensor/quant/index.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { writeTokenizerFiles } from '../tokenizer/write-json.js';
@@ -86,23 +87,6 @@ function f32Of(file: GgufFile, name: string): Float32Array {
   return info.dtype === 'f32' ? Float32Array.from(new Float32Array(bytes.buffer, bytes.byteOffset, info.elements)) : dequantize(info.dtype, bytes, info.elements);
 }
 
-/** HF order of llama.cpp's permuted q/k rows: within each head, row 2j + pair goes back to pair · half + j. */
-function unpermuteRopeRows(values: Float32Array, heads: number, rows: number, cols: number): Float32Array {
-  const headRows = rows / heads;
-  const half = headRows / 2;
-  const out = new Float32Array(values.length);
-  for (let h = 0; h < heads; h++) {
-    for (let j = 0; j < half; j++) {
-      for (let pair = 0; pair < 2; pair++) {
-        const from = h * headRows + 2 * j + pair;
-        const to = h * headRows + pair * half + j;
-        out.set(values.subarray(from * cols, (from + 1) * cols), to * cols);
-      }
-    }
-  }
-  return out;
-}
-
 function importDense(file: GgufFile, arch: 'llama' | 'qwen2', tokenizer: Tokenizer): ImportedModel {
   const num = (key: string, fallback?: number): number => {
     const v = file.metadata.get(`${arch}.${key}`)?.value;
@@ -133,7 +117,7 @@ function importDense(file: GgufFile, arch: 'llama' | 'qwen2', tokenizer: Tokeniz
     const shape = [...info.dims].reverse();
     let values = f32Of(file, info.name);
     if (arch === 'llama' && /self_attn\.[qk]_proj\.(weight|bias)$/.test(name)) {
-      values = unpermuteRopeRows(values, name.includes('q_proj') ? heads : kvHeads, shape[0]!, shape[1] ?? 1);
+      values = permuteRopeRows(values, name.includes('q_proj') ? heads : kvHeads, shape[0]!, shape[1] ?? 1, true);
     }
     tensors.set(name, { shape, values });
   }
