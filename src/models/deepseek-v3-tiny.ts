@@ -216,7 +216,8 @@ export interface DeepseekGgufOptions {
   mtp?: boolean;
 }
 
-const LAYER_NAMES: Record<string, string> = {
+/** HF name within model.layers.N -> GGUF name within blk.N (`frugal import` reads it backwards). */
+export const DEEPSEEK_LAYER_GGUF_NAMES: Readonly<Record<string, string>> = {
   'input_layernorm.weight': 'attn_norm.weight',
   'post_attention_layernorm.weight': 'ffn_norm.weight',
   'self_attn.q_a_proj.weight': 'attn_q_a.weight',
@@ -316,7 +317,7 @@ export function deepseekGgufTensors(model: TinyDeepseekModel, options: DeepseekG
   for (let i = 0; i < o.layers + (mtp ? 1 : 0); i++) {
     const hp = `model.layers.${i}.`;
     const gp = `blk.${i}.`;
-    for (const [suffix, gname] of Object.entries(LAYER_NAMES)) {
+    for (const [suffix, gname] of Object.entries(DEEPSEEK_LAYER_GGUF_NAMES)) {
       const t = tensors.get(hp + suffix);
       if (!t) continue;
       if (suffix === 'self_attn.kv_b_proj.weight' && split) continue;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { type GgufFile, openGguf } from '../formats/gguf.js';
 import { type HfConfig, parseHfConfig } from '../formats/hf-config.js';
 import { deepseekConfigFromGguf } from '../models/deepseek-v3.js';
+import { DEEPSEEK_LAYER_GGUF_NAMES } from '../models/deepseek-v3-tiny.js';
 import { hfNameOfGgufDense } from '../models/load.js';
 import { permuteRopeRows } from '../models/tiny.js';
 import { dequantize } from '../tensor/quant/index.js';
@@ -18,31 +19,8 @@ import { writeTokenizerFiles } from '../tokenizer/write-json.js';
 import { writeModelDir } from './checkpoint.js';
 import type { NamedTensor } from './model.js';
 
-/** GGUF name within a block -> HF name within model.layers.N (export-gguf.ts writes the reverse). */
-const BLOCK_NAMES: Readonly<Record<string, string>> = {
-  'attn_norm.weight': 'input_layernorm.weight',
-  'ffn_norm.weight': 'post_attention_layernorm.weight',
-  'attn_q_a.weight': 'self_attn.q_a_proj.weight',
-  'attn_q_a_norm.weight': 'self_attn.q_a_layernorm.weight',
-  'attn_q_b.weight': 'self_attn.q_b_proj.weight',
-  'attn_q.weight': 'self_attn.q_proj.weight',
-  'attn_kv_a_mqa.weight': 'self_attn.kv_a_proj_with_mqa.weight',
-  'attn_kv_a_norm.weight': 'self_attn.kv_a_layernorm.weight',
-  'attn_kv_b.weight': 'self_attn.kv_b_proj.weight',
-  'attn_output.weight': 'self_attn.o_proj.weight',
-  'ffn_gate.weight': 'mlp.gate_proj.weight',
-  'ffn_up.weight': 'mlp.up_proj.weight',
-  'ffn_down.weight': 'mlp.down_proj.weight',
-  'ffn_gate_inp.weight': 'mlp.gate.weight',
-  'exp_probs_b.bias': 'mlp.gate.e_score_correction_bias',
-  'ffn_gate_shexp.weight': 'mlp.shared_experts.gate_proj.weight',
-  'ffn_up_shexp.weight': 'mlp.shared_experts.up_proj.weight',
-  'ffn_down_shexp.weight': 'mlp.shared_experts.down_proj.weight',
-  'nextn.enorm.weight': 'enorm.weight',
-  'nextn.hnorm.weight': 'hnorm.weight',
-  'nextn.eh_proj.weight': 'eh_proj.weight',
-  'nextn.shared_head_norm.weight': 'shared_head.norm.weight',
-};
+/** GGUF name within a block -> HF name within model.layers.N: the exporter's table read backwards. */
+const BLOCK_NAMES: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(DEEPSEEK_LAYER_GGUF_NAMES).map(([hf, gguf]) => [gguf, hf]));
 /** In-block tensors that training does not keep (the MTP module's copies of shared ones). */
 const SHARED_COPIES = new Set(['nextn.embed_tokens.weight', 'nextn.shared_head_head.weight']);
 
