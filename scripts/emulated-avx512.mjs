@@ -43,13 +43,16 @@ const emulated = [
   `-I${join(root, 'native', 'emulated')}`, '-DSIMDE_NO_NATIVE', '-DFRUGAL_EMULATED_AVX512',
   ...['F', 'BW', 'DQ', 'VL', 'VNNI'].map((f) => `-D__AVX512${f}__`), ...baseline,
 ];
-const units = {
-  'kernels_scalar.cc': [],
-  'kernels_avx2.cc': baseline,
-  'kernels_avx512.cc': emulated,
-  // The real build compiles these for the baseline, where no multiply-add can be fused: so here too.
-  ...Object.fromEntries(['addon.cc', 'train_addon.cc', 'pool.cc', 'cpu.cc', 'probes.cc', 'mmap.cc'].map((f) => [f, [...emulated, '-ffp-contract=off']])),
-};
+// The sources of binding.gyp's targets, each compiled as the real build compiles it but for the
+// AVX-512 one, which gets the emulation. The addon's own files are compiled for the baseline in
+// the real build, where no multiply-add can be fused: so here too. The scalar table stays scalar.
+const gyp = JSON.parse(readFileSync(join(root, 'native', 'binding.gyp'), 'utf8'));
+const flagsOf = { frugal_kernels_avx512: () => emulated, frugal_kernels_avx2: () => baseline, frugal_native: (file) => (file === 'kernels_scalar.cc' ? [] : [...emulated, '-ffp-contract=off']) };
+const units = gyp.targets.flatMap((target) => target.sources.map((path) => {
+  const file = path.replace(/^src\//, '');
+  if (!flagsOf[target.target_name]) fail(`binding.gyp target ${target.target_name} is unknown to this script`);
+  return [file, flagsOf[target.target_name](file)];
+}));
 
 function compile(file, extra) {
   const object = join(out, file.replace(/\.cc$/, '.o'));
@@ -61,7 +64,8 @@ function compile(file, extra) {
 
 mkdirSync(out, { recursive: true });
 const started = Date.now();
-const queue = Object.entries(units).sort(([a], [b]) => (b === "kernels_avx512.cc") - (a === "kernels_avx512.cc"));
+// the AVX-512 unit takes most of the time: start it first
+const queue = [...units].sort(([a], [b]) => Number(b === 'kernels_avx512.cc') - Number(a === 'kernels_avx512.cc'));
 const objects = [];
 const jobs = Array.from({ length: Math.max(1, availableParallelism()) }, async () => {
   for (let next = queue.shift(); next; next = queue.shift()) objects.push(await compile(...next));
