@@ -30,7 +30,10 @@ export class Metrics {
     const connections = options.connections;
     if (connections) {
       new Gauge({ name: 'frugal_open_connections', help: 'Open TCP connections', registers, collect() { this.set(connections.open()); } });
-      new Gauge({ name: 'frugal_refused_connections', help: 'Connections refused so far for the connection limits (--max-connections, --max-connections-per-ip)', registers, collect() { this.set(connections.refused); } });
+      new Counter({
+        name: 'frugal_refused_connections_total', help: 'Connections refused for the connection limits (--max-connections, --max-connections-per-ip)', registers,
+        collect() { this.reset(); this.inc(connections.refused); },
+      });
     }
     const budget = options.cacheBudget;
     if (budget) {

@@ -102,7 +102,7 @@ test('beyond the per-address cap a connection gets 503 with the error body; the 
   await closeAll([...held, third]);
   assert.match(await rawGet(), /^HTTP\/1\.1 200/);
   const metrics = await rawGet('/metrics');
-  assert.match(metrics, /frugal_refused_connections 2\b/);
+  assert.match(metrics, /frugal_refused_connections_total 2\b/);
 });
 
 test('beyond the total cap a connection from another address gets 503 too', { timeout: 20_000 }, async () => {
