@@ -123,3 +123,13 @@ test('a bad --cache-memory is refused at start with the flag named', () => {
     assert.match(r.stderr, new RegExp(`--cache-memory must be an integer >= 0, got '${value.replace('.', '\\.')}'`));
   }
 });
+
+test('a bad --max-connections or --max-connections-per-ip is refused at start with the flag named', () => {
+  for (const flag of ['max-connections', 'max-connections-per-ip']) {
+    for (const value of ['0', 'many', '2.5']) {
+      const r = spawnSync(process.execPath, [bin, 'serve', '--model', model, '--port', '0', '--db', join(dir, 'conn.db'), `--${flag}=${value}`], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 1, `${flag}=${value}`);
+      assert.match(r.stderr, new RegExp(`--${flag} must be an integer >= 1, got '${value.replace('.', '\\.')}'`));
+    }
+  }
+});
