@@ -114,7 +114,10 @@ export function loadNativeAddon(): NativeAddon {
 
 function requireAddon(): NativeAddon {
   const path = nativeAddonPath();
-  if (!existsSync(path)) throw new Error(`${path} is not built (run npm install, or node scripts/build-native.mjs)`);
+  if (!path.endsWith('.node')) throw new Error(`FRUGAL_NATIVE_ADDON must name a .node file (a built addon), got ${path}`);
+  if (!existsSync(path)) {
+    throw new Error(process.env.FRUGAL_NATIVE_ADDON ? `FRUGAL_NATIVE_ADDON names ${path}, which does not exist` : `${path} is not built (run npm install, or node scripts/build-native.mjs)`);
+  }
   const require = createRequire(import.meta.url);
   return require(path) as NativeAddon;
 }

@@ -2,6 +2,9 @@
 // child processes because the choice is made once per process.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadNativeBackend, withSerialKernels } from '../../src/tensor/index.js';
@@ -21,6 +24,21 @@ test('FRUGAL_BACKEND=ref forces the ref backend without a warning', () => {
   const { stdout, stderr } = describeIn({ FRUGAL_BACKEND: 'ref' });
   assert.equal(stdout, 'ref (TypeScript), 1 thread');
   assert.equal(stderr, '');
+});
+
+test('FRUGAL_NATIVE_ADDON naming a missing or broken file: the ref backend, with one line saying why', () => {
+  const missing = describeIn({ FRUGAL_NATIVE_ADDON: '/nonexistent/frugal_native.node' });
+  assert.equal(missing.stdout, 'ref (TypeScript), 1 thread');
+  assert.match(missing.stderr, /native addon not available \(FRUGAL_NATIVE_ADDON names \/nonexistent\/frugal_native\.node, which does not exist\); using the ref backend/);
+  const garbage = join(mkdtempSync(join(tmpdir(), 'frugal-addon-')), 'frugal_native.node');
+  writeFileSync(garbage, 'not a shared library');
+  const broken = describeIn({ FRUGAL_NATIVE_ADDON: garbage });
+  assert.equal(broken.stdout, 'ref (TypeScript), 1 thread');
+  assert.match(broken.stderr, /native addon not available \(.*frugal-addon-.*frugal_native\.node.*\); using the ref backend/);
+  const script = describeIn({ FRUGAL_NATIVE_ADDON: fileURLToPath(import.meta.url) });
+  assert.equal(script.stdout, 'ref (TypeScript), 1 thread');
+  assert.match(script.stderr, /FRUGAL_NATIVE_ADDON must name a \.node file \(a built addon\), got .*backend-select\.test\.js/);
+  rmSync(dirname(garbage), { recursive: true, force: true });
 });
 
 test('getBackend picks native when the addon is built, honouring FRUGAL_SIMD and FRUGAL_THREADS', { skip: loadNativeBackend() ? false : 'native addon not built' }, () => {
