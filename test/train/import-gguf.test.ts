@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { noGrad } from '../../src/autograd/var.js';
@@ -119,11 +119,16 @@ test('import refuses what it cannot take, naming the file and the problem', () =
   const missing = spawnSync(process.execPath, [bin, 'import', '--gguf', shipped], { encoding: 'utf8' });
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /--out is required/);
-  const dense = join(d, 'dense.gguf');
-  writeTinyDeepseekGguf(dense, tinyDeepseekModel({ tokenizer: 'bytes', mtp: false, seed: 1 }));
-  assert.doesNotThrow(() => importGguf(dense));
+  const noMtp = join(d, 'no-mtp.gguf');
+  writeTinyDeepseekGguf(noMtp, tinyDeepseekModel({ tokenizer: 'bytes', mtp: false, seed: 1 }));
+  const withoutMtp = importGguf(noMtp); // a file without an MTP module imports as a model without one
+  assert.equal(withoutMtp.config.architecture === 'DeepseekV3ForCausalLM' ? withoutMtp.config.num_nextn_predict_layers : -1, 0);
+  assert.ok(![...withoutMtp.tensors.keys()].some((name) => name.includes('eh_proj')));
+  const qwen3 = join(d, 'qwen3.gguf');
+  writeTinyDenseGguf(qwen3, { architecture: 'qwen3', tokenizer: 'bytes', layers: 1, hiddenSize: 32, heads: 2, kvHeads: 1, ffSize: 64 });
+  assert.throws(() => importGguf(qwen3), /qwen3\.gguf: metadata 'general\.architecture': import takes deepseek2, qwen2 and llama files, found "qwen3"/);
   const notGguf = join(d, 'not.gguf');
-  spawnSync(process.execPath, ['-e', `require('fs').writeFileSync(${JSON.stringify(notGguf)}, 'hello')`]);
+  writeFileSync(notGguf, 'hello');
   const r = spawnSync(process.execPath, [bin, 'import', '--gguf', notGguf, '--out', join(d, 'x')], { encoding: 'utf8' });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /not\.gguf/);
