@@ -280,14 +280,15 @@ export class Sampler {
     const o = this.options;
     this.wholeVocab = false;
     this.greedyId = -1;
-    if (o.temperature === 0) {
+    const invT = 1 / o.temperature;
+    // a temperature so small that 1/T overflows (1e-320) is the greedy limit, as T -> 0 is
+    if (!Number.isFinite(invT)) {
       this.greedyId = best;
       return;
     }
     const z = this.z;
     const V = z.length;
     const m = this.maxLogit;
-    const invT = 1 / o.temperature;
     // min-p keeps z >= max + T ln(minP); the kept set is a prefix of the sorted order, so it
     // intersects with the top-k/top-p prefixes by filtering.
     const minThreshold = o.minP > 0 ? m + o.temperature * Math.log(o.minP) : -Infinity;

@@ -38,6 +38,12 @@ test('greedy picks the argmax, lowest id on ties', () => {
   assert.equal(s.sample(f32([-5, -Infinity, -4])), 2);
 });
 
+test('a temperature whose inverse overflows (1e-320) is greedy, not an error', () => {
+  const s = new Sampler({ temperature: 1e-320, seed: 1 });
+  assert.equal(s.sample(f32([0.1, 2, -1, 1.5])), 1);
+  assertDist(dist(s, f32([3, 1, 3.5, 0])), { 2: 1 });
+});
+
 test('temperature scales the softmax', () => {
   const logits = f32([1, 2, 0.5, -1]);
   const expected = softmax(logits, 2);
