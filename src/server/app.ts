@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize, sep } from 'node:path';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ServerContext, type ServerSettings } from './context.js';
 import { type ConnectionCounter, type ConnectionLimits, limitConnections } from './connections.js';
 import { ApiError, type ErrorBody, errorBody, errorBodyFor } from './errors.js';
@@ -91,6 +91,14 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
     keepAliveTimeout: 5000,
     requestTimeout: options.requestTimeoutMs ?? 0,
     return503OnClosing: true,
+    // the router's own refusals (a URL that does not decode, a path parameter over 100 characters)
+    // answer in the API's error shape, not Fastify's
+    frameworkErrors: (error, request, reply) => {
+      const status = error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : 400;
+      const path = request.url.split('?')[0]!;
+      const message = status === 414 ? `a path segment of ${path.slice(0, 80)}... is longer than 100 characters` : `the URL path ${JSON.stringify(path.slice(0, 200))} does not decode`;
+      return (reply as FastifyReply).status(status).send(errorBodyFor(request.url, errorBody(status, message)));
+    },
   });
   app.server.headersTimeout = options.headersTimeoutMs ?? 30_000;
   const connections = limitConnections(app.server, options.connections);

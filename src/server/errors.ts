@@ -58,3 +58,22 @@ export function errorBodyFor(path: string, body: ErrorBody): ErrorBody | { error
 /** 400 for a malformed body, 422 for a well-formed one with a bad value (DeepSeek's split). */
 export const badRequest = (message: string, param: string | null = null): ApiError => new ApiError(400, message, param);
 export const invalidParam = (message: string, param: string | null = null): ApiError => new ApiError(422, message, param);
+
+/**
+ * The deepest nesting of arrays and objects a request body may have. JSON.parse reads any depth,
+ * but the checks and the prompt building recurse (JSON.stringify of tool arguments and schemas,
+ * the schema checks): a body nested some thousand levels overflowed the stack, a 500. Real
+ * requests (tool schemas included) stay far below this.
+ */
+export const MAX_JSON_NESTING = 128;
+
+/** 400 when `value` nests arrays and objects deeper than `limit` (walked without recursion). */
+export function checkNesting(value: unknown, limit = MAX_JSON_NESTING): void {
+  const stack: [node: unknown, depth: number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth >= limit) throw new ApiError(400, `the request body nests arrays and objects more than ${limit} levels deep`);
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+}

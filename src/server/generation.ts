@@ -3,6 +3,7 @@
  * against the caps, admits the request (rate limits, then the scheduler's queue), runs it and
  * settles the token count. A client that disconnects aborts its generation at once.
  */
+import { setMaxListeners } from 'node:events';
 import type { FastifyReply } from 'fastify';
 import type { GenerationEvent } from '../generate/events.js';
 import type { SamplingOptions } from '../generate/sampling.js';
@@ -31,12 +32,15 @@ export interface GenerationPlan {
   scoreOnly?: boolean;
 }
 
-/** Checks that the prompt fits and resolves max_tokens (400 / 422 with the numbers). */
-export function resolveMaxTokens(ctx: ServerContext, served: ServedModel, promptTokens: number, requested: number | undefined, param = 'max_tokens'): number {
+/**
+ * Checks that the prompt fits and resolves max_tokens (400 / 422 with the numbers). `promptParam`
+ * is the request field the prompt came from (messages, prompt, input), which a too long one names.
+ */
+export function resolveMaxTokens(ctx: ServerContext, served: ServedModel, promptTokens: number, requested: number | undefined, param = 'max_tokens', promptParam = 'messages'): number {
   const context = served.contextLength;
-  if (promptTokens === 0) throw new ApiError(400, 'the prompt is empty');
+  if (promptTokens === 0) throw new ApiError(400, 'the prompt is empty', promptParam);
   if (promptTokens >= context) {
-    throw new ApiError(400, `This model's maximum context length is ${context} tokens. However, you requested ${promptTokens} tokens in the messages; shorten the prompt.`, 'messages', 'context_length_exceeded');
+    throw new ApiError(400, `This model's maximum context length is ${context} tokens. However, you requested ${promptTokens} tokens in the ${promptParam}; shorten the prompt.`, promptParam, 'context_length_exceeded');
   }
   if (requested !== undefined && requested > ctx.settings.maxTokensCap) {
     throw new ApiError(422, `${param} must be at most ${ctx.settings.maxTokensCap}, got ${requested}`, param);
@@ -45,8 +49,14 @@ export function resolveMaxTokens(ctx: ServerContext, served: ServedModel, prompt
 }
 
 /** An AbortSignal that fires when the client goes away before the response is complete. */
+/** Listeners a request's abort signal takes: one per generation (up to 64 prompts x 16 choices) and a few more. */
+const MAX_LISTENERS = 64 * 16 + 16;
+
 export function disconnectSignal(reply: FastifyReply): AbortController {
   const controller = new AbortController();
+  // every generation of a request listens on it: a completions batch (64 prompts x n choices)
+  // passed Node's default of 10 listeners and printed a MaxListenersExceededWarning
+  setMaxListeners(MAX_LISTENERS, controller.signal);
   reply.raw.on('close', () => {
     if (!reply.raw.writableFinished) controller.abort();
   });

@@ -7,6 +7,7 @@
  */
 
 import { selectTopInto } from '../generate/sampling.js';
+import { ApiError } from './errors.js';
 
 const enum Mode {
   Value, // expecting a value (top level: an object)
@@ -277,8 +278,10 @@ export function maskJsonLogits(logits: Float32Array, state: JsonConstraint, voca
   }
   for (let id = 0; id < logits.length; id++) if (!chosen[id]) logits[id] = -Infinity;
   if (kept === 0) {
-    // cannot happen for a vocabulary with single characters; fail loudly rather than sample garbage
-    throw new Error('JSON mode: no token of the vocabulary can continue the output');
+    // Plain JSON always goes on with single characters, so this is a schema that no document can
+    // satisfy in a way the request check (checkJsonSchema) does not see: the request's fault, 422,
+    // not a server error. Fail rather than sample garbage.
+    throw new ApiError(422, 'JSON mode: no token of the vocabulary can continue the output; the JSON schema (response_format, format or a forced tool\'s parameters) accepts no document that starts this way');
   }
   return kept;
 }

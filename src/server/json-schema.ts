@@ -52,7 +52,85 @@ export function checkJsonSchema(schema: unknown, param: string): JsonSchema {
   visit(schema, param);
   const top = schema as Record<string, unknown>;
   if (typeof schema === 'boolean' || (top.type !== undefined && top.type !== 'object')) throw new ApiError(422, `${param}: the top level must be an object schema`, param);
+  // the output is always an object (json-constraint.ts), so the top level is checked as one
+  const problem = contradiction(schema as JsonSchema, param, true);
+  if (problem !== undefined) throw new ApiError(422, `${problem}: no JSON value satisfies this part of the schema`, param);
   return schema as JsonSchema;
+}
+
+/** The schema's types, or undefined when it names none (any type). */
+function typesOf(s: Record<string, unknown>): string[] | undefined {
+  return s.type === undefined ? undefined : ((Array.isArray(s.type) ? s.type : [s.type]) as string[]);
+}
+
+function valueHasType(value: unknown, type: string): boolean {
+  if (type === 'integer') return Number.isInteger(value);
+  if (type === 'array') return Array.isArray(value);
+  if (type === 'null') return value === null;
+  if (type === 'object') return value !== null && typeof value === 'object' && !Array.isArray(value);
+  return typeof value === type;
+}
+
+/**
+ * A plain contradiction in a (checked) schema, described; else undefined. Decoding ran into a dead
+ * end on one (a 500, or an error in the middle of a stream): viable() lets the output start a
+ * listed property before its value shows that nothing fits, and an object cannot close without
+ * its required keys. Found: a property (listed, or additionalProperties) whose schema accepts no
+ * value, a required property that may not appear (not listed while additionalProperties is not
+ * given, or false), an empty enum or type list, enum values none of the types allow, minItems
+ * above maxItems, a negative maxLength, anyOf / oneOf without a possible branch. Only these: a
+ * schema can still contradict itself through how its branches and types combine, which decoding
+ * reports when it gets there (maskJsonLogits, a 422).
+ */
+function contradiction(schema: JsonSchema, path: string, isObject = false): string | undefined {
+  if (schema === true) return undefined;
+  if (schema === false) return `${path} is false`;
+  const s = schema as Record<string, unknown>;
+  const types = typesOf(s) ?? (isObject ? ['object'] : undefined);
+  if (types?.length === 0) return `${path}.type is an empty list`;
+  const only = (type: string): boolean => types !== undefined && types.every((t) => t === type);
+  const allowed = s.const !== undefined ? [s.const] : (s.enum as unknown[] | undefined);
+  if (allowed?.length === 0) return `${path}.enum is empty`;
+  if (allowed && types && !allowed.some((v) => types.some((t) => valueHasType(v, t)))) return `${path}: no value of enum or const has the type ${types.join(' or ')}`;
+  for (const key of ['anyOf', 'oneOf'] as const) {
+    const branches = s[key] as JsonSchema[] | undefined;
+    const problems = branches?.map((b, i) => contradiction(b, `${path}.${key}[${i}]`, isObject));
+    if (problems?.every((p) => p !== undefined)) return `${path}.${key}: no branch accepts a value (${problems[0]})`;
+  }
+  const inObject = objectContradiction(s, path, only('object'));
+  if (inObject !== undefined) return inObject;
+  if (only('array')) {
+    const { minItems, maxItems } = s;
+    if (typeof minItems === 'number' && typeof maxItems === 'number' && minItems > maxItems) return `${path}.minItems is above maxItems`;
+    if (typeof minItems === 'number' && minItems > 0 && s.items !== undefined) return contradiction(s.items as JsonSchema, `${path}.items`);
+  }
+  if (only('string') && typeof s.maxLength === 'number' && s.maxLength < 0) return `${path}.maxLength is negative`;
+  return undefined;
+}
+
+/**
+ * The object part: every property schema (listed, or additionalProperties) must accept some value,
+ * since the output may start any allowed key; and when the value must be an object, its required
+ * keys must be allowed (as objectViable allows keys).
+ */
+function objectContradiction(s: Record<string, unknown>, path: string, mustBeObject: boolean): string | undefined {
+  const properties = (s.properties ?? {}) as Record<string, JsonSchema>;
+  for (const [name, sub] of Object.entries(properties)) {
+    // a false property only forbids the key (objectViable never starts it)
+    const problem = sub === false ? undefined : contradiction(sub, `${path}.properties.${name}`);
+    if (problem !== undefined) return problem;
+  }
+  if (s.additionalProperties !== undefined && typeof s.additionalProperties !== 'boolean') {
+    const problem = contradiction(s.additionalProperties as JsonSchema, `${path}.additionalProperties`);
+    if (problem !== undefined) return problem;
+  }
+  if (!mustBeObject) return undefined;
+  const extra: JsonSchema = s.additionalProperties !== undefined ? (s.additionalProperties as JsonSchema) : Object.keys(properties).length === 0;
+  for (const name of (s.required ?? []) as string[]) {
+    const sub = Object.hasOwn(properties, name) ? properties[name]! : extra;
+    if (sub === false) return `${path}.required names '${name}', which the object may not hold (not among the properties, or false, and additionalProperties does not allow it)`;
+  }
+  return undefined;
 }
 
 /** The output so far as a partial tree (the text is a valid JSON prefix: JsonValidator checked it). */
@@ -220,7 +298,8 @@ function objectViable(node: Extract<Node, { kind: 'object' }>, s: Record<string,
   for (const entry of node.entries) {
     if (!entry.keyDone) {
       // compared as written (see textOf): a half-written escape in a key must lead to a listed name
-      const open = names.filter((n) => !seen.has(n) && JSON.stringify(n).startsWith(entry.rawKey));
+      // a property whose schema is false may not appear: starting its key led to a dead end
+      const open = names.filter((n) => !seen.has(n) && properties[n] !== false && JSON.stringify(n).startsWith(entry.rawKey));
       return open.length > 0 || extra !== false;
     }
     if (seen.has(entry.key)) return false;

@@ -129,7 +129,8 @@ export class ModelRegistry {
     if (typeof name !== 'string' || name === '') throw new ApiError(400, 'model must be a non-empty string', 'model');
     const plain = name.endsWith(':latest') ? name.slice(0, -':latest'.length) : name;
     if (this.configs.has(plain)) return { id: plain, thinking: true };
-    const alias = DEEPSEEK_ALIASES[plain];
+    // own keys only: "constructor" or "__proto__" are not model names
+    const alias = Object.hasOwn(DEEPSEEK_ALIASES, plain) ? DEEPSEEK_ALIASES[plain] : undefined;
     if (alias !== undefined) return { id: this.defaultId, thinking: alias };
     throw new ApiError(404, `The model '${name}' does not exist (available: ${[...this.ids(), ...this.aliases()].join(', ')})`, 'model', 'model_not_found');
   }

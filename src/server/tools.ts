@@ -126,7 +126,11 @@ export function parseTools(b: { tools?: unknown; tool_choice?: unknown }): ToolU
   const choice = b.tool_choice ?? 'auto';
   if (choice === 'none') return { tools: [], use: false };
   if (choice === 'auto') return { tools, use: true };
-  if (choice === 'required') return { tools, forced: tools[0]!.function.name, use: true };
+  if (choice === 'required') {
+    // "required" forces a call of the first tool: with `tools: []` there is none to call
+    if (tools.length === 0) throw new ApiError(422, 'tool_choice "required" needs at least one tool; tools is empty', 'tool_choice');
+    return { tools, forced: tools[0]!.function.name, use: true };
+  }
   const name = ((choice as { function?: { name?: unknown } } | null)?.function)?.name;
   if (typeof name !== 'string') throw new ApiError(400, 'tool_choice must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}', 'tool_choice');
   if (!tools.some((t) => t.function.name === name)) throw new ApiError(422, `tool_choice names '${name}', which is not among the tools`, 'tool_choice');

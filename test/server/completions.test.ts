@@ -38,9 +38,9 @@ interface CompletionBody {
   usage: { prompt_tokens: number; completion_tokens: number; prompt_cache_hit_tokens: number };
 }
 
-async function complete(body: Record<string, unknown>): Promise<{ status: number; json: CompletionBody & { error?: { message: string } } }> {
+async function complete(body: Record<string, unknown>): Promise<{ status: number; json: CompletionBody & { error?: { message: string; param?: string | null } } }> {
   const r = await fetch(`${t.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny', temperature: 0, ...body }) });
-  return { status: r.status, json: (await r.json()) as CompletionBody & { error?: { message: string } } };
+  return { status: r.status, json: (await r.json()) as CompletionBody & { error?: { message: string; param?: string | null } } };
 }
 
 /** The ids the server reads for a text prompt: BOS, then the text without special-token parsing. */
@@ -240,7 +240,8 @@ test('bad prompts and options are refused with 400 (422 out of range) naming the
   // a prompt of the batch beyond the context is refused before anything runs
   const long = await complete({ prompt: ['short', 'x'.repeat(2000)], max_tokens: 1 });
   assert.equal(long.status, 400);
-  assert.match(long.json.error!.message, /maximum context length/);
+  assert.match(long.json.error!.message, /maximum context length .* tokens in the prompt/);
+  assert.equal(long.json.error!.param, 'prompt', 'the field a completion request sent (not messages)');
   assert.equal(t.server.ctx.scheduler.activeCount, 0);
   assert.equal((await complete({ prompt: 'still serving', max_tokens: 1 })).status, 200);
 });

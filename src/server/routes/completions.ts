@@ -10,7 +10,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { DoneEvent, GenerationEvent } from '../../generate/events.js';
 import type { TokenLogprob } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
-import { ApiError } from '../errors.js';
+import { ApiError, checkNesting } from '../errors.js';
 import { admitAll, choicePlans, MAX_CHOICES, disconnectSignal, resolveMaxTokens, runAdmissions, type GenerationPlan } from '../generation.js';
 import { mustWait, sendJsonAnswer } from '../json-wait.js';
 import type { ServedModel } from '../models.js';
@@ -56,7 +56,11 @@ export function parsePrompts(value: unknown, tokenizer: Tokenizer, vocab: number
     throw new ApiError(400, 'prompt must be a string, an array of strings, an array of token ids or an array of token id arrays', 'prompt');
   }
   const many = suffix === undefined ? MAX_PROMPTS : 1;
-  if (value.every((item) => typeof item === 'number')) return [ofIds(tokenIds(value, vocab, 'prompt'))];
+  if (value.every((item) => typeof item === 'number')) {
+    // the FIM prompt is built from the texts around the hole; token ids would drop the suffix unseen
+    if (suffix !== undefined) throw new ApiError(400, 'suffix (fill in the middle) takes the prompt as text, not token ids', 'prompt');
+    return [ofIds(tokenIds(value, vocab, 'prompt'))];
+  }
   if (value.length > many) throw new ApiError(400, suffix === undefined ? `prompt holds ${value.length} prompts; at most ${MAX_PROMPTS} per request` : 'suffix (fill in the middle) takes one prompt', 'prompt');
   if (value.every((item) => typeof item === 'string')) return value.map((text: string) => ofText(text));
   if (suffix === undefined && value.every((item) => Array.isArray(item))) return value.map((ids: unknown[], i) => ofIds(tokenIds(ids, vocab, `prompt[${i}]`)));
@@ -127,6 +131,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
   ctx.checkPaused();
   const principal = ctx.principal(request);
   const b = bodyObject(request.body);
+  checkNesting(b);
   if (b.model === undefined) throw new ApiError(400, 'model is required', 'model');
   const resolved = ctx.registry.resolve(b.model);
   if (b.prompt === undefined) throw new ApiError(400, 'prompt must be a string, an array of strings or token ids', 'prompt');
@@ -151,7 +156,7 @@ export async function completions(ctx: ServerContext, request: FastifyRequest, r
     const plan: GenerationPlan = {
       served, prompt: input.ids, thinking: 'off', sampling, stop,
       // max_tokens 0 still needs room for one token in the context check; nothing is generated
-      maxTokens: resolveMaxTokens(ctx, served, input.ids.length, requestedMax === 0 ? 1 : requestedMax),
+      maxTokens: resolveMaxTokens(ctx, served, input.ids.length, requestedMax === 0 ? 1 : requestedMax, 'max_tokens', 'prompt'),
       logprobs, topLogprobs: logprobsCount ?? 0,
       ...(requestedMax === 0 ? { scoreOnly: true } : {}),
       ...(scorePrompt ? { promptLogprobs: logprobsCount } : {}),

@@ -9,7 +9,7 @@ import type { ChatMessage } from '../../tokenizer/chat-template.js';
 import type { DoneEvent, GenerationEvent, TokenEvent } from '../../generate/events.js';
 import type { SamplingOptions } from '../../generate/sampling.js';
 import type { ServerContext } from '../context.js';
-import { ApiError } from '../errors.js';
+import { ApiError, checkNesting } from '../errors.js';
 import { admitAll, choicePlans, disconnectSignal, MAX_CHOICES, resolveMaxTokens, runAdmissions, runToText, type GenerationPlan } from '../generation.js';
 import type { JobResult } from '../scheduler.js';
 import { buildChatPrompt, encodePrompt, templateOption } from '../prompt.js';
@@ -101,6 +101,7 @@ export function samplingOf(b: Body): SamplingOptions {
 
 function parseChatRequest(ctx: ServerContext, body: unknown): ChatRequest {
   const b = bodyObject(body);
+  checkNesting(b);
   if (b.model === undefined) throw new ApiError(400, 'model is required', 'model');
   const resolved = ctx.registry.resolve(b.model);
   const { messages, prefix } = parseMessages(b.messages);
@@ -109,7 +110,9 @@ function parseChatRequest(ctx: ServerContext, body: unknown): ChatRequest {
   if (streamOptions && !stream) throw new ApiError(400, 'stream_options is only allowed with stream: true', 'stream_options');
   const includeUsage = streamOptions ? optBool(streamOptions, 'include_usage') ?? false : false;
   const n = optNumber(b, 'n', { integer: true, min: 1, max: MAX_CHOICES }) ?? 1;
-  const maxTokens = optNumber(b, 'max_completion_tokens', { integer: true, min: 1 }) ?? optNumber(b, 'max_tokens', { integer: true, min: 1 });
+  // a null max_completion_tokens is absent (optNumber): the limit, and the field errors name, are max_tokens'
+  const maxTokensParam = b.max_completion_tokens !== undefined && b.max_completion_tokens !== null ? 'max_completion_tokens' : 'max_tokens';
+  const maxTokens = optNumber(b, maxTokensParam, { integer: true, min: 1 });
   const logprobs = optBool(b, 'logprobs') ?? false;
   const topLogprobs = optNumber(b, 'top_logprobs', { integer: true, min: 0, max: 20 });
   if (topLogprobs !== undefined && !logprobs) throw new ApiError(422, 'top_logprobs requires logprobs: true', 'top_logprobs');
@@ -145,7 +148,7 @@ function parseChatRequest(ctx: ServerContext, body: unknown): ChatRequest {
     served,
     prompt,
     thinking: promptPlan.thinking,
-    maxTokens: resolveMaxTokens(ctx, served, prompt.length, maxTokens, b.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens'),
+    maxTokens: resolveMaxTokens(ctx, served, prompt.length, maxTokens, maxTokensParam),
     sampling: samplingOf(b),
     stop: optStops(b),
     reasoningBudget,

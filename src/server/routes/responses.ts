@@ -14,7 +14,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DoneEvent, GenerationEvent } from '../../generate/events.js';
 import type { ChatMessage } from '../../tokenizer/chat-template.js';
 import type { ServerContext } from '../context.js';
-import { ApiError } from '../errors.js';
+import { ApiError, checkNesting } from '../errors.js';
 import { admit, disconnectSignal, resolveMaxTokens, runToText, type GenerationPlan } from '../generation.js';
 import { checkJsonSchema, type JsonSchema } from '../json-schema.js';
 import { buildChatPrompt, encodePrompt, templateOption } from '../prompt.js';
@@ -56,6 +56,8 @@ function inputMessages(b: Body): ChatMessage[] {
         if (!role) throw new ApiError(400, `${where}.role must be user, system, developer or assistant; got ${JSON.stringify(item.role)}`, `${where}.role`);
         messages.push({ role, content: itemText(item.content, where) });
       } else if (type === 'function_call') {
+        // checked here so that the error names the Responses field (historyToolCalls names a chat message's)
+        if (typeof item.name !== 'string') throw new ApiError(400, `${where}.name must be a string`, `${where}.name`);
         const [call] = historyToolCalls([{ id: item.call_id, function: { name: item.name, arguments: item.arguments } }], i);
         const last = messages[messages.length - 1];
         if (last?.role === 'assistant' && last.tool_calls && last.content === null) last.tool_calls.push(call!);
@@ -120,6 +122,7 @@ async function responses(ctx: ServerContext, request: FastifyRequest, reply: Fas
   ctx.checkPaused();
   const principal = ctx.principal(request);
   const b = bodyObject(request.body);
+  checkNesting(b);
   if (b.model === undefined) throw new ApiError(400, 'model is required', 'model');
   if (b.previous_response_id !== undefined && b.previous_response_id !== null) {
     throw new ApiError(400, 'previous_response_id is not supported: this server keeps no responses; send the whole conversation in input', 'previous_response_id');
@@ -139,7 +142,7 @@ async function responses(ctx: ServerContext, request: FastifyRequest, reply: Fas
   const prompt = encodePrompt(served.tokenizer, promptPlan);
   const plan: GenerationPlan = {
     served, prompt, thinking: promptPlan.thinking,
-    maxTokens: resolveMaxTokens(ctx, served, prompt.length, optNumber(b, 'max_output_tokens', { integer: true, min: 1 }), 'max_output_tokens'),
+    maxTokens: resolveMaxTokens(ctx, served, prompt.length, optNumber(b, 'max_output_tokens', { integer: true, min: 1 }), 'max_output_tokens', 'input'),
     sampling: samplingOf(b),
     json: forcedToolSchema(tools) ?? (tools.forced !== undefined || format),
   };
