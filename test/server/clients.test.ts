@@ -102,12 +102,12 @@ test('ollama client: think: false gives no thinking; generate, tags, ps, show, v
   const weights = file.tensors.reduce((sum, tensor) => sum + tensor.elements, 0);
   file.close();
   assert.ok(weights < 1e6, 'the test model has thousands of weights');
-  const expectedDetails = { format: 'gguf', family: 'llama', families: ['llama'], parameter_size: `${(weights / 1e3).toFixed(1)}K`, quantization_level: 'F32' };
+  const expectedDetails = { parent_model: '', format: 'gguf', family: 'llama', families: ['llama'], parameter_size: `${(weights / 1e3).toFixed(1)}K`, quantization_level: 'F32' };
   assert.deepEqual({ ...tags.models[0]!.details }, expectedDetails);
   assert.deepEqual({ ...running.models[0]!.details }, expectedDetails);
   const show = await ollama.show({ model: 'tiny' });
   assert.deepEqual({ ...show.details }, expectedDetails);
-  assert.deepEqual([...(show as { capabilities?: string[] }).capabilities ?? []].sort(), ['completion', 'thinking', 'tools'], 'what /api/chat supports');
+  assert.deepEqual([...(show as { capabilities?: string[] }).capabilities ?? []].sort(), ['completion', 'insert', 'thinking', 'tools'], 'what /api/chat and /api/generate (suffix) support');
   assert.ok((await ollama.version()).version.length > 0);
 });
 

@@ -104,11 +104,24 @@ test('embeddings refuse bad requests with a message', async () => {
   for (const [route, body, message] of [
     ['/api/embed', { model: 'tiny', input: 5 }, /input must be a non-empty string/],
     ['/api/embed', { model: 'tiny', input: [[1], 'x'] }, /input must be a non-empty string/],
-    ['/api/embeddings', { model: 'tiny' }, /prompt must be a non-empty string/],
-    ['/api/embeddings', { model: 'tiny', prompt: '' }, /prompt\[0\] is empty/],
+    ['/api/embeddings', { model: 'tiny', prompt: 7 }, /prompt must be a non-empty string/],
+    ['/api/embed', { model: 'tiny', input: ['a', ''] }, /input\[1\] is empty/],
+    ['/api/embed', { model: 'nope', input: '' }, /does not exist/],
   ] as const) {
     const r = await fetch(`${t.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    assert.equal(r.status, 400, `${route} ${JSON.stringify(body)}`);
+    assert.equal(r.status, body.model === 'nope' ? 404 : 400, `${route} ${JSON.stringify(body)}`);
     assert.match(((await r.json()) as { error: string }).error, message);
+  }
+  // as Ollama: no input only loads the model (clients send it so), answered 200 with no vectors
+  for (const [route, body, expected] of [
+    ['/api/embeddings', { model: 'tiny' }, { embedding: [] }],
+    ['/api/embeddings', { model: 'tiny', prompt: '' }, { embedding: [] }],
+    ['/api/embed', { model: 'tiny', input: '' }, { model: 'tiny', embeddings: [] }],
+    ['/api/embed', { model: 'tiny', input: [] }, { model: 'tiny', embeddings: [] }],
+    ['/api/embed', { model: 'tiny' }, { model: 'tiny', embeddings: [] }],
+  ] as const) {
+    const r = await fetch(`${t.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal(r.status, 200, `${route} ${JSON.stringify(body)}`);
+    assert.deepEqual(await r.json(), expected, `${route} ${JSON.stringify(body)}`);
   }
 });

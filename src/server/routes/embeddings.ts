@@ -103,6 +103,11 @@ export function registerEmbeddingRoutes(app: FastifyInstance, ctx: ServerContext
     const b = bodyObject(req.body);
     const served = ctx.registry.get(ctx.registry.resolve(b.model).id);
     const param = legacy ? 'prompt' : 'input';
+    // as Ollama: no input (absent, null, "" or []) only loads the model, answered with no vectors
+    const input: unknown = b[param];
+    if (input === undefined || input === null || input === '' || (Array.isArray(input) && input.length === 0)) {
+      return legacy ? { embedding: [] } : { model: b.model, embeddings: [] };
+    }
     const { vectors, tokens } = embedAll(ctx, principal.client, served, inputIds(served, b[param], param), optBool(b, 'truncate') ?? true, param);
     if (legacy) return { embedding: vectors[0] };
     return { model: b.model, embeddings: vectors, total_duration: Math.round((performance.now() - started) * 1e6), load_duration: 0, prompt_eval_count: tokens };

@@ -3,7 +3,9 @@
  * /api/generate (with `suffix`: fill in the middle) (NDJSON streaming by default, `think` and the
  * `thinking` field; no prompt or no messages is a load request, answered done_reason "load"), GET /api/tags,
  * GET /api/ps (loaded models), POST /api/show, GET /api/version
- * (../shared/spec/formats-and-api.md §5.11). Durations are nanoseconds.
+ * (../shared/spec/formats-and-api.md §5.11). Durations are nanoseconds. /api/generate returns
+ * `context` (the prompt's and the answer's tokens) and continues from one sent back. A refused
+ * request is a 400 with `{"error": "..."}` (an unknown model 404), as Ollama answers.
  */
 import { statSync } from 'node:fs';
 import { openGguf } from '../../formats/gguf.js';
@@ -11,36 +13,60 @@ import { llamaFileTypeName } from '../../formats/gguf-file-type.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ChatMessage } from '../../tokenizer/chat-template.js';
 import type { SamplingOptions } from '../../generate/sampling.js';
+import type { GenerationTokenizer } from '../../generate/events.js';
 import type { ServerContext } from '../context.js';
-import { ApiError } from '../errors.js';
+import { ApiError, checkNesting } from '../errors.js';
 import { admit, disconnectSignal, resolveMaxTokens, type GenerationPlan } from '../generation.js';
 import { buildChatPrompt, encodePrompt, fimPrompt, templateOption } from '../prompt.js';
 import { historyToolCalls, parseToolCalls, parseToolDefinitions } from '../tools.js';
 import { checkJsonSchema, type JsonSchema } from '../json-schema.js';
 import { EventStream } from '../sse.js';
 import type { JobResult } from '../scheduler.js';
-import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body } from '../validate.js';
+import { bodyObject, optBool, optNumber, optObject, optStops, optString, type Body, type NumberRule } from '../validate.js';
 
 export const OLLAMA_VERSION = '0.6.4';
 
-function optionsOf(b: Body): { sampling: SamplingOptions; maxTokens?: number; stop?: string[]; reasoningBudget?: number } {
+/**
+ * A sampling option read as Ollama reads it: a float32 (its options are Go float32s). A value too
+ * small for a float32 is 0 there: a temperature of 1e-320 is greedy, not an overflow of 1/T.
+ */
+function float32Option(o: Body, name: string, rule: NumberRule): number | undefined {
+  const value = optNumber(o, name, rule);
+  return value === undefined ? undefined : Math.fround(value);
+}
+
+/**
+ * `repeat_penalty` > 0 as a float32: a penalty that rounds to 0 or to infinity divides or
+ * multiplies a logit out of range (every token then looks banned: 500), so it is refused.
+ */
+function repeatPenaltyOption(o: Body): number | undefined {
+  const penalty = float32Option(o, 'repeat_penalty', { min: 0, above: true });
+  if (penalty !== undefined && !(penalty > 0 && Number.isFinite(penalty))) {
+    throw new ApiError(400, `repeat_penalty must be a positive float32, got ${String(o.repeat_penalty)}`, 'repeat_penalty');
+  }
+  return penalty;
+}
+
+function optionsOf(b: Body, maxTokensCap: number): { sampling: SamplingOptions; maxTokens?: number; stop?: string[]; reasoningBudget?: number } {
   const o = optObject(b, 'options') ?? {};
   const sampling: SamplingOptions = {};
   const set = <K extends keyof SamplingOptions>(key: K, value: SamplingOptions[K] | undefined): void => {
     if (value !== undefined) sampling[key] = value;
   };
-  set('temperature', optNumber(o, 'temperature', { min: 0, max: 2 }));
+  set('temperature', float32Option(o, 'temperature', { min: 0, max: 2 }));
   set('topP', optNumber(o, 'top_p', { min: 0, max: 1, above: true }));
   set('topK', optNumber(o, 'top_k', { min: 0, integer: true }));
   set('minP', optNumber(o, 'min_p', { min: 0, max: 1 }));
-  set('repetitionPenalty', optNumber(o, 'repeat_penalty', { min: 0, above: true }));
+  set('repetitionPenalty', repeatPenaltyOption(o));
   set('frequencyPenalty', optNumber(o, 'frequency_penalty', { min: -2, max: 2 }));
   set('presencePenalty', optNumber(o, 'presence_penalty', { min: -2, max: 2 }));
   const seed = optNumber(o, 'seed', { integer: true });
   if (seed !== undefined) sampling.seed = seed >>> 0;
   const numPredict = optNumber(o, 'num_predict', { integer: true });
   const out: ReturnType<typeof optionsOf> = { sampling };
-  if (numPredict !== undefined && numPredict > 0) out.maxTokens = numPredict;
+  // Ollama's num_predict is only an upper bound (-1: no limit, -2: fill the context): a large one
+  // is answered up to the server's cap, not refused
+  if (numPredict !== undefined && numPredict > 0) out.maxTokens = Math.min(numPredict, maxTokensCap);
   const stop = optStops(o);
   if (stop) out.stop = stop;
   const budget = optNumber(o, 'reasoning_budget', { integer: true, min: 0 });
@@ -67,10 +93,11 @@ function parseMessages(value: unknown): ChatMessage[] {
     const role = m.role as ChatMessage['role'];
     if (Array.isArray(m.images) && m.images.length > 0) throw new ApiError(400, `messages[${i}].images: the models served here read text only`, `messages[${i}].images`);
     const calls = role === 'assistant' && Array.isArray(m.tool_calls) ? m.tool_calls : undefined;
-    if (typeof m.content !== 'string' && !(calls && (m.content === undefined || m.content === null))) {
+    // Ollama decodes a missing or null content as "" (a Go string): only another type is refused
+    if (m.content !== undefined && m.content !== null && typeof m.content !== 'string') {
       throw new ApiError(400, `messages[${i}].content must be a string`, `messages[${i}].content`);
     }
-    const message: ChatMessage = { role, content: typeof m.content === 'string' ? m.content : null };
+    const message: ChatMessage = { role, content: typeof m.content === 'string' ? m.content : calls ? null : '' };
     // Ollama's calls: {function: {name, arguments: {...}}} (arguments an object; a JSON string is taken too)
     if (calls) message.tool_calls = historyToolCalls(calls, i);
     return message;
@@ -81,6 +108,30 @@ function parseMessages(value: unknown): ChatMessage[] {
 function ollamaToolCalls(content: string): { content: string; calls: Body[] } {
   const parsed = parseToolCalls(content);
   return { content: parsed.content, calls: parsed.calls.map((c) => ({ function: { name: c.function.name, arguments: JSON.parse(c.function.arguments) as unknown } })) };
+}
+
+/**
+ * `context` (deprecated by Ollama, still sent by older clients to continue a /api/generate
+ * conversation): the token ids an earlier answer returned; none when absent.
+ */
+function contextIds(b: Body, vocabSize: number): number[] {
+  const value = b.context;
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || !value.every((id) => Number.isInteger(id) && (id as number) >= 0 && (id as number) < vocabSize)) {
+    throw new ApiError(400, `context must be an array of token ids (integers 0..${vocabSize - 1}) from an earlier answer`, 'context');
+  }
+  return value as number[];
+}
+
+/**
+ * The prompt continuing an earlier conversation: its tokens, then the new prompt's (without the
+ * new prompt's BOS, which the earlier one already starts with), as Ollama prepends the context.
+ */
+function afterContext(tokenizer: GenerationTokenizer, earlier: readonly number[], prompt: Int32Array): Int32Array {
+  if (earlier.length === 0) return prompt;
+  const bos = Array.from(tokenizer.encode('', { addSpecialTokens: true }));
+  const startsWithBos = bos.length > 0 && bos.every((id, i) => prompt[i] === id);
+  return Int32Array.from([...earlier, ...(startsWithBos ? prompt.subarray(bos.length) : prompt)]);
 }
 
 const ns = (ms: number): number => Math.round(ms * 1e6);
@@ -104,16 +155,19 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
   ctx.checkPaused();
   const principal = ctx.principal(request);
   const b = bodyObject(request.body);
+  checkNesting(b);
   const modelName = b.model;
   const resolved = ctx.registry.resolve(modelName);
   const stream = optBool(b, 'stream') ?? true;
-  const opts = optionsOf(b);
+  const opts = optionsOf(b, ctx.settings.maxTokensCap);
   const format = b.format;
   if (format !== undefined && format !== null && format !== '' && format !== 'json' && typeof format !== 'object') throw new ApiError(400, 'format must be "json" or a JSON schema object', 'format');
   const json = format === 'json' ? true : typeof format === 'object' && format !== null ? (checkJsonSchema(format, 'format') as Exclude<JsonSchema, boolean>) : false;
   // Ollama's load request (the ollama CLI sends one before a chat): no prompt, or no messages;
   // with keep_alive 0 it unloads the model instead (`ollama stop`)
-  const load = kind === 'chat' ? b.messages === undefined || b.messages === null || (Array.isArray(b.messages) && b.messages.length === 0) : (b.prompt === undefined || b.prompt === '') && b.suffix === undefined;
+  // (null is absent, as Go decodes it: a prompt of null is a load request too)
+  const absent = (value: unknown): boolean => value === undefined || value === null;
+  const load = kind === 'chat' ? absent(b.messages) || (Array.isArray(b.messages) && b.messages.length === 0) : (absent(b.prompt) || b.prompt === '') && absent(b.suffix);
   if (load) {
     const unload = b.keep_alive === 0 || (typeof b.keep_alive === 'string' && /^0+(\.0*)?[smh]?$/.test(b.keep_alive));
     if (unload) ctx.registry.unload(resolved.id);
@@ -134,6 +188,7 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
     thinkingMode = plan.thinking;
   } else {
     if (Array.isArray(b.images) && b.images.length > 0) throw new ApiError(400, 'images: the models served here read text only', 'images');
+    const earlier = contextIds(b, served.model.info.vocabSize);
     const text = optString(b, 'prompt') ?? '';
     const system = optString(b, 'system');
     const suffix = optString(b, 'suffix');
@@ -148,13 +203,16 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
       const messages: ChatMessage[] = system ? [{ role: 'system', content: system }] : [];
       messages.push({ role: 'user', content: text });
       const plan = buildChatPrompt(served.tokenizer, { messages, thinking, ...template });
-      prompt = encodePrompt(served.tokenizer, plan);
+      prompt = afterContext(served.tokenizer, earlier, encodePrompt(served.tokenizer, plan));
       thinkingMode = plan.thinking;
     }
   }
+  // the tokens this answer returns as `context` (Ollama returns none for a raw prompt)
+  const returnsContext = kind === 'generate' && !optBool(b, 'raw');
+  const generated: number[] = [];
   const plan: GenerationPlan = {
     served, prompt, thinking: thinkingMode, sampling: opts.sampling, stop: opts.stop, reasoningBudget: opts.reasoningBudget, json,
-    maxTokens: resolveMaxTokens(ctx, served, prompt.length, opts.maxTokens, 'options.num_predict'),
+    maxTokens: resolveMaxTokens(ctx, served, prompt.length, opts.maxTokens, 'options.num_predict', kind === 'chat' ? 'messages' : 'prompt'),
   };
   const admission = admit(ctx, principal, plan);
   const controller = disconnectSignal(reply);
@@ -170,6 +228,7 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
     const result = await admission.run({
       signal: controller.signal,
       onEvent: (e) => {
+        if (e.type === 'token' && returnsContext) generated.push(e.id);
         if (e.type === 'done' || e.text === '') return;
         if (e.channel === 'reasoning') reasoning += e.text;
         else content += e.text;
@@ -188,7 +247,7 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
           message: { role: 'assistant', content: finalContent, ...(!out && reasoning ? { thinking: reasoning } : {}), ...(called.calls.length > 0 ? { tool_calls: called.calls } : {}) },
           ...stats,
         }
-        : { model: modelName, created_at: createdAt(), response: out ? '' : content, ...(!out && reasoning ? { thinking: reasoning } : {}), ...stats, context: [] };
+        : { model: modelName, created_at: createdAt(), response: out ? '' : content, ...(!out && reasoning ? { thinking: reasoning } : {}), ...stats, context: returnsContext ? [...prompt, ...generated] : [] };
     if (!out) return reply.send(final);
     out.send(final);
   } catch (error) {
@@ -199,9 +258,23 @@ async function ollamaGenerate(ctx: ServerContext, request: FastifyRequest, reply
   return reply;
 }
 
+/**
+ * Ollama answers a request it refuses with 400 (or 404 for an unknown model); it has no 422. The
+ * shared checks (validate.ts, the schema and tool checks) split 400/422 as DeepSeek does, so a
+ * 422 of theirs is answered 400 here.
+ */
+async function withOllamaStatus<T>(handler: () => Promise<T>): Promise<T> {
+  try {
+    return await handler();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 422) throw new ApiError(400, error.message, error.param, error.code, error.retryAfter);
+    throw error;
+  }
+}
+
 export function registerOllamaRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post('/api/chat', (req, reply) => ollamaGenerate(ctx, req, reply, 'chat'));
-  app.post('/api/generate', (req, reply) => ollamaGenerate(ctx, req, reply, 'generate'));
+  app.post('/api/chat', (req, reply) => withOllamaStatus(() => ollamaGenerate(ctx, req, reply, 'chat')));
+  app.post('/api/generate', (req, reply) => withOllamaStatus(() => ollamaGenerate(ctx, req, reply, 'generate')));
   app.get('/api/version', async () => ({ version: OLLAMA_VERSION }));
   app.get('/api/tags', async (req) => {
     ctx.principal(req);
@@ -237,11 +310,12 @@ export function registerOllamaRoutes(app: FastifyInstance, ctx: ServerContext): 
     const resolved = ctx.registry.resolve(b.model ?? b.name);
     const served = ctx.registry.get(resolved.id);
     const info = served.model.info;
+    const file = modelFileFacts(ctx.registry.config(served.id)?.path ?? '');
     return {
       modelfile: '', parameters: '', template: served.loaded.chatTemplate ?? '',
-      details: detailsOf(info, modelFileFacts(ctx.registry.config(served.id)?.path ?? '')),
+      details: detailsOf(info, file), modified_at: file.modified,
       model_info: { 'general.architecture': info.architecture, 'general.parameter_count': info.parameterCount, [`${info.architecture}.context_length`]: info.contextLength, [`${info.architecture}.vocab_size`]: info.vocabSize },
-      capabilities: ['completion', 'tools', 'thinking'],
+      capabilities: ['completion', 'tools', 'thinking', 'insert'],
     };
   });
 }
@@ -269,7 +343,7 @@ export function parameterSizeText(count: number): string {
 function detailsOf(info: { architecture: string; parameterCount: number } | undefined, file: FileFacts): Record<string, unknown> {
   const family = file.family || info?.architecture || '';
   const parameterSize = file.parameterSize || (info ? parameterSizeText(info.parameterCount) : '');
-  return { format: 'gguf', family, families: family ? [family] : null, parameter_size: parameterSize, quantization_level: file.quantizationLevel };
+  return { parent_model: '', format: 'gguf', family, families: family ? [family] : null, parameter_size: parameterSize, quantization_level: file.quantizationLevel };
 }
 
 const factsCache = new Map<string, { key: string; facts: FileFacts }>();
