@@ -134,7 +134,8 @@ export class Sequence {
     const events: GenerationEvent[] = [];
     if (this.parser?.inReasoning && this.reasoningTokens >= this.budget) {
       for (const id of this.closeTokens) {
-        if (this.finished) break;
+        // maxTokens counts the forced tokens too: a close that does not fit is cut, never exceeds it
+        if (this.finished || this.outputTokens.length >= this.maxTokens) break;
         this.emitToken(id, events, { forced: true });
       }
       if (!this.finished && this.outputTokens.length >= this.maxTokens) this.finish('length', events);

@@ -136,6 +136,12 @@ test('the reasoning budget forces the thought closed and the answer follows', as
   // budget 0 closes the pre-filled thought before sampling anything
   const r0 = await collect(generate(model, tok, { prompt, sampling: greedy, reasoningBudget: 0 }));
   assert.deepEqual([r0.reasoning, r0.content], ['', 'yy']);
+  // max_tokens is a hard cap even when the forced close would pass it (5 sampled + 1 of the 3 forced)
+  for (const maxTokens of [5, 6, 7]) {
+    const cut = await collect(generate(model, tok, { prompt, sampling: greedy, reasoningBudget: 5, maxTokens }));
+    assert.equal(cut.tokens.length, maxTokens, `maxTokens ${maxTokens}`);
+    assert.equal(cut.done.finishReason, 'length');
+  }
 });
 
 test('logprobs are the model distribution log-softmax, with top alternatives', async () => {
