@@ -35,6 +35,16 @@ async function readPassword(): Promise<string> {
   throw new Error('no password given (set FRUGAL_PASSWORD or write it on stdin)');
 }
 
+/** The database at `path`; errors that do not name the file (SQLite's "file is not a database") get it added. */
+function openStore(path: string): Store {
+  try {
+    return new Store(path);
+  } catch (error) {
+    const message = (error as Error).message;
+    throw new Error(message.includes(path) ? message : `--db ${path}: ${message}`);
+  }
+}
+
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
@@ -49,9 +59,13 @@ export async function run(args: string[]): Promise<number> {
     allowPositionals: true,
   });
   const [action, ...rest] = positionals;
-  if (values.help || !action) {
+  if (values.help) {
     console.log(usage);
-    return values.help ? 0 : 2;
+    return 0;
+  }
+  if (!action) {
+    console.error(`frugal admin: no action given\n${usage}`);
+    return 2;
   }
   // arguments an action does not take are an error, not ignored (`create-key alice` made a key without owner)
   const takes: Record<string, number> = {
@@ -62,7 +76,7 @@ export async function run(args: string[]): Promise<number> {
     const hint = action === 'create-key' ? ' (give the owner as --user NAME)' : '';
     throw new Error(`${action} takes ${most === 0 ? 'no argument' : `${most} argument`}, got '${rest.join(' ')}'${hint}`);
   }
-  const store = new Store(values.db!);
+  const store = openStore(values.db!);
   try {
     switch (action) {
       case 'create-user': {

@@ -67,8 +67,9 @@ export function benchModel(model: CausalLM, prompt: number, generate: number, re
 
 function count(value: string | undefined, name: string, fallback: number, min: number): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got '${value}'`);
+  // digits only: Number() would read '' as 0 (the test skipped) and '1e3' as 1000
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got '${value}'`);
   return n;
 }
 

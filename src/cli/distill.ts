@@ -20,6 +20,7 @@ import { rejectionSample, writeChatJsonl } from '../train/distill.js';
 import { TrainModel } from '../train/model.js';
 import { EnginePolicy, inferenceModel } from '../train/rollout.js';
 import { readChatJsonl, runSft, tokenizeExample } from '../train/sft.js';
+import { checkOutputFile, prepareOutputDir } from './file-checks.js';
 import { StageConfig, loadTrainModel, parseStageArgs, sftOptionsOf, stageTokenizer } from './sft.js';
 import { problemPool } from './rl.js';
 
@@ -31,7 +32,7 @@ const FIELDS = ['teacher', 'tokenizer', 'tasks', 'difficulties', 'problems', 'sa
 
 export async function run(args: string[]): Promise<number> {
   const flags = parseStageArgs('distill', USAGE, args);
-  if (!flags) return 2;
+  if (typeof flags === 'number') return flags;
   const c = StageConfig.read(flags.config);
   c.known(FIELDS);
   const teacher = loadTrainModel(c.path('teacher'));
@@ -52,6 +53,9 @@ export async function run(args: string[]): Promise<number> {
   const sft = c.object('sft');
   sft.known(['steps', 'batch_size', 'lr', 'min_lr', 'warmup', 'weight_decay', 'clip', 'max_len', 'seed', 'checkpoint_every', 'log_every']);
   const sftOptions = sftOptionsOf(sft, join(outDir, 'student'), tokenizerPath, flags.resume, flags.stopAt);
+  prepareOutputDir(outDir, `${c.source}: field 'out_dir'`);
+  prepareOutputDir(dirname(tracesPath), `${c.source}: field 'traces'`);
+  checkOutputFile(tracesPath, `${c.source}: field 'traces'`);
 
   let examples;
   if (existsSync(tracesPath) && flags.resume) {

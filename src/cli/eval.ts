@@ -20,6 +20,7 @@ import { rephrase } from '../train/tasks/phrasing.js';
 import { getTask } from '../train/tasks/registry.js';
 import { TaskRng } from '../train/tasks/rng.js';
 import type { Difficulty } from '../train/tasks/types.js';
+import { checkOutputFile } from './file-checks.js';
 
 export const summary = 'pass@1 / greedy accuracy / format rate on a task\'s test split';
 
@@ -57,10 +58,14 @@ export async function run(args: string[]): Promise<number> {
         model: { type: 'string' }, task: { type: 'string' }, difficulty: { type: 'string' }, samples: { type: 'string' }, limit: { type: 'string' },
         style: { type: 'string' }, 'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' },
         'no-greedy': { type: 'boolean', default: false }, seed: { type: 'string' }, json: { type: 'string' },
-        rephrase: { type: 'boolean', default: false },
+        rephrase: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
     });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
     if (!values.model) throw new Error('--model is required');
     if (!values.task) throw new Error('--task is required');
     const tasks = values.task.split(',');
@@ -76,6 +81,7 @@ export async function run(args: string[]): Promise<number> {
       topP: unitNumber('top-p', values['top-p'], R1_EVAL_DEFAULTS.topP, 1), greedy: !values['no-greedy'],
       seed: positiveInt('seed', values.seed, 0, 0), json: values.json, rephrase: values.rephrase,
     };
+    if (o.json !== undefined) checkOutputFile(o.json, '--json');
   } catch (error) {
     console.error(`frugal eval: ${(error as Error).message}\n${USAGE}`);
     return 2;

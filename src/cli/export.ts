@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { type ExportType, exportCheckpoint } from '../train/export-gguf.js';
+import { checkOutputFile } from './file-checks.js';
 
 export const summary = 'export a training checkpoint or a Hugging Face model directory to GGUF (deepseek2 / llama / qwen2)';
 
@@ -18,9 +19,13 @@ export async function run(args: string[]): Promise<number> {
   try {
     const { values } = parseArgs({
       args,
-      options: { checkpoint: { type: 'string' }, to: { type: 'string', default: 'gguf' }, out: { type: 'string' }, type: { type: 'string', default: 'f32' } },
+      options: { checkpoint: { type: 'string' }, to: { type: 'string', default: 'gguf' }, out: { type: 'string' }, type: { type: 'string', default: 'f32' }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: false,
     });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
     if (!values.checkpoint) throw new Error('--checkpoint is required');
     if (!values.out) throw new Error('--out is required');
     if (values.to !== 'gguf') throw new Error(`--to: '${values.to}' is not supported (only gguf)`);
@@ -32,6 +37,7 @@ export async function run(args: string[]): Promise<number> {
     console.error(`frugal export: ${(error as Error).message}\n${USAGE}`);
     return 2;
   }
+  checkOutputFile(out, '--out');
   const result = exportCheckpoint(checkpoint, out, type);
   console.error(`wrote ${out}: ${result.architecture}, ${result.tensors} tensors, ${(result.fileSize / 1e6).toFixed(2)} MB (${type})`);
   return 0;

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { writeImportedModel } from '../train/import-gguf.js';
+import { checkInputFile, prepareOutputDir } from './file-checks.js';
 
 export const summary = 'turn a deepseek2 / qwen2 / llama GGUF file back into a training model directory (config.json, model.safetensors, tokenizer.json)';
 
@@ -14,7 +15,11 @@ export async function run(args: string[]): Promise<number> {
   let gguf: string;
   let out: string;
   try {
-    const { values } = parseArgs({ args, options: { gguf: { type: 'string' }, out: { type: 'string' } }, allowPositionals: false });
+    const { values } = parseArgs({ args, options: { gguf: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: false });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
     if (!values.gguf) throw new Error('--gguf is required');
     if (!values.out) throw new Error('--out is required');
     gguf = values.gguf;
@@ -23,6 +28,8 @@ export async function run(args: string[]): Promise<number> {
     console.error(`frugal import: ${(error as Error).message}\n${USAGE}`);
     return 2;
   }
+  checkInputFile(gguf, '--gguf');
+  prepareOutputDir(out, '--out');
   const imported = writeImportedModel(gguf, out);
   let values = 0;
   for (const t of imported.tensors.values()) values += t.values.length;

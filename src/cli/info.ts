@@ -102,11 +102,14 @@ export function parseContext(text: string): number {
 }
 
 export async function run(args: string[]): Promise<number> {
-  console.log(`backend: ${describeBackend()}`);
   let file: string | undefined;
   let context: number | undefined;
   try {
-    const { values, positionals } = parseArgs({ args, options: { context: { type: 'string' } }, allowPositionals: true });
+    const { values, positionals } = parseArgs({ args, options: { context: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
     if (positionals.length > 1) throw new Error(`one model file at most, got ${positionals.length}`);
     file = positionals[0];
     if (values.context !== undefined) {
@@ -117,6 +120,7 @@ export async function run(args: string[]): Promise<number> {
     console.error(`frugal info: ${(error as Error).message}\n${USAGE}`);
     return 2;
   }
+  console.log(`backend: ${describeBackend()}`);
   if (file !== undefined) for (const line of describeModel(file, context !== undefined ? { context } : {})) console.log(line);
   return 0;
 }

@@ -41,9 +41,13 @@ export async function run(args: string[]): Promise<number> {
   try {
     const { values } = parseArgs({
       args,
-      options: { model: { type: 'string' }, tokens: { type: 'string' }, all: { type: 'boolean', default: false } },
+      options: { model: { type: 'string' }, tokens: { type: 'string' }, all: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: false,
     });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
     model = values.model;
     if (!model) throw new UsageError('--model is required');
     if (values.tokens === undefined) throw new UsageError('--tokens is required');
@@ -55,6 +59,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const loaded = loadModel(model, { tokenizer: false });
   const lm = loaded.model;
+  if (tokens.length > lm.info.contextLength) throw new Error(`--tokens: ${tokens.length} tokens do not fit the model's context length of ${lm.info.contextLength}`);
   const logits = lm.forward(tokens, lm.newCache(Math.min(lm.info.contextLength, tokens.length)), { allLogits: all });
   const text = `${logitsJson(logits, lm.info.vocabSize)}\n`;
   await new Promise<void>((resolve, reject) => process.stdout.write(text, (error) => (error ? reject(error) : resolve())));

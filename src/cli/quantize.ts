@@ -21,6 +21,7 @@ import { writeGguf, type GgufTensorInput } from '../formats/gguf-write.js';
 import { LLAMA_FILE_TYPES } from '../formats/gguf-file-type.js';
 import type { DType } from '../tensor/dtype.js';
 import { canDequantize, canQuantize, dequantize, quantize } from '../tensor/quant/index.js';
+import { checkInputFile, checkOutputFile } from './file-checks.js';
 import { K_MIXES, type KMix, type MixModelInfo, fallbackType, isKMix, isQuantizable, mixModelInfo, mixTypes } from './quantize-mix.js';
 
 export { useMoreBits } from './quantize-mix.js';
@@ -143,7 +144,7 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 3) {
-    console.error(USAGE);
+    console.error(`frugal quantize: expected IN.gguf OUT.gguf TYPE, got ${positionals.length} argument${positionals.length === 1 ? '' : 's'}\n${USAGE}`);
     return 2;
   }
   const [input, output, type] = positionals as [string, string, string];
@@ -152,6 +153,8 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   if (input === output) throw new Error('quantize: write to another file than the input (it is read while the output is written)');
+  checkInputFile(input, 'IN.gguf');
+  checkOutputFile(output, 'OUT.gguf');
   const started = performance.now();
   let shown = 0;
   const report = quantizeGguf(input, output, type, {

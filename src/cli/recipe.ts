@@ -1,6 +1,7 @@
 /** `frugal recipe [--out DIR] [--quick] [--config FILE]`: the whole R1 pipeline (src/train/recipe.ts). */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { prepareOutputDir } from './file-checks.js';
 
 export const summary = 'the whole R1 recipe: corpus, tokenizer, pretrain, SFT, GRPO, R1-Zero, eval, GGUF export';
 
@@ -27,6 +28,7 @@ export async function run(args: string[]): Promise<number> {
     config = mergeRecipe(config, json, values.config);
   }
   const out = values.out ?? (values.quick ? 'runs/quick' : `runs/${config.name}`);
+  prepareOutputDir(out, '--out');
   const started = Date.now();
   const result = await runRecipe(config, out);
   console.log(resultsMarkdown(result.results, config));

@@ -19,6 +19,7 @@ import { GRPO_LOSS_TYPES, type GrpoLossType, type RolloutPrompt, runGrpo } from 
 import { scoreCompletion } from '../train/tasks/reward.js';
 import { getTask } from '../train/tasks/registry.js';
 import type { Problem } from '../train/tasks/types.js';
+import { prepareOutputDir } from './file-checks.js';
 import { StageConfig, loadTrainModel, parseStageArgs, stageTokenizer } from './sft.js';
 
 export const summary = 'GRPO reinforcement learning on verifiable tasks (R1 stage 2 / R1-Zero)';
@@ -40,7 +41,7 @@ export function problemPool(tasks: readonly string[], difficulties: readonly (1 
 
 export async function run(args: string[]): Promise<number> {
   const flags = parseStageArgs('rl', USAGE, args);
-  if (!flags) return 2;
+  if (typeof flags === 'number') return flags;
   const c = StageConfig.read(flags.config);
   c.known(FIELDS);
   const { model, dir } = loadTrainModel(c.path('from'));
@@ -74,15 +75,17 @@ export async function run(args: string[]): Promise<number> {
   const temperature = c.number('temperature', 1);
   const topP = c.number('top_p', 1, 0, 1);
   const maxTokens = c.int('max_tokens', 128);
-  console.error(`rl: ${pool.length} train problems, model ${dir} (${model.parameterCount()} parameters), style ${style}, loss ${lossType}`);
-  const result = runGrpo(model, codec, prompts, {
+  const options = {
     steps, groupSize: c.int('group_size', 8, 2), lr: c.number('lr', 1e-5), beta: c.number('beta', 0.001), epsilon: c.number('epsilon', 0.2),
     mu: c.int('mu', 1), lossType, ...(oversample > 1 ? { keepGroups: perStep } : {}), scaleRewards: c.bool('scale_rewards', lossType !== 'dr_grpo'),
     sample: { temperature, topP, maxTokens, ...(stopText ? { stopText } : {}) },
     refResetEvery: c.int('ref_reset_every', 0, 0), weightDecay: c.number('weight_decay', 0), clip: c.number('clip', 1), seed: c.int('seed', 1, 0),
     outDir: c.path('out_dir'), checkpointEvery: c.int('checkpoint_every', 20, 0), logEvery: c.int('log_every', 1), tokenizerPath,
     resume: flags.resume, ...(flags.stopAt !== undefined ? { stopAt: flags.stopAt } : {}),
-  });
+  };
+  prepareOutputDir(options.outDir, `${c.source}: field 'out_dir'`);
+  console.error(`rl: ${pool.length} train problems, model ${dir} (${model.parameterCount()} parameters), style ${style}, loss ${lossType}`);
+  const result = runGrpo(model, codec, prompts, options);
   const last = result.log.at(-1);
   console.error(`done: steps ${result.startStep}..${result.endStep}${last ? `, reward ${last.reward.toFixed(3)}, accuracy ${last.accuracy.toFixed(3)}` : ''}${result.lastCheckpoint ? `, checkpoint ${result.lastCheckpoint}` : ''}`);
   return 0;

@@ -62,9 +62,33 @@ export function isLoopback(host: string): boolean {
 
 function int(value: string | undefined, name: string, min: number): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${value}'`);
+  // digits only: Number() would read '' as 0 (a random port), '0x50' as 80 and '1e3' as 1000
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${value}'`);
   return n;
+}
+
+/** Each --model path exists and its header reads as a model (GGUF or HF directory); the weights still load on first use. */
+async function checkModelPaths(paths: readonly string[], given: boolean): Promise<void> {
+  const { openModelSource } = await import('../models/load.js');
+  for (const path of paths) {
+    if (!existsSync(path)) {
+      throw new Error(given ? `model not found: ${path}` : `no --model given and the default model ${path} does not exist yet; pass --model FILE (a GGUF file)`);
+    }
+    try {
+      openModelSource(path).close();
+    } catch (error) {
+      const message = (error as Error).message;
+      throw new Error(message.includes(path) ? `--model: ${message}` : `--model ${path}: ${message}`);
+    }
+  }
+}
+
+/** A database error (better-sqlite3's codes start with SQLITE_) with the --db path named; other errors as they are. */
+function withDatabasePath(error: unknown, dbPath: string): unknown {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_') || (error as Error).message.includes(dbPath)) return error;
+  return new Error(`--db ${dbPath}: ${(error as Error).message}`);
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -115,11 +139,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const speculative = parseSpeculativeFlags(values);
   const paths = values.model ?? [DEFAULT_MODEL];
-  for (const path of paths) {
-    if (!existsSync(path)) {
-      throw new Error(values.model ? `model not found: ${path}` : `no --model given and the default model ${path} does not exist yet; pass --model FILE (a GGUF file)`);
-    }
-  }
+  await checkModelPaths(paths, values.model !== undefined);
   const { createServer } = await import('../server/app.js');
   const budget = int(values['memory-budget'], 'memory-budget', 1);
   const cacheMemory = int(values['cache-memory'], 'cache-memory', 0);
@@ -156,6 +176,8 @@ export async function run(args: string[]): Promise<number> {
     headersTimeoutMs: 30_000,
     requestTimeoutMs: 60_000,
     processMetrics: true,
+  }).catch((error: unknown) => {
+    throw withDatabasePath(error, values.db!);
   });
   const address = await server.listen({ host, port });
   const ctx = server.ctx;

@@ -23,6 +23,7 @@ import { type Codec, tokenizerCodec } from '../train/rollout.js';
 import { readChatJsonl, runSft, tokenizeExample } from '../train/sft.js';
 import { type Difficulty } from '../train/tasks/types.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
+import { checkOutputFile, inputFileProblem, prepareOutputDir } from './file-checks.js';
 
 export const summary = 'supervised fine-tuning on chat JSONL or the cold-start set (R1 stage 1/3)';
 
@@ -124,17 +125,30 @@ export class StageConfig {
 }
 
 /** A trainable model from a model directory or a run directory (its latest checkpoint). */
-/** The flags every config-driven stage takes; prints the problem and the usage, and returns undefined, on bad flags. */
-export function parseStageArgs(command: string, usage: string, args: string[]): { config: string; resume: boolean; stopAt?: number } | undefined {
+export interface StageArgs {
+  config: string;
+  resume: boolean;
+  stopAt?: number;
+}
+
+/**
+ * The flags every config-driven stage takes. On --help it prints the usage and returns 0; on bad
+ * flags it prints the problem and the usage and returns 2 (the exit code either way).
+ */
+export function parseStageArgs(command: string, usage: string, args: string[]): StageArgs | number {
   try {
-    const { values } = parseArgs({ args, options: { config: { type: 'string' }, 'no-resume': { type: 'boolean', default: false }, 'stop-at': { type: 'string' } }, allowPositionals: false });
+    const { values } = parseArgs({ args, options: { config: { type: 'string' }, 'no-resume': { type: 'boolean', default: false }, 'stop-at': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: false });
+    if (values.help) {
+      console.log(usage);
+      return 0;
+    }
     if (!values['config']) throw new Error('--config is required');
     const stopAt = values['stop-at'];
     if (stopAt !== undefined && !/^\d+$/.test(stopAt)) throw new Error(`--stop-at: '${stopAt}' is not a step number`);
     return { config: values['config'], resume: !values['no-resume'], ...(stopAt !== undefined ? { stopAt: Number(stopAt) } : {}) };
   } catch (error) {
     console.error(`frugal ${command}: ${(error as Error).message}\n${usage}`);
-    return undefined;
+    return 2;
   }
 }
 
@@ -165,6 +179,36 @@ export function sftOptionsOf(c: StageConfig, outDir: string, tokenizerPath: stri
   };
 }
 
+/** A whole-number flag value (digits only) of at least `min`, or an error naming the flag. */
+function integerFlag(flag: string, text: string | undefined, fallback: number, min: number): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min) throw new Error(`--${flag}: '${text}' is not an integer >= ${min}`);
+  return Number(text);
+}
+
+/** `--write-cold-start FILE`: the generated cold-start set as chat JSONL. */
+function writeColdStart(values: Record<string, string | boolean | undefined>): number {
+  const path = String(values['write-cold-start']);
+  const tasks = String(values['tasks'] ?? 'arithmetic,countdown,linear,sort').split(',');
+  const count = integerFlag('count', values['count'] as string | undefined, 1000, 1);
+  const seed = integerFlag('seed', values['seed'] as string | undefined, 1, 0);
+  checkOutputFile(path, '--write-cold-start');
+  const examples = coldStartExamples({ tasks, count, seed });
+  writeChatJsonl(path, examples);
+  console.error(`wrote ${examples.length} cold-start examples to ${path}`);
+  return 0;
+}
+
+/** The JSONL files of `data.jsonl`, resolved against the config's directory; each must be a readable file. */
+function jsonlPaths(c: StageConfig, data: StageConfig): string[] {
+  return data.strings('jsonl').map((p) => {
+    const path = isAbsolute(p) ? p : resolve(c.base, p);
+    const problem = inputFileProblem(path);
+    if (problem !== undefined) data.fail('jsonl', problem);
+    return path;
+  });
+}
+
 const SFT_FIELDS = ['from', 'tokenizer', 'data', 'prompt_style', 'steps', 'batch_size', 'lr', 'min_lr', 'warmup', 'weight_decay', 'clip', 'max_len', 'seed', 'out_dir', 'checkpoint_every', 'log_every'];
 
 export async function run(args: string[]): Promise<number> {
@@ -175,21 +219,20 @@ export async function run(args: string[]): Promise<number> {
       options: {
         config: { type: 'string' }, 'no-resume': { type: 'boolean', default: false }, 'stop-at': { type: 'string' },
         'write-cold-start': { type: 'string' }, tasks: { type: 'string' }, count: { type: 'string' }, seed: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
     }).values;
+    if (values['help']) {
+      console.log(USAGE);
+      return 0;
+    }
     if (!values['config'] && !values['write-cold-start']) throw new Error('--config is required');
   } catch (error) {
     console.error(`frugal sft: ${(error as Error).message}\n${USAGE}`);
     return 2;
   }
-  if (values['write-cold-start']) {
-    const tasks = String(values['tasks'] ?? 'arithmetic,countdown,linear,sort').split(',');
-    const examples = coldStartExamples({ tasks, count: Number(values['count'] ?? 1000), seed: Number(values['seed'] ?? 1) });
-    writeChatJsonl(String(values['write-cold-start']), examples);
-    console.error(`wrote ${examples.length} cold-start examples to ${values['write-cold-start']}`);
-    return 0;
-  }
+  if (values['write-cold-start']) return writeColdStart(values);
   const stopAtText = values['stop-at'] as string | undefined;
   if (stopAtText !== undefined && !/^\d+$/.test(stopAtText)) {
     console.error(`frugal sft: --stop-at: '${stopAtText}' is not a step number`);
@@ -202,21 +245,20 @@ export async function run(args: string[]): Promise<number> {
   const style = c.style('prompt_style', 'r1-chat');
   const data = c.object('data');
   data.known(['jsonl', 'cold_start']);
+  const outDir = c.path('out_dir');
+  const options = sftOptionsOf(c, outDir, tokenizerPath, !values['no-resume'], stopAtText === undefined ? undefined : Number(stopAtText));
   let examples;
   if (data.has('jsonl')) {
-    examples = data.strings('jsonl').flatMap((p) => {
-      const path = isAbsolute(p) ? p : resolve(c.base, p);
-      return readChatJsonl(path).map((e, i) => tokenizeExample(e, style, codec, `${path}:${i + 1}`));
-    });
+    examples = jsonlPaths(c, data).flatMap((path) => readChatJsonl(path).map((e, i) => tokenizeExample(e, style, codec, `${path}:${i + 1}`)));
   } else {
     const cs = data.object('cold_start');
     cs.known(['tasks', 'count', 'difficulties', 'seed']);
     examples = coldStartExamples({ tasks: cs.strings('tasks'), count: cs.int('count', 1000), difficulties: cs.difficulties('difficulties'), seed: cs.int('seed', 1, 0) })
       .map((e, i) => tokenizeExample(e, style, codec, `cold start example ${i}`));
   }
-  const outDir = c.path('out_dir');
+  prepareOutputDir(outDir, `${c.source}: field 'out_dir'`);
   console.error(`sft: ${examples.length} examples, model ${dir} (${model.parameterCount()} parameters), style ${style}`);
-  const result = runSft(model, examples, sftOptionsOf(c, outDir, tokenizerPath, !values['no-resume'], stopAtText === undefined ? undefined : Number(stopAtText)));
+  const result = runSft(model, examples, options);
   const last = result.log.at(-1);
   console.error(`done: steps ${result.startStep}..${result.endStep}${last ? `, loss ${last.loss.toFixed(4)}` : ''}, ${result.tokensPerSecond.toFixed(0)} tok/s${result.lastCheckpoint ? `, checkpoint ${result.lastCheckpoint}` : ''}`);
   return 0;

@@ -5,10 +5,11 @@
  * The DeepSeek-R1 special tokens are included unless --no-r1-specials. Progress goes to stderr.
  */
 import { statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { R1_SPECIAL_TOKENS, TRAIN_PRE_TOKENIZERS, trainBpe, writeTrainedTokenizer, type SpecialTokenSpec, type TrainPreTokenizer, type TrainProgress } from '../tokenizer/train-bpe.js';
 import { checkInputFiles, filesTexts } from '../tokenizer/train-input.js';
+import { prepareOutputDir } from './file-checks.js';
 
 export const summary = 'train a byte-level BPE tokenizer (frugal tokenizer train --help)';
 
@@ -35,7 +36,7 @@ interface TrainArgs {
 
 function positiveInteger(name: string, text: string | undefined): number {
   if (text === undefined) throw new Error(`${name} is required`);
-  if (!/^\d+$/.test(text)) throw new Error(`${name}: '${text}' is not a positive integer`);
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new Error(`${name}: '${text}' is not a positive integer`);
   return Number(text);
 }
 
@@ -97,7 +98,9 @@ async function train(args: TrainArgs): Promise<number> {
   }
   const sizes = checkInputFiles(args.inputs);
   const totalBytes = sizes.reduce((a, b) => a + b, 0);
+  if (totalBytes === 0) throw new Error(`--input: nothing to train on (${args.inputs.join(', ')}: 0 bytes)`);
   const tokenizerPath = outputPath(args.out);
+  prepareOutputDir(dirname(tokenizerPath), '--out');
   const started = Date.now();
   let bytesRead = 0;
   let mergeStarted = 0;

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { readRunConfig } from '../train/run-config.js';
 import { runPretraining } from '../train/pretrain.js';
+import { prepareOutputDir } from './file-checks.js';
 
 export const summary = 'pre-train a model from a run config (checkpoints, resume, charts)';
 
@@ -18,9 +19,13 @@ export async function run(args: string[]): Promise<number> {
   try {
     const { values } = parseArgs({
       args,
-      options: { config: { type: 'string' }, 'no-resume': { type: 'boolean', default: false }, 'stop-at': { type: 'string' } },
+      options: { config: { type: 'string' }, 'no-resume': { type: 'boolean', default: false }, 'stop-at': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: false,
     });
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
     if (!values.config) throw new Error('--config is required');
     configPath = values.config;
     resume = !values['no-resume'];
@@ -33,6 +38,8 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const config = readRunConfig(configPath);
+  prepareOutputDir(config.outDir, `${configPath}: field 'out_dir'`);
+  prepareOutputDir(config.data.cacheDir, `${configPath}: field 'data.cache_dir'`);
   const result = runPretraining(config, { resume, stopAtStep: stopAt });
   const last = result.evals[result.evals.length - 1];
   console.error(`done: steps ${result.startStep}..${result.endStep}, ${result.tokensPerSecond.toFixed(0)} tokens/s${last ? `, validation loss ${last.valLoss.toFixed(4)}` : ''}${result.lastCheckpoint ? `, checkpoint ${result.lastCheckpoint}` : ''}`);
