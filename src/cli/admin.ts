@@ -41,6 +41,7 @@ function openStore(path: string): Store {
     return new Store(path);
   } catch (error) {
     const message = (error as Error).message;
+    if (message.startsWith(`${path}: `)) throw new Error(`--db ${message}`); // the Store named the file
     throw new Error(message.includes(path) ? message : `--db ${path}: ${message}`);
   }
 }

@@ -87,8 +87,10 @@ async function checkModelPaths(paths: readonly string[], given: boolean): Promis
 /** A database error (better-sqlite3's codes start with SQLITE_) with the --db path named; other errors as they are. */
 function withDatabasePath(error: unknown, dbPath: string): unknown {
   const code = (error as { code?: unknown }).code;
-  if (typeof code !== 'string' || !code.startsWith('SQLITE_') || (error as Error).message.includes(dbPath)) return error;
-  return new Error(`--db ${dbPath}: ${(error as Error).message}`);
+  const message = (error as Error).message;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return error;
+  if (message.startsWith(`${dbPath}: `)) return new Error(`--db ${message}`); // the Store named the file
+  return message.includes(dbPath) ? error : new Error(`--db ${dbPath}: ${message}`);
 }
 
 export async function run(args: string[]): Promise<number> {

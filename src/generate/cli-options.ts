@@ -41,7 +41,9 @@ function number(values: Values, flag: string, integer: boolean): number | undefi
   if (raw === undefined) return undefined;
   const text = String(raw).trim();
   const value = Number(text);
-  if (text === '' || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+  // Number() also reads 0x10 and 1e30: an integer flag takes plain decimal digits, and a safe integer
+  const plain = integer ? /^-?\d+$/.test(text) && Number.isSafeInteger(value) : /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(text);
+  if (text === '' || !plain || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
     throw new Error(`--${flag} must be ${integer ? 'an integer' : 'a number'}, got '${String(raw)}'`);
   }
   return value;

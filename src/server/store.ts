@@ -118,11 +118,17 @@ export class Store {
     } catch (error) {
       throw new Error(`cannot open the database ${path}: ${(error as Error).message}`);
     }
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.pragma('busy_timeout = 5000');
-    this.migrate();
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = FULL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('busy_timeout = 5000');
+      this.migrate();
+    } catch (error) {
+      // a file that is not a SQLite database opens fine and fails only here ("file is not a database")
+      this.db.close();
+      throw Object.assign(new Error(`${path}: ${(error as Error).message}`), { code: (error as { code?: unknown }).code });
+    }
   }
 
   /** Applies the migrations the file does not have yet; returns the schema version. */

@@ -63,6 +63,11 @@ test('generation flags: defaults, values and errors naming the flag', () => {
   assert.equal(f.reasoningBudget, 100);
   assert.throws(() => parseGenerationFlags({ temperature: 'hot' }), /--temperature must be a number, got 'hot'/);
   assert.throws(() => parseGenerationFlags({ 'top-k': '2.5' }), /--top-k must be an integer/);
+  // Number() reads these; a flag takes plain decimal notation (and integers within 2^53)
+  assert.throws(() => parseGenerationFlags({ 'max-tokens': '0x10' }), /--max-tokens must be an integer, got '0x10'/);
+  assert.throws(() => parseGenerationFlags({ seed: '1e30' }), /--seed must be an integer, got '1e30'/);
+  assert.throws(() => parseGenerationFlags({ temperature: '0x1' }), /--temperature must be a number/);
+  assert.deepEqual(parseGenerationFlags({ temperature: '.5', 'top-p': '9e-1' }).sampling, { temperature: 0.5, topP: 0.9 });
   assert.throws(() => parseGenerationFlags({ 'min-p': '3' }), /--min-p must be in \[0, 1\]/);
   assert.throws(() => parseGenerationFlags({ 'max-tokens': '0' }), /--max-tokens must be >= 1/);
   assert.throws(() => parseGenerationFlags({ stop: [''] }), /--stop needs a non-empty text/);

@@ -5,6 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run as admin } from '../../src/cli/admin.js';
 import { Store } from '../../src/server/store.js';
@@ -138,6 +139,10 @@ test('durability: what was acknowledged is in the file after close and reopen', 
   const again = new Store(db);
   assert.equal(again.migrate(), 2);
   again.close();
+  // a file that is not a database opens, then fails at the first statement: the error names the file
+  const notDb = join(t.dir, 'not-a-database.db');
+  writeFileSync(notDb, 'GGUF and then some bytes that are no SQLite header at all, long enough to read a page');
+  assert.throws(() => new Store(notDb), (error: Error) => error.message === `${notDb}: file is not a database`);
 });
 
 test('login attempts per IP are limited (429 with Retry-After)', async () => {
