@@ -66,7 +66,7 @@ export const DEEPSEEK_SMALL: Required<Omit<TinyDeepseekOptions, 'seed'>> = {
   tokenizer: 'bytes', hiddenSize: 2048, intermediateSize: 10944, moeIntermediateSize: 1408, layers: 4, firstKDenseReplace: 1,
   heads: 16, qLoraRank: 1536, kvLoraRank: 512, qkNopeHeadDim: 128, qkRopeHeadDim: 64, vHeadDim: 128,
   routedExperts: 64, sharedExperts: 2, expertsPerToken: 6, nGroup: 1, topkGroup: 1, scoring: 'sigmoid',
-  normTopkProb: true, routedScalingFactor: 1, scoreBias: true, contextLength: 4096,
+  normTopkProb: true, routedScalingFactor: 1, scoreBias: true, contextLength: 4096, ropeTheta: 10000,
   yarnFactor: 1, yarnOriginalContext: 4096, mscaleAllDim: 1, mtp: false, rmsNormEps: 1e-6,
 };
 

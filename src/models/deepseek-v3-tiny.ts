@@ -45,6 +45,8 @@ export interface TinyDeepseekOptions {
   /** V3 router bias (e_score_correction_bias); default on for sigmoid scoring. */
   scoreBias?: boolean;
   contextLength?: number;
+  /** rope_theta (default 10000; Kimi-K2, also `deepseek2` in GGUF: 50000). */
+  ropeTheta?: number;
   /** YaRN factor (1 = no rope scaling). */
   yarnFactor?: number;
   yarnOriginalContext?: number;
@@ -68,7 +70,7 @@ export function tinyDeepseekModel(options: TinyDeepseekOptions = {}): TinyDeepse
     tokenizer: 'bytes', hiddenSize: 64, intermediateSize: 96, moeIntermediateSize: 32, layers: 3, firstKDenseReplace: 1,
     heads: 4, qLoraRank: 32, kvLoraRank: 32, qkNopeHeadDim: 32, qkRopeHeadDim: 16, vHeadDim: 32,
     routedExperts: 8, sharedExperts: 1, expertsPerToken: 3, nGroup: 4, topkGroup: 2, scoring: 'sigmoid',
-    normTopkProb: true, routedScalingFactor: 2.5, scoreBias: options.scoring !== 'softmax', contextLength: 256,
+    normTopkProb: true, routedScalingFactor: 2.5, scoreBias: options.scoring !== 'softmax', contextLength: 256, ropeTheta: 10000,
     yarnFactor: 4, yarnOriginalContext: 64, mscaleAllDim: 1, mtp: false, rmsNormEps: 1e-6, seed: 7,
     ...options,
   };
@@ -142,7 +144,7 @@ export function tinyDeepseekModel(options: TinyDeepseekOptions = {}): TinyDeepse
     topk_method: o.scoreBias ? 'noaux_tc' : o.nGroup > 1 ? 'group_limited_greedy' : 'greedy',
     scoring_func: o.scoring, norm_topk_prob: o.normTopkProb, routed_scaling_factor: o.routedScalingFactor,
     num_nextn_predict_layers: o.mtp ? 1 : 0,
-    max_position_embeddings: o.contextLength, rope_theta: 10000, rms_norm_eps: o.rmsNormEps,
+    max_position_embeddings: o.contextLength, rope_theta: o.ropeTheta, rms_norm_eps: o.rmsNormEps,
     rope_scaling: o.yarnFactor > 1
       ? { type: 'yarn', factor: o.yarnFactor, original_max_position_embeddings: o.yarnOriginalContext, beta_fast: 32, beta_slow: 1, mscale: o.mscaleAllDim, mscale_all_dim: o.mscaleAllDim }
       : null,
@@ -266,7 +268,7 @@ export function deepseekGgufMetadata(model: TinyDeepseekModel, options: Deepseek
     [`${a}.attention.value_length`, gguf.u32(split ? o.kvLoraRank : o.vHeadDim)],
     [`${a}.attention.layer_norm_rms_epsilon`, gguf.f32(o.rmsNormEps)],
     [`${a}.rope.dimension_count`, gguf.u32(o.qkRopeHeadDim)],
-    [`${a}.rope.freq_base`, gguf.f32(10000)],
+    [`${a}.rope.freq_base`, gguf.f32(o.ropeTheta)],
     [`${a}.leading_dense_block_count`, gguf.u32(o.firstKDenseReplace)],
     [`${a}.expert_count`, gguf.u32(o.routedExperts)],
     [`${a}.expert_used_count`, gguf.u32(o.expertsPerToken)],

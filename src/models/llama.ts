@@ -87,6 +87,7 @@ export function denseConfigFromGguf(source: ModelSource, architecture: DenseArch
   const ropeBase = num('rope.freq_base') ?? 10000;
   const embedding = source.tensorShape('token_embd.weight');
   const vocabSize = positiveInt(num('vocab_size') ?? embedding?.[1], `${a}.vocab_size (or token_embd rows)`, origin);
+  const contextLength = positiveInt(num('context_length'), `${a}.context_length`, origin);
   return {
     architecture: a,
     vocabSize,
@@ -97,32 +98,43 @@ export function denseConfigFromGguf(source: ModelSource, architecture: DenseArch
     headDim,
     ffSize: positiveInt(num('feed_forward_length'), `${a}.feed_forward_length`, origin),
     rmsNormEps: num('attention.layer_norm_rms_epsilon') ?? 1e-5,
-    contextLength: positiveInt(num('context_length'), `${a}.context_length`, origin),
+    contextLength,
     ropeDim,
     ropeBase,
-    ropeScaling: ggufRopeScaling(source, a, ropeDim),
+    ropeScaling: ggufRopeScaling(source, a, ropeDim, contextLength),
     ropeStyle: a === 'llama' ? 'interleaved' : 'neox',
     attentionBias: a === 'qwen2',
     qkNorm: a === 'qwen3',
   };
 }
 
-/** GGUF rope scaling: `rope_freqs.weight` (llama3) or the `{arch}.rope.scaling.*` keys. */
-function ggufRopeScaling(source: ModelSource, a: string, ropeDim: number): RopeScaling {
+/**
+ * GGUF rope scaling as llama.cpp reads it (llama-model.cpp load_hparams, llama-context.cpp):
+ *  - `rope_freqs.weight` (llama3) divides each frequency; a linear factor, if any, applies on top;
+ *  - `{arch}.rope.scaling.type` defaults to linear, so a factor without a type key scales linearly;
+ *    the factor is `rope.scaling.factor`, else the legacy `rope.scale_linear`; 0 or 1 means none;
+ *  - YaRN's original context defaults to context_length; its beta_fast / beta_slow stay 32 / 1 in a
+ *    GGUF (llama.cpp reads `rope.scaling.yarn_beta_*` only for other architectures), while an HF
+ *    checkpoint's config.json values (presented under those keys) are used as HF does.
+ */
+function ggufRopeScaling(source: ModelSource, a: string, ropeDim: number, contextLength: number): RopeScaling {
+  const type = source.string(`${a}.rope.scaling.type`) ?? 'linear';
+  const factor = source.number(`${a}.rope.scaling.factor`) ?? source.number(`${a}.rope.scale_linear`) ?? 0;
+  const scaled = type !== 'none' && factor !== 0 && factor !== 1;
   if (source.hasTensor('rope_freqs.weight')) {
-    return { type: 'freq_factors', factors: source.vector('rope_freqs.weight', ropeDim / 2) };
+    const factors = source.vector('rope_freqs.weight', ropeDim / 2);
+    if (!scaled) return { type: 'freq_factors', factors };
+    if (type !== 'linear') throw new Error(`${source.path}: rope scaling '${type}' together with rope_freqs.weight is not supported for ${a}`);
+    return { type: 'freq_factors', factors: Float32Array.from(factors, (f) => f * factor) };
   }
-  const type = source.string(`${a}.rope.scaling.type`);
-  const factor = source.number(`${a}.rope.scaling.factor`);
-  if (type === undefined || type === 'none' || factor === undefined || factor === 1 || factor === 0) return { type: 'none' };
+  if (!scaled) return { type: 'none' };
   if (type === 'linear') return { type: 'linear', factor };
   if (type === 'yarn') {
-    const originalContext = source.number(`${a}.rope.scaling.original_context_length`);
-    if (originalContext === undefined) throw new Error(`${source.path}: yarn rope scaling needs ${a}.rope.scaling.original_context_length`);
+    const hf = source.format === 'hf';
     return {
-      type: 'yarn', factor, originalContext,
-      betaFast: source.number(`${a}.rope.scaling.yarn_beta_fast`) ?? 32,
-      betaSlow: source.number(`${a}.rope.scaling.yarn_beta_slow`) ?? 1,
+      type: 'yarn', factor, originalContext: source.number(`${a}.rope.scaling.original_context_length`) ?? contextLength,
+      betaFast: (hf ? source.number(`${a}.rope.scaling.yarn_beta_fast`) : undefined) ?? 32,
+      betaSlow: (hf ? source.number(`${a}.rope.scaling.yarn_beta_slow`) : undefined) ?? 1,
     };
   }
   throw new Error(`${source.path}: unsupported rope scaling type '${type}' for ${a}`);

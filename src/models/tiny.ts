@@ -172,12 +172,17 @@ export interface TinyDenseOptions {
   seed?: number;
 }
 
-/** TinyDenseOptions plus the head size (default hiddenSize / heads; qwen3 may differ: written as key_length / value_length). */
-export type TinyDenseHeadOptions = TinyDenseOptions & { headDim?: number };
+/**
+ * TinyDenseOptions plus the head size (default hiddenSize / heads; when it differs, written as
+ * key_length / value_length, as the converter does for a config with head_dim: Qwen3, Mistral-Nemo-style
+ * llama) and the vocabulary size (default the tokenizer's; larger pads the embedding and output with
+ * rows no token names, as real checkpoints do: the GGUF token list then needs as many `[PAD<id>]` entries).
+ */
+export type TinyDenseHeadOptions = TinyDenseOptions & { headDim?: number; vocabSize?: number };
 
 /** A tiny model's weights in HF layout (f32, PyTorch shapes) and its HF config.json. */
 export interface TinyDenseModel {
-  readonly options: Required<Omit<TinyDenseOptions, 'dtype'>> & { dtype: TinyDType; headDim: number };
+  readonly options: Required<Omit<TinyDenseOptions, 'dtype'>> & { dtype: TinyDType; headDim: number; vocabSize?: number };
   readonly vocabSize: number;
   readonly headDim: number;
   /** HF tensor name -> shape and values. */
@@ -194,10 +199,11 @@ export function tinyDenseModel(options: TinyDenseHeadOptions): TinyDenseModel {
     ...options,
   };
   if (!Number.isInteger(o.headDim) || o.headDim % 2 !== 0) throw new Error(`head size ${o.headDim} (hidden ${o.hiddenSize} / ${o.heads} heads unless given) is not an even integer`);
-  if (o.headDim * o.heads !== o.hiddenSize && o.architecture !== 'qwen3') throw new Error(`a head size other than hidden / heads is for qwen3 models`);
   if (o.llama3RopeScaling && o.architecture !== 'llama') throw new Error('llama3 rope scaling is for llama models');
   const headDim = o.headDim;
-  const vocabSize = tinyTokenizerMetadata(o.tokenizer).vocabSize;
+  const tokens = tinyTokenizerMetadata(o.tokenizer).vocabSize;
+  const vocabSize = o.vocabSize ?? tokens;
+  if (vocabSize < tokens) throw new Error(`vocabulary size ${vocabSize} is smaller than the tokenizer's ${tokens} tokens`);
   const rng = new SeededRandom(o.seed);
   const d = o.hiddenSize;
   const tensors = new Map<string, { shape: number[]; values: Float32Array }>();
@@ -236,7 +242,7 @@ export function tinyDenseModel(options: TinyDenseHeadOptions): TinyDenseModel {
     num_hidden_layers: o.layers,
     num_attention_heads: o.heads,
     num_key_value_heads: o.kvHeads,
-    ...(o.architecture === 'qwen3' ? { head_dim: headDim } : {}),
+    ...(o.architecture === 'qwen3' || headDim * o.heads !== d ? { head_dim: headDim } : {}),
     max_position_embeddings: o.contextLength,
     rms_norm_eps: o.rmsNormEps,
     rope_theta: o.ropeTheta,
@@ -301,7 +307,7 @@ export function denseGgufMetadata(model: TinyDenseModel): [string, GgufValue][] 
     [`${a}.rope.freq_base`, gguf.f32(o.ropeTheta)],
     [`${a}.rope.dimension_count`, gguf.u32(model.headDim)],
     [`${a}.vocab_size`, gguf.u32(model.vocabSize)],
-    ...(a === 'qwen3' ? [[`${a}.attention.key_length`, gguf.u32(model.headDim)], [`${a}.attention.value_length`, gguf.u32(model.headDim)]] as [string, GgufValue][] : []),
+    ...(a === 'qwen3' || model.headDim * o.heads !== o.hiddenSize ? [[`${a}.attention.key_length`, gguf.u32(model.headDim)], [`${a}.attention.value_length`, gguf.u32(model.headDim)]] as [string, GgufValue][] : []),
   ];
 }
 
