@@ -74,8 +74,11 @@ function importDense(file: GgufFile, arch: 'llama' | 'qwen2', tokenizer: Tokeniz
     return fail(file, `metadata '${arch}.${key}'`, 'required key is missing');
   };
   if (file.tensor('rope_freqs.weight')) fail(file, "tensor 'rope_freqs.weight'", 'llama3 rope scaling cannot be turned back into config.json parameters');
-  const scaling = file.metadata.get(`${arch}.rope.scaling.type`)?.value;
-  if (scaling !== undefined && scaling !== 'none' && scaling !== 'linear') fail(file, `metadata '${arch}.rope.scaling.type'`, `'${String(scaling)}' is not imported (linear or none)`);
+  // as llama.cpp (and the engine, llama.ts) read it: the type defaults to linear, the factor may be the legacy rope.scale_linear, 0 or 1 is none
+  const scaling = file.metadata.get(`${arch}.rope.scaling.type`)?.value ?? 'linear';
+  const factor = num('rope.scaling.factor', num('rope.scale_linear', 0));
+  const scaled = scaling !== 'none' && factor !== 0 && factor !== 1;
+  if (scaled && scaling !== 'linear') fail(file, `metadata '${arch}.rope.scaling.type'`, `'${String(scaling)}' is not imported (linear or none)`);
   const heads = num('attention.head_count');
   const kvHeads = num('attention.head_count_kv', heads);
   const hidden = num('embedding_length');
@@ -85,7 +88,7 @@ function importDense(file: GgufFile, arch: 'llama' | 'qwen2', tokenizer: Tokeniz
     vocab_size: num('vocab_size', tokenizer.vocabSize), hidden_size: hidden, intermediate_size: num('feed_forward_length'),
     num_hidden_layers: num('block_count'), num_attention_heads: heads, num_key_value_heads: kvHeads, head_dim: headDim,
     max_position_embeddings: num('context_length'), rms_norm_eps: num('attention.layer_norm_rms_epsilon'), rope_theta: num('rope.freq_base', 10000),
-    rope_scaling: scaling === 'linear' ? { type: 'linear', factor: num('rope.scaling.factor') } : null,
+    rope_scaling: scaled ? { type: 'linear', factor } : null,
     tie_word_embeddings: file.tensor('output.weight') === undefined, bos_token_id: tokenizer.bosId ?? null, eos_token_id: tokenizer.eosId ?? null,
   }, `${file.path} (its ${arch} metadata)`);
   const tensors = new Map<string, NamedTensor>();

@@ -101,8 +101,11 @@ export class TrainModel {
       this.buildDeepseek(config as DeepseekConfig, init);
     } else {
       const c = config as LlamaConfig | Qwen2Config;
-      if (c.rope_scaling !== null) throw new Error(`TrainModel: rope_scaling '${c.rope_scaling.type}' is not supported for ${c.architecture} training (use null)`);
-      this.invFreq = ropeInvFreq(c.head_dim, c.rope_theta);
+      const scaling = c.rope_scaling;
+      if (scaling !== null && scaling.type !== 'linear') throw new Error(`TrainModel: rope_scaling '${scaling.type}' is not supported for ${c.architecture} training (linear or null)`);
+      // linear scaling reads position p as p / factor: the same as every frequency divided by factor
+      const factor = scaling?.factor ?? 1;
+      this.invFreq = ropeInvFreq(c.head_dim, c.rope_theta).map((f) => f / factor);
       this.ropeFactor = 1;
       this.softmaxScale = 1 / Math.sqrt(c.head_dim);
       this.buildDense(c, init);

@@ -6,14 +6,16 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { noGrad } from '../../src/autograd/var.js';
 import { openGguf } from '../../src/formats/gguf.js';
 import type { DeepseekModel } from '../../src/models/deepseek-v3.js';
 import { tinyDeepseekModel, writeTinyDeepseekGguf } from '../../src/models/deepseek-v3-tiny.js';
-import { writeTinyDenseGguf } from '../../src/models/tiny.js';
+import { denseGgufMetadata, denseGgufTensors, tinyDenseModel, tinyTokenizerMetadata, writeTinyDenseGguf } from '../../src/models/tiny.js';
+import { gguf as ggufValue } from '../../src/formats/gguf-value.js';
+import { writeGguf } from '../../src/formats/gguf-write.js';
 import { loadModel } from '../../src/models/load.js';
 import { exportCheckpoint } from '../../src/train/export-gguf.js';
 import { importGguf, writeImportedModel } from '../../src/train/import-gguf.js';
@@ -150,6 +152,21 @@ test('qwen2 and llama files (llama q/k rows permuted back): export of the import
     const ours = loaded.model.forward(prompt, loaded.model.newCache(64), { allLogits: true });
     const train = noGrad(() => loadTrainModel(out).model.logits(prompt, 1, prompt.length)).value;
     assert.ok(relDiff(ours, train) < 2e-5, `${architecture}: imported training forward differs by ${relDiff(ours, train)}`);
+  }
+  // linear rope scaling as llama.cpp reads it: a factor without a type key, or the legacy rope.scale_linear
+  for (const [key, label] of [['llama.rope.scaling.factor', 'factor'], ['llama.rope.scale_linear', 'legacy']] as const) {
+    const d = dir(`import-linear-${label}`);
+    const gguf = join(d, 'linear.gguf');
+    const model = tinyDenseModel({ architecture: 'llama', tokenizer: 'bytes', layers: 1, hiddenSize: 32, heads: 2, kvHeads: 1, ffSize: 64, seed: 9 });
+    writeGguf(gguf, { metadata: [...denseGgufMetadata(model), [key, ggufValue.f32(4)], ...tinyTokenizerMetadata('bytes').entries], tensors: denseGgufTensors(model) });
+    const out = join(d, 'imported');
+    writeImportedModel(gguf, out);
+    assert.deepEqual(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).rope_scaling, { type: 'linear', rope_type: 'linear', factor: 4 }, label);
+    const loaded = loadModel(gguf);
+    const prompt = Int32Array.from([1, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100, 33, 32, 84, 104, 101]);
+    const ours = loaded.model.forward(prompt, loaded.model.newCache(64), { allLogits: true });
+    const train = noGrad(() => loadTrainModel(out).model.logits(prompt, 1, prompt.length)).value;
+    assert.ok(relDiff(ours, train) < 2e-5, `${label}: imported training forward differs by ${relDiff(ours, train)}`);
   }
   const scaled = join(dir('import-llama3'), 'scaled.gguf');
   writeTinyDenseGguf(scaled, { architecture: 'llama', tokenizer: 'bytes', layers: 1, hiddenSize: 32, heads: 2, kvHeads: 1, ffSize: 64, llama3RopeScaling: true });
