@@ -13,6 +13,8 @@ const usage = `usage: frugal admin [--db PATH] <action> [arguments]
 
   create-user NAME [--admin]   password from $FRUGAL_PASSWORD or the first line of stdin
   list-users
+  delete-user NAME             deletes the user, their login sessions, API keys and conversations
+                               (a running server refuses their session and keys at once)
   create-key [--user NAME] [--name LABEL]
                                prints the new key once (only its hash is stored)
   list-keys                    id, prefix, owner, state
@@ -70,7 +72,7 @@ export async function run(args: string[]): Promise<number> {
   }
   // arguments an action does not take are an error, not ignored (`create-key alice` made a key without owner)
   const takes: Record<string, number> = {
-    'create-user': 1, 'list-users': 0, 'create-key': 0, 'list-keys': 0, 'revoke-key': 1, registration: 1, 'create-invite': 0, resume: 0, status: 0,
+    'create-user': 1, 'list-users': 0, 'delete-user': 1, 'create-key': 0, 'list-keys': 0, 'revoke-key': 1, registration: 1, 'create-invite': 0, resume: 0, status: 0,
   };
   const most = takes[action];
   if (most !== undefined && rest.length > most) {
@@ -95,6 +97,13 @@ export async function run(args: string[]): Promise<number> {
       case 'list-users':
         for (const u of store.users()) console.log(`${u.id}\t${u.username}${u.is_admin ? '\tadmin' : ''}`);
         return 0;
+      case 'delete-user': {
+        const user = rest[0] === undefined ? undefined : store.userByName(rest[0]);
+        if (!user) throw new Error(rest[0] === undefined ? 'delete-user needs a user name' : `no user '${rest[0]}'`);
+        store.deleteUser(user.id);
+        console.log(`deleted user ${user.username} (id ${user.id}) with their sessions, API keys and conversations`);
+        return 0;
+      }
       case 'create-key': {
         let userId: number | null = null;
         if (values.user !== undefined) {

@@ -88,6 +88,9 @@ export class ServerContext {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
       const key = m ? this.store.apiKeyByHash(sha256(m[1]!)) : undefined;
       if (key && key.revoked_at !== null) throw new ApiError(401, 'this API key was revoked', null, 'invalid_api_key');
+      // a key outlives its owner only if the user row was deleted by hand with foreign keys off:
+      // refused like a revoked key, never taken as no key
+      if (key && key.user_id !== null && !this.store.userById(key.user_id)) throw new ApiError(401, "this API key's user was deleted", null, 'invalid_api_key');
       if (key) {
         const p: Principal = { kind: 'key', keyId: key.id, client: `key:${key.id}` };
         if (key.user_id !== null) p.userId = key.user_id;

@@ -37,6 +37,12 @@ export interface SessionRow {
   expires_at: number;
 }
 
+/** What a registration did: the new user, or why it was refused. */
+export type RegistrationResult = { user: UserRow; refused?: undefined } | { user?: undefined; refused: 'invite_invalid' | 'username_taken' };
+
+/** Thrown inside the registration transaction to roll the new user back. */
+class InviteRaceLost extends Error {}
+
 export interface ConversationRow {
   id: string;
   user_id: number;
@@ -194,8 +200,13 @@ export class Store {
     });
   }
 
+  /**
+   * The user named `username`, ignoring ASCII case: 'Ann' and 'ann' are one account, so nobody can
+   * register a look-alike of an existing name. An exact match wins (databases from before this
+   * rule may hold names that differ only in case).
+   */
   userByName(username: string): UserRow | undefined {
-    return this.statement<UserRow>('SELECT * FROM users WHERE username = ?').get(username);
+    return this.statement<UserRow>('SELECT * FROM users WHERE username = ? COLLATE NOCASE ORDER BY username = ? DESC, id LIMIT 1').get(username, username);
   }
 
   userById(id: number): UserRow | undefined {
@@ -212,16 +223,52 @@ export class Store {
     this.tx(() => this.statement('INSERT INTO invites (code_hash, created_at) VALUES (?, ?)').run(codeHash, Date.now()));
   }
 
-  /** Registers a user, consuming the invite when one is needed; returns undefined if the invite is invalid. */
-  createUserWithInvite(username: string, passwordHash: string, inviteHash: string | undefined): UserRow | undefined {
+  /**
+   * Registers a user, consuming the invite when one is needed. The invite is checked before the
+   * name, so that without a valid code nobody learns which names exist. One synchronous
+   * transaction, and the invite is consumed only if still unused: two registrations racing with
+   * one code (even from two processes on the file) create one user.
+   */
+  createUserWithInvite(username: string, passwordHash: string, inviteHash: string | undefined): RegistrationResult {
+    try {
+      return this.tx((): RegistrationResult => {
+        if (inviteHash !== undefined && !this.inviteUnused(inviteHash)) return { refused: 'invite_invalid' };
+        if (this.userByName(username)) return { refused: 'username_taken' };
+        const user = this.createUser(username, passwordHash);
+        if (inviteHash !== undefined && !this.consumeInvite(inviteHash, user.id)) throw new InviteRaceLost();
+        return { user };
+      });
+    } catch (error) {
+      if (error instanceof InviteRaceLost) return { refused: 'invite_invalid' };
+      // another process (frugal admin) inserted the same name between the check and the insert
+      if (/UNIQUE constraint failed: users\.username/.test((error as Error).message)) return { refused: 'username_taken' };
+      throw error;
+    }
+  }
+
+  /** An invite is spent once used_at is set (used_by is cleared when its user is deleted). */
+  private inviteUnused(inviteHash: string): boolean {
+    const invite = this.statement<{ used_at: number | null }>('SELECT used_at FROM invites WHERE code_hash = ?').get(inviteHash);
+    return invite !== undefined && invite.used_at === null;
+  }
+
+  private consumeInvite(inviteHash: string, userId: number): boolean {
+    return this.statement('UPDATE invites SET used_by = ?, used_at = ? WHERE code_hash = ? AND used_at IS NULL').run(userId, Date.now(), inviteHash).changes === 1;
+  }
+
+  /**
+   * Deletes a user and everything that lets them in (sessions, API keys) or is theirs
+   * (conversations and messages), explicitly rather than through ON DELETE CASCADE, which SQLite
+   * applies only where foreign_keys is on. Their invite stays spent. Returns whether the user existed.
+   */
+  deleteUser(userId: number): boolean {
     return this.tx(() => {
-      if (inviteHash !== undefined) {
-        const invite = this.statement<{ used_by: number | null }>('SELECT used_by FROM invites WHERE code_hash = ?').get(inviteHash);
-        if (!invite || invite.used_by !== null) return undefined;
-      }
-      const user = this.createUser(username, passwordHash);
-      if (inviteHash !== undefined) this.statement('UPDATE invites SET used_by = ?, used_at = ? WHERE code_hash = ?').run(user.id, Date.now(), inviteHash);
-      return user;
+      this.statement('UPDATE invites SET used_by = NULL WHERE used_by = ?').run(userId);
+      this.statement('DELETE FROM sessions WHERE user_id = ?').run(userId);
+      this.statement('DELETE FROM api_keys WHERE user_id = ?').run(userId);
+      this.statement('DELETE FROM messages WHERE conversation_id IN (SELECT id FROM conversations WHERE user_id = ?)').run(userId);
+      this.statement('DELETE FROM conversations WHERE user_id = ?').run(userId);
+      return this.statement('DELETE FROM users WHERE id = ?').run(userId).changes > 0;
     });
   }
 
@@ -233,7 +280,8 @@ export class Store {
   }
 
   session(idHash: string): SessionRow | undefined {
-    const row = this.statement<SessionRow>('SELECT * FROM sessions WHERE id_hash = ?').get(idHash);
+    // joined with users: a session whose user was deleted (by hand, with foreign keys off) ends too
+    const row = this.statement<SessionRow>('SELECT s.* FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ?').get(idHash);
     return row && row.expires_at > Date.now() ? row : undefined;
   }
 

@@ -18,13 +18,22 @@ function publicUser(user: UserRow): { id: number; username: string } {
   return { id: user.id, username: user.username };
 }
 
-function startSession(ctx: ServerContext, reply: FastifyReply, user: UserRow): string {
+/**
+ * The session cookie's attributes. Secure when configured, or when this request itself came over
+ * TLS: Fastify's request.protocol reads X-Forwarded-Proto only with trustProxy, so a client cannot
+ * claim https by sending the header.
+ */
+function sessionCookie(ctx: ServerContext, request: FastifyRequest, value: string, maxAgeSeconds: number): string {
+  const attributes = [`${SESSION_COOKIE}=${value}`, 'Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${maxAgeSeconds}`];
+  if (ctx.settings.secureCookies || request.protocol === 'https') attributes.push('Secure');
+  return attributes.join('; ');
+}
+
+function startSession(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply, user: UserRow): string {
   const token = randomToken();
   const csrf = randomToken(24);
   ctx.store.createSession(sha256(token), user.id, csrf, ctx.settings.sessionTtlMs);
-  const attributes = [`${SESSION_COOKIE}=${token}`, 'Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${Math.floor(ctx.settings.sessionTtlMs / 1000)}`];
-  if (ctx.settings.secureCookies) attributes.push('Secure');
-  reply.header('set-cookie', attributes.join('; '));
+  reply.header('set-cookie', sessionCookie(ctx, request, token, Math.floor(ctx.settings.sessionTtlMs / 1000)));
   return csrf;
 }
 
@@ -40,40 +49,52 @@ async function register(ctx: ServerContext, request: FastifyRequest, reply: Fast
   const invite = optString(b, 'invite_code');
   if (policy === 'invite' && !invite) throw new ApiError(403, 'registration needs an invite code', 'invite_code', 'invite_required');
   const username = b.username as string;
-  if (ctx.store.userByName(username)) throw new ApiError(409, `the username '${username}' is taken`, 'username', 'username_taken');
+  // whether the name is taken is decided in the store's transaction, after the invite: checking it
+  // here would tell anyone without a valid code which names exist
   const hash = await hashPassword(b.password as string);
-  let user: UserRow | undefined;
-  try {
-    user = ctx.store.createUserWithInvite(username, hash, policy === 'invite' ? sha256(invite!) : undefined);
-  } catch (error) {
-    if (/UNIQUE/.test((error as Error).message)) throw new ApiError(409, `the username '${username}' is taken`, 'username', 'username_taken');
-    throw error;
+  const result = ctx.store.createUserWithInvite(username, hash, policy === 'invite' ? sha256(invite!) : undefined);
+  if (!result.user) {
+    if (result.refused === 'invite_invalid') throw new ApiError(403, 'the invite code is invalid or already used', 'invite_code', 'invite_invalid');
+    throw new ApiError(409, `the username '${username}' is taken`, 'username', 'username_taken');
   }
-  if (!user) throw new ApiError(403, 'the invite code is invalid or already used', 'invite_code', 'invite_invalid');
-  const csrf = startSession(ctx, reply, user);
-  return reply.status(201).send({ user: publicUser(user), csrf_token: csrf });
+  const csrf = startSession(ctx, request, reply, result.user);
+  return reply.status(201).send({ user: publicUser(result.user), csrf_token: csrf });
+}
+
+/**
+ * Password guessing is limited per IP address and per account name: the per-name bucket stops a
+ * guesser who spreads attempts over many addresses. Names are bucketed case-insensitively (they
+ * name one account), and only well-formed ones: a 1 MB "name" must not become a limiter key.
+ */
+function admitLoginAttempt(ctx: ServerContext, request: FastifyRequest, username: string): void {
+  ctx.authLimiter.admit(`ip:${request.ip}`, 0)();
+  if (checkUsername(username) === undefined) ctx.authLimiter.admit(`user:${username.toLowerCase()}`, 0)();
 }
 
 async function login(ctx: ServerContext, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  ctx.authLimiter.admit(`ip:${request.ip}`, 0)();
   const b = bodyObject(request.body);
   const username = optString(b, 'username') ?? '';
   const password = optString(b, 'password') ?? '';
-  const user = ctx.store.userByName(username);
+  admitLoginAttempt(ctx, request, username);
+  // no password longer than registration allows can match: answer without hashing it
+  const plausible = checkPassword(password) === undefined;
+  const user = plausible ? ctx.store.userByName(username) : undefined;
   dummyHash ??= hashPassword('not a password of anyone');
-  const ok = await verifyPassword(password, user?.password_hash ?? (await dummyHash));
+  const ok = plausible && (await verifyPassword(password, user?.password_hash ?? (await dummyHash)));
   if (!user || !ok) throw new ApiError(401, 'wrong username or password', null, 'invalid_credentials');
-  const csrf = startSession(ctx, reply, user);
+  const csrf = startSession(ctx, request, reply, user);
   return reply.send({ user: publicUser(user), csrf_token: csrf });
 }
 
 export function registerAccountRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  // hashed at start, so that the first login of an unknown name does not take two hashes' time
+  dummyHash ??= hashPassword('not a password of anyone');
   app.post('/auth/register', (req, reply) => register(ctx, req, reply));
   app.post('/auth/login', (req, reply) => login(ctx, req, reply));
   app.post('/auth/logout', async (req, reply) => {
     const p = ctx.principal(req, { requireAuth: false });
     if (p.sessionHash) ctx.store.deleteSession(p.sessionHash);
-    reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
+    reply.header('set-cookie', sessionCookie(ctx, req, '', 0));
     return reply.status(204).send();
   });
   app.get('/auth/me', async (req, reply) => {
