@@ -19,6 +19,8 @@ const usage = `usage: frugal serve [--model FILE]... [options]
   --auth                  require an API key or a login for every API and UI request
   --insecure-no-auth-on-public-address
                           allow serving a non-loopback address without --auth (not recommended)
+  --secure-cookies        mark login cookies Secure (behind a reverse proxy that serves HTTPS;
+                          a request that itself comes over TLS gets them anyway)
   --ctx-size N            context per request (default: the model's, at most 8192)
   --memory-budget MB      most megabytes of weights loaded at once (least recently used unload)
   --cache-memory MB       most megabytes the idle prefix caches of all models keep for later
@@ -104,6 +106,7 @@ export async function run(args: string[]): Promise<number> {
       auth: { type: 'boolean' },
       'no-auth': { type: 'boolean' },
       'insecure-no-auth-on-public-address': { type: 'boolean' },
+      'secure-cookies': { type: 'boolean' },
       'ctx-size': { type: 'string' },
       'memory-budget': { type: 'string' },
       'cache-memory': { type: 'string' },
@@ -166,6 +169,7 @@ export async function run(args: string[]): Promise<number> {
     settings: {
       authRequired,
       loopbackHostsOnly: loopback && !authRequired,
+      secureCookies: values['secure-cookies'] === true,
       ...(values['max-tokens'] !== undefined ? { maxTokensCap: int(values['max-tokens'], 'max-tokens', 1)! } : {}),
       ...(values['reasoning-budget'] !== undefined ? { defaultReasoningBudget: int(values['reasoning-budget'], 'reasoning-budget', 0)! } : {}),
     },

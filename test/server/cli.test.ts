@@ -83,6 +83,30 @@ test('SIGKILL during a generation loses no acknowledged message', async () => {
   }
 });
 
+test('--secure-cookies marks the login cookie Secure (served behind an HTTPS proxy)', async () => {
+  const db = join(dir, 'secure.db');
+  const setup = new Store(db);
+  setup.setSetting('registration', 'open');
+  setup.close();
+  const child = spawn(process.execPath, [bin, 'serve', '--model', model, '--port', '0', '--db', db, '--secure-cookies'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        const m = /listening on (http:\/\/\S+)/.exec(err);
+        if (m) resolve(m[1]!);
+      });
+      child.on('exit', () => reject(new Error(`server exited: ${err}`)));
+    });
+    const r = await fetch(`${url}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'carol', password: 'a long enough password' }) });
+    assert.equal(r.status, 201, await r.text());
+    assert.match(r.headers.get('set-cookie') ?? '', /HttpOnly.*; Secure/);
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
 test('models load on first use; the least recently used idle one unloads over the memory budget', () => {
   const second = join(dir, 'second.gguf');
   copyFileSync(model, second);
