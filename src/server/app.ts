@@ -91,6 +91,16 @@ export async function createServer(options: ServerOptions): Promise<FrugalServer
     keepAliveTimeout: 5000,
     requestTimeout: options.requestTimeoutMs ?? 0,
     return503OnClosing: true,
+    // what Node's HTTP parser refuses (headers over 16 KiB, a malformed request line) answers in
+    // the API's error shape too; the path is unknown here, so always the DeepSeek one
+    clientErrorHandler: (error, socket) => {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ECONNRESET' || !socket.writable) return socket.destroy();
+      const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body = JSON.stringify(errorBody(status, status === 431 ? 'the request headers are larger than the limit of 16 KiB' : `malformed HTTP request (${code ?? error.message})`));
+      const reason = status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    },
     // the router's own refusals (a URL that does not decode, a path parameter over 100 characters)
     // answer in the API's error shape, not Fastify's
     frameworkErrors: (error, request, reply) => {

@@ -123,3 +123,26 @@ test('router refusals and prototype names answer in the error shape', async () =
   }
   assert.equal((await post('/v1/chat/completions', chat)).status, 200, 'the server still serves');
 });
+
+test('what the HTTP parser refuses (huge headers, a broken request line) answers in the error shape', async () => {
+  const { connect } = await import('node:net');
+  const raw = (text: string): Promise<string> => new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(t.url);
+    const socket = connect(Number(port), hostname, () => socket.end(text));
+    let answer = '';
+    socket.on('data', (d: Buffer) => { answer += d.toString(); });
+    socket.on('close', () => resolve(answer));
+    socket.on('error', reject);
+  });
+  for (const [request, status] of [
+    [`GET /v1/models HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+    ['GARBAGE / HTTP/9\r\n\r\n', 400],
+  ] as const) {
+    const answer = await raw(request);
+    assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), answer.slice(0, 100));
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error?: { message?: unknown; type?: unknown } };
+    assert.equal(typeof body.error?.message, 'string', answer.slice(0, 300));
+    assert.equal(typeof body.error?.type, 'string', answer.slice(0, 300));
+  }
+  assert.equal((await post('/v1/chat/completions', chat)).status, 200, 'the server still serves');
+});
