@@ -10,9 +10,8 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { run as admin } from '../../src/cli/admin.js';
 import { Store } from '../../src/server/store.js';
-import { startTestServer, type TestServer } from './helpers.js';
+import { startTestServer, type TestServer, adminCommand as runAdmin } from './helpers.js';
 
 let t: TestServer;
 let db = '';
@@ -24,21 +23,8 @@ before(async () => {
 });
 after(() => t.close());
 
-/** Runs `frugal admin --db <db> ...args` in-process; returns what it printed. */
-async function adminCommand(...args: string[]): Promise<string> {
-  const log = console.log;
-  const err = console.error;
-  let out = '';
-  console.log = (...parts: unknown[]) => (out += parts.join(' ') + '\n');
-  console.error = () => {};
-  try {
-    assert.equal(await admin(['--db', db, ...args]), 0, `frugal admin ${args.join(' ')}`);
-  } finally {
-    console.log = log;
-    console.error = err;
-  }
-  return out.trim();
-}
+/** `frugal admin --db <this server's db> ...args` (helpers.ts). */
+const adminCommand = (...args: string[]): Promise<string> => runAdmin(db, ...args);
 
 /** Runs `fn` on the server's database file, opened a second time (as `frugal admin` would). */
 function withStore<T>(fn: (store: Store) => T): T {

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run as admin } from '../../src/cli/admin.js';
 import { Store } from '../../src/server/store.js';
-import { readSse, startTestServer, type TestServer } from './helpers.js';
+import { readSse, startTestServer, type TestServer, adminCommand as runAdmin } from './helpers.js';
 
 let t: TestServer;
 let db = '';
@@ -20,22 +20,8 @@ before(async () => {
 });
 after(() => t.close());
 
-/** Runs `frugal admin --db <db> ...args` in-process; returns what it printed. */
-async function adminCommand(...args: string[]): Promise<string> {
-  const log = console.log;
-  const err = console.error;
-  let out = '';
-  console.log = (...parts: unknown[]) => (out += parts.join(' ') + '\n');
-  console.error = () => {};
-  try {
-    const code = await admin(['--db', db, ...args]);
-    assert.equal(code, 0, `frugal admin ${args.join(' ')}`);
-  } finally {
-    console.log = log;
-    console.error = err;
-  }
-  return out.trim();
-}
+/** `frugal admin --db <this server's db> ...args` (helpers.ts). */
+const adminCommand = (...args: string[]): Promise<string> => runAdmin(db, ...args);
 
 const chat = { model: 'deepseek-chat', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 };
 

@@ -5,7 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,19 +47,24 @@ test('bad --speculative and --draft-tokens values are refused at start with the 
   assert.match(draft.stderr, /--draft-tokens must be >= 1, got '0'/);
 });
 
+/** The URL a spawned `frugal serve` prints once it listens (rejects if it exits first). */
+function listeningUrl(child: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) resolve(m[1]!);
+    });
+    child.on('exit', () => reject(new Error(`server exited: ${err}`)));
+  });
+}
+
 test('SIGKILL during a generation loses no acknowledged message', async () => {
   const db = join(dir, 'kill.db');
   const child = spawn(process.execPath, [bin, 'serve', '--model', model, '--port', '0', '--db', db], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let err = '';
-      child.stderr!.on('data', (d: Buffer) => {
-        err += d.toString();
-        const m = /listening on (http:\/\/\S+)/.exec(err);
-        if (m) resolve(m[1]!);
-      });
-      child.on('exit', () => reject(new Error(`server exited: ${err}`)));
-    });
+    const url = await listeningUrl(child);
     const post = (path: string, body: unknown) => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     const { conversation } = (await (await post('/ui/conversations', { title: 'kill' })).json()) as { conversation: { id: string } };
     const acknowledged: string[] = [];
@@ -90,15 +95,7 @@ test('--secure-cookies marks the login cookie Secure (served behind an HTTPS pro
   setup.close();
   const child = spawn(process.execPath, [bin, 'serve', '--model', model, '--port', '0', '--db', db, '--secure-cookies'], { stdio: ['ignore', 'ignore', 'pipe'] });
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let err = '';
-      child.stderr!.on('data', (d: Buffer) => {
-        err += d.toString();
-        const m = /listening on (http:\/\/\S+)/.exec(err);
-        if (m) resolve(m[1]!);
-      });
-      child.on('exit', () => reject(new Error(`server exited: ${err}`)));
-    });
+    const url = await listeningUrl(child);
     const r = await fetch(`${url}/auth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'carol', password: 'a long enough password' }) });
     assert.equal(r.status, 201, await r.text());
     assert.match(r.headers.get('set-cookie') ?? '', /HttpOnly.*; Secure/);

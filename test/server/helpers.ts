@@ -5,6 +5,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { run as admin } from '../../src/cli/admin.js';
 import { writeTinyDenseGguf } from '../../src/models/tiny.js';
 import { createServer, type FrugalServer, type ServerOptions } from '../../src/server/app.js';
 import { loadForServing, type LoadedForServing } from '../../src/server/models.js';
@@ -101,4 +103,20 @@ export async function readSse(response: Response): Promise<{ events: unknown[]; 
 export async function startReasoningServer(): Promise<{ t: TestServer; client: OpenAI }> {
   const t = await startTestServer({ settings: { defaultReasoningBudget: 6 } });
   return { t, client: new OpenAI({ baseURL: `${t.url}/v1`, apiKey: 'sk-local', maxRetries: 0 }) };
+}
+
+/** Runs `frugal admin --db <db> ...args` in-process (it must succeed); returns what it printed. */
+export async function adminCommand(db: string, ...args: string[]): Promise<string> {
+  const log = console.log;
+  const err = console.error;
+  let out = '';
+  console.log = (...parts: unknown[]) => (out += parts.join(' ') + '\n');
+  console.error = () => {};
+  try {
+    assert.equal(await admin(['--db', db, ...args]), 0, `frugal admin ${args.join(' ')}`);
+  } finally {
+    console.log = log;
+    console.error = err;
+  }
+  return out.trim();
 }
