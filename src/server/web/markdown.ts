@@ -71,12 +71,59 @@ export function safeHref(raw: string): string | undefined {
 // ---------------------------------------------------------------------------------------------
 // Blocks
 
-const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$/;
-const HEADING = /^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$/;
+// Block patterns match a prefix, or end in "[^]*$" (which cannot fail): none may backtrack over a
+// long line (a 100 KB line of spaces must not cost seconds), and "[^]" also matches U+2028/U+2029,
+// which "." does not.
+const FENCE_OPEN = /^ {0,3}(`{3,}|~{3,})/;
+const HEADING_OPEN = /^ {0,3}(#{1,6})(?=[ \t]|$)/;
 const RULE = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
-const QUOTE = /^ {0,3}> ?(.*)$/;
-const LIST_ITEM = /^( *)([-*+]|\d{1,9}[.)])(?:[ \t]+(.*))?$/;
-const TABLE_DELIMITER = /^ {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$/;
+const QUOTE = /^ {0,3}> ?([^]*)$/;
+const LIST_ITEM = /^( *)([-*+]|\d{1,9}[.)])(?:[ \t]+([^]*))?$/;
+const TABLE_DELIMITER_CELL = /^:?-+:?$/;
+/** Padded (missing) table cells allowed beyond one cell per source character (see parseTable). */
+const TABLE_CELL_SLACK = 1000;
+
+interface FenceOpening {
+  marker: string;
+  lang: string;
+}
+
+/** The opening line of a fenced code block: a run of 3+ backticks or tildes, then an info string without backticks. */
+function fenceOpening(line: string): FenceOpening | undefined {
+  const m = FENCE_OPEN.exec(line);
+  if (!m) return undefined;
+  const info = line.slice(m[0].length);
+  if (info.includes('`')) return undefined;
+  return { marker: m[1]!, lang: /^\S*/.exec(info.trimStart())![0] };
+}
+
+function isSpaceOrTab(c: string | undefined): boolean {
+  return c === ' ' || c === '\t';
+}
+
+/** `text` without leading and trailing spaces and tabs (a loop: /[ \t]+$/ is quadratic in V8). */
+function trimSpacesAndTabs(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isSpaceOrTab(text[start])) start++;
+  while (end > start && isSpaceOrTab(text[end - 1])) end--;
+  return text.slice(start, end);
+}
+
+/** An ATX heading: its level and its text without the optional closing "#" run. */
+function headingOf(line: string): { level: number; text: string } | undefined {
+  const m = HEADING_OPEN.exec(line);
+  if (!m) return undefined;
+  let text = trimSpacesAndTabs(line.slice(m[0].length));
+  let hashes = text.length;
+  while (hashes > 0 && text[hashes - 1] === '#') hashes--;
+  if (hashes < text.length && (hashes === 0 || isSpaceOrTab(text[hashes - 1]))) text = trimSpacesAndTabs(text.slice(0, hashes));
+  return { level: m[1]!.length, text };
+}
+
+function isTableDelimiter(line: string): boolean {
+  return line.includes('-') && splitTableRow(line).every((cell) => TABLE_DELIMITER_CELL.test(cell));
+}
 
 function isBlank(line: string): boolean {
   return line.trim() === '';
@@ -84,7 +131,7 @@ function isBlank(line: string): boolean {
 
 /** Whether `line` starts a block other than a paragraph (so it interrupts a paragraph). */
 function startsBlock(line: string): boolean {
-  return FENCE.test(line) || HEADING.test(line) || RULE.test(line) || QUOTE.test(line) || LIST_ITEM.test(line);
+  return fenceOpening(line) !== undefined || HEADING_OPEN.test(line) || RULE.test(line) || QUOTE.test(line) || LIST_ITEM.test(line);
 }
 
 function splitTableRow(line: string): string[] {
@@ -125,9 +172,9 @@ function parseBlocks(lines: string[], depth: number): MdElement[] {
       i++;
       continue;
     }
-    const fence = FENCE.exec(line);
+    const fence = fenceOpening(line);
     if (fence) {
-      const marker = fence[1]!;
+      const marker = fence.marker;
       const indent = line.length - line.trimStart().length;
       const body: string[] = [];
       i++;
@@ -140,15 +187,15 @@ function parseBlocks(lines: string[], depth: number): MdElement[] {
         body.push(removeIndent(lines[i]!, indent));
         i++;
       }
-      const lang = fence[2] ?? '';
+      const lang = fence.lang;
       const attrs = LANGUAGE_NAME.test(lang) ? { class: `language-${lang}` } : undefined;
       out.push(el('pre', [el('code', [body.join('\n')], attrs)]));
       continue;
     }
-    const heading = HEADING.exec(line);
+    const heading = headingOf(line);
     if (heading) {
-      const level = heading[1]!.length as 1 | 2 | 3 | 4 | 5 | 6;
-      out.push(el(`h${level}`, parseInline(heading[2] ?? '', depth)));
+      const level = heading.level as 1 | 2 | 3 | 4 | 5 | 6;
+      out.push(el(`h${level}`, parseInline(heading.text, depth)));
       i++;
       continue;
     }
@@ -174,7 +221,7 @@ function parseBlocks(lines: string[], depth: number): MdElement[] {
       i = parseList(lines, i, depth, out);
       continue;
     }
-    if (i + 1 < lines.length && line.includes('|') && TABLE_DELIMITER.test(lines[i + 1]!)) {
+    if (i + 1 < lines.length && line.includes('|') && isTableDelimiter(lines[i + 1]!)) {
       const header = splitTableRow(line);
       const aligns = splitTableRow(lines[i + 1]!).map(tableAlign);
       if (aligns.length === header.length) {
@@ -204,8 +251,14 @@ function parseTable(lines: string[], start: number, header: string[], aligns: (s
     return el(tag, parseInline(text, depth), align ? { align } : undefined);
   };
   const rows: MdElement[] = [];
+  // Short rows are padded to the header's width: without a bound, a wide header over thousands of
+  // "|" lines would turn 100 KB into hundreds of millions of cells. The table ends where its cells
+  // would outnumber its source characters (plus some slack); legitimate tables never get there.
+  let cellBudget = lines[start - 2]!.length + lines[start - 1]!.length + TABLE_CELL_SLACK - header.length;
   let i = start;
   while (i < lines.length && !isBlank(lines[i]!) && lines[i]!.includes('|')) {
+    cellBudget += lines[i]!.length + 1 - header.length;
+    if (cellBudget < 0) break;
     const cells = splitTableRow(lines[i]!);
     rows.push(el('tr', header.map((_, c) => cell('td', cells[c] ?? '', c))));
     i++;
@@ -291,33 +344,56 @@ function backtickRun(s: string, at: number): number {
   return n;
 }
 
-/** Index of a backtick run of exactly `run` backticks at or after `from`, or -1. */
-function findBacktickClose(s: string, from: number, run: number): number {
-  for (let i = from; i < s.length; ) {
-    if (s[i] === '`') {
-      const n = backtickRun(s, i);
-      if (n === run) return i;
-      i += n;
-    } else i++;
+/** Index of the first entry of an ascending list that is >= `from`, or the list's length. */
+function firstAtOrAfter(sorted: readonly number[], from: number): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (sorted[mid]! < from) low = mid + 1;
+    else high = mid;
   }
-  return -1;
+  return low;
+}
+
+/**
+ * The backtick runs of a string, by length, found in one pass: the closer of a code span is then
+ * a binary search, not a scan to the end of the text for every unmatched run.
+ */
+class BacktickRuns {
+  private readonly startsByLength = new Map<number, number[]>();
+
+  constructor(s: string) {
+    for (let i = s.indexOf('`'); i >= 0; i = s.indexOf('`', i)) {
+      const run = backtickRun(s, i);
+      const starts = this.startsByLength.get(run);
+      if (starts) starts.push(i);
+      else this.startsByLength.set(run, [i]);
+      i += run;
+    }
+  }
+
+  /** Index of a run of exactly `run` backticks starting at or after `from` (a run boundary), or -1. */
+  closeFrom(from: number, run: number): number {
+    const starts = this.startsByLength.get(run) ?? [];
+    const k = firstAtOrAfter(starts, from);
+    return k < starts.length ? starts[k]! : -1;
+  }
 }
 
 /**
  * Pairs every "[" with its matching "]" in one left-to-right pass (skipping escapes and code
  * spans): the map from an opening bracket's index to its closing bracket's index.
  */
-function matchBrackets(s: string): Map<number, number> {
+function matchBrackets(s: string, runs: BacktickRuns): Map<number, number> {
   const pairs = new Map<number, number>();
   const open: number[] = [];
-  const codeCloseFailed = new Set<number>();
   for (let i = 0; i < s.length; i++) {
     const c = s[i];
     if (c === '\\') i++;
     else if (c === '`') {
       const run = backtickRun(s, i);
-      const close = codeCloseFailed.has(run) ? -1 : findBacktickClose(s, i + run, run);
-      if (close < 0) codeCloseFailed.add(run);
+      const close = runs.closeFrom(i + run, run);
       i = (close >= 0 ? close + run : i + run) - 1;
     } else if (c === '[') open.push(i);
     else if (c === ']' && open.length > 0) pairs.set(open.pop()!, i);
@@ -325,37 +401,94 @@ function matchBrackets(s: string): Map<number, number> {
   return pairs;
 }
 
-/** Parses "(url "title")" right after a link's closing bracket; returns the url and the end index. */
-function linkDestination(s: string, at: number): { url: string; end: number } | undefined {
-  if (s[at] !== '(') return undefined;
-  let i = at + 1;
-  while (s[i] === ' ') i++;
-  let url: string;
-  if (s[i] === '<') {
-    const close = s.indexOf('>', i);
-    if (close < 0 || close - i > MAX_URL) return undefined;
-    url = s.slice(i + 1, close);
-    i = close + 1;
-  } else {
-    const start = i;
-    let parens = 0;
-    const limit = Math.min(s.length, start + MAX_URL);
-    for (; i < limit && s.charCodeAt(i) > 32; i++) {
-      if (s[i] === '(') parens++;
-      else if (s[i] === ')' && parens-- === 0) break;
+/** The ascending indexes of the characters of `s` whose code passes `test`. */
+function positionsOf(s: string, test: (code: number) => boolean): number[] {
+  const found: number[] = [];
+  for (let i = 0; i < s.length; i++) if (test(s.charCodeAt(i))) found.push(i);
+  return found;
+}
+
+function nextIn(sorted: readonly number[], from: number): number {
+  const k = firstAtOrAfter(sorted, from);
+  return k < sorted.length ? sorted[k]! : -1;
+}
+
+/**
+ * What link destinations need to know about a string, computed once per string: where each "("
+ * closes, and where the next space, ">" and quotes are. Without it, thousands of "[x](" in a row
+ * would each scan up to MAX_URL characters ahead.
+ */
+class LinkScanner {
+  /** "(" index -> its matching ")", both inside one run without whitespace. */
+  private readonly closeParen = new Map<number, number>();
+  /** Start of a run without whitespace -> its first ")" that closes nothing in the run. */
+  private readonly strayClose = new Map<number, number>();
+  private readonly spaces: number[];
+  private readonly closeAngles: number[];
+  private readonly doubleQuotes: number[];
+  private readonly singleQuotes: number[];
+
+  constructor(private readonly s: string) {
+    this.matchParens();
+    this.spaces = positionsOf(s, (code) => code <= 32);
+    this.closeAngles = positionsOf(s, (code) => code === 62);
+    this.doubleQuotes = positionsOf(s, (code) => code === 34);
+    this.singleQuotes = positionsOf(s, (code) => code === 39);
+  }
+
+  private matchParens(): void {
+    const open: number[] = [];
+    let runStart = 0;
+    for (let i = 0; i < this.s.length; i++) {
+      const code = this.s.charCodeAt(i);
+      if (code <= 32) {
+        open.length = 0;
+        runStart = i + 1;
+      } else if (code === 40) open.push(i);
+      else if (code === 41 && open.length > 0) this.closeParen.set(open.pop()!, i);
+      else if (code === 41 && !this.strayClose.has(runStart)) this.strayClose.set(runStart, i);
     }
-    if (i === limit && limit < s.length) return undefined;
-    url = s.slice(start, i);
   }
-  while (s[i] === ' ') i++;
-  if (s[i] === '"' || s[i] === "'") {
-    const close = s.indexOf(s[i]!, i + 1);
-    if (close < 0 || close - i > MAX_URL) return undefined;
-    i = close + 1;
+
+  /** Parses "(url "title")" at `at` (right after a link's closing bracket); returns the url and the end index. */
+  destination(at: number): { url: string; end: number } | undefined {
+    const s = this.s;
+    if (s[at] !== '(') return undefined;
+    let i = at + 1;
     while (s[i] === ' ') i++;
+    let url: string;
+    if (s[i] === '<') {
+      const close = nextIn(this.closeAngles, i);
+      if (close < 0 || close - i > MAX_URL) return undefined;
+      url = s.slice(i + 1, close);
+      i = close + 1;
+    } else {
+      const end = this.bareDestinationEnd(at, i);
+      if (end - i >= MAX_URL && i + MAX_URL < s.length) return undefined;
+      url = s.slice(i, end);
+      i = end;
+    }
+    while (s[i] === ' ') i++;
+    if (s[i] === '"' || s[i] === "'") {
+      const close = nextIn(s[i] === '"' ? this.doubleQuotes : this.singleQuotes, i + 1);
+      if (close < 0 || close - i > MAX_URL) return undefined;
+      i = close + 1;
+      while (s[i] === ' ') i++;
+    }
+    if (s[i] !== ')') return undefined;
+    return { url, end: i + 1 };
   }
-  if (s[i] !== ')') return undefined;
-  return { url, end: i + 1 };
+
+  /**
+   * Where a destination without angle brackets that starts at `start` ends: at the ")" that closes
+   * the link's "(" at `open` (parentheses inside must balance), else at the next whitespace.
+   */
+  private bareDestinationEnd(open: number, start: number): number {
+    const close = start === open + 1 ? this.closeParen.get(open) : this.strayClose.get(start);
+    if (close !== undefined) return close;
+    const space = nextIn(this.spaces, start);
+    return space < 0 ? this.s.length : space;
+  }
 }
 
 const DELIMITERS: readonly { marker: string; tag: MdTag }[] = [
@@ -367,7 +500,7 @@ const DELIMITERS: readonly { marker: string; tag: MdTag }[] = [
 ];
 
 /** Index of a closing `marker` for an emphasis opened just before `from`, or -1. */
-function findEmphasisClose(s: string, from: number, marker: string): number {
+function findEmphasisClose(s: string, from: number, marker: string, runs: BacktickRuns): number {
   for (let i = from; i < s.length; i++) {
     const c = s[i];
     if (c === '\\') {
@@ -376,7 +509,7 @@ function findEmphasisClose(s: string, from: number, marker: string): number {
     }
     if (c === '`') {
       const run = backtickRun(s, i);
-      const close = findBacktickClose(s, i + run, run);
+      const close = runs.closeFrom(i + run, run);
       i = (close >= 0 ? close + run : i + run) - 1;
       continue;
     }
@@ -394,7 +527,17 @@ function findEmphasisClose(s: string, from: number, marker: string): number {
 }
 
 const AUTOLINK = /<(https?:\/\/[^\s<>]+)>/iy;
-const BARE_URL = /https?:\/\/[^\s<>"'`]+/iy;
+// Stops at the characters safeHref refuses, so a match fails safeHref only when it has no host.
+// eslint-disable-next-line no-control-regex
+const BARE_URL = /https?:\/\/[^\s<>"'`\\\u0000-\u001f\u007f-\u009f]+/iy;
+const TRAILING_PUNCTUATION = '.,:;!?)]';
+
+/** `url` without trailing punctuation (a loop: /[.,)]+$/ is quadratic in V8 on a long run). */
+function trimTrailingPunctuation(url: string): string {
+  let end = url.length;
+  while (end > 0 && TRAILING_PUNCTUATION.includes(url[end - 1]!)) end--;
+  return url.slice(0, end);
+}
 
 function link(children: MdNode[], href: string): MdElement {
   return el('a', children, { href, rel: 'noopener noreferrer', target: '_blank' });
@@ -416,7 +559,9 @@ function parseInline(s: string, depth: number): MdNode[] {
     if (found < 0) failedFrom.set(key, Math.min(from, failedFrom.get(key) ?? Infinity));
     return found;
   };
-  const brackets = s.includes('[') ? matchBrackets(s) : new Map<number, number>();
+  const runs = new BacktickRuns(s);
+  const brackets = s.includes('[') ? matchBrackets(s, runs) : new Map<number, number>();
+  let links: LinkScanner | undefined;
   let i = 0;
   while (i < s.length) {
     const c = s[i]!;
@@ -450,7 +595,7 @@ function parseInline(s: string, depth: number): MdNode[] {
     }
     if (c === '`') {
       const run = backtickRun(s, i);
-      const close = closeOf('`' + run, i + run, () => findBacktickClose(s, i + run, run));
+      const close = runs.closeFrom(i + run, run);
       if (close < 0) {
         text += '`'.repeat(run);
         i += run;
@@ -478,20 +623,24 @@ function parseInline(s: string, depth: number): MdNode[] {
       BARE_URL.lastIndex = i;
       const m = BARE_URL.exec(s);
       if (m) {
-        const url = m[0].replace(/[.,:;!?)\]]+$/, '');
+        const url = trimTrailingPunctuation(m[0]);
         const href = safeHref(url);
         if (href) {
           flush();
           out.push(link([url], href));
           i += url.length;
-          continue;
+        } else {
+          // No host ("https:///..."): plain text, skipped whole so that it is not scanned again.
+          text += m[0];
+          i += m[0].length;
         }
+        continue;
       }
     }
     if (c === '[' || (c === '!' && s[i + 1] === '[')) {
       const open = c === '!' ? i + 1 : i;
       const close = brackets.get(open);
-      const dest = close !== undefined ? linkDestination(s, close + 1) : undefined;
+      const dest = close !== undefined ? (links ??= new LinkScanner(s)).destination(close + 1) : undefined;
       if (close !== undefined && dest) {
         const label = s.slice(open + 1, close);
         const children = depth < MAX_NESTING ? parseInline(label, depth + 1) : [label];
@@ -510,7 +659,7 @@ function parseInline(s: string, depth: number): MdNode[] {
       const intraword = c === '_' && i > 0 && /[A-Za-z0-9]/.test(s[i - 1]!);
       if (delim && after !== undefined && !/\s/.test(after) && !intraword) {
         const from = i + delim.marker.length;
-        const close = closeOf(delim.marker, from, () => findEmphasisClose(s, from, delim.marker));
+        const close = closeOf(delim.marker, from, () => findEmphasisClose(s, from, delim.marker, runs));
         if (close >= 0) {
           const inner = s.slice(from, close);
           flush();
