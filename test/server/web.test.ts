@@ -289,6 +289,11 @@ test('hostile markdown in a stored answer renders inert; code blocks get a copy 
   await page.waitForFunction(() => document.querySelector('.code-block button.copy').textContent === 'Copied');
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), 'const x = "<script>";');
   assert.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined);
+  // a malformed escape in the hash (#/c/%E0) threw in decodeURIComponent: an unhandled rejection
+  await page.goto(`${t.url}/#/c/%E0`);
+  await page.waitForFunction(() => document.getElementById('messages')!.childElementCount === 0 || document.body.innerText.length > 0);
+  await page.waitForTimeout(200);
+  assert.deepEqual(pageErrors, [], 'no page error from a malformed hash');
 });
 
 test('narrow screens hide the sidebar behind a button; dark mode follows the system', async () => {

@@ -170,10 +170,19 @@ function scrollToEnd(): void {
   if (m.scrollHeight - m.scrollTop - m.clientHeight < 120) m.scrollTop = m.scrollHeight;
 }
 
+/** The id in a #/c/<id> hash; a malformed escape (#/c/%E0) is taken as written, not thrown. */
+function conversationIdOf(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return encoded;
+  }
+}
+
 /** Shows the conversation named by the URL hash (or an empty new chat). */
 async function openFromHash(): Promise<void> {
   const match = /^#\/c\/(.+)$/.exec(location.hash);
-  const id = match ? decodeURIComponent(match[1]!) : undefined;
+  const id = match ? conversationIdOf(match[1]!) : undefined;
   if (id === currentId && id !== undefined) return;
   abortStream();
   clearError();
