@@ -3,7 +3,7 @@
  * or active content into the chat page. Three checks over a table of known XSS vectors:
  *  - structural, in Node: the markdown tree and its HTML hold only allow-listed elements and
  *    attributes, and every href is an absolute http(s) URL;
- *  - denial of service, in Node: 100 KB of pathological markdown renders in well under 200 ms and
+ *  - denial of service, in Node: 100 KB of pathological markdown renders in well under 800 ms and
  *    never into more elements than it has characters;
  *  - in Chromium: the vectors rendered by the real DOM renderer (dom.ts) on a page without a CSP,
  *    and stored in a conversation opened in the real chat UI, run nothing (window.__xss stays
@@ -232,7 +232,12 @@ test('xss: normal markdown still renders (bold, lists, code, https links, tables
 // Denial of service
 
 const SIZE = 100_000;
-const LIMIT_MS = 200;
+/**
+ * A bound far above a linear render (0-120 ms here) and far below what the backtracking took
+ * (1-37 s per input): this guards against catastrophic complexity on a shared 2-core machine,
+ * it is not a speed target.
+ */
+const LIMIT_MS = 800;
 
 function repeatTo(unit: string, size = SIZE): string {
   return unit.repeat(Math.ceil(size / unit.length)).slice(0, size);
@@ -286,9 +291,9 @@ function renderMs(input: string, limitMs: number): number {
 
 test(`xss: 100 KB of pathological markdown renders in under ${LIMIT_MS} ms, into fewer elements than characters`, () => {
   for (const [name, input] of Object.entries(SLOW_INPUTS)) {
-    // On an idle machine the limit is LIMIT_MS; under load, ten times ordinary markdown's time
-    // (the backtracking this guards against cost 10-40 s per input, not 2x).
-    const limitMs = Math.max(LIMIT_MS, 10 * Math.min(timeRender(ORDINARY), timeRender(ORDINARY), timeRender(ORDINARY)));
+    // On an idle machine the limit is LIMIT_MS; under load, 30 times ordinary markdown's time
+    // (the backtracking this guards against cost 1-40 s per input, not 2x).
+    const limitMs = Math.max(LIMIT_MS, 30 * Math.min(timeRender(ORDINARY), timeRender(ORDINARY), timeRender(ORDINARY)));
     const ms = renderMs(input, limitMs);
     assert.ok(ms < limitMs, `${name} (${input.length} chars) took ${ms.toFixed(0)} ms (limit ${limitMs.toFixed(0)} ms)`);
     const elements = elementCount(parseMarkdown(input));
