@@ -152,11 +152,21 @@ function interrupted(args: string[], input: string, marker: string, after = ''):
 }
 
 test('Ctrl-C (SIGINT) stops frugal run mid-generation with exit code 130', async () => {
-  const r = await interrupted(['run', '--model', longModelPath, '--prompt', 'Hi', '--max-tokens', '2000', '--seed', '1'], '', 'Thinking:');
+  // --ignore-eos: the random model must not end by itself before the signal arrives (it did, at 26 tokens, on the emulated AVX-512 build)
+  const r = await interrupted(['run', '--model', longModelPath, '--prompt', 'Hi', '--max-tokens', '100000', '--ignore-eos', '--seed', '1'], '', 'Thinking:');
   assert.equal(r.code, 130, r.stderr);
   const generated = Number(/generated (\d+) tokens/.exec(r.stderr)?.[1]);
-  assert.ok(generated < 2000, r.stderr);
+  assert.ok(generated < 100000, r.stderr);
   assert.match(r.stderr, /\[abort\]/);
+});
+
+test('--ignore-eos runs to --max-tokens: the end-of-sequence token is never sampled', () => {
+  // seed 1 ends at the end-of-sequence token after a few dozen tokens without the flag
+  for (const seed of ['1', '2', '3']) {
+    const r = frugal(['run', '--model', longModelPath, '--prompt', 'Hi', '--max-tokens', '400', '--ignore-eos', '--seed', seed]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /generated 400 tokens .*\[length\]/, r.stderr);
+  }
 });
 
 test('Ctrl-C in frugal chat stops the answer and returns to the prompt', async () => {
