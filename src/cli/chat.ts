@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { chatPromptTokens } from '../generate/chat-prompt.js';
-import { generationFlags, generationFlagsHelp, parseGenerationFlags } from '../generate/cli-options.js';
+import { generationFlags, generationFlagsHelp, parseGenerationFlags, samplingWith } from '../generate/cli-options.js';
 import { AnswerPrinter, formatStats, type ThinkingDisplay } from '../generate/cli-output.js';
 import { generate, type CacheSlot, type ChatMessage } from '../generate/engine.js';
 import type { DoneEvent } from '../generate/events.js';
@@ -148,7 +148,7 @@ export async function run(args: string[]): Promise<number> {
         for await (const event of generate(model, tokenizer, {
           prompt,
           cacheSlot: slot,
-          sampling: flags.sampling,
+          sampling: samplingWith(flags, tokenizer),
           maxTokens: flags.maxTokens,
           stop: flags.stop,
           ...(flags.reasoningBudget !== undefined ? { reasoningBudget: flags.reasoningBudget } : {}),

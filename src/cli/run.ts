@@ -6,12 +6,11 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL } from './chat.js';
 import type { CausalLM } from '../models/model.js';
 import { chatPromptTokens } from '../generate/chat-prompt.js';
-import { generationFlags, generationFlagsHelp, parseGenerationFlags, parseSpeculativeFlags, speculativeFlags, speculativeFlagsHelp } from '../generate/cli-options.js';
+import { generationFlags, generationFlagsHelp, parseGenerationFlags, parseSpeculativeFlags, samplingWith, speculativeFlags, speculativeFlagsHelp } from '../generate/cli-options.js';
 import { AnswerPrinter, formatStats, type ThinkingDisplay } from '../generate/cli-output.js';
 import { generate } from '../generate/engine.js';
 import type { DoneEvent, GenerationTokenizer } from '../generate/events.js';
 import { formatSpeculativeStats, generateSpeculative } from '../generate/speculative.js';
-import { defaultStopTokenIds } from '../generate/sequence.js';
 
 export const summary = 'generate a completion for one prompt (streams the thinking, then the answer)';
 
@@ -21,7 +20,6 @@ const usage = `usage: frugal run [--model FILE] --prompt TEXT [options]
   --prompt TEXT           the user message (or the whole prompt with --raw)
   --raw                   no chat template: the prompt text goes to the model as it is
   --hide-thinking         print only the answer
-  --ignore-eos            never end at the end-of-sequence token (only --max-tokens or --stop ends it)
 ${generationFlagsHelp}
 ${speculativeFlagsHelp}`;
 
@@ -51,7 +49,6 @@ export async function run(args: string[]): Promise<number> {
       prompt: { type: 'string', short: 'p' },
       raw: { type: 'boolean' },
       'hide-thinking': { type: 'boolean' },
-      'ignore-eos': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       ...generationFlags,
       ...speculativeFlags,
@@ -81,12 +78,9 @@ export async function run(args: string[]): Promise<number> {
   const printer = new AnswerPrinter(process.stdout, display, process.stdout.isTTY === true);
   let done: DoneEvent | undefined;
   try {
-    // --ignore-eos (as llama.cpp's): the end-of-sequence tokens are banned, so only --max-tokens or a --stop ends the run
-    const endIds = defaultStopTokenIds(tokenizer);
-    const sampling = values['ignore-eos'] ? { ...flags.sampling, logitBias: Object.fromEntries(endIds.map((id) => [id, -Infinity])) } : flags.sampling;
     const request = {
       prompt,
-      sampling,
+      sampling: samplingWith(flags, tokenizer),
       maxTokens: flags.maxTokens,
       stop: flags.stop,
       ...(flags.reasoningBudget !== undefined ? { reasoningBudget: flags.reasoningBudget } : {}),

@@ -2,7 +2,9 @@
  * Command-line flags shared by `frugal run` and `frugal chat`: sampling, stops, budgets. Bad values
  * give an Error naming the flag.
  */
+import type { GenerationTokenizer } from './events.js';
 import type { SamplingOptions } from './sampling.js';
+import { defaultStopTokenIds } from './sequence.js';
 
 /** parseArgs option table for the generation flags. */
 export const generationFlags = {
@@ -18,6 +20,7 @@ export const generationFlags = {
   'max-tokens': { type: 'string' },
   stop: { type: 'string', multiple: true },
   'reasoning-budget': { type: 'string' },
+  'ignore-eos': { type: 'boolean' },
 } as const;
 
 export const generationFlagsHelp = `sampling (defaults: DeepSeek's R1 guidance):
@@ -32,7 +35,8 @@ export const generationFlagsHelp = `sampling (defaults: DeepSeek's R1 guidance):
   --seed S                seed for reproducible sampling (default random)
   --max-tokens N          most tokens to generate, thinking included (default 4096)
   --stop TEXT             stop when TEXT appears (repeatable; not printed)
-  --reasoning-budget N    close the thought after N reasoning tokens`;
+  --reasoning-budget N    close the thought after N reasoning tokens
+  --ignore-eos            never end at the end-of-sequence token (only --max-tokens or --stop ends it)`;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -54,6 +58,14 @@ export interface GenerationFlags {
   maxTokens: number;
   stop: string[];
   reasoningBudget?: number;
+  /** --ignore-eos: the end-of-sequence tokens are banned (see samplingWith). */
+  ignoreEos?: boolean;
+}
+
+/** The flags' sampling options, with the tokenizer's end-of-sequence tokens banned under --ignore-eos (as llama.cpp's flag does). */
+export function samplingWith(flags: GenerationFlags, tokenizer: GenerationTokenizer): SamplingOptions {
+  if (!flags.ignoreEos) return flags.sampling;
+  return { ...flags.sampling, logitBias: Object.fromEntries(defaultStopTokenIds(tokenizer).map((id) => [id, -Infinity])) };
 }
 
 export function parseGenerationFlags(values: Values): GenerationFlags {
@@ -89,6 +101,7 @@ export function parseGenerationFlags(values: Values): GenerationFlags {
   for (const text of stop) if (text === '') throw new Error('--stop needs a non-empty text');
   const flags: GenerationFlags = { sampling, maxTokens, stop };
   if (reasoningBudget !== undefined) flags.reasoningBudget = reasoningBudget;
+  if (values['ignore-eos'] === true) flags.ignoreEos = true;
   return flags;
 }
 

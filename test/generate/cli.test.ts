@@ -170,7 +170,7 @@ test('--ignore-eos runs to --max-tokens: the end-of-sequence token is never samp
 });
 
 test('Ctrl-C in frugal chat stops the answer and returns to the prompt', async () => {
-  const r = await interrupted(['chat', '--model', longModelPath, '--max-tokens', '2000', '--seed', '1'], 'Hello\n', 'Thinking:', '/reset\n');
+  const r = await interrupted(['chat', '--model', longModelPath, '--max-tokens', '100000', '--ignore-eos', '--seed', '1'], 'Hello\n', 'Thinking:', '/reset\n');
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /\(stopped\)\n/);
   // the chat went on after the interrupted answer
