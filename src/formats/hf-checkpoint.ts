@@ -93,7 +93,10 @@ function openSharded(indexPath: string, options: SafetensorsOpenOptions): Checkp
       fail(`weight_map '${name}'`, `shard '${shard as string}' is outside the checkpoint directory`);
     }
     const file = join(dir, rel);
-    if (!files.includes(file)) files.push(file);
+    if (!files.includes(file)) {
+      if (!existsSync(file)) fail(`weight_map '${name}'`, `shard '${shard as string}' does not exist in ${dir}`);
+      files.push(file);
+    }
     weightMap.set(name, file);
   }
   const shards = new Map<string, SafetensorsFile>();

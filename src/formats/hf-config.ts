@@ -27,6 +27,8 @@ export interface YarnRopeScaling {
   readonly beta_slow: number;
   readonly mscale: number;
   readonly mscale_all_dim: number;
+  /** Explicit cos/sin factor (transformers `attention_factor`), overriding the mscale rule. */
+  readonly attention_factor?: number;
 }
 
 export interface Llama3RopeScaling {
@@ -268,14 +270,21 @@ interface CommonDefaults {
   max_position_embeddings: number;
   bos_token_id: number | null;
   eos_token_id: number | null;
+  /**
+   * YaRN's original_max_position_embeddings when rope_scaling omits it: transformers' generic
+   * rule (max_position_embeddings) for dense models; DeepSeek configs must give it.
+   */
+  yarn_original_required?: boolean;
 }
 
 function parseCommon(f: Fields, d: CommonDefaults): CommonConfig {
   const num_attention_heads = f.int('num_attention_heads');
-  const num_key_value_heads = f.int('num_key_value_heads', num_attention_heads);
+  // transformers: `if num_key_value_heads is None: num_key_value_heads = num_attention_heads`
+  const num_key_value_heads = f.intOrNull('num_key_value_heads', num_attention_heads) ?? num_attention_heads;
   if (num_attention_heads % num_key_value_heads !== 0) {
     f.fail('num_key_value_heads', `${num_key_value_heads} does not divide num_attention_heads ${num_attention_heads}`);
   }
+  const max_position_embeddings = f.int('max_position_embeddings', d.max_position_embeddings);
   return {
     model_type: f.string('model_type'),
     vocab_size: f.int('vocab_size'),
@@ -284,11 +293,11 @@ function parseCommon(f: Fields, d: CommonDefaults): CommonConfig {
     num_hidden_layers: f.int('num_hidden_layers'),
     num_attention_heads,
     num_key_value_heads,
-    max_position_embeddings: f.int('max_position_embeddings', d.max_position_embeddings),
+    max_position_embeddings,
     rms_norm_eps: f.number('rms_norm_eps', 1e-6, true),
-    rope_theta: f.number('rope_theta', 10000, true),
-    rope_scaling: parseRopeScaling(f),
-    hidden_act: f.string('hidden_act', 'silu'),
+    ...parseRope(f, d.yarn_original_required ? REQUIRED : max_position_embeddings),
+    // Every architecture here gates its MLP with SiLU; refuse anything else rather than compute it wrongly.
+    hidden_act: f.string('hidden_act', 'silu', ['silu', 'swish']),
     tie_word_embeddings: f.bool('tie_word_embeddings', false),
     attention_dropout: f.number('attention_dropout', 0),
     initializer_range: f.number('initializer_range', 0.02),
@@ -329,11 +338,12 @@ function headDim(f: Fields, c: CommonConfig): number {
   return c.hidden_size / c.num_attention_heads;
 }
 
-const V3_DEFAULTS = {
+/** Defaults of the HF DeepseekV3Config / DeepseekV2Config classes for fields a config.json may omit. */
+export const V3_DEFAULTS = {
   max_position_embeddings: 4096, bos_token_id: 0, eos_token_id: 1, routed_scaling_factor: 2.5, topk_method: 'noaux_tc',
   n_group: 8, topk_group: 4, first_k_dense_replace: 3, norm_topk_prob: true, scoring_func: 'sigmoid', num_nextn_predict_layers: 1,
 } as const;
-const V2_DEFAULTS = {
+export const V2_DEFAULTS = {
   max_position_embeddings: 2048, bos_token_id: 100000, eos_token_id: 100001, routed_scaling_factor: 1, topk_method: 'greedy',
   n_group: 1, topk_group: 1, first_k_dense_replace: 0, norm_topk_prob: false, scoring_func: 'softmax', num_nextn_predict_layers: 0,
 } as const;
@@ -342,7 +352,7 @@ const TOPK_METHODS = ['greedy', 'gready', 'group_limited_greedy', 'noaux_tc'] as
 function parseDeepseek(input: Fields, architecture: 'DeepseekV3ForCausalLM' | 'DeepseekV2ForCausalLM'): DeepseekConfig {
   const f = withModelType(input, architecture);
   const d = architecture === 'DeepseekV3ForCausalLM' ? V3_DEFAULTS : V2_DEFAULTS;
-  const common = parseCommon(f, d);
+  const common = parseCommon(f, { ...d, yarn_original_required: true });
   const n_routed_experts = f.int('n_routed_experts');
   const n_group = f.intOrNull('n_group', d.n_group) ?? 1;
   const topk_group = f.intOrNull('topk_group', d.topk_group) ?? 1;
@@ -381,10 +391,23 @@ function parseDeepseek(input: Fields, architecture: 'DeepseekV3ForCausalLM' | 'D
   return { architecture, ...config } as DeepseekConfig;
 }
 
-function parseRopeScaling(parent: Fields): RopeScaling | null {
-  const f = parent.object('rope_scaling');
+/**
+ * rope_theta and rope_scaling; configs saved by transformers v5 hold both in `rope_parameters`
+ * ({rope_type, rope_theta, ...scaling fields}) instead.
+ */
+function parseRope(f: Fields, maxPositions: number | typeof REQUIRED): { rope_theta: number; rope_scaling: RopeScaling | null } {
+  const params = f.json.rope_scaling === undefined && f.json.rope_parameters !== undefined ? f.object('rope_parameters') : null;
+  if (!params) return { rope_theta: f.number('rope_theta', 10000, true), rope_scaling: parseRopeScaling(f, 'rope_scaling', maxPositions) };
+  return {
+    rope_theta: f.json.rope_theta !== undefined ? f.number('rope_theta', 10000, true) : params.number('rope_theta', 10000, true),
+    rope_scaling: parseRopeScaling(f, 'rope_parameters', maxPositions),
+  };
+}
+
+function parseRopeScaling(parent: Fields, field: string, maxPositions: number | typeof REQUIRED): RopeScaling | null {
+  const f = parent.object(field);
   if (!f) return null;
-  const kind = f.json.rope_type ?? f.json.type;
+  const kind: unknown = f.json.rope_type ?? f.json.type ?? (field === 'rope_parameters' ? 'default' : undefined);
   if (typeof kind !== 'string') f.fail('type', `expected 'type' or 'rope_type' to name the scaling, found ${describe(kind)}`);
   const key = f.json.rope_type !== undefined ? 'rope_type' : 'type';
   switch (kind) {
@@ -393,11 +416,13 @@ function parseRopeScaling(parent: Fields): RopeScaling | null {
       return {
         type: 'yarn',
         factor: f.number('factor', REQUIRED, true),
-        original_max_position_embeddings: f.int('original_max_position_embeddings'),
+        // transformers: `rope_scaling.get("original_max_position_embeddings") or max_position_embeddings`
+        original_max_position_embeddings: f.int('original_max_position_embeddings', maxPositions),
         beta_fast: f.number('beta_fast', 32, true),
         beta_slow: f.number('beta_slow', 1, true),
         mscale: f.number('mscale', 1),
         mscale_all_dim: f.number('mscale_all_dim', 0),
+        ...(f.json.attention_factor !== undefined && f.json.attention_factor !== null ? { attention_factor: f.number('attention_factor', REQUIRED, true) } : {}),
       };
     case 'llama3': {
       const scaling: Llama3RopeScaling = {

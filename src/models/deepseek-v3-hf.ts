@@ -8,6 +8,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FormatError } from '../formats/format-error.js';
+import { V2_DEFAULTS, V3_DEFAULTS } from '../formats/hf-config.js';
 import { type SafetensorsFile, openSafetensors } from '../formats/safetensors.js';
 import { type MlaWeights, splitKvB } from '../nn/mla.js';
 import type { MoeWeights, RouterConfig } from '../nn/moe.js';
@@ -66,23 +67,28 @@ export function deepseekConfigFromHf(cfg: Json, where = 'config.json'): Deepseek
     fail(where, "config.json 'model_type'", `expected 'deepseek_v3' or 'deepseek_v2', found ${JSON.stringify(type)} (architectures ${JSON.stringify(archs)})`);
   }
   if (num(cfg, 'moe_layer_freq', where, 1) !== 1) fail(where, "config.json 'moe_layer_freq'", 'only 1 is supported');
+  // Fields a config.json may omit take the HF config class's defaults (V3 and V2 differ).
+  const d = type === 'deepseek_v3' ? V3_DEFAULTS : V2_DEFAULTS;
   const qkNope = num(cfg, 'qk_nope_head_dim', where);
   const qkRope = num(cfg, 'qk_rope_head_dim', where);
   const nExperts = num(cfg, 'n_routed_experts', where);
-  const method = String(cfg['topk_method'] ?? 'greedy');
-  const nGroup = method === 'greedy' ? 1 : num(cfg, 'n_group', where, 1);
-  const scoring = String(cfg['scoring_func'] ?? 'softmax');
+  const method = String(cfg['topk_method'] ?? d.topk_method);
+  const nGroup = method === 'greedy' ? 1 : num(cfg, 'n_group', where, d.n_group);
+  const scoring = String(cfg['scoring_func'] ?? d.scoring_func);
   if (scoring !== 'softmax' && scoring !== 'sigmoid') fail(where, "config.json 'scoring_func'", `unsupported '${scoring}'`);
+  const normTopk = cfg['norm_topk_prob'] ?? d.norm_topk_prob;
   const router: RouterConfig = {
-    nExperts, topK: num(cfg, 'num_experts_per_tok', where), nGroup, topkGroup: nGroup > 1 ? num(cfg, 'topk_group', where, 1) : 1,
+    nExperts, topK: num(cfg, 'num_experts_per_tok', where), nGroup, topkGroup: nGroup > 1 ? num(cfg, 'topk_group', where, d.topk_group) : 1,
     scoring, groupScore: method === 'group_limited_greedy' ? 'max' : 'top2sum',
-    normTopkProb: cfg['norm_topk_prob'] === true, routedScalingFactor: num(cfg, 'routed_scaling_factor', where, 1),
+    normTopkProb: normTopk === true, routedScalingFactor: num(cfg, 'routed_scaling_factor', where, d.routed_scaling_factor),
   };
-  const rs = cfg['rope_scaling'] as Json | null | undefined;
+  // transformers v5 writes rope_theta and the scaling together as `rope_parameters`.
+  const params = cfg['rope_scaling'] === undefined && isJson(cfg['rope_parameters']) ? cfg['rope_parameters'] : undefined;
+  const rs = (params ?? cfg['rope_scaling']) as Json | null | undefined;
   let yarn: YarnScaling | undefined;
-  if (rs) {
+  if (rs && (rs['type'] ?? rs['rope_type'] ?? 'default') !== 'default') {
     const kind = rs['type'] ?? rs['rope_type'];
-    if (kind !== 'yarn') fail(where, "config.json 'rope_scaling.type'", `unsupported rope scaling ${JSON.stringify(kind)}`);
+    if (kind !== 'yarn') fail(where, `config.json '${params ? 'rope_parameters' : 'rope_scaling'}.type'`, `unsupported rope scaling ${JSON.stringify(kind)}`);
     const opt = (k: string): number | undefined => (typeof rs[k] === 'number' ? (rs[k] as number) : undefined);
     yarn = {
       type: 'yarn', factor: opt('factor') ?? 1, originalContext: opt('original_max_position_embeddings') ?? 4096,
@@ -103,15 +109,15 @@ export function deepseekConfigFromHf(cfg: Json, where = 'config.json'): Deepseek
     vHeadDim: num(cfg, 'v_head_dim', where),
     nRoutedExperts: nExperts,
     nSharedExperts: num(cfg, 'n_shared_experts', where, 0),
-    firstKDenseReplace: num(cfg, 'first_k_dense_replace', where, 0),
+    firstKDenseReplace: num(cfg, 'first_k_dense_replace', where, d.first_k_dense_replace),
     router,
     rmsNormEps: num(cfg, 'rms_norm_eps', where, 1e-6),
-    ropeTheta: num(cfg, 'rope_theta', where, 10000),
+    ropeTheta: cfg['rope_theta'] === undefined && params ? num(params, 'rope_theta', where, 10000) : num(cfg, 'rope_theta', where, 10000),
     yarn,
     ropeAttentionFactor: yarn && yarn.factor > 1 ? yarnAttentionFactor(yarn) : 1,
     softmaxScale: yarnSoftmaxScale(qkNope + qkRope, yarn && yarn.factor > 1 ? yarn : undefined),
     contextLength: num(cfg, 'max_position_embeddings', where),
-    nextnLayers: num(cfg, 'num_nextn_predict_layers', where, 0),
+    nextnLayers: num(cfg, 'num_nextn_predict_layers', where, d.num_nextn_predict_layers),
   };
 }
 
@@ -184,7 +190,8 @@ export function deepseekFromHfTensors(configJson: Json, src: HfTensorSource, opt
   const vocab = cfg.vocabSize;
   const embed = t.matrix('model.embed_tokens.weight', vocab, d);
   const layers = Array.from({ length: cfg.numLayers }, (_, i) => hfLayer(t, cfg, i));
-  const output = src.has('lm_head.weight') ? t.matrix('lm_head.weight', vocab, d) : embed;
+  // tie_word_embeddings: transformers ties the head to the embedding even when lm_head.weight is stored.
+  const output = configJson['tie_word_embeddings'] !== true && src.has('lm_head.weight') ? t.matrix('lm_head.weight', vocab, d) : embed;
   const mtp: DeepseekMtpWeights[] = [];
   if (options.loadMtp !== false) {
     for (let k = 0; k < cfg.nextnLayers; k++) {
@@ -227,6 +234,7 @@ export function safetensorsCheckpointSource(dir: string): HfTensorSource & { clo
       if (!index.weight_map || typeof index.weight_map !== 'object') fail(indexPath, 'weight_map', 'missing or not an object');
       for (const [tensor, file] of Object.entries(index.weight_map)) {
         if (typeof file !== 'string' || file.includes('/') || file.includes('\\')) fail(indexPath, `weight_map['${tensor}']`, `bad shard name ${JSON.stringify(file)}`);
+        if (!files.has(file) && !existsSync(join(dir, file))) fail(indexPath, `weight_map['${tensor}']`, `shard '${file}' does not exist in ${dir}`);
         const f = open(file);
         if (!f.tensor(tensor)) fail(f.path, `tensor '${tensor}'`, `listed in model.safetensors.index.json but not in the shard`);
         owner.set(tensor, f);
@@ -276,6 +284,10 @@ export function safetensorsCheckpointSource(dir: string): HfTensorSource & { clo
       for (const f of files.values()) f.close();
     },
   };
+}
+
+function isJson(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function parseJson(path: string): unknown {

@@ -115,7 +115,8 @@ export function denseConfigFromGguf(source: ModelSource, architecture: DenseArch
  *    the factor is `rope.scaling.factor`, else the legacy `rope.scale_linear`; 0 or 1 means none;
  *  - YaRN's original context defaults to context_length; its beta_fast / beta_slow stay 32 / 1 in a
  *    GGUF (llama.cpp reads `rope.scaling.yarn_beta_*` only for other architectures), while an HF
- *    checkpoint's config.json values (presented under those keys) are used as HF does.
+ *    checkpoint's config.json values (presented under those keys) are used as HF does, as is its
+ *    cos/sin factor (transformers' attention_factor, presented as `rope.scaling.attn_factor`).
  */
 function ggufRopeScaling(source: ModelSource, a: string, ropeDim: number, contextLength: number): RopeScaling {
   const type = source.string(`${a}.rope.scaling.type`) ?? 'linear';
@@ -131,10 +132,12 @@ function ggufRopeScaling(source: ModelSource, a: string, ropeDim: number, contex
   if (type === 'linear') return { type: 'linear', factor };
   if (type === 'yarn') {
     const hf = source.format === 'hf';
+    const attentionFactor = hf ? source.number(`${a}.rope.scaling.attn_factor`) : undefined;
     return {
       type: 'yarn', factor, originalContext: source.number(`${a}.rope.scaling.original_context_length`) ?? contextLength,
       betaFast: (hf ? source.number(`${a}.rope.scaling.yarn_beta_fast`) : undefined) ?? 32,
       betaSlow: (hf ? source.number(`${a}.rope.scaling.yarn_beta_slow`) : undefined) ?? 1,
+      ...(attentionFactor !== undefined ? { attentionFactor } : {}),
     };
   }
   throw new Error(`${source.path}: unsupported rope scaling type '${type}' for ${a}`);

@@ -308,13 +308,23 @@ const HF_DENSE: Partial<Record<HfArchitecture, 'llama' | 'qwen2'>> = { LlamaForC
 
 /** The GGUF keys llama.cpp's converter would write for a dense HF config. */
 function denseKeysOfHfConfig(config: LlamaConfig | Qwen2Config, a: 'llama' | 'qwen2', where: string): Map<string, GgufPlainValue> {
-  if (config.architecture === 'LlamaForCausalLM' && (config.attention_bias || config.mlp_bias)) {
-    throw new ModelFileError(where, 'Llama checkpoints with attention_bias or mlp_bias are not supported');
+  if (config.architecture === 'LlamaForCausalLM') {
+    for (const field of ['attention_bias', 'mlp_bias'] as const) {
+      if (config[field]) throw new ModelFileError(where, `${field}: true is not supported (Llama checkpoints with biases on the ${field === 'mlp_bias' ? 'MLP' : 'attention'} projections)`);
+    }
+  }
+  // Qwen2 with use_sliding_window: layers from max_window_layers on attend only to the last
+  // sliding_window positions. Within that many tokens every layer sees the whole sequence, so
+  // the model is exact up to there: cap the context instead of refusing the checkpoint.
+  let context = config.max_position_embeddings;
+  if (config.architecture === 'Qwen2ForCausalLM' && config.use_sliding_window && config.sliding_window !== null
+    && config.max_window_layers < config.num_hidden_layers) {
+    context = Math.min(context, config.sliding_window);
   }
   const keys = new Map<string, GgufPlainValue>([
     ['general.architecture', a],
     [`${a}.block_count`, config.num_hidden_layers],
-    [`${a}.context_length`, config.max_position_embeddings],
+    [`${a}.context_length`, context],
     [`${a}.embedding_length`, config.hidden_size],
     [`${a}.feed_forward_length`, config.intermediate_size],
     [`${a}.attention.head_count`, config.num_attention_heads],
@@ -336,6 +346,14 @@ function denseKeysOfHfConfig(config: LlamaConfig | Qwen2Config, a: 'llama' | 'qw
     keys.set(`${a}.rope.scaling.original_context_length`, scaling.original_max_position_embeddings);
     keys.set(`${a}.rope.scaling.yarn_beta_fast`, scaling.beta_fast);
     keys.set(`${a}.rope.scaling.yarn_beta_slow`, scaling.beta_slow);
+    // transformers' attention_factor (cos/sin multiplier): explicit, else mscale(s, mscale) /
+    // mscale(s, mscale_all_dim) when both are set (non-zero), else mscale(s) = 0.1 ln s + 1.
+    const m = (scale: number, k = 1) => (scale <= 1 ? 1 : 0.1 * k * Math.log(scale) + 1);
+    keys.set(`${a}.rope.scaling.attn_factor`, scaling.attention_factor
+      ?? (scaling.mscale && scaling.mscale_all_dim ? m(scaling.factor, scaling.mscale) / m(scaling.factor, scaling.mscale_all_dim) : m(scaling.factor)));
+  } else if (scaling && scaling.type === 'dynamic') {
+    // Dynamic NTK recomputes the frequencies only for sequences longer than
+    // max_position_embeddings (the context limit here): within it, RoPE is unscaled.
   } else if (scaling && scaling.type !== 'llama3') {
     throw new ModelFileError(where, `rope_scaling type '${scaling.type}' is not supported`);
   }
@@ -379,6 +397,9 @@ function openHfSource(dir: string): ModelSource {
       highFreqFactor: scaling.high_freq_factor, originalContext: scaling.original_max_position_embeddings,
     });
   }
+  // With tie_word_embeddings, transformers ties lm_head to the embedding even when the checkpoint
+  // also holds an lm_head.weight (tie_weights runs after loading): the embedding is the head.
+  if (a && config.tie_word_embeddings) hfName.delete('output.weight');
   if (a && !config.tie_word_embeddings && !hfName.has('output.weight') && hfName.has('token_embd.weight')) {
     throw new ModelFileError(where, "tensor 'lm_head.weight' is missing (tie_word_embeddings is false)");
   }
@@ -456,10 +477,13 @@ function isDeepseekHf(dir: string): boolean {
 function loadHfModel(dir: string, options: LoadModelOptions): LoadedModel {
   const tokenizerPath = join(dir, 'tokenizer.json');
   const tokenizer = options.tokenizer !== false && existsSync(tokenizerPath) ? Tokenizer.fromFile(tokenizerPath) : undefined;
+  // transformers >= 4.43 saves the template as chat_template.jinja, which wins over tokenizer_config.json's.
+  const jinjaPath = join(dir, 'chat_template.jinja');
+  const chatTemplate = existsSync(jinjaPath) ? readFileSync(jinjaPath, 'utf8') : tokenizer?.chatTemplate;
   if (isDeepseekHf(dir)) {
     const model = loadDeepseekFromHf(dir, options);
     const metadata = new Map<string, GgufPlainValue>([['general.architecture', 'deepseek2']]);
-    return { model, tokenizer, chatTemplate: tokenizer?.chatTemplate, source: undefined, metadata, architecture: architectures.deepseek2! };
+    return { model, tokenizer, chatTemplate, source: undefined, metadata, architecture: architectures.deepseek2! };
   }
   const source = openHfSource(dir);
   try {
@@ -472,7 +496,7 @@ function loadHfModel(dir: string, options: LoadModelOptions): LoadedModel {
     }
     const metadata = new Map<string, GgufPlainValue>();
     for (const key of source.keys()) metadata.set(key, source.value(key)!);
-    return { model, tokenizer, chatTemplate: tokenizer?.chatTemplate, source, metadata, architecture: arch };
+    return { model, tokenizer, chatTemplate, source, metadata, architecture: arch };
   } finally {
     source.close();
   }
