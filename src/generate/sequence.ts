@@ -95,11 +95,7 @@ export class Sequence {
     if (this.topLogprobs > 20) throw new Error(`topLogprobs must be at most 20, got ${this.topLogprobs}`);
     const thinking = options.thinking ?? 'auto';
     if (!['auto', 'prefilled', 'detect', 'off'].includes(thinking)) throw new Error(`unknown thinking mode '${thinking}'`);
-    let startInReasoning = thinking === 'prefilled';
-    if (thinking === 'auto' && this.promptTokens.length > 0) {
-      const tail = tokenizer.decode(this.promptTokens.subarray(Math.max(0, this.promptTokens.length - 8)));
-      startInReasoning = promptOpensThought(tail);
-    }
+    const startInReasoning = thinking === 'prefilled' || (thinking === 'auto' && promptEndsInThought(tokenizer, this.promptTokens));
     this.parser = thinking === 'off' ? null : new ReasoningParser({ startInReasoning });
     this.closeTokens =
       this.budget === Infinity || this.parser === null
@@ -165,7 +161,11 @@ export class Sequence {
     if (this.finished) return events;
     this.finishReason = reason;
     const { parts, stop } = this.toParts(this.decoder.flush(), true);
-    if (stop !== undefined) this.stopString = stop;
+    if (stop !== undefined) {
+      // held text (a possible `<think>` at the start) turned out to be content with a stop in it
+      this.stopString = stop;
+      if (reason === 'length') this.finishReason = 'stop';
+    }
     for (const part of parts) if (part.text) events.push({ type: 'text', channel: part.channel, text: part.text });
     return events;
   }
@@ -228,6 +228,21 @@ export class Sequence {
       this.stopString = stop;
       this.finish('stop', events);
     }
+  }
+}
+
+/**
+ * True when the prompt ends inside an opened thought (`<think>` plus optional whitespace). Decodes
+ * a growing tail until it holds the tag whole: a fixed number of tokens is too few for a byte
+ * tokenizer or a long run of trailing whitespace (`<think>\n\n` is 9 byte tokens).
+ */
+function promptEndsInThought(tokenizer: GenerationTokenizer, prompt: Int32Array): boolean {
+  // a tail cut inside a character starts with up to 3 replacement characters
+  const enough = '<think>'.length + 3;
+  for (let window = 8; ; window *= 2) {
+    const start = Math.max(0, prompt.length - window);
+    const tail = tokenizer.decode(prompt.subarray(start));
+    if (start === 0 || tail.trimEnd().length >= enough) return promptOpensThought(tail);
   }
 }
 

@@ -39,7 +39,7 @@ export class StopStringMatcher {
     let at = -1;
     let which = '';
     for (const s of this.stops) {
-      const i = buf.indexOf(s);
+      const i = indexAtCodePoints(buf, s);
       if (i >= 0 && (at < 0 || i < at || (i === at && s.length > which.length))) {
         at = i;
         which = s;
@@ -68,7 +68,7 @@ export class StopStringMatcher {
     for (const s of this.stops) {
       const max = Math.min(s.length - 1, buf.length);
       for (let len = max; len > best; len--) {
-        if (buf.endsWith(s.slice(0, len))) {
+        if (buf.endsWith(s.slice(0, len)) && !splitsPair(buf, buf.length - len)) {
           best = len;
           break;
         }
@@ -76,4 +76,23 @@ export class StopStringMatcher {
     }
     return best;
   }
+}
+
+/**
+ * First index of `stop` in `text` where it starts and ends between characters: a stop string
+ * with half a surrogate pair (JSON "\ud83d") must not cut an emoji in two.
+ */
+function indexAtCodePoints(text: string, stop: string): number {
+  for (let i = text.indexOf(stop); i >= 0; i = text.indexOf(stop, i + 1)) {
+    if (!splitsPair(text, i) && !splitsPair(text, i + stop.length)) return i;
+  }
+  return -1;
+}
+
+/** True when `index` falls between the two halves of a surrogate pair. */
+function splitsPair(text: string, index: number): boolean {
+  if (index <= 0 || index >= text.length) return false;
+  const before = text.charCodeAt(index - 1);
+  const after = text.charCodeAt(index);
+  return before >= 0xd800 && before <= 0xdbff && after >= 0xdc00 && after <= 0xdfff;
 }

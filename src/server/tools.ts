@@ -90,19 +90,39 @@ export function parseToolCalls(content: string): { content: string; calls: Parse
   if (begin < 0) return { content, calls: [] };
   const calls: ParsedToolCall[] = [];
   const body = content.slice(begin + TOOL_CALLS_BEGIN.length);
-  const pattern = new RegExp(`${TOOL_CALL_BEGIN}\\s*(\\w+)${TOOL_SEP}([^\\n]+)\\n\`\`\`(?:json)?\\n([\\s\\S]*?)\\n?\`\`\`\\s*(?:${TOOL_CALL_END}|$)`, 'g');
-  for (const m of body.matchAll(pattern)) {
-    const name = m[2]!.trim();
-    const args = m[3]!.trim();
+  for (let at = body.indexOf(TOOL_CALL_BEGIN); at >= 0; ) {
+    const parsed = parseOneCall(body, at);
+    if (parsed) calls.push(parsed.call);
+    at = body.indexOf(TOOL_CALL_BEGIN, parsed ? parsed.end : at + TOOL_CALL_BEGIN.length);
+  }
+  if (calls.length === 0) return { content, calls };
+  return { content: content.slice(0, begin).trim(), calls };
+}
+
+const CALL_HEADER = new RegExp(`^${TOOL_CALL_BEGIN}\\s*(\\w+)${TOOL_SEP}([^\\n]+)\\n\`\`\`(?:json)?\\n`);
+const CALL_FENCE_END = `\\n?\`\`\`\\s*(?:${TOOL_CALL_END}|$)`;
+
+/**
+ * The call whose `<｜tool▁call▁begin｜>` is at `at`, and where it ends. Its arguments run to the
+ * first closing fence before which they are JSON: a fence inside a JSON string (a code argument
+ * holding "```") does not end them. Undefined when the call is malformed.
+ */
+function parseOneCall(body: string, at: number): { call: ParsedToolCall; end: number } | undefined {
+  const header = CALL_HEADER.exec(body.slice(at));
+  if (!header) return undefined;
+  const start = at + header[0].length;
+  const fence = new RegExp(CALL_FENCE_END, 'g');
+  fence.lastIndex = start;
+  for (let m = fence.exec(body); m !== null; m = fence.exec(body)) {
+    const args = body.slice(start, m.index).trim();
     try {
       JSON.parse(args);
     } catch {
       continue;
     }
-    calls.push({ id: toolCallId(), type: 'function', function: { name, arguments: args } });
+    return { call: { id: toolCallId(), type: 'function', function: { name: header[2]!.trim(), arguments: args } }, end: m.index + m[0].length };
   }
-  if (calls.length === 0) return { content, calls };
-  return { content: content.slice(0, begin).trim(), calls };
+  return undefined;
 }
 
 /** A request's tools with its tool_choice: the tools, the function a call is forced to, and whether calls are parsed from the answer. */
