@@ -44,8 +44,11 @@ export interface SequenceOptions {
   topLogprobs?: number;
 }
 
-/** End-of-sequence / end-of-turn markers a chat model may emit. */
-const END_MARKERS = ['<｜end▁of▁sentence｜>', '<|EOT|>', '<|eot_id|>', '<|end_of_text|>', '<|im_end|>', '<|endoftext|>'];
+/**
+ * End-of-sequence / end-of-turn markers a chat model may emit (Llama 3.1 ends a tool-calling
+ * message with <|eom_id|>, listed in its generation_config.json eos_token_id beside <|eot_id|>).
+ */
+const END_MARKERS = ['<｜end▁of▁sentence｜>', '<|EOT|>', '<|eot_id|>', '<|eom_id|>', '<|end_of_text|>', '<|im_end|>', '<|endoftext|>'];
 
 /** The tokenizer's EOS plus any end-of-turn special tokens its vocabulary has. */
 export function defaultStopTokenIds(tokenizer: GenerationTokenizer): number[] {

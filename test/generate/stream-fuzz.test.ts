@@ -581,3 +581,9 @@ test('fuzz: tool calls in the R1 format parse back to the calls written', () => 
     assert.equal(parsed.content, c.before.trim(), JSON.stringify(c.text));
   }
 });
+
+test('the default stops: EOS and every end-of-turn marker the vocabulary has (Llama 3.1 <|eom_id|> too)', () => {
+  const ids: Record<string, number> = { '<|eot_id|>': 128009, '<|eom_id|>': 128008, '<|end_of_text|>': 128001 };
+  const llama31 = { eosId: 128009, tokenId: (text: string) => ids[text] } as unknown as Parameters<typeof defaultStopTokenIds>[0];
+  assert.deepEqual(defaultStopTokenIds(llama31).sort((a, b) => a - b), [128001, 128008, 128009]);
+});
