@@ -72,16 +72,26 @@ export interface Admission {
 
 /**
  * Admits a request now (throws 429/503 before any response is written), so that streaming
- * routes can send their headers only once the request is accepted.
+ * routes can send their headers only once the request is accepted. The admission holds its place
+ * in the scheduler until it runs (or is cancelled): a request admitted is never refused later.
  */
 export function admit(ctx: ServerContext, principal: Principal, plan: GenerationPlan): Admission {
   ctx.checkPaused();
-  ctx.scheduler.assertCanAdmit();
-  const release = ctx.limiter.admit(principal.client, plan.prompt.length + plan.maxTokens);
+  const place = ctx.scheduler.reserve();
+  let release: (usedTokens?: number) => void;
+  try {
+    release = ctx.limiter.admit(principal.client, plan.prompt.length + plan.maxTokens);
+  } catch (error) {
+    place.release();
+    throw error;
+  }
   let ran = false;
   return {
     cancel() {
-      if (!ran) release(0);
+      if (!ran) {
+        release(0);
+        place.release();
+      }
       ran = true;
     },
     async run(handlers) {
@@ -109,7 +119,7 @@ export function admit(ctx: ServerContext, principal: Principal, plan: Generation
           ...(handlers.signal ? { signal: handlers.signal } : {}),
           ...(handlers.onEvent ? { onEvent: handlers.onEvent } : {}),
           ...(handlers.onStart ? { onStart: handlers.onStart } : {}),
-        });
+        }, place);
         used = result.done.usage.promptTokens + result.done.usage.completionTokens;
         return result;
       } finally {

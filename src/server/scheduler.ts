@@ -17,7 +17,8 @@
  *
  * Admission: at most `maxActive` sequences run; up to `maxQueue` more wait in FIFO order; beyond
  * that a request is refused with 429 (Retry-After), and one that waited longer than
- * `queueTimeoutMs` gets 503.
+ * `queueTimeoutMs` gets 503. A route admits before it answers (reserve(): the place is held until
+ * the generation runs), so that the n choices of one request are admitted all or none.
  */
 import type { CausalLM, KvCache } from '../models/model.js';
 import type { DoneEvent, GenerationEvent } from '../generate/events.js';
@@ -83,6 +84,12 @@ export interface SchedulerOptions {
   speculative?: ServerSpeculativeOptions;
 }
 
+/** A place in the scheduler held for an admitted request (Scheduler.reserve). */
+export interface Reservation {
+  /** Gives the place back (once; later calls do nothing). */
+  release(): void;
+}
+
 type ModelWithBatch = CausalLM & { forwardBatch?: (items: { tokens: Int32Array; cache: KvCache }[]) => Float32Array[] };
 
 interface Job {
@@ -122,6 +129,8 @@ export class Scheduler {
   private readonly queue: Job[] = [];
   private readonly active: Job[] = [];
   private running = false;
+  /** Places held by admitted requests that have not run yet (reserve()). */
+  private reservedPlaces = 0;
   /** Counters for tests and metrics. */
   readonly stats = { started: 0, finished: 0, aborted: 0, rejected: 0, batchedForwards: 0, steps: 0, speculativeSteps: 0, draftedTokens: 0, acceptedTokens: 0 };
   /** Called after each job ends (metrics). */
@@ -145,18 +154,42 @@ export class Scheduler {
     return this.queue.length;
   }
 
-  /** Throws 429 (with Retry-After) when neither a place to run nor one in the queue is free. */
+  /**
+   * Throws 429 (with Retry-After) when neither a place to run nor one in the queue is free. The
+   * places held by admitted requests that have not called run() yet count as taken.
+   */
   assertCanAdmit(): void {
-    if (this.active.length >= this.maxActive && this.queue.length >= this.maxQueue) {
+    const taken = this.active.length + this.queue.length + this.reservedPlaces;
+    if (taken >= this.maxActive + this.maxQueue) {
       this.stats.rejected++;
       throw new ApiError(429, `the server is at capacity (${this.maxActive} running, ${this.maxQueue} queued); retry shortly`, null, 'rate_limit_exceeded', 1);
     }
   }
 
-  /** Runs one generation; rejects with ApiError 429/503 when it cannot be admitted. */
-  run(spec: JobSpec): Promise<JobResult> {
+  /**
+   * Admits a request now and holds its place (running or queued) until it runs: run() with the
+   * place does not check the capacity again, so that every generation of a request admitted
+   * together (n choices, a batch of prompts) runs, never a 429 after the response began.
+   * Throws 429 like assertCanAdmit; a place not run must be given back (release()).
+   */
+  reserve(): Reservation {
+    this.assertCanAdmit();
+    this.reservedPlaces++;
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.reservedPlaces--;
+      },
+    };
+  }
+
+  /** Runs one generation; rejects with ApiError 429/503 when it cannot be admitted (unless it holds a reserved place). */
+  run(spec: JobSpec, place?: Reservation): Promise<JobResult> {
     try {
-      this.assertCanAdmit();
+      if (place) place.release();
+      else this.assertCanAdmit();
     } catch (error) {
       return Promise.reject(error);
     }
