@@ -93,6 +93,8 @@ export interface Reservation {
 type ModelWithBatch = CausalLM & { forwardBatch?: (items: { tokens: Int32Array; cache: KvCache }[]) => Float32Array[] };
 
 interface Job {
+  /** The queue's abort listener (removed when the job starts). */
+  onQueuedAbort?: () => void;
   spec: JobSpec;
   seq: Sequence;
   enqueuedAt: number;
@@ -203,7 +205,10 @@ export class Scheduler {
       else {
         this.queue.push(job);
         job.timer = setTimeout(() => this.expire(job), this.queueTimeoutMs);
-        spec.signal?.addEventListener('abort', () => this.dequeueAborted(job), { once: true });
+        // a client gone while queued leaves the queue at once (also one already gone when it arrived)
+        job.onQueuedAbort = () => this.dequeueAborted(job);
+        spec.signal?.addEventListener('abort', job.onQueuedAbort, { once: true });
+        if (spec.signal?.aborted) job.onQueuedAbort();
       }
       this.kick();
     });
@@ -241,6 +246,8 @@ export class Scheduler {
 
   private start(job: Job): void {
     clearTimeout(job.timer);
+    // from here round() watches the signal; the queue's listener would hold the job for the request's life
+    if (job.onQueuedAbort) job.spec.signal?.removeEventListener('abort', job.onQueuedAbort);
     job.startedAt = performance.now();
     const scoring = job.spec.promptLogprobs !== undefined;
     const lease = job.spec.model.pool.acquire(job.spec.prompt, { reusePrefix: !scoring });

@@ -119,6 +119,14 @@ test('admission: 429 beyond the queue, 503 after the queue timeout, abort while 
   const result = await aborted;
   assert.equal(result.done.finishReason, 'abort');
   assert.equal(result.done.usage.completionTokens, 0);
+  // a client already gone when its request is queued leaves at once, not when the running one ends
+  const gone = new AbortController();
+  gone.abort();
+  let runningEnded = false;
+  void running.then(() => (runningEnded = true));
+  const late = await scheduler.run({ model: served, prompt: encode('already gone'), options: long, signal: gone.signal });
+  assert.equal(late.done.finishReason, 'abort');
+  assert.equal(runningEnded, false, 'answered before the running request ended');
   assert.equal((await running).done.finishReason, 'length');
   assert.equal(served.active, 0);
 });
