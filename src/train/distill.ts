@@ -4,7 +4,7 @@
  * chat JSONL ({"messages": [user, assistant]}), then plain SFT of a smaller dense student
  * (Qwen2/Llama config) on them (src/train/sft.ts; no RL for the student, as R1-Distill).
  */
-import { writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../formats/atomic-write.js';
 import type { Problem } from './tasks/types.js';
 import { scoreCompletion } from './tasks/reward.js';
 import { type ChatExample, type PromptStyle, chatExampleOf, prefilledThink, promptText, stopTextOf } from './cold-start.js';
@@ -75,6 +75,8 @@ export function rejectionSample(teacher: Policy, codec: Codec, problems: readonl
   return { kept, sampled: problems.length * o.samples, rejectedWrong, rejectedFormat, promptsCovered };
 }
 
+/** Writes chat JSONL atomically: a crash leaves the old file or the whole new one, never some of the lines. */
 export function writeChatJsonl(path: string, examples: readonly ChatExample[]): void {
-  writeFileSync(path, examples.map((e) => `${JSON.stringify(e)}\n`).join(''));
+  const text = examples.map((e) => `${JSON.stringify(e)}\n`).join('');
+  writeFileAtomic(path, (write) => write(Buffer.from(text, 'utf8')));
 }

@@ -21,7 +21,8 @@
  * groups whose rewards differ carry an advantage, so the update keeps the first `keepGroups` of
  * those and skips the rest (a step with none makes no update). The logged rates cover every rollout.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '../formats/atomic-write.js';
 import { join } from 'node:path';
 import { BufferPool, withPool } from '../autograd/pool.js';
 import { type Var, backward, noGrad, result } from '../autograd/var.js';
@@ -33,7 +34,7 @@ import {
   type Codec, type Completion, EnginePolicy, type Policy, completeAll, type SampleOptions, inferenceModel, meanEntropy, packSequences, packedLogProbs,
   snapshotTensors, streamRng,
 } from './rollout.js';
-import { RunLog, formatDuration } from './sft.js';
+import { RunLog, checkResumable, formatDuration } from './sft.js';
 
 export type GrpoLossType = 'grpo' | 'dr_grpo' | 'token';
 export const GRPO_LOSS_TYPES: readonly GrpoLossType[] = ['grpo', 'dr_grpo', 'token'];
@@ -404,6 +405,7 @@ export function runGrpo(initial: TrainModel, codec: Codec, prompts: PromptSource
   let referenceDir: string | null = null;
   const state = (o.resume ?? true) && existsSync(join(o.outDir, 'latest')) ? loadCheckpoint(o.outDir) : null;
   if (state) {
+    checkResumable(state, initial, o.seed);
     model = TrainModel.fromTensors(state.config, state.tensors, state.dir);
     startStep = state.state.step;
     referenceDir = typeof state.state.extra['reference'] === 'string' ? (state.state.extra['reference'] as string) : null;
@@ -428,7 +430,7 @@ export function runGrpo(initial: TrainModel, codec: Codec, prompts: PromptSource
       setReference(startStep);
     }
   }
-  const log = new RunLog<GrpoLogEntry>(join(o.outDir, 'log.jsonl'), startStep);
+  const log = new RunLog<GrpoLogEntry>(join(o.outDir, 'log.jsonl'), startStep, print);
   const end = Math.min(o.steps, o.stopAt ?? o.steps);
   const started = Date.now();
   let lastCheckpoint: string | null = null;
@@ -454,10 +456,11 @@ export function runGrpo(initial: TrainModel, codec: Codec, prompts: PromptSource
 
 export function writeGrpoChart(path: string, entries: readonly GrpoLogEntry[]): void {
   const maxLen = Math.max(1, ...entries.map((e) => e.response_length));
-  writeFileSync(path, renderLineChart([
+  const svg = renderLineChart([
     { name: 'mean reward', color: '#1f77b4', points: entries.map((e) => [e.step, e.reward]) },
     { name: 'accuracy', color: '#2ca02c', points: entries.map((e) => [e.step, e.accuracy]) },
     { name: 'format rate', color: '#9467bd', dashed: true, points: entries.map((e) => [e.step, e.format]) },
     { name: `response length / ${maxLen.toFixed(0)}`, color: '#d62728', dashed: true, points: entries.map((e) => [e.step, e.response_length / maxLen]) },
-  ], { title: 'GRPO', xLabel: 'step', yLabel: 'reward, rate, relative length' }));
+  ], { title: 'GRPO', xLabel: 'step', yLabel: 'reward, rate, relative length' });
+  writeFileAtomic(path, (write) => write(Buffer.from(svg, 'utf8')));
 }

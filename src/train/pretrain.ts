@@ -5,14 +5,14 @@
  * (<out_dir>/loss.svg, rewritten at each eval) and atomic checkpoints. Training is deterministic:
  * a run stopped and resumed from a checkpoint continues bit for bit.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { noGrad } from '../autograd/var.js';
 import { writeFileAtomic } from '../formats/atomic-write.js';
 import { hfConfigToJson } from '../formats/hf-config.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { renderLineChart } from './chart.js';
-import { loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, pruneCheckpoints, saveCheckpoint, stepDirName } from './checkpoint.js';
 import { PackedSequences, SequenceOrder, holdOut, loadTokens } from './data.js';
 import { FP8_GROUP } from './fp8-linear.js';
 import { TrainModel } from './model.js';
@@ -85,20 +85,30 @@ export function loadHistogram(load: readonly number[]): string {
   return load.map((c) => bars[Math.min(7, Math.floor((c / max) * 7.999))]).join('');
 }
 
-/** Reads log.jsonl, keeping only entries up to `step` (a resumed run rewrites what came after its checkpoint). */
-function readLog(path: string, upTo: number): LogEntry[] {
+/**
+ * Reads log.jsonl, keeping only entries up to `upTo` (a resumed run rewrites what came after its
+ * checkpoint; a fresh run passes -1 and starts an empty log). A line that is not JSON (a torn last
+ * line after a crash) is skipped, with a warning naming the file and line.
+ */
+export function readLog(path: string, upTo: number, warn: (line: string) => void = () => {}): LogEntry[] {
   if (!existsSync(path)) return [];
   const entries: LogEntry[] = [];
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
-    if (line.trim().length === 0) continue;
+  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
+    if (line.trim().length === 0) return;
     try {
       const e = JSON.parse(line) as LogEntry;
       if (typeof e.step === 'number' && e.step <= upTo) entries.push(e);
     } catch {
-      // a torn last line after a crash
+      warn(`${path}:${i + 1}: not a JSON line (torn by a crash?); skipped`);
     }
-  }
+  });
   return entries;
+}
+
+/** Rewrites the log with `entries` (atomically: a crash leaves the old log or the new one). */
+function rewriteLog(path: string, entries: readonly LogEntry[]): void {
+  const text = entries.map((e) => `${JSON.stringify(e)}\n`).join('');
+  writeFileAtomic(path, (write) => write(Buffer.from(text, 'utf8')));
 }
 
 export function writeChart(path: string, log: readonly LogEntry[]): void {
@@ -184,8 +194,9 @@ function pretrain(run: RunConfig, options: PretrainOptions, trainers: Trainer[])
   if (run.fp8Compare) {
     const refOptions = { ...trainerOptions, fp8: false };
     if (resuming) {
-      const ref = loadCheckpoint(referenceDir);
-      if (ref.state.step !== startStep) throw new Error(`cannot resume: the FP32 reference is at step ${ref.state.step}, the run at ${startStep}`);
+      // by step, not `latest`: a crash between the two saves leaves the reference one checkpoint ahead
+      const ref = loadCheckpoint(join(referenceDir, 'checkpoints', stepDirName(startStep)));
+      if (ref.state.step !== startStep) throw new Error(`cannot resume: the FP32 reference ${ref.dir} is at step ${ref.state.step}, the run at ${startStep}`);
       reference = new Trainer(TrainModel.fromTensors(run.model, ref.tensors, ref.dir), refOptions);
       trainers.push(reference);
       reference.optimizer.importState(ref.optimizer);
@@ -196,11 +207,11 @@ function pretrain(run: RunConfig, options: PretrainOptions, trainers: Trainer[])
   }
   const logPath = join(run.outDir, 'log.jsonl');
   const chartPath = join(run.outDir, 'loss.svg');
-  const log = readLog(logPath, startStep);
-  writeFileSync(logPath, log.map((e) => `${JSON.stringify(e)}\n`).join(''));
+  const log = readLog(logPath, resuming ? startStep : -1, progress);
+  rewriteLog(logPath, log);
   const append = (e: LogEntry) => {
     log.push(e);
-    writeFileSync(logPath, `${JSON.stringify(e)}\n`, { flag: 'a' });
+    appendFileSync(logPath, `${JSON.stringify(e)}\n`);
   };
   if (!resuming) {
     append({ type: 'start', step: 0, parameters: model.parameterCount(), train_sequences: train.count, validation_sequences: validation.count, tokens_cached: trainTokens.cached, fp8: run.fp8 });
@@ -247,11 +258,12 @@ function pretrain(run: RunConfig, options: PretrainOptions, trainers: Trainer[])
     if (reference) {
       saveCheckpoint(referenceDir, run.model, reference.model.tensors(), reference.optimizer.exportState(),
         { step, dataCursor: cursor, seed: run.seed, tokens: tokensSeen, extra: { fp32_reference_of: run.outDir } });
-      pruneCheckpoints(referenceDir, run.keepCheckpoints);
     }
     lastCheckpoint = saveCheckpoint(run.outDir, run.model, model.tensors(), trainer.optimizer.exportState(),
       { step, dataCursor: cursor, seed: run.seed, tokens: tokensSeen, extra: {} }, run.data.tokenizer);
     pruneCheckpoints(run.outDir, run.keepCheckpoints);
+    // pruned only now: until the run's own checkpoint is saved, a resume needs the reference's previous one
+    if (reference) pruneCheckpoints(referenceDir, run.keepCheckpoints);
     options.onCheckpoint?.(lastCheckpoint, step);
   };
 

@@ -23,7 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { hfConfigToObject, parseHfConfig } from '../formats/hf-config.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { R1_SPECIAL_TOKENS, type TrainPreTokenizer, trainBpe, writeTrainedTokenizer } from '../tokenizer/train-bpe.js';
-import { loadCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, writeJsonAtomic } from './checkpoint.js';
 import { copyDrills } from './copy-drills.js';
 import { type ChatExample, type PromptStyle, coldStartExamples, prefilledThink, promptText } from './cold-start.js';
 import { type EvalReport, evaluate } from './eval.js';
@@ -300,7 +300,7 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
     const t0 = Date.now();
     const info = await body(dir);
     const seconds = (Date.now() - t0) / 1000;
-    writeFileSync(done, `${JSON.stringify({ seconds, ...info }, null, 1)}\n`);
+    writeJsonAtomic(done, { seconds, ...info }); // atomic: a torn done.json would skip the stage with its record lost
     print(`[recipe] ${name}: done in ${seconds.toFixed(1)} s`);
     stages.push({ stage: name, skipped: false, seconds });
   };
@@ -512,7 +512,7 @@ export async function runRecipe(config: RecipeConfig, outDir: string, print: (li
         }
       }
     }
-    writeFileSync(join(dir, 'results.json'), `${JSON.stringify(rows, null, 1)}\n`);
+    writeJsonAtomic(join(dir, 'results.json'), rows);
     writeFileSync(join(dir, 'results.md'), resultsMarkdown(rows, config));
     return { rows: rows.length };
   });

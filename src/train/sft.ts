@@ -11,7 +11,9 @@
  * A batch's rows are split over data-parallel threads (src/train/parallel.ts; SftOptions.workers),
  * each shard's backward seeded with its share of the batch's assistant tokens.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../formats/atomic-write.js';
+import { hfConfigToJson } from '../formats/hf-config.js';
 import { join } from 'node:path';
 import { backward } from '../autograd/var.js';
 import { IGNORE_INDEX, crossEntropy } from '../autograd/loss.js';
@@ -19,7 +21,7 @@ import { Random } from '../autograd/random.js';
 import { renderR1Chat } from '../tokenizer/chat-template.js';
 import { R1_CHAT_INSTRUCTION } from './tasks/prompt.js';
 import { renderLineChart } from './chart.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type ChatExample, type PromptStyle, completionForStyle, promptText } from './cold-start.js';
 import { TrainModel } from './model.js';
 import { AdamW, clipGradNorm, decayGroups, gradNorm } from './optimizer.js';
@@ -146,28 +148,44 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
-/** log.jsonl of a run: entries up to the resumed step are kept, later ones (from a crashed run) dropped. */
+/**
+ * log.jsonl of a run: entries up to the resumed step are kept, later ones (from a crashed run)
+ * dropped; the file is rewritten atomically. A line that is not JSON (torn by a crash) is skipped,
+ * with a warning naming the file and line.
+ */
 export class RunLog<E extends { step: number }> {
   readonly entries: E[] = [];
-  constructor(readonly path: string, upTo: number) {
+  constructor(readonly path: string, upTo: number, warn: (line: string) => void = () => {}) {
     if (existsSync(path)) {
-      for (const line of readFileSync(path, 'utf8').split('\n')) {
-        if (line.trim() === '') continue;
+      readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
+        if (line.trim() === '') return;
         try {
           const e = JSON.parse(line) as E;
           if (typeof e.step === 'number' && e.step <= upTo) this.entries.push(e);
         } catch {
-          // torn last line
+          warn(`${path}:${i + 1}: not a JSON line (torn by a crash?); skipped`);
         }
-      }
+      });
     }
-    writeFileSync(path, this.entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
+    const text = this.entries.map((e) => `${JSON.stringify(e)}\n`).join('');
+    writeFileAtomic(path, (write) => write(Buffer.from(text, 'utf8')));
   }
 
   add(entry: E): void {
     this.entries.push(entry);
     appendFileSync(this.path, `${JSON.stringify(entry)}\n`);
   }
+}
+
+/**
+ * The checks of a resume: the checkpoint holds the model being trained (same config) and was made
+ * with the same seed (the batch order and sampling streams are functions of it).
+ */
+export function checkResumable(checkpoint: Checkpoint, initial: TrainModel, seed: number): void {
+  if (hfConfigToJson(checkpoint.config) !== hfConfigToJson(initial.config)) {
+    throw new Error(`cannot resume from ${checkpoint.dir}: its config.json differs from the model being trained (${initial.config.architecture}); use another out_dir or --no-resume`);
+  }
+  if (checkpoint.state.seed !== seed) throw new Error(`cannot resume from ${checkpoint.dir}: it was trained with seed ${checkpoint.state.seed}, the run says ${seed}`);
 }
 
 // ---------------------------------------------------------------------------------------- training
@@ -234,16 +252,17 @@ export function runSft(initial: TrainModel, examples: readonly TokenizedExample[
   mkdirSync(o.outDir, { recursive: true });
   let model = initial;
   let startStep = 0;
-  let state: ReturnType<typeof loadCheckpoint> | null = null;
+  let state: Checkpoint | null = null;
   if ((o.resume ?? true) && existsSync(join(o.outDir, 'latest'))) {
     state = loadCheckpoint(o.outDir);
+    checkResumable(state, initial, o.seed);
     model = TrainModel.fromTensors(state.config, state.tensors, state.dir);
     startStep = state.state.step;
     print(`resuming from ${state.dir} (step ${startStep})`);
   }
   const optimizer = new AdamW(decayGroups(model.parameterList, o.weightDecay), { lr: o.lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: o.weightDecay });
   if (state) optimizer.importState(state.optimizer);
-  const log = new RunLog<SftLogEntry>(join(o.outDir, 'log.jsonl'), startStep);
+  const log = new RunLog<SftLogEntry>(join(o.outDir, 'log.jsonl'), startStep, print);
   const end = Math.min(o.steps, o.stopAt ?? o.steps);
   const started = Date.now();
   let tokensTotal = 0;
@@ -303,6 +322,7 @@ function sftBackward(model: TrainModel, batch: ReturnType<typeof sftBatch>, para
 }
 
 export function writeSftChart(path: string, entries: readonly SftLogEntry[]): void {
-  writeFileSync(path, renderLineChart([{ name: 'SFT loss (assistant tokens)', color: '#1f77b4', points: entries.map((e) => [e.step, e.loss]) }],
-    { title: 'supervised fine-tuning', xLabel: 'step', yLabel: 'loss (nats/token)' }));
+  const svg = renderLineChart([{ name: 'SFT loss (assistant tokens)', color: '#1f77b4', points: entries.map((e) => [e.step, e.loss]) }],
+    { title: 'supervised fine-tuning', xLabel: 'step', yLabel: 'loss (nats/token)' });
+  writeFileAtomic(path, (write) => write(Buffer.from(svg, 'utf8')));
 }
