@@ -13,7 +13,8 @@
  *     "out_dir": "runs/distill" }
  * The student must share the teacher's vocabulary (same tokenizer).
  */
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../formats/atomic-write.js';
 import { dirname, join } from 'node:path';
 import { readHfConfig } from '../formats/hf-config.js';
 import { rejectionSample, writeChatJsonl } from '../train/distill.js';
@@ -77,7 +78,9 @@ export async function run(args: string[]): Promise<number> {
   const tokenized = examples.map((e, i) => tokenizeExample(e, style, codec, `${tracesPath}:${i + 1}`));
   const result = runSft(model, tokenized, sftOptions);
   mkdirSync(outDir, { recursive: true });
-  copyFileSync(tracesPath, join(outDir, 'student', 'traces.jsonl'));
+  // atomic like every other file the stages write: a kill mid-copy leaves no torn traces file
+  const traces = readFileSync(tracesPath);
+  writeFileAtomic(join(outDir, 'student', 'traces.jsonl'), (write) => write(traces));
   const last = result.log.at(-1);
   console.error(`done: student steps ${result.startStep}..${result.endStep}${last ? `, loss ${last.loss.toFixed(4)}` : ''}${result.lastCheckpoint ? `, checkpoint ${result.lastCheckpoint}` : ''}`);
   return 0;
