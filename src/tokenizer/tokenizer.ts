@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { openGguf } from '../formats/gguf.js';
 import { type AddedToken, AddedTokenMatcher, isControlToken, type Section } from './added-tokens.js';
 import { BpeModel } from './bpe.js';
+import { normalizeLikeHf } from './normalize.js';
 import { fromByteLevel } from './byte-level.js';
 import { type PreTokenizerStep, PreTokenizer } from './pre-tokenizer.js';
 import { specFromGgufMetadata } from './gguf-metadata.js';
@@ -109,7 +110,7 @@ export class Tokenizer {
     const matchersFor = (tokens: readonly AddedToken[]) => ({
       raw: new AddedTokenMatcher(tokens.filter((t) => !t.normalized || spec.normalizer === 'none')),
       normalized: new AddedTokenMatcher(
-        spec.normalizer === 'none' ? [] : tokens.filter((t) => t.normalized).map((t) => ({ id: t.id, content: t.content.normalize(spec.normalizer as 'NFC') })),
+        spec.normalizer === 'none' ? [] : tokens.filter((t) => t.normalized).map((t) => ({ id: t.id, content: normalizeLikeHf(t.content, spec.normalizer) })),
       ),
     });
     this.matchers = {
@@ -177,7 +178,7 @@ export class Tokenizer {
         ids.push(section);
         continue;
       }
-      const normalized = this.spec.normalizer === 'none' ? section : section.normalize(this.spec.normalizer);
+      const normalized = normalizeLikeHf(section, this.spec.normalizer);
       if (!matchers.normalized.empty) {
         const inner: Section[] = [];
         matchers.normalized.split(normalized, inner);

@@ -6,6 +6,7 @@
  */
 import { AddedTokenMatcher, type Section } from './added-tokens.js';
 import { BYTE_TO_CHAR, utf8Encode } from './byte-level.js';
+import { normalizeLikeHf } from './normalize.js';
 import { PreTokenizer, type PreTokenizerStep } from './pre-tokenizer.js';
 import type { MergeWords } from './train-merges.js';
 import type { Normalization } from './tokenizer.js';
@@ -48,7 +49,7 @@ export class WordCounter {
       if (typeof section === 'number') continue;
       const pieces = this.pieces;
       pieces.length = 0;
-      this.preTokenizer.split(this.normalizer === 'none' ? section : section.normalize(this.normalizer), pieces);
+      this.preTokenizer.split(normalizeLikeHf(section, this.normalizer), pieces);
       for (const piece of pieces) counts.set(piece, (counts.get(piece) ?? 0) + 1);
     }
   }
