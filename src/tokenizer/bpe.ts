@@ -137,7 +137,10 @@ export class BpeModel {
       if (value !== NO_MERGE) heap.push(value, i, i + 1);
     }
     while (heap.size > 0) {
-      const { value, left, right } = heap.pop();
+      const value = heap.topValue;
+      const left = heap.topLeft;
+      const right = heap.topRight;
+      heap.pop();
       // Stale if either end was merged away or the pair changed since it was queued.
       if (symbols[left]! < 0 || symbols[right]! < 0 || next[left] !== right) continue;
       if (this.pairValue(symbols[left]!, symbols[right]!) !== value) continue;
@@ -162,64 +165,87 @@ export class BpeModel {
   }
 }
 
-/** Min-heap of (value, left, right), ordered by value then left position. */
+/** Min-heap of (value, left, right), ordered by value then left position, in growable typed arrays. */
 class PairHeap {
-  private values: number[] = [];
-  private lefts: number[] = [];
-  private rights: number[] = [];
+  private values: Float64Array;
+  private lefts: Int32Array;
+  private rights: Int32Array;
+  size = 0;
 
   constructor(capacityHint: number) {
-    void capacityHint;
-  }
-
-  get size(): number {
-    return this.values.length;
-  }
-
-  private less(i: number, j: number): boolean {
-    const vi = this.values[i]!;
-    const vj = this.values[j]!;
-    return vi < vj || (vi === vj && this.lefts[i]! < this.lefts[j]!);
-  }
-
-  private swap(i: number, j: number): void {
-    [this.values[i], this.values[j]] = [this.values[j]!, this.values[i]!];
-    [this.lefts[i], this.lefts[j]] = [this.lefts[j]!, this.lefts[i]!];
-    [this.rights[i], this.rights[j]] = [this.rights[j]!, this.rights[i]!];
+    const capacity = Math.max(16, capacityHint);
+    this.values = new Float64Array(capacity);
+    this.lefts = new Int32Array(capacity);
+    this.rights = new Int32Array(capacity);
   }
 
   push(value: number, left: number, right: number): void {
-    this.values.push(value);
-    this.lefts.push(left);
-    this.rights.push(right);
-    let i = this.values.length - 1;
+    if (this.size === this.values.length) {
+      const grow = <T extends Float64Array | Int32Array>(old: T): T => {
+        const bigger = new (old.constructor as new (n: number) => T)(old.length * 2);
+        bigger.set(old);
+        return bigger;
+      };
+      this.values = grow(this.values);
+      this.lefts = grow(this.lefts);
+      this.rights = grow(this.rights);
+    }
+    const values = this.values;
+    const lefts = this.lefts;
+    const rights = this.rights;
+    let i = this.size++;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.less(i, parent)) break;
-      this.swap(i, parent);
+      const pv = values[parent]!;
+      if (pv < value || (pv === value && lefts[parent]! < left)) break;
+      values[i] = pv;
+      lefts[i] = lefts[parent]!;
+      rights[i] = rights[parent]!;
       i = parent;
     }
+    values[i] = value;
+    lefts[i] = left;
+    rights[i] = right;
   }
 
-  pop(): { value: number; left: number; right: number } {
-    const top = { value: this.values[0]!, left: this.lefts[0]!, right: this.rights[0]! };
-    const last = this.values.length - 1;
-    this.swap(0, last);
-    this.values.pop();
-    this.lefts.pop();
-    this.rights.pop();
+  /** Removes the top entry; read it first with topValue/topLeft/topRight. */
+  pop(): void {
+    const values = this.values;
+    const lefts = this.lefts;
+    const rights = this.rights;
+    const n = --this.size;
+    if (n === 0) return;
+    const value = values[n]!;
+    const left = lefts[n]!;
+    const right = rights[n]!;
     let i = 0;
     for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let smallest = i;
-      if (l < this.values.length && this.less(l, smallest)) smallest = l;
-      if (r < this.values.length && this.less(r, smallest)) smallest = r;
-      if (smallest === i) break;
-      this.swap(i, smallest);
-      i = smallest;
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      const r = child + 1;
+      if (r < n && (values[r]! < values[child]! || (values[r] === values[child] && lefts[r]! < lefts[child]!))) child = r;
+      const cv = values[child]!;
+      if (value < cv || (value === cv && left < lefts[child]!)) break;
+      values[i] = cv;
+      lefts[i] = lefts[child]!;
+      rights[i] = rights[child]!;
+      i = child;
     }
-    return top;
+    values[i] = value;
+    lefts[i] = left;
+    rights[i] = right;
+  }
+
+  get topValue(): number {
+    return this.values[0]!;
+  }
+
+  get topLeft(): number {
+    return this.lefts[0]!;
+  }
+
+  get topRight(): number {
+    return this.rights[0]!;
   }
 }
 
