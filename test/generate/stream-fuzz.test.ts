@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { generate } from '../../src/generate/engine.js';
 import type { DoneEvent, GenerationEvent } from '../../src/generate/events.js';
 import { Rng } from '../../src/generate/rng.js';
+import { concat } from '../formats/mutate.js';
 import { defaultStopTokenIds, type ThinkingMode } from '../../src/generate/sequence.js';
 import { plainValue } from '../../src/formats/gguf-value.js';
 import { tinyTokenizerMetadata, tinyTokenizerPath } from '../../src/models/tiny.js';
@@ -90,14 +91,7 @@ function secondByteRange(lead: number): [number, number] {
 }
 
 function tokenBytes(tokenizer: Tokenizer, ids: readonly number[]): Uint8Array {
-  const parts = ids.map((id) => tokenizer.tokenBytesOf(id));
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    all.set(part, offset);
-    offset += part.length;
-  }
-  return all;
+  return concat(...ids.map((id) => tokenizer.tokenBytesOf(id)));
 }
 
 /** The text a streaming decoder has released after `ids` (whole characters only). */

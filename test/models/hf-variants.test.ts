@@ -19,6 +19,7 @@ import { fp8Checkpoint, tinyDeepseekModel, writeTinyDeepseekGguf, writeTinyDeeps
 import { loadModel } from '../../src/models/load.js';
 import { type TinyDenseHeadOptions, type TinyDenseModel, tinyDenseModel, tinyTokenizerPath } from '../../src/models/tiny.js';
 import { dequantize, dequantizeFp8BlockScaled, quantize, quantizeFp8BlockScaled } from '../../src/tensor/quant/index.js';
+import { naiveDenseForward, ropeHalf } from './dense-naive.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'frugal-hf-variants-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -71,87 +72,11 @@ function llama3Freqs(dim: number, base: number, s: { factor: number; low: number
   });
 }
 
-function matvec(w: Float32Array, x: Float64Array, rows: number, cols: number, b?: Float32Array): Float64Array {
-  const y = new Float64Array(rows);
-  for (let r = 0; r < rows; r++) {
-    let s = b ? b[r]! : 0;
-    for (let c = 0; c < cols; c++) s += w[r * cols + c]! * x[c]!;
-    y[r] = s;
-  }
-  return y;
-}
-
-function rmsnorm(x: Float64Array, w: Float32Array, eps: number): Float64Array {
-  let ss = 0;
-  for (const v of x) ss += v * v;
-  const k = 1 / Math.sqrt(ss / x.length + eps);
-  return x.map((v, i) => v * k * w[i]!);
-}
-
 function referenceLogits(t: Tensors, r: Reference, tokens: number[]): Float64Array[] {
-  const get = (name: string) => {
-    const v = t.get(name);
-    if (!v) throw new Error(`reference: no tensor ${name}`);
-    return v.values;
-  };
-  const [vocab, d] = t.get('model.embed_tokens.weight')!.shape as [number, number];
-  const layers = [...t.keys()].filter((n) => n.endsWith('.input_layernorm.weight')).length;
-  const ff = t.get('model.layers.0.mlp.gate_proj.weight')!.shape[0]!;
-  const hd = r.headDim;
-  const rope = (v: Float64Array, offset: number, pos: number) => {
-    const half = hd / 2;
-    for (let i = 0; i < half; i++) {
-      const c = Math.cos(pos * r.freqs[i]!) * r.attentionScaling;
-      const s = Math.sin(pos * r.freqs[i]!) * r.attentionScaling;
-      const x0 = v[offset + i]!;
-      const x1 = v[offset + i + half]!;
-      v[offset + i] = x0 * c - x1 * s;
-      v[offset + i + half] = x1 * c + x0 * s;
-    }
-  };
-  const keys: Float64Array[][] = Array.from({ length: layers }, () => []);
-  const values: Float64Array[][] = Array.from({ length: layers }, () => []);
-  const out: Float64Array[] = [];
-  const embed = get('model.embed_tokens.weight');
-  tokens.forEach((token, pos) => {
-    let h = Float64Array.from(embed.subarray(token * d, (token + 1) * d));
-    for (let l = 0; l < layers; l++) {
-      const p = `model.layers.${l}`;
-      const x = rmsnorm(h, get(`${p}.input_layernorm.weight`), r.eps);
-      const bias = (n: string) => t.get(`${p}.self_attn.${n}_proj.bias`)?.values;
-      const q = matvec(get(`${p}.self_attn.q_proj.weight`), x, r.heads * hd, d, bias('q'));
-      const k = matvec(get(`${p}.self_attn.k_proj.weight`), x, r.kvHeads * hd, d, bias('k'));
-      const v = matvec(get(`${p}.self_attn.v_proj.weight`), x, r.kvHeads * hd, d, bias('v'));
-      for (let hh = 0; hh < r.heads; hh++) rope(q, hh * hd, pos);
-      for (let hh = 0; hh < r.kvHeads; hh++) rope(k, hh * hd, pos);
-      keys[l]!.push(k);
-      values[l]!.push(v);
-      const mixed = new Float64Array(r.heads * hd);
-      const group = r.heads / r.kvHeads;
-      for (let hh = 0; hh < r.heads; hh++) {
-        const g = Math.floor(hh / group);
-        const scores = keys[l]!.map((kk) => {
-          let s = 0;
-          for (let i = 0; i < hd; i++) s += q[hh * hd + i]! * kk[g * hd + i]!;
-          return s / Math.sqrt(hd);
-        });
-        const max = Math.max(...scores);
-        const w = scores.map((s) => Math.exp(s - max));
-        const z = w.reduce((a, b) => a + b, 0);
-        for (let s = 0; s < w.length; s++) for (let i = 0; i < hd; i++) mixed[hh * hd + i]! += (w[s]! / z) * values[l]![s]![g * hd + i]!;
-      }
-      const attn = matvec(get(`${p}.self_attn.o_proj.weight`), mixed, d, r.heads * hd);
-      h = h.map((vv, i) => vv + attn[i]!);
-      const y = rmsnorm(h, get(`${p}.post_attention_layernorm.weight`), r.eps);
-      const gate = matvec(get(`${p}.mlp.gate_proj.weight`), y, ff, d);
-      const up = matvec(get(`${p}.mlp.up_proj.weight`), y, ff, d);
-      const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]!);
-      const down = matvec(get(`${p}.mlp.down_proj.weight`), act, d, ff);
-      h = h.map((vv, i) => vv + down[i]!);
-    }
-    out.push(matvec(get(r.head), rmsnorm(h, get('model.norm.weight'), r.eps), vocab, d));
-  });
-  return out;
+  return naiveDenseForward(t, {
+    heads: r.heads, kvHeads: r.kvHeads, headDim: r.headDim, eps: r.eps, head: r.head,
+    rope: (v, offset, pos) => ropeHalf(v, offset, r.headDim, pos, r.freqs, r.attentionScaling),
+  }, tokens);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import { createServer, type FrugalServer } from '../../src/server/app.js';
 import { ServedModel } from '../../src/server/models.js';
 import { Scheduler, type SchedulerOptions } from '../../src/server/scheduler.js';
 import { loadForServing, loadSlowedForServing, tinyModelFile } from './helpers.js';
+import { prng } from '../formats/helpers.js';
 
 const SHIPPED_MODEL = join(process.cwd(), 'models', 'frugal-r1-tiny.gguf');
 
@@ -206,16 +207,6 @@ async function send(url: string, body: Body, disconnectAfterMs?: number): Promis
 
 type Rng = () => number;
 
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WORDS = ['the', 'quick', 'brown', 'fox', 'jumps', 'over', 'lazy', 'dog', 'hello', 'world', 'cache', 'batch', 'token', 'model', 'server', 'prompt', 'stream', 'again', 'more', 'and'];
 
@@ -279,7 +270,7 @@ function planOptions(rng: Rng, sampled: boolean, chat: boolean): Body {
 }
 
 function planWorkload(options: WorkloadOptions): PlannedRequest[] {
-  const rng = mulberry32(options.seed);
+  const rng: Rng = prng(options.seed);
   const prefixes = [words(rng, 6), words(rng, 20), words(rng, options.longWords)];
   return Array.from({ length: options.requests }, (_, index) => {
     const chat = rng() < options.chat;
