@@ -195,6 +195,17 @@ export function saveCheckpoint(
   return join(parent, name);
 }
 
+/**
+ * The checks of a resume: the checkpoint holds the model being trained (the same config) and was
+ * made with the same seed (batch order and sampling streams are functions of it).
+ */
+export function checkResumable(checkpoint: Checkpoint, config: HfConfig, seed: number): void {
+  if (hfConfigToJson(checkpoint.config) !== hfConfigToJson(config)) {
+    throw new Error(`cannot resume from ${checkpoint.dir}: its config.json differs from the model being trained (${config.architecture}); use another out_dir or --no-resume`);
+  }
+  if (checkpoint.state.seed !== seed) throw new Error(`cannot resume from ${checkpoint.dir}: it was trained with seed ${checkpoint.state.seed}, the run says ${seed}`);
+}
+
 /** Reads every tensor of a safetensors file as f32 (BF16/F16 widened; our own checkpoints are F32). */
 export function readF32Tensors(path: string): Map<string, NamedTensor> {
   const file = openSafetensors(path, { mmap: false }); // training writes every value: a mapping would save nothing

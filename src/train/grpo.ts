@@ -27,14 +27,14 @@ import { join } from 'node:path';
 import { BufferPool, withPool } from '../autograd/pool.js';
 import { type Var, backward, noGrad, result } from '../autograd/var.js';
 import { renderLineChart } from './chart.js';
-import { loadCheckpoint, loadModelDir, saveCheckpoint, writeModelDir } from './checkpoint.js';
+import { checkResumable, loadCheckpoint, loadModelDir, saveCheckpoint, writeModelDir } from './checkpoint.js';
 import { TrainModel } from './model.js';
 import { AdamW, clipGradNorm, decayGroups, gradNorm } from './optimizer.js';
 import {
   type Codec, type Completion, EnginePolicy, type Policy, completeAll, type SampleOptions, inferenceModel, meanEntropy, packSequences, packedLogProbs,
   snapshotTensors, streamRng,
 } from './rollout.js';
-import { RunLog, checkResumable, formatDuration } from './sft.js';
+import { RunLog, formatDuration } from './sft.js';
 
 export type GrpoLossType = 'grpo' | 'dr_grpo' | 'token';
 export const GRPO_LOSS_TYPES: readonly GrpoLossType[] = ['grpo', 'dr_grpo', 'token'];
@@ -405,7 +405,7 @@ export function runGrpo(initial: TrainModel, codec: Codec, prompts: PromptSource
   let referenceDir: string | null = null;
   const state = (o.resume ?? true) && existsSync(join(o.outDir, 'latest')) ? loadCheckpoint(o.outDir) : null;
   if (state) {
-    checkResumable(state, initial, o.seed);
+    checkResumable(state, initial.config, o.seed);
     model = TrainModel.fromTensors(state.config, state.tensors, state.dir);
     startStep = state.state.step;
     referenceDir = typeof state.state.extra['reference'] === 'string' ? (state.state.extra['reference'] as string) : null;

@@ -5,14 +5,14 @@
  * (<out_dir>/loss.svg, rewritten at each eval) and atomic checkpoints. Training is deterministic:
  * a run stopped and resumed from a checkpoint continues bit for bit.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { noGrad } from '../autograd/var.js';
 import { writeFileAtomic } from '../formats/atomic-write.js';
-import { hfConfigToJson } from '../formats/hf-config.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { renderLineChart } from './chart.js';
-import { loadCheckpoint, pruneCheckpoints, saveCheckpoint, stepDirName } from './checkpoint.js';
+import { checkResumable, loadCheckpoint, pruneCheckpoints, saveCheckpoint, stepDirName } from './checkpoint.js';
+import { RunLog } from './sft.js';
 import { PackedSequences, SequenceOrder, holdOut, loadTokens } from './data.js';
 import { FP8_GROUP } from './fp8-linear.js';
 import { TrainModel } from './model.js';
@@ -85,32 +85,6 @@ export function loadHistogram(load: readonly number[]): string {
   return load.map((c) => bars[Math.min(7, Math.floor((c / max) * 7.999))]).join('');
 }
 
-/**
- * Reads log.jsonl, keeping only entries up to `upTo` (a resumed run rewrites what came after its
- * checkpoint; a fresh run passes -1 and starts an empty log). A line that is not JSON (a torn last
- * line after a crash) is skipped, with a warning naming the file and line.
- */
-export function readLog(path: string, upTo: number, warn: (line: string) => void = () => {}): LogEntry[] {
-  if (!existsSync(path)) return [];
-  const entries: LogEntry[] = [];
-  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-    if (line.trim().length === 0) return;
-    try {
-      const e = JSON.parse(line) as LogEntry;
-      if (typeof e.step === 'number' && e.step <= upTo) entries.push(e);
-    } catch {
-      warn(`${path}:${i + 1}: not a JSON line (torn by a crash?); skipped`);
-    }
-  });
-  return entries;
-}
-
-/** Rewrites the log with `entries` (atomically: a crash leaves the old log or the new one). */
-function rewriteLog(path: string, entries: readonly LogEntry[]): void {
-  const text = entries.map((e) => `${JSON.stringify(e)}\n`).join('');
-  writeFileAtomic(path, (write) => write(Buffer.from(text, 'utf8')));
-}
-
 export function writeChart(path: string, log: readonly LogEntry[]): void {
   const steps = log.filter((e) => e.type === 'step');
   const evals = log.filter((e) => e.type === 'eval');
@@ -173,8 +147,7 @@ function pretrain(run: RunConfig, options: PretrainOptions, trainers: Trainer[])
   };
   if (resuming) {
     const ckpt = loadCheckpoint(run.outDir);
-    if (hfConfigToJson(ckpt.config) !== hfConfigToJson(run.model)) throw new Error(`cannot resume from ${ckpt.dir}: its config.json differs from the run's model config`);
-    if (ckpt.state.seed !== run.seed) throw new Error(`cannot resume from ${ckpt.dir}: it was trained with seed ${ckpt.state.seed}, the run says ${run.seed}`);
+    checkResumable(ckpt, run.model, run.seed);
     model = TrainModel.fromTensors(run.model, ckpt.tensors, ckpt.dir);
     trainer = new Trainer(model, trainerOptions);
     trainers.push(trainer);
@@ -207,12 +180,10 @@ function pretrain(run: RunConfig, options: PretrainOptions, trainers: Trainer[])
   }
   const logPath = join(run.outDir, 'log.jsonl');
   const chartPath = join(run.outDir, 'loss.svg');
-  const log = readLog(logPath, resuming ? startStep : -1, progress);
-  rewriteLog(logPath, log);
-  const append = (e: LogEntry) => {
-    log.push(e);
-    appendFileSync(logPath, `${JSON.stringify(e)}\n`);
-  };
+  // a resumed run keeps the entries up to its checkpoint; a fresh one starts an empty log
+  const runLog = new RunLog<LogEntry>(logPath, resuming ? startStep : -1, progress);
+  const log = runLog.entries;
+  const append = (e: LogEntry) => runLog.add(e);
   if (!resuming) {
     append({ type: 'start', step: 0, parameters: model.parameterCount(), train_sequences: train.count, validation_sequences: validation.count, tokens_cached: trainTokens.cached, fp8: run.fp8 });
   }

@@ -13,7 +13,6 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../formats/atomic-write.js';
-import { hfConfigToJson } from '../formats/hf-config.js';
 import { join } from 'node:path';
 import { backward } from '../autograd/var.js';
 import { IGNORE_INDEX, crossEntropy } from '../autograd/loss.js';
@@ -21,7 +20,7 @@ import { Random } from '../autograd/random.js';
 import { renderR1Chat } from '../tokenizer/chat-template.js';
 import { R1_CHAT_INSTRUCTION } from './tasks/prompt.js';
 import { renderLineChart } from './chart.js';
-import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { type Checkpoint, checkResumable, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { type ChatExample, type PromptStyle, completionForStyle, promptText } from './cold-start.js';
 import { TrainModel } from './model.js';
 import { AdamW, clipGradNorm, decayGroups, gradNorm } from './optimizer.js';
@@ -177,17 +176,6 @@ export class RunLog<E extends { step: number }> {
   }
 }
 
-/**
- * The checks of a resume: the checkpoint holds the model being trained (same config) and was made
- * with the same seed (the batch order and sampling streams are functions of it).
- */
-export function checkResumable(checkpoint: Checkpoint, initial: TrainModel, seed: number): void {
-  if (hfConfigToJson(checkpoint.config) !== hfConfigToJson(initial.config)) {
-    throw new Error(`cannot resume from ${checkpoint.dir}: its config.json differs from the model being trained (${initial.config.architecture}); use another out_dir or --no-resume`);
-  }
-  if (checkpoint.state.seed !== seed) throw new Error(`cannot resume from ${checkpoint.dir}: it was trained with seed ${checkpoint.state.seed}, the run says ${seed}`);
-}
-
 // ---------------------------------------------------------------------------------------- training
 
 export interface SftOptions {
@@ -255,7 +243,7 @@ export function runSft(initial: TrainModel, examples: readonly TokenizedExample[
   let state: Checkpoint | null = null;
   if ((o.resume ?? true) && existsSync(join(o.outDir, 'latest'))) {
     state = loadCheckpoint(o.outDir);
-    checkResumable(state, initial, o.seed);
+    checkResumable(state, initial.config, o.seed);
     model = TrainModel.fromTensors(state.config, state.tensors, state.dir);
     startStep = state.state.step;
     print(`resuming from ${state.dir} (step ${startStep})`);
