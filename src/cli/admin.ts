@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { checkPassword, checkUsername, hashPassword, newApiKey, randomToken, sha256 } from '../server/auth.js';
 import { Store } from '../server/store.js';
+import { withDatabaseFlag } from './file-checks.js';
 
 export const summary = "manage the server's users, API keys, registration and pause state";
 
@@ -37,14 +38,12 @@ async function readPassword(): Promise<string> {
   throw new Error('no password given (set FRUGAL_PASSWORD or write it on stdin)');
 }
 
-/** The database at `path`; errors that do not name the file (SQLite's "file is not a database") get it added. */
+/** The database at `path`; its errors name the --db flag (withDatabaseFlag). */
 function openStore(path: string): Store {
   try {
     return new Store(path);
   } catch (error) {
-    const message = (error as Error).message;
-    if (message.startsWith(`${path}: `)) throw new Error(`--db ${message}`); // the Store named the file
-    throw new Error(message.includes(path) ? message : `--db ${path}: ${message}`);
+    throw withDatabaseFlag(error, path);
   }
 }
 

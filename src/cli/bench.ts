@@ -10,6 +10,7 @@ import { loadModel } from '../models/load.js';
 import type { CausalLM } from '../models/model.js';
 import { describeBackend } from '../tensor/index.js';
 import { DEFAULT_MODEL } from './chat.js';
+import { wholeNumber } from './flag-values.js';
 
 export const summary = 'prompt processing and generation speed of a model (like llama-bench)';
 
@@ -67,9 +68,8 @@ export function benchModel(model: CausalLM, prompt: number, generate: number, re
 
 function count(value: string | undefined, name: string, fallback: number, min: number): number {
   if (value === undefined) return fallback;
-  // digits only: Number() would read '' as 0 (the test skipped) and '1e3' as 1000
-  const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got '${value}'`);
+  const n = wholeNumber(value);
+  if (!(n >= min)) throw new Error(`${name} must be an integer >= ${min}, got '${value}'`);
   return n;
 }
 

@@ -21,16 +21,11 @@ import { getTask } from '../train/tasks/registry.js';
 import { TaskRng } from '../train/tasks/rng.js';
 import type { Difficulty } from '../train/tasks/types.js';
 import { checkOutputFile } from './file-checks.js';
+import { integerFlag } from './flag-values.js';
 
 export const summary = 'pass@1 / greedy accuracy / format rate on a task\'s test split';
 
 const USAGE = 'usage: frugal eval --model M --task T[,T2] [--difficulty 1[,2,3]] [--samples k] [--limit n] [--style r1-chat|r1-zero|plain] [--max-tokens N] [--rephrase] [--json out.json]';
-
-function positiveInt(name: string, text: string | undefined, fallback: number, min = 1): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < min) throw new Error(`--${name}: '${text}' is not an integer >= ${min}`);
-  return Number(text);
-}
 
 function unitNumber(name: string, text: string | undefined, fallback: number, max: number): number {
   if (text === undefined) return fallback;
@@ -75,11 +70,11 @@ export async function run(args: string[]): Promise<number> {
       return Number(d) as Difficulty;
     });
     o = {
-      model: values.model, tasks, difficulties, samples: positiveInt('samples', values.samples, R1_EVAL_DEFAULTS.samples, 0),
-      limit: positiveInt('limit', values.limit, 50), style: checkPromptStyle(values.style ?? 'r1-chat', '--style'),
-      maxTokens: positiveInt('max-tokens', values['max-tokens'], 256), temperature: unitNumber('temperature', values.temperature, R1_EVAL_DEFAULTS.temperature, 2),
+      model: values.model, tasks, difficulties, samples: integerFlag('samples', values.samples, R1_EVAL_DEFAULTS.samples, 0),
+      limit: integerFlag('limit', values.limit, 50, 1), style: checkPromptStyle(values.style ?? 'r1-chat', '--style'),
+      maxTokens: integerFlag('max-tokens', values['max-tokens'], 256, 1), temperature: unitNumber('temperature', values.temperature, R1_EVAL_DEFAULTS.temperature, 2),
       topP: unitNumber('top-p', values['top-p'], R1_EVAL_DEFAULTS.topP, 1), greedy: !values['no-greedy'],
-      seed: positiveInt('seed', values.seed, 0, 0), json: values.json, rephrase: values.rephrase,
+      seed: integerFlag('seed', values.seed, 0, 0), json: values.json, rephrase: values.rephrase,
     };
     if (o.json !== undefined) checkOutputFile(o.json, '--json');
   } catch (error) {

@@ -71,3 +71,16 @@ export function checkInputFile(path: string, label: string): void {
   const problem = inputFileProblem(path);
   if (problem !== undefined) throw new Error(`${label}: ${problem}`);
 }
+
+/**
+ * A database error (better-sqlite3's codes start with SQLITE_) with the --db flag and path named;
+ * other errors as they are. The Store names the file when one that is not a database fails at its
+ * first statement ("PATH: file is not a database"): that gets the flag in front.
+ */
+export function withDatabaseFlag(error: unknown, dbPath: string): unknown {
+  const code = (error as { code?: unknown }).code;
+  const message = (error as Error).message;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return error;
+  if (message.startsWith(`${dbPath}: `)) return new Error(`--db ${message}`);
+  return message.includes(dbPath) ? error : new Error(`--db ${dbPath}: ${message}`);
+}

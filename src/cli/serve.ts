@@ -6,6 +6,8 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { DEFAULT_MODEL } from './chat.js';
 import { parseSpeculativeFlags, speculativeFlags } from '../generate/cli-options.js';
+import { wholeNumber } from './flag-values.js';
+import { withDatabaseFlag } from './file-checks.js';
 
 export const summary = 'serve models over HTTP (OpenAI/DeepSeek and Ollama APIs, web UI)';
 
@@ -64,9 +66,8 @@ export function isLoopback(host: string): boolean {
 
 function int(value: string | undefined, name: string, min: number): number | undefined {
   if (value === undefined) return undefined;
-  // digits only: Number() would read '' as 0 (a random port), '0x50' as 80 and '1e3' as 1000
-  const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got '${value}'`);
+  const n = wholeNumber(value);
+  if (!(n >= min)) throw new Error(`--${name} must be an integer >= ${min}, got '${value}'`);
   return n;
 }
 
@@ -84,15 +85,6 @@ async function checkModelPaths(paths: readonly string[], given: boolean): Promis
       throw new Error(message.includes(path) ? `--model: ${message}` : `--model ${path}: ${message}`);
     }
   }
-}
-
-/** A database error (better-sqlite3's codes start with SQLITE_) with the --db path named; other errors as they are. */
-function withDatabasePath(error: unknown, dbPath: string): unknown {
-  const code = (error as { code?: unknown }).code;
-  const message = (error as Error).message;
-  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return error;
-  if (message.startsWith(`${dbPath}: `)) return new Error(`--db ${message}`); // the Store named the file
-  return message.includes(dbPath) ? error : new Error(`--db ${dbPath}: ${message}`);
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -183,7 +175,7 @@ export async function run(args: string[]): Promise<number> {
     requestTimeoutMs: 60_000,
     processMetrics: true,
   }).catch((error: unknown) => {
-    throw withDatabasePath(error, values.db!);
+    throw withDatabaseFlag(error, values.db!);
   });
   const address = await server.listen({ host, port });
   const ctx = server.ctx;

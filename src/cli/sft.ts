@@ -24,6 +24,7 @@ import { readChatJsonl, runSft, tokenizeExample } from '../train/sft.js';
 import { type Difficulty } from '../train/tasks/types.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import { checkOutputFile, inputFileProblem, prepareOutputDir } from './file-checks.js';
+import { integerFlag } from './flag-values.js';
 
 export const summary = 'supervised fine-tuning on chat JSONL or the cold-start set (R1 stage 1/3)';
 
@@ -177,13 +178,6 @@ export function sftOptionsOf(c: StageConfig, outDir: string, tokenizerPath: stri
     weightDecay: c.number('weight_decay', 0), clip: c.number('clip', 1), maxLen: c.int('max_len', 512), seed: c.int('seed', 1, 0),
     outDir, checkpointEvery: c.int('checkpoint_every', 100, 0), logEvery: c.int('log_every', 10), tokenizerPath, resume, ...(stopAt !== undefined ? { stopAt } : {}),
   };
-}
-
-/** A whole-number flag value (digits only) of at least `min`, or an error naming the flag. */
-function integerFlag(flag: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < min) throw new Error(`--${flag}: '${text}' is not an integer >= ${min}`);
-  return Number(text);
 }
 
 /** `--write-cold-start FILE`: the generated cold-start set as chat JSONL. */

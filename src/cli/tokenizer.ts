@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { R1_SPECIAL_TOKENS, TRAIN_PRE_TOKENIZERS, trainBpe, writeTrainedTokenizer, type SpecialTokenSpec, type TrainPreTokenizer, type TrainProgress } from '../tokenizer/train-bpe.js';
 import { checkInputFiles, filesTexts } from '../tokenizer/train-input.js';
 import { prepareOutputDir } from './file-checks.js';
+import { wholeNumber } from './flag-values.js';
 
 export const summary = 'train a byte-level BPE tokenizer (frugal tokenizer train --help)';
 
@@ -36,8 +37,9 @@ interface TrainArgs {
 
 function positiveInteger(name: string, text: string | undefined): number {
   if (text === undefined) throw new Error(`${name} is required`);
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new Error(`${name}: '${text}' is not a positive integer`);
-  return Number(text);
+  const n = wholeNumber(text);
+  if (!(n >= 1)) throw new Error(`${name}: '${text}' is not a positive integer`);
+  return n;
 }
 
 function parseTrainArgs(args: string[]): TrainArgs | 'help' {

@@ -47,7 +47,7 @@ function number(values: Values, flag: string, integer: boolean): number | undefi
   const value = Number(text);
   // Number() also reads 0x10 and 1e30: an integer flag takes plain decimal digits, and a safe integer
   const plain = integer ? /^-?\d+$/.test(text) && Number.isSafeInteger(value) : /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(text);
-  if (text === '' || !plain || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+  if (!plain || !Number.isFinite(value)) {
     throw new Error(`--${flag} must be ${integer ? 'an integer' : 'a number'}, got '${String(raw)}'`);
   }
   return value;
