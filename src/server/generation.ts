@@ -48,10 +48,10 @@ export function resolveMaxTokens(ctx: ServerContext, served: ServedModel, prompt
   return Math.min(requested ?? ctx.settings.defaultMaxTokens, context - promptTokens);
 }
 
-/** An AbortSignal that fires when the client goes away before the response is complete. */
 /** Listeners a request's abort signal takes: one per generation (up to 64 prompts x 16 choices) and a few more. */
 const MAX_LISTENERS = 64 * 16 + 16;
 
+/** An AbortSignal that fires when the client goes away before the response is complete. */
 export function disconnectSignal(reply: FastifyReply): AbortController {
   const controller = new AbortController();
   // every generation of a request listens on it: a completions batch (64 prompts x n choices)

@@ -356,6 +356,12 @@ function firstAtOrAfter(sorted: readonly number[], from: number): number {
   return low;
 }
 
+/** The first entry of an ascending list that is >= `from`, or -1. */
+function nextIn(sorted: readonly number[], from: number): number {
+  const k = firstAtOrAfter(sorted, from);
+  return k < sorted.length ? sorted[k]! : -1;
+}
+
 /**
  * The backtick runs of a string, by length, found in one pass: the closer of a code span is then
  * a binary search, not a scan to the end of the text for every unmatched run.
@@ -375,9 +381,7 @@ class BacktickRuns {
 
   /** Index of a run of exactly `run` backticks starting at or after `from` (a run boundary), or -1. */
   closeFrom(from: number, run: number): number {
-    const starts = this.startsByLength.get(run) ?? [];
-    const k = firstAtOrAfter(starts, from);
-    return k < starts.length ? starts[k]! : -1;
+    return nextIn(this.startsByLength.get(run) ?? [], from);
   }
 }
 
@@ -406,11 +410,6 @@ function positionsOf(s: string, test: (code: number) => boolean): number[] {
   const found: number[] = [];
   for (let i = 0; i < s.length; i++) if (test(s.charCodeAt(i))) found.push(i);
   return found;
-}
-
-function nextIn(sorted: readonly number[], from: number): number {
-  const k = firstAtOrAfter(sorted, from);
-  return k < sorted.length ? sorted[k]! : -1;
 }
 
 /**
