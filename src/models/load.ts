@@ -16,7 +16,7 @@ import { modelDirectory, openCheckpoint, readTensorF32, readWeight } from '../fo
 import { type HfArchitecture, type LlamaConfig, type Qwen2Config, readHfConfig } from '../formats/hf-config.js';
 import type { SafetensorsTensorInfo } from '../formats/safetensors.js';
 import { mhaCacheWidth } from '../nn/mla.js';
-import { llama3FreqFactors } from '../nn/rope.js';
+import { llama3FreqFactors, yarnAttentionFactor } from '../nn/rope.js';
 import type { Backend } from '../tensor/backend.js';
 import { MATMUL_DTYPES } from '../tensor/ref/checks.js';
 import type { DType } from '../tensor/dtype.js';
@@ -346,11 +346,13 @@ function denseKeysOfHfConfig(config: LlamaConfig | Qwen2Config, a: 'llama' | 'qw
     keys.set(`${a}.rope.scaling.original_context_length`, scaling.original_max_position_embeddings);
     keys.set(`${a}.rope.scaling.yarn_beta_fast`, scaling.beta_fast);
     keys.set(`${a}.rope.scaling.yarn_beta_slow`, scaling.beta_slow);
-    // transformers' attention_factor (cos/sin multiplier): explicit, else mscale(s, mscale) /
-    // mscale(s, mscale_all_dim) when both are set (non-zero), else mscale(s) = 0.1 ln s + 1.
-    const m = (scale: number, k = 1) => (scale <= 1 ? 1 : 0.1 * k * Math.log(scale) + 1);
-    keys.set(`${a}.rope.scaling.attn_factor`, scaling.attention_factor
-      ?? (scaling.mscale && scaling.mscale_all_dim ? m(scaling.factor, scaling.mscale) / m(scaling.factor, scaling.mscale_all_dim) : m(scaling.factor)));
+    // transformers' attention_factor (cos/sin multiplier), by the rule DeepSeek's YaRN uses too;
+    // transformers takes the mscale ratio only when both mscale and mscale_all_dim are non-zero
+    keys.set(`${a}.rope.scaling.attn_factor`, yarnAttentionFactor({
+      type: 'yarn', factor: scaling.factor, originalContext: scaling.original_max_position_embeddings,
+      ...(scaling.attention_factor !== undefined ? { attentionFactor: scaling.attention_factor } : {}),
+      ...(scaling.mscale && scaling.mscale_all_dim ? { mscale: scaling.mscale, mscaleAllDim: scaling.mscale_all_dim } : {}),
+    }));
   } else if (scaling && scaling.type === 'dynamic') {
     // Dynamic NTK recomputes the frequencies only for sequences longer than
     // max_position_embeddings (the context limit here): within it, RoPE is unscaled.
