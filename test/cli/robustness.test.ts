@@ -113,6 +113,9 @@ function badInputCases(): BadInputCase[] {
     // admin: no action, a database that is not one
     [['admin', '--db', at('a.db')], 2, 'no action given'],
     [['admin', '--db', at('text.gguf'), 'status'], 1, `--db ${at('text.gguf')}: file is not a database`],
+    // admin delete-user: no name, a name nobody has
+    [['admin', '--db', at('users.db'), 'delete-user'], 1, 'delete-user needs a user name'],
+    [['admin', '--db', at('users.db'), 'delete-user', 'nobody'], 1, "no user 'nobody'"],
     // bench: an empty count is not 0
     [['bench', '--model', shipped, '-p', '', '-n', '0'], 1, "-p must be an integer >= 0, got ''"],
   ];
